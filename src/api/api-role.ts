@@ -1,0 +1,128 @@
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import { loggerOptions, type Logger } from '../logger.js';
+import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
+import { InferenceProducer } from '../queue/inference-producer.js';
+import { inferenceQueueName } from '../queue/names.js';
+import { createRedis } from '../queue/redis-connection.js';
+import { ReplyListener } from '../queue/reply-listener.js';
+import { ModelRegistry } from '../registry/model-registry.js';
+import { FileModelStore } from '../registry/model-store.js';
+import { errors } from '../errors.js';
+import { buildApp } from './app.js';
+import { ModelCatalog } from './model-catalog.js';
+import type { ApiServices } from './services.js';
+
+/**
+ * The API role: the HTTP server, its Redis connections (a fail-fast producer and a subscriber for replies
+ * and registry events), and an orderly shutdown.
+ */
+export class ApiRole {
+  readonly app: FastifyInstance;
+  private readonly redis: Redis;
+  private readonly subscriber: Redis;
+  private readonly replies: ReplyListener;
+  private readonly producer: InferenceProducer;
+  private accepting = true;
+  private closing: Promise<void> | undefined;
+
+  private constructor(app: FastifyInstance, redis: Redis, subscriber: Redis, replies: ReplyListener, producer: InferenceProducer) {
+    this.app = app;
+    this.redis = redis;
+    this.subscriber = subscriber;
+    this.replies = replies;
+    this.producer = producer;
+  }
+
+  static async create(config: Config & { REDIS_URL: string }, logger: Logger): Promise<ApiRole> {
+    const prefix = config.GANTRY_QUEUE_PREFIX;
+    const redis = createRedis(config.REDIS_URL, 'producer', 'api');
+    const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber');
+    for (const client of [redis, subscriber]) client.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
+    const store = new FileModelStore(config.GANTRY_DATA_DIR);
+    await store.init();
+    const registry = new ModelRegistry(redis, prefix);
+    const catalog = new ModelCatalog(registry, prefix);
+    const replies = new ReplyListener(subscriber, prefix, logger);
+    await replies.start();
+    await catalog.follow(subscriber);
+    const producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: 64, maxJobsInFlight: 4 }, logger);
+    const metrics = createApiMetrics(scrapeSources(redis, registry, prefix));
+
+    let role: ApiRole | undefined;
+    const services: ApiServices = {
+      config,
+      redis,
+      registry,
+      catalog,
+      store,
+      producer,
+      metrics,
+      isAcceptingWork: () => role?.accepting ?? false,
+    };
+    const app = await buildApp(services, { ...loggerOptions(config, 'api') });
+    role = new ApiRole(app, redis, subscriber, replies, producer);
+    return role;
+  }
+
+  async listen(host: string, port: number): Promise<string> {
+    return this.app.listen({ host, port });
+  }
+
+  /**
+   * Shutdown: readiness goes false and new inferences are refused at once; requests already accepted get their
+   * answers (bounded by the shutdown timeout); then connections close.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.closing ??= (async () => {
+      this.accepting = false;
+      const deadline = Date.now() + timeoutMs;
+      while (this.replies.pendingCount > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      this.replies.rejectAll(errors.shuttingDown());
+      await this.app.close();
+      await this.producer.close();
+      this.subscriber.disconnect();
+      this.redis.disconnect();
+    })();
+    return this.closing;
+  }
+}
+
+/** Queue depths and model states, read from Redis when Prometheus scrapes rather than on a timer. */
+function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): ApiMetricSources {
+  const queues = new Map<string, Queue>();
+  const queueFor = (model: string) => {
+    let queue = queues.get(model);
+    if (queue === undefined) {
+      queue = new Queue(inferenceQueueName(model), { connection: redis, prefix });
+      queue.on('error', () => undefined);
+      queues.set(model, queue);
+    }
+    return queue;
+  };
+  return {
+    isRedisUp: () => redis.status === 'ready',
+    pendingByModel: async () => {
+      const pending = new Map<string, number>();
+      for (const model of await registry.listModelNames()) {
+        const counts = await queueFor(model).getJobCounts('waiting', 'prioritized', 'active');
+        pending.set(model, (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0));
+      }
+      return pending;
+    },
+    versionsByState: async () => {
+      const states = new Map<string, number>([
+        ['LOADING', 0],
+        ['READY', 0],
+        ['UNAVAILABLE', 0],
+        ['UNLOADING', 0],
+      ]);
+      for (const model of await registry.listModelNames()) {
+        for (const version of await registry.listVersions(model)) states.set(version.state, (states.get(version.state) ?? 0) + 1);
+      }
+      return states;
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { createRequire } from 'node:module';
+import errorHandler from './plugins/error-handler.js';
+import httpMetrics from './plugins/http-metrics.js';
+import openApi from './plugins/openapi.js';
+import { requestIdFor } from './request-ids.js';
+import { inferRoutes } from './routes/infer.js';
+import { modelManagementRoutes } from './routes/model-management.js';
+import { modelMetadataRoutes } from './routes/model-metadata.js';
+import { serverHealthRoutes } from './routes/server-health.js';
+import type { ApiServices } from './services.js';
+
+const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
+
+/**
+ * Builds the Fastify application without listening, so tests can drive it with `inject()` and the API role
+ * decides where it listens.
+ */
+export async function buildApp(services: ApiServices, logger: FastifyServerOptions['logger']): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    bodyLimit: services.config.GANTRY_MAX_REQUEST_BYTES,
+    genReqId: requestIdFor,
+    // Per-request access logs would dominate at thousands of inferences a second; errors are logged instead.
+    logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
+    // A client that disconnects mid-upload must not leave the request hanging.
+    requestTimeout: 0,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+
+  await app.register(errorHandler);
+  await app.register(openApi, { version: packageJson.version });
+  await app.register(httpMetrics, { metrics: services.metrics });
+  await app.register(serverHealthRoutes, services);
+  await app.register(modelMetadataRoutes, services);
+  await app.register(inferRoutes, services);
+  await app.register(modelManagementRoutes, services);
+  return app;
+}

@@ -1,0 +1,67 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { ErrorCode, GantryError, httpStatusFor } from '../../errors.js';
+
+/** The Open Inference Protocol's error body, plus our machine-readable code and the request id. */
+export interface ErrorBody {
+  error: string;
+  code: ErrorCode;
+  requestId: string;
+}
+
+function validationMessage(error: FastifyError): string {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const issues = error.validation.map((issue) => {
+      const where = issue.instancePath.replace(/^\//, '').replaceAll('/', '.') || 'body';
+      return `${where}: ${issue.message}`;
+    });
+    return `Invalid request (${error.validationContext ?? 'body'}): ${issues.join('; ')}`;
+  }
+  return `Invalid request: ${error.message}`;
+}
+
+/**
+ * The one place errors become HTTP responses. 4xx bodies say what was wrong; 5xx bodies stay generic and the
+ * detail goes to the log.
+ */
+async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((error: FastifyError | GantryError, request, reply) => {
+    let code: ErrorCode;
+    let message: string;
+    let retryAfterSeconds: number | undefined;
+    if (error instanceof GantryError) {
+      code = error.code;
+      message = error.message;
+      retryAfterSeconds = error.retryAfterSeconds;
+    } else if ((error as FastifyError).validation !== undefined) {
+      code = ErrorCode.InvalidArgument;
+      message = validationMessage(error as FastifyError);
+    } else if ((error as FastifyError).statusCode === 413 || (error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      code = ErrorCode.PayloadTooLarge;
+      message = `The request body is larger than the limit of ${app.initialConfig.bodyLimit} bytes (GANTRY_MAX_REQUEST_BYTES).`;
+    } else if ((error as FastifyError).statusCode === 415) {
+      code = ErrorCode.InvalidArgument;
+      message = `Unsupported Content-Type '${request.headers['content-type'] ?? ''}'.`;
+    } else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
+      code = ErrorCode.InvalidArgument;
+      message = error.message;
+    } else {
+      code = ErrorCode.Internal;
+      message = 'Internal error.';
+    }
+    const status = (error as FastifyError).statusCode === 415 ? 415 : httpStatusFor(code);
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    else request.log.info({ code, reason: message }, 'request rejected');
+    if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
+    const body: ErrorBody = { error: message, code, requestId: request.id };
+    return reply.status(status).send(body);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const body: ErrorBody = { error: `No route ${request.method} ${request.url.split('?')[0]}.`, code: ErrorCode.NotFound, requestId: request.id };
+    return reply.status(404).send(body);
+  });
+}
+
+export default fp(errorHandlerPlugin, { name: 'gantry-error-handler' });

@@ -1,0 +1,190 @@
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { ErrorCode, GantryError, errors } from '../../errors.js';
+import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
+import { modelStates } from '../../registry/model-state.js';
+import type { ModelVersion } from '../../registry/model-registry.js';
+import type { StoredBlob } from '../../registry/model-store.js';
+import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import type { ApiServices } from '../services.js';
+
+const versionSummarySchema = z.object({
+  version: z.string(),
+  state: z.enum(modelStates),
+  sha256: z.string(),
+  size: z.number(),
+  createdAt: z.string(),
+});
+
+const versionDetailSchema = versionSummarySchema.extend({
+  name: z.string(),
+  platform: z.string(),
+  reason: z.string().optional(),
+  warmup: z.string().optional(),
+  inputs: z.array(tensorMetadataSchema).optional(),
+  outputs: z.array(tensorMetadataSchema).optional(),
+});
+
+const modelSchema = z.object({ name: z.string(), versions: z.array(versionDetailSchema) });
+const modelListSchema = z.object({ models: z.array(z.object({ name: z.string(), versions: z.array(versionSummarySchema) })) });
+const uploadQuerySchema = z.object({ wait: z.enum(['true', 'false']).default('true') });
+
+function summary(record: ModelVersion) {
+  return { version: record.version, state: record.state, sha256: record.sha256, size: record.size, createdAt: record.createdAt };
+}
+
+function detail(record: ModelVersion) {
+  return {
+    name: record.name,
+    ...summary(record),
+    platform: onnxPlatform,
+    ...(record.reason === undefined ? {} : { reason: record.reason }),
+    ...(record.warmup === undefined ? {} : { warmup: record.warmup }),
+    ...(record.signature === undefined ? {} : { inputs: record.signature.inputs, outputs: record.signature.outputs }),
+  };
+}
+
+/** `/v1/models…` — upload, list, inspect and delete model versions. */
+export async function modelManagementRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  const { registry, store, producer, config, catalog } = services;
+
+  // Uploads stream to disk: the raw body is handed over untouched, so memory stays flat for any size, and
+  // the size limit is enforced by the store while it writes.
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+  await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4 } });
+
+  const storeUpload = async (request: FastifyRequest): Promise<StoredBlob> => {
+    if (request.isMultipart()) {
+      const file = await request.file();
+      if (file === undefined || file.fieldname !== 'file') throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
+      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES);
+      if (file.file.truncated) {
+        await removeIfUnreferenced(blob.sha256);
+        throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
+      }
+      return blob;
+    }
+    const contentType = request.headers['content-type'] ?? '';
+    if (!contentType.startsWith('application/octet-stream')) {
+      throw errors.invalidArgument('Upload the ONNX file as the raw body (Content-Type: application/octet-stream) or as multipart field "file".');
+    }
+    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES);
+  };
+
+  /** Deletes a blob's bytes unless some version still uses them (the same file may be uploaded twice). */
+  const removeIfUnreferenced = async (sha256: string) => {
+    const versions = await Promise.all((await registry.listModelNames()).map((name) => registry.listVersions(name)));
+    if (!versions.flat().some((record) => record.sha256 === sha256)) await store.remove(sha256);
+  };
+
+  const rejectVersion = async (record: ModelVersion) => {
+    const { orphanedBlob } = await registry.deleteVersion(record.name, record.version);
+    if (orphanedBlob !== undefined) await store.remove(orphanedBlob);
+    catalog.invalidate(record.name);
+  };
+
+  typed.post(
+    '/v1/models/:model/versions',
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'Upload a new version (raw application/octet-stream body or multipart field "file")',
+        params: modelParamsSchema,
+        querystring: uploadQuerySchema,
+        response: { 201: versionDetailSchema, 202: versionDetailSchema, '4xx': errorBodySchema, '5xx': errorBodySchema },
+      },
+    },
+    async (request, reply) => {
+      const model = checkModelName(request.params.model);
+      if (!services.isAcceptingWork()) throw errors.shuttingDown();
+      const blob = await storeUpload(request);
+      if (blob.size === 0) {
+        await removeIfUnreferenced(blob.sha256);
+        throw errors.invalidModel('the file is empty.');
+      }
+      const record = await registry.createVersion(model, blob);
+      const load = producer.requestLoad({ model, version: record.version, sha256: blob.sha256 }, config.GANTRY_LOAD_TIMEOUT_MS);
+      if (request.query.wait === 'false') {
+        // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
+        load.catch(() => undefined);
+        return reply.status(202).send(detail(record));
+      }
+      try {
+        await load;
+      } catch (error) {
+        if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
+          await rejectVersion(record);
+          throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+        }
+        if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
+          // No worker answered in time; the load request stays queued and completes when one does.
+          return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record));
+        }
+        throw error;
+      }
+      const loaded = await registry.getVersion(model, record.version);
+      if (loaded === undefined) throw errors.modelNotFound(model, record.version);
+      catalog.invalidate(model);
+      return reply.status(201).send(detail(loaded));
+    },
+  );
+
+  typed.get('/v1/models', { schema: { tags: ['management'], summary: 'List models and their versions', response: { 200: modelListSchema } } }, async () => {
+    const names = await registry.listModelNames();
+    const models = await Promise.all(names.map(async (name) => ({ name, versions: (await registry.listVersions(name)).map(summary) })));
+    return { models };
+  });
+
+  typed.get(
+    '/v1/models/:model',
+    { schema: { tags: ['management'], summary: 'A model with every version', params: modelParamsSchema, response: { 200: modelSchema, '4xx': errorBodySchema } } },
+    async (request) => {
+      const model = checkModelName(request.params.model);
+      const versions = await registry.listVersions(model);
+      if (versions.length === 0) throw errors.modelNotFound(model);
+      return { name: model, versions: versions.map(detail) };
+    },
+  );
+
+  typed.get(
+    '/v1/models/:model/versions/:version',
+    { schema: { tags: ['management'], summary: 'One version', params: modelVersionParamsSchema, response: { 200: versionDetailSchema, '4xx': errorBodySchema } } },
+    async (request) => {
+      const model = checkModelName(request.params.model);
+      const version = checkVersion(request.params.version)!;
+      const record = await registry.getVersion(model, version);
+      if (record === undefined) throw errors.modelNotFound(model, version);
+      return detail(record);
+    },
+  );
+
+  typed.delete(
+    '/v1/models/:model/versions/:version',
+    { schema: { tags: ['management'], summary: 'Delete one version', params: modelVersionParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
+    async (request, reply) => {
+      const model = checkModelName(request.params.model);
+      const version = checkVersion(request.params.version)!;
+      const record = await registry.getVersion(model, version);
+      if (record === undefined) throw errors.modelNotFound(model, version);
+      await rejectVersion(record);
+      return reply.status(204).send(null);
+    },
+  );
+
+  typed.delete(
+    '/v1/models/:model',
+    { schema: { tags: ['management'], summary: 'Delete a model and all its versions', params: modelParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
+    async (request, reply) => {
+      const model = checkModelName(request.params.model);
+      const { deleted, orphanedBlobs } = await registry.deleteModel(model);
+      if (!deleted) throw errors.modelNotFound(model);
+      await Promise.all(orphanedBlobs.map((sha256) => store.remove(sha256)));
+      catalog.invalidate(model);
+      return reply.status(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,20 @@
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { InferenceProducer } from '../queue/inference-producer.js';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import type { FileModelStore } from '../registry/model-store.js';
+import type { ApiMetrics } from '../metrics/api-metrics.js';
+import type { ModelCatalog } from './model-catalog.js';
+
+/** What the routes need, built once by the API role and handed to each route plugin. */
+export interface ApiServices {
+  config: Config;
+  redis: Redis;
+  registry: ModelRegistry;
+  catalog: ModelCatalog;
+  store: FileModelStore;
+  producer: InferenceProducer;
+  metrics: ApiMetrics;
+  /** False once shutdown began: readiness turns false and new work is refused. */
+  isAcceptingWork: () => boolean;
+}

@@ -1,0 +1,71 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { latencyBucketsSeconds } from './buckets.js';
+
+/** Where the gauges read from at scrape time (Redis, through BullMQ and the registry). */
+export interface ApiMetricSources {
+  isRedisUp: () => boolean;
+  /** Waiting + prioritized + active jobs per model queue. */
+  pendingByModel: () => Promise<Map<string, number>>;
+  versionsByState: () => Promise<Map<string, number>>;
+}
+
+/** Metrics the API process exports on /metrics. Labels are bounded: never request, job or key ids. */
+export function createApiMetrics(sources: ApiMetricSources) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    inferenceRequests: new Counter({
+      name: 'gantry_inference_requests_total',
+      help: 'Inference requests answered by the API, by outcome (success, client_error, timeout, unavailable, error).',
+      labelNames: ['model', 'version', 'outcome'] as const,
+      registers: [registry],
+    }),
+    inferenceDuration: new Histogram({
+      name: 'gantry_inference_request_duration_seconds',
+      help: 'End-to-end inference latency seen by the API, from request to response.',
+      labelNames: ['model', 'version'] as const,
+      buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'gantry_http_request_duration_seconds',
+      help: 'HTTP request duration by route template.',
+      labelNames: ['method', 'route', 'status_code'] as const,
+      buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    pendingRequests: new Gauge({
+      name: 'gantry_pending_requests',
+      help: 'Jobs waiting, prioritized or active in each model queue (from BullMQ).',
+      labelNames: ['model'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        if (!sources.isRedisUp()) return;
+        for (const [model, count] of await sources.pendingByModel().catch(() => new Map<string, number>())) this.set({ model }, count);
+      },
+    }),
+    models: new Gauge({
+      name: 'gantry_models',
+      help: 'Model versions by state.',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        if (!sources.isRedisUp()) return;
+        for (const [state, count] of await sources.versionsByState().catch(() => new Map<string, number>())) this.set({ state }, count);
+      },
+    }),
+    redisUp: new Gauge({
+      name: 'gantry_redis_up',
+      help: '1 while Redis answers, else 0.',
+      registers: [registry],
+      collect() {
+        this.set(sources.isRedisUp() ? 1 : 0);
+      },
+    }),
+  };
+}
+
+export type ApiMetrics = ReturnType<typeof createApiMetrics>;

@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { batchSizeBuckets, latencyBucketsSeconds } from './buckets.js';
+
+/**
+ * Metrics a worker process exports on its own /metrics. Labels are bounded: model and version names, never
+ * request, job or key ids.
+ */
+export function createWorkerMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const labelNames = ['model', 'version'] as const;
+  return {
+    registry,
+    queueDuration: new Histogram({
+      name: 'gantry_inference_queue_duration_seconds',
+      help: 'Time a request waited between being queued by the API and starting on a worker.',
+      labelNames,
+      buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    computeDuration: new Histogram({
+      name: 'gantry_inference_compute_duration_seconds',
+      help: 'Time onnxruntime spent on one execution, input preparation and output copying included.',
+      labelNames,
+      buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    batchSize: new Histogram({
+      name: 'gantry_batch_size',
+      help: 'Requests served by one onnxruntime execution.',
+      labelNames,
+      buckets: batchSizeBuckets,
+      registers: [registry],
+    }),
+    executions: new Counter({
+      name: 'gantry_inference_executions_total',
+      help: 'onnxruntime executions (one per batch).',
+      labelNames,
+      registers: [registry],
+    }),
+    workerRequests: new Counter({
+      name: 'gantry_worker_requests_total',
+      help: 'Requests a worker finished, by outcome.',
+      labelNames: ['model', 'version', 'outcome'] as const,
+      registers: [registry],
+    }),
+    modelLoadDuration: new Histogram({
+      name: 'gantry_model_load_duration_seconds',
+      help: 'Time to verify, load and warm up a model version.',
+      labelNames: ['model'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers: [registry],
+    }),
+    workerInfo: new Gauge({
+      name: 'gantry_worker_info',
+      help: 'Always 1; labels say which execution device this worker uses.',
+      labelNames: ['device'] as const,
+      registers: [registry],
+    }),
+    redisUp: new Gauge({ name: 'gantry_redis_up', help: '1 while Redis answers, else 0.', registers: [registry] }),
+  };
+}
+
+export type WorkerMetrics = ReturnType<typeof createWorkerMetrics>;

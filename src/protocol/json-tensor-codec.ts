@@ -1,0 +1,170 @@
+import { type Datatype, elementCount } from './datatypes.js';
+import { typedView } from './typed-view.js';
+import { fromFloat16Bits, toFloat16Bits } from './float16.js';
+import { errors } from '../errors.js';
+import { readBytesElements, writeBytesElements } from './bytes-elements.js';
+
+type JsonScalar = number | string | boolean;
+
+/** Flattens nested `data` arrays into one row-major list; the spec allows both forms. */
+export function flattenData(data: unknown): unknown[] {
+  if (!Array.isArray(data)) return [data];
+  if (!data.some(Array.isArray)) return data;
+  const flat: unknown[] = [];
+  const stack: unknown[][] = [data];
+  const positions: number[] = [0];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const position = positions[positions.length - 1]!;
+    if (position >= top.length) {
+      stack.pop();
+      positions.pop();
+      continue;
+    }
+    positions[positions.length - 1] = position + 1;
+    const item = top[position];
+    if (Array.isArray(item)) {
+      stack.push(item);
+      positions.push(0);
+    } else flat.push(item);
+  }
+  return flat;
+}
+
+const integerRanges: Partial<Record<Datatype, [number, number]>> = {
+  UINT8: [0, 0xff],
+  UINT16: [0, 0xffff],
+  UINT32: [0, 0xffffffff],
+  INT8: [-0x80, 0x7f],
+  INT16: [-0x8000, 0x7fff],
+  INT32: [-0x80000000, 0x7fffffff],
+};
+
+function typedArrayFor(datatype: Datatype, count: number): ArrayBufferView & { [index: number]: number | bigint } {
+  switch (datatype) {
+    case 'BOOL':
+    case 'UINT8':
+      return new Uint8Array(count);
+    case 'UINT16':
+    case 'FP16':
+      return new Uint16Array(count);
+    case 'UINT32':
+      return new Uint32Array(count);
+    case 'UINT64':
+      return new BigUint64Array(count);
+    case 'INT8':
+      return new Int8Array(count);
+    case 'INT16':
+      return new Int16Array(count);
+    case 'INT32':
+      return new Int32Array(count);
+    case 'INT64':
+      return new BigInt64Array(count);
+    case 'FP32':
+      return new Float32Array(count);
+    case 'FP64':
+      return new Float64Array(count);
+    case 'BYTES':
+      throw new Error('BYTES has no fixed-size typed array');
+  }
+}
+
+const decimalInteger = /^-?\d{1,20}$/;
+
+function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | undefined {
+  let big: bigint;
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) return undefined;
+    big = BigInt(value);
+  } else if (typeof value === 'string' && decimalInteger.test(value)) big = BigInt(value);
+  else return undefined;
+  const inRange = datatype === 'INT64' ? big >= -(2n ** 63n) && big < 2n ** 63n : big >= 0n && big < 2n ** 64n;
+  return inRange ? big : undefined;
+}
+
+function describe(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
+}
+
+/**
+ * Decodes a JSON `data` field into raw tensor bytes.
+ * @throws GantryError(INVALID_ARGUMENT) naming the input when an element has the wrong type or range, or the
+ * element count does not match the shape.
+ */
+export function decodeJsonData(inputName: string, datatype: Datatype, shape: number[], data: unknown): Uint8Array {
+  const flat = flattenData(data);
+  const expected = elementCount(shape);
+  if (flat.length !== expected) {
+    throw errors.invalidArgument(
+      `Input '${inputName}': shape [${shape.join(',')}] needs ${expected} elements but data has ${flat.length}.`,
+    );
+  }
+  const bad = (index: number, what: string) =>
+    errors.invalidArgument(`Input '${inputName}' (${datatype}): element ${index} is ${describe(flat[index])}, expected ${what}.`);
+
+  if (datatype === 'BYTES') {
+    const elements: Uint8Array[] = new Array(flat.length);
+    for (let index = 0; index < flat.length; index++) {
+      const value = flat[index];
+      if (typeof value !== 'string') throw bad(index, 'a string');
+      elements[index] = Buffer.from(value, 'utf8');
+    }
+    return writeBytesElements(elements);
+  }
+
+  const target = typedArrayFor(datatype, flat.length);
+  if (datatype === 'BOOL') {
+    for (let index = 0; index < flat.length; index++) {
+      const value = flat[index];
+      if (typeof value !== 'boolean') throw bad(index, 'true or false');
+      target[index] = value ? 1 : 0;
+    }
+  } else if (datatype === 'INT64' || datatype === 'UINT64') {
+    for (let index = 0; index < flat.length; index++) {
+      const big = toBigInteger(flat[index], datatype);
+      if (big === undefined) throw bad(index, `an integer in ${datatype} range (a JSON string for values beyond 2^53)`);
+      target[index] = big;
+    }
+  } else if (datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16') {
+    for (let index = 0; index < flat.length; index++) {
+      const value = flat[index];
+      if (typeof value !== 'number') throw bad(index, 'a number');
+      target[index] = datatype === 'FP16' ? toFloat16Bits(value) : value;
+    }
+  } else {
+    const [low, high] = integerRanges[datatype]!;
+    for (let index = 0; index < flat.length; index++) {
+      const value = flat[index];
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < low || value > high) {
+        throw bad(index, `an integer from ${low} to ${high}`);
+      }
+      target[index] = value;
+    }
+  }
+  return new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+}
+
+/**
+ * Encodes raw tensor bytes as a flat JSON `data` array. 64-bit integers stay numbers while they are exact
+ * (|v| ≤ 2^53 − 1) and become decimal strings beyond, so no value is ever silently rounded.
+ */
+export function encodeJsonData(datatype: Datatype, bytes: Uint8Array): JsonScalar[] {
+  if (datatype === 'BYTES') return readBytesElements(bytes).map((element) => Buffer.from(element).toString('utf8'));
+  const view = typedView(datatype, bytes);
+  const out: JsonScalar[] = new Array(view.length);
+  if (datatype === 'BOOL') {
+    for (let index = 0; index < view.length; index++) out[index] = view[index] !== 0;
+  } else if (datatype === 'INT64' || datatype === 'UINT64') {
+    for (let index = 0; index < view.length; index++) {
+      const big = view[index] as bigint;
+      const asNumber = Number(big);
+      out[index] = Number.isSafeInteger(asNumber) ? asNumber : big.toString();
+    }
+  } else if (datatype === 'FP16') {
+    for (let index = 0; index < view.length; index++) out[index] = fromFloat16Bits(view[index] as number);
+  } else {
+    for (let index = 0; index < view.length; index++) out[index] = view[index] as number;
+  }
+  return out;
+}

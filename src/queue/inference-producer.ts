@@ -1,0 +1,211 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { GantryError, errors } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ModelSignature } from '../protocol/signature.js';
+import type { Tensor } from '../protocol/tensor.js';
+import { jobSchemaVersion, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
+import { controlQueueName, inferenceQueueName, payloadKey } from './names.js';
+import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
+
+/** Payloads up to this size ride inside the job (base64); larger ones get their own Redis key. */
+const inlinePayloadLimitBytes = 64 * 1024;
+
+export interface ModelTarget {
+  model: string;
+  version: string;
+  sha256: string;
+}
+
+export interface InferenceSubmission {
+  inputs: Tensor[];
+  outputs: string[];
+  /** Absolute deadline, ms since the epoch. */
+  deadline: number;
+}
+
+export interface ProducerOptions {
+  prefix: string;
+  /** Most requests one job may carry. */
+  maxRequestsPerJob: number;
+  /** Jobs one API process keeps in flight per model version before it starts packing requests together. */
+  maxJobsInFlight: number;
+}
+
+interface PendingRequest {
+  submission: InferenceSubmission;
+  resolve: (outcome: InferenceOutcome) => void;
+  reject: (error: GantryError) => void;
+  settled: boolean;
+  correlationId?: string;
+  timer?: NodeJS.Timeout;
+}
+
+/** Requests for one model version waiting to be packed into a job. */
+interface Lane {
+  target: ModelTarget;
+  inFlight: number;
+  waiting: PendingRequest[];
+}
+
+/**
+ * Turns inference requests into BullMQ jobs. While fewer than `maxJobsInFlight` jobs of a model version are
+ * out, a request is sent at once, alone, so a lone request is never delayed; when they are all out, requests
+ * wait and leave together in the next job, so the Redis cost per request falls as load rises.
+ */
+export class InferenceProducer {
+  private readonly queues = new Map<string, Queue>();
+  private readonly lanes = new Map<string, Lane>();
+  private controlQueue: Queue | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly replies: ReplyListener,
+    private readonly options: ProducerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  private queueFor(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (queue === undefined) {
+      queue = new Queue(name, { connection: this.redis, prefix: this.options.prefix });
+      queue.on('error', (error) => this.logger.warn({ queue: name, err: error.message }, 'queue error'));
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Queues one inference and resolves with its outputs, or rejects with a GantryError. */
+  submit(target: ModelTarget, submission: InferenceSubmission): Promise<InferenceOutcome> {
+    const laneKey = `${target.model}\u0000${target.version}`;
+    let lane = this.lanes.get(laneKey);
+    if (lane === undefined) {
+      lane = { target, inFlight: 0, waiting: [] };
+      this.lanes.set(laneKey, lane);
+    }
+    return new Promise<InferenceOutcome>((resolve, reject) => {
+      const pending: PendingRequest = { submission, resolve, reject, settled: false };
+      const timeoutMs = Math.max(0, submission.deadline - Date.now());
+      pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(timeoutMs)), timeoutMs);
+      lane.waiting.push(pending);
+      this.pump(lane);
+    });
+  }
+
+  private settle(pending: PendingRequest, outcome: InferenceOutcome | GantryError): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    if (pending.correlationId !== undefined) this.replies.forget(pending.correlationId);
+    if (outcome instanceof GantryError) pending.reject(outcome);
+    else pending.resolve(outcome);
+  }
+
+  private pump(lane: Lane): void {
+    while (lane.inFlight < this.options.maxJobsInFlight && lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0, this.options.maxRequestsPerJob).filter((pending) => !pending.settled);
+      if (batch.length === 0) continue;
+      lane.inFlight++;
+      void this.sendJob(lane.target, batch).finally(() => {
+        lane.inFlight--;
+        this.pump(lane);
+      });
+    }
+  }
+
+  /** Sends one job and resolves when every request in it has settled (answered, failed or timed out). */
+  private async sendJob(target: ModelTarget, batch: PendingRequest[]): Promise<void> {
+    const settledAll = batch.map(
+      (pending) =>
+        new Promise<void>((done) => {
+          const { resolve, reject } = pending;
+          pending.resolve = (outcome) => {
+            resolve(outcome);
+            done();
+          };
+          pending.reject = (error) => {
+            reject(error);
+            done();
+          };
+        }),
+    );
+    const requests: QueuedRequest[] = [];
+    const chunks: Uint8Array[] = [];
+    let payloadBytes = 0;
+    let deadline = 0;
+    for (const pending of batch) {
+      const correlationId = this.replies.newCorrelationId();
+      pending.correlationId = correlationId;
+      this.replies.waitForInference(correlationId, {
+        resolve: (outcome) => this.settle(pending, outcome),
+        reject: (error) => this.settle(pending, error),
+      });
+      requests.push({
+        correlationId,
+        inputs: pending.submission.inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, byteLength: input.data.byteLength })),
+        outputs: pending.submission.outputs,
+      });
+      for (const input of pending.submission.inputs) {
+        chunks.push(input.data);
+        payloadBytes += input.data.byteLength;
+      }
+      deadline = Math.max(deadline, pending.submission.deadline);
+    }
+    try {
+      const payload = Buffer.concat(chunks, payloadBytes);
+      const job: InferenceJob = {
+        schemaVersion: jobSchemaVersion,
+        model: target.model,
+        version: target.version,
+        sha256: target.sha256,
+        replyTo: this.replies.channel,
+        deadline,
+        enqueuedAt: Date.now(),
+        requests,
+      };
+      const queue = this.queueFor(inferenceQueueName(target.model));
+      if (payloadBytes <= inlinePayloadLimitBytes) {
+        job.payload = payload.toString('base64');
+        await queue.add('infer', job, { removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } });
+      } else {
+        // The bytes go first, under a key that expires with the deadline, so a lost job leaves nothing behind.
+        const jobId = `${this.replies.channel.slice(-36)}-${requests[0]!.correlationId}`;
+        job.payloadKey = payloadKey(this.options.prefix, target.model, jobId);
+        await this.redis.set(job.payloadKey, payload, 'PX', Math.max(1000, deadline - Date.now() + 5000));
+        await queue.add('infer', job, { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } });
+      }
+    } catch (error) {
+      this.logger.warn({ model: target.model, err: (error as Error).message }, 'could not queue inference');
+      const failure = error instanceof GantryError ? error : errors.queueUnavailable('Redis did not accept the job');
+      for (const pending of batch) this.settle(pending, failure);
+    }
+    await Promise.all(settledAll);
+  }
+
+  /** Asks any worker to load a version; resolves with the signature the worker read from the model. */
+  async requestLoad(target: ModelTarget, timeoutMs: number): Promise<ModelSignature> {
+    const correlationId = this.replies.newCorrelationId();
+    const job: LoadJob = { schemaVersion: jobSchemaVersion, ...target, replyTo: this.replies.channel, correlationId };
+    this.controlQueue ??= this.queueFor(controlQueueName);
+    let timer: NodeJS.Timeout | undefined;
+    const signature = new Promise<ModelSignature>((resolve, reject) => {
+      timer = setTimeout(() => {
+        this.replies.forget(correlationId);
+        reject(errors.deadlineExceeded(timeoutMs));
+      }, timeoutMs);
+      this.replies.waitForLoad(correlationId, { resolve, reject });
+    }).finally(() => clearTimeout(timer));
+    try {
+      await this.controlQueue.add('load', job, { removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } });
+    } catch {
+      clearTimeout(timer);
+      this.replies.forget(correlationId);
+      throw errors.queueUnavailable('Redis did not accept the load request');
+    }
+    return signature;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()].map((queue) => queue.close()));
+  }
+}

@@ -1,0 +1,63 @@
+import type { WireError } from '../errors.js';
+import type { ModelSignature } from '../protocol/signature.js';
+import type { TensorLayout } from './job-contracts.js';
+
+/** Nanosecond durations a worker measured for one execution (Triton's statistics split). */
+export interface ExecutionTiming {
+  queueNs: number;
+  computeInputNs: number;
+  computeInferNs: number;
+  computeOutputNs: number;
+}
+
+export interface InferenceResult {
+  correlationId: string;
+  error?: WireError;
+  outputs?: TensorLayout[];
+}
+
+export interface InferenceReplyHeader {
+  kind: 'infer';
+  results: InferenceResult[];
+  timing?: ExecutionTiming;
+}
+
+export interface LoadReplyHeader {
+  kind: 'load';
+  correlationId: string;
+  error?: WireError;
+  signature?: ModelSignature;
+}
+
+export type ReplyHeader = InferenceReplyHeader | LoadReplyHeader;
+
+/**
+ * One reply message per job: a 4-byte little-endian header length, the JSON header, then the output bytes of
+ * every successful result in order. Tensors never go through JSON on the way back.
+ */
+export function encodeReply(header: ReplyHeader, bodies: readonly Uint8Array[] = []): Buffer {
+  const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
+  let total = 4 + headerBytes.byteLength;
+  for (const body of bodies) total += body.byteLength;
+  const message = Buffer.allocUnsafe(total);
+  message.writeUInt32LE(headerBytes.byteLength, 0);
+  headerBytes.copy(message, 4);
+  let offset = 4 + headerBytes.byteLength;
+  for (const body of bodies) {
+    message.set(body, offset);
+    offset += body.byteLength;
+  }
+  return message;
+}
+
+export interface DecodedReply {
+  header: ReplyHeader;
+  /** Output bytes after the header; results' layouts give each tensor's length in order. */
+  body: Buffer;
+}
+
+export function decodeReply(message: Buffer): DecodedReply {
+  const headerLength = message.readUInt32LE(0);
+  const header = JSON.parse(message.toString('utf8', 4, 4 + headerLength)) as ReplyHeader;
+  return { header, body: message.subarray(4 + headerLength) };
+}

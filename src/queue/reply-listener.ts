@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { errors, fromWire, type GantryError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ModelSignature } from '../protocol/signature.js';
+import type { Tensor } from '../protocol/tensor.js';
+import { replyChannel } from './names.js';
+import { subscribeWhenReady } from './redis-connection.js';
+import { decodeReply, type ExecutionTiming, type InferenceReplyHeader, type LoadReplyHeader } from './reply-codec.js';
+
+export interface InferenceOutcome {
+  outputs: Tensor[];
+  timing?: ExecutionTiming;
+}
+
+interface Waiter<T> {
+  resolve: (value: T) => void;
+  reject: (error: GantryError) => void;
+}
+
+/**
+ * Receives the replies addressed to this process on its own pub/sub channel and hands each result to the
+ * request waiting for it. One subscription per process, so no queue-wide event stream is read.
+ */
+export class ReplyListener {
+  readonly channel: string;
+  private readonly inferenceWaiters = new Map<string, Waiter<InferenceOutcome>>();
+  private readonly loadWaiters = new Map<string, Waiter<ModelSignature>>();
+  private nextCorrelation = 0;
+  private readonly processId = randomUUID();
+
+  constructor(
+    private readonly subscriber: Redis,
+    prefix: string,
+    private readonly logger: Logger,
+  ) {
+    this.channel = replyChannel(prefix, this.processId);
+  }
+
+  async start(): Promise<void> {
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      if (channel.toString() === this.channel) this.onMessage(message);
+    });
+    await subscribeWhenReady(this.subscriber, this.channel);
+  }
+
+  /** A process-unique id that ties a queued request to its reply. */
+  newCorrelationId(): string {
+    return `${this.processId.slice(0, 8)}-${(this.nextCorrelation++).toString(36)}`;
+  }
+
+  waitForInference(correlationId: string, waiter: Waiter<InferenceOutcome>): void {
+    this.inferenceWaiters.set(correlationId, waiter);
+  }
+
+  waitForLoad(correlationId: string, waiter: Waiter<ModelSignature>): void {
+    this.loadWaiters.set(correlationId, waiter);
+  }
+
+  /** Stops waiting (timeout or client gone); a reply arriving later is dropped. */
+  forget(correlationId: string): void {
+    this.inferenceWaiters.delete(correlationId);
+    this.loadWaiters.delete(correlationId);
+  }
+
+  get pendingCount(): number {
+    return this.inferenceWaiters.size + this.loadWaiters.size;
+  }
+
+  /** Fails every waiting request, used on shutdown. */
+  rejectAll(error: GantryError): void {
+    for (const waiter of [...this.inferenceWaiters.values(), ...this.loadWaiters.values()]) waiter.reject(error);
+    this.inferenceWaiters.clear();
+    this.loadWaiters.clear();
+  }
+
+  private onMessage(message: Buffer): void {
+    let decoded;
+    try {
+      decoded = decodeReply(message);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'dropping an undecodable reply');
+      return;
+    }
+    if (decoded.header.kind === 'load') this.onLoadReply(decoded.header);
+    else this.onInferenceReply(decoded.header, decoded.body);
+  }
+
+  private onLoadReply(header: LoadReplyHeader): void {
+    const waiter = this.loadWaiters.get(header.correlationId);
+    if (waiter === undefined) return;
+    this.loadWaiters.delete(header.correlationId);
+    if (header.error !== undefined) waiter.reject(fromWire(header.error));
+    else if (header.signature !== undefined) waiter.resolve(header.signature);
+    else waiter.reject(errors.internal('load reply without signature'));
+  }
+
+  private onInferenceReply(header: InferenceReplyHeader, body: Buffer): void {
+    let offset = 0;
+    for (const result of header.results) {
+      const outputs: Tensor[] = [];
+      for (const layout of result.outputs ?? []) {
+        outputs.push({ name: layout.name, datatype: layout.datatype, shape: layout.shape, data: body.subarray(offset, offset + layout.byteLength) });
+        offset += layout.byteLength;
+      }
+      const waiter = this.inferenceWaiters.get(result.correlationId);
+      if (waiter === undefined) continue;
+      this.inferenceWaiters.delete(result.correlationId);
+      if (result.error !== undefined) waiter.reject(fromWire(result.error));
+      else waiter.resolve(header.timing === undefined ? { outputs } : { outputs, timing: header.timing });
+    }
+  }
+}

@@ -1,0 +1,185 @@
+import type { Redis } from 'ioredis';
+import type { ModelSignature } from '../protocol/signature.js';
+import { registryEventsChannel } from '../queue/names.js';
+import type { ModelState } from './model-state.js';
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  sha256: string;
+  size: number;
+  state: ModelState;
+  reason?: string;
+  createdAt: string;
+  signature?: ModelSignature;
+  /** "ok", or why the synthetic warm-up inference failed (recorded, not fatal). */
+  warmup?: string;
+}
+
+export interface RegistryEvent {
+  type: 'version-created' | 'version-changed' | 'version-deleted' | 'model-deleted';
+  name: string;
+  version?: string;
+}
+
+/**
+ * Model metadata in Redis: which models exist, their versions, each version's blob, state and signature.
+ * Model bytes are not here: they live in the content-addressed store, named by sha256.
+ */
+export class ModelRegistry {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  private modelsKey(): string {
+    return `${this.prefix}:models`;
+  }
+  private versionsKey(name: string): string {
+    return `${this.prefix}:model:{${name}}:versions`;
+  }
+  private nextVersionKey(name: string): string {
+    return `${this.prefix}:model:{${name}}:next-version`;
+  }
+  private versionKey(name: string, version: string): string {
+    return `${this.prefix}:model:{${name}}:v:${version}`;
+  }
+  private blobReferencesKey(sha256: string): string {
+    return `${this.prefix}:blob:${sha256}:refs`;
+  }
+
+  private async announce(event: RegistryEvent): Promise<void> {
+    await this.redis.publish(registryEventsChannel(this.prefix), JSON.stringify(event));
+  }
+
+  /** Allocates the next version number ("1", "2", …) and records it as LOADING. */
+  async createVersion(name: string, blob: { sha256: string; size: number }): Promise<ModelVersion> {
+    const version = String(await this.redis.incr(this.nextVersionKey(name)));
+    const record: ModelVersion = {
+      name,
+      version,
+      sha256: blob.sha256,
+      size: blob.size,
+      state: 'LOADING',
+      createdAt: new Date().toISOString(),
+    };
+    await this.redis
+      .multi()
+      .hset(this.versionKey(name, version), serialize(record))
+      .zadd(this.versionsKey(name), Number(version), version)
+      .sadd(this.modelsKey(), name)
+      .sadd(this.blobReferencesKey(blob.sha256), `${name}/${version}`)
+      .exec();
+    await this.announce({ type: 'version-created', name, version });
+    return record;
+  }
+
+  async getVersion(name: string, version: string): Promise<ModelVersion | undefined> {
+    const fields = await this.redis.hgetall(this.versionKey(name, version));
+    return Object.keys(fields).length === 0 ? undefined : deserialize(fields);
+  }
+
+  /** All versions of a model, oldest first; empty when the model does not exist. */
+  async listVersions(name: string): Promise<ModelVersion[]> {
+    const versions = await this.redis.zrange(this.versionsKey(name), 0, -1);
+    if (versions.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const version of versions) pipeline.hgetall(this.versionKey(name, version));
+    const replies = (await pipeline.exec()) ?? [];
+    const records: ModelVersion[] = [];
+    for (const [error, fields] of replies) {
+      if (error === null && fields !== null && Object.keys(fields as object).length > 0) records.push(deserialize(fields as Record<string, string>));
+    }
+    return records;
+  }
+
+  async modelExists(name: string): Promise<boolean> {
+    return (await this.redis.sismember(this.modelsKey(), name)) === 1;
+  }
+
+  async listModelNames(): Promise<string[]> {
+    return (await this.redis.smembers(this.modelsKey())).sort();
+  }
+
+  /** Records a state change; `extra` carries the signature, warm-up result or reason that goes with it. */
+  async updateVersion(
+    name: string,
+    version: string,
+    change: { state: ModelState; reason?: string; signature?: ModelSignature; warmup?: string },
+  ): Promise<void> {
+    const key = this.versionKey(name, version);
+    // Only an existing version may change: a load finishing after a delete must not resurrect it.
+    if ((await this.redis.exists(key)) === 0) return;
+    const fields: Record<string, string> = { state: change.state, reason: change.reason ?? '' };
+    if (change.signature !== undefined) fields.signature = JSON.stringify(change.signature);
+    if (change.warmup !== undefined) fields.warmup = change.warmup;
+    await this.redis.hset(key, fields);
+    await this.announce({ type: 'version-changed', name, version });
+  }
+
+  /**
+   * Removes a version. Returns its blob's sha256 when no version references the blob any more, so the caller
+   * can delete the bytes; undefined otherwise (or when the version did not exist).
+   */
+  async deleteVersion(name: string, version: string): Promise<{ deleted: boolean; orphanedBlob?: string }> {
+    const record = await this.getVersion(name, version);
+    if (record === undefined) return { deleted: false };
+    const replies = await this.redis
+      .multi()
+      .del(this.versionKey(name, version))
+      .zrem(this.versionsKey(name), version)
+      .srem(this.blobReferencesKey(record.sha256), `${name}/${version}`)
+      .scard(this.blobReferencesKey(record.sha256))
+      .exec();
+    const remainingReferences = Number(replies?.[3]?.[1] ?? 1);
+    // A model exists while it has versions: the last one going takes the model's entry with it.
+    if ((await this.redis.zcard(this.versionsKey(name))) === 0) await this.redis.srem(this.modelsKey(), name);
+    await this.announce({ type: 'version-deleted', name, version });
+    return remainingReferences === 0 ? { deleted: true, orphanedBlob: record.sha256 } : { deleted: true };
+  }
+
+  /** Removes a model and all its versions; returns the blobs no version references any more. */
+  async deleteModel(name: string): Promise<{ deleted: boolean; orphanedBlobs: string[] }> {
+    const versions = await this.redis.zrange(this.versionsKey(name), 0, -1);
+    const existed = await this.modelExists(name);
+    const orphanedBlobs: string[] = [];
+    for (const version of versions) {
+      const result = await this.deleteVersion(name, version);
+      if (result.orphanedBlob !== undefined) orphanedBlobs.push(result.orphanedBlob);
+    }
+    // The version counter stays, so a re-created model never reuses an old version number for other bytes.
+    await this.redis.multi().srem(this.modelsKey(), name).del(this.versionsKey(name)).exec();
+    await this.announce({ type: 'model-deleted', name });
+    return { deleted: existed || versions.length > 0, orphanedBlobs };
+  }
+}
+
+function serialize(record: ModelVersion): Record<string, string> {
+  const fields: Record<string, string> = {
+    name: record.name,
+    version: record.version,
+    sha256: record.sha256,
+    size: String(record.size),
+    state: record.state,
+    reason: record.reason ?? '',
+    createdAt: record.createdAt,
+  };
+  if (record.signature !== undefined) fields.signature = JSON.stringify(record.signature);
+  if (record.warmup !== undefined) fields.warmup = record.warmup;
+  return fields;
+}
+
+function deserialize(fields: Record<string, string>): ModelVersion {
+  const record: ModelVersion = {
+    name: fields.name ?? '',
+    version: fields.version ?? '',
+    sha256: fields.sha256 ?? '',
+    size: Number(fields.size ?? 0),
+    state: (fields.state ?? 'UNAVAILABLE') as ModelState,
+    createdAt: fields.createdAt ?? '',
+  };
+  if (fields.reason) record.reason = fields.reason;
+  if (fields.signature) record.signature = JSON.parse(fields.signature) as ModelSignature;
+  if (fields.warmup) record.warmup = fields.warmup;
+  return record;
+}

@@ -1,0 +1,86 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { createServer, Socket } from 'node:net';
+import path from 'node:path';
+import type { Logger } from '../logger.js';
+
+export interface ResolvedRedis {
+  url: string;
+  /** Stops the private redis-server, when one was started. */
+  stop: () => Promise<void>;
+}
+
+/** True when something at host:port answers a Redis PING within `timeoutMs`. */
+export function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const finish = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.connect(port, host, () => socket.write('PING\r\n'));
+    socket.once('data', (data) => finish(data.toString().startsWith('+PONG') || data.toString().startsWith('-NOAUTH')));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class RedisNotFoundError extends Error {}
+
+function redisServerOnPath(): boolean {
+  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/**
+ * The embedded default's Redis: REDIS_URL when set; else a Redis already answering on 127.0.0.1:6379; else a
+ * private `redis-server` from PATH with its data (AOF on) under the data directory, stopped on exit.
+ * @throws RedisNotFoundError naming what to install when there is no Redis at all.
+ */
+export async function resolveRedis(options: { redisUrl: string | undefined; dataDirectory: string; logger: Logger }): Promise<ResolvedRedis> {
+  const { logger } = options;
+  if (options.redisUrl !== undefined) return { url: options.redisUrl, stop: async () => undefined };
+  if (await redisAnswers('127.0.0.1', 6379)) {
+    logger.info('REDIS_URL is not set; using the Redis answering on 127.0.0.1:6379');
+    return { url: 'redis://127.0.0.1:6379', stop: async () => undefined };
+  }
+  if (!redisServerOnPath()) {
+    throw new RedisNotFoundError(
+      'No Redis found: REDIS_URL is not set, nothing answers on 127.0.0.1:6379, and there is no redis-server on PATH. ' +
+        'Install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`) or set REDIS_URL=redis://host:6379.',
+    );
+  }
+  const directory = path.resolve(options.dataDirectory, 'redis');
+  await mkdir(directory, { recursive: true });
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (let attempt = 0; attempt < 100 && !(await redisAnswers('127.0.0.1', port, 200)); attempt++) {
+    if (child.exitCode !== null) throw new Error(`the private redis-server exited with code ${child.exitCode}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  logger.info({ port, directory }, 'started a private redis-server (AOF on); it stops when Gantry stops');
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,154 @@
+/**
+ * One model instance: an onnxruntime session living in its own worker thread. `InferenceSession.run()` is a
+ * synchronous native call that blocks its event loop for the whole inference, so it must never run on the
+ * worker process's main thread, which has to keep BullMQ's locks and Redis connections alive.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { ErrorCode } from '../errors.js';
+import { byteSizeOf, datatypeOfOrtType, ortTypeOf } from '../protocol/datatypes.js';
+import { typedView } from '../protocol/typed-view.js';
+import { readBytesElements, writeBytesElements } from '../protocol/bytes-elements.js';
+import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
+import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
+
+if (parentPort === null) throw new Error('instance-thread must run as a worker thread');
+const port = parentPort;
+let session: ort.InferenceSession | undefined;
+
+function fail(id: number, code: ErrorCode, message: string): InstanceResponse {
+  return { id, ok: false, error: { code, message } };
+}
+
+function toSpec(metadata: ort.InferenceSession.ValueMetadata): TensorSpec {
+  if (!metadata.isTensor) throw new Error(`'${metadata.name}' is not a tensor (sequences and maps are not supported)`);
+  const datatype = datatypeOfOrtType(metadata.type);
+  if (datatype === undefined) throw new Error(`'${metadata.name}' has element type ${metadata.type}, which Gantry cannot carry`);
+  // Symbolic (named or unnamed) dimensions are dynamic: -1 in the Open Inference Protocol.
+  return { name: metadata.name, datatype, shape: metadata.shape.map((dimension) => (typeof dimension === 'number' && dimension >= 0 ? dimension : -1)) };
+}
+
+function readSignature(loaded: ort.InferenceSession): ModelSignature {
+  return { inputs: loaded.inputMetadata.map(toSpec), outputs: loaded.outputMetadata.map(toSpec) };
+}
+
+function toOrtTensor(input: ThreadTensor): ort.Tensor {
+  if (input.datatype === 'BYTES') {
+    const elements = readBytesElements(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), input.name);
+    const decoder = new TextDecoder();
+    return new ort.Tensor('string', elements.map((element) => decoder.decode(element)), input.shape);
+  }
+  const data = typedView(input.datatype, new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
+  return new ort.Tensor(ortTypeOf(input.datatype) as 'float32', data as unknown as Float32Array, input.shape);
+}
+
+function fromOrtTensor(name: string, tensor: ort.Tensor): ThreadTensor {
+  const datatype = datatypeOfOrtType(tensor.type);
+  if (datatype === undefined) throw new Error(`output '${name}' has element type ${tensor.type}, which Gantry cannot carry`);
+  const shape = tensor.dims.map(Number);
+  if (datatype === 'BYTES') {
+    const encoder = new TextEncoder();
+    const bytes = writeBytesElements((tensor.data as string[]).map((element) => encoder.encode(element)));
+    return { name, datatype, shape, buffer: bytes.buffer as ArrayBuffer, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
+  }
+  const data = tensor.data as unknown as ArrayBufferView;
+  return { name, datatype, shape, buffer: data.buffer as ArrayBuffer, byteOffset: data.byteOffset, byteLength: data.byteLength };
+}
+
+/** Zero-filled inputs that fit the signature (dynamic dimensions become 1), for the warm-up run. */
+function syntheticInputs(signature: ModelSignature): Record<string, ort.Tensor> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const spec of signature.inputs) {
+    const shape = spec.shape.map((dimension) => (dimension < 0 ? 1 : dimension));
+    const count = shape.reduce((product, dimension) => product * dimension, 1);
+    if (spec.datatype === 'BYTES') {
+      feeds[spec.name] = new ort.Tensor('string', new Array<string>(count).fill(''), shape);
+    } else {
+      const data = typedView(spec.datatype, new Uint8Array(count * byteSizeOf(spec.datatype)));
+      feeds[spec.name] = new ort.Tensor(ortTypeOf(spec.datatype) as 'float32', data as unknown as Float32Array, shape);
+    }
+  }
+  return feeds;
+}
+
+function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: settings.executionProviders,
+    graphOptimizationLevel: settings.graphOptimizationLevel,
+  };
+  if (settings.intraOpThreads !== undefined) options.intraOpNumThreads = settings.intraOpThreads;
+  if (settings.interOpThreads !== undefined) options.interOpNumThreads = settings.interOpThreads;
+  if (settings.optimizedModelPath !== undefined) options.optimizedModelFilePath = settings.optimizedModelPath;
+  return options;
+}
+
+async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promise<InstanceResponse> {
+  let signature: ModelSignature;
+  try {
+    session = await ort.InferenceSession.create(request.modelPath, sessionOptions(request.settings));
+    signature = readSignature(session);
+  } catch (error) {
+    session = undefined;
+    // onnxruntime names the file; the caller never needs the server's paths, so they are cut out.
+    const message = (error instanceof Error ? error.message : String(error)).replaceAll(request.modelPath, 'the model');
+    return fail(request.id, ErrorCode.InvalidModel, message);
+  }
+  let warmup = 'skipped';
+  if (request.warmup) {
+    try {
+      await session.run(syntheticInputs(signature));
+      warmup = 'ok';
+    } catch (error) {
+      warmup = `failed: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+    }
+  }
+  return { id: request.id, ok: true, type: 'load', signature, warmup };
+}
+
+async function run(request: Extract<InstanceRequest, { type: 'run' }>): Promise<{ response: InstanceResponse; transfer: ArrayBuffer[] }> {
+  if (session === undefined) return { response: fail(request.id, ErrorCode.Unavailable, 'the model is not loaded in this instance'), transfer: [] };
+  const started = process.hrtime.bigint();
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of request.inputs) feeds[input.name] = toOrtTensor(input);
+  const inputsReady = process.hrtime.bigint();
+  let results: ort.InferenceSession.OnnxValueMapType;
+  try {
+    results = await session.run(feeds, request.outputNames);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { response: fail(request.id, ErrorCode.InvalidArgument, `onnxruntime rejected the inputs: ${message}`), transfer: [] };
+  }
+  const inferred = process.hrtime.bigint();
+  const outputs = request.outputNames.map((name) => fromOrtTensor(name, results[name] as ort.Tensor));
+  const finished = process.hrtime.bigint();
+  const transfer = [...new Set(outputs.map((output) => output.buffer))];
+  return {
+    response: {
+      id: request.id,
+      ok: true,
+      type: 'run',
+      outputs,
+      timing: {
+        computeInputNs: Number(inputsReady - started),
+        computeInferNs: Number(inferred - inputsReady),
+        computeOutputNs: Number(finished - inferred),
+      },
+    },
+    transfer,
+  };
+}
+
+port.on('message', (request: InstanceRequest) => {
+  if (request.type === 'load') {
+    void load(request).then((response) => port.postMessage(response));
+    return;
+  }
+  void run(request).then(({ response, transfer }) => {
+    try {
+      port.postMessage(response, transfer);
+    } catch {
+      // Some output buffers belong to onnxruntime and cannot be detached; send those as copies.
+      port.postMessage(response);
+    }
+  });
+});

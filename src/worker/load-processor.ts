@@ -1,0 +1,41 @@
+import type { Redis } from 'ioredis';
+import { ErrorCode, GantryError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { LoadJob } from '../queue/job-contracts.js';
+import { encodeReply } from '../queue/reply-codec.js';
+import type { ModelRegistry } from '../registry/model-registry.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { SessionCache } from './session-cache.js';
+
+export interface LoadProcessorDependencies {
+  redis: Redis;
+  sessions: SessionCache;
+  registry: ModelRegistry;
+  metrics: WorkerMetrics;
+  logger: Logger;
+}
+
+/**
+ * Loads a newly uploaded version: verifies its blob, creates its sessions, runs the warm-up, records the
+ * signature and READY in the registry, and tells the waiting API process. A file onnxruntime cannot load is
+ * recorded as UNAVAILABLE with onnxruntime's reason; the worker itself carries on.
+ */
+export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDependencies): Promise<void> {
+  const { redis, sessions, registry, metrics, logger } = dependencies;
+  const context = { model: job.model, version: job.version, sha256: job.sha256 };
+  const stopTimer = metrics.modelLoadDuration.startTimer({ model: job.model });
+  try {
+    const model = await sessions.get(job.sha256);
+    stopTimer();
+    await registry.updateVersion(job.model, job.version, { state: 'READY', signature: model.signature, warmup: model.warmup });
+    logger.info({ ...context, warmup: model.warmup }, 'model version ready');
+    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, signature: model.signature }));
+  } catch (error) {
+    const wire =
+      error instanceof GantryError ? error.toWire() : { code: ErrorCode.Internal, message: 'The worker failed while loading the model.' };
+    if (!(error instanceof GantryError)) logger.error({ ...context, err: error }, 'model load failed');
+    else logger.warn({ ...context, reason: error.message }, 'model version rejected');
+    await registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: wire.message });
+    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, error: wire }));
+  }
+}

@@ -1,0 +1,151 @@
+import { Worker as BullWorker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
+import { inferenceJobSchema, loadJobSchema } from '../queue/job-contracts.js';
+import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
+import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
+import { ModelRegistry, type RegistryEvent } from '../registry/model-registry.js';
+import { FileModelStore } from '../registry/model-store.js';
+import { processInferenceJob } from './inference-processor.js';
+import { processLoadJob } from './load-processor.js';
+import { SessionCache } from './session-cache.js';
+import { resolveExecutionProviders } from './execution-device.js';
+import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
+
+/** How often the worker re-reads the model list, in case a registry event was missed (Redis restart). */
+const modelResyncIntervalMs = 5000;
+
+/**
+ * The worker role: one BullMQ consumer per model queue plus one for load requests. The main thread only talks
+ * to Redis and hands tensors to instance threads; onnxruntime never runs here.
+ */
+export class WorkerRole {
+  private readonly connection: Redis;
+  private readonly commands: Redis;
+  private readonly subscriber: Redis;
+  private readonly registry: ModelRegistry;
+  private readonly store: FileModelStore;
+  private readonly metrics: WorkerMetrics;
+  private sessions!: SessionCache;
+  private readonly consumers = new Map<string, BullWorker>();
+  private controlConsumer: BullWorker | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private httpServer: WorkerHttpServer | undefined;
+  private ready = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: Config & { REDIS_URL: string },
+    private readonly logger: Logger,
+  ) {
+    this.connection = createRedis(config.REDIS_URL, 'consumer', 'worker-bullmq');
+    this.commands = createRedis(config.REDIS_URL, 'consumer', 'worker-commands');
+    this.subscriber = createRedis(config.REDIS_URL, 'consumer', 'worker-events');
+    for (const client of [this.connection, this.commands, this.subscriber]) {
+      client.on('error', (error) => this.logger.warn({ connection: client.options.connectionName, err: error.message }, 'redis connection error'));
+    }
+    this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
+    this.store = new FileModelStore(config.GANTRY_DATA_DIR);
+    this.metrics = createWorkerMetrics();
+  }
+
+  async start(): Promise<void> {
+    await this.store.init();
+    const device = await resolveExecutionProviders(this.config.GANTRY_DEVICE, this.logger);
+    this.metrics.workerInfo.set({ device: device.name }, 1);
+    this.sessions = new SessionCache(
+      this.store,
+      { maxLoadedModels: 32, instancesPerModel: 1, settings: { executionProviders: device.executionProviders, graphOptimizationLevel: 'all' } },
+      this.logger,
+    );
+    this.httpServer = await startWorkerHttpServer({
+      host: this.config.HOST,
+      port: this.config.GANTRY_WORKER_METRICS_PORT,
+      metrics: this.metrics,
+      isReady: () => this.ready && this.commands.status === 'ready',
+      isRedisUp: () => this.commands.status === 'ready',
+    });
+    this.logger.info({ port: this.httpServer.port }, 'worker metrics and health listening');
+
+    this.controlConsumer = this.createConsumer(controlQueueName, async (job) =>
+      processLoadJob(loadJobSchema.parse(job.data), this.dependencies()),
+    );
+    this.subscriber.on('message', (_channel, message) => this.onRegistryEvent(message));
+    await subscribeWhenReady(this.subscriber, registryEventsChannel(this.config.GANTRY_QUEUE_PREFIX));
+    await this.syncModelConsumers();
+    this.resyncTimer = setInterval(() => void this.syncModelConsumers(), modelResyncIntervalMs);
+    this.resyncTimer.unref();
+    this.ready = true;
+    this.logger.info({ device: device.name }, 'worker started');
+  }
+
+  private dependencies() {
+    return { redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, logger: this.logger };
+  }
+
+  private createConsumer(queueName: string, processor: (job: Job) => Promise<void>): BullWorker {
+    const consumer = new BullWorker(queueName, processor, {
+      connection: this.connection,
+      prefix: this.config.GANTRY_QUEUE_PREFIX,
+      concurrency: this.config.GANTRY_WORKER_CONCURRENCY,
+    });
+    consumer.on('error', (error) => this.logger.warn({ queue: queueName, err: error.message }, 'queue consumer error'));
+    consumer.on('failed', (job, error) => this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed'));
+    return consumer;
+  }
+
+  private onRegistryEvent(message: string): void {
+    let event: RegistryEvent;
+    try {
+      event = JSON.parse(message) as RegistryEvent;
+    } catch {
+      return;
+    }
+    if (event.type === 'version-created' || event.type === 'model-deleted') void this.syncModelConsumers();
+  }
+
+  /** Starts a consumer for every registered model and stops those of deleted models. */
+  private async syncModelConsumers(): Promise<void> {
+    if (this.closing !== undefined) return;
+    let names: string[];
+    try {
+      names = await this.registry.listModelNames();
+    } catch (error) {
+      this.metrics.redisUp.set(0);
+      return;
+    }
+    this.metrics.redisUp.set(1);
+    const wanted = new Set(names);
+    for (const name of wanted) {
+      if (this.consumers.has(name) || this.closing !== undefined) continue;
+      this.consumers.set(
+        name,
+        this.createConsumer(inferenceQueueName(name), async (job) => processInferenceJob(inferenceJobSchema.parse(job.data), this.dependencies())),
+      );
+      this.logger.info({ model: name }, 'serving model queue');
+    }
+    for (const [name, consumer] of this.consumers) {
+      if (wanted.has(name)) continue;
+      this.consumers.delete(name);
+      await consumer.close();
+      this.logger.info({ model: name }, 'stopped serving model queue');
+    }
+  }
+
+  /** Stops taking jobs, lets the ones in progress finish (BullMQ's close waits for them), then releases all. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.ready = false;
+      if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
+      const consumers = [...this.consumers.values()];
+      if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
+      await Promise.allSettled(consumers.map((consumer) => consumer.close()));
+      await this.sessions?.close();
+      await this.httpServer?.close();
+      for (const client of [this.subscriber, this.commands, this.connection]) client.disconnect();
+    })();
+    return this.closing;
+  }
+}
