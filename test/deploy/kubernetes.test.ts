@@ -1,0 +1,252 @@
+/**
+ * Structural checks of deploy/kubernetes: every manifest parses, has apiVersion/kind/metadata.name, workloads'
+ * selectors match their pod labels, probes hit the right paths and ports, the ScaledObject scales the worker
+ * Deployment on gantry_pending_requests. No cluster, kubectl or kubeconform is needed (or available here).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = any;
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'deploy/kubernetes')) || !existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('deploy/kubernetes not found above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  return dir;
+}
+
+const root = repoRoot();
+const k8sDir = join(root, 'deploy/kubernetes');
+
+/** Multi-document YAML → JS: the `yaml` package when node_modules has it, else PyYAML. */
+async function parseYamlAll(text: string, file: string): Promise<Doc[]> {
+  try {
+    const specifier = 'yaml';
+    const mod = (await import(specifier)) as {
+      parseAllDocuments: (s: string) => Array<{ errors: unknown[]; toJS: () => unknown }>;
+    };
+    return mod.parseAllDocuments(text).map((doc) => {
+      assert.deepEqual(doc.errors, [], `${file}: YAML errors`);
+      return doc.toJS();
+    });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+  }
+  const py = spawnSync(
+    'python3',
+    ['-c', 'import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)'],
+    { input: text, encoding: 'utf8' },
+  );
+  assert.equal(py.status, 0, `${file}: no YAML parser (yaml package or PyYAML) or a YAML error\n${py.stderr}`);
+  return JSON.parse(py.stdout);
+}
+
+interface Manifest {
+  file: string;
+  doc: Doc;
+}
+
+async function loadAll(): Promise<Manifest[]> {
+  const files = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+  const all: Manifest[] = [];
+  for (const file of files) {
+    const docs = await parseYamlAll(readFileSync(join(k8sDir, file), 'utf8'), file);
+    for (const doc of docs) if (doc !== null && doc !== undefined) all.push({ file, doc });
+  }
+  return all;
+}
+
+function find(manifests: Manifest[], kind: string, name: string): Doc {
+  const found = manifests.find((m) => m.doc.kind === kind && m.doc.metadata?.name === name);
+  assert.ok(found, `${kind}/${name} exists`);
+  return found.doc;
+}
+
+/** The container port number a probe or Service targets (number or named port). */
+function resolvePort(container: Doc, port: number | string): number | undefined {
+  if (typeof port === 'number') return port;
+  return (container.ports as Doc[] | undefined)?.find((p) => p.name === port)?.containerPort;
+}
+
+function probe(container: Doc, kind: 'livenessProbe' | 'readinessProbe' | 'startupProbe'): { path: string; port: number | undefined } {
+  const httpGet = container[kind]?.httpGet;
+  assert.ok(httpGet, `${container.name} has an httpGet ${kind}`);
+  return { path: httpGet.path, port: resolvePort(container, httpGet.port) };
+}
+
+const NAMESPACED_EXEMPT = new Set(['Namespace', 'Kustomization']);
+
+test('every manifest parses and has apiVersion, kind, metadata.name and the gantry namespace', async () => {
+  const manifests = await loadAll();
+  assert.ok(manifests.length >= 10, `found ${manifests.length} documents`);
+  for (const { file, doc } of manifests) {
+    assert.equal(typeof doc.apiVersion, 'string', `${file}: apiVersion`);
+    assert.equal(typeof doc.kind, 'string', `${file}: kind`);
+    if (doc.kind === 'Kustomization') continue;
+    assert.equal(typeof doc.metadata?.name, 'string', `${file}: metadata.name`);
+    assert.match(doc.metadata.name, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, `${file}: DNS-1123 name`);
+    if (!NAMESPACED_EXEMPT.has(doc.kind)) assert.equal(doc.metadata.namespace, 'gantry', `${file}: ${doc.kind} namespace`);
+  }
+  const kinds = new Set(manifests.map((m) => `${m.doc.kind}/${m.doc.metadata?.name ?? ''}`));
+  for (const expected of [
+    'Namespace/gantry',
+    'ConfigMap/gantry-config',
+    'PersistentVolumeClaim/gantry-models',
+    'Service/redis',
+    'Service/gantry-api',
+    'Deployment/gantry-api',
+    'Deployment/gantry-worker',
+    'ScaledObject/gantry-worker',
+  ]) {
+    assert.ok(kinds.has(expected), `${expected} is defined`);
+  }
+  assert.ok(kinds.has('StatefulSet/redis') || kinds.has('Deployment/redis'), 'redis workload is defined');
+});
+
+test('kustomization.yaml lists every manifest (worker-gpu.yaml is optional)', async () => {
+  const [kustomization] = await parseYamlAll(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
+  assert.equal(kustomization.kind, 'Kustomization');
+  assert.equal(kustomization.namespace, 'gantry');
+  const resources = kustomization.resources as string[];
+  for (const resource of resources) assert.ok(existsSync(join(k8sDir, resource)), `${resource} exists`);
+  const files = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && f !== 'worker-gpu.yaml');
+  assert.deepEqual([...resources].sort(), files.sort());
+});
+
+test('workloads: selectors match pod labels, containers have images, Services select a workload', async () => {
+  const manifests = await loadAll();
+  const workloads = manifests.filter((m) => ['Deployment', 'StatefulSet'].includes(m.doc.kind));
+  assert.ok(workloads.length >= 3);
+  for (const { file, doc } of workloads) {
+    const selector = doc.spec?.selector?.matchLabels as Record<string, string>;
+    const labels = doc.spec?.template?.metadata?.labels as Record<string, string>;
+    assert.ok(selector && Object.keys(selector).length > 0, `${file}: selector.matchLabels`);
+    for (const [k, v] of Object.entries(selector)) assert.equal(labels?.[k], v, `${file}: template label ${k}`);
+    const containers = doc.spec.template.spec.containers as Doc[];
+    assert.ok(containers.length > 0, `${file}: containers`);
+    for (const c of containers) {
+      assert.ok(c.name && typeof c.image === 'string' && c.image.length > 0, `${file}: container image`);
+      assert.ok(c.resources?.requests, `${file}: ${c.name} has resource requests`);
+      assert.ok(c.resources?.limits?.memory, `${file}: ${c.name} has a memory limit`);
+    }
+  }
+  for (const { file, doc } of manifests.filter((m) => m.doc.kind === 'Service')) {
+    const selector = doc.spec.selector as Record<string, string>;
+    const target = workloads.find((w) =>
+      Object.entries(selector).every(([k, v]) => w.doc.spec.template.metadata.labels?.[k] === v),
+    );
+    assert.ok(target, `${file}: Service ${doc.metadata.name} selects a workload`);
+    const container = target.doc.spec.template.spec.containers[0];
+    for (const port of doc.spec.ports as Doc[]) {
+      assert.ok(resolvePort(container, port.targetPort ?? port.port), `${file}: targetPort ${port.targetPort} exists`);
+    }
+  }
+});
+
+test('api Deployment: probes on 8080, config from the ConfigMap, models volume at /data', async () => {
+  const manifests = await loadAll();
+  const api = find(manifests, 'Deployment', 'gantry-api');
+  const [container] = api.spec.template.spec.containers as Doc[];
+  assert.deepEqual(container.args ?? container.command, ['node', 'dist/src/cli.js', 'api']);
+  assert.deepEqual(probe(container, 'livenessProbe'), { path: '/v2/health/live', port: 8080 });
+  assert.deepEqual(probe(container, 'readinessProbe'), { path: '/v2/health/ready', port: 8080 });
+  assert.ok(
+    (container.envFrom as Doc[]).some((e) => e.configMapRef?.name === 'gantry-config'),
+    'env from the gantry-config ConfigMap',
+  );
+  const service = find(manifests, 'Service', 'gantry-api');
+  assert.equal(service.spec.ports[0].port, 8080);
+  assertModelsVolume(api, container);
+  assert.equal(api.spec.template.metadata.annotations?.['prometheus.io/port'], '8080');
+});
+
+function assertModelsVolume(workload: Doc, container: Doc): void {
+  const volume = (workload.spec.template.spec.volumes as Doc[]).find(
+    (v) => v.persistentVolumeClaim?.claimName === 'gantry-models',
+  );
+  assert.ok(volume, `${workload.metadata.name} uses the gantry-models PVC`);
+  assert.ok(
+    (container.volumeMounts as Doc[]).some((m) => m.name === volume.name && m.mountPath === '/data'),
+    `${workload.metadata.name} mounts the models volume at /data`,
+  );
+  assert.ok(workload.spec.template.spec.securityContext?.runAsNonRoot, `${workload.metadata.name} runs as non-root`);
+}
+
+test('worker Deployments: metrics port 9091, /health and /ready probes, scrape annotations', async () => {
+  const manifests = await loadAll();
+  for (const name of ['gantry-worker', 'gantry-worker-gpu']) {
+    const worker = find(manifests, 'Deployment', name);
+    const [container] = worker.spec.template.spec.containers as Doc[];
+    assert.deepEqual(container.args ?? container.command, ['node', 'dist/src/cli.js', 'worker']);
+    assert.ok((container.ports as Doc[]).some((p) => p.containerPort === 9091), `${name}: containerPort 9091`);
+    assert.deepEqual(probe(container, 'livenessProbe'), { path: '/health', port: 9091 });
+    assert.deepEqual(probe(container, 'readinessProbe'), { path: '/ready', port: 9091 });
+    const annotations = worker.spec.template.metadata.annotations as Record<string, string>;
+    assert.equal(annotations['prometheus.io/scrape'], 'true');
+    assert.equal(annotations['prometheus.io/port'], '9091');
+    assert.equal(annotations['prometheus.io/path'], '/metrics');
+    assert.ok(worker.spec.template.spec.terminationGracePeriodSeconds >= 30, `${name}: time to drain on SIGTERM`);
+    assertModelsVolume(worker, container);
+  }
+  const gpu = find(manifests, 'Deployment', 'gantry-worker-gpu').spec.template.spec.containers[0];
+  assert.equal(String(gpu.resources.limits['nvidia.com/gpu']), '1');
+  assert.ok((gpu.env as Doc[]).some((e) => e.name === 'GANTRY_DEVICE' && e.value === 'cuda'));
+});
+
+test('ConfigMap, Redis and the models PVC', async () => {
+  const manifests = await loadAll();
+  const config = find(manifests, 'ConfigMap', 'gantry-config');
+  for (const [key, value] of Object.entries(config.data as Record<string, unknown>)) {
+    assert.equal(typeof value, 'string', `ConfigMap ${key} is a string`);
+  }
+  assert.equal(config.data.HOST, '0.0.0.0');
+  assert.equal(config.data.PORT, '8080');
+  assert.equal(config.data.GANTRY_DATA_DIR, '/data');
+  assert.equal(config.data.GANTRY_WORKER_METRICS_PORT, '9091');
+  assert.ok(['cpu', 'cuda', 'auto'].includes(config.data.GANTRY_DEVICE));
+  const redisUrl = new URL(config.data.REDIS_URL);
+  const redisService = find(manifests, 'Service', redisUrl.hostname);
+  assert.equal(redisService.spec.ports[0].port, Number(redisUrl.port || 6379));
+
+  const redis = manifests.find((m) => ['StatefulSet', 'Deployment'].includes(m.doc.kind) && m.doc.metadata.name === 'redis');
+  assert.ok(redis);
+  const redisContainer = redis.doc.spec.template.spec.containers[0];
+  const redisArgs = [...(redisContainer.command ?? []), ...(redisContainer.args ?? [])].join(' ');
+  assert.match(redisArgs, /--appendonly\s+yes/);
+  assert.match(redisArgs, /--maxmemory-policy\s+noeviction/);
+  const persisted =
+    (redis.doc.spec.volumeClaimTemplates as Doc[] | undefined)?.length ||
+    (redis.doc.spec.template.spec.volumes as Doc[] | undefined)?.some((v) => v.persistentVolumeClaim);
+  assert.ok(persisted, 'redis data is on a PVC');
+
+  const pvc = find(manifests, 'PersistentVolumeClaim', 'gantry-models');
+  assert.deepEqual(pvc.spec.accessModes, ['ReadWriteMany']);
+  assert.ok(pvc.spec.resources.requests.storage);
+});
+
+test('KEDA ScaledObject scales the worker Deployment on gantry_pending_requests', async () => {
+  const manifests = await loadAll();
+  const scaled = find(manifests, 'ScaledObject', 'gantry-worker');
+  assert.match(scaled.apiVersion, /^keda\.sh\//);
+  const ref = scaled.spec.scaleTargetRef;
+  assert.equal(ref.kind ?? 'Deployment', 'Deployment');
+  find(manifests, 'Deployment', ref.name);
+  assert.equal(ref.name, 'gantry-worker');
+  assert.ok(scaled.spec.minReplicaCount >= 0 && scaled.spec.maxReplicaCount > scaled.spec.minReplicaCount);
+  const trigger = (scaled.spec.triggers as Doc[]).find((t) => t.type === 'prometheus');
+  assert.ok(trigger, 'a prometheus trigger');
+  assert.match(trigger.metadata.query, /gantry_pending_requests/);
+  assert.match(trigger.metadata.serverAddress, /^https?:\/\//);
+  assert.equal(typeof trigger.metadata.threshold, 'string', 'KEDA trigger metadata values are strings');
+  assert.ok(Number(trigger.metadata.threshold) > 0);
+  const text = readFileSync(join(k8sDir, 'keda-scaledobject.yaml'), 'utf8');
+  assert.match(text, /LLEN/, 'the file explains why not the redis LLEN trigger');
+});
