@@ -1,0 +1,163 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+
+/** The repository root, found from this file's place in dist/test/helpers/. */
+export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const cliPath = path.join(repositoryRoot, 'dist/src/cli.js');
+export const fixtureModelsDirectory = path.join(repositoryRoot, 'test/fixtures/models');
+
+export function fixturePath(name: string): string {
+  return path.join(fixtureModelsDirectory, name);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface GantryProcess {
+  baseUrl: string;
+  /** The worker's metrics/health server (for `start` and `worker`). */
+  workerUrl: string;
+  prefix: string;
+  dataDirectory: string;
+  redisUrl: string;
+  child: ChildProcess;
+  /** Everything the process printed so far (stdout and stderr). */
+  output: () => string;
+  /** SIGTERM, then wait for exit; returns the exit code. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+  /** Stops the process (if running), deletes its Redis keys and its data directory. */
+  cleanup: () => Promise<void>;
+}
+
+export interface StartOptions {
+  command?: 'start' | 'api' | 'worker';
+  env?: Record<string, string>;
+  /** Share a prefix and data directory with another process (an API plus separate workers). */
+  prefix?: string;
+  dataDirectory?: string;
+  redisUrl?: string;
+  waitForReady?: boolean;
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string, child: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`gantry exited (${child.exitCode}) before ${what}:\n${output()}`);
+    try {
+      if (await check()) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}:\n${output()}`);
+}
+
+/** Starts `gantry <command>` as a real child process on free ports with its own queue prefix and data dir. */
+export async function startGantry(options: StartOptions = {}): Promise<GantryProcess> {
+  const command = options.command ?? 'start';
+  const prefix = options.prefix ?? `test-${randomBytes(4).toString('hex')}`;
+  const dataDirectory = options.dataDirectory ?? (await mkdtemp(path.join(os.tmpdir(), 'gantry-test-')));
+  const redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
+  const port = await freePort();
+  const workerPort = await freePort();
+  const child = spawn(process.execPath, [cliPath, command], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      REDIS_URL: redisUrl,
+      GANTRY_QUEUE_PREFIX: prefix,
+      GANTRY_DATA_DIR: dataDirectory,
+      GANTRY_WORKER_METRICS_PORT: String(workerPort),
+      LOG_LEVEL: 'warn',
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let printed = '';
+  child.stdout?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+  const output = () => printed;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const workerUrl = `http://127.0.0.1:${workerPort}`;
+
+  if (options.waitForReady !== false) {
+    if (command !== 'worker') await waitFor(async () => (await fetch(`${baseUrl}/v2/health/ready`)).status === 200, 20_000, 'API readiness', child, output);
+    if (command !== 'api') await waitFor(async () => (await fetch(`${workerUrl}/ready`)).status === 200, 20_000, 'worker readiness', child, output);
+  }
+
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill(signal);
+    return exited;
+  };
+  return {
+    baseUrl,
+    workerUrl,
+    prefix,
+    dataDirectory,
+    redisUrl,
+    child,
+    output,
+    stop,
+    cleanup: async () => {
+      await stop();
+      await deleteKeys(redisUrl, prefix);
+      if (options.dataDirectory === undefined) await rm(dataDirectory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Deletes every Redis key under a test's prefix. */
+export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } catch {
+    // Redis is gone (a fault-injection test stopped it); nothing to clean.
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Uploads a model file as a raw body; returns the status and parsed JSON body. */
+export async function uploadModel(baseUrl: string, name: string, filePath: string, query = ''): Promise<{ status: number; body: any }> {
+  const bytes = await readFile(filePath);
+  const response = await fetch(`${baseUrl}/v1/models/${encodeURIComponent(name)}/versions${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** POSTs a JSON inference request; returns the status and parsed JSON body. */
+export async function inferJson(baseUrl: string, model: string, request: unknown, version?: string): Promise<{ status: number; body: any }> {
+  const url = version === undefined ? `${baseUrl}/v2/models/${model}/infer` : `${baseUrl}/v2/models/${model}/versions/${version}/infer`;
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+  return { status: response.status, body: await response.json() };
+}
