@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ErrorCode, GantryError, httpStatusFor } from '../../errors.js';
+import { isRedisUnavailableError } from '../../queue/redis-connection.js';
 
 /** The Open Inference Protocol's error body, plus our machine-readable code and the request id. */
 export interface ErrorBody {
@@ -34,6 +35,10 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
       code = error.code;
       message = error.message;
       retryAfterSeconds = error.retryAfterSeconds;
+    } else if (isRedisUnavailableError(error)) {
+      code = ErrorCode.Unavailable;
+      message = 'Redis is unreachable; retry shortly.';
+      retryAfterSeconds = 1;
     } else if ((error as FastifyError).validation !== undefined) {
       code = ErrorCode.InvalidArgument;
       message = validationMessage(error as FastifyError);
