@@ -37,10 +37,11 @@ export function httpStatusFor(code: ErrorCode): number {
   return httpStatusByCode[code];
 }
 
+const knownCodes = new Set<string>(Object.values(ErrorCode));
+
 export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && value in reverseCodes;
+  return typeof value === 'string' && knownCodes.has(value);
 }
-const reverseCodes: Record<string, true> = Object.fromEntries(Object.values(ErrorCode).map((code) => [code, true]));
 
 export class GantryError extends Error {
   readonly code: ErrorCode;
@@ -104,6 +105,7 @@ export const errors = {
     new GantryError(ErrorCode.DeadlineExceeded, `The inference did not finish within its timeout of ${milliseconds} ms.`),
   queueUnavailable: (detail: string) =>
     new GantryError(ErrorCode.Unavailable, `The inference queue is unavailable (${detail}); retry shortly.`, { retryAfterSeconds: 1 }),
+  cancelled: () => new GantryError(ErrorCode.Cancelled, 'The client closed the connection before the inference ran.'),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),
   internal: (message = 'Internal error.') => new GantryError(ErrorCode.Internal, message),

@@ -1,42 +1,49 @@
 /**
  * IEEE 754 half-precision conversions. JSON carries FP16 values as ordinary numbers; inside Gantry they are
- * the 2-byte bit patterns onnxruntime expects.
+ * the 2-byte bit patterns onnxruntime expects. Rounding goes straight from the 64-bit number to half precision
+ * (to nearest, ties to even): going through float32 first would round twice and sometimes land on the wrong
+ * neighbour.
  */
-const floatView = new Float32Array(1);
-const bitsView = new Uint32Array(floatView.buffer);
 
-/** Rounds a number to the nearest half-precision value (ties to even) and returns its 16 bits. */
+/** Rounds to the nearest integer, halfway cases to the even one. Exact for the ranges used here. */
+function roundHalfToEven(value: number): number {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (fraction > 0.5) return floor + 1;
+  if (fraction < 0.5) return floor;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** Largest finite half (65504) plus half its spacing: from here on, values round to infinity. */
+const overflowThreshold = 65520;
+const smallestNormal = 2 ** -14;
+const subnormalStep = 2 ** -24;
+
 export function toFloat16Bits(value: number): number {
-  floatView[0] = value;
-  const bits = bitsView[0]!;
-  const sign = (bits >>> 16) & 0x8000;
-  const exponent = (bits >>> 23) & 0xff;
-  let mantissa = bits & 0x7fffff;
-
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0); // Infinity or NaN
-  const halfExponent = exponent - 127 + 15;
-  if (halfExponent >= 0x1f) return sign | 0x7c00; // overflow → Infinity
-  if (halfExponent <= 0) {
-    if (halfExponent < -10) return sign; // underflow → signed zero
-    mantissa |= 0x800000;
-    const shift = 14 - halfExponent;
-    let half = mantissa >>> shift;
-    const remainder = mantissa & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (remainder > halfway || (remainder === halfway && (half & 1) === 1)) half += 1;
-    return sign | half;
+  if (Number.isNaN(value)) return 0x7e00;
+  const sign = value < 0 || Object.is(value, -0) ? 0x8000 : 0;
+  const magnitude = Math.abs(value);
+  if (magnitude >= overflowThreshold) return sign | 0x7c00;
+  // Subnormals (and the smallest normal, which rounding may reach) are multiples of 2^-24.
+  if (magnitude < smallestNormal) return sign | roundHalfToEven(magnitude / subnormalStep);
+  let exponent = Math.floor(Math.log2(magnitude));
+  // log2 can be off by one right at powers of two; scaling by powers of two is exact, so correct it.
+  if (2 ** exponent > magnitude) exponent -= 1;
+  else if (2 ** (exponent + 1) <= magnitude) exponent += 1;
+  let mantissa = roundHalfToEven((magnitude / 2 ** exponent - 1) * 1024);
+  if (mantissa === 1024) {
+    mantissa = 0;
+    exponent += 1;
   }
-  let half = sign | (halfExponent << 10) | (mantissa >>> 13);
-  const remainder = mantissa & 0x1fff;
-  if (remainder > 0x1000 || (remainder === 0x1000 && (half & 1) === 1)) half += 1; // may carry into the exponent, which is correct
-  return half;
+  if (exponent + 15 >= 0x1f) return sign | 0x7c00;
+  return sign | ((exponent + 15) << 10) | mantissa;
 }
 
 export function fromFloat16Bits(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
   const exponent = (bits >>> 10) & 0x1f;
   const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0) return sign * mantissa * subnormalStep;
   if (exponent === 0x1f) return mantissa === 0 ? sign * Infinity : NaN;
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
