@@ -1,0 +1,144 @@
+/**
+ * Shared helpers for the end-to-end tests (not a test file itself: node --test runs it as an empty file).
+ * Everything here talks to a real gantry child process over HTTP, or runs onnxruntime-node in-process as the
+ * reference the gateway's answers are compared with.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+export interface JsonReply {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+/** Any HTTP call; the body is parsed as JSON when there is one (204 gives `undefined`). */
+export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown): Promise<JsonReply> {
+  const init: RequestInit = { method };
+  if (body !== undefined) {
+    init.headers = { 'content-type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`${baseUrl}${urlPath}`, init);
+  const text = await response.text();
+  let parsed: unknown;
+  if (text.length > 0) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  return { status: response.status, body: parsed, headers: response.headers };
+}
+
+export async function sha256OfFile(filePath: string): Promise<string> {
+  return createHash('sha256').update(await readFile(filePath)).digest('hex');
+}
+
+/** Asserts an error reply: status, code, a non-empty message matching `message`, and a requestId. */
+export function assertError(reply: JsonReply, status: number, code: string, message?: RegExp): void {
+  assert.equal(reply.status, status, `expected ${status} ${code}, got ${reply.status}: ${JSON.stringify(reply.body)}`);
+  assert.equal(reply.body?.code, code, JSON.stringify(reply.body));
+  assert.equal(typeof reply.body?.error, 'string');
+  assert.ok(reply.body.error.length > 0);
+  assert.equal(typeof reply.body?.requestId, 'string');
+  if (message !== undefined) assert.match(reply.body.error, message);
+}
+
+/** The same seeded PRNG the fixtures use (deterministic pseudo-random inputs). */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `count` floats uniform in [low, high), already rounded to float32 so gateway and reference see the same bits. */
+export function randomFloats(seed: number, count: number, low = -1, high = 1): number[] {
+  const next = mulberry32(seed);
+  return Array.from(Float32Array.from({ length: count }, () => low + (high - low) * next()));
+}
+
+export function maxAbsDiff(actual: readonly number[], expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length, 'element count differs');
+  let max = 0;
+  for (let index = 0; index < actual.length; index++) {
+    const a = actual[index]!;
+    const e = expected[index]!;
+    assert.equal(typeof a, 'number', `element ${index} is not a number`);
+    const diff = Math.abs(a - e);
+    if (!(diff <= max)) max = Number.isNaN(diff) ? Infinity : diff;
+  }
+  return max;
+}
+
+const ortTypeToDatatype: Record<string, string> = {
+  bool: 'BOOL',
+  uint8: 'UINT8',
+  uint16: 'UINT16',
+  uint32: 'UINT32',
+  uint64: 'UINT64',
+  int8: 'INT8',
+  int16: 'INT16',
+  int32: 'INT32',
+  int64: 'INT64',
+  float16: 'FP16',
+  float32: 'FP32',
+  float64: 'FP64',
+  string: 'BYTES',
+};
+
+export interface TensorMeta {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** An in-process session's inputs/outputs in Gantry's signature form (dynamic dimensions as -1). */
+export function signatureOf(session: ort.InferenceSession): { inputs: TensorMeta[]; outputs: TensorMeta[] } {
+  const convert = (metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorMeta[] =>
+    metadata.map((entry) => {
+      assert.ok(entry.isTensor, `${entry.name} is not a tensor`);
+      return {
+        name: entry.name,
+        datatype: ortTypeToDatatype[entry.type]!,
+        shape: entry.shape.map((dimension) => (typeof dimension === 'number' && dimension >= 0 ? dimension : -1)),
+      };
+    });
+  return { inputs: convert(session.inputMetadata), outputs: convert(session.outputMetadata) };
+}
+
+export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export async function listDirectory(directory: string): Promise<string[]> {
+  try {
+    return (await readdir(directory)).sort();
+  } catch {
+    return [];
+  }
+}
+
+export function blobDirectory(dataDirectory: string): string {
+  return path.join(dataDirectory, 'blobs', 'sha256');
+}
+
+export function temporaryBlobDirectory(dataDirectory: string): string {
+  return path.join(dataDirectory, 'blobs', 'tmp');
+}
+
+export { ort };
