@@ -8,6 +8,7 @@ import { InferenceProducer } from '../queue/inference-producer.js';
 import { inferenceQueueName } from '../queue/names.js';
 import { createRedis } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
+import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { errors } from '../errors.js';
@@ -44,7 +45,8 @@ export class ApiRole {
     const store = new FileModelStore(config.GANTRY_DATA_DIR);
     await store.init();
     const registry = new ModelRegistry(redis, prefix);
-    const catalog = new ModelCatalog(registry, prefix);
+    const modelConfigs = new ModelConfigStore(redis, prefix);
+    const catalog = new ModelCatalog(registry, modelConfigs, prefix);
     const replies = new ReplyListener(subscriber, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
@@ -57,6 +59,7 @@ export class ApiRole {
       redis,
       registry,
       catalog,
+      modelConfigs,
       store,
       producer,
       metrics,
@@ -79,7 +82,7 @@ export class ApiRole {
     this.closing ??= (async () => {
       this.accepting = false;
       const deadline = Date.now() + timeoutMs;
-      while (this.replies.pendingCount > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      while (this.replies.pendingInferenceCount > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       this.replies.rejectAll(errors.shuttingDown());
       await this.app.close();
       await this.producer.close();

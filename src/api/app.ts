@@ -6,9 +6,12 @@ import httpMetrics from './plugins/http-metrics.js';
 import openApi from './plugins/openapi.js';
 import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
+import { modelConfigRoutes } from './routes/model-config.js';
 import { modelManagementRoutes } from './routes/model-management.js';
 import { modelMetadataRoutes } from './routes/model-metadata.js';
+import { repositoryRoutes } from './routes/repository.js';
 import { serverHealthRoutes } from './routes/server-health.js';
+import { statisticsRoutes } from './routes/statistics.js';
 import type { ApiServices } from './services.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -22,6 +25,8 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
     logger,
     bodyLimit: services.config.GANTRY_MAX_REQUEST_BYTES,
     genReqId: requestIdFor,
+    // Model names may be 128 characters; longer path segments must reach our own 400, not Fastify's 414.
+    maxParamLength: 1024,
     // Per-request access logs would dominate at thousands of inferences a second; errors are logged instead.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     // A client that disconnects mid-upload must not leave the request hanging.
@@ -40,5 +45,8 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(modelMetadataRoutes, services);
   await app.register(inferRoutes, services);
   await app.register(modelManagementRoutes, services);
+  await app.register(modelConfigRoutes, services);
+  await app.register(repositoryRoutes, services);
+  await app.register(statisticsRoutes, services);
   return app;
 }

@@ -3,6 +3,7 @@ import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { registryEventsChannel } from '../queue/names.js';
 import { subscribeWhenReady } from '../queue/redis-connection.js';
+import type { ModelConfig, ModelConfigStore } from '../registry/model-config.js';
 import type { ModelRegistry, ModelVersion, RegistryEvent } from '../registry/model-registry.js';
 
 /** How long a cached version list is trusted when no invalidation event arrives (a missed event heals). */
@@ -18,9 +19,11 @@ export interface ServingVersion extends ModelVersion {
  */
 export class ModelCatalog {
   private readonly cache = new Map<string, { versions: ModelVersion[]; fetchedAt: number }>();
+  private readonly configs = new Map<string, { config: ModelConfig; fetchedAt: number }>();
 
   constructor(
     private readonly registry: ModelRegistry,
+    private readonly modelConfigs: ModelConfigStore,
     private readonly prefix: string,
   ) {}
 
@@ -31,9 +34,10 @@ export class ModelCatalog {
       if (from !== channel) return;
       try {
         const event = JSON.parse(message) as RegistryEvent;
-        this.cache.delete(event.name);
+        this.invalidate(event.name);
       } catch {
         this.cache.clear();
+        this.configs.clear();
       }
     });
     await subscribeWhenReady(subscriber, channel);
@@ -41,6 +45,16 @@ export class ModelCatalog {
 
   invalidate(name: string): void {
     this.cache.delete(name);
+    this.configs.delete(name);
+  }
+
+  /** The model's run-time configuration (defaults where nothing was set), cached like the versions. */
+  async config(name: string): Promise<ModelConfig> {
+    const cached = this.configs.get(name);
+    if (cached !== undefined && Date.now() - cached.fetchedAt < cacheTtlMs) return cached.config;
+    const config = await this.modelConfigs.get(name);
+    this.configs.set(name, { config, fetchedAt: Date.now() });
+    return config;
   }
 
   async versions(name: string): Promise<ModelVersion[]> {

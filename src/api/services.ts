@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { InferenceProducer } from '../queue/inference-producer.js';
+import type { ModelConfigStore } from '../registry/model-config.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
@@ -12,6 +13,8 @@ export interface ApiServices {
   redis: Redis;
   registry: ModelRegistry;
   catalog: ModelCatalog;
+  /** Per-model run-time configuration (batching, instances, threads, …). */
+  modelConfigs: ModelConfigStore;
   store: FileModelStore;
   producer: InferenceProducer;
   metrics: ApiMetrics;

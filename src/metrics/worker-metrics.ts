@@ -13,7 +13,7 @@ export function createWorkerMetrics() {
     registry,
     queueDuration: new Histogram({
       name: 'gantry_inference_queue_duration_seconds',
-      help: 'Time a request waited between being queued by the API and starting on a worker.',
+      help: 'Time an inference job (the requests the API sent together) waited between being queued by the API and starting on a worker; one observation per job.',
       labelNames,
       buckets: latencyBucketsSeconds,
       registers: [registry],
@@ -27,7 +27,7 @@ export function createWorkerMetrics() {
     }),
     batchSize: new Histogram({
       name: 'gantry_batch_size',
-      help: 'Requests served by one onnxruntime execution.',
+      help: 'Batch size (rows along the batch dimension, summed over the requests) of each onnxruntime execution.',
       labelNames,
       buckets: batchSizeBuckets,
       registers: [registry],

@@ -4,7 +4,7 @@ import { GantryError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
-import { jobSchemaVersion, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
+import { jobSchemaVersion, type ExecutionSettings, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
 import { controlQueueName, inferenceQueueName, payloadKey } from './names.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 
@@ -15,6 +15,7 @@ export interface ModelTarget {
   model: string;
   version: string;
   sha256: string;
+  settings: ExecutionSettings;
 }
 
 export interface InferenceSubmission {
@@ -22,6 +23,12 @@ export interface InferenceSubmission {
   outputs: string[];
   /** Absolute deadline, ms since the epoch. */
   deadline: number;
+  /** The timeout the deadline came from, for the message a caller sees when it passes. */
+  timeoutMs: number;
+  /** BullMQ priority: 1 is the highest; lower-numbered jobs overtake queued higher-numbered ones. */
+  priority: number;
+  /** Aborted when the HTTP client goes away: a request not yet running is then dropped. */
+  signal?: AbortSignal;
 }
 
 export interface ProducerOptions {
@@ -39,11 +46,20 @@ interface PendingRequest {
   settled: boolean;
   correlationId?: string;
   timer?: NodeJS.Timeout;
+  /** The job carrying this request, once queued, so a cancellation can remove it. */
+  sentIn?: SentJob;
 }
 
-/** Requests for one model version waiting to be packed into a job. */
+interface SentJob {
+  queue: Queue;
+  jobId?: string;
+  requests: PendingRequest[];
+}
+
+/** Requests for one model version and priority waiting to be packed into a job. */
 interface Lane {
   target: ModelTarget;
+  priority: number;
   inFlight: number;
   waiting: PendingRequest[];
 }
@@ -77,19 +93,35 @@ export class InferenceProducer {
 
   /** Queues one inference and resolves with its outputs, or rejects with a GantryError. */
   submit(target: ModelTarget, submission: InferenceSubmission): Promise<InferenceOutcome> {
-    const laneKey = `${target.model}\u0000${target.version}`;
+    // Requests of different versions, priorities or (after a config change) settings never share a job.
+    const laneKey = `${target.model}\u0000${target.version}\u0000${submission.priority}`;
     let lane = this.lanes.get(laneKey);
     if (lane === undefined) {
-      lane = { target, inFlight: 0, waiting: [] };
+      lane = { target, priority: submission.priority, inFlight: 0, waiting: [] };
       this.lanes.set(laneKey, lane);
     }
+    lane.target = target;
+    const chosenLane = lane;
     return new Promise<InferenceOutcome>((resolve, reject) => {
       const pending: PendingRequest = { submission, resolve, reject, settled: false };
       const timeoutMs = Math.max(0, submission.deadline - Date.now());
-      pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(timeoutMs)), timeoutMs);
-      lane.waiting.push(pending);
-      this.pump(lane);
+      pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(submission.timeoutMs)), timeoutMs);
+      submission.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
+      chosenLane.waiting.push(pending);
+      this.pump(chosenLane);
     });
+  }
+
+  /**
+   * The client went away. A request still waiting in its lane is dropped; a queued job whose every request was
+   * cancelled is removed from the queue before a worker takes it (a running one finishes; its reply is ignored).
+   */
+  private cancel(pending: PendingRequest): void {
+    if (pending.settled) return;
+    this.settle(pending, errors.cancelled());
+    const job = pending.sentIn;
+    if (job?.jobId === undefined || !job.requests.every((request) => request.settled)) return;
+    job.queue.remove(job.jobId).catch(() => undefined);
   }
 
   private settle(pending: PendingRequest, outcome: InferenceOutcome | GantryError): void {
@@ -106,7 +138,7 @@ export class InferenceProducer {
       const batch = lane.waiting.splice(0, this.options.maxRequestsPerJob).filter((pending) => !pending.settled);
       if (batch.length === 0) continue;
       lane.inFlight++;
-      void this.sendJob(lane.target, batch).finally(() => {
+      void this.sendJob(lane.target, lane.priority, batch).finally(() => {
         lane.inFlight--;
         this.pump(lane);
       });
@@ -114,7 +146,7 @@ export class InferenceProducer {
   }
 
   /** Sends one job and resolves when every request in it has settled (answered, failed or timed out). */
-  private async sendJob(target: ModelTarget, batch: PendingRequest[]): Promise<void> {
+  private async sendJob(target: ModelTarget, priority: number, batch: PendingRequest[]): Promise<void> {
     const settledAll = batch.map(
       (pending) =>
         new Promise<void>((done) => {
@@ -162,18 +194,24 @@ export class InferenceProducer {
         deadline,
         enqueuedAt: Date.now(),
         requests,
+        settings: target.settings,
       };
       const queue = this.queueFor(inferenceQueueName(target.model));
+      const sent: SentJob = { queue, requests: batch };
+      for (const pending of batch) pending.sentIn = sent;
+      const options = { priority, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } };
       if (payloadBytes <= inlinePayloadLimitBytes) {
         job.payload = payload.toString('base64');
-        await queue.add('infer', job, { removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } });
+        sent.jobId = (await queue.add('infer', job, options)).id;
       } else {
         // The bytes go first, under a key that expires with the deadline, so a lost job leaves nothing behind.
         const jobId = `${this.replies.channel.slice(-36)}-${requests[0]!.correlationId}`;
         job.payloadKey = payloadKey(this.options.prefix, target.model, jobId);
         await this.redis.set(job.payloadKey, payload, 'PX', Math.max(1000, deadline - Date.now() + 5000));
-        await queue.add('infer', job, { jobId, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } });
+        sent.jobId = (await queue.add('infer', job, { ...options, jobId })).id;
       }
+      // Cancelled while the job was being sent: take it back now that its id is known.
+      if (batch.every((pending) => pending.settled)) await queue.remove(sent.jobId!).catch(() => undefined);
     } catch (error) {
       this.logger.warn({ model: target.model, err: (error as Error).message }, 'could not queue inference');
       const failure = error instanceof GantryError ? error : errors.queueUnavailable('Redis did not accept the job');

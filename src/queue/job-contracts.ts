@@ -16,6 +16,33 @@ const tensorLayoutSchema = z.object({
 });
 export type TensorLayout = z.infer<typeof tensorLayoutSchema>;
 
+/**
+ * How a worker should run a model: the per-model configuration that matters to execution, sent with every job
+ * so that workers never need their own view of the configuration (a change applies from the next job on).
+ */
+export const executionSettingsSchema = z.object({
+  maxBatchSize: z.number().int().min(0),
+  preferredBatchSizes: z.array(z.number().int().positive()),
+  maxQueueDelayMicroseconds: z.number().int().min(0),
+  instances: z.number().int().positive(),
+  intraOpThreads: z.number().int().min(0),
+  interOpThreads: z.number().int().min(0),
+  graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']),
+  optimizedModelCache: z.boolean(),
+});
+export type ExecutionSettings = z.infer<typeof executionSettingsSchema>;
+
+export const defaultExecutionSettings: ExecutionSettings = {
+  maxBatchSize: 64,
+  preferredBatchSizes: [],
+  maxQueueDelayMicroseconds: 0,
+  instances: 1,
+  intraOpThreads: 0,
+  interOpThreads: 0,
+  graphOptimizationLevel: 'all',
+  optimizedModelCache: true,
+};
+
 const queuedRequestSchema = z.object({
   /** Matches the reply to the waiting HTTP request; unique per API process. */
   correlationId: z.string(),
@@ -35,6 +62,7 @@ export const inferenceJobSchema = z
     deadline: z.number(),
     enqueuedAt: z.number(),
     requests: z.array(queuedRequestSchema).min(1),
+    settings: executionSettingsSchema.default(defaultExecutionSettings),
     /** The input bytes of all requests, concatenated in order, base64: used for small jobs. */
     payload: z.string().optional(),
     /** A Redis key holding the same bytes raw: used for large jobs, so they never pass through JSON. */
@@ -52,6 +80,7 @@ export const loadJobSchema = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   replyTo: z.string(),
   correlationId: z.string(),
+  settings: executionSettingsSchema.default(defaultExecutionSettings),
 });
 export type LoadJob = z.infer<typeof loadJobSchema>;
 

@@ -63,8 +63,9 @@ export class ReplyListener {
     this.loadWaiters.delete(correlationId);
   }
 
-  get pendingCount(): number {
-    return this.inferenceWaiters.size + this.loadWaiters.size;
+  /** Inference requests still waiting for an answer (what shutdown waits for; loads finish without a client). */
+  get pendingInferenceCount(): number {
+    return this.inferenceWaiters.size;
   }
 
   /** Fails every waiting request, used on shutdown. */

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { ModelSignature } from '../protocol/signature.js';
 import { registryEventsChannel } from '../queue/names.js';
+import { modelConfigKey } from './model-config.js';
+import { statisticsKey } from './model-statistics.js';
 import type { ModelState } from './model-state.js';
 
 export interface ModelVersion {
@@ -17,9 +19,21 @@ export interface ModelVersion {
 }
 
 export interface RegistryEvent {
-  type: 'version-created' | 'version-changed' | 'version-deleted' | 'model-deleted';
+  type:
+    | 'version-created'
+    | 'version-changed'
+    | 'version-deleted'
+    | 'model-deleted'
+    /** The model's run-time configuration (model-config.ts) changed. */
+    | 'config-changed'
+    /** Every version was made UNAVAILABLE ("unloaded"); workers drop the model's sessions. */
+    | 'model-unloaded'
+    /** A repository load request finished with the model READY. */
+    | 'model-loaded';
   name: string;
   version?: string;
+  /** The blob of a deleted version, so workers can release its sessions. */
+  sha256?: string;
 }
 
 /**
@@ -118,6 +132,28 @@ export class ModelRegistry {
   }
 
   /**
+   * Sets every existing version of a model to one state (the repository extension's unload), atomically and
+   * without resurrecting a version deleted meanwhile. Returns the versions changed. Announces nothing: the
+   * caller announces what the change means (e.g. 'model-unloaded').
+   */
+  async setAllVersionsState(name: string, change: { state: ModelState; reason?: string }): Promise<string[]> {
+    const changed = (await this.redis.eval(
+      setAllVersionsStateScript,
+      1,
+      this.versionsKey(name),
+      this.versionKey(name, ''),
+      change.state,
+      change.reason ?? '',
+    )) as string[];
+    return changed;
+  }
+
+  /** Publishes a model-level event ('model-unloaded', 'model-loaded', …) on the registry channel. */
+  async announceModelEvent(type: RegistryEvent['type'], name: string): Promise<void> {
+    await this.announce({ type, name });
+  }
+
+  /**
    * Removes a version. Returns its blob's sha256 when no version references the blob any more, so the caller
    * can delete the bytes; undefined otherwise (or when the version did not exist).
    */
@@ -130,11 +166,14 @@ export class ModelRegistry {
       .zrem(this.versionsKey(name), version)
       .srem(this.blobReferencesKey(record.sha256), `${name}/${version}`)
       .scard(this.blobReferencesKey(record.sha256))
+      .del(statisticsKey(this.prefix, name, version))
       .exec();
     const remainingReferences = Number(replies?.[3]?.[1] ?? 1);
     // A model exists while it has versions: the last one going takes the model's entry with it.
-    if ((await this.redis.zcard(this.versionsKey(name))) === 0) await this.redis.srem(this.modelsKey(), name);
-    await this.announce({ type: 'version-deleted', name, version });
+    if ((await this.redis.zcard(this.versionsKey(name))) === 0) {
+      await this.redis.multi().srem(this.modelsKey(), name).del(modelConfigKey(this.prefix, name)).exec();
+    }
+    await this.announce({ type: 'version-deleted', name, version, sha256: record.sha256 });
     return remainingReferences === 0 ? { deleted: true, orphanedBlob: record.sha256 } : { deleted: true };
   }
 
@@ -148,11 +187,23 @@ export class ModelRegistry {
       if (result.orphanedBlob !== undefined) orphanedBlobs.push(result.orphanedBlob);
     }
     // The version counter stays, so a re-created model never reuses an old version number for other bytes.
-    await this.redis.multi().srem(this.modelsKey(), name).del(this.versionsKey(name)).exec();
+    await this.redis.multi().srem(this.modelsKey(), name).del(this.versionsKey(name)).del(modelConfigKey(this.prefix, name)).exec();
     await this.announce({ type: 'model-deleted', name });
     return { deleted: existed || versions.length > 0, orphanedBlobs };
   }
 }
+
+/** KEYS[1] the versions zset; ARGV: version key prefix, state, reason. Only existing version hashes change. */
+const setAllVersionsStateScript = `
+local changed = {}
+for _, version in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. version
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('HSET', key, 'state', ARGV[2], 'reason', ARGV[3])
+    table.insert(changed, version)
+  end
+end
+return changed`;
 
 function serialize(record: ModelVersion): Record<string, string> {
   const fields: Record<string, string> = {

@@ -1,18 +1,26 @@
 import type { Redis } from 'ioredis';
 import { ErrorCode, GantryError, errors, type WireError } from '../errors.js';
 import type { Logger } from '../logger.js';
+import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { InferenceJob, TensorLayout } from '../queue/job-contracts.js';
-import { encodeReply, type ExecutionTiming, type InferenceResult } from '../queue/reply-codec.js';
+import { encodeReply, type InferenceResult } from '../queue/reply-codec.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
-import type { WorkerMetrics } from '../metrics/worker-metrics.js';
+import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
+
+/** Where per-request and per-execution statistics go (Triton's statistics extension, kept in Redis). */
+export interface StatisticsSink {
+  recordRequest(model: string, version: string, request: { ok: boolean; rows: number; queueNs: number; totalNs: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number; finishedAtMs: number }): void;
+  recordExecution(model: string, version: string, execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number }): void;
+}
 
 export interface InferenceProcessorDependencies {
   redis: Redis;
   sessions: SessionCache;
   registry: ModelRegistry;
   metrics: WorkerMetrics;
+  statistics: StatisticsSink;
   logger: Logger;
 }
 
@@ -25,7 +33,8 @@ function toWireError(error: unknown): WireError {
 async function readPayload(job: InferenceJob, redis: Redis): Promise<Buffer> {
   if (job.payload !== undefined) return Buffer.from(job.payload, 'base64');
   const bytes = await redis.getBuffer(job.payloadKey!);
-  if (bytes === null) throw errors.deadlineExceeded(0);
+  // The key expires with the deadline: gone means nobody waits for this answer any more.
+  if (bytes === null) throw errors.deadlineExceeded(job.deadline - job.enqueuedAt);
   return bytes;
 }
 
@@ -42,19 +51,17 @@ function splitInputs(job: InferenceJob, payload: Buffer): Tensor[][] {
 }
 
 /**
- * Runs one inference job (one or more requests for one model version) and publishes a single binary reply to
- * the API process that queued it. Failures of a request are part of the reply, not job failures: the job
- * completes, so BullMQ never retries a request whose answer was already given.
+ * Runs one inference job (one or more requests for one model version) through the model's dynamic batcher and
+ * publishes a single binary reply to the API process that queued it. A request's failure is part of the reply,
+ * not a job failure: the job completes, so BullMQ never re-runs a request whose answer was already given.
  */
 export async function processInferenceJob(job: InferenceJob, dependencies: InferenceProcessorDependencies): Promise<void> {
-  const { redis, sessions, metrics, logger } = dependencies;
+  const { redis, sessions, metrics, statistics, logger } = dependencies;
   const labels = { model: job.model, version: job.version };
   const startedAt = Date.now();
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
   const results: InferenceResult[] = [];
   const bodies: Uint8Array[] = [];
-  const timing: ExecutionTiming = { queueNs, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 };
-
   const failAll = (error: WireError) => {
     for (const request of job.requests) results.push({ correlationId: request.correlationId, error });
   };
@@ -67,14 +74,15 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const payload = await readPayload(job, redis);
       const model = await loadModel(job, dependencies);
       const inputsByRequest = splitInputs(job, payload);
-      metrics.queueDuration.observe(labels, queueNs / 1e9);
       const runs = await Promise.allSettled(
-        job.requests.map((request, index) => model.instances.run(inputsByRequest[index]!, request.outputs)),
+        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs)),
       );
+      const finishedAtMs = Date.now();
       runs.forEach((run, index) => {
         const correlationId = job.requests[index]!.correlationId;
         if (run.status === 'rejected') {
           results.push({ correlationId, error: toWireError(run.reason) });
+          statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
           return;
         }
         const layouts: TensorLayout[] = [];
@@ -83,16 +91,9 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           bodies.push(output.data);
         }
         results.push({ correlationId, outputs: layouts });
-        timing.computeInputNs += run.value.timing.computeInputNs;
-        timing.computeInferNs += run.value.timing.computeInferNs;
-        timing.computeOutputNs += run.value.timing.computeOutputNs;
-        metrics.computeDuration.observe(
-          labels,
-          (run.value.timing.computeInputNs + run.value.timing.computeInferNs + run.value.timing.computeOutputNs) / 1e9,
-        );
-        metrics.executions.inc(labels);
-        metrics.batchSize.observe(labels, 1);
+        observe(job, run.value, queueNs, finishedAtMs, dependencies);
       });
+      metrics.queueDuration.observe(labels, queueNs / 1e9);
     }
   } catch (error) {
     if (!(error instanceof GantryError)) logger.error({ err: error, model: job.model, version: job.version }, 'inference job failed');
@@ -102,14 +103,37 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   for (const result of results) {
     metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
   }
-  await redis.publish(job.replyTo, encodeReply({ kind: 'infer', results, timing }, bodies));
+  await redis.publish(job.replyTo, encodeReply({ kind: 'infer', results, timing: { queueNs, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 } }, bodies));
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
+}
+
+/** Metrics and statistics of one successful request (and, once per execution, of the execution). */
+function observe(job: InferenceJob, result: BatchedResult, queueNs: number, finishedAtMs: number, dependencies: InferenceProcessorDependencies): void {
+  const { metrics, statistics } = dependencies;
+  const labels = { model: job.model, version: job.version };
+  const { computeInputNs, computeInferNs, computeOutputNs } = result.timing;
+  const computeNs = computeInputNs + computeInferNs + computeOutputNs;
+  statistics.recordRequest(job.model, job.version, {
+    ok: true,
+    rows: result.rows,
+    queueNs,
+    totalNs: (finishedAtMs - job.enqueuedAt) * 1e6,
+    computeInputNs,
+    computeInferNs,
+    computeOutputNs,
+    finishedAtMs,
+  });
+  if (!result.reportsExecution) return;
+  metrics.computeDuration.observe(labels, computeNs / 1e9);
+  metrics.executions.inc(labels);
+  metrics.batchSize.observe(labels, result.batchSize);
+  statistics.recordExecution(job.model, job.version, { batchSize: result.batchSize, computeInputNs, computeInferNs, computeOutputNs });
 }
 
 /** Loads the job's model, marking the version UNAVAILABLE (with the reason) when its blob cannot be served. */
 async function loadModel(job: InferenceJob, dependencies: InferenceProcessorDependencies) {
   try {
-    return await dependencies.sessions.get(job.sha256);
+    return await dependencies.sessions.get(job.sha256, job.settings);
   } catch (error) {
     if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
       await dependencies.registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: error.message });

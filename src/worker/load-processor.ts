@@ -25,7 +25,7 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   const context = { model: job.model, version: job.version, sha256: job.sha256 };
   const stopTimer = metrics.modelLoadDuration.startTimer({ model: job.model });
   try {
-    const model = await sessions.get(job.sha256);
+    const model = await sessions.get(job.sha256, job.settings);
     stopTimer();
     await registry.updateVersion(job.model, job.version, { state: 'READY', signature: model.signature, warmup: model.warmup });
     logger.info({ ...context, warmup: model.warmup }, 'model version ready');

@@ -101,6 +101,15 @@ export class ModelInstances {
     }
   }
 
+  /** True when some instance has nothing to do, so a batch sent now starts at once. */
+  hasIdleInstance(): boolean {
+    return this.threads.some((thread) => thread.inFlight === 0);
+  }
+
+  get count(): number {
+    return this.threads.length;
+  }
+
   /** False once a thread died (a native crash, say): the cache then drops and reloads the model. */
   get healthy(): boolean {
     return this.broken === undefined;

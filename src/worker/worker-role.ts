@@ -11,6 +11,9 @@ import { FileModelStore } from '../registry/model-store.js';
 import { processInferenceJob } from './inference-processor.js';
 import { processLoadJob } from './load-processor.js';
 import { SessionCache } from './session-cache.js';
+import { StatisticsBuffer } from './statistics-buffer.js';
+import { addStatistics } from '../registry/model-statistics.js';
+import path from 'node:path';
 import { resolveExecutionProviders } from './execution-device.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
 
@@ -28,6 +31,7 @@ export class WorkerRole {
   private readonly registry: ModelRegistry;
   private readonly store: FileModelStore;
   private readonly metrics: WorkerMetrics;
+  private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
   private readonly consumers = new Map<string, BullWorker>();
   private controlConsumer: BullWorker | undefined;
@@ -49,6 +53,12 @@ export class WorkerRole {
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
     this.store = new FileModelStore(config.GANTRY_DATA_DIR);
     this.metrics = createWorkerMetrics();
+    const statisticsRedis = this.commands;
+    this.statistics = new StatisticsBuffer(
+      (model, version, increments, lastInferenceMs) =>
+        addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
+      logger,
+    );
   }
 
   async start(): Promise<void> {
@@ -57,7 +67,11 @@ export class WorkerRole {
     this.metrics.workerInfo.set({ device: device.name }, 1);
     this.sessions = new SessionCache(
       this.store,
-      { maxLoadedModels: 32, instancesPerModel: 1, settings: { executionProviders: device.executionProviders, graphOptimizationLevel: 'all' } },
+      {
+        maxLoadedModels: 32,
+        executionProviders: device.executionProviders,
+        cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized'),
+      },
       this.logger,
     );
     this.httpServer = await startWorkerHttpServer({
@@ -82,7 +96,7 @@ export class WorkerRole {
   }
 
   private dependencies() {
-    return { redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, logger: this.logger };
+    return { redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, statistics: this.statistics, logger: this.logger };
   }
 
   private createConsumer(queueName: string, processor: (job: Job) => Promise<void>): BullWorker {
@@ -104,6 +118,17 @@ export class WorkerRole {
       return;
     }
     if (event.type === 'version-created' || event.type === 'model-deleted') void this.syncModelConsumers();
+    // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
+    if (event.type === 'version-deleted' && event.sha256 !== undefined) this.sessions.evict(event.sha256);
+    if (event.type === 'model-unloaded') void this.evictModel(event.name);
+  }
+
+  private async evictModel(name: string): Promise<void> {
+    try {
+      for (const version of await this.registry.listVersions(name)) this.sessions.evict(version.sha256);
+    } catch (error) {
+      this.logger.warn({ model: name, err: (error as Error).message }, 'could not release the sessions of an unloaded model');
+    }
   }
 
   /** Starts a consumer for every registered model and stops those of deleted models. */
@@ -142,6 +167,7 @@ export class WorkerRole {
       const consumers = [...this.consumers.values()];
       if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
       await Promise.allSettled(consumers.map((consumer) => consumer.close()));
+      await this.statistics.flush();
       await this.sessions?.close();
       await this.httpServer?.close();
       for (const client of [this.subscriber, this.commands, this.connection]) client.disconnect();

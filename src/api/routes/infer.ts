@@ -1,11 +1,24 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { z } from 'zod';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
+import {
+  bf16Message,
+  encodeInferResponse,
+  inferenceHeaderContentLength,
+  splitBinaryBody,
+  takeBinaryInputs,
+  wantsBinaryOutput,
+  type ResponseOutput,
+} from '../../protocol/binary-extension.js';
+import { classificationParameter, classify } from '../../protocol/classification.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import { decodeJsonData, encodeJsonData } from '../../protocol/json-tensor-codec.js';
+import { decodeJsonData } from '../../protocol/json-tensor-codec.js';
 import { errorBodySchema, inferRequestSchema, inferResponseSchema, type InferRequestBody } from '../../protocol/oip-schemas.js';
+import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
 import { resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
+import { executionConfigOf } from '../../registry/model-config.js';
 import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
@@ -15,6 +28,7 @@ function outcomeLabel(error: unknown): string {
     case ErrorCode.InvalidArgument:
     case ErrorCode.NotFound:
     case ErrorCode.PayloadTooLarge:
+    case ErrorCode.Cancelled:
       return 'client_error';
     case ErrorCode.DeadlineExceeded:
       return 'timeout';
@@ -28,6 +42,7 @@ function outcomeLabel(error: unknown): string {
 
 function describeInputs(body: InferRequestBody): TensorDescriptor[] {
   return body.inputs.map((input) => {
+    if (input.datatype === 'BF16') throw errors.invalidArgument(`Input '${input.name}': ${bf16Message}`);
     if (!isDatatype(input.datatype)) {
       throw errors.invalidArgument(
         `Input '${input.name}': unsupported datatype '${input.datatype}'; supported are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64 and BYTES.`,
@@ -37,44 +52,109 @@ function describeInputs(body: InferRequestBody): TensorDescriptor[] {
   });
 }
 
-/** POST /v2/models/{m}[/versions/{v}]/infer — the Open Inference Protocol's inference call (JSON tensors). */
+/** Decodes every input once into raw bytes: binary-extension inputs are taken as they are, JSON ones parsed. */
+function decodeInputs(body: InferRequestBody, descriptors: TensorDescriptor[], binary: Buffer | undefined): Tensor[] {
+  const usesBinary = binary !== undefined || body.inputs.some((input) => input.parameters?.binary_data_size !== undefined);
+  const binaryInputs = usesBinary
+    ? takeBinaryInputs(body.inputs.map((input, index) => ({ ...input, datatype: descriptors[index]!.datatype })), binary ?? Buffer.alloc(0))
+    : new Map<string, Uint8Array>();
+  return body.inputs.map((input, index) => {
+    const descriptor = descriptors[index]!;
+    const data = binaryInputs.get(input.name) ?? decodeJsonData(input.name, descriptor.datatype, input.shape, input.data);
+    return { ...descriptor, data };
+  });
+}
+
+/** Aborts when the client closes the connection before its response was written. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  return controller.signal;
+}
+
+function readClassification(outputName: string, parameters: Record<string, unknown> | undefined): number | undefined {
+  const value = parameters?.[classificationParameter];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw errors.invalidArgument(`Output '${outputName}': parameter 'classification' must be a positive integer, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+/**
+ * POST /v2/models/{m}[/versions/{v}]/infer — the protocol's inference call, with JSON tensors or the binary
+ * tensor extension in both directions, the schedule policy parameters and the classification extension.
+ */
 export async function inferRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { catalog, producer, config, metrics } = services;
 
-  const handle = async (body: InferRequestBody, modelName: string, requestedVersion: string | undefined) => {
+  // A binary-extension body starts with Inference-Header-Content-Length bytes of JSON; the raw tensors follow.
+  // The JSON header goes on to schema validation like any JSON body; the raw part is kept aside for the handler.
+  const binaryParts = new WeakMap<FastifyRequest, Buffer>();
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser(
+    ['application/json', 'application/octet-stream'],
+    { parseAs: 'buffer', bodyLimit: config.GANTRY_MAX_REQUEST_BYTES },
+    (request, body, done) => {
+      try {
+        const { header, binary } = splitBinaryBody(body as Buffer, request.headers[inferenceHeaderContentLength] as string | undefined);
+        if (binary.byteLength > 0) binaryParts.set(request, binary);
+        done(null, header);
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
+  );
+
+  const handle = async (request: FastifyRequest, body: InferRequestBody, modelName: string, requestedVersion: string | undefined, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
     const model = checkModelName(modelName);
     const version = checkVersion(requestedVersion);
-    let labels = { model, version: version ?? '' };
+    // Until the model is known the label stays generic: names from the URL would make the label unbounded.
+    let labels = { model: '', version: '' };
     try {
       if (!services.isAcceptingWork()) throw errors.shuttingDown();
       const serving = await catalog.serving(model, version);
       labels = { model, version: serving.version };
+      const modelConfig = await catalog.config(model);
       const descriptors = describeInputs(body);
       validateInputs(serving.signature, descriptors);
-      const inputs: Tensor[] = body.inputs.map((input, index) => ({
-        ...descriptors[index]!,
-        data: decodeJsonData(input.name, descriptors[index]!.datatype, input.shape, input.data),
-      }));
+      const inputs = decodeInputs(body, descriptors, binaryParts.get(request));
+      const requested = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
       const outputNames = resolveRequestedOutputs(serving.signature, body.outputs?.map((output) => output.name));
+      const classifications = new Map(outputNames.map((name) => [name, readClassification(name, requested.get(name))]));
+      const binaryOutputs = new Map(outputNames.map((name) => [name, wantsBinaryOutput(body.parameters, requested.get(name), name)]));
+      const schedule = readScheduleParameters(body.parameters);
+      const timeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
+
       const outcome = await producer.submit(
-        { model, version: serving.version, sha256: serving.sha256 },
-        { inputs, outputs: outputNames, deadline: Date.now() + config.GANTRY_INFER_TIMEOUT_MS },
+        { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) },
+        {
+          inputs,
+          outputs: outputNames,
+          deadline: Date.now() + timeoutMs,
+          timeoutMs,
+          priority: schedule.priority ?? modelConfig.defaultPriority,
+          signal: clientGone(reply),
+        },
       );
+
+      const outputs: ResponseOutput[] = outcome.outputs.map((tensor) => {
+        const topN = classifications.get(tensor.name);
+        return { tensor: topN === undefined ? tensor : classify(tensor, topN, modelConfig.labels), binary: binaryOutputs.get(tensor.name) ?? false };
+      });
+      const response = encodeInferResponse({ model_name: model, model_version: serving.version, ...(body.id === undefined ? {} : { id: body.id }) }, outputs);
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-      return {
-        model_name: model,
-        model_version: serving.version,
-        ...(body.id === undefined ? {} : { id: body.id }),
-        outputs: outcome.outputs.map((output) => ({
-          name: output.name,
-          datatype: output.datatype,
-          shape: output.shape,
-          data: encodeJsonData(output.datatype, output.data),
-        })),
-      };
+      // Without binary outputs the body is the plain JSON response object.
+      if (response.headerLength === undefined) return response.body as z.infer<typeof inferResponseSchema>;
+      return reply
+        .header(inferenceHeaderContentLength, String(response.headerLength))
+        .type('application/octet-stream')
+        .send(response.body);
     } catch (error) {
       metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
       throw error;
@@ -85,11 +165,11 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   typed.post(
     '/v2/models/:model/infer',
     { schema: { tags: ['inference'], summary: 'Run an inference on the newest READY version', params: modelParamsSchema, body: inferRequestSchema, response: responses } },
-    async (request) => handle(request.body, request.params.model, undefined),
+    async (request, reply) => handle(request, request.body, request.params.model, undefined, reply),
   );
   typed.post(
     '/v2/models/:model/versions/:version/infer',
     { schema: { tags: ['inference'], summary: 'Run an inference on one version', params: modelVersionParamsSchema, body: inferRequestSchema, response: responses } },
-    async (request) => handle(request.body, request.params.model, request.params.version),
+    async (request, reply) => handle(request, request.body, request.params.model, request.params.version, reply),
   );
 }

@@ -7,7 +7,7 @@ import type { ApiServices } from '../services.js';
 const packageJson = createRequire(import.meta.url)('../../../../package.json') as { version: string };
 
 /** Protocol extensions this server implements; only what is really there is listed. */
-export const implementedExtensions: string[] = [];
+export const implementedExtensions: string[] = ['model_repository', 'statistics', 'model_configuration'];
 
 /** GET /v2, /v2/health/live, /v2/health/ready. */
 export async function serverHealthRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {

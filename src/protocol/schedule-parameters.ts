@@ -1,0 +1,35 @@
+import { errors } from '../errors.js';
+
+export interface ScheduleParameters {
+  /** 1 is the highest; undefined means the model's default priority. */
+  priority?: number;
+  /** Microseconds; undefined means the model's (or the server's) default timeout. */
+  timeoutMicroseconds?: number;
+}
+
+/** BullMQ's lowest priority; Triton allows any int64, but a queue can only order this many levels. */
+export const lowestPriority = 2 ** 21;
+
+function readNonNegativeInteger(parameters: Record<string, unknown>, name: string, maximum: number): number | undefined {
+  const value = parameters[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw errors.invalidArgument(`Request parameter '${name}' must be a non-negative integer, got ${JSON.stringify(value)}.`);
+  }
+  if (value > maximum) throw errors.invalidArgument(`Request parameter '${name}' must be at most ${maximum}, got ${value}.`);
+  return value === 0 ? undefined : value;
+}
+
+/**
+ * Reads the schedule policy extension's request parameters: `priority` (0 or absent: the default level; 1 is the
+ * highest) and `timeout` in microseconds (0 or absent: the default timeout).
+ */
+export function readScheduleParameters(parameters: Record<string, unknown> | undefined): ScheduleParameters {
+  if (parameters === undefined) return {};
+  const priority = readNonNegativeInteger(parameters, 'priority', lowestPriority);
+  const timeoutMicroseconds = readNonNegativeInteger(parameters, 'timeout', 3_600_000_000);
+  return {
+    ...(priority === undefined ? {} : { priority }),
+    ...(timeoutMicroseconds === undefined ? {} : { timeoutMicroseconds }),
+  };
+}

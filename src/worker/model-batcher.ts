@@ -1,0 +1,179 @@
+import { GantryError, errors } from '../errors.js';
+import type { ModelSignature } from '../protocol/signature.js';
+import type { Tensor } from '../protocol/tensor.js';
+import type { RunTiming } from './instance-messages.js';
+import type { ModelInstances } from './model-instances.js';
+import { batchCompatibilityKey, batchRows, canBatch, concatenateInputs, splitOutput } from './batch-tensors.js';
+
+export interface BatchingSettings {
+  /** Most rows (along dimension 0) in one execution; 0 or 1 turns batching off. */
+  maxBatchSize: number;
+  /** Batch sizes worth waiting for, like Triton's preferred_batch_size. */
+  preferredBatchSizes: number[];
+  /** How long the oldest request may wait for a fuller batch; 0 runs whatever is queued at once. */
+  maxQueueDelayMicroseconds: number;
+}
+
+export interface BatchedResult {
+  outputs: Tensor[];
+  timing: RunTiming;
+  /** Rows (along the batch dimension) of the whole execution this request ran in. */
+  batchSize: number;
+  /** This request's own rows: its share of the execution. */
+  rows: number;
+  /** True for exactly one request of each execution, so per-execution counts are made once. */
+  reportsExecution: boolean;
+}
+
+interface QueuedItem {
+  inputs: Tensor[];
+  outputs: string[];
+  key: string;
+  rows: number;
+  enqueuedAt: number;
+  resolve: (result: BatchedResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * The dynamic batcher of one loaded model. Requests queue here; whenever an instance is idle, the oldest request
+ * and every compatible request behind it (up to maxBatchSize rows) run as one onnxruntime execution, and the
+ * outputs are cut back per request. While all instances are busy, requests pile up, so batches grow with load.
+ */
+export class ModelBatcher {
+  private readonly queue: QueuedItem[] = [];
+  private batching: boolean;
+  private readonly modelCanBatch: boolean;
+  private delayTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly instances: ModelInstances,
+    signature: ModelSignature,
+    private settings: BatchingSettings,
+  ) {
+    this.modelCanBatch = canBatch(signature);
+    this.batching = settings.maxBatchSize > 1 && this.modelCanBatch;
+  }
+
+  /** Applies new batching settings from the model's configuration; queued requests keep their place. */
+  updateSettings(settings: BatchingSettings): void {
+    if (settings === this.settings) return;
+    this.settings = settings;
+    this.batching = settings.maxBatchSize > 1 && this.modelCanBatch;
+  }
+
+  get canBatch(): boolean {
+    return this.batching;
+  }
+
+  submit(inputs: Tensor[], outputs: string[]): Promise<BatchedResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        inputs,
+        outputs,
+        key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
+        rows: this.modelCanBatch ? batchRows(inputs) : 1,
+        enqueuedAt: performance.now(),
+        resolve,
+        reject,
+      });
+      this.pump();
+    });
+  }
+
+  /** The batch size a batch should reach before it is worth running early: the largest preferred size. */
+  private targetRows(): number {
+    const preferred = this.settings.preferredBatchSizes.filter((size) => size <= this.settings.maxBatchSize);
+    return preferred.length > 0 ? Math.max(...preferred) : this.settings.maxBatchSize;
+  }
+
+  private takeBatch(): QueuedItem[] {
+    const head = this.queue[0]!;
+    if (!this.batching || head.rows >= this.settings.maxBatchSize) return this.queue.splice(0, 1);
+    const batch: QueuedItem[] = [];
+    let rows = 0;
+    for (let index = 0; index < this.queue.length && rows < this.settings.maxBatchSize; ) {
+      const item = this.queue[index]!;
+      if (item.key === head.key && rows + item.rows <= this.settings.maxBatchSize) {
+        batch.push(item);
+        rows += item.rows;
+        this.queue.splice(index, 1);
+      } else index++;
+    }
+    return batch;
+  }
+
+  private queuedRowsLike(head: QueuedItem): number {
+    let rows = 0;
+    for (const item of this.queue) if (item.key === head.key) rows += item.rows;
+    return rows;
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.instances.hasIdleInstance()) {
+      const head = this.queue[0]!;
+      const delayMs = this.settings.maxQueueDelayMicroseconds / 1000;
+      if (this.batching && delayMs > 0 && this.queuedRowsLike(head) < this.targetRows()) {
+        const waited = performance.now() - head.enqueuedAt;
+        if (waited < delayMs) {
+          // Wait (at most the configured delay) for a fuller batch; a new request re-pumps earlier.
+          if (this.delayTimer === undefined) {
+            this.delayTimer = setTimeout(() => {
+              this.delayTimer = undefined;
+              this.pump();
+            }, delayMs - waited);
+          }
+          return;
+        }
+      }
+      void this.execute(this.takeBatch());
+    }
+  }
+
+  private async execute(batch: QueuedItem[]): Promise<void> {
+    try {
+      if (batch.length === 1) await this.runAlone(batch[0]!);
+      else await this.runTogether(batch);
+    } finally {
+      this.pump();
+    }
+  }
+
+  private async runTogether(batch: QueuedItem[]): Promise<void> {
+    let run;
+    try {
+      run = await this.instances.run(concatenateInputs(batch.map((item) => item.inputs)), batch[0]!.outputs);
+    } catch {
+      // One bad request must not fail its neighbours: run them one by one to find out whose it was.
+      await Promise.all(batch.map((item) => this.runAlone(item)));
+      return;
+    }
+    const rows = batch.map((item) => item.rows);
+    const pieces = run.outputs.map((output) => splitOutput(output, rows));
+    if (pieces.some((piece) => piece === undefined)) {
+      // The outputs are not batched along dimension 0 after all: answer each request on its own.
+      await Promise.all(batch.map((item) => this.runAlone(item)));
+      return;
+    }
+    const totalRows = rows.reduce((sum, count) => sum + count, 0);
+    batch.forEach((item, index) => {
+      item.resolve({ outputs: pieces.map((piece) => piece![index]!), timing: run.timing, batchSize: totalRows, rows: item.rows, reportsExecution: index === 0 });
+    });
+  }
+
+  private async runAlone(item: QueuedItem): Promise<void> {
+    try {
+      const run = await this.instances.run(item.inputs, item.outputs);
+      item.resolve({ outputs: run.outputs, timing: run.timing, batchSize: item.rows, rows: item.rows, reportsExecution: true });
+    } catch (error) {
+      item.reject(error instanceof GantryError ? error : errors.internal('The model failed to run.'));
+    }
+  }
+
+  /** Fails every queued request, used when the model is unloaded. */
+  rejectQueued(error: GantryError): void {
+    clearTimeout(this.delayTimer);
+    for (const item of this.queue.splice(0)) item.reject(error);
+  }
+}
+
