@@ -15,6 +15,8 @@ const configSchema = z.object({
   GANTRY_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('gantry'),
   GANTRY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9091),
   GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
+  GANTRY_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(2),
+  GANTRY_MAX_REQUESTS_PER_JOB: z.coerce.number().int().positive().max(4096).default(64),
   GANTRY_DEVICE: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
   GANTRY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),

@@ -50,7 +50,7 @@ export class ApiRole {
     const replies = new ReplyListener(subscriber, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
-    const producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: 64, maxJobsInFlight: 4 }, logger);
+    const producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: config.GANTRY_MAX_REQUESTS_PER_JOB, maxJobsInFlight: config.GANTRY_MAX_JOBS_IN_FLIGHT }, logger);
     const metrics = createApiMetrics(scrapeSources(redis, registry, prefix));
 
     let role: ApiRole | undefined;

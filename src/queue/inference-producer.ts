@@ -133,8 +133,17 @@ export class InferenceProducer {
     else pending.resolve(outcome);
   }
 
+  /**
+   * Sends waiting requests when it pays: at once when nothing of this lane is in flight (a lone request is never
+   * delayed), otherwise only once a quarter of a job's worth is waiting, so busy lanes send few, full jobs
+   * instead of alternating full jobs with lone requests.
+   */
   private pump(lane: Lane): void {
-    while (lane.inFlight < this.options.maxJobsInFlight && lane.waiting.length > 0) {
+    const enough = Math.max(1, Math.ceil(this.options.maxRequestsPerJob / 4));
+    while (
+      lane.waiting.length > 0 &&
+      (lane.inFlight === 0 || (lane.inFlight < this.options.maxJobsInFlight && lane.waiting.length >= enough))
+    ) {
       const batch = lane.waiting.splice(0, this.options.maxRequestsPerJob).filter((pending) => !pending.settled);
       if (batch.length === 0) continue;
       lane.inFlight++;

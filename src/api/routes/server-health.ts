@@ -7,7 +7,14 @@ import type { ApiServices } from '../services.js';
 const packageJson = createRequire(import.meta.url)('../../../../package.json') as { version: string };
 
 /** Protocol extensions this server implements; only what is really there is listed. */
-export const implementedExtensions: string[] = ['model_repository', 'statistics', 'model_configuration'];
+export const implementedExtensions: string[] = [
+  'binary_tensor_data',
+  'classification',
+  'model_configuration',
+  'model_repository',
+  'schedule_policy',
+  'statistics',
+];
 
 /** GET /v2, /v2/health/live, /v2/health/ready. */
 export async function serverHealthRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
