@@ -105,6 +105,15 @@ export const errors = {
     new GantryError(ErrorCode.DeadlineExceeded, `The inference did not finish within its timeout of ${milliseconds} ms.`),
   queueUnavailable: (detail: string) =>
     new GantryError(ErrorCode.Unavailable, `The inference queue is unavailable (${detail}); retry shortly.`, { retryAfterSeconds: 1 }),
+  queueFull: (model: string, limit: number) =>
+    new GantryError(ErrorCode.ResourceExhausted, `Model '${model}' has ${limit} requests waiting or running (its maxQueueSize); retry shortly.`, {
+      retryAfterSeconds: 1,
+    }),
+  poisonedJob: (attempts: number) =>
+    new GantryError(
+      ErrorCode.Internal,
+      `This request stopped the worker running it ${attempts} time(s) and will not be tried again; check the model and its inputs.`,
+    ),
   cancelled: () => new GantryError(ErrorCode.Cancelled, 'The client closed the connection before the inference ran.'),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),

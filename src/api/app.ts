@@ -3,6 +3,7 @@ import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod
 import { createRequire } from 'node:module';
 import errorHandler from './plugins/error-handler.js';
 import httpMetrics from './plugins/http-metrics.js';
+import loadShedding from './plugins/load-shedding.js';
 import openApi from './plugins/openapi.js';
 import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
@@ -39,6 +40,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   });
 
   await app.register(errorHandler);
+  await app.register(loadShedding, { maxEventLoopDelayMs: services.config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
   await app.register(openApi, { version: packageJson.version });
   await app.register(httpMetrics, { metrics: services.metrics });
   await app.register(serverHealthRoutes, services);

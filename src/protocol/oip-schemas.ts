@@ -11,7 +11,7 @@ export const inferInputSchema = z.object({
   shape: z.array(z.number()),
   datatype: z.string(),
   parameters: parametersSchema.optional(),
-  data: z.any().describe('Tensor elements, flat or nested, row-major.'),
+  data: z.any().optional().describe('Tensor elements, flat or nested, row-major (absent when binary_data_size is given).'),
 });
 
 export const inferRequestedOutputSchema = z.object({

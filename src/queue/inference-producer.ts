@@ -29,6 +29,8 @@ export interface InferenceSubmission {
   priority: number;
   /** Aborted when the HTTP client goes away: a request not yet running is then dropped. */
   signal?: AbortSignal;
+  /** Most requests of this model this API process keeps waiting or running; 0 is unbounded. */
+  maxQueueSize?: number;
 }
 
 export interface ProducerOptions {
@@ -40,6 +42,7 @@ export interface ProducerOptions {
 }
 
 interface PendingRequest {
+  model: string;
   submission: InferenceSubmission;
   resolve: (outcome: InferenceOutcome) => void;
   reject: (error: GantryError) => void;
@@ -72,6 +75,8 @@ interface Lane {
 export class InferenceProducer {
   private readonly queues = new Map<string, Queue>();
   private readonly lanes = new Map<string, Lane>();
+  /** Requests per model accepted by this process and not yet answered (waiting, queued or running). */
+  private readonly outstanding = new Map<string, number>();
   private controlQueue: Queue | undefined;
 
   constructor(
@@ -102,8 +107,14 @@ export class InferenceProducer {
     }
     lane.target = target;
     const chosenLane = lane;
+    const outstanding = this.outstanding.get(target.model) ?? 0;
+    if (submission.maxQueueSize !== undefined && submission.maxQueueSize > 0 && outstanding >= submission.maxQueueSize) {
+      // Shedding at once keeps what was accepted fast; the client retries after Retry-After.
+      return Promise.reject(errors.queueFull(target.model, submission.maxQueueSize));
+    }
+    this.outstanding.set(target.model, outstanding + 1);
     return new Promise<InferenceOutcome>((resolve, reject) => {
-      const pending: PendingRequest = { submission, resolve, reject, settled: false };
+      const pending: PendingRequest = { submission, resolve, reject, settled: false, model: target.model };
       const timeoutMs = Math.max(0, submission.deadline - Date.now());
       pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(submission.timeoutMs)), timeoutMs);
       submission.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
@@ -128,6 +139,7 @@ export class InferenceProducer {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
+    this.outstanding.set(pending.model, (this.outstanding.get(pending.model) ?? 1) - 1);
     if (pending.correlationId !== undefined) this.replies.forget(pending.correlationId);
     if (outcome instanceof GantryError) pending.reject(outcome);
     else pending.resolve(outcome);

@@ -16,6 +16,9 @@ export interface StatisticsSink {
 }
 
 export interface InferenceProcessorDependencies {
+  /** How many times this job has been started, this time included (BullMQ counts restarts after a crash). */
+  attempt?: number;
+  maxAttempts?: number;
   redis: Redis;
   sessions: SessionCache;
   registry: ModelRegistry;
@@ -67,7 +70,11 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   };
 
   try {
-    if (startedAt > job.deadline) {
+    if (dependencies.attempt !== undefined && dependencies.maxAttempts !== undefined && dependencies.attempt > dependencies.maxAttempts) {
+      // Every earlier start of this job ended with its worker dying: running it again would kill another.
+      logger.error({ model: job.model, version: job.version, attempts: dependencies.attempt - 1 }, 'giving up on a job that keeps crashing workers');
+      failAll(errors.poisonedJob(dependencies.attempt - 1).toWire());
+    } else if (startedAt > job.deadline) {
       // Nobody waits for this answer any more: dropping it keeps a backlog from growing into more timeouts.
       failAll(errors.deadlineExceeded(job.deadline - job.enqueuedAt).toWire());
     } else {

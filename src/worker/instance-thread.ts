@@ -3,11 +3,13 @@
  * synchronous native call that blocks its event loop for the whole inference, so it must never run on the
  * worker process's main thread, which has to keep BullMQ's locks and Redis connections alive.
  */
+import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { ErrorCode } from '../errors.js';
 import { byteSizeOf, datatypeOfOrtType, ortTypeOf } from '../protocol/datatypes.js';
 import { typedView } from '../protocol/typed-view.js';
+import { maxElementsPerTensor } from '../protocol/validate-inputs.js';
 import { readBytesElements, writeBytesElements } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
@@ -26,6 +28,16 @@ function toSpec(metadata: ort.InferenceSession.ValueMetadata): TensorSpec {
   if (datatype === undefined) throw new Error(`'${metadata.name}' has element type ${metadata.type}, which Gantry cannot carry`);
   // Symbolic (named or unnamed) dimensions are dynamic: -1 in the Open Inference Protocol.
   return { name: metadata.name, datatype, shape: metadata.shape.map((dimension) => (typeof dimension === 'number' && dimension >= 0 ? dimension : -1)) };
+}
+
+/** Refuses models declaring a tensor no request could ever fill: its fixed dimensions alone are too many elements. */
+function rejectAbsurdShapes(signature: ModelSignature): void {
+  for (const spec of [...signature.inputs, ...signature.outputs]) {
+    const fixedElements = spec.shape.reduce((product, dimension) => (dimension > 0 ? product * dimension : product), 1);
+    if (fixedElements > maxElementsPerTensor) {
+      throw new Error(`'${spec.name}' declares shape [${spec.shape.join(',')}] (${fixedElements} elements), more than the ${maxElementsPerTensor} a tensor may have`);
+    }
+  }
 }
 
 function readSignature(loaded: ort.InferenceSession): ModelSignature {
@@ -87,10 +99,15 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
   try {
     session = await ort.InferenceSession.create(request.modelPath, sessionOptions(request.settings));
     signature = readSignature(session);
+    rejectAbsurdShapes(signature);
   } catch (error) {
+    await session?.release().catch(() => undefined);
     session = undefined;
-    // onnxruntime names the file; the caller never needs the server's paths, so they are cut out.
-    const message = (error instanceof Error ? error.message : String(error)).replaceAll(request.modelPath, 'the model');
+    // onnxruntime names files and folders; callers never need the server's paths, so they are cut out.
+    const message = (error instanceof Error ? error.message : String(error))
+      .replaceAll(request.modelPath, 'the model')
+      .replaceAll(path.dirname(request.modelPath), 'the model store')
+      .replaceAll(path.resolve(request.modelPath, '../../..'), '<data dir>');
     return fail(request.id, ErrorCode.InvalidModel, message);
   }
   let warmup = 'skipped';
@@ -108,18 +125,21 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
 async function run(request: Extract<InstanceRequest, { type: 'run' }>): Promise<{ response: InstanceResponse; transfer: ArrayBuffer[] }> {
   if (session === undefined) return { response: fail(request.id, ErrorCode.Unavailable, 'the model is not loaded in this instance'), transfer: [] };
   const started = process.hrtime.bigint();
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of request.inputs) feeds[input.name] = toOrtTensor(input);
-  const inputsReady = process.hrtime.bigint();
-  let results: ort.InferenceSession.OnnxValueMapType;
+  let inputsReady = started;
+  let inferred = started;
+  let outputs: ThreadTensor[];
   try {
-    results = await session.run(feeds, request.outputNames);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of request.inputs) feeds[input.name] = toOrtTensor(input);
+    inputsReady = process.hrtime.bigint();
+    const results = await session.run(feeds, request.outputNames);
+    inferred = process.hrtime.bigint();
+    outputs = request.outputNames.map((name) => fromOrtTensor(name, results[name] as ort.Tensor));
   } catch (error) {
+    // Anything wrong with one request's tensors is that request's error; the thread and its session live on.
     const message = error instanceof Error ? error.message : String(error);
     return { response: fail(request.id, ErrorCode.InvalidArgument, `onnxruntime rejected the inputs: ${message}`), transfer: [] };
   }
-  const inferred = process.hrtime.bigint();
-  const outputs = request.outputNames.map((name) => fromOrtTensor(name, results[name] as ort.Tensor));
   const finished = process.hrtime.bigint();
   const transfer = [...new Set(outputs.map((output) => output.buffer))];
   return {

@@ -104,6 +104,13 @@ export class WorkerRole {
       connection: this.connection,
       prefix: this.config.GANTRY_QUEUE_PREFIX,
       concurrency: this.config.GANTRY_WORKER_CONCURRENCY,
+      // onnxruntime never runs on this thread, so locks are renewed on time and can be short: the jobs of a
+      // worker that died are found and re-run by another within a lock period or two, not after 30 s.
+      lockDuration: this.config.GANTRY_JOB_LOCK_MS,
+      stalledInterval: this.config.GANTRY_JOB_LOCK_MS,
+      // A job is re-run after each crash of its worker; processInferenceJob stops it (with an answer) once it has
+      // started GANTRY_MAX_JOB_ATTEMPTS times, so BullMQ must not give up silently before that.
+      maxStalledCount: this.config.GANTRY_MAX_JOB_ATTEMPTS,
     });
     consumer.on('error', (error) => this.logger.warn({ queue: queueName, err: error.message }, 'queue consumer error'));
     consumer.on('failed', (job, error) => this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed'));
@@ -147,7 +154,8 @@ export class WorkerRole {
       if (this.consumers.has(name) || this.closing !== undefined) continue;
       this.consumers.set(
         name,
-        this.createConsumer(inferenceQueueName(name), async (job) => processInferenceJob(inferenceJobSchema.parse(job.data), this.dependencies())),
+        this.createConsumer(inferenceQueueName(name), async (job) =>
+          processInferenceJob(inferenceJobSchema.parse(job.data), { ...this.dependencies(), attempt: job.attemptsStarted, maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS })),
       );
       this.logger.info({ model: name }, 'serving model queue');
     }

@@ -139,6 +139,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
           timeoutMs,
           priority: schedule.priority ?? modelConfig.defaultPriority,
           signal: clientGone(reply),
+          maxQueueSize: modelConfig.maxQueueSize,
         },
       );
 
