@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import type { ExecutionSettings } from '../queue/job-contracts.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { registryEventsChannel } from '../queue/names.js';
 import type { RegistryEvent } from './model-registry.js';
@@ -170,20 +171,8 @@ function parseStored(stored: string | null): ModelConfig {
   return modelConfigSchema.parse(kept);
 }
 
-/** The fields a worker needs to run a model (sent with every load and inference job). */
-export type ExecutionConfig = Pick<
-  ModelConfig,
-  | 'maxBatchSize'
-  | 'preferredBatchSizes'
-  | 'maxQueueDelayMicroseconds'
-  | 'instances'
-  | 'intraOpThreads'
-  | 'interOpThreads'
-  | 'graphOptimizationLevel'
-  | 'optimizedModelCache'
->;
-
-export function executionConfigOf(config: ModelConfig): ExecutionConfig {
+/** The fields a worker needs to run a model, in the form every load and inference job carries. */
+export function executionConfigOf(config: ModelConfig): ExecutionSettings {
   return {
     maxBatchSize: config.maxBatchSize,
     preferredBatchSizes: config.preferredBatchSizes,

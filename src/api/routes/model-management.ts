@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
-import { defaultExecutionSettings } from '../../queue/job-contracts.js';
+import { executionConfigOf } from '../../registry/model-config.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -108,7 +108,9 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         throw errors.invalidModel('the file is empty.');
       }
       const record = await registry.createVersion(model, blob);
-      const load = producer.requestLoad({ model, version: record.version, sha256: blob.sha256, settings: defaultExecutionSettings }, config.GANTRY_LOAD_TIMEOUT_MS);
+      // A new version of an existing model loads with that model's configuration (instances, threads, …).
+      const settings = executionConfigOf(await services.modelConfigs.get(model));
+      const load = producer.requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS);
       if (request.query.wait === 'false') {
         // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
         load.catch(() => undefined);
