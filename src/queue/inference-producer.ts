@@ -215,6 +215,7 @@ export class InferenceProducer {
         deadline,
         enqueuedAt: Date.now(),
         requests,
+        priority,
         settings: target.settings,
       };
       const queue = this.queueFor(inferenceQueueName(target.model));

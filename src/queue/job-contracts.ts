@@ -62,6 +62,8 @@ export const inferenceJobSchema = z
     deadline: z.number(),
     enqueuedAt: z.number(),
     requests: z.array(queuedRequestSchema).min(1),
+    /** The schedule priority of every request in the job (1 is the highest); the worker's batcher honours it. */
+    priority: z.number().int().min(0).default(0),
     settings: executionSettingsSchema.default(defaultExecutionSettings),
     /** The input bytes of all requests, concatenated in order, base64: used for small jobs. */
     payload: z.string().optional(),

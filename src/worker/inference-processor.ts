@@ -82,7 +82,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const model = await loadModel(job, dependencies);
       const inputsByRequest = splitInputs(job, payload);
       const runs = await Promise.allSettled(
-        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs)),
+        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs, job.priority)),
       );
       const finishedAtMs = Date.now();
       runs.forEach((run, index) => {

@@ -26,6 +26,9 @@ export interface BatchedResult {
 }
 
 interface QueuedItem {
+  /** The request's schedule priority: 1 is the highest. */
+  priority: number;
+  sequence: number;
   inputs: Tensor[];
   outputs: string[];
   key: string;
@@ -42,6 +45,7 @@ interface QueuedItem {
  */
 export class ModelBatcher {
   private readonly queue: QueuedItem[] = [];
+  private nextSequence = 0;
   private batching: boolean;
   private readonly modelCanBatch: boolean;
   private delayTimer: NodeJS.Timeout | undefined;
@@ -66,9 +70,15 @@ export class ModelBatcher {
     return this.batching;
   }
 
-  submit(inputs: Tensor[], outputs: string[]): Promise<BatchedResult> {
+  /**
+   * Queues one request. The queue is kept in (priority, arrival) order, so a high-priority request that arrives
+   * while the instances are busy runs before lower-priority requests that were already waiting here.
+   */
+  submit(inputs: Tensor[], outputs: string[], priority = 0): Promise<BatchedResult> {
     return new Promise((resolve, reject) => {
-      this.queue.push({
+      this.insert({
+        priority,
+        sequence: this.nextSequence++,
         inputs,
         outputs,
         key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
@@ -79,6 +89,13 @@ export class ModelBatcher {
       });
       this.pump();
     });
+  }
+
+  private insert(item: QueuedItem): void {
+    // Most requests share a priority and arrive in order, so the common case is a push at the end.
+    let index = this.queue.length;
+    while (index > 0 && this.queue[index - 1]!.priority > item.priority) index--;
+    this.queue.splice(index, 0, item);
   }
 
   /** The batch size a batch should reach before it is worth running early: the largest preferred size. */

@@ -101,6 +101,11 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
     (request, body, done) => {
       try {
         const { header, binary } = splitBinaryBody(body as Buffer, request.headers[inferenceHeaderContentLength] as string | undefined);
+        if (header === undefined) {
+          throw errors.invalidArgument(
+            'Raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header that describes the inputs, then their bytes.',
+          );
+        }
         if (binary.byteLength > 0) binaryParts.set(request, binary);
         done(null, header);
       } catch (error) {
