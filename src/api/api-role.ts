@@ -47,7 +47,7 @@ export class ApiRole {
     const registry = new ModelRegistry(redis, prefix);
     const modelConfigs = new ModelConfigStore(redis, prefix);
     const catalog = new ModelCatalog(registry, modelConfigs, prefix);
-    const replies = new ReplyListener(subscriber, prefix, logger);
+    const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
     const producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: config.GANTRY_MAX_REQUESTS_PER_JOB, maxJobsInFlight: config.GANTRY_MAX_JOBS_IN_FLIGHT }, logger);

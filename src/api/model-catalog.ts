@@ -30,10 +30,12 @@ export class ModelCatalog {
   /** Follows registry events on an already-connected subscriber connection. */
   async follow(subscriber: Redis): Promise<void> {
     const channel = registryEventsChannel(this.prefix);
-    subscriber.on('message', (from: string, message: string) => {
-      if (from !== channel) return;
+    // 'messageBuffer', not 'message': a 'message' listener makes ioredis decode every message on this connection
+    // to a string, the multi-megabyte inference replies included.
+    subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
+      if (from.toString() !== channel) return;
       try {
-        const event = JSON.parse(message) as RegistryEvent;
+        const event = JSON.parse(message.toString('utf8')) as RegistryEvent;
         this.invalidate(event.name);
       } catch {
         this.cache.clear();

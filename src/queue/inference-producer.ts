@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
 import { jobSchemaVersion, type ExecutionSettings, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
+import { writeLargeValue } from './large-values.js';
 import { controlQueueName, inferenceQueueName, payloadKey } from './names.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 
@@ -229,7 +230,7 @@ export class InferenceProducer {
         // The bytes go first, under a key that expires with the deadline, so a lost job leaves nothing behind.
         const jobId = `${this.replies.channel.slice(-36)}-${requests[0]!.correlationId}`;
         job.payloadKey = payloadKey(this.options.prefix, target.model, jobId);
-        await this.redis.set(job.payloadKey, payload, 'PX', Math.max(1000, deadline - Date.now() + 5000));
+        await writeLargeValue(this.redis, job.payloadKey, payload, Math.max(1000, deadline - Date.now() + 5000));
         sent.jobId = (await queue.add('infer', job, { ...options, jobId })).id;
       }
       // Cancelled while the job was being sent: take it back now that its id is known.

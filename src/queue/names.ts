@@ -22,6 +22,11 @@ export function payloadKey(prefix: string, model: string, jobId: string): string
   return `${prefix}:payload{${model}}:${jobId}`;
 }
 
+/** A Redis key holding a large reply's output bytes; the published reply then carries only the header. */
+export function replyBodyKey(prefix: string, model: string, id: string): string {
+  return `${prefix}:reply-body{${model}}:${id}`;
+}
+
 /** The pub/sub channel on which one API process receives replies for the jobs it queued. */
 export function replyChannel(prefix: string, processId: string): string {
   return `${prefix}:reply:${processId}`;

@@ -20,6 +20,9 @@ export interface InferenceReplyHeader {
   kind: 'infer';
   results: InferenceResult[];
   timing?: ExecutionTiming;
+  /** Set for large replies: the output bytes wait under this key instead of following the header. */
+  bodyKey?: string;
+  bodyLength?: number;
 }
 
 export interface LoadReplyHeader {

@@ -4,6 +4,7 @@ import { errors, fromWire, type GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
+import { readLargeValue } from './large-values.js';
 import { replyChannel } from './names.js';
 import { subscribeWhenReady } from './redis-connection.js';
 import { decodeReply, type ExecutionTiming, type InferenceReplyHeader, type LoadReplyHeader } from './reply-codec.js';
@@ -31,6 +32,8 @@ export class ReplyListener {
 
   constructor(
     private readonly subscriber: Redis,
+    /** A command connection, for the output bytes of large replies, which wait in a key of their own. */
+    private readonly commands: Redis,
     prefix: string,
     private readonly logger: Logger,
   ) {
@@ -84,7 +87,27 @@ export class ReplyListener {
       return;
     }
     if (decoded.header.kind === 'load') this.onLoadReply(decoded.header);
-    else this.onInferenceReply(decoded.header, decoded.body);
+    else if (decoded.header.bodyKey === undefined) this.onInferenceReply(decoded.header, decoded.body);
+    else void this.onLargeInferenceReply(decoded.header, decoded.header.bodyKey, decoded.header.bodyLength ?? 0);
+  }
+
+  private async onLargeInferenceReply(header: InferenceReplyHeader, bodyKey: string, bodyLength: number): Promise<void> {
+    let body: Buffer | undefined;
+    try {
+      body = await readLargeValue(this.commands, bodyKey, bodyLength, { deleteAfter: true });
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message }, 'could not read a reply body');
+    }
+    if (body !== undefined) {
+      this.onInferenceReply(header, body);
+      return;
+    }
+    const failure = errors.queueUnavailable('the reply could not be read from Redis');
+    for (const result of header.results) {
+      const waiter = this.inferenceWaiters.get(result.correlationId);
+      this.inferenceWaiters.delete(result.correlationId);
+      waiter?.reject(failure);
+    }
   }
 
   private onLoadReply(header: LoadReplyHeader): void {

@@ -4,7 +4,10 @@ import type { Logger } from '../logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { InferenceJob, TensorLayout } from '../queue/job-contracts.js';
-import { encodeReply, type InferenceResult } from '../queue/reply-codec.js';
+import { randomUUID } from 'node:crypto';
+import { readLargeValue, writeLargeValue } from '../queue/large-values.js';
+import { replyBodyKey } from '../queue/names.js';
+import { encodeReply, type InferenceReplyHeader, type InferenceResult } from '../queue/reply-codec.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
@@ -16,6 +19,8 @@ export interface StatisticsSink {
 }
 
 export interface InferenceProcessorDependencies {
+  /** The deployment's key prefix (GANTRY_QUEUE_PREFIX). */
+  prefix: string;
   /** How many times this job has been started, this time included (BullMQ counts restarts after a crash). */
   attempt?: number;
   maxAttempts?: number;
@@ -35,9 +40,11 @@ function toWireError(error: unknown): WireError {
 /** Reads a job's input bytes: inline (base64) for small jobs, from their own Redis key for large ones. */
 async function readPayload(job: InferenceJob, redis: Redis): Promise<Buffer> {
   if (job.payload !== undefined) return Buffer.from(job.payload, 'base64');
-  const bytes = await redis.getBuffer(job.payloadKey!);
+  let total = 0;
+  for (const request of job.requests) for (const input of request.inputs) total += input.byteLength;
+  const bytes = await readLargeValue(redis, job.payloadKey!, total);
   // The key expires with the deadline: gone means nobody waits for this answer any more.
-  if (bytes === null) throw errors.deadlineExceeded(job.deadline - job.enqueuedAt);
+  if (bytes === undefined) throw errors.deadlineExceeded(job.deadline - job.enqueuedAt);
   return bytes;
 }
 
@@ -110,8 +117,26 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   for (const result of results) {
     metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
   }
-  await redis.publish(job.replyTo, encodeReply({ kind: 'infer', results, timing: { queueNs, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 } }, bodies));
+  await publishReply(job, { kind: 'infer', results, timing: { queueNs, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 } }, bodies, dependencies);
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
+}
+
+/** Replies up to this size travel in the pub/sub message; larger outputs wait in a key of their own. */
+const inlineReplyLimitBytes = 64 * 1024;
+
+/** Publishes the job's one reply; large output bytes go to a key first (see large-values.ts for why). */
+async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bodies: Uint8Array[], dependencies: InferenceProcessorDependencies): Promise<void> {
+  const { redis, prefix } = dependencies;
+  const bodyLength = bodies.reduce((sum, body) => sum + body.byteLength, 0);
+  if (bodyLength <= inlineReplyLimitBytes) {
+    await redis.publish(job.replyTo, encodeReply(header, bodies));
+    return;
+  }
+  const bodyKey = replyBodyKey(prefix, job.model, randomUUID());
+  const announcement = encodeReply({ ...header, bodyKey, bodyLength });
+  await writeLargeValue(redis, bodyKey, Buffer.concat(bodies, bodyLength), Math.max(1000, job.deadline - Date.now() + 5000), (pipeline) =>
+    pipeline.publish(job.replyTo, announcement),
+  );
 }
 
 /** Metrics and statistics of one successful request (and, once per execution, of the execution). */

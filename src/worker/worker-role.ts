@@ -96,7 +96,7 @@ export class WorkerRole {
   }
 
   private dependencies() {
-    return { redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, statistics: this.statistics, logger: this.logger };
+    return { prefix: this.config.GANTRY_QUEUE_PREFIX, redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, statistics: this.statistics, logger: this.logger };
   }
 
   private createConsumer(queueName: string, processor: (job: Job) => Promise<void>): BullWorker {

@@ -104,7 +104,7 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     admin = new Redis(redisUrl);
     producerRedis = createRedis(redisUrl, 'producer', 'test-producer');
     subscriber = createRedis(redisUrl, 'consumer', 'test-replies');
-    replies = new ReplyListener(subscriber, prefix, logger);
+    replies = new ReplyListener(subscriber, producerRedis, prefix, logger);
     await replies.start();
     // A second, independent subscriber on the reply channel counts reply messages (one per job).
     tap = new Redis(redisUrl);
@@ -112,11 +112,17 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
       replyMessagesByKind[decodeReply(message).header.kind]++;
     });
     await tap.subscribe(replies.channel);
-    // Record (without changing) the keys the producer writes with SET: that is how large payloads travel.
-    const originalSet = producerRedis.set.bind(producerRedis) as (...args: unknown[]) => Promise<unknown>;
-    (producerRedis as unknown as { set: (...args: unknown[]) => Promise<unknown> }).set = (...args: unknown[]) => {
-      payloadKeysWritten.push(String(args[0]));
-      return originalSet(...args);
+    // Record (without changing) the keys the producer writes with SET in a pipeline: that is how large
+    // payloads travel (src/queue/large-values.ts).
+    const originalPipeline = producerRedis.pipeline.bind(producerRedis);
+    (producerRedis as unknown as { pipeline: () => unknown }).pipeline = () => {
+      const pipeline = originalPipeline();
+      const originalSet = pipeline.set.bind(pipeline) as (...args: unknown[]) => unknown;
+      (pipeline as unknown as { set: (...args: unknown[]) => unknown }).set = (...args: unknown[]) => {
+        payloadKeysWritten.push(String(args[0]));
+        return originalSet(...args);
+      };
+      return pipeline;
     };
     // Few jobs in flight, so that 100 concurrent requests must be packed together.
     producer = new InferenceProducer(producerRedis, replies, { prefix, maxRequestsPerJob: 16, maxJobsInFlight: 2 }, logger);
