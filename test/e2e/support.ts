@@ -50,16 +50,8 @@ export function assertError(reply: JsonReply, status: number, code: string, mess
 }
 
 /** The same seeded PRNG the fixtures use (deterministic pseudo-random inputs). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../fixtures/onnx-builder.js';
+import { mulberry32 } from '../fixtures/onnx-builder.js';
 
 /** `count` floats uniform in [low, high), already rounded to float32 so gateway and reference see the same bits. */
 export function randomFloats(seed: number, count: number, low = -1, high = 1): number[] {
