@@ -69,6 +69,9 @@ function typedArrayFor(datatype: Datatype, count: number): ArrayBufferView & { [
   }
 }
 
+/** Largest magnitudes that round to a finite value of each float type. */
+const floatLimits = { FP16: 65504, FP32: 3.4028234663852886e38, FP64: Number.MAX_VALUE } as const;
+
 const decimalInteger = /^-?\d{1,20}$/;
 
 function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | undefined {
@@ -127,9 +130,11 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
       target[index] = big;
     }
   } else if (datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16') {
+    // A finite JSON number beyond the type's range would silently become Infinity: refuse it instead.
+    const limit = floatLimits[datatype];
     for (let index = 0; index < flat.length; index++) {
       const value = flat[index];
-      if (typeof value !== 'number') throw bad(index, 'a number');
+      if (typeof value !== 'number' || Math.abs(value) > limit) throw bad(index, `a number within ±${limit}`);
       target[index] = datatype === 'FP16' ? toFloat16Bits(value) : value;
     }
   } else {

@@ -104,6 +104,9 @@ export class WorkerRole {
       connection: this.connection,
       prefix: this.config.GANTRY_QUEUE_PREFIX,
       concurrency: this.config.GANTRY_WORKER_CONCURRENCY,
+      // How long (seconds) an idle consumer blocks waiting for a job. Short, because closing waits for the
+      // blocking call to return: BullMQ's 5 s default made every shutdown last that long.
+      drainDelay: 1,
       // onnxruntime never runs on this thread, so locks are renewed on time and can be short: the jobs of a
       // worker that died are found and re-run by another within a lock period or two, not after 30 s.
       lockDuration: this.config.GANTRY_JOB_LOCK_MS,

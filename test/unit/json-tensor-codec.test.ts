@@ -256,3 +256,14 @@ describe('typedView', () => {
     assert.deepEqual(encodeJsonData('INT32', backing.subarray(2)), [-5, 6, 2147483647]);
   });
 });
+
+test('finite JSON numbers beyond a float type\'s range are refused instead of becoming Infinity', () => {
+  for (const [datatype, tooLarge] of [['FP32', 1e39], ['FP16', 70000], ['FP32', -1e39]] as const) {
+    assert.throws(
+      () => decodeJsonData('x', datatype, [1], [tooLarge]),
+      (error: unknown) => error instanceof GantryError && error.code === ErrorCode.InvalidArgument && /Input 'x'/.test(error.message),
+    );
+  }
+  assert.doesNotThrow(() => decodeJsonData('x', 'FP32', [1], [3.4e38]));
+  assert.doesNotThrow(() => decodeJsonData('x', 'FP64', [1], [1e300]));
+});

@@ -1,0 +1,278 @@
+/**
+ * Shared helpers for the reliability tests (fault injection against real processes). It holds no tests: it is
+ * named *.test.ts only because this folder's files are all owned as tests, so `node --test` runs it as an empty
+ * file. Everything here starts real processes (gantry, redis-server) and cleans up after itself.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from '../helpers/gantry-process.js';
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Deterministic floats (mulberry32), already float32-exact. */
+export function floats(seed: number, count: number): number[] {
+  let state = seed >>> 0;
+  const next = () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return Array.from(Float32Array.from({ length: count }, () => next() * 2 - 1));
+}
+
+/** A slow.onnx request: ~3.6 µs per iteration on the dev box. */
+export function slowRequest(iterations: number, parameters?: Record<string, unknown>): unknown {
+  return {
+    ...(parameters === undefined ? {} : { parameters }),
+    inputs: [
+      { name: 'iterations', datatype: 'INT64', shape: [], data: [iterations] },
+      { name: 'x', datatype: 'FP32', shape: [1, 256], data: floats(7, 256) },
+    ],
+  };
+}
+
+export function mlpRequest(seed = 1): unknown {
+  return { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: floats(seed, 256) }] };
+}
+
+export interface TimedReply {
+  status: number;
+  body: any;
+  headers: Headers;
+  /** Milliseconds from sending to the whole response being read. */
+  ms: number;
+  startedAt: number;
+  finishedAt: number;
+  /** Set when no HTTP response came back (connection error or the client-side timeout). */
+  failure?: string;
+}
+
+/** Any HTTP call with a client-side timeout; never throws: a transport failure is reported in `failure`. */
+export async function timedCall(
+  url: string,
+  init: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<TimedReply> {
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  try {
+    const response = await fetch(url, {
+      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+      headers: init.headers ?? (init.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(init.body === undefined ? {} : { body: init.body as unknown as BodyInit }),
+      signal: AbortSignal.timeout(init.timeoutMs ?? 30_000),
+    });
+    const text = await response.text();
+    let body: unknown = text;
+    try {
+      body = text.length > 0 ? JSON.parse(text) : undefined;
+    } catch {
+      // not JSON
+    }
+    const finishedAt = Date.now();
+    return { status: response.status, body, headers: response.headers, ms: performance.now() - t0, startedAt, finishedAt };
+  } catch (error) {
+    const finishedAt = Date.now();
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    return {
+      status: 0,
+      body: undefined,
+      headers: new Headers(),
+      ms: performance.now() - t0,
+      startedAt,
+      finishedAt,
+      failure: `${(error as Error).name}: ${(error as Error).message}${cause === undefined ? '' : ` (${cause})`}`,
+    };
+  }
+}
+
+export function infer(baseUrl: string, model: string, request: unknown, timeoutMs = 30_000): Promise<TimedReply> {
+  return timedCall(`${baseUrl}/v2/models/${model}/infer`, { body: JSON.stringify(request), timeoutMs });
+}
+
+export async function putConfig(baseUrl: string, model: string, patch: unknown): Promise<TimedReply> {
+  return timedCall(`${baseUrl}/v1/models/${model}/config`, { method: 'PUT', body: JSON.stringify(patch), timeoutMs: 10_000 });
+}
+
+/** Polls until `check` is true; throws with `what` after `timeoutMs`. */
+export async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 50): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    try {
+      if (await check()) return Date.now() - started;
+    } catch {
+      // not yet
+    }
+    await sleep(intervalMs);
+  }
+  assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** Direct children of a process (the `start` command's worker is one). */
+export function childPids(pid: number): number[] {
+  const result = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' });
+  return result.stdout
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((value) => Number.isInteger(value) && value > 0);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resident set size in bytes from /proc/<pid>/status (VmRSS). */
+export async function rssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+)\s+kB/.exec(status);
+  if (match === null) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+/** Kills a process and its descendants (by pid, children first), ignoring ones already gone. */
+export function killTree(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL'): void {
+  if (pid === undefined) return;
+  for (const child of childPids(pid)) killTree(child, signal);
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone
+  }
+}
+
+/** Sums every sample of a counter in Prometheus text (all label sets). */
+export function sumMetric(text: string, name: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+export async function workerRequestsTotal(workerUrl: string): Promise<number> {
+  const response = await fetch(`${workerUrl}/metrics`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(response.status, 200);
+  return sumMetric(await response.text(), 'gantry_worker_requests_total');
+}
+
+/** Number of jobs BullMQ holds as active for a model's queue (the worker has taken them). */
+export async function activeJobs(redisUrl: string, prefix: string, model: string): Promise<number> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    return await redis.llen(`${prefix}:infer{${model}}:active`);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The most attempts BullMQ has started of any job of a model's queue (its `ats` field), with that job's state. */
+export async function jobAttemptsStarted(redisUrl: string, prefix: string, model: string): Promise<{ active: number; attemptsStarted: number }> {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const ids = await redis.lrange(`${prefix}:infer{${model}}:active`, 0, -1);
+    let attemptsStarted = 0;
+    for (const id of ids) attemptsStarted = Math.max(attemptsStarted, Number((await redis.hget(`${prefix}:infer{${model}}:${id}`, 'ats')) ?? 0));
+    return { active: ids.length, attemptsStarted };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Runs every registered cleanup (last first); failures are collected, never stop the others. */
+export class Cleanup {
+  private readonly steps: Array<() => unknown> = [];
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+  async run(): Promise<void> {
+    const steps = this.steps.splice(0).reverse();
+    for (const step of steps) {
+      try {
+        await step();
+      } catch {
+        // keep cleaning
+      }
+    }
+  }
+}
+
+/** A private redis-server with AOF in its own directory, on a free port; can be shut down and restarted. */
+export interface PrivateRedis {
+  port: number;
+  url: string;
+  directory: string;
+  process: () => ChildProcess;
+  /** `redis-cli shutdown` (AOF is fsynced); resolves once the process exited. */
+  shutdown: () => Promise<void>;
+  /** Starts redis-server again on the same port and directory; resolves once it answers PING. */
+  restart: () => Promise<void>;
+  cleanup: () => Promise<void>;
+}
+
+async function pingUntilUp(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  await waitUntil(
+    () => {
+      if (child.exitCode !== null) throw new Error('redis-server exited');
+      return spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG';
+    },
+    timeoutMs,
+    `redis-server on ${port}`,
+  );
+}
+
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await freePort();
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-reliability-redis-'));
+  const launch = () =>
+    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--dir', directory], {
+      stdio: 'ignore',
+    });
+  let child = launch();
+  await pingUntilUp(port, child);
+  const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => c.once('exit', () => resolve())));
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    directory,
+    process: () => child,
+    shutdown: async () => {
+      spawnSync('redis-cli', ['-p', String(port), 'shutdown'], { encoding: 'utf8' });
+      await exited(child);
+    },
+    restart: async () => {
+      child = launch();
+      await pingUntilUp(port, child);
+    },
+    cleanup: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited(child);
+      }
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Status counts as `{ "200": n, … }` (0 for transport failures). */
+export function countStatuses(replies: readonly TimedReply[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const reply of replies) counts[String(reply.status)] = (counts[String(reply.status)] ?? 0) + 1;
+  return counts;
+}
+
+export function describeReply(reply: TimedReply): string {
+  return `${reply.status}${reply.failure === undefined ? '' : ` ${reply.failure}`} after ${reply.ms.toFixed(0)} ms: ${JSON.stringify(reply.body)?.slice(0, 300)}`;
+}
