@@ -2,10 +2,10 @@ import type { ChainableCommander, Redis } from 'ioredis';
 
 /**
  * Moving multi-megabyte tensors through Redis in one command is slow on the client side: ioredis parses one
- * 4 MiB bulk reply in ~40 ms here, while 256 KiB pieces in one pipeline take ~12 ms (Redis itself needs ~1 ms).
+ * 4 MiB bulk reply in ~40 ms here, while 128 KiB pieces in one pipeline take ~14 ms (Redis itself needs ~1 ms).
  * So large values are written with SET + APPEND and read with GETRANGE, in pieces, one round trip each way.
  */
-const pieceBytes = 256 * 1024;
+const pieceBytes = 128 * 1024;
 
 /**
  * Writes `value` under `key`, expiring after `ttlMs`, in one pipelined round trip; `then` adds commands to the
