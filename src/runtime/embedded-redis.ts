@@ -28,8 +28,18 @@ export function redisAnswers(host: string, port: number, timeoutMs = 500): Promi
 
 export class RedisNotFoundError extends Error {}
 
-function redisServerOnPath(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+function commandRuns(command: string): boolean {
+  return spawnSync(command, ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+export interface ResolveRedisOptions {
+  redisUrl: string | undefined;
+  dataDirectory: string;
+  logger: Logger;
+  /** Where an already running Redis is looked for; tests point it elsewhere. Default 127.0.0.1:6379. */
+  conventionalPort?: number;
+  /** The program to start; tests name a missing one. Default `redis-server` from PATH. */
+  redisServerCommand?: string;
 }
 
 /**
@@ -37,16 +47,18 @@ function redisServerOnPath(): boolean {
  * private `redis-server` from PATH with its data (AOF on) under the data directory, stopped on exit.
  * @throws RedisNotFoundError naming what to install when there is no Redis at all.
  */
-export async function resolveRedis(options: { redisUrl: string | undefined; dataDirectory: string; logger: Logger }): Promise<ResolvedRedis> {
+export async function resolveRedis(options: ResolveRedisOptions): Promise<ResolvedRedis> {
   const { logger } = options;
+  const conventionalPort = options.conventionalPort ?? 6379;
+  const command = options.redisServerCommand ?? 'redis-server';
   if (options.redisUrl !== undefined) return { url: options.redisUrl, stop: async () => undefined };
-  if (await redisAnswers('127.0.0.1', 6379)) {
-    logger.info('REDIS_URL is not set; using the Redis answering on 127.0.0.1:6379');
-    return { url: 'redis://127.0.0.1:6379', stop: async () => undefined };
+  if (await redisAnswers('127.0.0.1', conventionalPort)) {
+    logger.info(`REDIS_URL is not set; using the Redis answering on 127.0.0.1:${conventionalPort}`);
+    return { url: `redis://127.0.0.1:${conventionalPort}`, stop: async () => undefined };
   }
-  if (!redisServerOnPath()) {
+  if (!commandRuns(command)) {
     throw new RedisNotFoundError(
-      'No Redis found: REDIS_URL is not set, nothing answers on 127.0.0.1:6379, and there is no redis-server on PATH. ' +
+      `No Redis found: REDIS_URL is not set, nothing answers on 127.0.0.1:${conventionalPort}, and there is no ${command} on PATH. ` +
         'Install Redis (Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`) or set REDIS_URL=redis://host:6379.',
     );
   }
@@ -54,7 +66,7 @@ export async function resolveRedis(options: { redisUrl: string | undefined; data
   await mkdir(directory, { recursive: true });
   const port = await freePort();
   const child: ChildProcess = spawn(
-    'redis-server',
+    command,
     ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--appendonly', 'yes', '--save', '', '--maxmemory-policy', 'noeviction'],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
