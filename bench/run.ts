@@ -1,7 +1,13 @@
 /**
- * `npm run bench [-- --quick]`: raw onnxruntime loop vs a plain Fastify+onnxruntime server vs Gantry (`start`
- * role: API + one worker over BullMQ/Redis), each at 1 and 64 connections, on the tiny MLP and on the PaddleOCR
- * recognizer. Prints one markdown table and writes bench/results/latest.json.
+ * `npm run bench [-- --quick] [-- --knobs]`: raw onnxruntime loop vs a plain Fastify+onnxruntime server vs Gantry
+ * (`start` role: API + one worker over BullMQ/Redis) at 1 and 64 connections: the tiny MLP in JSON, the PaddleOCR
+ * recognizer with the binary tensor extension in and out (full runs also in JSON), and the tiny MLP through Gantry
+ * with dynamic batching off (PUT /v1/models/{m}/config {"maxBatchSize": 0}). Prints one markdown table, the
+ * ratios and the target check, and writes bench/results/latest.json.
+ *
+ * `--knobs` instead restarts Gantry under each tuning variant (environment and model configuration) and drives the
+ * tiny MLP at 64 connections through it (BENCH_KNOBS_MODEL=ocr-rec: the recognizer in binary), BENCH_KNOBS_REPEAT
+ * rounds; writes bench/results/knobs-<model>.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -10,31 +16,53 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { freePort, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
-import { benchInput, benchModels, inferRequestBody, percentile, repositoryRoot, type BenchModel } from './models.js';
+import {
+  benchInput,
+  benchModels,
+  benchRequest,
+  decodeInferResponse,
+  inferenceHeaderContentLength,
+  percentile,
+  repositoryRoot,
+  type BenchModel,
+  type BenchRequest,
+  type Encoding,
+} from './models.js';
 import { referenceOutput, type RawLoopResult } from './raw-loop.js';
 
 const quick = process.argv.includes('--quick');
+const knobs = process.argv.includes('--knobs');
 const durationSeconds = quick ? 4 : 15;
 const warmupSeconds = quick ? 1 : 3;
-/**
- * Connections per model. The recognizer answers ~265,000 floats (~6 MB of JSON) per request, so one request
- * takes hundreds of ms end to end on 2 cores; at 64 connections one round of requests outlasts a 5 s window and
- * nothing completes. Quick runs therefore drive it at 4 connections; full runs at 64 with a 60 s window.
- */
-function connectionCountsFor(model: BenchModel): number[] {
-  if (model.name === 'ocr-rec' && quick) return [1, 4];
-  return [1, 64];
+
+interface Scenario {
+  model: BenchModel;
+  encoding: Encoding;
+  connections: number[];
 }
-function durationFor(model: BenchModel, connections: number): number {
-  return model.name === 'ocr-rec' && connections >= 64 ? Math.max(durationSeconds, 60) : durationSeconds;
+const [tinyModel, ocrModel] = benchModels as [BenchModel, BenchModel];
+/**
+ * What is measured. The recognizer's answer is 265,000 floats: ~1 MB in binary, ~6 MB in JSON. In binary, 64
+ * connections finish rounds inside a short window; in JSON one round at 64 connections outlasts a 5 s window, so
+ * JSON OCR is measured only in full runs (1 connection, and 64 for 60 s).
+ */
+const scenarios: Scenario[] = [
+  { model: tinyModel, encoding: 'json', connections: [1, 64] },
+  { model: ocrModel, encoding: 'binary', connections: [1, 64] },
+  ...(quick ? [] : [{ model: ocrModel, encoding: 'json' as const, connections: [1, 64] }]),
+];
+function durationFor(model: BenchModel, encoding: Encoding, connections: number): number {
+  if (model === ocrModel && connections >= 64) return encoding === 'json' ? Math.max(durationSeconds, 60) : Math.max(durationSeconds, 6);
+  return durationSeconds;
 }
 const tolerance = 1e-4;
 const benchDirectory = path.dirname(new URL(import.meta.url).pathname);
 
-type Target = 'raw loop' | 'plain server' | 'gantry';
+type Target = 'raw loop' | 'plain server' | 'gantry' | 'gantry, batching off';
 
 interface Row {
   model: string;
+  encoding: Encoding | '';
   connections: number;
   target: Target;
   requestsPerSecond: number;
@@ -44,8 +72,15 @@ interface Row {
   errors: number;
   timeouts: number;
   total: number;
+  /** Gantry only: inference_count / execution_count over the measured window (average rows per execution). */
+  averageBatch?: number;
   gantryOverPlain?: number;
   gantryOverRaw?: number;
+}
+
+interface Counts {
+  inference: number;
+  execution: number;
 }
 
 const cleanups: Array<() => Promise<void>> = [];
@@ -123,48 +158,70 @@ async function chooseRedis(): Promise<string> {
 }
 
 /** Sends the bench request once and checks the output against raw onnxruntime within `tolerance`. */
-async function verify(label: string, url: string, model: BenchModel, body: string, reference: { shape: number[]; data: Float32Array }): Promise<void> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  const text = await response.text();
-  if (response.status !== 200) throw new Error(`${label}/${model.name}: sample request answered ${response.status}: ${text.slice(0, 500)}`);
-  const parsed = JSON.parse(text) as { outputs?: Array<{ name: string; shape: number[]; data: number[] }> };
-  const output = parsed.outputs?.find((candidate) => candidate.name === model.outputName);
-  if (output === undefined) throw new Error(`${label}/${model.name}: no output '${model.outputName}' in ${text.slice(0, 300)}`);
+async function verify(label: string, url: string, model: BenchModel, request: BenchRequest, reference: { shape: number[]; data: Float32Array }): Promise<void> {
+  const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body as unknown as BodyInit });
+  const bytes = Buffer.from(await response.arrayBuffer());
+  if (response.status !== 200) throw new Error(`${label}/${model.name}: sample request answered ${response.status}: ${bytes.toString('utf8', 0, 500)}`);
+  const output = decodeInferResponse(bytes, response.headers.get(inferenceHeaderContentLength)).find((candidate) => candidate.name === model.outputName);
+  if (output === undefined) throw new Error(`${label}/${model.name}: no output '${model.outputName}' in ${bytes.toString('utf8', 0, 300)}`);
   if (JSON.stringify(output.shape) !== JSON.stringify(reference.shape)) {
     throw new Error(`${label}/${model.name}: shape ${JSON.stringify(output.shape)}, expected ${JSON.stringify(reference.shape)}`);
   }
-  const data = output.data.flat(Infinity as 1) as number[];
-  if (data.length !== reference.data.length) throw new Error(`${label}/${model.name}: ${data.length} values, expected ${reference.data.length}`);
+  if (output.data.length !== reference.data.length) throw new Error(`${label}/${model.name}: ${output.data.length} values, expected ${reference.data.length}`);
   let worst = 0;
-  for (let i = 0; i < data.length; i++) worst = Math.max(worst, Math.abs(data[i]! - reference.data[i]!));
+  for (let i = 0; i < output.data.length; i++) worst = Math.max(worst, Math.abs(output.data[i]! - reference.data[i]!));
   if (!(worst <= tolerance)) throw new Error(`${label}/${model.name}: max |diff| ${worst} > ${tolerance}`);
   log(`${label}/${model.name}: sample output matches raw onnxruntime (max |diff| ${worst.toExponential(2)})`);
 }
 
 /** Waits until a target has worked off what an ended autocannon run left in flight (one request, answered). */
-async function drain(url: string, body: string): Promise<void> {
+async function drain(url: string, request: BenchRequest): Promise<void> {
   try {
-    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(120_000) });
+    const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body as unknown as BodyInit, signal: AbortSignal.timeout(120_000) });
     await response.arrayBuffer();
   } catch (error) {
     log(`drain probe failed: ${(error as Error).message}`);
   }
 }
 
-async function drive(url: string, body: string, connections: number, durationSeconds: number): Promise<Omit<Row, 'model' | 'connections' | 'target'>> {
-  const options = { url, method: 'POST', headers: { 'content-type': 'application/json' }, body, connections, timeout: 120 };
+/** Gantry's statistics for one model (all versions): inference_count and execution_count. */
+async function readCounts(baseUrl: string, model: string): Promise<Counts> {
+  const response = await fetch(`${baseUrl}/v2/models/${model}/stats`);
+  const body = (await response.json()) as { model_stats?: Array<{ inference_count: number; execution_count: number }> };
+  const stats = body.model_stats ?? [];
+  return { inference: stats.reduce((sum, s) => sum + s.inference_count, 0), execution: stats.reduce((sum, s) => sum + s.execution_count, 0) };
+}
+
+type Measured = Omit<Row, 'model' | 'encoding' | 'connections' | 'target'>;
+
+async function drive(url: string, request: BenchRequest, connections: number, seconds: number, counts?: () => Promise<Counts>): Promise<Measured> {
+  const options = { url, method: 'POST', headers: request.headers, body: request.body, connections, timeout: 120 };
   if (warmupSeconds > 0) {
     await autocannon({ ...options, duration: warmupSeconds });
-    await drain(url, body);
+    await drain(url, request);
+  }
+  // Statistics are flushed ~20 ms after the answers; wait a little so the window's counts are complete.
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 150));
+  let before: Counts | undefined;
+  if (counts !== undefined) {
+    await settle();
+    before = await counts();
   }
   // autocannon's own histogram has 1 ms resolution; keep each 2xx response time (ms, fractional) instead.
   const latencies: number[] = [];
-  const run = autocannon({ ...options, duration: durationSeconds });
+  const run = autocannon({ ...options, duration: seconds });
   run.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
   });
   const result = await run;
-  await drain(url, body);
+  await drain(url, request);
+  let averageBatch: number | undefined;
+  if (counts !== undefined && before !== undefined) {
+    await settle();
+    const after = await counts();
+    const executions = after.execution - before.execution;
+    averageBatch = executions > 0 ? (after.inference - before.inference) / executions : undefined;
+  }
   latencies.sort((a, b) => a - b);
   return {
     requestsPerSecond: result['2xx'] / result.duration,
@@ -174,6 +231,7 @@ async function drive(url: string, body: string, connections: number, durationSec
     errors: result.errors,
     timeouts: result.timeouts,
     total: result['2xx'] + result.non2xx,
+    ...(averageBatch === undefined ? {} : { averageBatch }),
   };
 }
 
@@ -184,100 +242,172 @@ function format(value: number | undefined, digits = 1): string {
 
 function table(rows: Row[]): string {
   const lines = [
-    '| model | conns | target | req/s | p50 ms | p99 ms | non-2xx | errors | gantry/plain | gantry/raw |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | enc | conns | target | req/s | p50 ms | p99 ms | non-2xx | errors | avg batch | gantry/plain | gantry/raw |',
+    '| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const row of rows) {
+    const raw = row.target === 'raw loop';
     lines.push(
-      `| ${row.model} | ${row.connections} | ${row.target} | ${format(row.requestsPerSecond)} | ${format(row.p50Ms, 2)} | ${format(row.p99Ms, 2)} | ` +
-        `${row.target === 'raw loop' ? '' : row.non2xx} | ${row.target === 'raw loop' ? '' : row.errors + row.timeouts} | ${format(row.gantryOverPlain, 2)} | ${format(row.gantryOverRaw, 2)} |`,
+      `| ${row.model} | ${row.encoding} | ${row.connections} | ${row.target} | ${format(row.requestsPerSecond)} | ${format(row.p50Ms, 2)} | ${format(row.p99Ms, 2)} | ` +
+        `${raw ? '' : row.non2xx} | ${raw ? '' : row.errors + row.timeouts} | ${format(row.averageBatch, 2)} | ${format(row.gantryOverPlain, 2)} | ${format(row.gantryOverRaw, 2)} |`,
     );
   }
   return lines.join('\n');
 }
 
+function find(rows: Row[], model: BenchModel, encoding: Encoding, connections: number, target: Target): Row | undefined {
+  return rows.find((r) => r.model === model.label && r.encoding === (target === 'raw loop' ? '' : encoding) && r.connections === connections && r.target === target);
+}
+
+function ratios(rows: Row[]): string[] {
+  const lines: string[] = [];
+  for (const scenario of scenarios) {
+    for (const connections of scenario.connections) {
+      const gantry = find(rows, scenario.model, scenario.encoding, connections, 'gantry');
+      if (gantry === undefined) continue;
+      lines.push(
+        `${scenario.model.label}, ${scenario.encoding}, ${connections} conn: gantry/plain ${format(gantry.gantryOverPlain, 2)}, gantry/raw ${format(gantry.gantryOverRaw, 3)}`,
+      );
+    }
+  }
+  const on = find(rows, tinyModel, 'json', 64, 'gantry');
+  const off = find(rows, tinyModel, 'json', 64, 'gantry, batching off');
+  if (on !== undefined && off !== undefined) {
+    lines.push(
+      `${tinyModel.label}, json, 64 conn: batching on/off ${format(on.requestsPerSecond / off.requestsPerSecond, 2)} ` +
+        `(${format(on.requestsPerSecond)} vs ${format(off.requestsPerSecond)} req/s; avg batch ${format(on.averageBatch, 2)} vs ${format(off.averageBatch, 2)})`,
+    );
+  }
+  return lines;
+}
+
 function targets(rows: Row[]): string[] {
-  const find = (model: string, connections: number, target: Target) => rows.find((r) => r.model === model && r.connections === connections && r.target === target);
   const lines: string[] = [];
   const check = (what: string, actual: number | undefined, goal: string, ok: boolean | undefined) =>
-    lines.push(`${ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS'}  ${what}: ${actual === undefined ? 'n/a' : actual.toFixed(2)} (target ${goal})`);
-  const [tiny, ocr] = benchModels.map((m) => m.label);
-  const tiny64 = find(tiny!, 64, 'gantry')?.gantryOverPlain;
-  check('tiny model, 64 conns, gantry/plain req/s', tiny64, '>= 1.30', tiny64 === undefined ? undefined : tiny64 >= 1.3);
-  const ocr64 = find(ocr!, 64, 'gantry')?.gantryOverPlain;
-  if (ocr64 === undefined || !Number.isFinite(ocr64)) {
-    const ocr4 = find(ocr!, 4, 'gantry')?.gantryOverPlain;
-    lines.push(`n/a   compute-bound model, 64 conns: not measured in --quick (4 conns instead: gantry/plain ${ocr4 === undefined ? 'n/a' : ocr4.toFixed(2)}; target at 64 is >= 0.95)`);
-  } else check('compute-bound model, 64 conns, gantry/plain req/s', ocr64, '>= 0.95', ocr64 >= 0.95);
-  for (const label of [tiny!, ocr!]) {
-    const gantry = find(label, 1, 'gantry')?.p50Ms;
-    const plain = find(label, 1, 'plain server')?.p50Ms;
+    lines.push(`${ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS'}  ${what}: ${actual === undefined || !Number.isFinite(actual) ? 'n/a' : actual.toFixed(2)} (target ${goal})`);
+  const tiny64 = find(rows, tinyModel, 'json', 64, 'gantry')?.gantryOverPlain;
+  check('tiny model (json), 64 conns, gantry/plain req/s', tiny64, '>= 1.30', tiny64 === undefined ? undefined : tiny64 >= 1.3);
+  const ocr64 = find(rows, ocrModel, 'binary', 64, 'gantry')?.gantryOverPlain;
+  check('compute-bound model (OCR, binary), 64 conns, gantry/plain req/s', ocr64, '>= 0.95', ocr64 === undefined ? undefined : ocr64 >= 0.95);
+  const ocrJson64 = find(rows, ocrModel, 'json', 64, 'gantry')?.gantryOverPlain;
+  if (ocrJson64 !== undefined) check('compute-bound model (OCR, json), 64 conns, gantry/plain req/s', ocrJson64, '>= 0.95', ocrJson64 >= 0.95);
+  for (const [model, encoding] of [
+    [tinyModel, 'json'],
+    [ocrModel, 'binary'],
+  ] as const) {
+    const gantry = find(rows, model, encoding, 1, 'gantry')?.p50Ms;
+    const plain = find(rows, model, encoding, 1, 'plain server')?.p50Ms;
     const delta = gantry === undefined || plain === undefined ? undefined : gantry - plain;
-    check(`${label}, 1 conn, gantry p50 - plain p50 (ms)`, delta, '<= 1.00', delta === undefined ? undefined : delta <= 1);
+    check(`${model.label} (${encoding}), 1 conn, gantry p50 - plain p50 (ms)`, delta, '<= 1.00', delta === undefined ? undefined : delta <= 1);
   }
-  lines.push('n/a   batching on vs off >= 2.5x: dynamic batching is not implemented yet');
+  const on = find(rows, tinyModel, 'json', 64, 'gantry')?.requestsPerSecond;
+  const off = find(rows, tinyModel, 'json', 64, 'gantry, batching off')?.requestsPerSecond;
+  const ratio = on === undefined || off === undefined ? undefined : on / off;
+  check('tiny model (json), 64 conns, batching on/off req/s', ratio, '>= 2.50', ratio === undefined ? undefined : ratio >= 2.5);
   return lines;
+}
+
+async function startBenchGantry(redisUrl: string, env: Record<string, string> = {}): Promise<GantryProcess> {
+  const gantry = await startGantry({
+    command: 'start',
+    redisUrl,
+    env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000', ...env },
+    prefix: `bench-${process.pid}-${Date.now().toString(36)}`,
+  });
+  children.add(gantry.child);
+  cleanups.push(async () => {
+    await gantry.cleanup();
+    children.delete(gantry.child);
+  });
+  return gantry;
+}
+
+async function putConfig(gantry: GantryProcess, model: string, patch: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+  if (response.status !== 200) throw new Error(`PUT config ${JSON.stringify(patch)} answered ${response.status}: ${await response.text()}`);
+}
+
+function machine() {
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg: os.loadavg() };
 }
 
 async function main(): Promise<void> {
   const started = Date.now();
   const rows: Row[] = [];
   const redisUrl = await chooseRedis();
-  log(`redis ${redisUrl}; ${quick ? 'quick' : 'full'} run: ${durationSeconds}s per point after ${warmupSeconds}s warm-up`);
+  const loadAtStart = os.loadavg();
+  log(`redis ${redisUrl}; ${quick ? 'quick' : 'full'} run: ${durationSeconds}s per point after ${warmupSeconds}s warm-up; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
 
-  const gantry: GantryProcess = await startGantry({ command: 'start', redisUrl, env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' }, prefix: `bench-${process.pid}-${Date.now().toString(36)}` });
-  children.add(gantry.child);
-  cleanups.push(async () => {
-    await gantry.cleanup();
-    children.delete(gantry.child);
-  });
+  const gantry = await startBenchGantry(redisUrl);
   log(`gantry up at ${gantry.baseUrl} (prefix ${gantry.prefix})`);
-
   for (const model of benchModels) {
     const upload = await uploadModel(gantry.baseUrl, model.name, model.path);
     if (upload.status !== 201) throw new Error(`upload of ${model.name} answered ${upload.status}: ${JSON.stringify(upload.body)}`);
   }
 
-  for (const model of benchModels) {
+  const rawResults = new Map<string, RawLoopResult>();
+  for (const scenario of scenarios) {
+    const { model, encoding } = scenario;
     const reference = await referenceOutput(model);
-    const body = inferRequestBody(model, benchInput(model.shape));
-    log(`${model.name}: request body ${(body.length / 1024).toFixed(0)} KiB, output ${reference.data.length} floats`);
+    const request = benchRequest(model, benchInput(model.shape), encoding);
+    log(`${model.name} (${encoding}): request body ${(request.body.length / 1024).toFixed(0)} KiB, output ${reference.data.length} floats`);
 
     const plainPort = await freePort();
     const plain = await spawnNode('plain-server.js', [model.path, String(plainPort), model.name], 'listening');
     cleanups.push(() => stopChild(plain.child));
     const plainUrl = `http://127.0.0.1:${plainPort}/v2/models/${model.name}/infer`;
     const gantryUrl = `${gantry.baseUrl}/v2/models/${model.name}/infer`;
-    await verify('plain server', plainUrl, model, body, reference);
-    await verify('gantry', gantryUrl, model, body, reference);
+    await verify('plain server', plainUrl, model, request, reference);
+    await verify('gantry', gantryUrl, model, request, reference);
+    const counts = () => readCounts(gantry.baseUrl, model.name);
 
-    for (const connections of connectionCountsFor(model)) {
-      const seconds = durationFor(model, connections);
-      log(`${model.name} x${connections}: raw loop`);
-      const raw = await spawnNode('raw-loop.js', [model.name, String(seconds), String(connections), String(warmupSeconds)], undefined);
-      const rawResult = JSON.parse(raw.output().trim().split('\n').pop()!) as RawLoopResult;
-      const rawRow: Row = { model: model.label, connections, target: 'raw loop', requestsPerSecond: rawResult.runsPerSecond, p50Ms: rawResult.p50Ms, p99Ms: rawResult.p99Ms, non2xx: 0, errors: 0, timeouts: 0, total: rawResult.runs };
-      log(`${model.name} x${connections}: plain server`);
-      const plainRow: Row = { model: model.label, connections, target: 'plain server', ...(await drive(plainUrl, body, connections, seconds)) };
-      log(`${model.name} x${connections}: gantry`);
-      const gantryRow: Row = { model: model.label, connections, target: 'gantry', ...(await drive(gantryUrl, body, connections, seconds)) };
+    for (const connections of scenario.connections) {
+      const seconds = durationFor(model, encoding, connections);
+      const rawKey = `${model.name}:${connections}`;
+      let rawResult = rawResults.get(rawKey);
+      if (rawResult === undefined) {
+        log(`${model.name} x${connections}: raw loop`);
+        const raw = await spawnNode('raw-loop.js', [model.name, String(Math.min(seconds, durationSeconds)), String(connections), String(warmupSeconds)], undefined);
+        rawResult = JSON.parse(raw.output().trim().split('\n').pop()!) as RawLoopResult;
+        rawResults.set(rawKey, rawResult);
+        rows.push({ model: model.label, encoding: '', connections, target: 'raw loop', requestsPerSecond: rawResult.runsPerSecond, p50Ms: rawResult.p50Ms, p99Ms: rawResult.p99Ms, non2xx: 0, errors: 0, timeouts: 0, total: rawResult.runs });
+      }
+      log(`${model.name} (${encoding}) x${connections}: plain server`);
+      const plainRow: Row = { model: model.label, encoding, connections, target: 'plain server', ...(await drive(plainUrl, request, connections, seconds)) };
+      log(`${model.name} (${encoding}) x${connections}: gantry`);
+      const gantryRow: Row = { model: model.label, encoding, connections, target: 'gantry', ...(await drive(gantryUrl, request, connections, seconds, counts)) };
       gantryRow.gantryOverPlain = gantryRow.requestsPerSecond / plainRow.requestsPerSecond;
-      gantryRow.gantryOverRaw = gantryRow.requestsPerSecond / rawRow.requestsPerSecond;
-      rows.push(rawRow, plainRow, gantryRow);
+      gantryRow.gantryOverRaw = gantryRow.requestsPerSecond / rawResult.runsPerSecond;
+      rows.push(plainRow, gantryRow);
+      if (model === tinyModel && encoding === 'json' && connections >= 64) {
+        log(`${model.name} (${encoding}) x${connections}: gantry with batching off (maxBatchSize 0)`);
+        await putConfig(gantry, model.name, { maxBatchSize: 0 });
+        const offRow: Row = { model: model.label, encoding, connections, target: 'gantry, batching off', ...(await drive(gantryUrl, request, connections, seconds, counts)) };
+        offRow.gantryOverPlain = offRow.requestsPerSecond / plainRow.requestsPerSecond;
+        offRow.gantryOverRaw = offRow.requestsPerSecond / rawResult.runsPerSecond;
+        rows.push(offRow);
+        await putConfig(gantry, model.name, { maxBatchSize: null });
+      }
       if (gantry.child.exitCode !== null) throw new Error(`gantry exited (${gantry.child.exitCode}) during the run:\n${gantry.output()}`);
     }
     await stopChild(plain.child);
   }
 
   const printedTable = table(rows);
+  const ratioLines = ratios(rows);
   const targetLines = targets(rows);
+  const loadAtEnd = os.loadavg();
   console.log('');
   console.log(printedTable);
   console.log('');
   console.log(
-    `req/s counts 2xx answers only. All HTTP targets use OIP v2 JSON in and out (the binary tensor extension is not implemented yet). ` +
-      `${durationSeconds}s per point after ${warmupSeconds}s warm-up; raw loop = onnxruntime-node session.run in one process with N runs in flight, no HTTP/JSON.`,
+    `req/s counts 2xx answers only. enc: json = OIP v2 JSON in and out; binary = binary tensor extension in and out (JSON header + raw bytes), ` +
+      `for the plain server and Gantry alike. ${durationSeconds}s per point after ${warmupSeconds}s warm-up (OCR binary at 64 conns: ${durationFor(ocrModel, 'binary', 64)}s); ` +
+      `raw loop = onnxruntime-node session.run in one process with N runs in flight, no HTTP. avg batch = Gantry's inference_count/execution_count over the window. ` +
+      `Load average at start ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}, at end ${loadAtEnd.map((l) => l.toFixed(2)).join(' ')}.`,
   );
+  console.log('');
+  for (const line of ratioLines) console.log(line);
   console.log('');
   for (const line of targetLines) console.log(line);
   const gantryOutput = gantry.output().trim();
@@ -288,9 +418,10 @@ async function main(): Promise<void> {
     mode: quick ? 'quick' : 'full',
     durationSeconds,
     warmupSeconds,
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, loadavg: os.loadavg() },
+    machine: { ...machine(), loadavgAtStart: loadAtStart },
     redisUrl: redisUrl.replace(/\/\/[^@/]*@/, '//***@'),
     rows,
+    ratios: ratioLines,
     targets: targetLines,
     wallSeconds: (Date.now() - started) / 1000,
   };
@@ -298,6 +429,111 @@ async function main(): Promise<void> {
   await mkdir(resultsDirectory, { recursive: true });
   await writeFile(path.join(resultsDirectory, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote bench/results/latest.json; wall time ${results.wallSeconds.toFixed(0)} s`);
+}
+
+interface KnobVariant {
+  name: string;
+  env?: Record<string, string>;
+  config?: Record<string, unknown>;
+}
+
+/** Tuning variants tried by `--knobs` (src defaults: 2 jobs in flight, 64 requests per job, worker concurrency 4). */
+const knobVariants: KnobVariant[] = [
+  { name: 'defaults' },
+  { name: 'GANTRY_MAX_JOBS_IN_FLIGHT=1', env: { GANTRY_MAX_JOBS_IN_FLIGHT: '1' } },
+  { name: 'GANTRY_MAX_JOBS_IN_FLIGHT=4', env: { GANTRY_MAX_JOBS_IN_FLIGHT: '4' } },
+  { name: 'GANTRY_MAX_JOBS_IN_FLIGHT=8', env: { GANTRY_MAX_JOBS_IN_FLIGHT: '8' } },
+  { name: 'GANTRY_MAX_REQUESTS_PER_JOB=16', env: { GANTRY_MAX_REQUESTS_PER_JOB: '16' } },
+  { name: 'GANTRY_MAX_REQUESTS_PER_JOB=256', env: { GANTRY_MAX_REQUESTS_PER_JOB: '256' } },
+  { name: 'GANTRY_WORKER_CONCURRENCY=1', env: { GANTRY_WORKER_CONCURRENCY: '1' } },
+  { name: 'GANTRY_WORKER_CONCURRENCY=2', env: { GANTRY_WORKER_CONCURRENCY: '2' } },
+  { name: 'GANTRY_WORKER_CONCURRENCY=8', env: { GANTRY_WORKER_CONCURRENCY: '8' } },
+  { name: 'intraOpThreads=1', config: { intraOpThreads: 1 } },
+  { name: 'preferredBatchSizes=[32], maxQueueDelay=2ms', config: { preferredBatchSizes: [32], maxQueueDelayMicroseconds: 2000 } },
+  { name: 'maxBatchSize=0 (batching off)', config: { maxBatchSize: 0 } },
+  { name: 'maxBatchSize=4', config: { maxBatchSize: 4 } },
+  { name: 'intraOpThreads=1 + maxBatchSize=4', config: { intraOpThreads: 1, maxBatchSize: 4 } },
+  { name: 'GANTRY_WORKER_CONCURRENCY=2 + GANTRY_MAX_JOBS_IN_FLIGHT=1', env: { GANTRY_WORKER_CONCURRENCY: '2', GANTRY_MAX_JOBS_IN_FLIGHT: '1' } },
+];
+
+/**
+ * Knob variants, each on a freshly started Gantry. The machine is shared and noisy, so every variant runs
+ * BENCH_KNOBS_REPEAT times (default 1), round-robin, and the median req/s is reported beside each run's value.
+ * BENCH_KNOBS_MODEL=ocr-rec drives the recognizer in binary instead of the tiny MLP in JSON.
+ */
+async function knobsMain(): Promise<void> {
+  const started = Date.now();
+  const redisUrl = await chooseRedis();
+  const model = process.env.BENCH_KNOBS_MODEL === ocrModel.name ? ocrModel : tinyModel;
+  const encoding: Encoding = model === ocrModel ? 'binary' : 'json';
+  const connections = 64;
+  const seconds = durationFor(model, encoding, connections);
+  const repeat = Math.max(1, Number(process.env.BENCH_KNOBS_REPEAT ?? '1'));
+  const request = benchRequest(model, benchInput(model.shape), encoding);
+  const only = process.env.BENCH_KNOBS?.split(',').map((name) => name.trim());
+  const variants = only === undefined ? knobVariants : knobVariants.filter((variant) => only.some((name) => variant.name.startsWith(name)));
+  log(`knobs: ${model.name} ${encoding} x${connections}, ${seconds}s per variant, ${repeat} round(s); load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  const plainPort = await freePort();
+  const plain = await spawnNode('plain-server.js', [model.path, String(plainPort), model.name], 'listening');
+  cleanups.push(() => stopChild(plain.child));
+  const plainUrl = `http://127.0.0.1:${plainPort}/v2/models/${model.name}/infer`;
+  const plainRuns: Measured[] = [await drive(plainUrl, request, connections, seconds)];
+  const runs = new Map<string, Measured[]>(variants.map((variant) => [variant.name, []]));
+  for (let round = 0; round < repeat; round++) {
+    for (const variant of variants) {
+      const gantry = await startBenchGantry(redisUrl, variant.env);
+      const upload = await uploadModel(gantry.baseUrl, model.name, model.path);
+      if (upload.status !== 201) throw new Error(`upload answered ${upload.status}`);
+      if (variant.config !== undefined) await putConfig(gantry, model.name, variant.config);
+      const url = `${gantry.baseUrl}/v2/models/${model.name}/infer`;
+      await drain(url, request);
+      const measured = await drive(url, request, connections, seconds, () => readCounts(gantry.baseUrl, model.name));
+      runs.get(variant.name)!.push(measured);
+      log(`round ${round + 1} ${variant.name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50Ms.toFixed(1)} ms, p99 ${measured.p99Ms.toFixed(1)} ms, avg batch ${format(measured.averageBatch, 2)}; load ${os.loadavg()[0]!.toFixed(2)}`);
+      await gantry.cleanup();
+      children.delete(gantry.child);
+    }
+    plainRuns.push(await drive(plainUrl, request, connections, seconds));
+  }
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+  };
+  const plainRps = median(plainRuns.map((run) => run.requestsPerSecond));
+  console.log('');
+  console.log(`| variant (${model.label}, ${encoding}, ${connections} conns) | median req/s | each run req/s | median p50 ms | median p99 ms | avg batch | non-2xx | gantry/plain |`);
+  console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
+  const summary = variants.map((variant) => {
+    const list = runs.get(variant.name)!;
+    const rps = median(list.map((run) => run.requestsPerSecond));
+    return {
+      variant: variant.name,
+      medianRequestsPerSecond: rps,
+      runs: list,
+      p50Ms: median(list.map((run) => run.p50Ms)),
+      p99Ms: median(list.map((run) => run.p99Ms)),
+      averageBatch: median(list.map((run) => run.averageBatch ?? Number.NaN)),
+      non2xx: list.reduce((sum, run) => sum + run.non2xx, 0),
+      gantryOverPlain: rps / plainRps,
+    };
+  });
+  for (const row of summary) {
+    console.log(
+      `| ${row.variant} | ${format(row.medianRequestsPerSecond)} | ${row.runs.map((run) => run.requestsPerSecond.toFixed(0)).join(', ')} | ${format(row.p50Ms, 1)} | ${format(row.p99Ms, 1)} | ` +
+        `${format(row.averageBatch, 2)} | ${row.non2xx} | ${format(row.gantryOverPlain, 2)} |`,
+    );
+  }
+  console.log('');
+  console.log(
+    `plain server: ${plainRuns.map((run) => run.requestsPerSecond.toFixed(0)).join(', ')} req/s (before, then after each round; ratio uses the median). ` +
+      `Load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+  );
+  const resultsDirectory = path.join(repositoryRoot, 'bench/results');
+  await mkdir(resultsDirectory, { recursive: true });
+  await writeFile(
+    path.join(resultsDirectory, `knobs-${model.name}.json`),
+    `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), model: model.name, encoding, seconds, warmupSeconds, repeat, plainRuns, summary, wallSeconds: (Date.now() - started) / 1000 }, null, 2)}\n`,
+  );
 }
 
 async function cleanup(): Promise<void> {
@@ -324,7 +560,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 let exitCode = 0;
 try {
-  await main();
+  await (knobs ? knobsMain() : main());
 } catch (error) {
   exitCode = 1;
   log(`FAILED: ${(error as Error).stack ?? String(error)}`);
