@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseYaml } from './yaml.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = any;
@@ -43,23 +44,6 @@ function compose(args: string[], envFile = emptyEnvFile): string {
   return result.stdout;
 }
 
-/** YAML → JS: the `yaml` package when node_modules has it (it comes with @fastify/swagger), else PyYAML. */
-async function parseYaml(text: string): Promise<Doc> {
-  try {
-    const specifier = 'yaml';
-    const mod = (await import(specifier)) as { parse: (s: string) => unknown };
-    return mod.parse(text);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
-  const py = spawnSync(
-    'python3',
-    ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'],
-    { input: text, encoding: 'utf8' },
-  );
-  assert.equal(py.status, 0, `no YAML parser: neither the yaml package nor PyYAML works\n${py.stderr}`);
-  return JSON.parse(py.stdout);
-}
 
 const EXPECTED_SERVICES = ['api', 'grafana', 'prometheus', 'redis', 'worker', 'worker-gpu'];
 

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseYamlDocuments } from './yaml.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = any;
@@ -26,28 +26,6 @@ function repoRoot(): string {
 const root = repoRoot();
 const k8sDir = join(root, 'deploy/kubernetes');
 
-/** Multi-document YAML → JS: the `yaml` package when node_modules has it, else PyYAML. */
-async function parseYamlAll(text: string, file: string): Promise<Doc[]> {
-  try {
-    const specifier = 'yaml';
-    const mod = (await import(specifier)) as {
-      parseAllDocuments: (s: string) => Array<{ errors: unknown[]; toJS: () => unknown }>;
-    };
-    return mod.parseAllDocuments(text).map((doc) => {
-      assert.deepEqual(doc.errors, [], `${file}: YAML errors`);
-      return doc.toJS();
-    });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
-  const py = spawnSync(
-    'python3',
-    ['-c', 'import sys, json, yaml; json.dump(list(yaml.safe_load_all(sys.stdin)), sys.stdout)'],
-    { input: text, encoding: 'utf8' },
-  );
-  assert.equal(py.status, 0, `${file}: no YAML parser (yaml package or PyYAML) or a YAML error\n${py.stderr}`);
-  return JSON.parse(py.stdout);
-}
 
 interface Manifest {
   file: string;
@@ -58,7 +36,7 @@ async function loadAll(): Promise<Manifest[]> {
   const files = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
   const all: Manifest[] = [];
   for (const file of files) {
-    const docs = await parseYamlAll(readFileSync(join(k8sDir, file), 'utf8'), file);
+    const docs = parseYamlDocuments(readFileSync(join(k8sDir, file), 'utf8'), file);
     for (const doc of docs) if (doc !== null && doc !== undefined) all.push({ file, doc });
   }
   return all;
@@ -112,7 +90,7 @@ test('every manifest parses and has apiVersion, kind, metadata.name and the gant
 });
 
 test('kustomization.yaml lists every manifest (worker-gpu.yaml is optional)', async () => {
-  const [kustomization] = await parseYamlAll(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
+  const [kustomization] = parseYamlDocuments(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
   assert.equal(kustomization.kind, 'Kustomization');
   assert.equal(kustomization.namespace, 'gantry');
   const resources = kustomization.resources as string[];
