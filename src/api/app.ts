@@ -27,7 +27,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
     bodyLimit: services.config.GANTRY_MAX_REQUEST_BYTES,
     genReqId: requestIdFor,
     // Model names may be 128 characters; longer path segments must reach our own 400, not Fastify's 414.
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // Per-request access logs would dominate at thousands of inferences a second; errors are logged instead.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
     // A client that disconnects mid-upload must not leave the request hanging.

@@ -184,15 +184,14 @@ export interface ResponseOutput {
 }
 
 /**
- * Builds the inference response (§"Inference Response JSON Object" of inference_rest.md). With no binary output
- * the result is the plain JSON object. Otherwise it is a Buffer: the JSON header, in which binary outputs carry
- * `binary_data_size` and no `data`, followed by the binary outputs' bytes in output order; `headerLength` is the
- * header's byte length, for the `Inference-Header-Content-Length` header (§"Binary Tensor Request", Examples).
+ * Builds an inference response. Without binary outputs it is the plain JSON object; with some, it is a JSON header
+ * (binary outputs carry `binary_data_size` and no `data`) followed by their bytes, as a list of parts so that a
+ * multi-megabyte tensor is sent as it is instead of being copied into one new buffer.
  */
-export function encodeInferResponse(
+export function encodeInferResponseParts(
   response: ResponseEnvelope,
   outputs: readonly ResponseOutput[],
-): { body: Buffer | object; headerLength?: number } {
+): { json: object; parts?: Uint8Array[]; headerLength?: number; byteLength?: number } {
   const json: Record<string, unknown> = { model_name: response.model_name };
   if (response.model_version !== undefined) json.model_version = response.model_version;
   if (response.id !== undefined) json.id = response.id;
@@ -211,7 +210,18 @@ export function encodeInferResponse(
     return out;
   });
 
-  if (binaryParts.length === 0) return { body: json };
+  if (binaryParts.length === 0) return { json };
   const header = Buffer.from(JSON.stringify(json), 'utf8');
-  return { body: Buffer.concat([header, ...binaryParts]), headerLength: header.byteLength };
+  const byteLength = binaryParts.reduce((sum, part) => sum + part.byteLength, header.byteLength);
+  return { json, parts: [header, ...binaryParts], headerLength: header.byteLength, byteLength };
+}
+
+/** The same response as one value: the JSON object, or the whole binary body in one buffer. */
+export function encodeInferResponse(
+  response: ResponseEnvelope,
+  outputs: readonly ResponseOutput[],
+): { body: Buffer | object; headerLength?: number } {
+  const encoded = encodeInferResponseParts(response, outputs);
+  if (encoded.parts === undefined) return { body: encoded.json };
+  return { body: Buffer.concat(encoded.parts, encoded.byteLength), headerLength: encoded.headerLength! };
 }

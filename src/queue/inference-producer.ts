@@ -206,7 +206,6 @@ export class InferenceProducer {
       deadline = Math.max(deadline, pending.submission.deadline);
     }
     try {
-      const payload = Buffer.concat(chunks, payloadBytes);
       const job: InferenceJob = {
         schemaVersion: jobSchemaVersion,
         model: target.model,
@@ -224,13 +223,13 @@ export class InferenceProducer {
       for (const pending of batch) pending.sentIn = sent;
       const options = { priority, removeOnComplete: true, removeOnFail: { age: 3600, count: 1000 } };
       if (payloadBytes <= inlinePayloadLimitBytes) {
-        job.payload = payload.toString('base64');
+        job.payload = Buffer.concat(chunks, payloadBytes).toString('base64');
         sent.jobId = (await queue.add('infer', job, options)).id;
       } else {
         // The bytes go first, under a key that expires with the deadline, so a lost job leaves nothing behind.
         const jobId = `${this.replies.channel.slice(-36)}-${requests[0]!.correlationId}`;
         job.payloadKey = payloadKey(this.options.prefix, target.model, jobId);
-        await writeLargeValue(this.redis, job.payloadKey, payload, Math.max(1000, deadline - Date.now() + 5000));
+        await writeLargeValue(this.redis, job.payloadKey, chunks, Math.max(1000, deadline - Date.now() + 5000));
         sent.jobId = (await queue.add('infer', job, { ...options, jobId })).id;
       }
       // Cancelled while the job was being sent: take it back now that its id is known.

@@ -14,14 +14,24 @@ const pieceBytes = 128 * 1024;
 export async function writeLargeValue(
   redis: Redis,
   key: string,
-  value: Uint8Array,
+  value: Uint8Array | readonly Uint8Array[],
   ttlMs: number,
   then?: (pipeline: ChainableCommander) => void,
 ): Promise<void> {
-  const bytes = Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  // A value given in parts (a job's inputs, a reply's outputs) is written part by part, never concatenated:
+  // a fresh multi-megabyte buffer costs more in page faults than the copy itself.
+  const parts = Array.isArray(value) ? (value as readonly Uint8Array[]) : [value as Uint8Array];
   const pipeline = redis.pipeline();
-  pipeline.set(key, bytes.subarray(0, pieceBytes), 'PX', Math.max(1, Math.ceil(ttlMs)));
-  for (let offset = pieceBytes; offset < bytes.byteLength; offset += pieceBytes) pipeline.append(key, bytes.subarray(offset, offset + pieceBytes));
+  let first = true;
+  for (const part of parts) {
+    const bytes = Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    for (let offset = 0; offset < bytes.byteLength || (first && offset === 0); offset += pieceBytes) {
+      const piece = bytes.subarray(offset, offset + pieceBytes);
+      if (first) pipeline.set(key, piece, 'PX', Math.max(1, Math.ceil(ttlMs)));
+      else pipeline.append(key, piece);
+      first = false;
+    }
+  }
   then?.(pipeline);
   const replies = (await pipeline.exec()) ?? [];
   const failed = replies.find(([error]) => error !== null);

@@ -134,7 +134,7 @@ async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bod
   }
   const bodyKey = replyBodyKey(prefix, job.model, randomUUID());
   const announcement = encodeReply({ ...header, bodyKey, bodyLength });
-  await writeLargeValue(redis, bodyKey, Buffer.concat(bodies, bodyLength), Math.max(1000, job.deadline - Date.now() + 5000), (pipeline) =>
+  await writeLargeValue(redis, bodyKey, bodies, Math.max(1000, job.deadline - Date.now() + 5000), (pipeline) =>
     pipeline.publish(job.replyTo, announcement),
   );
 }

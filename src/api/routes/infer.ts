@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { Readable } from 'node:stream';
 import type { z } from 'zod';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
 import {
   bf16Message,
-  encodeInferResponse,
+  encodeInferResponseParts,
   inferenceHeaderContentLength,
   splitBinaryBody,
   takeBinaryInputs,
@@ -152,15 +153,17 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
         const topN = classifications.get(tensor.name);
         return { tensor: topN === undefined ? tensor : classify(tensor, topN, modelConfig.labels), binary: binaryOutputs.get(tensor.name) ?? false };
       });
-      const response = encodeInferResponse({ model_name: model, model_version: serving.version, ...(body.id === undefined ? {} : { id: body.id }) }, outputs);
+      const response = encodeInferResponseParts({ model_name: model, model_version: serving.version, ...(body.id === undefined ? {} : { id: body.id }) }, outputs);
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       // Without binary outputs the body is the plain JSON response object.
-      if (response.headerLength === undefined) return response.body as z.infer<typeof inferResponseSchema>;
+      if (response.parts === undefined) return response.json as z.infer<typeof inferResponseSchema>;
+      // The header and the tensors go out as they are, without first being copied into one buffer.
       return reply
         .header(inferenceHeaderContentLength, String(response.headerLength))
+        .header('content-length', String(response.byteLength))
         .type('application/octet-stream')
-        .send(response.body);
+        .send(Readable.from(response.parts, { objectMode: false }));
     } catch (error) {
       metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
       throw error;
