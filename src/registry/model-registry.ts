@@ -107,6 +107,11 @@ export class ModelRegistry {
     return records;
   }
 
+  /** True while some version (of any model) uses the blob, so its bytes must stay in the store. */
+  async isBlobReferenced(sha256: string): Promise<boolean> {
+    return (await this.redis.scard(this.blobReferencesKey(sha256))) > 0;
+  }
+
   async modelExists(name: string): Promise<boolean> {
     return (await this.redis.sismember(this.modelsKey(), name)) === 1;
   }

@@ -78,8 +78,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   /** Deletes a blob's bytes unless some version still uses them (the same file may be uploaded twice). */
   const removeIfUnreferenced = async (sha256: string) => {
-    const versions = await Promise.all((await registry.listModelNames()).map((name) => registry.listVersions(name)));
-    if (!versions.flat().some((record) => record.sha256 === sha256)) await store.remove(sha256);
+    if (!(await registry.isBlobReferenced(sha256))) await store.remove(sha256);
   };
 
   const rejectVersion = async (record: ModelVersion) => {
