@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import type { ExecutionSettings } from '../queue/job-contracts.js';
+import { defaultExecutionSettings, type ExecutionSettings } from '../queue/job-contracts.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { registryEventsChannel } from '../queue/names.js';
 import type { RegistryEvent } from './model-registry.js';
@@ -10,23 +10,24 @@ import type { RegistryEvent } from './model-registry.js';
  * versions) and is kept in Redis as one JSON document, so every API process and worker reads the same values.
  * The Triton view of it (`GET /v2/models/{m}/config`) is built from this plus the version's signature.
  */
+// The execution fields' defaults are the job contract's, so a job without settings runs like an unconfigured model.
 export const modelConfigSchema = z
   .object({
     /** Largest batch a worker may form from queued requests; 0 = never batch. */
-    maxBatchSize: z.number().int().min(0).max(1024).default(64),
+    maxBatchSize: z.number().int().min(0).max(1024).default(defaultExecutionSettings.maxBatchSize),
     /** Batch sizes the batcher should aim for (Triton's dynamic_batching.preferred_batch_size). */
-    preferredBatchSizes: z.array(z.number().int().min(1).max(1024)).default([]),
+    preferredBatchSizes: z.array(z.number().int().min(1).max(1024)).default(defaultExecutionSettings.preferredBatchSizes),
     /** How long a request may wait for others to join its batch. */
-    maxQueueDelayMicroseconds: z.number().int().min(0).max(10_000_000).default(0),
+    maxQueueDelayMicroseconds: z.number().int().min(0).max(10_000_000).default(defaultExecutionSettings.maxQueueDelayMicroseconds),
     /** onnxruntime sessions per worker for this model. */
-    instances: z.number().int().min(1).max(16).default(1),
+    instances: z.number().int().min(1).max(16).default(defaultExecutionSettings.instances),
     /** onnxruntime intra-op threads; 0 = onnxruntime's choice. */
-    intraOpThreads: z.number().int().min(0).max(64).default(0),
+    intraOpThreads: z.number().int().min(0).max(64).default(defaultExecutionSettings.intraOpThreads),
     /** onnxruntime inter-op threads; 0 = onnxruntime's choice. */
-    interOpThreads: z.number().int().min(0).max(64).default(0),
-    graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+    interOpThreads: z.number().int().min(0).max(64).default(defaultExecutionSettings.interOpThreads),
+    graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']).default(defaultExecutionSettings.graphOptimizationLevel),
     /** Keep onnxruntime's optimized model on disk so later loads skip the optimization. */
-    optimizedModelCache: z.boolean().default(true),
+    optimizedModelCache: z.boolean().default(defaultExecutionSettings.optimizedModelCache),
     /** Per-request inference timeout; absent = the server's GANTRY_INFER_TIMEOUT_MS. */
     inferTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
     /** Most requests waiting for this model; 0 = unbounded. */
