@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { Worker as BullWorker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
@@ -7,14 +10,13 @@ import { inferenceJobSchema, loadJobSchema } from '../queue/job-contracts.js';
 import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
 import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
 import { ModelRegistry, type RegistryEvent } from '../registry/model-registry.js';
+import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
+import { resolveExecutionProviders } from './execution-device.js';
 import { processInferenceJob } from './inference-processor.js';
 import { processLoadJob } from './load-processor.js';
 import { SessionCache } from './session-cache.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
-import { addStatistics } from '../registry/model-statistics.js';
-import path from 'node:path';
-import { resolveExecutionProviders } from './execution-device.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
 
 /** How often the worker re-reads the model list, in case a registry event was missed (Redis restart). */
@@ -70,7 +72,9 @@ export class WorkerRole {
       {
         maxLoadedModels: 32,
         executionProviders: device.executionProviders,
-        cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized'),
+        // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
+        // CPUs: each kind of host gets its own folder.
+        cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized', hostKind()),
       },
       this.logger,
     );
@@ -185,4 +189,10 @@ export class WorkerRole {
     })();
     return this.closing;
   }
+}
+
+/** A short name for this host's CPU and architecture, so optimized graphs are only reused where they fit. */
+function hostKind(): string {
+  const description = `${process.arch}|${os.cpus()[0]?.model ?? 'unknown'}`;
+  return createHash('sha256').update(description).digest('hex').slice(0, 16);
 }
