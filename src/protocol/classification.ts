@@ -40,7 +40,6 @@ function shortestText(value: number, round: (candidate: number) => number): stri
 }
 
 const sameFloat16 = (candidate: number) => toFloat16Bits(candidate);
-const identity = (candidate: number) => candidate;
 
 interface Scores {
   count: number;

@@ -66,7 +66,7 @@ function splitInputs(job: InferenceJob, payload: Buffer): Tensor[][] {
  * not a job failure: the job completes, so BullMQ never re-runs a request whose answer was already given.
  */
 export async function processInferenceJob(job: InferenceJob, dependencies: InferenceProcessorDependencies): Promise<void> {
-  const { redis, sessions, metrics, statistics, logger } = dependencies;
+  const { redis, metrics, statistics, logger } = dependencies;
   const labels = { model: job.model, version: job.version };
   const startedAt = Date.now();
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
