@@ -8,6 +8,16 @@ import { errors } from '../errors.js';
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
 
+/** True when something exists at `file` (any stat error counts as absent). */
+export async function fileExists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export interface StoredBlob {
   sha256: string;
   size: number;
@@ -74,12 +84,7 @@ export class FileModelStore {
   }
 
   async exists(sha256: string): Promise<boolean> {
-    try {
-      await stat(this.pathOf(sha256));
-      return true;
-    } catch {
-      return false;
-    }
+    return fileExists(this.pathOf(sha256));
   }
 
   async remove(sha256: string): Promise<void> {

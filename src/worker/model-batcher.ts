@@ -28,7 +28,6 @@ export interface BatchedResult {
 interface QueuedItem {
   /** The request's schedule priority: 1 is the highest. */
   priority: number;
-  sequence: number;
   inputs: Tensor[];
   outputs: string[];
   key: string;
@@ -45,7 +44,6 @@ interface QueuedItem {
  */
 export class ModelBatcher {
   private readonly queue: QueuedItem[] = [];
-  private nextSequence = 0;
   private batching: boolean;
   private readonly modelCanBatch: boolean;
   private delayTimer: NodeJS.Timeout | undefined;
@@ -78,7 +76,6 @@ export class ModelBatcher {
     return new Promise((resolve, reject) => {
       this.insert({
         priority,
-        sequence: this.nextSequence++,
         inputs,
         outputs,
         key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',

@@ -1,10 +1,10 @@
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
-import type { FileModelStore } from '../registry/model-store.js';
+import { fileExists, type FileModelStore } from '../registry/model-store.js';
 import type { SessionSettings } from './instance-messages.js';
 import { ModelBatcher } from './model-batcher.js';
 import { ModelInstances, type LoadedModel } from './model-instances.js';
@@ -25,15 +25,6 @@ export interface SessionCacheOptions {
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
 function sessionKey(sha256: string, settings: ExecutionSettings): string {
   return [sha256, settings.instances, settings.intraOpThreads, settings.interOpThreads, settings.graphOptimizationLevel, settings.optimizedModelCache].join(':');
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -109,7 +100,7 @@ export class SessionCache {
       return { modelPath: this.store.pathOf(sha256), sessionSettings, optimizedTarget: undefined };
     }
     const optimizedPath = path.join(this.options.cacheDirectory, `${sha256}-${settings.graphOptimizationLevel}.onnx`);
-    if (await exists(optimizedPath)) {
+    if (await fileExists(optimizedPath)) {
       return { modelPath: optimizedPath, sessionSettings: { ...sessionSettings, graphOptimizationLevel: 'disabled' as const }, optimizedTarget: undefined };
     }
     await mkdir(this.options.cacheDirectory, { recursive: true });
