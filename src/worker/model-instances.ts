@@ -116,23 +116,16 @@ export class ModelInstances {
   }
 
   /**
-   * Runs one inference. Input bytes are copied once into a fresh buffer that is then transferred to the
-   * thread, so the (possibly pooled or shared) source is never detached.
+   * Runs one inference. The input bytes cross to the instance thread as one transferred ArrayBuffer. With
+   * `inputsOwned` the caller hands over the buffer its inputs view (a job payload that belongs to this request
+   * alone, a freshly concatenated batch): when all inputs lie in one buffer at 8-byte-aligned offsets, that
+   * buffer is transferred as it is and must not be used by the caller afterwards. Otherwise the bytes are copied
+   * once into a fresh buffer, so a pooled or shared source is never detached.
    */
-  async run(inputs: readonly Tensor[], outputNames: string[]): Promise<RunOutput> {
+  async run(inputs: readonly Tensor[], outputNames: string[], options: { inputsOwned?: boolean } = {}): Promise<RunOutput> {
     const thread = this.threads.reduce((best, candidate) => (candidate.inFlight < best.inFlight ? candidate : best));
-    let total = 0;
-    for (const input of inputs) total += alignTo8(input.data.byteLength);
-    const buffer = new ArrayBuffer(total);
-    const bytes = new Uint8Array(buffer);
-    const threadInputs: ThreadTensor[] = [];
-    let offset = 0;
-    for (const input of inputs) {
-      bytes.set(input.data, offset);
-      threadInputs.push({ name: input.name, datatype: input.datatype, shape: input.shape, buffer, byteOffset: offset, byteLength: input.data.byteLength });
-      offset += alignTo8(input.data.byteLength);
-    }
-    const response = await thread.send({ type: 'run', inputs: threadInputs, outputNames }, [buffer]);
+    const handOver = (options.inputsOwned === true ? inPlace(inputs) : undefined) ?? copiedTogether(inputs);
+    const response = await thread.send({ type: 'run', inputs: handOver.inputs, outputNames }, [handOver.buffer]);
     if (!response.ok) throw fromWire(response.error);
     if (response.type !== 'run') throw errors.internal('unexpected response to run');
     return {
@@ -153,4 +146,36 @@ export class ModelInstances {
 
 function alignTo8(length: number): number {
   return Math.ceil(length / 8) * 8;
+}
+
+interface ThreadInputs {
+  buffer: ArrayBuffer;
+  inputs: ThreadTensor[];
+}
+
+/** The inputs as they lie, when they all view one ArrayBuffer at offsets every typed array can start at. */
+function inPlace(inputs: readonly Tensor[]): ThreadInputs | undefined {
+  const buffer = inputs[0]?.data.buffer;
+  if (!(buffer instanceof ArrayBuffer)) return undefined;
+  if (!inputs.every((input) => input.data.buffer === buffer && input.data.byteOffset % 8 === 0)) return undefined;
+  return {
+    buffer,
+    inputs: inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, buffer, byteOffset: input.data.byteOffset, byteLength: input.data.byteLength })),
+  };
+}
+
+/** The inputs copied into one fresh buffer, each at an 8-byte-aligned offset. */
+function copiedTogether(inputs: readonly Tensor[]): ThreadInputs {
+  let total = 0;
+  for (const input of inputs) total += alignTo8(input.data.byteLength);
+  const buffer = new ArrayBuffer(total);
+  const bytes = new Uint8Array(buffer);
+  const threadInputs: ThreadTensor[] = [];
+  let offset = 0;
+  for (const input of inputs) {
+    bytes.set(input.data, offset);
+    threadInputs.push({ name: input.name, datatype: input.datatype, shape: input.shape, buffer, byteOffset: offset, byteLength: input.data.byteLength });
+    offset += alignTo8(input.data.byteLength);
+  }
+  return { buffer, inputs: threadInputs };
 }

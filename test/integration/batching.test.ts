@@ -25,9 +25,9 @@ async function loadRecorded(name: string, count = 1): Promise<{ instances: Model
   const { instances, loaded } = await ModelInstances.load(fixturePath(name), count, sessionSettings);
   const executions: Execution[] = [];
   const original = instances.run.bind(instances);
-  instances.run = (inputs: readonly Tensor[], outputNames: string[]): Promise<RunOutput> => {
+  instances.run = (inputs: readonly Tensor[], outputNames: string[], options?: { inputsOwned?: boolean }): Promise<RunOutput> => {
     executions.push({ shapes: inputs.map((input) => [...input.shape]), byteLengths: inputs.map((input) => input.data.byteLength) });
-    return original(inputs, outputNames);
+    return original(inputs, outputNames, options);
   };
   return { instances, loaded, executions };
 }
@@ -334,6 +334,39 @@ describe('dynamic batching on real onnxruntime', () => {
       assert.ok(executions.length < requests.length, 'requests of the same width were merged');
       assert.ok(executions.some((execution) => execution.shapes[0]![1] === 3 && execution.shapes[0]![0]! > 4));
       assert.ok(executions.some((execution) => execution.shapes[0]![1] === 5 && execution.shapes[0]![0]! > 4));
+    });
+  });
+
+  describe('handing input bytes to the instance thread', () => {
+    let instances: ModelInstances;
+    before(async () => {
+      instances = (await ModelInstances.load(fixturePath('identity-float.onnx'), 1, sessionSettings)).instances;
+      opened.push(instances);
+    });
+
+    test('an owned buffer of its own is transferred without a copy; the caller sees it detached', async () => {
+      const input = randomTensor('input', [1, 1000], 8100);
+      const expected = Buffer.from(input.data);
+      const run = await instances.run([input], ['output'], { inputsOwned: true });
+      assert.deepEqual(Buffer.from(run.outputs[0]!.data), expected);
+      assert.equal(input.data.buffer.byteLength, 0, 'the buffer went to the thread (detached here)');
+    });
+
+    test('without ownership the source buffer stays usable', async () => {
+      const input = randomTensor('input', [1, 1000], 8101);
+      const run = await instances.run([input], ['output']);
+      assert.deepEqual(Buffer.from(run.outputs[0]!.data), Buffer.from(input.data));
+      assert.equal(input.data.byteLength, 4000);
+    });
+
+    test('an owned buffer whose input starts off 8-byte alignment is copied, not transferred', async () => {
+      const backing = new Uint8Array(4 + 4000);
+      const source = randomTensor('input', [1, 1000], 8102);
+      backing.set(source.data, 4);
+      const input: Tensor = { ...source, data: backing.subarray(4) };
+      const run = await instances.run([input], ['output'], { inputsOwned: true });
+      assert.deepEqual(Buffer.from(run.outputs[0]!.data), Buffer.from(source.data));
+      assert.equal(backing.byteLength, 4004, 'the misaligned source was copied and is still here');
     });
   });
 });
