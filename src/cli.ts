@@ -4,6 +4,7 @@ import { ApiRole } from './api/api-role.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { RedisNotFoundError, resolveRedis } from './runtime/embedded-redis.js';
+import { applyHeapGrowth } from './runtime/heap-growth.js';
 import { WorkerSupervisor } from './runtime/worker-supervisor.js';
 import { WorkerRole } from './worker/worker-role.js';
 
@@ -55,6 +56,7 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config, command);
+  applyHeapGrowth(config.GANTRY_HEAP_GROWTH_PERCENT);
 
   if (command === 'worker') {
     const worker = new WorkerRole({ ...config, REDIS_URL: config.REDIS_URL ?? 'redis://127.0.0.1:6379' }, logger);

@@ -22,6 +22,7 @@ const configSchema = z.object({
   GANTRY_MAX_REQUESTS_PER_JOB: z.coerce.number().int().positive().max(4096).default(64),
   GANTRY_DEVICE: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
   GANTRY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
+  GANTRY_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(300),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

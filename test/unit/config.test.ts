@@ -27,6 +27,14 @@ describe('loadConfig', () => {
     assert.equal(config.GANTRY_QUEUE_PREFIX, 'gantry');
     assert.equal(config.GANTRY_DEVICE, 'cpu');
     assert.equal(config.GANTRY_PRETTY_LOGS, false);
+    assert.equal(config.GANTRY_HEAP_GROWTH_PERCENT, 300);
+  });
+
+  test('GANTRY_HEAP_GROWTH_PERCENT: 0 keeps V8 default; negative, huge or non-numeric values are refused', () => {
+    assert.equal(loadConfig({ GANTRY_HEAP_GROWTH_PERCENT: '0' }).GANTRY_HEAP_GROWTH_PERCENT, 0);
+    assertConfigError({ GANTRY_HEAP_GROWTH_PERCENT: '-5' }, 'GANTRY_HEAP_GROWTH_PERCENT');
+    assertConfigError({ GANTRY_HEAP_GROWTH_PERCENT: '5000' }, 'GANTRY_HEAP_GROWTH_PERCENT');
+    assertConfigError({ GANTRY_HEAP_GROWTH_PERCENT: 'lots' }, 'GANTRY_HEAP_GROWTH_PERCENT');
   });
 
   test('does not read process.env when given a record', () => {
