@@ -88,11 +88,9 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const payload = await readPayload(job, redis);
       const model = await loadModel(job, dependencies);
       const inputsByRequest = splitInputs(job, payload);
-      // A payload read from Redis into a buffer of its own, for a job of one request, can go to onnxruntime's
-      // thread as it is: nothing else reads it (a re-run reads the key again).
-      const inputsOwned = job.requests.length === 1 && payload.byteOffset === 0 && payload.byteLength === payload.buffer.byteLength;
+      // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
-        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs, job.priority, { inputsOwned })),
+        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs, job.priority)),
       );
       const finishedAtMs = Date.now();
       runs.forEach((run, index) => {

@@ -29,8 +29,6 @@ interface QueuedItem {
   /** The request's schedule priority: 1 is the highest. */
   priority: number;
   inputs: Tensor[];
-  /** The request's input buffer is its own to hand over (see ModelInstances.run). */
-  inputsOwned: boolean;
   outputs: string[];
   key: string;
   rows: number;
@@ -73,15 +71,12 @@ export class ModelBatcher {
   /**
    * Queues one request. The queue is kept in (priority, arrival) order, so a high-priority request that arrives
    * while the instances are busy runs before lower-priority requests that were already waiting here.
-   * `inputsOwned`: the buffer the inputs view belongs to this request alone and may be handed to onnxruntime's
-   * thread without a copy.
    */
-  submit(inputs: Tensor[], outputs: string[], priority = 0, options: { inputsOwned?: boolean } = {}): Promise<BatchedResult> {
+  submit(inputs: Tensor[], outputs: string[], priority = 0): Promise<BatchedResult> {
     return new Promise((resolve, reject) => {
       this.insert({
         priority,
         inputs,
-        inputsOwned: options.inputsOwned === true,
         outputs,
         key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
         rows: this.modelCanBatch ? batchRows(inputs) : 1,
@@ -183,7 +178,7 @@ export class ModelBatcher {
 
   private async runAlone(item: QueuedItem): Promise<void> {
     try {
-      const run = await this.instances.run(item.inputs, item.outputs, { inputsOwned: item.inputsOwned });
+      const run = await this.instances.run(item.inputs, item.outputs);
       item.resolve({ outputs: run.outputs, timing: run.timing, batchSize: item.rows, rows: item.rows, reportsExecution: true });
     } catch (error) {
       item.reject(error instanceof GantryError ? error : errors.internal('The model failed to run.'));

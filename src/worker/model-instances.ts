@@ -117,10 +117,10 @@ export class ModelInstances {
 
   /**
    * Runs one inference. The input bytes cross to the instance thread as one transferred ArrayBuffer. With
-   * `inputsOwned` the caller hands over the buffer its inputs view (a job payload that belongs to this request
-   * alone, a freshly concatenated batch): when all inputs lie in one buffer at 8-byte-aligned offsets, that
-   * buffer is transferred as it is and must not be used by the caller afterwards. Otherwise the bytes are copied
-   * once into a fresh buffer, so a pooled or shared source is never detached.
+   * `inputsOwned` the caller hands over the buffer its inputs view (a freshly concatenated batch): when all
+   * inputs lie in one buffer at 8-byte-aligned offsets, that buffer is transferred as it is and must not be used
+   * by the caller afterwards. Otherwise the bytes are copied once into a fresh buffer, so a pooled or shared
+   * source (a job payload is a view into ioredis's reply pool) is never detached.
    */
   async run(inputs: readonly Tensor[], outputNames: string[], options: { inputsOwned?: boolean } = {}): Promise<RunOutput> {
     const thread = this.threads.reduce((best, candidate) => (candidate.inFlight < best.inFlight ? candidate : best));
