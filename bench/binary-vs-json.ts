@@ -1,14 +1,16 @@
 /**
- * `node dist/bench/binary-vs-json.js [runs] [warmup]`: one 1M-element FP32 tensor ([1, 1048576]) through Gantry's
+ * `node dist/bench/binary-vs-json.js [runs] [warmup] [blocks]`: one 1M-element FP32 tensor ([1, 1048576]) through Gantry's
  * identity model, as JSON in/out and via the binary tensor extension in/out (extension_binary_data.md). Checks
  * that every answer equals the input bit for bit and prints the median end-to-end time of each and the ratio
  * JSON / binary (target ≥ 20×). Starts its own gantry (`cli.js start`, own queue prefix and data dir; needs Redis
  * at REDIS_URL or 127.0.0.1:6379) and stops it at the end.
  */
+import { request } from 'undici';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
 
 const runs = Number(process.argv[2] ?? 7);
 const warmup = Number(process.argv[3] ?? 2);
+const blocks = Number(process.argv[4] ?? 2);
 const elements = 1_048_576;
 const model = 'identity-float';
 
@@ -32,9 +34,9 @@ function makeInput(): Float32Array {
 async function viaJson(baseUrl: string, input: Float32Array): Promise<{ ms: number; output: Float32Array }> {
   const started = performance.now();
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, elements], datatype: 'FP32', data: Array.from(input) }] });
-  const response = await fetch(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-  const parsed = (await response.json()) as any;
-  if (response.status !== 200) throw new Error(`JSON request failed: ${response.status} ${JSON.stringify(parsed).slice(0, 300)}`);
+  const response = await request(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const parsed = (await response.body.json()) as any;
+  if (response.statusCode !== 200) throw new Error(`JSON request failed: ${response.statusCode} ${JSON.stringify(parsed).slice(0, 300)}`);
   const output = Float32Array.from(parsed.outputs[0].data as number[]);
   return { ms: performance.now() - started, output };
 }
@@ -48,14 +50,14 @@ async function viaBinary(baseUrl: string, input: Float32Array): Promise<{ ms: nu
     }),
   );
   const body = Buffer.concat([header, Buffer.from(input.buffer, input.byteOffset, input.byteLength)]);
-  const response = await fetch(`${baseUrl}/v2/models/${model}/infer`, {
+  const response = await request(`${baseUrl}/v2/models/${model}/infer`, {
     method: 'POST',
     headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
     body,
   });
-  const raw = Buffer.from(await response.arrayBuffer());
-  if (response.status !== 200) throw new Error(`binary request failed: ${response.status} ${raw.toString('utf8', 0, 300)}`);
-  const headerLength = Number(response.headers.get('inference-header-content-length'));
+  const raw = Buffer.from(await response.body.arrayBuffer());
+  if (response.statusCode !== 200) throw new Error(`binary request failed: ${response.statusCode} ${raw.toString('utf8', 0, 300)}`);
+  const headerLength = Number(response.headers['inference-header-content-length']);
   const json = JSON.parse(raw.toString('utf8', 0, headerLength));
   const size = json.outputs[0].parameters.binary_data_size as number;
   const bytes = raw.subarray(headerLength, headerLength + size);
@@ -81,18 +83,20 @@ async function main(): Promise<void> {
     const input = makeInput();
     const jsonBytes = JSON.stringify(Array.from(input)).length;
     console.log(`tensor: FP32 [1, ${elements}] = ${(input.byteLength / 1024 ** 2).toFixed(1)} MiB binary, ~${(jsonBytes / 1024 ** 2).toFixed(1)} MiB as JSON data`);
-    console.log(`runs: ${warmup} warm-up + ${runs} measured per mode, sequential, one connection`);
+    console.log(`runs: ${blocks} blocks per mode, each ${warmup} warm-up + ${runs} measured requests, sequential, one connection`);
 
+    // Each mode runs in blocks of its own, alternating JSON and binary blocks so that drift (CPU frequency,
+    // neighbours on the host) hits both alike. Requests of one mode are not interleaved with the other's: a JSON
+    // round leaves ~100 MB of garbage in the client, API and worker heaps, and the garbage collection it triggers
+    // would otherwise land on the next binary request. The warm-up requests of each block absorb the switch.
     const times: Record<'json' | 'binary', number[]> = { json: [], binary: [] };
-    for (let round = 0; round < warmup + runs; round++) {
-      // Alternate so drift (GC, CPU frequency) hits both modes alike.
-      const json = await viaJson(gantry.baseUrl, input);
-      assertEqual(input, json.output, 'JSON');
-      const binary = await viaBinary(gantry.baseUrl, input);
-      assertEqual(input, binary.output, 'binary');
-      if (round >= warmup) {
-        times.json.push(json.ms);
-        times.binary.push(binary.ms);
+    for (let block = 0; block < blocks; block++) {
+      for (const mode of ['json', 'binary'] as const) {
+        for (let round = 0; round < warmup + runs; round++) {
+          const result = mode === 'json' ? await viaJson(gantry.baseUrl, input) : await viaBinary(gantry.baseUrl, input);
+          assertEqual(input, result.output, mode);
+          if (round >= warmup) times[mode].push(result.ms);
+        }
       }
     }
     const jsonMedian = median(times.json);
@@ -103,7 +107,8 @@ async function main(): Promise<void> {
     for (const mode of ['json', 'binary'] as const) {
       console.log(`| ${mode} | ${median(times[mode]).toFixed(1)} | ${Math.min(...times[mode]).toFixed(1)} | ${Math.max(...times[mode]).toFixed(1)} |`);
     }
-    console.log(`outputs equal inputs bit for bit: yes (all ${warmup + runs} rounds, both modes)`);
+    console.log(`binary times, ms, in order: ${times.binary.map((ms) => ms.toFixed(0)).join(' ')}`);
+    console.log(`outputs equal inputs bit for bit: yes (all ${blocks * (warmup + runs)} requests of each mode)`);
     console.log(`JSON / binary = ${ratio.toFixed(1)}× (target ≥ 20×: ${ratio >= 20 ? 'met' : 'NOT met'})`);
     // Where the time goes on the worker side (both modes together; the worker sees identical raw bytes).
     const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`)).json()) as any;
