@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 /**
  * Large tensors (a job's inputs, a reply's outputs) travel through Redis in keys of their own, one command each
@@ -8,31 +8,23 @@ import type { ChainableCommander, Redis } from 'ioredis';
  */
 
 /**
- * Writes `value` under `key`, expiring after `ttlMs`, in one pipelined round trip; `then` adds commands to the
- * same pipeline (a PUBLISH announcing the value, say), so they run once the value is complete.
+ * Writes `value` under `key`, expiring after `ttlMs`. The commands go out one by one on the connection, not as
+ * an ioredis pipeline: a pipeline concatenates every command it carries into one more buffer before writing,
+ * a second copy of the whole value. Commands sent on one connection still run in order, so a PUBLISH issued
+ * after this resolves sees the value complete.
  */
-export async function writeLargeValue(
-  redis: Redis,
-  key: string,
-  value: Uint8Array | readonly Uint8Array[],
-  ttlMs: number,
-  then?: (pipeline: ChainableCommander) => void,
-): Promise<void> {
+export async function writeLargeValue(redis: Redis, key: string, value: Uint8Array | readonly Uint8Array[], ttlMs: number): Promise<void> {
   // A value given in parts (several input tensors, several outputs) is written part by part, never concatenated
   // here: ioredis already copies each argument once into the command it writes.
   const parts = Array.isArray(value) ? (value as readonly Uint8Array[]) : [value as Uint8Array];
-  const pipeline = redis.pipeline();
   const ttl = Math.max(1, Math.ceil(ttlMs));
-  if (parts.length === 0) pipeline.set(key, Buffer.alloc(0), 'PX', ttl);
+  const writes: Promise<unknown>[] = [];
+  if (parts.length === 0) writes.push(redis.set(key, Buffer.alloc(0), 'PX', ttl));
   parts.forEach((part, index) => {
     const bytes = Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    if (index === 0) pipeline.set(key, bytes, 'PX', ttl);
-    else pipeline.append(key, bytes);
+    writes.push(index === 0 ? redis.set(key, bytes, 'PX', ttl) : redis.append(key, bytes));
   });
-  then?.(pipeline);
-  const replies = (await pipeline.exec()) ?? [];
-  const failed = replies.find(([error]) => error !== null);
-  if (failed !== undefined) throw failed[0];
+  await Promise.all(writes);
 }
 
 /**
@@ -41,10 +33,10 @@ export async function writeLargeValue(
  * @returns undefined when the key is gone (expired) or does not hold exactly `byteLength` bytes.
  */
 export async function readLargeValue(redis: Redis, key: string, byteLength: number, options: { deleteAfter?: boolean } = {}): Promise<Buffer | undefined> {
-  const pipeline = redis.pipeline().getBuffer(key);
-  if (options.deleteAfter === true) pipeline.del(key);
-  const replies = (await pipeline.exec()) ?? [];
-  const [error, value] = replies[0] ?? [null, null];
-  if (error !== null || !Buffer.isBuffer(value) || value.byteLength !== byteLength) return undefined;
+  // GET is sent first; DEL follows on the same connection. A failed delete loses nothing: the key expires.
+  const reading = redis.getBuffer(key);
+  const deletion = options.deleteAfter === true ? redis.del(key).catch(() => 0) : undefined;
+  const [value] = await Promise.all([reading, deletion]);
+  if (value === null || value.byteLength !== byteLength) return undefined;
   return value;
 }

@@ -135,9 +135,8 @@ async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bod
   }
   const bodyKey = replyBodyKey(prefix, job.model, randomUUID());
   const announcement = encodeReply({ ...header, bodyKey, bodyLength });
-  await writeLargeValue(redis, bodyKey, bodies, Math.max(1000, job.deadline - Date.now() + 5000), (pipeline) =>
-    pipeline.publish(job.replyTo, announcement),
-  );
+  await writeLargeValue(redis, bodyKey, bodies, Math.max(1000, job.deadline - Date.now() + 5000));
+  await redis.publish(job.replyTo, announcement);
 }
 
 /** Metrics and statistics of one successful request (and, once per execution, of the execution). */
