@@ -112,17 +112,12 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
       replyMessagesByKind[decodeReply(message).header.kind]++;
     });
     await tap.subscribe(replies.channel);
-    // Record (without changing) the keys the producer writes with SET in a pipeline: that is how large
-    // payloads travel (src/queue/large-values.ts).
-    const originalPipeline = producerRedis.pipeline.bind(producerRedis);
-    (producerRedis as unknown as { pipeline: () => unknown }).pipeline = () => {
-      const pipeline = originalPipeline();
-      const originalSet = pipeline.set.bind(pipeline) as (...args: unknown[]) => unknown;
-      (pipeline as unknown as { set: (...args: unknown[]) => unknown }).set = (...args: unknown[]) => {
-        payloadKeysWritten.push(String(args[0]));
-        return originalSet(...args);
-      };
-      return pipeline;
+    // Record (without changing) the keys the producer writes with SET: that is how large payloads travel
+    // (src/queue/large-values.ts).
+    const originalSet = producerRedis.set.bind(producerRedis) as (...args: unknown[]) => Promise<unknown>;
+    (producerRedis as unknown as { set: (...args: unknown[]) => Promise<unknown> }).set = (...args: unknown[]) => {
+      payloadKeysWritten.push(String(args[0]));
+      return originalSet(...args);
     };
     // Few jobs in flight, so that 100 concurrent requests must be packed together.
     producer = new InferenceProducer(producerRedis, replies, { prefix, maxRequestsPerJob: 16, maxJobsInFlight: 2 }, logger);
