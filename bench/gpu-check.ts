@@ -3,7 +3,7 @@
  *                               [--device-under-test cuda|cpu] [--log-dir DIR] [--deadline-seconds T]`
  *
  * One-shot end-to-end check of Gantry on a GPU, plus a small benchmark, for a device machine that is lent for a
- * few minutes (see docs/gpu.md, "Plan for a session with a GPU", and bench/gpu/device-run.sh which runs it).
+ * few minutes (see docs/gpu.md, "Checking a GPU host end to end", and bench/gpu/device-run.sh which runs it).
  *
  * It starts two real gantries (`cli.js start`: API + one worker child, own queue prefix and data dir, sharing one
  * Redis from REDIS_URL or 127.0.0.1:6379):
