@@ -72,8 +72,14 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
   const results: InferenceResult[] = [];
   const bodies: Uint8Array[] = [];
+  // Requests answered with an error without running (crash-looping job, past deadline, model that cannot load)
+  // still count as failed inferences in the statistics, as Triton counts them.
   const failAll = (error: WireError) => {
-    for (const request of job.requests) results.push({ correlationId: request.correlationId, error });
+    const finishedAtMs = Date.now();
+    for (const request of job.requests) {
+      results.push({ correlationId: request.correlationId, error });
+      statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+    }
   };
 
   try {

@@ -20,6 +20,7 @@ import { ReplyListener } from '../../src/queue/reply-listener.js';
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { decodeReply } from '../../src/queue/reply-codec.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
+import { readStatistics } from '../../src/registry/model-statistics.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
@@ -239,7 +240,8 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     assert.deepEqual(payloadKeysWritten, []);
   });
 
-  test('a request whose deadline is already past rejects with DEADLINE_EXCEEDED', async () => {
+  test('a request whose deadline is already past rejects with DEADLINE_EXCEEDED, and counts as a failed inference', async () => {
+    const failedBefore = (await readStatistics(admin, prefix, mlp.model, mlp.version)).inference_stats.fail.count;
     await assert.rejects(
       producer.submit(mlp, { inputs: [tensorOf('input', [1, 256], randomFloats(256))], outputs: ['output'], deadline: Date.now() - 1000, priority: 1, timeoutMs: 30_000 }),
       (error: unknown) => {
@@ -252,6 +254,9 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     // The producer stopped waiting for it: no waiter leaks.
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(pendingInferences(replies), 0);
+    // The worker dropped it without running it, and its statistics say so (they are flushed every ~20 ms).
+    const failedAfter = (await readStatistics(admin, prefix, mlp.model, mlp.version)).inference_stats.fail.count;
+    assert.equal(failedAfter - failedBefore, 1);
     // And the lane is still usable afterwards.
     const outcome = await producer.submit(mlp, { inputs: [tensorOf('input', [1, 256], randomFloats(256))], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 });
     assert.deepEqual(outcome.outputs[0]?.shape, [1, 16]);
