@@ -2,14 +2,6 @@ import type { WireError } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { TensorLayout } from './job-contracts.js';
 
-/** Nanosecond durations a worker measured for one execution (Triton's statistics split). */
-export interface ExecutionTiming {
-  queueNs: number;
-  computeInputNs: number;
-  computeInferNs: number;
-  computeOutputNs: number;
-}
-
 export interface InferenceResult {
   correlationId: string;
   error?: WireError;
@@ -19,7 +11,6 @@ export interface InferenceResult {
 export interface InferenceReplyHeader {
   kind: 'infer';
   results: InferenceResult[];
-  timing?: ExecutionTiming;
   /** Set for large replies: the output bytes wait under this key instead of following the header. */
   bodyKey?: string;
   bodyLength?: number;

@@ -7,11 +7,10 @@ import type { Tensor } from '../protocol/tensor.js';
 import { readLargeValue } from './large-values.js';
 import { replyChannel } from './names.js';
 import { subscribeWhenReady } from './redis-connection.js';
-import { decodeReply, type ExecutionTiming, type InferenceReplyHeader, type LoadReplyHeader } from './reply-codec.js';
+import { decodeReply, type InferenceReplyHeader, type LoadReplyHeader } from './reply-codec.js';
 
 export interface InferenceOutcome {
   outputs: Tensor[];
-  timing?: ExecutionTiming;
 }
 
 interface Waiter<T> {
@@ -131,7 +130,7 @@ export class ReplyListener {
       if (waiter === undefined) continue;
       this.inferenceWaiters.delete(result.correlationId);
       if (result.error !== undefined) waiter.reject(fromWire(result.error));
-      else waiter.resolve(header.timing === undefined ? { outputs } : { outputs, timing: header.timing });
+      else waiter.resolve({ outputs });
     }
   }
 }

@@ -124,7 +124,8 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   for (const result of results) {
     metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
   }
-  await publishReply(job, { kind: 'infer', results, timing: { queueNs, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0 } }, bodies, dependencies);
+  // Timings go to the statistics in Redis, not to the API: the reply carries only results.
+  await publishReply(job, { kind: 'infer', results }, bodies, dependencies);
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
 }
 

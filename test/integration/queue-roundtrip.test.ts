@@ -204,7 +204,6 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
           assert.fail(`request ${index} element ${element}: got ${actual[element]}, expected ${wanted[element]}`);
         }
       }
-      assert.ok(outcome.timing !== undefined && outcome.timing.computeInferNs >= 0);
     }
     // Let the last reply messages reach the tap, then check that requests really were packed into jobs.
     await new Promise((resolve) => setTimeout(resolve, 100));

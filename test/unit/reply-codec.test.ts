@@ -28,7 +28,6 @@ describe('encodeReply / decodeReply', () => {
           ],
         },
       ],
-      timing: { queueNs: 1, computeInputNs: 2, computeInferNs: 3, computeOutputNs: 4 },
     };
     const message = encodeReply(header, [first, second, third, fourth]);
     const headerLength = message.readUInt32LE(0);
