@@ -30,7 +30,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { randomFloats } from '../test/e2e/support.js';
 import { fixturePath, repositoryRoot, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { percentile } from './models.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Options
@@ -93,26 +95,12 @@ interface CheckModel {
   throughput: boolean;
 }
 
-/** mulberry32, the seeded PRNG the fixtures use; floats in [low, high) rounded to float32. */
-function seededFloats(seed: number, count: number, low = -1, high = 1): number[] {
-  let state = seed >>> 0;
-  const values = new Array<number>(count);
-  for (let i = 0; i < count; i++) {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    values[i] = Math.fround(low + (high - low) * (((t ^ (t >>> 14)) >>> 0) / 4294967296));
-  }
-  return values;
-}
-
 const product = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const fp32 = (name: string, shape: number[], seed: number, low = -1, high = 1): InputTensor => ({
   name,
   datatype: 'FP32',
   shape,
-  data: seededFloats(seed, product(shape), low, high),
+  data: randomFloats(seed, product(shape), low, high),
 });
 
 /**
@@ -356,10 +344,6 @@ async function readCounters(gantry: GantryProcess, model: string): Promise<Count
 /** Statistics reach Redis ~20 ms after the answers; wait a little so a window's counts are complete. */
 const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Report

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '../test/fixtures/onnx-builder.js';
 
 /** The repository root, found from this file's place in dist/bench/. */
 export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -39,17 +40,9 @@ export const benchModels: BenchModel[] = [
  */
 export function benchInput(shape: number[], seed = 12345): number[] {
   const count = shape.reduce((a, b) => a * b, 1);
-  let state = seed >>> 0;
+  const next = mulberry32(seed);
   const values = new Array<number>(count);
-  for (let i = 0; i < count; i++) {
-    // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const unit = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    values[i] = Math.round((unit * 2 - 1) * 1e4) / 1e4;
-  }
+  for (let i = 0; i < count; i++) values[i] = Math.round((next() * 2 - 1) * 1e4) / 1e4;
   return values;
 }
 
