@@ -354,6 +354,36 @@ describe('inference (inference_rest.md "Inference")', () => {
     assert.deepEqual([...new Float32Array(new Uint8Array(reply.binary.subarray(16, 32)).buffer)], [11, 22, 33, 44]);
   });
 
+  test('large binary inputs and outputs (2 × 128 KiB each way) arrive whole and in order (multi-io.onnx)', async () => {
+    // Past 64 KiB Gantry moves tensors through Redis keys of their own, one part per tensor: this covers the
+    // multi-part write both ways (two inputs in, two outputs back).
+    const rows = 8192;
+    const a = Float32Array.from({ length: rows * 4 }, (_, index) => (index % 1000) / 8);
+    const b = Float32Array.from({ length: rows * 4 }, (_, index) => 1 + (index % 7));
+    const reply = await inferBinary(
+      base,
+      'multi-io',
+      {
+        inputs: [
+          { name: 'a', shape: [rows, 4], datatype: 'FP32', parameters: { binary_data_size: a.byteLength } },
+          { name: 'b', shape: [rows, 4], datatype: 'FP32', parameters: { binary_data_size: b.byteLength } },
+        ],
+        parameters: { binary_data_output: true },
+      },
+      [bytesOf(a), bytesOf(b)],
+    );
+    assert.equal(reply.status, 200, JSON.stringify(reply.header));
+    const sizes = reply.header.outputs.map((output: any) => output.parameters.binary_data_size);
+    assert.deepEqual(sizes, [a.byteLength, a.byteLength]);
+    const first = new Float32Array(new Uint8Array(reply.binary.subarray(0, a.byteLength)).buffer);
+    const second = new Float32Array(new Uint8Array(reply.binary.subarray(a.byteLength)).buffer);
+    const byName = new Map([[reply.header.outputs[0].name, first], [reply.header.outputs[1].name, second]]);
+    for (let index = 0; index < a.length; index++) {
+      if (byName.get('sum')![index] !== Math.fround(a[index]! + b[index]!)) assert.fail(`sum[${index}]`);
+      if (byName.get('product')![index] !== Math.fround(a[index]! * b[index]!)) assert.fail(`product[${index}]`);
+    }
+  });
+
   test('one output binary, the other JSON', async () => {
     const reply = await inferBinary(
       base,
