@@ -1,6 +1,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { mulberry32 } from '../test/fixtures/onnx-builder.js';
+import { encodeInferRequest, splitInferResponse, type Encoding, type InferRequest, type InputTensor } from './infer-encoding.js';
+
+// The protocol lives in infer-encoding.ts (gpu-check uses it too); these stay importable from here for the bench.
+export { inferenceHeaderContentLength, type Encoding } from './infer-encoding.js';
+export type BenchRequest = InferRequest;
 
 /** The repository root, found from this file's place in dist/bench/. */
 export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -46,9 +51,9 @@ export function benchInput(shape: number[], seed = 12345): number[] {
   return values;
 }
 
-/** The OIP v2 JSON request body every HTTP target gets. */
-export function inferRequestBody(model: BenchModel, data: number[]): string {
-  return JSON.stringify({ inputs: [{ name: model.inputName, shape: model.shape, datatype: 'FP32', data }] });
+/** The bench model's one FP32 input, as every HTTP target gets it. */
+function benchInputTensor(model: BenchModel, data: number[]): InputTensor {
+  return { name: model.inputName, shape: model.shape, datatype: 'FP32', data };
 }
 
 export function percentile(sorted: number[], p: number): number {
@@ -60,36 +65,9 @@ export function percentile(sorted: number[], p: number): number {
 /** Session options shared by the raw loop and the plain server; they match what Gantry's worker uses. */
 export const sessionOptions = { graphOptimizationLevel: 'all' as const };
 
-/** How the HTTP targets get tensors: OIP v2 JSON, or the binary tensor data extension (JSON header + raw bytes). */
-export type Encoding = 'json' | 'binary';
-
-/** The header giving the JSON part's length in a binary-extension body (request and response). */
-export const inferenceHeaderContentLength = 'inference-header-content-length';
-
-/** A request ready for any HTTP target: the body and the headers that go with it. */
-export interface BenchRequest {
-  body: string | Buffer;
-  headers: Record<string, string>;
-}
-
-/**
- * The bench request in either encoding. Binary: a JSON header declaring `binary_data_size` for the input and
- * `binary_data_output: true` for the answer, followed by the input's raw little-endian float32 bytes; the
- * `Inference-Header-Content-Length` header gives the JSON part's length.
- */
+/** The bench request in either encoding (see encodeInferRequest). */
 export function benchRequest(model: BenchModel, data: number[], encoding: Encoding): BenchRequest {
-  if (encoding === 'json') return { body: inferRequestBody(model, data), headers: { 'content-type': 'application/json' } };
-  const raw = Buffer.from(Float32Array.from(data).buffer);
-  const header = Buffer.from(
-    JSON.stringify({
-      inputs: [{ name: model.inputName, shape: model.shape, datatype: 'FP32', parameters: { binary_data_size: raw.byteLength } }],
-      parameters: { binary_data_output: true },
-    }),
-  );
-  return {
-    body: Buffer.concat([header, raw]),
-    headers: { 'content-type': 'application/octet-stream', [inferenceHeaderContentLength]: String(header.byteLength) },
-  };
+  return encodeInferRequest([benchInputTensor(model, data)], encoding);
 }
 
 export interface DecodedOutput {
@@ -100,16 +78,9 @@ export interface DecodedOutput {
 
 /** Reads the FP32 outputs of an inference answer in either encoding (binary outputs follow the JSON header in order). */
 export function decodeInferResponse(body: Buffer, headerLength: string | null): DecodedOutput[] {
-  const jsonLength = headerLength === null ? body.byteLength : Number(headerLength);
-  const parsed = JSON.parse(body.subarray(0, jsonLength).toString('utf8')) as {
-    outputs?: Array<{ name: string; shape: number[]; datatype: string; data?: unknown[]; parameters?: { binary_data_size?: number } }>;
-  };
-  let offset = jsonLength;
-  return (parsed.outputs ?? []).map((output) => {
-    const size = output.parameters?.binary_data_size;
-    if (size === undefined) return { name: output.name, shape: output.shape, data: Float32Array.from(output.data!.flat(Infinity as 1) as number[]) };
-    const bytes = body.subarray(offset, offset + size);
-    offset += size;
-    return { name: output.name, shape: output.shape, data: new Float32Array(Uint8Array.from(bytes).buffer) };
-  });
+  return splitInferResponse(body, headerLength).map((output) => ({
+    name: output.name,
+    shape: output.shape,
+    data: output.binaryData === undefined ? Float32Array.from(output.jsonData!.flat(Infinity as 1) as number[]) : new Float32Array(Uint8Array.from(output.binaryData).buffer),
+  }));
 }
