@@ -6,11 +6,17 @@ import type { GantryProcess } from '../../test/helpers/gantry-process.js';
 import type { GpuCheckOptions } from './options.js';
 import { emptyReport, type GpuCheckReport } from './report.js';
 
+export interface StartedGantry {
+  gantry: GantryProcess;
+  label: string;
+  logFile: string;
+}
+
 export interface CheckRun {
   options: GpuCheckOptions;
   report: GpuCheckReport;
-  /** Every gantry started, in the order started, so the ending can save their output and stop them. */
-  gantries: GantryProcess[];
+  /** Every gantry started, with its report label and log file name, so the ending can save and stop them. */
+  gantries: StartedGantry[];
   /** Seconds since the run started, one decimal. */
   elapsedSeconds(): string;
   /** A progress line on stderr (stdout carries the report). */

@@ -7,11 +7,10 @@ import { renderReport } from './render-report.js';
 
 /** Each gantry's output under --log-dir, named by its label. */
 async function saveLogs(run: CheckRun): Promise<void> {
-  const { logDirectory, dutLabel, refLabel } = run.options;
+  const { logDirectory } = run.options;
   if (logDirectory === undefined) return;
   await mkdir(logDirectory, { recursive: true });
-  const labels = [`gantry-${dutLabel}.log`, `gantry-${refLabel}-ref.log`];
-  await Promise.all(run.gantries.map((gantry, index) => writeFile(path.join(logDirectory, labels[index] ?? `gantry-${index}.log`), gantry.output())));
+  await Promise.all(run.gantries.map(({ gantry, logFile }) => writeFile(path.join(logDirectory, logFile), gantry.output())));
 }
 
 /**
@@ -33,7 +32,7 @@ export function createFinish(run: CheckRun): (code: number) => Promise<never> {
       run.log(`report written to ${outFile}`);
     }
     await saveLogs(run).catch((error: unknown) => run.log(`could not save logs: ${String(error)}`));
-    await Promise.allSettled(run.gantries.map((gantry) => gantry.cleanup()));
+    await Promise.allSettled(run.gantries.map(({ gantry }) => gantry.cleanup()));
     process.exit(run.report.failures.length === 0 && code === 0 ? 0 : 1);
   };
 }
@@ -43,10 +42,9 @@ export function recordCrash(run: CheckRun, error: Error): void {
   run.fail(`stage "${run.report.stage}": ${error.message}`);
   // onnxruntime's own messages carry the loader's reason (which library, which symbol) that the worker's
   // one-line error leaves out.
-  const labels = [run.options.dutLabel, run.options.refLabel];
-  run.gantries.forEach((gantry, index) => {
-    const note = onnxruntimeNote(gantry, labels[index]);
+  run.gantries.forEach(({ gantry, label }) => {
+    const note = onnxruntimeNote(gantry, label);
     if (note !== undefined) run.report.notes.push(note);
   });
-  run.report.notes.push(...run.gantries.map((gantry, index) => outputTailNote(gantry, labels[index])));
+  run.report.notes.push(...run.gantries.map(({ gantry, label }) => outputTailNote(gantry, label)));
 }

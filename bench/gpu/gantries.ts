@@ -52,7 +52,7 @@ async function waitUntilReady(gantry: GantryProcess, label: string, timeoutMs: n
   throw new Error(`${label} gantry not ready after ${timeoutMs / 1000} s`);
 }
 
-async function startOne(run: CheckRun, device: Device, label: string): Promise<GantryProcess> {
+async function startOne(run: CheckRun, device: Device, label: string, logFile: string): Promise<GantryProcess> {
   const gantry = await startGantry({
     redisUrl: run.options.redisUrl,
     waitForReady: false,
@@ -60,7 +60,7 @@ async function startOne(run: CheckRun, device: Device, label: string): Promise<G
     // info: the worker's `worker started` line (with its device) is wanted; the API does not log each request.
     env: { ...forwardedEnvironment(), GANTRY_DEVICE: device, LOG_LEVEL: 'info' },
   });
-  run.gantries.push(gantry);
+  run.gantries.push({ gantry, label, logFile });
   const begun = performance.now();
   await waitUntilReady(gantry, label, 180_000);
   run.log(`${label} gantry (GANTRY_DEVICE=${device}) ready in ${((performance.now() - begun) / 1000).toFixed(1)} s`);
@@ -71,6 +71,10 @@ export async function startGantries(run: CheckRun): Promise<GantryPair> {
   const { deviceUnderTest, dutLabel, refLabel, redisUrl } = run.options;
   run.log(`starting gantries (device under test: ${deviceUnderTest}, reference: cpu) on ${redisUrl}`);
   // Started together: the CUDA probe takes a while, the CPU one need not wait for it.
-  const [dut, ref] = await Promise.all([startOne(run, deviceUnderTest, dutLabel), startOne(run, 'cpu', refLabel)]);
+  // Each gantry keeps its own label and log file name, whichever of the two starts first.
+  const [dut, ref] = await Promise.all([
+    startOne(run, deviceUnderTest, dutLabel, `gantry-${dutLabel}.log`),
+    startOne(run, 'cpu', refLabel, `gantry-${refLabel}-ref.log`),
+  ]);
   return { dut, ref };
 }
