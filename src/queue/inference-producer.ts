@@ -99,6 +99,9 @@ export class InferenceProducer {
 
   /** Queues one inference and resolves with its outputs, or rejects with a GantryError. */
   submit(target: ModelTarget, submission: InferenceSubmission): Promise<InferenceOutcome> {
+    // Without Redis nothing can be queued, and a request held back behind a job in flight (whose reply cannot
+    // come either) would wait for its deadline: refuse at once, so the client retries after Retry-After.
+    if (this.redis.status !== 'ready') return Promise.reject(errors.queueUnavailable('Redis is not connected'));
     // Requests of different versions, priorities or (after a config change) settings never share a job.
     const laneKey = `${target.model}\u0000${target.version}\u0000${submission.priority}`;
     let lane = this.lanes.get(laneKey);

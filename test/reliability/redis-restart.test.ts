@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, startPrivateRedis, timedCall, waitUntil, type TimedReply } from './harness.test.js';
+import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, type TimedReply } from './harness.test.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -84,4 +84,29 @@ test('Redis stopped and restarted under light load: fast 503s while down, recove
   assert.ok(mlp !== undefined, `the model is still listed: ${JSON.stringify(list.body)}`);
   assert.deepEqual(mlp.versions.map((version: { version: string; state: string }) => [version.version, version.state]), [['1', 'READY']]);
   for (let index = 0; index < 5; index++) assert.equal((await infer(gantry.baseUrl, 'mlp', mlpRequest(index))).status, 200);
+});
+
+test('Redis gone while a job of the model is in flight: new requests for that model still get 503 at once', { timeout: 60_000 }, async () => {
+  // The API holds a model's new requests back while one of its jobs is out (they leave together in the next job).
+  // A job in flight when Redis goes never gets its reply, so held-back requests would wait for its deadline.
+  const redis = await startPrivateRedis();
+  cleanup.add(() => redis.cleanup());
+  const gantry = await startGantry({ redisUrl: redis.url, env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' } });
+  cleanup.add(() => gantry.cleanup());
+  const upload = await uploadModel(gantry.baseUrl, 'slow', fixturePath('slow.onnx'));
+  assert.equal(upload.status, 201, JSON.stringify(upload.body));
+
+  // ~2 s of work: running in the worker while Redis goes away.
+  const inFlight = infer(gantry.baseUrl, 'slow', slowRequest(550_000), 5000);
+  await sleep(300);
+  await redis.shutdown();
+  await sleep(300);
+  const down: TimedReply[] = [];
+  for (let index = 0; index < 5; index++) down.push(await infer(gantry.baseUrl, 'slow', slowRequest(1), 3000));
+  console.log(`# redis-restart, job in flight: ${JSON.stringify(countStatuses(down))}, times ${down.map((r) => r.ms.toFixed(0)).join(',')} ms`);
+  for (const reply of down) {
+    assert.equal(reply.status, 503, describeReply(reply));
+    assert.ok(reply.ms < 250, `503 took ${reply.ms.toFixed(0)} ms: ${describeReply(reply)}`);
+  }
+  await inFlight;
 });
