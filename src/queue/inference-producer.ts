@@ -69,9 +69,11 @@ interface Lane {
 }
 
 /**
- * Turns inference requests into BullMQ jobs. While fewer than `maxJobsInFlight` jobs of a model version are
- * out, a request is sent at once, alone, so a lone request is never delayed; when they are all out, requests
- * wait and leave together in the next job, so the Redis cost per request falls as load rises.
+ * Turns inference requests into BullMQ jobs. When no job of a model version (and priority) is out, a request is
+ * sent at once, alone, so a lone request is never delayed. While one is out, requests wait and leave together:
+ * in a second job once a quarter of a job's worth is waiting (at most `maxJobsInFlight` jobs out), else in the
+ * next job when one comes back. So the Redis cost per request falls as load rises; the price is that a request
+ * arriving while a slow job is out waits for it, even when another worker is idle.
  */
 export class InferenceProducer {
   private readonly queues = new Map<string, Queue>();
