@@ -96,7 +96,9 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const inputsByRequest = splitInputs(job, payload);
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
-        job.requests.map((request, index) => model.batcher.submit(inputsByRequest[index]!, request.outputs, job.priority)),
+        job.requests.map((request, index) =>
+          model.batcher.submit(inputsByRequest[index]!, request.outputs, { priority: job.priority, deadline: job.deadline, timeoutMs: job.deadline - job.enqueuedAt }),
+        ),
       );
       const finishedAtMs = Date.now();
       runs.forEach((run, index) => {

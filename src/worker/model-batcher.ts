@@ -25,9 +25,20 @@ export interface BatchedResult {
   reportsExecution: boolean;
 }
 
+export interface SubmitOptions {
+  /** The request's schedule priority: 1 is the highest. */
+  priority?: number;
+  /** Absolute deadline (ms since the epoch): a request still queued here past it is dropped without running. */
+  deadline?: number;
+  /** The timeout the deadline came from, for the error the dropped request gets. */
+  timeoutMs?: number;
+}
+
 interface QueuedItem {
   /** The request's schedule priority: 1 is the highest. */
   priority: number;
+  deadline: number;
+  timeoutMs: number;
   inputs: Tensor[];
   outputs: string[];
   key: string;
@@ -72,10 +83,12 @@ export class ModelBatcher {
    * Queues one request. The queue is kept in (priority, arrival) order, so a high-priority request that arrives
    * while the instances are busy runs before lower-priority requests that were already waiting here.
    */
-  submit(inputs: Tensor[], outputs: string[], priority = 0): Promise<BatchedResult> {
+  submit(inputs: Tensor[], outputs: string[], options: SubmitOptions = {}): Promise<BatchedResult> {
     return new Promise((resolve, reject) => {
       this.insert({
-        priority,
+        priority: options.priority ?? 0,
+        deadline: options.deadline ?? Number.POSITIVE_INFINITY,
+        timeoutMs: options.timeoutMs ?? 0,
         inputs,
         outputs,
         key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
@@ -123,7 +136,22 @@ export class ModelBatcher {
     return rows;
   }
 
+  /**
+   * Drops queued requests whose deadline has passed: their callers have been answered 504 already, and running
+   * them would only delay the requests behind them.
+   */
+  private dropExpired(): void {
+    const now = Date.now();
+    for (let index = this.queue.length - 1; index >= 0; index--) {
+      const item = this.queue[index]!;
+      if (item.deadline >= now) continue;
+      this.queue.splice(index, 1);
+      item.reject(errors.deadlineExceeded(item.timeoutMs));
+    }
+  }
+
   private pump(): void {
+    this.dropExpired();
     while (this.queue.length > 0 && this.instances.hasIdleInstance()) {
       const head = this.queue[0]!;
       const delayMs = this.settings.maxQueueDelayMicroseconds / 1000;

@@ -337,6 +337,38 @@ describe('dynamic batching on real onnxruntime', () => {
     });
   });
 
+  describe('deadlines in the batcher queue', () => {
+    let model: Awaited<ReturnType<typeof loadRecorded>>;
+    before(async () => {
+      model = await loadRecorded('slow.onnx');
+      opened.push(model.instances);
+    });
+
+    /** slow.onnx: `iterations` rounds of a 256×256 MatMul + Tanh (a few µs each). */
+    function slowInputs(iterations: number): Tensor[] {
+      return [
+        { name: 'iterations', datatype: 'INT64', shape: [], data: new Uint8Array(BigInt64Array.of(BigInt(iterations)).buffer) },
+        randomTensor('x', [1, 256], 9000 + iterations),
+      ];
+    }
+
+    test('a request still queued here past its deadline is dropped with DEADLINE_EXCEEDED and never runs', async () => {
+      const batcher = new ModelBatcher(model.instances, model.loaded.signature, batchingOn);
+      const executionsBefore = model.executions.length;
+      const blocker = batcher.submit(slowInputs(100_000), ['y']);
+      const late = batcher.submit(slowInputs(1), ['y'], { deadline: Date.now() + 20, timeoutMs: 20 });
+      const patient = batcher.submit(slowInputs(2), ['y']);
+      const [blocked, dropped, served] = await Promise.allSettled([blocker, late, patient]);
+      assert.equal(blocked.status, 'fulfilled');
+      assert.equal(served.status, 'fulfilled', 'a request without a deadline behind it still runs');
+      assert.equal(dropped.status, 'rejected');
+      assert.ok(dropped.reason instanceof GantryError && dropped.reason.code === ErrorCode.DeadlineExceeded, String(dropped.reason));
+      assert.match(dropped.reason.message, /20 ms/);
+      const ran = model.executions.slice(executionsBefore).map((execution) => execution.byteLengths[0]);
+      assert.equal(ran.length, 2, `executions: ${JSON.stringify(ran)} (the blocker and the patient request only)`);
+    });
+  });
+
   describe('handing input bytes to the instance thread', () => {
     let instances: ModelInstances;
     before(async () => {
