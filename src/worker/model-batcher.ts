@@ -151,8 +151,10 @@ export class ModelBatcher {
   }
 
   private pump(): void {
-    this.dropExpired();
     while (this.queue.length > 0 && this.instances.hasIdleInstance()) {
+      // Only when an instance can take work: a scan on every submit while all are busy would be wasted.
+      this.dropExpired();
+      if (this.queue.length === 0) return;
       const head = this.queue[0]!;
       const delayMs = this.settings.maxQueueDelayMicroseconds / 1000;
       if (this.batching && delayMs > 0 && this.queuedRowsLike(head) < this.targetRows()) {
