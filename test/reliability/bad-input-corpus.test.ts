@@ -6,7 +6,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerRequestsTotal, type TimedReply } from './harness.test.js';
+import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerChildOf, workerRequestsTotal, type TimedReply } from './harness.test.js';
 
 interface BadCase {
   name: string;
@@ -152,10 +152,7 @@ async function runCorpus(cases: BadCase[]): Promise<string[]> {
 before(async () => {
   gantry = await startGantry({ env: { GANTRY_MAX_REQUEST_BYTES: '65536', GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' } });
   cleanup.add(() => gantry.cleanup());
-  workerPid = childPids(gantry.child.pid!)[0]!;
-  cleanup.add(() => {
-    if (isAlive(workerPid)) process.kill(workerPid, 'SIGKILL');
-  });
+  workerPid = workerChildOf(gantry, cleanup);
   const upload = await uploadModel(gantry.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
   assert.equal(upload.status, 201, JSON.stringify(upload.body));
   const good = await infer(gantry.baseUrl, 'mlp', mlpRequest());

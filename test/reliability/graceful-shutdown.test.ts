@@ -4,12 +4,8 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { deleteKeys, fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { activeJobs, Cleanup, childPids, countStatuses, describeReply, infer, isAlive, sleep, slowRequest, timedCall, waitUntil } from './harness.test.js';
+import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
+import { activeJobs, Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, timedCall, waitUntil, workerChildOf } from './harness.test.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -17,10 +13,7 @@ after(() => cleanup.run());
 test('(a) SIGTERM to `gantry start` under load: ready → 503 quickly, in-flight requests 200, exit 0', { timeout: 60_000 }, async () => {
   const gantry = await startGantry({ env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '15000' } });
   cleanup.add(() => gantry.cleanup());
-  const workerPid = childPids(gantry.child.pid!)[0]!;
-  cleanup.add(() => {
-    if (isAlive(workerPid)) process.kill(workerPid, 'SIGKILL');
-  });
+  const workerPid = workerChildOf(gantry, cleanup);
   const upload = await uploadModel(gantry.baseUrl, 'slow', fixturePath('slow.onnx'));
   assert.equal(upload.status, 201, JSON.stringify(upload.body));
 
@@ -50,12 +43,7 @@ test('(a) SIGTERM to `gantry start` under load: ready → 503 quickly, in-flight
 });
 
 test('(b) SIGTERM to a separate worker while it runs jobs: they finish with 200, it exits 0', { timeout: 60_000 }, async () => {
-  const prefix = `rel-drain-${randomBytes(4).toString('hex')}`;
-  const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-rel-drain-'));
-  const redisUrl = 'redis://127.0.0.1:6379';
-  cleanup.add(() => rm(dataDirectory, { recursive: true, force: true }));
-  cleanup.add(() => deleteKeys(redisUrl, prefix));
-  const shared = { prefix, dataDirectory, redisUrl };
+  const shared = await sharedDeployment(cleanup, 'drain');
   // One request per job, sent at once: the worker holds all three jobs when it is told to stop.
   const api = await startGantry({ ...shared, command: 'api', env: { GANTRY_MAX_REQUESTS_PER_JOB: '1', GANTRY_MAX_JOBS_IN_FLIGHT: '8' } });
   cleanup.add(() => api.stop('SIGKILL'));
@@ -65,7 +53,7 @@ test('(b) SIGTERM to a separate worker while it runs jobs: they finish with 200,
   assert.equal(upload.status, 201, JSON.stringify(upload.body));
 
   const inFlight = Array.from({ length: 3 }, () => infer(api.baseUrl, 'slow', slowRequest(200_000), 30_000));
-  await waitUntil(async () => (await activeJobs(redisUrl, prefix, 'slow')) === 3, 5000, 'the worker to hold all three jobs', 20);
+  await waitUntil(async () => (await activeJobs(shared.redisUrl, shared.prefix, 'slow')) === 3, 5000, 'the worker to hold all three jobs', 20);
   const exited = new Promise<number | null>((resolve) => worker.child.once('exit', (code) => resolve(code)));
   const signalledAt = Date.now();
   worker.child.kill('SIGTERM');
@@ -74,5 +62,5 @@ test('(b) SIGTERM to a separate worker while it runs jobs: they finish with 200,
   console.log(`# shutdown(b): in-flight ${JSON.stringify(countStatuses(replies))}; worker exit ${code} after ${Date.now() - signalledAt} ms`);
   assert.deepEqual(replies.filter((reply) => reply.status !== 200).map(describeReply), [], 'every job the worker held finishes with 200');
   assert.equal(code, 0, `worker exit code:\n${worker.output().slice(-2000)}`);
-  assert.equal(await activeJobs(redisUrl, prefix, 'slow'), 0, 'no job left active (stalled) behind');
+  assert.equal(await activeJobs(shared.redisUrl, shared.prefix, 'slow'), 0, 'no job left active (stalled) behind');
 });

@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../helpers/gantry-process.js';
+import { deleteKeys, freePort, type GantryProcess } from '../helpers/gantry-process.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -275,4 +276,24 @@ export function countStatuses(replies: readonly TimedReply[]): Record<string, nu
 
 export function describeReply(reply: TimedReply): string {
   return `${reply.status}${reply.failure === undefined ? '' : ` ${reply.failure}`} after ${reply.ms.toFixed(0)} ms: ${JSON.stringify(reply.body)?.slice(0, 300)}`;
+}
+
+/** The worker child of a `gantry start` process; SIGKILLed at cleanup if it is still alive then. */
+export function workerChildOf(gantry: GantryProcess, cleanup: Cleanup): number {
+  const workerPid = childPids(gantry.child.pid!)[0];
+  assert.ok(workerPid !== undefined, 'the start command has a worker child');
+  cleanup.add(() => {
+    if (isAlive(workerPid)) process.kill(workerPid, 'SIGKILL');
+  });
+  return workerPid;
+}
+
+/** A queue prefix and data directory for an API and separate workers to share; keys and files go at cleanup. */
+export async function sharedDeployment(cleanup: Cleanup, name: string): Promise<{ prefix: string; dataDirectory: string; redisUrl: string }> {
+  const prefix = `rel-${name}-${randomBytes(4).toString('hex')}`;
+  const dataDirectory = await mkdtemp(path.join(os.tmpdir(), `gantry-rel-${name}-`));
+  const redisUrl = 'redis://127.0.0.1:6379';
+  cleanup.add(() => rm(dataDirectory, { recursive: true, force: true }));
+  cleanup.add(() => deleteKeys(redisUrl, prefix));
+  return { prefix, dataDirectory, redisUrl };
 }

@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil } from './harness.test.js';
+import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil, workerChildOf } from './harness.test.js';
 
 const cleanup = new Cleanup();
 let gantry: GantryProcess;
@@ -22,10 +22,7 @@ const partials = () => list(path.join(gantry.dataDirectory, 'blobs', 'tmp'));
 before(async () => {
   gantry = await startGantry({ env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' } });
   cleanup.add(() => gantry.cleanup());
-  workerPid = childPids(gantry.child.pid!)[0]!;
-  cleanup.add(() => {
-    if (isAlive(workerPid)) process.kill(workerPid, 'SIGKILL');
-  });
+  workerPid = workerChildOf(gantry, cleanup);
   const upload = await uploadModel(gantry.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
   assert.equal(upload.status, 201, JSON.stringify(upload.body));
 });

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, type TimedReply } from './harness.test.js';
+import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, workerChildOf, type TimedReply } from './harness.test.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -17,11 +17,7 @@ test('Redis stopped and restarted under light load: fast 503s while down, recove
   const gantry = await startGantry({ redisUrl: redis.url, env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' } });
   cleanup.add(() => gantry.cleanup());
   const apiPid = gantry.child.pid!;
-  const workerPid = childPids(apiPid)[0];
-  assert.ok(workerPid !== undefined, 'the start command has a worker child');
-  cleanup.add(() => {
-    if (isAlive(workerPid)) process.kill(workerPid, 'SIGKILL');
-  });
+  const workerPid = workerChildOf(gantry, cleanup);
 
   const upload = await uploadModel(gantry.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
   assert.equal(upload.status, 201, JSON.stringify(upload.body));

@@ -5,23 +5,14 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { deleteKeys, fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, countStatuses, describeReply, infer, sleep, slowRequest, waitUntil, workerRequestsTotal, type TimedReply } from './harness.test.js';
+import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
+import { Cleanup, countStatuses, describeReply, infer, sharedDeployment, sleep, slowRequest, waitUntil, workerRequestsTotal, type TimedReply } from './harness.test.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
 
 test('SIGKILL of one of two workers mid-batch: every request answered, its jobs recovered in < 10 s', { timeout: 120_000 }, async () => {
-  const prefix = `rel-crash-${randomBytes(4).toString('hex')}`;
-  const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-rel-crash-'));
-  const redisUrl = 'redis://127.0.0.1:6379';
-  cleanup.add(() => rm(dataDirectory, { recursive: true, force: true }));
-  cleanup.add(() => deleteKeys(redisUrl, prefix));
-  const shared = { prefix, dataDirectory, redisUrl };
+  const shared = await sharedDeployment(cleanup, 'crash');
   // Small job lock, so a dead worker's jobs are found stalled within a few seconds (BullMQ's default is 30 s).
   const env = { GANTRY_JOB_LOCK_MS: '2000', GANTRY_INFER_TIMEOUT_MS: '20000', GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' };
   // One request per job and many jobs in flight, so both workers get work at once.
