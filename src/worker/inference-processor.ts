@@ -72,14 +72,15 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
   const results: InferenceResult[] = [];
   const bodies: Uint8Array[] = [];
-  // Requests answered with an error without running (crash-looping job, past deadline, model that cannot load)
-  // still count as failed inferences in the statistics, as Triton counts them.
+  /** Answers one request with an error and counts it as a failed inference (Triton's `fail`). */
+  const fail = (correlationId: string, error: WireError, finishedAtMs: number) => {
+    results.push({ correlationId, error });
+    statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+  };
+  // Requests answered without running (crash-looping job, past deadline, model that cannot load) count too.
   const failAll = (error: WireError) => {
     const finishedAtMs = Date.now();
-    for (const request of job.requests) {
-      results.push({ correlationId: request.correlationId, error });
-      statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
-    }
+    for (const request of job.requests) fail(request.correlationId, error, finishedAtMs);
   };
 
   try {
@@ -104,8 +105,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       runs.forEach((run, index) => {
         const correlationId = job.requests[index]!.correlationId;
         if (run.status === 'rejected') {
-          results.push({ correlationId, error: toWireError(run.reason) });
-          statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+          fail(correlationId, toWireError(run.reason), finishedAtMs);
           return;
         }
         const layouts: TensorLayout[] = [];
