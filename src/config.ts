@@ -23,6 +23,39 @@ const configSchema = z.object({
   GANTRY_DEVICE: z.enum(['cpu', 'cuda', 'auto']).default('cpu'),
   GANTRY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().default(15_000),
   GANTRY_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(300),
+  // Limits on what one caller can make Gantry spend (README "Limits"; docs/operations.md "Limits").
+  /** Largest JSON inference body, or JSON header of a binary-extension body: JSON tensors cost ~10x their bytes. */
+  GANTRY_MAX_JSON_REQUEST_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 2),
+  /** Bytes of request bodies one API process holds at once (being received or waiting for an answer). */
+  GANTRY_MAX_INFLIGHT_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+  /** Whole time a client may take to send a request, headers and body (an upload included). */
+  GANTRY_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(300_000),
+  /** Time a client may take to send its request headers. */
+  GANTRY_HEADERS_TIMEOUT_MS: z.coerce.number().int().positive().default(10_000),
+  /** Longest pause allowed between two pieces of a request body. */
+  GANTRY_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
+  /** Open connections one API process accepts; more are refused by the socket layer. */
+  GANTRY_MAX_CONNECTIONS: z.coerce.number().int().positive().default(1024),
+  /** Most BYTES (string) elements in one request, over all its inputs. */
+  GANTRY_MAX_BYTES_ELEMENTS: z.coerce.number().int().positive().default(1_000_000),
+  /** Largest output, in tensor bytes, one request may produce (checked on the worker before it is sent). */
+  GANTRY_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(256 * 1024 ** 2),
+  /** Most output elements one request may have answered as JSON; past it, binary_data_output is needed. */
+  GANTRY_MAX_JSON_OUTPUT_ELEMENTS: z.coerce.number().int().positive().default(4_000_000),
+  /** Input bytes one API process keeps queued or running for one model. */
+  GANTRY_MAX_QUEUED_BYTES_PER_MODEL: z.coerce.number().int().positive().default(512 * 1024 ** 2),
+  /** How long a worker may take to load and warm up a model before the load is stopped for real. */
+  GANTRY_LOAD_DEADLINE_MS: z.coerce.number().int().positive().default(120_000),
+  /** How long one onnxruntime execution may run before it is stopped for real. */
+  GANTRY_MAX_RUN_MS: z.coerce.number().int().positive().default(60_000),
+  /** Stopped runs after which a model version becomes UNAVAILABLE. */
+  GANTRY_MAX_RUN_STRIKES: z.coerce.number().int().positive().default(2),
+  /** onnxruntime threads (instances x (intra + inter) over all loaded models) one worker may run. */
+  GANTRY_MAX_THREADS_PER_WORKER: z.coerce.number().int().positive().default(256),
+  /** Bytes the model store may hold; 0 means only the disk's own size bounds it. */
+  GANTRY_MAX_STORE_BYTES: z.coerce.number().int().min(0).default(0),
+  /** Free disk space an upload must leave behind on the store's filesystem. */
+  GANTRY_MIN_FREE_DISK_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -10,6 +10,10 @@ export enum ErrorCode {
   FailedPrecondition = 'FAILED_PRECONDITION',
   InvalidModel = 'INVALID_MODEL',
   PayloadTooLarge = 'PAYLOAD_TOO_LARGE',
+  /** The model's output for this request is larger than the server sends back. */
+  OutputTooLarge = 'OUTPUT_TOO_LARGE',
+  /** The model store has no room (its budget or the disk). */
+  InsufficientStorage = 'INSUFFICIENT_STORAGE',
   ResourceExhausted = 'RESOURCE_EXHAUSTED',
   Unsupported = 'UNSUPPORTED',
   Unavailable = 'UNAVAILABLE',
@@ -25,6 +29,8 @@ const httpStatusByCode: Record<ErrorCode, number> = {
   [ErrorCode.FailedPrecondition]: 409,
   [ErrorCode.InvalidModel]: 422,
   [ErrorCode.PayloadTooLarge]: 413,
+  [ErrorCode.OutputTooLarge]: 400,
+  [ErrorCode.InsufficientStorage]: 507,
   [ErrorCode.ResourceExhausted]: 429,
   [ErrorCode.Unsupported]: 501,
   [ErrorCode.Unavailable]: 503,
@@ -78,6 +84,20 @@ function describeVersion(name: string, version?: string): string {
   return version === undefined ? `model '${name}'` : `version '${version}' of model '${name}'`;
 }
 
+/**
+ * A caller-supplied value as it may appear in an error message or a log line: JSON, cut to `maxCharacters`.
+ * Errors never echo a large value back (a 50 MB parameter must not become a 50 MB answer).
+ */
+export function describeValue(value: unknown, maxCharacters = 40): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = Array.isArray(value) ? 'an array' : typeof value;
+  }
+  return text.length > maxCharacters ? `${text.slice(0, maxCharacters)}… (${text.length} characters)` : text;
+}
+
 // Factories: call sites say what happened, the factory decides the code and the wording.
 export const errors = {
   invalidArgument: (message: string) => new GantryError(ErrorCode.InvalidArgument, message),
@@ -114,6 +134,41 @@ export const errors = {
       ErrorCode.Internal,
       `This request stopped the worker running it ${attempts} time(s) and will not be tried again; check the model and its inputs.`,
     ),
+  // Limits (README "Limits"): each names what was too much, the limit and the variable that sets it.
+  serverBusy: (what: string, limitVariable: string) =>
+    new GantryError(ErrorCode.Unavailable, `The server is busy: ${what} (${limitVariable}); retry shortly.`, { retryAfterSeconds: 1 }),
+  jsonRequestTooLarge: (limitBytes: number) =>
+    new GantryError(
+      ErrorCode.PayloadTooLarge,
+      `The JSON part of the request exceeds GANTRY_MAX_JSON_REQUEST_BYTES (${limitBytes} bytes); send large tensors with the binary tensor extension (binary_data_size).`,
+    ),
+  tooManyBytesElements: (count: number, limit: number) =>
+    new GantryError(ErrorCode.InvalidArgument, `The request has ${count} BYTES elements, more than GANTRY_MAX_BYTES_ELEMENTS (${limit}).`),
+  nestingTooDeep: (inputName: string, limit: number) =>
+    new GantryError(ErrorCode.InvalidArgument, `Input '${inputName.slice(0, 100)}': 'data' is nested more than ${limit} levels deep; nest it as the shape says, or send it flat.`),
+  outputTooLarge: (bytes: number, limitBytes: number) =>
+    new GantryError(ErrorCode.OutputTooLarge, `The model's outputs for this request are ${bytes} bytes, more than GANTRY_MAX_RESPONSE_BYTES (${limitBytes}); ask for fewer outputs or a smaller input.`),
+  jsonOutputTooLarge: (elements: number, limit: number) =>
+    new GantryError(
+      ErrorCode.OutputTooLarge,
+      `The outputs answered as JSON have ${elements} elements, more than GANTRY_MAX_JSON_OUTPUT_ELEMENTS (${limit}); ask for them as binary data (parameter "binary_data_output": true).`,
+    ),
+  queuedBytesFull: (model: string, limitBytes: number) =>
+    new GantryError(
+      ErrorCode.ResourceExhausted,
+      `Model '${model}' has ${limitBytes} bytes of requests waiting or running (GANTRY_MAX_QUEUED_BYTES_PER_MODEL); retry shortly.`,
+      { retryAfterSeconds: 1 },
+    ),
+  runStopped: (limitMs: number) =>
+    new GantryError(ErrorCode.DeadlineExceeded, `The model ran longer than GANTRY_MAX_RUN_MS (${limitMs} ms) and was stopped.`),
+  loadStopped: (limitMs: number) =>
+    new GantryError(ErrorCode.InvalidModel, `The uploaded file is not a loadable ONNX model: it did not load and warm up within GANTRY_LOAD_DEADLINE_MS (${limitMs} ms) and was stopped.`),
+  threadBudget: (threads: number, budget: number) =>
+    new GantryError(
+      ErrorCode.InvalidArgument,
+      `This configuration needs ${threads} onnxruntime threads per worker (instances x (intraOpThreads + interOpThreads)), more than GANTRY_MAX_THREADS_PER_WORKER (${budget}).`,
+    ),
+  storeFull: (what: string) => new GantryError(ErrorCode.InsufficientStorage, `The model store has no room: ${what}. Delete unused model versions, or raise the limit.`),
   cancelled: () => new GantryError(ErrorCode.Cancelled, 'The client closed the connection before the inference ran.'),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),

@@ -57,6 +57,12 @@ export function createApiMetrics(sources: ApiMetricSources) {
         for (const [state, count] of await sources.versionsByState().catch(() => new Map<string, number>())) this.set({ state }, count);
       },
     }),
+    limitRejections: new Counter({
+      name: 'gantry_limit_rejections_total',
+      help: 'Requests refused because they hit a limit (README "Limits"), by limit.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     redisUp: new Gauge({
       name: 'gantry_redis_up',
       help: '1 while Redis answers, else 0.',

@@ -57,6 +57,12 @@ export function createWorkerMetrics() {
       labelNames: ['device'] as const,
       registers: [registry],
     }),
+    limitTrips: new Counter({
+      name: 'gantry_worker_limit_trips_total',
+      help: 'Times a worker stopped or refused work at a limit (run_deadline, load_deadline, output_bytes, thread_budget), by limit.',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     redisUp: new Gauge({ name: 'gantry_redis_up', help: '1 while Redis answers, else 0.', registers: [registry] }),
   };
 }
