@@ -83,6 +83,10 @@ const EXPECTED_SIGNATURES: Record<string, { inputs: Signature; outputs: Signatur
     inputs: [{ name: 'input', type: 'float32', shape: ['batch', 4] }],
     outputs: [{ name: 'scores', type: 'float32', shape: ['batch', 5] }],
   },
+  'amplifier.onnx': {
+    inputs: [{ name: 'shape', type: 'int64', shape: [2] }],
+    outputs: [{ name: 'output', type: 'float32', shape: ['rows', 'columns'] }],
+  },
 };
 for (const [typeName, { ortType }] of Object.entries(IDENTITY_TYPES)) {
   EXPECTED_SIGNATURES[`identity-${typeName}.onnx`] = {
