@@ -1,6 +1,6 @@
-import { errors } from '../errors.js';
+import { describeValue, errors } from '../errors.js';
 import { byteSizeOf, elementCount, type Datatype } from './datatypes.js';
-import { readBytesElements } from './bytes-elements.js';
+import { countBytesElements } from './bytes-elements.js';
 import { encodeJsonData } from './json-tensor-codec.js';
 import type { Tensor } from './tensor.js';
 
@@ -35,10 +35,16 @@ const decimalDigits = /^\d+$/;
  *   `undefined` and the whole body is `binary`. The caller must build the request from the model's metadata or
  *   refuse it.
  * - otherwise the first N bytes are parsed as JSON and the rest returned as a view (no copy).
- * @throws GantryError(INVALID_ARGUMENT) when the length is not a non-negative integer, exceeds the body, or the
+ * @param maxHeaderBytes most bytes the JSON header may have (GANTRY_MAX_JSON_REQUEST_BYTES); default unlimited.
+ * @throws GantryError(PAYLOAD_TOO_LARGE) when the header is longer than `maxHeaderBytes`;
+ * GantryError(INVALID_ARGUMENT) when the length is not a non-negative integer, exceeds the body, or the
  * header is not valid JSON.
  */
-export function splitBinaryBody(body: Buffer, headerLength: string | undefined): { header: unknown; binary: Buffer } {
+export function splitBinaryBody(
+  body: Buffer,
+  headerLength: string | undefined,
+  maxHeaderBytes = Number.POSITIVE_INFINITY,
+): { header: unknown; binary: Buffer } {
   let length = body.byteLength;
   if (headerLength !== undefined) {
     const text = headerLength.trim();
@@ -52,6 +58,8 @@ export function splitBinaryBody(body: Buffer, headerLength: string | undefined):
       throw errors.invalidArgument(`Inference-Header-Content-Length ${parsed} is larger than the body (${body.byteLength} bytes).`);
     }
     if (parsed === 0) return { header: undefined, binary: body };
+    // JSON costs ~10x its bytes once parsed, so its part has a smaller limit than the whole body.
+    if (parsed > maxHeaderBytes) throw errors.jsonRequestTooLarge(maxHeaderBytes);
     length = parsed;
   }
   let header: unknown;
@@ -100,7 +108,7 @@ export function takeBinaryInputs(inputs: readonly BinaryCapableInput[], binary: 
     }
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
       throw errors.invalidArgument(
-        `Input '${input.name}': parameter '${binaryDataSizeParameter}' must be a non-negative integer, got ${JSON.stringify(size) ?? String(size)}.`,
+        `Input '${input.name}': parameter '${binaryDataSizeParameter}' must be a non-negative integer, got ${describeValue(size)}.`,
       );
     }
     if (hasData) {
@@ -127,10 +135,12 @@ export function takeBinaryInputs(inputs: readonly BinaryCapableInput[], binary: 
 function checkBinarySize(input: BinaryCapableInput, bytes: Uint8Array): void {
   const count = elementCount(input.shape);
   if (input.datatype === 'BYTES') {
-    const elements = readBytesElements(bytes, input.name);
-    if (elements.length !== count) {
+    // Counted by walking the lengths: one object per element would let 100 MB of empty elements exhaust the heap.
+    const found = countBytesElements(bytes, input.name, count);
+    if (found !== count) {
+      const holds = found > count ? `more than ${count}` : String(found);
       throw errors.invalidArgument(
-        `Input '${input.name}': shape ${formatShape(input.shape)} needs ${count} BYTES elements but its binary data holds ${elements.length}.`,
+        `Input '${input.name}': shape ${formatShape(input.shape)} needs ${count} BYTES elements but its binary data holds ${holds}.`,
       );
     }
     return;
@@ -147,7 +157,7 @@ function booleanParameter(parameters: Record<string, unknown> | undefined, name:
   const value = parameters?.[name];
   if (value === undefined) return undefined;
   if (typeof value !== 'boolean') {
-    throw errors.invalidArgument(`Parameter '${name}' ${where} must be true or false, got ${JSON.stringify(value) ?? String(value)}.`);
+    throw errors.invalidArgument(`Parameter '${name}' ${where} must be true or false, got ${describeValue(value)}.`);
   }
   return value;
 }

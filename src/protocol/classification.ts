@@ -1,4 +1,4 @@
-import { errors } from '../errors.js';
+import { describeValue, errors } from '../errors.js';
 import { elementCount } from './datatypes.js';
 import { writeBytesElements } from './bytes-elements.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
@@ -97,7 +97,7 @@ function scoresOf(output: Tensor): Scores {
 export function classify(output: Tensor, topN: number, labels?: readonly string[]): Tensor {
   if (typeof topN !== 'number' || !Number.isSafeInteger(topN) || topN < 1) {
     throw errors.invalidArgument(
-      `Output '${output.name}': parameter '${classificationParameter}' must be a positive integer, got ${JSON.stringify(topN) ?? String(topN)}.`,
+      `Output '${output.name}': parameter '${classificationParameter}' must be a positive integer, got ${describeValue(topN)}.`,
     );
   }
   const scores = scoresOf(output);

@@ -1,19 +1,46 @@
 import { type Datatype, elementCount } from './datatypes.js';
 import { typedView } from './typed-view.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
-import { errors } from '../errors.js';
-import { readBytesElements, writeBytesElements } from './bytes-elements.js';
+import { describeValue, errors } from '../errors.js';
+import { readBytesStrings, writeBytesElements } from './bytes-elements.js';
 
 type JsonScalar = number | string | boolean;
 
-/** Flattens nested `data` arrays into one row-major list; the spec allows both forms. */
-export function flattenData(data: unknown): unknown[] {
+const nestingErrors = new WeakSet<Error>();
+
+/** Whether `error` is flattenData's refusal of too deep a nesting (the API counts it as a limit that tripped). */
+export function isNestingTooDeep(error: unknown): boolean {
+  return error instanceof Error && nestingErrors.has(error);
+}
+
+/**
+ * How deeply `data` may nest for a tensor of `rank` dimensions: nested exactly as the shape (rank levels), flat
+ * (one level), plus a small margin for clients that wrap a batch once more. Anything deeper is a mistake or an
+ * attack (a 200,000-deep array), refused with a 400 before any code could recurse through it.
+ */
+export function maxNestingDepth(rank: number): number {
+  return Math.max(rank, 1) + 2;
+}
+
+/**
+ * Flattens nested `data` arrays into one row-major list; the spec allows both forms. Iterative, so no depth can
+ * overflow the stack.
+ * @param maxDepth most levels of arrays allowed (the outermost array is level 1); default unlimited.
+ * @param inputName named in the error.
+ * @throws GantryError(INVALID_ARGUMENT) when `data` nests deeper than `maxDepth`.
+ */
+export function flattenData(data: unknown, maxDepth = Number.POSITIVE_INFINITY, inputName = 'tensor'): unknown[] {
   if (!Array.isArray(data)) return [data];
   if (!data.some(Array.isArray)) return data;
   const flat: unknown[] = [];
   const stack: unknown[][] = [data];
   const positions: number[] = [0];
   while (stack.length > 0) {
+    if (stack.length > maxDepth) {
+      const error = errors.nestingTooDeep(inputName, maxDepth);
+      nestingErrors.add(error);
+      throw error;
+    }
     const top = stack[stack.length - 1]!;
     const position = positions[positions.length - 1]!;
     if (position >= top.length) {
@@ -85,26 +112,23 @@ function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | un
   return inRange ? big : undefined;
 }
 
-function describe(value: unknown): string {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 40)}…` : text;
-}
 
 /**
  * Decodes a JSON `data` field into raw tensor bytes.
- * @throws GantryError(INVALID_ARGUMENT) naming the input when an element has the wrong type or range, or the
+ * @throws GantryError(INVALID_ARGUMENT) naming the input when `data` nests deeper than maxNestingDepth(rank), an
+ * element has the wrong type or range, or the
  * element count does not match the shape.
  */
 export function decodeJsonData(inputName: string, datatype: Datatype, shape: number[], data: unknown): Uint8Array {
-  const flat = flattenData(data);
+  const flat = flattenData(data, maxNestingDepth(shape.length), inputName);
   const expected = elementCount(shape);
   if (flat.length !== expected) {
     throw errors.invalidArgument(
-      `Input '${inputName}': shape [${shape.join(',')}] needs ${expected} elements but data has ${flat.length}.`,
+      `Input '${inputName.slice(0, 100)}': shape [${shape.join(',')}] needs ${expected} elements but data has ${flat.length}.`,
     );
   }
   const bad = (index: number, what: string) =>
-    errors.invalidArgument(`Input '${inputName}' (${datatype}): element ${index} is ${describe(flat[index])}, expected ${what}.`);
+    errors.invalidArgument(`Input '${inputName.slice(0, 100)}' (${datatype}): element ${index} is ${describeValue(flat[index])}, expected ${what}.`);
 
   if (datatype === 'BYTES') {
     const elements: Uint8Array[] = new Array(flat.length);
@@ -155,7 +179,7 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
  * (|v| ≤ 2^53 − 1) and become decimal strings beyond, so no value is ever silently rounded.
  */
 export function encodeJsonData(datatype: Datatype, bytes: Uint8Array): JsonScalar[] {
-  if (datatype === 'BYTES') return readBytesElements(bytes).map((element) => Buffer.from(element).toString('utf8'));
+  if (datatype === 'BYTES') return readBytesStrings(bytes);
   const view = typedView(datatype, bytes);
   const out: JsonScalar[] = new Array(view.length);
   if (datatype === 'BOOL') {

@@ -1,4 +1,4 @@
-import { errors } from '../errors.js';
+import { describeValue, errors } from '../errors.js';
 
 export interface ScheduleParameters {
   /** 1 is the highest; undefined means the model's default priority. */
@@ -14,7 +14,7 @@ function readNonNegativeInteger(parameters: Record<string, unknown>, name: strin
   const value = parameters[name];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw errors.invalidArgument(`Request parameter '${name}' must be a non-negative integer, got ${JSON.stringify(value)}.`);
+    throw errors.invalidArgument(`Request parameter '${name}' must be a non-negative integer, got ${describeValue(value)}.`);
   }
   if (value > maximum) throw errors.invalidArgument(`Request parameter '${name}' must be at most ${maximum}, got ${value}.`);
   return value === 0 ? undefined : value;

@@ -1,4 +1,5 @@
 import { errors } from '../errors.js';
+import { elementCount } from './datatypes.js';
 import type { ModelSignature, TensorSpec } from './signature.js';
 import type { TensorDescriptor } from './tensor.js';
 
@@ -75,4 +76,17 @@ export function resolveRequestedOutputs(signature: ModelSignature, requested: re
     }
   }
   return [...new Set(requested)];
+}
+
+/**
+ * Checks the BYTES elements a request declares, over all its inputs, against `limit` (GANTRY_MAX_BYTES_ELEMENTS).
+ * Counted from the shapes, which the data must match, so the check runs before any element is decoded. Each
+ * element becomes one string on the worker (onnxruntime's string tensors need them), so this bounds that cost.
+ * Call after validateInputs (shapes are checked there).
+ * @throws GantryError(INVALID_ARGUMENT) naming the count and the limit.
+ */
+export function checkBytesElementCount(inputs: readonly TensorDescriptor[], limit: number): void {
+  let total = 0;
+  for (const input of inputs) if (input.datatype === 'BYTES') total += elementCount(input.shape);
+  if (total > limit) throw errors.tooManyBytesElements(total, limit);
 }

@@ -10,7 +10,7 @@ import { ErrorCode } from '../errors.js';
 import { byteSizeOf, datatypeOfOrtType, ortTypeOf } from '../protocol/datatypes.js';
 import { typedView } from '../protocol/typed-view.js';
 import { maxElementsPerTensor } from '../protocol/validate-inputs.js';
-import { readBytesElements, writeBytesElements } from '../protocol/bytes-elements.js';
+import { readBytesStrings, writeBytesElements } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
 
@@ -46,9 +46,8 @@ function readSignature(loaded: ort.InferenceSession): ModelSignature {
 
 function toOrtTensor(input: ThreadTensor): ort.Tensor {
   if (input.datatype === 'BYTES') {
-    const elements = readBytesElements(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), input.name);
-    const decoder = new TextDecoder();
-    return new ort.Tensor('string', elements.map((element) => decoder.decode(element)), input.shape);
+    // One string per element is what onnxruntime needs; nothing else is made per element (GANTRY_MAX_BYTES_ELEMENTS bounds the count).
+    return new ort.Tensor('string', readBytesStrings(new Uint8Array(input.buffer, input.byteOffset, input.byteLength), input.name), input.shape);
   }
   const data = typedView(input.datatype, new Uint8Array(input.buffer, input.byteOffset, input.byteLength));
   return new ort.Tensor(ortTypeOf(input.datatype) as 'float32', data as unknown as Float32Array, input.shape);
