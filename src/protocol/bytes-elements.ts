@@ -67,3 +67,20 @@ export function readBytesStrings(bytes: Uint8Array, tensorName = 'tensor'): stri
   walkBytesElements(bytes, tensorName, Number.MAX_SAFE_INTEGER, (start, end) => strings.push(start === end ? '' : buffer.toString('utf8', start, end)));
   return strings;
 }
+
+/**
+ * Packs strings as BYTES elements (UTF-8) in the binary extension's layout, writing each straight into one
+ * buffer: no encoded copy per element (the inverse of readBytesStrings, for onnxruntime's string outputs).
+ */
+export function writeBytesStrings(strings: readonly string[]): Uint8Array {
+  let total = 0;
+  for (const text of strings) total += 4 + Buffer.byteLength(text, 'utf8');
+  const out = Buffer.allocUnsafe(total);
+  let offset = 0;
+  for (const text of strings) {
+    const length = text.length === 0 ? 0 : out.write(text, offset + 4, 'utf8');
+    out.writeUInt32LE(length, offset);
+    offset += 4 + length;
+  }
+  return out;
+}

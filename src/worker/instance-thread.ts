@@ -10,7 +10,7 @@ import { ErrorCode } from '../errors.js';
 import { byteSizeOf, datatypeOfOrtType, ortTypeOf } from '../protocol/datatypes.js';
 import { typedView } from '../protocol/typed-view.js';
 import { maxElementsPerTensor } from '../protocol/validate-inputs.js';
-import { readBytesStrings, writeBytesElements } from '../protocol/bytes-elements.js';
+import { readBytesStrings, writeBytesStrings } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
 
@@ -58,8 +58,7 @@ function fromOrtTensor(name: string, tensor: ort.Tensor): ThreadTensor {
   if (datatype === undefined) throw new Error(`output '${name}' has element type ${tensor.type}, which Gantry cannot carry`);
   const shape = tensor.dims.map(Number);
   if (datatype === 'BYTES') {
-    const encoder = new TextEncoder();
-    const bytes = writeBytesElements((tensor.data as string[]).map((element) => encoder.encode(element)));
+    const bytes = writeBytesStrings(tensor.data as string[]);
     return { name, datatype, shape, buffer: bytes.buffer as ArrayBuffer, byteOffset: bytes.byteOffset, byteLength: bytes.byteLength };
   }
   const data = tensor.data as unknown as ArrayBufferView;

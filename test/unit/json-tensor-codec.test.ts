@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeJsonData, encodeJsonData, flattenData } from '../../src/protocol/json-tensor-codec.js';
+import { decodeJsonData, encodeJsonData, flattenData, isNestingTooDeep, maxNestingDepth } from '../../src/protocol/json-tensor-codec.js';
 import { typedView } from '../../src/protocol/typed-view.js';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import type { Datatype } from '../../src/protocol/datatypes.js';
@@ -266,4 +266,31 @@ test('finite JSON numbers beyond a float type\'s range are refused instead of be
   }
   assert.doesNotThrow(() => decodeJsonData('x', 'FP32', [1], [3.4e38]));
   assert.doesNotThrow(() => decodeJsonData('x', 'FP64', [1], [1e300]));
+});
+
+describe('nesting depth of data', () => {
+  const deepArray = (levels: number, leaf: unknown): unknown => {
+    let value = leaf;
+    for (let level = 0; level < levels; level++) value = [value];
+    return value;
+  };
+
+  test('nested as the shape, or flat, or with two more levels, is accepted', () => {
+    assert.equal(maxNestingDepth(2), 4);
+    assert.equal(maxNestingDepth(0), 3);
+    assert.equal(decodeJsonData('x', 'INT32', [1, 1], deepArray(4, 7)).byteLength, 4);
+  });
+
+  test('200,000 levels deep is a 400 naming the input and the limit, never a stack overflow', () => {
+    const data = deepArray(200_000, 1);
+    assert.throws(
+      () => decodeJsonData('x', 'FP32', [1, 1], data),
+      (error: unknown) => error instanceof GantryError && isNestingTooDeep(error) && /Input 'x': 'data' is nested more than 4 levels deep/.test(error.message),
+    );
+  });
+
+  test('a deep element among correct ones is refused too (it flattened to the right count before)', () => {
+    const data = [deepArray(10, 1), 2, 3];
+    assert.throws(() => decodeJsonData('x', 'FP32', [3], data), (error: unknown) => isNestingTooDeep(error));
+  });
 });
