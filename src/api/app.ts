@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { createRequire } from 'node:module';
+import bodyTimeouts from './plugins/body-timeouts.js';
 import errorHandler from './plugins/error-handler.js';
 import httpMetrics from './plugins/http-metrics.js';
 import loadShedding from './plugins/load-shedding.js';
@@ -22,17 +23,31 @@ const packageJson = createRequire(import.meta.url)('../../../package.json') as {
  * decides where it listens.
  */
 export async function buildApp(services: ApiServices, logger: FastifyServerOptions['logger']): Promise<FastifyInstance> {
+  const { config } = services;
+  // Node refuses headersTimeout > requestTimeout at start-up; a headers timeout longer than the whole request's
+  // would mean nothing anyway.
+  const headersTimeoutMs = Math.min(config.GANTRY_HEADERS_TIMEOUT_MS, config.GANTRY_REQUEST_TIMEOUT_MS);
   const app = Fastify({
     logger,
-    bodyLimit: services.config.GANTRY_MAX_REQUEST_BYTES,
+    bodyLimit: config.GANTRY_MAX_REQUEST_BYTES,
     genReqId: requestIdFor,
     // Model names may be 128 characters; longer path segments must reach our own 400, not Fastify's 414.
     routerOptions: { maxParamLength: 1024 },
     // Per-request access logs would dominate at thousands of inferences a second; errors are logged instead.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
-    // A client that disconnects mid-upload must not leave the request hanging.
-    requestTimeout: 0,
+    // The whole request (headers and body, an upload included) must arrive within this; then Node answers 408
+    // and closes the connection. A client that disconnects mid-upload closes its socket, which ends the request
+    // at once (the body's stream errors), so no timeout is needed for that.
+    requestTimeout: config.GANTRY_REQUEST_TIMEOUT_MS,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      // Node checks both timeouts on this interval (30 s by default): check often enough for them to mean it.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(headersTimeoutMs / 4))),
+    },
   });
+  // Past this many open connections Node closes new ones at accept (the client sees a reset); each costs a
+  // descriptor and buffers, and a slow-body crowd must not take them all.
+  app.server.maxConnections = config.GANTRY_MAX_CONNECTIONS;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {
@@ -40,7 +55,8 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   });
 
   await app.register(errorHandler);
-  await app.register(loadShedding, { maxEventLoopDelayMs: services.config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
+  await app.register(bodyTimeouts, { bodyIdleTimeoutMs: config.GANTRY_BODY_IDLE_TIMEOUT_MS, metrics: services.metrics });
+  await app.register(loadShedding, { maxEventLoopDelayMs: config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
   await app.register(openApi, { version: packageJson.version });
   await app.register(httpMetrics, { metrics: services.metrics });
   await app.register(serverHealthRoutes, services);

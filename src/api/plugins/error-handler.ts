@@ -11,6 +11,18 @@ export interface ErrorBody {
   requestId: string;
 }
 
+/**
+ * Longest message the handler sends or logs, in characters. Messages are meant to be short; this is the backstop
+ * for one that echoes a caller's value (a 50 MB parameter must not come back as a 50 MB answer, or fill the log).
+ */
+export const maxErrorMessageCharacters = 1000;
+
+function capped(message: string): string {
+  return message.length > maxErrorMessageCharacters
+    ? `${message.slice(0, maxErrorMessageCharacters)}… (${message.length - maxErrorMessageCharacters} more characters cut)`
+    : message;
+}
+
 function validationMessage(error: FastifyError): string {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation.map((issue) => {
@@ -56,7 +68,8 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
       message = 'Internal error.';
     }
     const status = (error as FastifyError).statusCode === 415 ? 415 : httpStatusFor(code);
-    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    message = capped(message);
+    if (status >= 500) request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
     else request.log.info({ code, reason: message }, 'request rejected');
     if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
     const body: ErrorBody = { error: message, code, requestId: request.id };

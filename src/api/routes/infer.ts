@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { Readable } from 'node:stream';
 import type { z } from 'zod';
-import { ErrorCode, GantryError, errors } from '../../errors.js';
+import { ErrorCode, GantryError, describeValue, errors } from '../../errors.js';
 import {
   bf16Message,
   encodeInferResponseParts,
@@ -14,14 +14,25 @@ import {
 } from '../../protocol/binary-extension.js';
 import { classificationParameter, classify } from '../../protocol/classification.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import { decodeJsonData } from '../../protocol/json-tensor-codec.js';
+import { decodeJsonData, isNestingTooDeep } from '../../protocol/json-tensor-codec.js';
 import { errorBodySchema, inferRequestSchema, inferResponseSchema, type InferRequestBody } from '../../protocol/oip-schemas.js';
 import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
-import { resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
+import { checkBytesElementCount, resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
 import { executionConfigOf } from '../../registry/model-config.js';
+import { readBoundedBody } from '../bounded-body.js';
+import { InflightBytes, type InflightReservation } from '../inflight-bytes.js';
 import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
+
+/** What the preParsing hook decided about a body, for the parser that reads it. */
+interface BodyRead {
+  reply: FastifyReply;
+  binary: boolean;
+  limitBytes: number;
+  contentLength: number | undefined;
+  reservation: InflightReservation;
+}
 
 function outcomeLabel(error: unknown): string {
   if (!(error instanceof GantryError)) return 'error';
@@ -46,7 +57,7 @@ function describeInputs(body: InferRequestBody): TensorDescriptor[] {
     if (input.datatype === 'BF16') throw errors.invalidArgument(`Input '${input.name}': ${bf16Message}`);
     if (!isDatatype(input.datatype)) {
       throw errors.invalidArgument(
-        `Input '${input.name}': unsupported datatype '${input.datatype}'; supported are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64 and BYTES.`,
+        `Input '${input.name}': unsupported datatype ${describeValue(input.datatype)}; supported are BOOL, UINT8, UINT16, UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64 and BYTES.`,
       );
     }
     return { name: input.name, datatype: input.datatype, shape: input.shape };
@@ -79,7 +90,7 @@ function readClassification(outputName: string, parameters: Record<string, unkno
   const value = parameters?.[classificationParameter];
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw errors.invalidArgument(`Output '${outputName}': parameter 'classification' must be a positive integer, got ${JSON.stringify(value)}.`);
+    throw errors.invalidArgument(`Output '${outputName}': parameter 'classification' must be a positive integer, got ${describeValue(value)}.`);
   }
   return value;
 }
@@ -95,25 +106,80 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   // A binary-extension body starts with Inference-Header-Content-Length bytes of JSON; the raw tensors follow.
   // The JSON header goes on to schema validation like any JSON body; the raw part is kept aside for the handler.
   const binaryParts = new WeakMap<FastifyRequest, Buffer>();
+  const bodyReads = new WeakMap<FastifyRequest, BodyRead>();
+  const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
+  const refuse = (reply: FastifyReply, limit: string, error: Error): Error => {
+    metrics.limitRejections.inc({ limit });
+    // The rest of a refused body is not worth reading: close the connection after the answer.
+    void reply.header('connection', 'close');
+    return error;
+  };
+  const busy = () =>
+    errors.serverBusy(`request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`, 'GANTRY_MAX_INFLIGHT_BYTES');
+  const tooLarge = (binary: boolean) =>
+    binary ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(config.GANTRY_MAX_JSON_REQUEST_BYTES);
+
+  // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
+  // the body's reservation to the response, so it is released exactly once on every path.
+  app.addHook('preParsing', async (request, reply, payload) => {
+    const binary = request.headers[inferenceHeaderContentLength] !== undefined;
+    const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : config.GANTRY_MAX_JSON_REQUEST_BYTES;
+    const lengthHeader = request.headers['content-length'];
+    const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
+    const reservation = inflight.open();
+    reply.raw.once('close', () => reservation.release());
+    if (contentLength !== undefined) {
+      if (contentLength > limitBytes) throw refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary));
+      if (!reservation.grow(contentLength)) throw refuse(reply, 'inflight_bytes', busy());
+    }
+    bodyReads.set(request, { reply, binary, limitBytes, contentLength, reservation });
+    return payload;
+  });
+
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(
-    ['application/json', 'application/octet-stream'],
-    { parseAs: 'buffer', bodyLimit: config.GANTRY_MAX_REQUEST_BYTES },
-    (request, body, done) => {
-      try {
-        const { header, binary } = splitBinaryBody(body as Buffer, request.headers[inferenceHeaderContentLength] as string | undefined);
-        if (header === undefined) {
-          throw errors.invalidArgument(
-            'Raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header that describes the inputs, then their bytes.',
-          );
-        }
-        if (binary.byteLength > 0) binaryParts.set(request, binary);
-        done(null, header);
-      } catch (error) {
-        done(error as Error, undefined);
-      }
-    },
-  );
+  app.addContentTypeParser(['application/json', 'application/octet-stream'], async (request: FastifyRequest, payload: Readable) => {
+    const read = bodyReads.get(request);
+    if (read === undefined) throw errors.internal('The request body was not prepared for reading.');
+    let body: Buffer;
+    try {
+      body = await readBoundedBody(payload, {
+        limitBytes: read.limitBytes,
+        contentLength: read.contentLength,
+        reservation: read.reservation,
+        tooLarge: () => refuse(read.reply, read.binary ? 'request_body' : 'json_body', tooLarge(read.binary)),
+        busy: () => refuse(read.reply, 'inflight_bytes', busy()),
+      });
+    } catch (error) {
+      // A body that ended early or was cut: its reservation goes now, not when the (dead) response closes.
+      read.reservation.release();
+      throw error;
+    }
+    let split: ReturnType<typeof splitBinaryBody>;
+    try {
+      split = splitBinaryBody(body, request.headers[inferenceHeaderContentLength] as string | undefined, config.GANTRY_MAX_JSON_REQUEST_BYTES);
+    } catch (error) {
+      if (error instanceof GantryError && error.code === ErrorCode.PayloadTooLarge) metrics.limitRejections.inc({ limit: 'json_body' });
+      throw error;
+    }
+    const { header, binary } = split;
+    if (header === undefined) {
+      throw errors.invalidArgument(
+        'Raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header that describes the inputs, then their bytes.',
+      );
+    }
+    if (binary.byteLength > 0) binaryParts.set(request, binary);
+    return header;
+  });
+
+  /** Runs `check`; when it throws a limit's error (all its errors, or those `isLimit` picks), counts the limit. */
+  const checkLimit = <T>(limit: string, check: () => T, isLimit: (error: unknown) => boolean = () => true): T => {
+    try {
+      return check();
+    } catch (error) {
+      if (isLimit(error)) metrics.limitRejections.inc({ limit });
+      throw error;
+    }
+  };
 
   const handle = async (request: FastifyRequest, body: InferRequestBody, modelName: string, requestedVersion: string | undefined, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
@@ -128,7 +194,8 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       const modelConfig = await catalog.config(model);
       const descriptors = describeInputs(body);
       validateInputs(serving.signature, descriptors);
-      const inputs = decodeInputs(body, descriptors, binaryParts.get(request));
+      checkLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
+      const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, binaryParts.get(request)), isNestingTooDeep);
       const requested = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
       const outputNames = resolveRequestedOutputs(serving.signature, body.outputs?.map((output) => output.name));
       const classifications = new Map(outputNames.map((name) => [name, readClassification(name, requested.get(name))]));
