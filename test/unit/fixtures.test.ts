@@ -69,6 +69,10 @@ const EXPECTED_SIGNATURES: Record<string, { inputs: Signature; outputs: Signatur
     ],
     outputs: [{ name: 'y', type: 'float32', shape: [1, 256] }],
   },
+  'forever.onnx': {
+    inputs: [{ name: 'x', type: 'float32', shape: [1, 4] }],
+    outputs: [{ name: 'y', type: 'float32', shape: [1, 4] }],
+  },
   'two-batch-axes.onnx': {
     inputs: [
       { name: 'x', type: 'float32', shape: ['batch', 8] },
