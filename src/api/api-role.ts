@@ -42,7 +42,12 @@ export class ApiRole {
     const redis = createRedis(config.REDIS_URL, 'producer', 'api');
     const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber');
     for (const client of [redis, subscriber]) client.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-    const store = new FileModelStore(config.GANTRY_DATA_DIR);
+    const store = new FileModelStore(config.GANTRY_DATA_DIR, {
+      maxStoreBytes: config.GANTRY_MAX_STORE_BYTES,
+      minFreeDiskBytes: config.GANTRY_MIN_FREE_DISK_BYTES,
+      // Called only once uploads run, by when `metrics` exists.
+      onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
+    });
     await store.init();
     const registry = new ModelRegistry(redis, prefix);
     const modelConfigs = new ModelConfigStore(redis, prefix);
@@ -50,8 +55,21 @@ export class ApiRole {
     const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
-    const producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: config.GANTRY_MAX_REQUESTS_PER_JOB, maxJobsInFlight: config.GANTRY_MAX_JOBS_IN_FLIGHT }, logger);
     const metrics = createApiMetrics(scrapeSources(redis, registry, prefix));
+    const producer = new InferenceProducer(
+      redis,
+      replies,
+      {
+        prefix,
+        maxRequestsPerJob: config.GANTRY_MAX_REQUESTS_PER_JOB,
+        maxJobsInFlight: config.GANTRY_MAX_JOBS_IN_FLIGHT,
+        maxQueuedBytesPerModel: config.GANTRY_MAX_QUEUED_BYTES_PER_MODEL,
+        onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
+      },
+      logger,
+    );
+    // A deleted model (by any API process) leaves no per-model state here.
+    catalog.onModelDeleted((name) => producer.dropModel(name));
 
     let role: ApiRole | undefined;
     const services: ApiServices = {
@@ -93,7 +111,10 @@ export class ApiRole {
   }
 }
 
-/** Queue depths and model states, read from Redis when Prometheus scrapes rather than on a timer. */
+/**
+ * Queue depths and model states, read from Redis when Prometheus scrapes rather than on a timer. The Queue
+ * objects of models no longer listed are closed at the next scrape, so the map follows the registry.
+ */
 function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): ApiMetricSources {
   const queues = new Map<string, Queue>();
   const queueFor = (model: string) => {
@@ -109,7 +130,14 @@ function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): A
     isRedisUp: () => redis.status === 'ready',
     pendingByModel: async () => {
       const pending = new Map<string, number>();
-      for (const model of await registry.listModelNames()) {
+      const models = await registry.listModelNames();
+      const listed = new Set(models);
+      for (const [model, queue] of queues) {
+        if (listed.has(model)) continue;
+        queues.delete(model);
+        queue.close().catch(() => undefined);
+      }
+      for (const model of models) {
         const counts = await queueFor(model).getJobCounts('waiting', 'prioritized', 'active');
         pending.set(model, (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0));
       }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { registryEventsChannel } from '../queue/names.js';
@@ -9,17 +10,25 @@ import type { ModelRegistry, ModelVersion, RegistryEvent } from '../registry/mod
 /** How long a cached version list is trusted when no invalidation event arrives (a missed event heals). */
 const cacheTtlMs = 2000;
 
+/**
+ * Models whose versions and configuration are cached at once. Only existing models are cached (an unknown name
+ * is asked of Redis each time), so this bounds the cache by models in use, not by names callers make up.
+ */
+export const maxCachedModels = 10_000;
+
 export interface ServingVersion extends ModelVersion {
   signature: ModelSignature;
 }
 
 /**
  * The API's read-through view of the registry. Inference needs a model's signature on every request, so the
- * version lists are cached in memory and dropped when the registry announces a change.
+ * version lists of existing models are cached in memory (at most maxCachedModels, least recently used out) and
+ * dropped when the registry announces a change.
  */
 export class ModelCatalog {
-  private readonly cache = new Map<string, { versions: ModelVersion[]; fetchedAt: number }>();
-  private readonly configs = new Map<string, { config: ModelConfig; fetchedAt: number }>();
+  private readonly cache = new LRUCache<string, { versions: ModelVersion[]; fetchedAt: number }>({ max: maxCachedModels });
+  private readonly configs = new LRUCache<string, { config: ModelConfig; fetchedAt: number }>({ max: maxCachedModels });
+  private readonly deletionListeners: Array<(name: string) => void> = [];
 
   constructor(
     private readonly registry: ModelRegistry,
@@ -37,12 +46,23 @@ export class ModelCatalog {
       try {
         const event = JSON.parse(message.toString('utf8')) as RegistryEvent;
         this.invalidate(event.name);
+        if (event.type === 'model-deleted') for (const listener of this.deletionListeners) listener(event.name);
       } catch {
         this.cache.clear();
         this.configs.clear();
       }
     });
     await subscribeWhenReady(subscriber, channel);
+  }
+
+  /** Calls `listener` with the name of each deleted model (from any API process), so per-model state can go. */
+  onModelDeleted(listener: (name: string) => void): void {
+    this.deletionListeners.push(listener);
+  }
+
+  /** Models with a cached version list or configuration (for tests: it must stay bounded). */
+  get cachedModelCount(): number {
+    return new Set([...this.cache.keys(), ...this.configs.keys()]).size;
   }
 
   invalidate(name: string): void {
@@ -63,7 +83,9 @@ export class ModelCatalog {
     const cached = this.cache.get(name);
     if (cached !== undefined && Date.now() - cached.fetchedAt < cacheTtlMs) return cached.versions;
     const versions = await this.registry.listVersions(name);
-    this.cache.set(name, { versions, fetchedAt: Date.now() });
+    // An unknown name is not cached: callers could otherwise fill the cache with names made up for the purpose.
+    if (versions.length > 0) this.cache.set(name, { versions, fetchedAt: Date.now() });
+    else this.cache.delete(name);
     return versions;
   }
 

@@ -1,16 +1,22 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { GantryError, errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
-import { jobSchemaVersion, type ExecutionSettings, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
+import { jobSchemaVersion, maxPayloadBytesPerJob, type ExecutionSettings, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
 import { writeLargeValue } from './large-values.js';
 import { controlQueueName, inferenceQueueName, payloadKey } from './names.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 
 /** Payloads up to this size ride inside the job (base64); larger ones get their own Redis key. */
 const inlinePayloadLimitBytes = 64 * 1024;
+
+/**
+ * What one queued request costs beyond its input bytes, in the queued-bytes count: the job's JSON, BullMQ's hash
+ * and list entries and the reply waiter come to roughly this. It makes the bytes cap bound tiny requests too.
+ */
+export const queuedRequestOverheadBytes = 1024;
 
 export interface ModelTarget {
   model: string;
@@ -32,6 +38,18 @@ export interface InferenceSubmission {
   signal?: AbortSignal;
   /** Most requests of this model this API process keeps waiting or running; 0 is unbounded. */
   maxQueueSize?: number;
+  /** What the worker may send back for this request; it answers OUTPUT_TOO_LARGE past these. */
+  outputLimits?: OutputLimits;
+}
+
+/** A request's output limits, carried in its job (job-contracts.ts) and checked by the worker. */
+export interface OutputLimits {
+  /** Most output tensor bytes (GANTRY_MAX_RESPONSE_BYTES). */
+  maxOutputBytes: number;
+  /** Most elements over the outputs answered as JSON (GANTRY_MAX_JSON_OUTPUT_ELEMENTS). */
+  maxJsonOutputElements: number;
+  /** The outputs answered as JSON numbers: not binary_data, not classified. */
+  jsonOutputs: string[];
 }
 
 export interface ProducerOptions {
@@ -40,10 +58,20 @@ export interface ProducerOptions {
   maxRequestsPerJob: number;
   /** Jobs one API process keeps in flight per model version before it starts packing requests together. */
   maxJobsInFlight: number;
+  /** Input bytes (plus queuedRequestOverheadBytes a request) kept waiting or running per model; default unbounded. */
+  maxQueuedBytesPerModel?: number;
+  /** Most input bytes packed into one job (a lone larger request still goes); default maxPayloadBytesPerJob. */
+  maxPayloadBytesPerJob?: number;
+  /** Told each time a request is refused at a limit, with the limit's label ('queue_size', 'queued_bytes', …). */
+  onLimitRejection?: (limit: string) => void;
 }
 
 interface PendingRequest {
   model: string;
+  /** What this request counts against its model's queued-bytes cap. */
+  queuedBytes: number;
+  /** Its input bytes, for packing jobs under the payload cap. */
+  payloadBytes: number;
   submission: InferenceSubmission;
   resolve: (outcome: InferenceOutcome) => void;
   reject: (error: GantryError) => void;
@@ -62,6 +90,7 @@ interface SentJob {
 
 /** Requests for one model version and priority waiting to be packed into a job. */
 interface Lane {
+  key: string;
   target: ModelTarget;
   priority: number;
   inFlight: number;
@@ -76,10 +105,15 @@ interface Lane {
  * arriving while a slow job is out waits for it, even when another worker is idle.
  */
 export class InferenceProducer {
+  // Every map here is bounded by what is in flight: lanes go when empty, a model's entry in `outstanding` when
+  // its count is back to 0, its Queue when the model is deleted (dropModel). Nothing grows with names or
+  // priorities merely seen.
   private readonly queues = new Map<string, Queue>();
   private readonly lanes = new Map<string, Lane>();
-  /** Requests per model accepted by this process and not yet answered (waiting, queued or running). */
-  private readonly outstanding = new Map<string, number>();
+  /** Requests and queued bytes per model accepted by this process and not yet answered (waiting, queued or running). */
+  private readonly outstanding = new Map<string, { requests: number; bytes: number }>();
+  /** Deleted models whose Queue is closed once their last outstanding request settles. */
+  private readonly closeWhenIdle = new Set<string>();
   private controlQueue: Queue | undefined;
 
   constructor(
@@ -99,28 +133,65 @@ export class InferenceProducer {
     return queue;
   }
 
-  /** Queues one inference and resolves with its outputs, or rejects with a GantryError. */
+  /** Sizes of the per-model and per-lane maps, for tests and debugging: each must stay bounded. */
+  get trackedSizes(): { lanes: number; outstanding: number; queues: number } {
+    return { lanes: this.lanes.size, outstanding: this.outstanding.size, queues: this.queues.size };
+  }
+
+  /**
+   * Forgets a deleted model: its Queue is closed now, or once its last outstanding request settles (a job being
+   * sent still needs it). Lanes and counts go by themselves when empty.
+   */
+  dropModel(model: string): void {
+    if (this.outstanding.has(model)) this.closeWhenIdle.add(model);
+    else this.closeQueue(model);
+  }
+
+  private closeQueue(model: string): void {
+    this.closeWhenIdle.delete(model);
+    const name = inferenceQueueName(model);
+    const queue = this.queues.get(name);
+    if (queue === undefined) return;
+    this.queues.delete(name);
+    queue.close().catch(() => undefined);
+  }
+
+  /**
+   * Queues one inference and resolves with its outputs, or rejects with a GantryError: 429 at once past the
+   * model's maxQueueSize or GANTRY_MAX_QUEUED_BYTES_PER_MODEL (both per API process).
+   */
   submit(target: ModelTarget, submission: InferenceSubmission): Promise<InferenceOutcome> {
     // Without Redis nothing can be queued, and a request held back behind a job in flight (whose reply cannot
     // come either) would wait for its deadline: refuse at once, so the client retries after Retry-After.
     if (this.redis.status !== 'ready') return Promise.reject(errors.queueUnavailable('Redis is not connected'));
+    const outstanding = this.outstanding.get(target.model) ?? { requests: 0, bytes: 0 };
+    if (submission.maxQueueSize !== undefined && submission.maxQueueSize > 0 && outstanding.requests >= submission.maxQueueSize) {
+      // Shedding at once keeps what was accepted fast; the client retries after Retry-After.
+      this.options.onLimitRejection?.('queue_size');
+      return Promise.reject(errors.queueFull(target.model, submission.maxQueueSize));
+    }
+    let payloadBytes = 0;
+    for (const input of submission.inputs) payloadBytes += input.data.byteLength;
+    const queuedBytes = payloadBytes + queuedRequestOverheadBytes;
+    const maxQueuedBytes = this.options.maxQueuedBytesPerModel;
+    // A model with nothing outstanding takes any one request (the request limit already bounds it), so a cap
+    // below one large request never makes a model unusable.
+    if (maxQueuedBytes !== undefined && outstanding.requests > 0 && outstanding.bytes + queuedBytes > maxQueuedBytes) {
+      this.options.onLimitRejection?.('queued_bytes');
+      return Promise.reject(errors.queuedBytesFull(target.model, maxQueuedBytes));
+    }
+    this.outstanding.set(target.model, { requests: outstanding.requests + 1, bytes: outstanding.bytes + queuedBytes });
     // Requests of different versions, priorities or (after a config change) settings never share a job.
     const laneKey = `${target.model}\u0000${target.version}\u0000${submission.priority}`;
     let lane = this.lanes.get(laneKey);
     if (lane === undefined) {
-      lane = { target, priority: submission.priority, inFlight: 0, waiting: [] };
+      lane = { key: laneKey, target, priority: submission.priority, inFlight: 0, waiting: [] };
       this.lanes.set(laneKey, lane);
     }
     lane.target = target;
     const chosenLane = lane;
-    const outstanding = this.outstanding.get(target.model) ?? 0;
-    if (submission.maxQueueSize !== undefined && submission.maxQueueSize > 0 && outstanding >= submission.maxQueueSize) {
-      // Shedding at once keeps what was accepted fast; the client retries after Retry-After.
-      return Promise.reject(errors.queueFull(target.model, submission.maxQueueSize));
-    }
-    this.outstanding.set(target.model, outstanding + 1);
     return new Promise<InferenceOutcome>((resolve, reject) => {
-      const pending: PendingRequest = { submission, resolve, reject, settled: false, model: target.model };
+      const pending: PendingRequest = { submission, resolve, reject, settled: false, model: target.model, queuedBytes, payloadBytes };
       const timeoutMs = Math.max(0, submission.deadline - Date.now());
       pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(submission.timeoutMs)), timeoutMs);
       submission.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
@@ -145,10 +216,25 @@ export class InferenceProducer {
     if (pending.settled) return;
     pending.settled = true;
     clearTimeout(pending.timer);
-    this.outstanding.set(pending.model, (this.outstanding.get(pending.model) ?? 1) - 1);
+    this.release(pending);
     if (pending.correlationId !== undefined) this.replies.forget(pending.correlationId);
+    if (outcome instanceof GantryError && outcome.code === ErrorCode.OutputTooLarge) {
+      // The worker (or the reply listener) refused the output; the message says which limit.
+      this.options.onLimitRejection?.(outcome.message.includes('GANTRY_MAX_JSON_OUTPUT_ELEMENTS') ? 'json_output' : 'output_bytes');
+    }
     if (outcome instanceof GantryError) pending.reject(outcome);
     else pending.resolve(outcome);
+  }
+
+  /** Gives back what a settled request counted against its model; the entry goes at zero. */
+  private release(pending: PendingRequest): void {
+    const outstanding = this.outstanding.get(pending.model);
+    if (outstanding === undefined) return;
+    outstanding.requests--;
+    outstanding.bytes -= pending.queuedBytes;
+    if (outstanding.requests > 0) return;
+    this.outstanding.delete(pending.model);
+    if (this.closeWhenIdle.has(pending.model)) this.closeQueue(pending.model);
   }
 
   /**
@@ -158,18 +244,22 @@ export class InferenceProducer {
    */
   private pump(lane: Lane): void {
     const enough = Math.max(1, Math.ceil(this.options.maxRequestsPerJob / 4));
+    const maxPayloadBytes = this.options.maxPayloadBytesPerJob ?? maxPayloadBytesPerJob;
+    // Requests that settled while waiting (timed out, client gone) leave at once: they hold nothing any more.
+    lane.waiting = lane.waiting.filter((pending) => !pending.settled);
     while (
       lane.waiting.length > 0 &&
-      (lane.inFlight === 0 || (lane.inFlight < this.options.maxJobsInFlight && lane.waiting.length >= enough))
+      (lane.inFlight === 0 || (lane.inFlight < this.options.maxJobsInFlight && (lane.waiting.length >= enough || waitingBytes(lane) >= maxPayloadBytes / 4)))
     ) {
-      const batch = lane.waiting.splice(0, this.options.maxRequestsPerJob).filter((pending) => !pending.settled);
-      if (batch.length === 0) continue;
+      const batch = takeJob(lane.waiting, this.options.maxRequestsPerJob, maxPayloadBytes);
       lane.inFlight++;
       void this.sendJob(lane.target, lane.priority, batch).finally(() => {
         lane.inFlight--;
         this.pump(lane);
       });
     }
+    // An empty lane is forgotten, so a caller trying every priority leaves nothing behind.
+    if (lane.waiting.length === 0 && lane.inFlight === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
   }
 
   /** Sends one job and resolves when every request in it has settled (answered, failed or timed out). */
@@ -198,11 +288,16 @@ export class InferenceProducer {
       this.replies.waitForInference(correlationId, {
         resolve: (outcome) => this.settle(pending, outcome),
         reject: (error) => this.settle(pending, error),
+        ...(pending.submission.outputLimits === undefined ? {} : { maxOutputBytes: pending.submission.outputLimits.maxOutputBytes }),
       });
+      const limits = pending.submission.outputLimits;
       requests.push({
         correlationId,
         inputs: pending.submission.inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, byteLength: input.data.byteLength })),
         outputs: pending.submission.outputs,
+        ...(limits === undefined
+          ? {}
+          : { maxOutputBytes: limits.maxOutputBytes, maxJsonOutputElements: limits.maxJsonOutputElements, jsonOutputs: limits.jsonOutputs }),
       });
       for (const input of pending.submission.inputs) {
         chunks.push(input.data);
@@ -273,4 +368,26 @@ export class InferenceProducer {
   async close(): Promise<void> {
     await Promise.allSettled([...this.queues.values()].map((queue) => queue.close()));
   }
+}
+
+function waitingBytes(lane: Lane): number {
+  let bytes = 0;
+  for (const pending of lane.waiting) bytes += pending.payloadBytes;
+  return bytes;
+}
+
+/**
+ * Takes the next job's requests from the front of `waiting`: at most `maxRequests`, and only while their input
+ * bytes stay within `maxPayloadBytes` — but always at least one, so a large request still goes (alone).
+ */
+function takeJob(waiting: PendingRequest[], maxRequests: number, maxPayloadBytes: number): PendingRequest[] {
+  let count = 0;
+  let bytes = 0;
+  while (count < waiting.length && count < maxRequests) {
+    const next = waiting[count]!.payloadBytes;
+    if (count > 0 && bytes + next > maxPayloadBytes) break;
+    bytes += next;
+    count++;
+  }
+  return waiting.splice(0, count);
 }

@@ -48,8 +48,28 @@ const queuedRequestSchema = z.object({
   correlationId: z.string(),
   inputs: z.array(tensorLayoutSchema),
   outputs: z.array(z.string()),
+  // Output limits (README "Limits"), checked by the worker before anything is published. Optional, so jobs of
+  // an older API parse; a worker applies its hard ceiling (maxReplyBytesPerRequest) either way.
+  /** Most output tensor bytes this request may get back (GANTRY_MAX_RESPONSE_BYTES of the API that queued it). */
+  maxOutputBytes: z.number().int().positive().optional(),
+  /** The outputs the API answers as JSON numbers (not binary, not classified): their elements are limited. */
+  jsonOutputs: z.array(z.string()).optional(),
+  /** Most elements of `jsonOutputs` together (GANTRY_MAX_JSON_OUTPUT_ELEMENTS). */
+  maxJsonOutputElements: z.number().int().positive().optional(),
 });
 export type QueuedRequest = z.infer<typeof queuedRequestSchema>;
+
+/**
+ * The most output bytes one request's reply may carry, whatever a job asks for: a Redis value (a reply body key,
+ * a pub/sub message) holds at most 512 MB (proto-max-bulk-len), and a bigger one resets the connection.
+ */
+export const maxReplyBytesPerRequest = 480 * 1024 ** 2;
+
+/**
+ * The most input bytes the producer packs into one job (unless a single request is larger): the payload is one
+ * Redis value, read by the worker in one GET, so it stays far from the 512 MB a Redis string may hold.
+ */
+export const maxPayloadBytesPerJob = 64 * 1024 ** 2;
 
 export const inferenceJobSchema = z
   .object({

@@ -40,3 +40,15 @@ export async function readLargeValue(redis: Redis, key: string, byteLength: numb
   if (value === null || value.byteLength !== byteLength) return undefined;
   return value;
 }
+
+/**
+ * Reads `byteLength` bytes of a value from `start` (GETRANGE), leaving the key in place: for taking some
+ * results out of a reply body without reading the rest.
+ * @returns undefined when the key is gone or shorter than the range.
+ */
+export async function readLargeValueRange(redis: Redis, key: string, start: number, byteLength: number): Promise<Buffer | undefined> {
+  if (byteLength === 0) return Buffer.alloc(0);
+  const value = await redis.getrangeBuffer(key, start, start + byteLength - 1);
+  if (value === null || value.byteLength !== byteLength) return undefined;
+  return value;
+}

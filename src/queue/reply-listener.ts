@@ -4,10 +4,10 @@ import { errors, fromWire, type GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
-import { readLargeValue } from './large-values.js';
+import { readLargeValue, readLargeValueRange } from './large-values.js';
 import { replyChannel } from './names.js';
 import { subscribeWhenReady } from './redis-connection.js';
-import { decodeReply, type InferenceReplyHeader, type LoadReplyHeader } from './reply-codec.js';
+import { decodeReply, type InferenceReplyHeader, type InferenceResult, type LoadReplyHeader } from './reply-codec.js';
 
 export interface InferenceOutcome {
   outputs: Tensor[];
@@ -16,6 +16,8 @@ export interface InferenceOutcome {
 interface Waiter<T> {
   resolve: (value: T) => void;
   reject: (error: GantryError) => void;
+  /** Most output bytes this request asked for; a reply announcing more is refused unread. */
+  maxOutputBytes?: number;
 }
 
 /**
@@ -90,16 +92,45 @@ export class ReplyListener {
     else void this.onLargeInferenceReply(decoded.header, decoded.header.bodyKey, decoded.header.bodyLength ?? 0);
   }
 
+  /**
+   * A reply whose output bytes wait in a key. The API guards itself even against a worker that did not check
+   * the limits (an older one): a result larger than its request allows is refused without being read, and the
+   * others are then read piece by piece (GETRANGE), so no more than what was asked for enters this process.
+   */
   private async onLargeInferenceReply(header: InferenceReplyHeader, bodyKey: string, bodyLength: number): Promise<void> {
-    let body: Buffer | undefined;
+    const pieces: Array<{ result: InferenceResult; offset: number; length: number }> = [];
+    let offset = 0;
+    let refusedAny = false;
+    for (const result of header.results) {
+      const length = (result.outputs ?? []).reduce((sum, layout) => sum + layout.byteLength, 0);
+      const waiter = this.inferenceWaiters.get(result.correlationId);
+      if (waiter?.maxOutputBytes !== undefined && length > waiter.maxOutputBytes) {
+        this.inferenceWaiters.delete(result.correlationId);
+        waiter.reject(errors.outputTooLarge(length, waiter.maxOutputBytes));
+        refusedAny = true;
+      } else if (waiter !== undefined) {
+        pieces.push({ result, offset, length });
+      }
+      offset += length;
+    }
     try {
-      body = await readLargeValue(this.commands, bodyKey, bodyLength, { deleteAfter: true });
+      if (!refusedAny) {
+        const body = await readLargeValue(this.commands, bodyKey, bodyLength, { deleteAfter: true });
+        if (body !== undefined) {
+          this.onInferenceReply(header, body);
+          return;
+        }
+      } else {
+        for (const piece of pieces) {
+          if (piece.result.error !== undefined) continue;
+          const body = await readLargeValueRange(this.commands, bodyKey, piece.offset, piece.length);
+          if (body !== undefined) this.onInferenceReply({ ...header, results: [piece.result] }, body);
+        }
+        await this.commands.del(bodyKey).catch(() => 0);
+        for (const piece of pieces) if (piece.result.error !== undefined) this.onInferenceReply({ ...header, results: [piece.result] }, Buffer.alloc(0));
+      }
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'could not read a reply body');
-    }
-    if (body !== undefined) {
-      this.onInferenceReply(header, body);
-      return;
     }
     const failure = errors.queueUnavailable('the reply could not be read from Redis');
     for (const result of header.results) {
@@ -129,7 +160,9 @@ export class ReplyListener {
       const waiter = this.inferenceWaiters.get(result.correlationId);
       if (waiter === undefined) continue;
       this.inferenceWaiters.delete(result.correlationId);
+      const bytes = outputs.reduce((sum, output) => sum + output.data.byteLength, 0);
       if (result.error !== undefined) waiter.reject(fromWire(result.error));
+      else if (waiter.maxOutputBytes !== undefined && bytes > waiter.maxOutputBytes) waiter.reject(errors.outputTooLarge(bytes, waiter.maxOutputBytes));
       else waiter.resolve({ outputs });
     }
   }

@@ -30,8 +30,11 @@ export const modelConfigSchema = z
     optimizedModelCache: z.boolean().default(defaultExecutionSettings.optimizedModelCache),
     /** Per-request inference timeout; absent = the server's GANTRY_INFER_TIMEOUT_MS. */
     inferTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
-    /** Most requests waiting for this model; 0 = unbounded. */
-    maxQueueSize: z.number().int().min(0).max(1_000_000).default(0),
+    /**
+     * Most requests of this model one API process keeps waiting or running; 0 = no count limit (queued bytes
+     * stay bounded by GANTRY_MAX_QUEUED_BYTES_PER_MODEL). Finite by default, so no model's backlog is unbounded.
+     */
+    maxQueueSize: z.number().int().min(0).max(1_000_000).default(1000),
     /** Priority of requests that do not name one (1 is the highest). */
     defaultPriority: z.number().int().min(1).max(2_097_152).default(10),
     /** Class labels, index i naming class i (used by the classification extension). */

@@ -1,12 +1,30 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errors } from '../errors.js';
+import { GantryError, errors } from '../errors.js';
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
+
+/**
+ * A temporary file (`*.partial`) untouched for this long belongs to an upload or an optimization that died: an
+ * upload in progress writes at least every GANTRY_BODY_IDLE_TIMEOUT_MS (30 s by default) or is cut off.
+ */
+export const staleTemporaryFileMs = 15 * 60_000;
+
+/** While an upload streams, the budget and the free space are measured again after every this many bytes. */
+const recheckEveryBytes = 16 * 1024 ** 2;
+
+export interface StoreLimits {
+  /** Bytes the store (blobs plus uploads in progress, of every process) may hold; 0 = no budget. GANTRY_MAX_STORE_BYTES. */
+  maxStoreBytes?: number;
+  /** Free bytes an upload must leave on the store's filesystem; 0 = none. GANTRY_MIN_FREE_DISK_BYTES. */
+  minFreeDiskBytes?: number;
+  /** Told each time an upload is refused for room ('store_bytes' or 'disk_free'). */
+  onLimitRejection?: (limit: string) => void;
+}
 
 /** True when something exists at `file` (any stat error counts as absent). */
 export async function fileExists(file: string): Promise<boolean> {
@@ -27,19 +45,87 @@ export interface StoredBlob {
  * Content-addressed model store on the local (or a shared) filesystem. A blob's path is derived only from its
  * sha256, never from a model name. Writes go to a temporary file, are fsynced and renamed into place, so a
  * crash at any point leaves either the whole blob or none of it.
+ *
+ * Room is bounded (README "Limits"): the store's size is measured from the directory itself (blobs plus every
+ * process's uploads in progress) when an upload starts and again as it grows, so several API processes sharing
+ * the directory see each other's bytes with no counter to drift; an upload is a rare event and a directory of
+ * a few thousand blobs is listed in milliseconds.
  */
 export class FileModelStore {
   private readonly blobDirectory: string;
   private readonly temporaryDirectory: string;
+  /** Where workers keep optimized graphs (`<host kind>/<sha256>-<level>.onnx`), derived from blobs. */
+  private readonly optimizedCacheDirectory: string;
 
-  constructor(dataDirectory: string) {
+  constructor(
+    dataDirectory: string,
+    private readonly limits: StoreLimits = {},
+  ) {
     this.blobDirectory = path.join(dataDirectory, 'blobs', 'sha256');
     this.temporaryDirectory = path.join(dataDirectory, 'blobs', 'tmp');
+    this.optimizedCacheDirectory = path.join(dataDirectory, 'cache', 'optimized');
   }
 
+  /** Creates the folders and removes temporary files of uploads (and optimizations) that died. */
   async init(): Promise<void> {
     await mkdir(this.blobDirectory, { recursive: true });
     await mkdir(this.temporaryDirectory, { recursive: true });
+    await this.removeStaleTemporaries();
+  }
+
+  /**
+   * Deletes `*.partial` files not written for staleTemporaryFileMs, in the upload folder and the optimized-model
+   * cache: a process that died mid-write leaves them, and nothing else would ever remove them. Fresh ones may
+   * belong to another process writing now, so they stay.
+   */
+  private async removeStaleTemporaries(): Promise<void> {
+    const folders = [this.temporaryDirectory, ...(await listFolders(this.optimizedCacheDirectory))];
+    const cutoff = Date.now() - staleTemporaryFileMs;
+    for (const folder of folders) {
+      for (const name of await listNames(folder)) {
+        if (!name.endsWith('.partial')) continue;
+        const file = path.join(folder, name);
+        const info = await stat(file).catch(() => undefined);
+        if (info !== undefined && info.mtimeMs < cutoff) await rm(file, { force: true });
+      }
+    }
+  }
+
+  /** Bytes the store holds now: every blob, plus every upload in progress (any process) but `except`. */
+  async usedBytes(except?: string): Promise<number> {
+    let total = 0;
+    for (const folder of [this.blobDirectory, this.temporaryDirectory]) {
+      const names = (await listNames(folder)).filter((name) => path.join(folder, name) !== except);
+      const sizes = await Promise.all(names.map((name) => stat(path.join(folder, name)).then((info) => info.size, () => 0)));
+      for (const size of sizes) total += size;
+    }
+    return total;
+  }
+
+  /**
+   * Refuses (507) an upload that would take the store past its budget, or its disk below the free space it must
+   * keep, once `bytes` of it are written (more may follow).
+   */
+  private async checkRoom(bytes: number, temporaryPath: string, finalSizeKnown: boolean): Promise<void> {
+    const { maxStoreBytes = 0, minFreeDiskBytes = 0 } = this.limits;
+    const what = finalSizeKnown ? `this upload of ${bytes} bytes` : `this upload (${bytes} bytes so far)`;
+    if (maxStoreBytes > 0) {
+      const used = await this.usedBytes(temporaryPath);
+      if (used + bytes > maxStoreBytes) {
+        this.limits.onLimitRejection?.('store_bytes');
+        throw errors.storeFull(`it holds ${used} bytes and ${what} would bring it to ${used + bytes}, more than GANTRY_MAX_STORE_BYTES (${maxStoreBytes})`);
+      }
+    }
+    if (minFreeDiskBytes > 0) {
+      const disk = await statfs(this.temporaryDirectory);
+      // Bytes this upload still has to write come off what is free now (those written already are gone from it).
+      const written = (await stat(temporaryPath).catch(() => undefined))?.size ?? 0;
+      const freeAfter = disk.bavail * disk.bsize - Math.max(0, bytes - written);
+      if (freeAfter < minFreeDiskBytes) {
+        this.limits.onLimitRejection?.('disk_free');
+        throw errors.storeFull(`${what} would leave ${Math.max(0, freeAfter)} bytes free on its disk, less than GANTRY_MIN_FREE_DISK_BYTES (${minFreeDiskBytes})`);
+      }
+    }
   }
 
   pathOf(sha256: string): string {
@@ -48,13 +134,18 @@ export class FileModelStore {
   }
 
   /**
-   * Streams `source` into the store, hashing as it goes, with memory flat whatever the size.
-   * @throws GantryError(PAYLOAD_TOO_LARGE) past `maxBytes`; nothing is left behind on any failure.
+   * Streams `source` into the store, hashing as it goes, with memory flat whatever the size. Room is checked
+   * before the first byte (for `expectedBytes`, the Content-Length, when known) and again every 16 MiB.
+   * @throws GantryError(PAYLOAD_TOO_LARGE) past `maxBytes`; GantryError(INSUFFICIENT_STORAGE, 507) past the store
+   *   budget, below the free-space floor or on a full disk (ENOSPC); nothing is left behind on any failure.
    */
-  async put(source: Readable, maxBytes: number): Promise<StoredBlob> {
+  async put(source: Readable, maxBytes: number, options: { expectedBytes?: number } = {}): Promise<StoredBlob> {
     const temporaryPath = path.join(this.temporaryDirectory, `${randomUUID()}.partial`);
     const hash = createHash('sha256');
     let size = 0;
+    const expectedBytes = options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
+    let nextCheckAt = recheckEveryBytes;
+    const checkRoom = (bytes: number, finalSizeKnown: boolean) => this.checkRoom(bytes, temporaryPath, finalSizeKnown);
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.byteLength;
@@ -63,10 +154,20 @@ export class FileModelStore {
           return;
         }
         hash.update(chunk);
-        callback(null, chunk);
+        // Every 16 MiB the room is measured again: other uploads (of any process) go on at the same time.
+        if (size < nextCheckAt) {
+          callback(null, chunk);
+          return;
+        }
+        nextCheckAt = size + recheckEveryBytes;
+        checkRoom(Math.max(size, expectedBytes ?? 0), false).then(
+          () => callback(null, chunk),
+          (error: unknown) => callback(error as Error),
+        );
       },
     });
     try {
+      await checkRoom(expectedBytes ?? 0, expectedBytes !== undefined);
       await pipeline(source, meter, createWriteStream(temporaryPath, { flags: 'wx' }));
       const handle = await open(temporaryPath, 'r');
       try {
@@ -79,6 +180,11 @@ export class FileModelStore {
       return { sha256, size };
     } catch (error) {
       await rm(temporaryPath, { force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!(error instanceof GantryError) && (code === 'ENOSPC' || code === 'EDQUOT')) {
+        this.limits.onLimitRejection?.('disk_free');
+        throw errors.storeFull(`its disk is full (${code} while writing the upload)`);
+      }
       throw error;
     }
   }
@@ -87,8 +193,16 @@ export class FileModelStore {
     return fileExists(this.pathOf(sha256));
   }
 
+  /**
+   * Removes a blob and every file derived from it: the optimized graphs workers cached for it, on any kind of
+   * host (`cache/optimized/<host>/<sha256>-<level>.onnx`, and such a file still being written). Call it when the
+   * last version using the blob is gone, or upload/delete loops leak disk.
+   */
   async remove(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });
+    for (const folder of await listFolders(this.optimizedCacheDirectory)) {
+      for (const name of await listNames(folder)) if (name.startsWith(`${sha256}-`)) await rm(path.join(folder, name), { force: true });
+    }
   }
 
   /** Re-hashes a stored blob; false when it is missing or its bytes no longer match its name. */
@@ -100,5 +214,24 @@ export class FileModelStore {
       return false;
     }
     return hash.digest('hex') === sha256;
+  }
+}
+
+/** The names in a folder; none when it does not exist (yet). */
+async function listNames(folder: string): Promise<string[]> {
+  try {
+    return await readdir(folder);
+  } catch {
+    return [];
+  }
+}
+
+/** The sub-folders of a folder, as paths; none when it does not exist. */
+async function listFolders(folder: string): Promise<string[]> {
+  try {
+    const entries = await readdir(folder, { withFileTypes: true });
+    return entries.filter((entry) => entry.isDirectory()).map((entry) => path.join(folder, entry.name));
+  } catch {
+    return [];
   }
 }

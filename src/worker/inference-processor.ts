@@ -3,7 +3,7 @@ import { ErrorCode, GantryError, errors, type WireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Tensor } from '../protocol/tensor.js';
-import type { InferenceJob, TensorLayout } from '../queue/job-contracts.js';
+import { maxReplyBytesPerRequest, type InferenceJob, type QueuedRequest, type TensorLayout } from '../queue/job-contracts.js';
 import { randomUUID } from 'node:crypto';
 import { readLargeValue, writeLargeValue } from '../queue/large-values.js';
 import { replyBodyKey } from '../queue/names.js';
@@ -62,7 +62,7 @@ function splitInputs(job: InferenceJob, payload: Buffer): Tensor[][] {
 
 /**
  * Runs one inference job (one or more requests for one model version) through the model's dynamic batcher and
- * publishes a single binary reply to the API process that queued it. A request's failure is part of the reply,
+ * publishes its binary reply (one message, or several when the outputs are large) to the API process that queued it. A request's failure is part of the reply,
  * not a job failure: the job completes, so BullMQ never re-runs a request whose answer was already given.
  */
 export async function processInferenceJob(job: InferenceJob, dependencies: InferenceProcessorDependencies): Promise<void> {
@@ -70,11 +70,10 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   const labels = { model: job.model, version: job.version };
   const startedAt = Date.now();
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
-  const results: InferenceResult[] = [];
-  const bodies: Uint8Array[] = [];
+  const results: AnsweredRequest[] = [];
   /** Answers one request with an error and counts it as a failed inference (Triton's `fail`). */
   const fail = (correlationId: string, error: WireError, finishedAtMs: number) => {
-    results.push({ correlationId, error });
+    results.push({ result: { correlationId, error }, bodies: [], bytes: 0 });
     statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
   };
   // Requests answered without running (crash-looping job, past deadline, model that cannot load) count too.
@@ -108,12 +107,20 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           fail(correlationId, toWireError(run.reason), finishedAtMs);
           return;
         }
+        const refusal = checkOutputLimits(job.requests[index]!, run.value.outputs, dependencies);
+        if (refusal !== undefined) {
+          fail(correlationId, refusal, finishedAtMs);
+          return;
+        }
         const layouts: TensorLayout[] = [];
+        const bodies: Uint8Array[] = [];
+        let bytes = 0;
         for (const output of run.value.outputs) {
           layouts.push({ name: output.name, datatype: output.datatype, shape: output.shape, byteLength: output.data.byteLength });
           bodies.push(output.data);
+          bytes += output.data.byteLength;
         }
-        results.push({ correlationId, outputs: layouts });
+        results.push({ result: { correlationId, outputs: layouts }, bodies, bytes });
         observe(job, run.value, queueNs, finishedAtMs, dependencies);
       });
       metrics.queueDuration.observe(labels, queueNs / 1e9);
@@ -123,18 +130,76 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
     failAll(toWireError(error));
   }
 
-  for (const result of results) {
+  for (const { result } of results) {
     metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
   }
   // Timings go to the statistics in Redis, not to the API: the reply carries only results.
-  await publishReply(job, { kind: 'infer', results }, bodies, dependencies);
+  for (const group of replyGroups(results)) {
+    await publishReply(job, { kind: 'infer', results: group.map((answered) => answered.result) }, group.flatMap((answered) => answered.bodies), dependencies);
+  }
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
+}
+
+/** One request's answer and the output bytes that go with it. */
+interface AnsweredRequest {
+  result: InferenceResult;
+  bodies: Uint8Array[];
+  bytes: number;
+}
+
+/**
+ * Output bytes one reply message carries at most (unless a single request's outputs are larger, up to
+ * maxReplyBytesPerRequest): a job's results are published in as many messages as needed, so no reply value
+ * nears Redis's 512 MB limit however many requests a job holds. The API matches results by correlationId.
+ */
+export const maxReplyMessageBytes = 64 * 1024 ** 2;
+
+/** Cuts a job's answers into consecutive groups of at most maxReplyMessageBytes output bytes (at least one each). */
+function replyGroups(results: AnsweredRequest[]): AnsweredRequest[][] {
+  const groups: AnsweredRequest[][] = [];
+  let current: AnsweredRequest[] = [];
+  let bytes = 0;
+  for (const answered of results) {
+    if (current.length > 0 && bytes + answered.bytes > maxReplyMessageBytes) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(answered);
+    bytes += answered.bytes;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/**
+ * Checks one request's outputs against the limits its job carries, before anything is published: the raw bytes
+ * (never above maxReplyBytesPerRequest, whatever the job says) and the elements of the outputs the API will
+ * write as JSON. Returns the error to answer with, or undefined when the outputs may go.
+ */
+function checkOutputLimits(request: QueuedRequest, outputs: readonly Tensor[], dependencies: InferenceProcessorDependencies): WireError | undefined {
+  const maxBytes = Math.min(request.maxOutputBytes ?? maxReplyBytesPerRequest, maxReplyBytesPerRequest);
+  let bytes = 0;
+  for (const output of outputs) bytes += output.data.byteLength;
+  if (bytes > maxBytes) {
+    dependencies.metrics.limitTrips.inc({ limit: 'output_bytes' });
+    return errors.outputTooLarge(bytes, maxBytes).toWire();
+  }
+  if (request.jsonOutputs === undefined || request.maxJsonOutputElements === undefined) return undefined;
+  const jsonOutputs = new Set(request.jsonOutputs);
+  let elements = 0;
+  for (const output of outputs) if (jsonOutputs.has(output.name)) elements += output.shape.reduce((product, dimension) => product * dimension, 1);
+  if (elements > request.maxJsonOutputElements) {
+    dependencies.metrics.limitTrips.inc({ limit: 'json_output' });
+    return errors.jsonOutputTooLarge(elements, request.maxJsonOutputElements).toWire();
+  }
+  return undefined;
 }
 
 /** Replies up to this size travel in the pub/sub message; larger outputs wait in a key of their own. */
 const inlineReplyLimitBytes = 64 * 1024;
 
-/** Publishes the job's one reply; large output bytes go to a key first (see large-values.ts for why). */
+/** Publishes one reply message; large output bytes go to a key first (see large-values.ts for why). */
 async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bodies: Uint8Array[], dependencies: InferenceProcessorDependencies): Promise<void> {
   const { redis, prefix } = dependencies;
   const bodyLength = bodies.reduce((sum, body) => sum + body.byteLength, 0);

@@ -68,7 +68,7 @@ describe('ModelConfigStore (real Redis)', () => {
       interOpThreads: 0,
       graphOptimizationLevel: 'all',
       optimizedModelCache: true,
-      maxQueueSize: 0,
+      maxQueueSize: 1000,
       defaultPriority: 10,
     });
     assert.deepEqual(config, defaultModelConfig());

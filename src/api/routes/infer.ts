@@ -213,6 +213,12 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
           priority: schedule.priority ?? modelConfig.defaultPriority,
           signal: clientGone(reply),
           maxQueueSize: modelConfig.maxQueueSize,
+          // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
+          outputLimits: {
+            maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
+            maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
+            jsonOutputs: outputNames.filter((name) => binaryOutputs.get(name) !== true && classifications.get(name) === undefined),
+          },
         },
       );
 

@@ -59,10 +59,14 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4 } });
 
   const storeUpload = async (request: FastifyRequest): Promise<StoredBlob> => {
+    // The Content-Length (of the whole body, for multipart a little more than the file) lets the store refuse an
+    // upload that cannot fit before a byte of it is written.
+    const declared = Number(request.headers['content-length']);
+    const room = Number.isSafeInteger(declared) && declared >= 0 ? { expectedBytes: Math.min(declared, config.GANTRY_MAX_UPLOAD_BYTES) } : {};
     if (request.isMultipart()) {
       const file = await request.file();
       if (file === undefined || file.fieldname !== 'file') throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
-      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES);
+      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, room);
       if (file.file.truncated) {
         await removeIfUnreferenced(blob.sha256);
         throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
@@ -73,7 +77,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     if (!contentType.startsWith('application/octet-stream')) {
       throw errors.invalidArgument('Upload the ONNX file as the raw body (Content-Type: application/octet-stream) or as multipart field "file".');
     }
-    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES);
+    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES, room);
   };
 
   /** Deletes a blob's bytes unless some version still uses them (the same file may be uploaded twice). */
