@@ -68,6 +68,10 @@ async function bodyTimeoutsPlugin(app: FastifyInstance, options: BodyTimeoutOpti
   });
   // A connection past server.maxConnections is closed by Node at accept; counting it is all that can be done.
   app.server.on('drop', () => metrics.limitRejections.inc({ limit: 'connections' }));
+  // Node's headers and whole-request timeouts end as a client error (Fastify answers 408); count them here.
+  app.server.on('clientError', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') metrics.limitRejections.inc({ limit: 'request_timeout' });
+  });
 }
 
 export default fp(bodyTimeoutsPlugin, { name: 'gantry-body-timeouts' });

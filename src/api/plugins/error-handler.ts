@@ -69,7 +69,8 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     }
     const status = (error as FastifyError).statusCode === 415 ? 415 : httpStatusFor(code);
     message = capped(message);
-    if (status >= 500) request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
+    // A refusal for load (503) is an answer, not a failure: logged like a 4xx, so an attack does not flood the log with stacks.
+    if (status >= 500 && code !== ErrorCode.Unavailable) request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
     else request.log.info({ code, reason: message }, 'request rejected');
     if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
     const body: ErrorBody = { error: message, code, requestId: request.id };
