@@ -4,6 +4,7 @@ import { defaultExecutionSettings, type ExecutionSettings } from '../queue/job-c
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { registryEventsChannel } from '../queue/names.js';
 import type { RegistryEvent } from './model-registry.js';
+import { onnxruntimeThreadsOf } from './thread-budget.js';
 
 /**
  * Per-model run-time configuration: how a model is batched, queued and run. It belongs to the model (all its
@@ -81,9 +82,11 @@ export class ModelConfigStore {
   /**
    * Applies a partial configuration and returns the new effective one. A field set to `null` goes back to its
    * default. Concurrent updates of different fields do not lose each other (compare-and-set, retried).
-   * @throws INVALID_ARGUMENT naming the field and the problem.
+   * @param limits.maxThreadsPerWorker GANTRY_MAX_THREADS_PER_WORKER: a configuration whose own onnxruntime threads
+   *   exceed it is refused (a worker could never load it).
+   * @throws INVALID_ARGUMENT naming the field and the problem, or the thread budget.
    */
-  async update(name: string, patch: unknown): Promise<ModelConfig> {
+  async update(name: string, patch: unknown, limits: { maxThreadsPerWorker?: number } = {}): Promise<ModelConfig> {
     const { set, reset } = validatePatch(patch);
     const key = modelConfigKey(this.prefix, name);
     for (let attempt = 0; attempt < maxUpdateAttempts; attempt++) {
@@ -91,6 +94,7 @@ export class ModelConfigStore {
       const merged: Record<string, unknown> = { ...parseStored(stored), ...set };
       for (const field of reset) delete merged[field];
       const next = modelConfigSchema.parse(merged);
+      checkThreadBudget(next, limits.maxThreadsPerWorker);
       const written = await this.redis.eval(compareAndSetScript, 1, key, stored ?? '', JSON.stringify(next));
       if (written === 1) {
         const event: RegistryEvent = { type: 'config-changed', name };
@@ -105,6 +109,16 @@ export class ModelConfigStore {
   async delete(name: string): Promise<void> {
     await this.redis.del(modelConfigKey(this.prefix, name));
   }
+}
+
+/**
+ * Refuses a configuration that alone needs more onnxruntime threads than a worker may run (intra 0 counts as
+ * this host's cores, which is what onnxruntime starts on a worker like it).
+ */
+function checkThreadBudget(config: ModelConfig, maxThreadsPerWorker: number | undefined): void {
+  if (maxThreadsPerWorker === undefined) return;
+  const threads = onnxruntimeThreadsOf(config);
+  if (threads > maxThreadsPerWorker) throw errors.threadBudget(threads, maxThreadsPerWorker);
 }
 
 /** Checks a patch; returns the fields to set and those to reset to their defaults (given as null). */

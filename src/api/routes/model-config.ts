@@ -188,7 +188,7 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
     async (request) => {
       const model = checkModelName(request.params.model);
       if (!(await registry.modelExists(model))) throw errors.modelNotFound(model);
-      const updated = await modelConfigs.update(model, request.body as unknown);
+      const updated = await modelConfigs.update(model, request.body as unknown, { maxThreadsPerWorker: serverConfig.GANTRY_MAX_THREADS_PER_WORKER });
       catalog.invalidate(model);
       return updated;
     },
