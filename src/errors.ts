@@ -169,6 +169,10 @@ export const errors = {
       `This configuration needs ${threads} onnxruntime threads per worker (instances x (intraOpThreads + interOpThreads)), more than GANTRY_MAX_THREADS_PER_WORKER (${budget}).`,
     ),
   storeFull: (what: string) => new GantryError(ErrorCode.InsufficientStorage, `The model store has no room: ${what}. Delete unused model versions, or raise the limit.`),
+  modelUnloaded: () =>
+    new GantryError(ErrorCode.Unavailable, 'The model was unloaded or deleted while this request waited for it or ran; retry if it is still served.', {
+      retryAfterSeconds: 1,
+    }),
   cancelled: () => new GantryError(ErrorCode.Cancelled, 'The client closed the connection before the inference ran.'),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),

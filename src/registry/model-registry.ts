@@ -137,6 +137,14 @@ export class ModelRegistry {
   }
 
   /**
+   * Counts one stopped run (a run the worker ended at GANTRY_MAX_RUN_MS) against a version, atomically and only
+   * while the version exists. Returns the version's strikes so far; 0 when it no longer exists.
+   */
+  async recordRunStrike(name: string, version: string): Promise<number> {
+    return Number(await this.redis.eval(recordStrikeScript, 1, this.versionKey(name, version)));
+  }
+
+  /**
    * Sets every existing version of a model to one state (the repository extension's unload), atomically and
    * without resurrecting a version deleted meanwhile. Returns the versions changed. Announces nothing: the
    * caller announces what the change means (e.g. 'model-unloaded').
@@ -197,6 +205,11 @@ export class ModelRegistry {
     return { deleted: existed || versions.length > 0, orphanedBlobs };
   }
 }
+
+/** KEYS[1] a version hash: its `runStrikes` field goes up by one, unless the version is gone (then 0). */
+const recordStrikeScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], 'runStrikes', 1)`;
 
 /** KEYS[1] the versions zset; ARGV: version key prefix, state, reason. Only existing version hashes change. */
 const setAllVersionsStateScript = `

@@ -1,12 +1,15 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../logger.js';
+import { isWorkerRestartMessage } from './worker-restart-message.js';
 
 const cliPath = fileURLToPath(new URL('../cli.js', import.meta.url));
 
 /**
  * Runs the embedded default's worker as a child process and restarts it if it dies, so a native crash in
- * onnxruntime takes down one worker, never the API.
+ * onnxruntime takes down one worker, never the API. A worker that ends itself on purpose (to stop a run stuck
+ * inside onnxruntime, see worker/worker-exit.ts) says so first over IPC and is restarted at once, without the
+ * crash back-off.
  */
 export class WorkerSupervisor {
   private child: ChildProcess | undefined;
@@ -19,10 +22,20 @@ export class WorkerSupervisor {
   ) {}
 
   start(): void {
-    this.child = fork(cliPath, ['worker'], { env: this.environment, stdio: 'inherit' });
+    const child = fork(cliPath, ['worker'], { env: this.environment, stdio: 'inherit' });
+    this.child = child;
     const started = Date.now();
-    this.child.once('exit', (code, signal) => {
+    let restartReason: string | undefined;
+    child.on('message', (message) => {
+      if (isWorkerRestartMessage(message)) restartReason = message.reason;
+    });
+    child.once('exit', (code, signal) => {
       if (this.stopping) return;
+      if (restartReason !== undefined) {
+        this.logger.warn({ code, signal, reason: restartReason }, 'worker ended itself to stop a stuck model; starting a new one');
+        this.start();
+        return;
+      }
       // Back off when the worker dies right after starting, so a broken setup does not spin.
       this.restarts = Date.now() - started < 10_000 ? this.restarts + 1 : 0;
       const delayMs = Math.min(30_000, 250 * 2 ** this.restarts);

@@ -97,7 +97,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
         job.requests.map((request, index) =>
-          model.batcher.submit(inputsByRequest[index]!, request.outputs, { priority: job.priority, deadline: job.deadline, timeoutMs: job.deadline - job.enqueuedAt }),
+          model.batcher.submit(inputsByRequest[index]!, request.outputs, { priority: job.priority, deadline: job.deadline, timeoutMs: job.deadline - job.enqueuedAt, model: job.model, version: job.version }),
         ),
       );
       const finishedAtMs = Date.now();

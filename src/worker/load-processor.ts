@@ -1,9 +1,10 @@
 import type { Redis } from 'ioredis';
-import { ErrorCode, GantryError } from '../errors.js';
+import { ErrorCode, GantryError, errors, type WireError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { LoadJob } from '../queue/job-contracts.js';
 import { encodeReply } from '../queue/reply-codec.js';
-import type { ModelRegistry } from '../registry/model-registry.js';
+import type { ModelSignature } from '../protocol/signature.js';
+import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { SessionCache } from './session-cache.js';
 
@@ -23,6 +24,14 @@ export interface LoadProcessorDependencies {
 export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDependencies): Promise<void> {
   const { redis, sessions, registry, metrics, logger } = dependencies;
   const context = { model: job.model, version: job.version, sha256: job.sha256 };
+  // A load job re-run after its worker restarted (the restart a stopped load causes) finds its version
+  // decided already: loading it again would only get stuck again.
+  const record = await registry.getVersion(job.model, job.version);
+  if (record === undefined || record.state !== 'LOADING') {
+    logger.info({ ...context, state: record?.state ?? 'deleted' }, 'load job for a version that is no longer LOADING; nothing to do');
+    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, ...answerFor(record, job) }));
+    return;
+  }
   const stopTimer = metrics.modelLoadDuration.startTimer({ model: job.model });
   try {
     const model = await sessions.get(job.sha256, job.settings);
@@ -38,4 +47,13 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
     await registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: wire.message });
     await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, error: wire }));
   }
+}
+
+/** What a waiting uploader is told about a version decided before this load job ran. */
+function answerFor(record: ModelVersion | undefined, job: LoadJob): { signature: ModelSignature } | { error: WireError } {
+  if (record?.state === 'READY' && record.signature !== undefined) return { signature: record.signature };
+  if (record === undefined) return { error: errors.modelNotFound(job.model, job.version).toWire() };
+  // A load ends UNAVAILABLE when the file cannot be served, and its reason is the load's own error message.
+  if (record.state === 'UNAVAILABLE') return { error: { code: ErrorCode.InvalidModel, message: record.reason ?? 'The model version is UNAVAILABLE.' } };
+  return { error: errors.modelNotReady(job.model, job.version, record.state).toWire() };
 }

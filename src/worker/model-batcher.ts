@@ -1,4 +1,4 @@
-import { GantryError, errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { RunTiming } from './instance-messages.js';
@@ -32,6 +32,9 @@ export interface SubmitOptions {
   deadline?: number;
   /** The timeout the deadline came from, for the error the dropped request gets. */
   timeoutMs?: number;
+  /** The model version the request is for: named in the strike if the watchdog has to stop its run. */
+  model?: string;
+  version?: string;
 }
 
 interface QueuedItem {
@@ -44,8 +47,15 @@ interface QueuedItem {
   key: string;
   rows: number;
   enqueuedAt: number;
+  model: string | undefined;
+  version: string | undefined;
   resolve: (result: BatchedResult) => void;
   reject: (error: unknown) => void;
+}
+
+/** Errors that say nothing about one request's inputs: retrying the batch's requests one by one is no use. */
+function isFinalForBatch(error: GantryError): boolean {
+  return error.code === ErrorCode.DeadlineExceeded || error.code === ErrorCode.Unavailable;
 }
 
 /**
@@ -79,6 +89,11 @@ export class ModelBatcher {
     return this.batching;
   }
 
+  /** Requests waiting here for an instance. */
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
   /**
    * Queues one request. The queue is kept in (priority, arrival) order, so a high-priority request that arrives
    * while the instances are busy runs before lower-priority requests that were already waiting here.
@@ -94,6 +109,8 @@ export class ModelBatcher {
         key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
         rows: this.modelCanBatch ? batchRows(inputs) : 1,
         enqueuedAt: performance.now(),
+        model: options.model,
+        version: options.version,
         resolve,
         reject,
       });
@@ -187,8 +204,13 @@ export class ModelBatcher {
     let run;
     try {
       // The concatenated inputs are fresh buffers of this batch alone.
-      run = await this.instances.run(concatenateInputs(batch.map((item) => item.inputs)), batch[0]!.outputs, { inputsOwned: true });
-    } catch {
+      run = await this.instances.run(concatenateInputs(batch.map((item) => item.inputs)), batch[0]!.outputs, { inputsOwned: true, requesters: batch });
+    } catch (error) {
+      // A run the watchdog stopped (or an unload) is the batch's answer: running each again would repeat it.
+      if (error instanceof GantryError && isFinalForBatch(error)) {
+        for (const item of batch) item.reject(error);
+        return;
+      }
       // One bad request must not fail its neighbours: run them one by one to find out whose it was.
       await Promise.all(batch.map((item) => this.runAlone(item)));
       return;
@@ -208,7 +230,7 @@ export class ModelBatcher {
 
   private async runAlone(item: QueuedItem): Promise<void> {
     try {
-      const run = await this.instances.run(item.inputs, item.outputs);
+      const run = await this.instances.run(item.inputs, item.outputs, { requesters: [item] });
       item.resolve({ outputs: run.outputs, timing: run.timing, batchSize: item.rows, rows: item.rows, reportsExecution: true });
     } catch (error) {
       item.reject(error instanceof GantryError ? error : errors.internal('The model failed to run.'));

@@ -1,18 +1,22 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { errors } from '../errors.js';
+import { errors, type GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
 import { fileExists, type FileModelStore } from '../registry/model-store.js';
+import { onnxruntimeThreadsOf } from '../registry/thread-budget.js';
 import type { SessionSettings } from './instance-messages.js';
 import { ModelBatcher } from './model-batcher.js';
 import { ModelInstances, type LoadedModel } from './model-instances.js';
+import type { RunWatchdog } from './run-watchdog.js';
 
 export interface CachedModel extends LoadedModel {
   sha256: string;
   instances: ModelInstances;
   batcher: ModelBatcher;
+  /** onnxruntime threads its sessions hold (counted against GANTRY_MAX_THREADS_PER_WORKER). */
+  threads: number;
 }
 
 export interface SessionCacheOptions {
@@ -20,6 +24,16 @@ export interface SessionCacheOptions {
   executionProviders: string[];
   /** Where optimized graphs are kept between loads (per worker host). */
   cacheDirectory: string;
+  /** GANTRY_MAX_THREADS_PER_WORKER: onnxruntime threads all loaded models may hold together. */
+  maxThreads?: number;
+  /** Stops loads past their deadline (and runs past theirs); absent in tests that need no deadlines. */
+  watchdog?: RunWatchdog;
+  /** How long an unloaded model's run in progress may take to finish before it counts as stuck; default 500 ms. */
+  unloadGraceMs?: number;
+  /** Called when an unloaded model's thread is still inside a native call after the grace: restart the worker. */
+  onStuckUnload?: (sha256: string) => void;
+  /** Counts refusals (metrics.limitTrips with limit 'thread_budget'). */
+  onThreadBudgetRefused?: () => void;
 }
 
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
@@ -35,6 +49,11 @@ function sessionKey(sha256: string, settings: ExecutionSettings): string {
 export class SessionCache {
   private readonly cache: LRUCache<string, CachedModel>;
   private readonly loading = new Map<string, Promise<CachedModel>>();
+  /** Threads reserved by loads in progress, by session key. */
+  private readonly reserved = new Map<string, number>();
+  private readonly releases = new Set<Promise<void>>();
+  /** True while a delete is under way (the disposer then stops runs instead of letting them finish). */
+  private unloading = false;
 
   constructor(
     private readonly store: FileModelStore,
@@ -45,10 +64,25 @@ export class SessionCache {
       max: options.maxLoadedModels,
       dispose: (model, key) => {
         this.logger.info({ sha256: model.sha256, key }, 'unloading model instances');
-        model.batcher.rejectQueued(errors.modelNotReady('(unloaded)', undefined, 'UNLOADING'));
-        void model.instances.close();
+        model.batcher.rejectQueued(errors.modelUnloaded());
+        const release = this.release(model, this.unloading).finally(() => this.releases.delete(release));
+        this.releases.add(release);
       },
     });
+  }
+
+  /**
+   * Ends a model's threads. Unloaded or deleted on purpose (`stopRuns`), its runs get a short grace and a thread
+   * still inside a run then restarts the worker, so a deleted model stops using CPU within about a second.
+   * Pushed out by the LRU or replaced by new settings, its runs may finish (up to GANTRY_MAX_RUN_MS, after which
+   * the watchdog stops them anyway).
+   */
+  private async release(model: CachedModel, stopRuns: boolean): Promise<void> {
+    const { stuck } = await model.instances.close(stopRuns ? (this.options.unloadGraceMs ?? 500) : (this.options.watchdog?.limits.maxRunMs ?? 60_000));
+    if (stuck) {
+      this.logger.error({ sha256: model.sha256 }, 'an unloaded model is still running inside onnxruntime; the worker restarts to stop it');
+      this.options.onStuckUnload?.(model.sha256);
+    }
   }
 
   /** Returns the loaded model for these settings, loading it first if needed. */
@@ -73,14 +107,57 @@ export class SessionCache {
       throw errors.invalidModel(`the stored blob is missing or does not match its sha256 ${sha256}`);
     }
     const { modelPath, sessionSettings, optimizedTarget } = await this.plan(sha256, settings);
-    const { instances, loaded } = await ModelInstances.load(modelPath, settings.instances, sessionSettings);
+    const threads = onnxruntimeThreadsOf(settings);
+    this.makeRoom(threads);
+    this.reserved.set(key, threads);
+    let instances: ModelInstances;
+    let loaded: LoadedModel;
+    try {
+      ({ instances, loaded } = await ModelInstances.load(modelPath, settings.instances, sessionSettings, { watchdog: this.options.watchdog, label: sha256 }));
+    } finally {
+      this.reserved.delete(key);
+    }
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
-    const model: CachedModel = { ...loaded, sha256, instances, batcher };
+    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads };
     // Sessions of the same model under older settings are replaced, not kept beside the new ones.
     for (const otherKey of [...this.cache.keys()]) if (otherKey.startsWith(`${sha256}:`)) this.cache.delete(otherKey);
     this.cache.set(key, model);
     return model;
+  }
+
+  /**
+   * Makes sure a load of `threads` more onnxruntime threads stays within GANTRY_MAX_THREADS_PER_WORKER: it
+   * unloads idle models, least recently used first, and refuses the load (503, retry later) when the models
+   * still holding threads are all busy.
+   * Past the budget onnxruntime would fail to start threads (spawn EAGAIN, a 500 for everyone), not just here.
+   */
+  private makeRoom(threads: number): void {
+    const budget = this.options.maxThreads;
+    if (budget === undefined) return;
+    if (threads > budget) {
+      this.options.onThreadBudgetRefused?.();
+      throw errors.threadBudget(threads, budget);
+    }
+    // Sessions of the same blob under older settings count too: they live until the new ones replace them.
+    let used = 0;
+    for (const model of this.cache.values()) used += model.threads;
+    for (const reservation of this.reserved.values()) used += reservation;
+    if (used + threads <= budget) return;
+    for (const [key, model] of [...this.cache.rentries()] as Array<[string, CachedModel]>) {
+      if (used + threads <= budget) break;
+      if (!model.instances.idle || model.batcher.queuedCount > 0) continue;
+      this.logger.info({ sha256: model.sha256, threads: model.threads }, 'unloading an idle model to stay within GANTRY_MAX_THREADS_PER_WORKER');
+      // Idle threads end within milliseconds of the terminate, so their share counts as free at once.
+      this.cache.delete(key);
+      used -= model.threads;
+    }
+    if (used + threads <= budget) return;
+    this.options.onThreadBudgetRefused?.();
+    throw errors.serverBusy(
+      `loading this model needs ${threads} onnxruntime threads, and the models busy on this worker hold ${used} of the ${budget} allowed`,
+      'GANTRY_MAX_THREADS_PER_WORKER',
+    );
   }
 
   /**
@@ -118,15 +195,30 @@ export class SessionCache {
     }
   }
 
-  /** Drops every loaded session of a blob (the model was unloaded or deleted). */
+  /** Drops every loaded session of a blob (the model was unloaded or deleted), stopping its runs. */
   evict(sha256: string): void {
-    for (const key of [...this.cache.keys()]) if (key.startsWith(`${sha256}:`)) this.cache.delete(key);
+    this.unloading = true;
+    try {
+      for (const key of [...this.cache.keys()]) if (key.startsWith(`${sha256}:`)) this.cache.delete(key);
+    } finally {
+      this.unloading = false;
+    }
   }
 
+  /** Fails the queued requests of models whose instances were given up (the worker is about to restart). */
+  rejectQueuedOfUnhealthy(error: GantryError): void {
+    for (const model of this.cache.values()) if (!model.instances.healthy) model.batcher.rejectQueued(error);
+  }
+
+  /** Unloads everything (shutdown); a thread that cannot be ended is left to the process's end (worker-exit.ts). */
   async close(): Promise<void> {
     await Promise.allSettled([...this.loading.values()]);
-    const models = [...this.cache.values()];
-    this.cache.clear();
-    await Promise.all(models.map((model) => model.instances.close()));
+    this.unloading = true;
+    try {
+      this.cache.clear();
+    } finally {
+      this.unloading = false;
+    }
+    await Promise.allSettled([...this.releases]);
   }
 }

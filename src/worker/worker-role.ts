@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Worker as BullWorker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { inferenceJobSchema, loadJobSchema } from '../queue/job-contracts.js';
@@ -15,12 +16,24 @@ import { FileModelStore } from '../registry/model-store.js';
 import { resolveExecutionProviders } from './execution-device.js';
 import { processInferenceJob } from './inference-processor.js';
 import { processLoadJob } from './load-processor.js';
+import { hasUnendedThreads } from './model-instances.js';
+import { recordRunStrikes } from './run-strikes.js';
+import { RunWatchdog, type StoppedWork } from './run-watchdog.js';
 import { SessionCache } from './session-cache.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
+import { endWorkerProcess } from './worker-exit.js';
+import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
 
 /** How often the worker re-reads the model list, in case a registry event was missed (Redis restart). */
 const modelResyncIntervalMs = 5000;
+
+/**
+ * Load jobs one worker runs at once. Loads wait on instance threads, not on this thread, so many fit; and since
+ * each is bounded by GANTRY_LOAD_DEADLINE_MS, models that never finish loading cannot hold every slot for
+ * long: other callers' uploads still load (they used to share GANTRY_WORKER_CONCURRENCY's 4 slots).
+ */
+const controlConcurrency = 32;
 
 /**
  * The worker role: one BullMQ consumer per model queue plus one for load requests. The main thread only talks
@@ -41,6 +54,10 @@ export class WorkerRole {
   private httpServer: WorkerHttpServer | undefined;
   private ready = false;
   private closing: Promise<void> | undefined;
+  private readonly watchdog: RunWatchdog;
+  private readonly restart: WorkerRestart;
+  /** Jobs taken and not yet completed or failed in Redis (what a restart waits for). */
+  private activeJobs = 0;
 
   constructor(
     private readonly config: Config & { REDIS_URL: string },
@@ -61,6 +78,53 @@ export class WorkerRole {
         addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
       logger,
     );
+    this.watchdog = new RunWatchdog(
+      { maxRunMs: config.GANTRY_MAX_RUN_MS, loadDeadlineMs: config.GANTRY_LOAD_DEADLINE_MS },
+      { runStopped: errors.runStopped, loadStopped: errors.loadStopped },
+      (stopped) => this.onStopped(stopped),
+    );
+    this.restart = new WorkerRestart(
+      {
+        stopTakingJobs: () => this.stopTakingJobs(),
+        activeJobs: () => this.activeJobs,
+        failStranded: () =>
+          this.sessions.rejectQueuedOfUnhealthy(errors.serverBusy('the worker is restarting to stop a model that ran past its limit', 'GANTRY_MAX_RUN_MS')),
+        flush: () => this.statistics.flush(),
+        exit: (reason) => endWorkerProcess(reason, { restart: true }),
+      },
+      logger,
+    );
+  }
+
+  /** A run or load the watchdog stopped: its callers have their answer; strikes are counted; the worker restarts. */
+  private onStopped(stopped: StoppedWork): void {
+    const limit = stopped.kind === 'run' ? 'run_deadline' : 'load_deadline';
+    this.metrics.limitTrips.inc({ limit });
+    const requesters = stopped.requesters.map(({ model, version }) => ({ model, version }));
+    this.logger.error(
+      { model: requesters[0]?.model, version: requesters[0]?.version, requesters, sha256: stopped.label, elapsedMs: Math.round(stopped.elapsedMs), limit },
+      stopped.kind === 'run' ? 'run stopped: it ran past GANTRY_MAX_RUN_MS' : 'load stopped: it ran past GANTRY_LOAD_DEADLINE_MS',
+    );
+    if (stopped.kind === 'run') {
+      this.restart.keep(
+        recordRunStrikes(this.registry, stopped.requesters, { maxStrikes: this.config.GANTRY_MAX_RUN_STRIKES, limitMs: this.config.GANTRY_MAX_RUN_MS, logger: this.logger }),
+      );
+    }
+    this.restartWorker(`a ${stopped.kind} of blob ${stopped.label} ran past its limit`);
+  }
+
+  private restartWorker(reason: string): void {
+    // A shutdown under way ends the process itself (close() sees the stuck thread).
+    if (this.closing !== undefined) return;
+    this.ready = false;
+    this.restart.begin(reason);
+  }
+
+  private async stopTakingJobs(): Promise<void> {
+    if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
+    const consumers = [...this.consumers.values()];
+    if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
+    await Promise.allSettled(consumers.map((consumer) => consumer.pause(true)));
   }
 
   async start(): Promise<void> {
@@ -75,6 +139,10 @@ export class WorkerRole {
         // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
         // CPUs: each kind of host gets its own folder.
         cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized', hostKind()),
+        maxThreads: this.config.GANTRY_MAX_THREADS_PER_WORKER,
+        watchdog: this.watchdog,
+        onStuckUnload: (sha256) => this.restartWorker(`a deleted or unloaded model (blob ${sha256}) was still running`),
+        onThreadBudgetRefused: () => this.metrics.limitTrips.inc({ limit: 'thread_budget' }),
       },
       this.logger,
     );
@@ -87,8 +155,11 @@ export class WorkerRole {
     });
     this.logger.info({ port: this.httpServer.port }, 'worker metrics and health listening');
 
-    this.controlConsumer = this.createConsumer(controlQueueName, async (job) =>
-      processLoadJob(loadJobSchema.parse(job.data), this.dependencies()),
+    this.watchdog.start();
+    this.controlConsumer = this.createConsumer(
+      controlQueueName,
+      async (job) => processLoadJob(loadJobSchema.parse(job.data), this.dependencies()),
+      controlConcurrency,
     );
     this.subscriber.on('message', (_channel, message) => this.onRegistryEvent(message));
     await subscribeWhenReady(this.subscriber, registryEventsChannel(this.config.GANTRY_QUEUE_PREFIX));
@@ -103,11 +174,15 @@ export class WorkerRole {
     return { prefix: this.config.GANTRY_QUEUE_PREFIX, redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, statistics: this.statistics, logger: this.logger };
   }
 
-  private createConsumer(queueName: string, processor: (job: Job) => Promise<void>): BullWorker {
-    const consumer = new BullWorker(queueName, processor, {
+  private createConsumer(queueName: string, processor: (job: Job) => Promise<void>, concurrency = this.config.GANTRY_WORKER_CONCURRENCY): BullWorker {
+    const counted = (job: Job) => {
+      this.activeJobs++;
+      return processor(job);
+    };
+    const consumer = new BullWorker(queueName, counted, {
       connection: this.connection,
       prefix: this.config.GANTRY_QUEUE_PREFIX,
-      concurrency: this.config.GANTRY_WORKER_CONCURRENCY,
+      concurrency,
       // How long (seconds) an idle consumer blocks waiting for a job. Short, because closing waits for the
       // blocking call to return: BullMQ's 5 s default made every shutdown last that long.
       drainDelay: 1,
@@ -120,7 +195,12 @@ export class WorkerRole {
       maxStalledCount: this.config.GANTRY_MAX_JOB_ATTEMPTS,
     });
     consumer.on('error', (error) => this.logger.warn({ queue: queueName, err: error.message }, 'queue consumer error'));
-    consumer.on('failed', (job, error) => this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed'));
+    consumer.on('failed', (job, error) => {
+      this.activeJobs--;
+      this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
+    });
+    // Emitted once the job is recorded as completed in Redis: from then on it is never re-run.
+    consumer.on('completed', () => this.activeJobs--);
     return consumer;
   }
 
@@ -147,7 +227,7 @@ export class WorkerRole {
 
   /** Starts a consumer for every registered model and stops those of deleted models. */
   private async syncModelConsumers(): Promise<void> {
-    if (this.closing !== undefined) return;
+    if (this.closing !== undefined || this.restart.restarting) return;
     let names: string[];
     try {
       names = await this.registry.listModelNames();
@@ -158,7 +238,7 @@ export class WorkerRole {
     this.metrics.redisUp.set(1);
     const wanted = new Set(names);
     for (const name of wanted) {
-      if (this.consumers.has(name) || this.closing !== undefined) continue;
+      if (this.consumers.has(name) || this.closing !== undefined || this.restart.restarting) continue;
       this.consumers.set(
         name,
         this.createConsumer(inferenceQueueName(name), async (job) =>
@@ -183,9 +263,12 @@ export class WorkerRole {
       if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
       await Promise.allSettled(consumers.map((consumer) => consumer.close()));
       await this.statistics.flush();
+      this.watchdog.stop();
       await this.sessions?.close();
       await this.httpServer?.close();
       for (const client of [this.subscriber, this.commands, this.connection]) client.disconnect();
+      // A thread stuck inside onnxruntime would make Node's exit hang forever (it joins every thread).
+      if (hasUnendedThreads()) await endWorkerProcess('shutdown with a thread stuck inside onnxruntime', { restart: false });
     })();
     return this.closing;
   }
