@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { Socket } from 'node:net';
 import { ErrorCode } from '../../errors.js';
 import type { ApiMetrics } from '../../metrics/api-metrics.js';
 
@@ -39,6 +40,8 @@ async function bodyTimeoutsPlugin(app: FastifyInstance, options: BodyTimeoutOpti
     if (!hasBody(request)) return;
     const raw = request.raw;
     const socket = raw.socket;
+    // inject() (tests) has no real socket to time.
+    if (!(socket instanceof Socket) || typeof raw.setTimeout !== 'function') return;
     const onIdle = () => {
       metrics.limitRejections.inc({ limit: 'body_timeout' });
       request.log.info({ code: ErrorCode.DeadlineExceeded, receivedBytes: socket.bytesRead }, 'request body stalled; connection closed');

@@ -108,6 +108,8 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   const binaryParts = new WeakMap<FastifyRequest, Buffer>();
   const bodyReads = new WeakMap<FastifyRequest, BodyRead>();
   const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
+  // A JSON body is bounded by both limits (an operator who lowers the request limit lowers it for JSON too).
+  const maxJsonBytes = Math.min(config.GANTRY_MAX_JSON_REQUEST_BYTES, config.GANTRY_MAX_REQUEST_BYTES);
   const refuse = (reply: FastifyReply, limit: string, error: Error): Error => {
     metrics.limitRejections.inc({ limit });
     // The rest of a refused body is not worth reading: close the connection after the answer.
@@ -117,13 +119,13 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   const busy = () =>
     errors.serverBusy(`request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`, 'GANTRY_MAX_INFLIGHT_BYTES');
   const tooLarge = (binary: boolean) =>
-    binary ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(config.GANTRY_MAX_JSON_REQUEST_BYTES);
+    binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(maxJsonBytes);
 
   // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
   // the body's reservation to the response, so it is released exactly once on every path.
   app.addHook('preParsing', async (request, reply, payload) => {
     const binary = request.headers[inferenceHeaderContentLength] !== undefined;
-    const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : config.GANTRY_MAX_JSON_REQUEST_BYTES;
+    const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : maxJsonBytes;
     const lengthHeader = request.headers['content-length'];
     const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const reservation = inflight.open();
@@ -156,7 +158,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
     }
     let split: ReturnType<typeof splitBinaryBody>;
     try {
-      split = splitBinaryBody(body, request.headers[inferenceHeaderContentLength] as string | undefined, config.GANTRY_MAX_JSON_REQUEST_BYTES);
+      split = splitBinaryBody(body, request.headers[inferenceHeaderContentLength] as string | undefined, maxJsonBytes);
     } catch (error) {
       if (error instanceof GantryError && error.code === ErrorCode.PayloadTooLarge) metrics.limitRejections.inc({ limit: 'json_body' });
       throw error;
