@@ -261,7 +261,17 @@ export class WorkerRole {
       if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
       const consumers = [...this.consumers.values()];
       if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
-      await Promise.allSettled(consumers.map((consumer) => consumer.close()));
+      // BullMQ's close waits for the jobs in progress; a run inside onnxruntime that will not end in time (it
+      // is stopped only at GANTRY_MAX_RUN_MS) must not hold the shutdown, and Node could not even exit meanwhile.
+      const drained = await settlesWithin(
+        Promise.allSettled(consumers.map((consumer) => consumer.close())),
+        this.config.GANTRY_SHUTDOWN_TIMEOUT_MS,
+      );
+      if (!drained) {
+        this.logger.warn({ timeoutMs: this.config.GANTRY_SHUTDOWN_TIMEOUT_MS }, 'jobs still running at GANTRY_SHUTDOWN_TIMEOUT_MS; ending the worker, they are re-run after their lock expires');
+        await this.statistics.flush();
+        await endWorkerProcess('shutdown timeout with jobs still running', { restart: false });
+      }
       await this.statistics.flush();
       this.watchdog.stop();
       await this.sessions?.close();
@@ -272,6 +282,14 @@ export class WorkerRole {
     })();
     return this.closing;
   }
+}
+
+/** True when `work` settled within `ms`. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = await Promise.race([work.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]);
+  clearTimeout(timer);
+  return settled;
 }
 
 /** A short name for this host's CPU and architecture, so optimized graphs are only reused where they fit. */

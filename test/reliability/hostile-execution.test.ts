@@ -28,6 +28,7 @@ import {
   peakRssBytes,
   putConfig,
   resetPeakRss,
+  sharedDeployment,
   sleep,
   timedCall,
   waitUntil,
@@ -342,4 +343,26 @@ test('GANTRY_MAX_THREADS_PER_WORKER: a 1,024-thread config is refused (400), con
   assert.ok(peakThreads <= baseline + budget + overhead, `worker threads peaked at ${peakThreads}`);
   assert.equal(childPids(apiPid).length, 1);
   assert.deepEqual(childPids(apiPid), [workerPid], 'the worker never restarted');
+});
+
+test('SIGTERM to a standalone worker inside a never-ending run ends it within GANTRY_SHUTDOWN_TIMEOUT_MS (Node alone would hang at exit)', { timeout: 60_000 }, async () => {
+  const deployment = await sharedDeployment(cleanup, 'stuck-shutdown');
+  const env = { GANTRY_MAX_RUN_MS: '600000', GANTRY_SHUTDOWN_TIMEOUT_MS: '2000', GANTRY_JOB_LOCK_MS: '2000' };
+  const api = await startGantry({ command: 'api', ...deployment, env });
+  cleanup.add(() => api.stop('SIGKILL'));
+  const worker = await startGantry({ command: 'worker', ...deployment, env });
+  cleanup.add(() => worker.stop('SIGKILL'));
+  assert.equal((await uploadModel(api.baseUrl, 'slow', fixturePath('slow.onnx'), '?wait=true')).status, 201);
+  const hostile = infer(api.baseUrl, 'slow', neverEndingRequest(60_000), 60_000);
+  await waitUntil(async () => (await cpuOver(worker.child.pid!, 200)) > 120, 10_000, 'the never-ending run to be using CPU', 0);
+  const signalledAt = Date.now();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => worker.child.once('exit', (code, signal) => resolve({ code, signal })));
+  worker.child.kill('SIGTERM');
+  const outcome = await Promise.race([exited, sleep(15_000).then(() => undefined)]);
+  const exitedAfterMs = Date.now() - signalledAt;
+  console.log(`# stuck shutdown: worker exited ${exitedAfterMs} ms after SIGTERM with ${JSON.stringify(outcome)}`);
+  assert.ok(outcome !== undefined, 'the worker exited (it used to hang at exit, joining the stuck thread)');
+  assert.equal(outcome.signal, 'SIGKILL', 'it ended itself by SIGKILL: a thread inside onnxruntime blocks any normal exit');
+  assert.ok(isAlive(api.child.pid!), 'the API stays up');
+  void hostile;
 });
