@@ -36,6 +36,8 @@ const configSchema = z.object({
   GANTRY_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   /** Open connections one API process accepts; more are refused by the socket layer. */
   GANTRY_MAX_CONNECTIONS: z.coerce.number().int().positive().default(1024),
+  /** Threads that parse JSON bodies over 1 MiB off the API's event loop; 0 parses them on it. */
+  GANTRY_JSON_PARSE_THREADS: z.coerce.number().int().min(0).max(64).default(1),
   /** Most BYTES (string) elements in one request, over all its inputs. */
   GANTRY_MAX_BYTES_ELEMENTS: z.coerce.number().int().positive().default(1_000_000),
   /** Largest output, in tensor bytes, one request may produce (checked on the worker before it is sent). */

@@ -146,6 +146,11 @@ export const errors = {
     new GantryError(ErrorCode.InvalidArgument, `The request has ${count} BYTES elements, more than GANTRY_MAX_BYTES_ELEMENTS (${limit}).`),
   nestingTooDeep: (inputName: string, limit: number) =>
     new GantryError(ErrorCode.InvalidArgument, `Input '${inputName.slice(0, 100)}': 'data' is nested more than ${limit} levels deep; nest it as the shape says, or send it flat.`),
+  jsonTooComplex: (what: string, excess: string) =>
+    new GantryError(
+      ErrorCode.InvalidArgument,
+      `${what} is too costly to parse as JSON: ${excess}. Send tensor data flat rather than nested per element, or large tensors with the binary tensor extension (binary_data_size).`,
+    ),
   outputTooLarge: (bytes: number, limitBytes: number) =>
     new GantryError(ErrorCode.OutputTooLarge, `The model's outputs for this request are ${bytes} bytes, more than GANTRY_MAX_RESPONSE_BYTES (${limitBytes}); ask for fewer outputs or a smaller input.`),
   jsonOutputTooLarge: (elements: number, limit: number) =>

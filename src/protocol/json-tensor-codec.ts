@@ -1,7 +1,7 @@
 import { type Datatype, elementCount } from './datatypes.js';
 import { typedView } from './typed-view.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
-import { describeValue, errors } from '../errors.js';
+import { ErrorCode, GantryError, describeValue, errors, isErrorCode } from '../errors.js';
 import { readBytesStrings, writeBytesElements } from './bytes-elements.js';
 
 type JsonScalar = number | string | boolean;
@@ -20,6 +20,27 @@ export function isNestingTooDeep(error: unknown): boolean {
  */
 export function maxNestingDepth(rank: number): number {
   return Math.max(rank, 1) + 2;
+}
+
+/** A decodeJsonData error as it crosses a thread boundary (a JSON parse thread decodes, the route throws it). */
+export interface WireDecodeError {
+  code: ErrorCode;
+  message: string;
+  /** It was flattenData's nesting refusal (isNestingTooDeep stays true once it is rebuilt). */
+  nestingTooDeep: boolean;
+}
+
+/** The wire form of an error thrown by decodeJsonData; anything that is not a GantryError becomes INTERNAL. */
+export function decodeErrorToWire(error: unknown): WireDecodeError {
+  if (error instanceof GantryError) return { code: error.code, message: error.message, nestingTooDeep: isNestingTooDeep(error) };
+  return { code: ErrorCode.Internal, message: 'Internal error while decoding tensor data.', nestingTooDeep: false };
+}
+
+/** Rebuilds a decode error from its wire form, as decodeJsonData would have thrown it here. */
+export function decodeErrorFromWire(wire: WireDecodeError): GantryError {
+  const error = new GantryError(isErrorCode(wire.code) ? wire.code : ErrorCode.Internal, wire.message);
+  if (wire.nestingTooDeep) nestingErrors.add(error);
+  return error;
 }
 
 /**

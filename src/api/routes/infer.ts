@@ -14,7 +14,9 @@ import {
 } from '../../protocol/binary-extension.js';
 import { classificationParameter, classify } from '../../protocol/classification.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import { decodeJsonData, isNestingTooDeep } from '../../protocol/json-tensor-codec.js';
+import { describeJsonPart, jsonPartLength, type DecodedInputData } from '../../protocol/decoded-json-body.js';
+import { checkJsonCost, couldExceedJsonCost, isJsonTooCostly, jsonCostBounds } from '../../protocol/json-cost.js';
+import { decodeErrorFromWire, decodeJsonData, isNestingTooDeep } from '../../protocol/json-tensor-codec.js';
 import { errorBodySchema, inferRequestSchema, inferResponseSchema, type InferRequestBody } from '../../protocol/oip-schemas.js';
 import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
@@ -22,6 +24,7 @@ import { checkBytesElementCount, resolveRequestedOutputs, validateInputs } from 
 import { executionConfigOf } from '../../registry/model-config.js';
 import { readBoundedBody } from '../bounded-body.js';
 import { InflightBytes, type InflightReservation } from '../inflight-bytes.js';
+import { JsonParsePool, limitOfParseError, offThreadParseMinBytes, parseThreadHeapMb } from '../json-parse-pool.js';
 import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
@@ -64,15 +67,34 @@ function describeInputs(body: InferRequestBody): TensorDescriptor[] {
   });
 }
 
-/** Decodes every input once into raw bytes: binary-extension inputs are taken as they are, JSON ones parsed. */
-function decodeInputs(body: InferRequestBody, descriptors: TensorDescriptor[], binary: Buffer | undefined): Tensor[] {
+/** An input's data as a parse thread decoded it: its bytes, or the error decodeJsonData threw there. */
+function takeDecoded(decoded: DecodedInputData | undefined, inputName: string): Uint8Array {
+  // The thread decodes every input whose name, datatype and shape passed the checks that come before this.
+  if (decoded === undefined) throw errors.internal(`Input '${inputName.slice(0, 100)}' was not decoded by the JSON parse thread.`);
+  if (decoded.error !== undefined) throw decodeErrorFromWire(decoded.error);
+  return decoded.bytes;
+}
+
+/**
+ * Decodes every input once into raw bytes: binary-extension inputs are taken as they are, JSON ones parsed, or,
+ * for a body a parse thread decoded (`decoded`, by input index), taken from there in the same order, so the
+ * first bad input gives the same error either way.
+ */
+function decodeInputs(
+  body: InferRequestBody,
+  descriptors: TensorDescriptor[],
+  binary: Buffer | undefined,
+  decoded: Array<DecodedInputData | undefined> | undefined,
+): Tensor[] {
   const usesBinary = binary !== undefined || body.inputs.some((input) => input.parameters?.binary_data_size !== undefined);
   const binaryInputs = usesBinary
     ? takeBinaryInputs(body.inputs.map((input, index) => ({ ...input, datatype: descriptors[index]!.datatype })), binary ?? Buffer.alloc(0))
     : new Map<string, Uint8Array>();
   return body.inputs.map((input, index) => {
     const descriptor = descriptors[index]!;
-    const data = binaryInputs.get(input.name) ?? decodeJsonData(input.name, descriptor.datatype, input.shape, input.data);
+    const data =
+      binaryInputs.get(input.name) ??
+      (decoded === undefined ? decodeJsonData(input.name, descriptor.datatype, input.shape, input.data) : takeDecoded(decoded[index], input.name));
     return { ...descriptor, data };
   });
 }
@@ -106,6 +128,8 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   // A binary-extension body starts with Inference-Header-Content-Length bytes of JSON; the raw tensors follow.
   // The JSON header goes on to schema validation like any JSON body; the raw part is kept aside for the handler.
   const binaryParts = new WeakMap<FastifyRequest, Buffer>();
+  // Inputs a parse thread decoded already (bodies of offThreadParseMinBytes and more), by input index.
+  const decodedInputs = new WeakMap<FastifyRequest, Array<DecodedInputData | undefined>>();
   const bodyReads = new WeakMap<FastifyRequest, BodyRead>();
   const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
   // A JSON body is bounded by both limits (an operator who lowers the request limit lowers it for JSON too).
@@ -120,6 +144,19 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
     errors.serverBusy(`request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`, 'GANTRY_MAX_INFLIGHT_BYTES');
   const tooLarge = (binary: boolean) =>
     binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(maxJsonBytes);
+  // What a JSON body may cost to parse (containers, strings), checked before any parse.
+  const costBounds = jsonCostBounds(config.GANTRY_MAX_BYTES_ELEMENTS);
+  // Large JSON parts are parsed off the event loop (so no body can stall other callers or liveness); threads
+  // start on the first such body and end with the app.
+  const parsePool =
+    config.GANTRY_JSON_PARSE_THREADS > 0
+      ? new JsonParsePool({
+          threads: config.GANTRY_JSON_PARSE_THREADS,
+          maxOldGenerationSizeMb: parseThreadHeapMb(maxJsonBytes),
+          onThreadError: (error) => app.log.error({ err: error }, 'A JSON parse thread failed'),
+        })
+      : undefined;
+  if (parsePool !== undefined) app.addHook('onClose', () => parsePool.close());
 
   // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
   // the body's reservation to the response, so it is released exactly once on every path.
@@ -156,11 +193,32 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       read.reservation.release();
       throw error;
     }
+    const headerLength = request.headers[inferenceHeaderContentLength] as string | undefined;
+    const jsonLength = jsonPartLength(body.byteLength, headerLength, maxJsonBytes);
+    if (parsePool !== undefined && jsonLength !== undefined && jsonLength >= offThreadParseMinBytes) {
+      const socket = request.raw.socket;
+      let parsed: Awaited<ReturnType<JsonParsePool['parse']>>;
+      try {
+        parsed = await parsePool.parse(body, { headerLength, maxJsonBytes, bounds: costBounds, isCancelled: () => socket.destroyed });
+      } catch (error) {
+        const limit = limitOfParseError(error);
+        if (limit !== undefined) metrics.limitRejections.inc({ limit });
+        throw error;
+      }
+      if (parsed.binary.byteLength > 0) binaryParts.set(request, parsed.binary);
+      decodedInputs.set(request, parsed.inputs);
+      return parsed.header;
+    }
     let split: ReturnType<typeof splitBinaryBody>;
     try {
-      split = splitBinaryBody(body, request.headers[inferenceHeaderContentLength] as string | undefined, maxJsonBytes);
+      // Only a JSON part long enough to hold more containers or strings than allowed needs the scan.
+      if (jsonLength !== undefined && couldExceedJsonCost(jsonLength, costBounds)) {
+        checkJsonCost(body.subarray(0, jsonLength), costBounds, describeJsonPart(headerLength, jsonLength));
+      }
+      split = splitBinaryBody(body, headerLength, maxJsonBytes);
     } catch (error) {
       if (error instanceof GantryError && error.code === ErrorCode.PayloadTooLarge) metrics.limitRejections.inc({ limit: 'json_body' });
+      if (isJsonTooCostly(error)) metrics.limitRejections.inc({ limit: 'json_cost' });
       throw error;
     }
     const { header, binary } = split;
@@ -197,7 +255,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       const descriptors = describeInputs(body);
       validateInputs(serving.signature, descriptors);
       checkLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
-      const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, binaryParts.get(request)), isNestingTooDeep);
+      const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, binaryParts.get(request), decodedInputs.get(request)), isNestingTooDeep);
       const requested = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
       const outputNames = resolveRequestedOutputs(serving.signature, body.outputs?.map((output) => output.name));
       const classifications = new Map(outputNames.map((name) => [name, readClassification(name, requested.get(name))]));
