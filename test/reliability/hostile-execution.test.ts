@@ -158,8 +158,9 @@ test('a never-ending run is stopped at GANTRY_MAX_RUN_MS: caller answered, CPU s
   const hostile = await infer(gantry.baseUrl, 'slow', neverEndingRequest(1000), 10_000);
   assert.equal(hostile.status, 504, describeReply(hostile));
   assert.equal(hostile.body?.code, 'DEADLINE_EXCEEDED');
-  const busyCpu = await cpuOver(workerPid, 300);
-  assert.ok(busyCpu > 150, `the run is still going inside onnxruntime after the caller's 504 (worker CPU ${busyCpu} ms in 300 ms)`);
+  // A quarter of a core at least, even on a crowded 2-core box: the run goes on after its caller's 504.
+  const busyCpu = await cpuOver(workerPid, 400);
+  assert.ok(busyCpu > 100, `the run is still going inside onnxruntime after the caller's 504 (worker CPU ${busyCpu} ms in 400 ms)`);
   await waitUntil(() => !isAlive(workerPid), maxRunMs + 6000, 'the worker running the never-ending model to end', 20);
   const endedAfterMs = Date.now() - sentAt;
   workerPeak.stop();
@@ -256,7 +257,7 @@ test('deleting a model during its never-ending run stops the CPU within about a 
   await resetPeakRss(apiPid);
   const workerPeak = trackPeak(workerPid);
   const hostile = infer(gantry.baseUrl, 'slow', neverEndingRequest(60_000), 60_000);
-  await waitUntil(async () => (await cpuOver(workerPid, 200)) > 120, 10_000, 'the never-ending run to be using CPU', 0);
+  await waitUntil(async () => (await cpuOver(workerPid, 200)) > 50, 10_000, 'the never-ending run to be using CPU', 0);
   const deleted = await timedCall(`${gantry.baseUrl}/v1/models/slow`, { method: 'DELETE' });
   assert.equal(deleted.status, 204, describeReply(deleted));
   const deletedAt = deleted.finishedAt;
@@ -315,7 +316,7 @@ test('GANTRY_MAX_THREADS_PER_WORKER: a 1,024-thread config is refused (400), con
 
     // A busy model cannot be unloaded: with slow (8 threads) inside a run, a (8 threads) does not fit.
     const running = infer(gantry.baseUrl, 'slow', { inputs: [{ name: 'iterations', datatype: 'INT64', shape: [], data: [1_500_000] }, { name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array<number>(256).fill(0.5) }] }, 60_000);
-    await waitUntil(async () => (await cpuOver(workerPid, 200)) > 120, 20_000, 'the slow run to be using CPU', 0);
+    await waitUntil(async () => (await cpuOver(workerPid, 200)) > 50, 20_000, 'the slow run to be using CPU', 0);
     const refused = await infer(gantry.baseUrl, 'a', mlpRequest(2), 20_000);
     assert.equal(refused.status, 503, describeReply(refused));
     assert.match(refused.body.error, /needs 8 onnxruntime threads.*GANTRY_MAX_THREADS_PER_WORKER/);
@@ -354,7 +355,7 @@ test('SIGTERM to a standalone worker inside a never-ending run ends it within GA
   cleanup.add(() => worker.stop('SIGKILL'));
   assert.equal((await uploadModel(api.baseUrl, 'slow', fixturePath('slow.onnx'), '?wait=true')).status, 201);
   const hostile = infer(api.baseUrl, 'slow', neverEndingRequest(60_000), 60_000);
-  await waitUntil(async () => (await cpuOver(worker.child.pid!, 200)) > 120, 10_000, 'the never-ending run to be using CPU', 0);
+  await waitUntil(async () => (await cpuOver(worker.child.pid!, 200)) > 50, 10_000, 'the never-ending run to be using CPU', 0);
   const signalledAt = Date.now();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => worker.child.once('exit', (code, signal) => resolve({ code, signal })));
   worker.child.kill('SIGTERM');
