@@ -15,11 +15,11 @@ export const offThreadParseMinBytes = 1024 ** 2;
 
 /**
  * Old-generation heap (MB) a parse thread may use for a JSON part of up to `maxJsonBytes` (576 MB for the 64 MiB
- * default). The costliest legal body per byte is small integers: "0," is one element in 2 bytes, 8 bytes once
- * parsed, and flattening nested data copies it once more. Measured with 64 MiB bodies: 33 M zeros, flat or
- * nested [n, 256], need more than 320 MB and fit in 512 MB; 64 MiB of FP32 numbers, or 1 M strings of 60
- * characters (ASCII or not), fit in 192 MB. The text itself is not on this heap (Node keeps a large decoded
- * string outside it).
+ * default). It is a backstop, not the bound: reaching it usually ends only the thread (ERR_WORKER_OUT_OF_MEMORY),
+ * but V8 may abort the whole process instead when one allocation cannot fit (seen here; nodejs/node#47224), so
+ * the cost bounds (json-cost.ts) keep every admitted body well below it. Measured at the bounds: 8 M values of
+ * mixed integers and doubles, nested [n, 256], need 256-384 MB; 64 MiB of FP32 numbers or 1 M strings of 60
+ * characters fit in 192-256 MB. The text itself is not on this heap (Node keeps a large decoded string outside).
  */
 export function parseThreadHeapMb(maxJsonBytes: number): number {
   return Math.max(128, Math.ceil((8 * maxJsonBytes) / 1024 ** 2) + 64);

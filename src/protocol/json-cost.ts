@@ -10,12 +10,15 @@ export interface JsonCost {
   containers: number;
   /** Strings, object keys included. */
   strings: number;
+  /** Array elements and object members after the first of each: the commas outside strings. */
+  values: number;
 }
 
 /** Most containers and strings one JSON body may hold. */
 export interface JsonCostBounds {
   maxContainers: number;
   maxStrings: number;
+  maxValues: number;
 }
 
 /**
@@ -25,6 +28,15 @@ export interface JsonCostBounds {
  */
 export const maxJsonContainers = 1_000_000;
 
+/**
+ * Most values (counted by their commas) in one JSON inference body. A parsed number costs 8 bytes in an array of
+ * numbers but 24 once numbers of both kinds (small integers and doubles) share one, and flattening nested data
+ * copies each once more: 8 M values are at most ~300 MB of parse heap. A 64 MiB body of full-precision FP32
+ * numbers holds ~6.7 M; only short values (UINT8 pixels, zeros) reach the bound, and those belong in the binary
+ * extension, where they cost a byte each.
+ */
+export const maxJsonValues = 8_000_000;
+
 /** Strings allowed beyond the BYTES elements themselves: object keys, names, datatypes, parameters. */
 export const jsonStringMargin = 100_000;
 
@@ -33,20 +45,20 @@ export const jsonStringMargin = 100_000;
  * GANTRY_MAX_BYTES_ELEMENTS) or one of a few keys and names per input.
  */
 export function jsonCostBounds(maxBytesElements: number): JsonCostBounds {
-  return { maxContainers: maxJsonContainers, maxStrings: maxBytesElements + jsonStringMargin };
+  return { maxContainers: maxJsonContainers, maxStrings: maxBytesElements + jsonStringMargin, maxValues: maxJsonValues };
 }
 
 /**
  * Whether a JSON text of `byteLength` bytes could hold more than the bounds at all: every container takes two
- * bytes ('[' and ']') and every string two quotes, so a text shorter than twice the smaller bound never needs
+ * bytes ('[' and ']'), every string two quotes and every counted value a comma and a character, so a text shorter than twice the smaller bound never needs
  * the scan.
  */
 export function couldExceedJsonCost(byteLength: number, bounds: JsonCostBounds): boolean {
-  return byteLength / 2 > Math.min(bounds.maxContainers, bounds.maxStrings);
+  return byteLength / 2 > Math.min(bounds.maxContainers, bounds.maxStrings, bounds.maxValues);
 }
 
 /**
- * Counts the containers and strings of a JSON text in one pass over its UTF-8 bytes, skipping string contents
+ * Counts the containers, strings and values of a JSON text in one pass over its UTF-8 bytes, skipping string contents
  * (brackets and quotes inside strings, escaped quotes included, are not counted). Multi-byte UTF-8 sequences
  * never contain ASCII bytes, so scanning bytes is exact. Text that is not valid JSON is counted all the same
  * (JSON.parse refuses it afterwards). With `bounds`, the scan stops at the first container or string past one
@@ -56,8 +68,10 @@ export function couldExceedJsonCost(byteLength: number, bounds: JsonCostBounds):
 export function countJsonCost(bytes: Uint8Array, bounds?: JsonCostBounds): JsonCost & { scannedBytes: number } {
   const maxContainers = bounds?.maxContainers ?? Number.POSITIVE_INFINITY;
   const maxStrings = bounds?.maxStrings ?? Number.POSITIVE_INFINITY;
+  const maxValues = bounds?.maxValues ?? Number.POSITIVE_INFINITY;
   let containers = 0;
   let strings = 0;
+  let values = 0;
   const length = bytes.length;
   let index = 0;
   while (index < length) {
@@ -71,11 +85,13 @@ export function countJsonCost(bytes: Uint8Array, bounds?: JsonCostBounds): JsonC
         if (inner === 0x5c) index++;
         else if (inner === 0x22) break;
       }
+    } else if (byte === 0x2c) {
+      if (++values > maxValues) break;
     } else if (byte === 0x5b || byte === 0x7b) {
       if (++containers > maxContainers) break;
     }
   }
-  return { containers, strings, scannedBytes: Math.min(index, length) };
+  return { containers, strings, values, scannedBytes: Math.min(index, length) };
 }
 
 const costErrors = new WeakSet<Error>();
@@ -105,5 +121,6 @@ export function checkJsonCost(bytes: Uint8Array, bounds: JsonCostBounds, what = 
   if (cost.strings > bounds.maxStrings) {
     throw refuse(`it holds more than ${bounds.maxStrings} strings (the most allowed: GANTRY_MAX_BYTES_ELEMENTS + ${jsonStringMargin} for names and keys), ${where}`);
   }
-  return { containers: cost.containers, strings: cost.strings };
+  if (cost.values > bounds.maxValues) throw refuse(`it holds more than ${bounds.maxValues} values (the most allowed), ${where}`);
+  return { containers: cost.containers, strings: cost.strings, values: cost.values };
 }
