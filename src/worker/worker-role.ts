@@ -56,8 +56,8 @@ export class WorkerRole {
   private closing: Promise<void> | undefined;
   private readonly watchdog: RunWatchdog;
   private readonly restart: WorkerRestart;
-  /** Jobs taken and not yet completed or failed in Redis (what a restart waits for). */
-  private activeJobs = 0;
+  /** Jobs taken and not yet completed or failed in Redis (what a restart waits for), as queue/id. */
+  private readonly activeJobs = new Set<string>();
 
   constructor(
     private readonly config: Config & { REDIS_URL: string },
@@ -86,7 +86,7 @@ export class WorkerRole {
     this.restart = new WorkerRestart(
       {
         stopTakingJobs: () => this.stopTakingJobs(),
-        activeJobs: () => this.activeJobs,
+        activeJobs: () => this.activeJobs.size,
         failStranded: () =>
           this.sessions.rejectQueuedOfUnhealthy(errors.serverBusy('the worker is restarting to stop a model that ran past its limit', 'GANTRY_MAX_RUN_MS')),
         flush: () => this.statistics.flush(),
@@ -176,7 +176,7 @@ export class WorkerRole {
 
   private createConsumer(queueName: string, processor: (job: Job) => Promise<void>, concurrency = this.config.GANTRY_WORKER_CONCURRENCY): BullWorker {
     const counted = (job: Job) => {
-      this.activeJobs++;
+      this.activeJobs.add(`${queueName}/${job.id}`);
       return processor(job);
     };
     const consumer = new BullWorker(queueName, counted, {
@@ -195,12 +195,13 @@ export class WorkerRole {
       maxStalledCount: this.config.GANTRY_MAX_JOB_ATTEMPTS,
     });
     consumer.on('error', (error) => this.logger.warn({ queue: queueName, err: error.message }, 'queue consumer error'));
+    // BullMQ also reports jobs it failed itself (stalled too often), which this process may never have taken.
     consumer.on('failed', (job, error) => {
-      this.activeJobs--;
+      this.activeJobs.delete(`${queueName}/${job?.id}`);
       this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
     });
     // Emitted once the job is recorded as completed in Redis: from then on it is never re-run.
-    consumer.on('completed', () => this.activeJobs--);
+    consumer.on('completed', (job) => this.activeJobs.delete(`${queueName}/${job.id}`));
     return consumer;
   }
 
