@@ -16,6 +16,7 @@ import {
   Cleanup,
   countStatuses,
   describeReply,
+  floats,
   infer,
   isAlive,
   mlpRequest,
@@ -455,5 +456,99 @@ describe('real defaults: one large hostile request', () => {
     const reply = await postBinary(gantry, 'mlp', header, Buffer.concat([header, Buffer.alloc(17_000 * 1000 * 4)]));
     assert.equal(reply.status, 400, describeReply(reply));
     assert.match(reply.body.error, /dimension 1 must be 256/);
+  });
+});
+
+describe('large JSON bodies are parsed off the event loop (GANTRY_JSON_PARSE_THREADS)', () => {
+  const cleanup = new Cleanup();
+  let deployment: Deployment;
+
+  before(async () => {
+    deployment = await deploy(cleanup, {}, { mlp: 'tiny-mlp.onnx' });
+  });
+  after(() => cleanup.run());
+
+  /** /v2/health/live probed one after another (25 ms apart) while `work` runs; every probe's reply is kept. */
+  async function probingLiveness(gantry: GantryProcess, work: () => Promise<void>): Promise<TimedReply[]> {
+    const lives: TimedReply[] = [];
+    let running = true;
+    const probing = (async () => {
+      while (running) {
+        lives.push(await timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 20_000 }));
+        await sleep(25);
+      }
+    })();
+    try {
+      await work();
+    } finally {
+      running = false;
+      await probing;
+    }
+    return lives;
+  }
+
+  function assertLivenessKept(lives: TimedReply[], what: string): void {
+    const slowest = Math.max(...lives.map((live) => live.ms));
+    console.log(`# liveness during ${what}: ${lives.length} probes, slowest ${slowest.toFixed(0)} ms`);
+    assert.ok(lives.length >= 5, `liveness was probed during ${what} (${lives.length} probes)`);
+    for (const live of lives) assert.equal(live.status, 200, describeReply(live));
+    // A hang-guard, far above a probe's few ms and far below the 17 s a main-thread parse of the bomb took.
+    assert.ok(slowest < 1000, `every liveness probe during ${what} answered within 1 s (slowest ${slowest.toFixed(0)} ms)`);
+  }
+
+  test('a 64 MiB body of empty arrays (22 M of them): 400 from the cost bound before any parse; liveness and a tiny caller keep answering', { timeout: 120_000 }, async () => {
+    const { gantry, apiPid } = deployment;
+    const bomb = `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"data":[${'[],'.repeat(Math.floor((64 * MiB - 100) / 3))}1]}]}`;
+    assert.ok(bomb.length <= 64 * MiB);
+    const before = await metricsText(gantry);
+    let reply: TimedReply | undefined;
+    const lives = await probingLiveness(gantry, async () =>
+      underAttack(deployment, 'a 64 MiB empty-array body', { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: 400 * MiB }, async () => {
+        // The bomb several times over, so the probes and the good caller overlap it for longer than one send.
+        for (let round = 0; round < 3; round++) {
+          reply = await timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body: bomb, timeoutMs: 60_000 });
+          assert.equal(reply.status, 400, describeReply(reply));
+        }
+      }),
+    );
+    assert.match(reply!.body.error, /too costly to parse as JSON: it holds more than 1000000 arrays and objects/);
+    assert.match(reply!.body.error, /binary tensor extension/);
+    assert.ok(JSON.stringify(reply!.body).length < 1000, 'the 400 is short');
+    assertLivenessKept(lives, 'three 64 MiB empty-array bodies');
+    const after = await metricsText(gantry);
+    assert.equal(limitCount(after, 'json_cost') - limitCount(before, 'json_cost'), 3, 'the refusals are counted as json_cost');
+  });
+
+  test('4 concurrent ~50 MB JSON FP32 bodies: all 200 with the right outputs; liveness and a tiny caller keep answering; API memory bounded', { timeout: 180_000 }, async () => {
+    const { gantry, apiPid } = deployment;
+    const firstRow = floats(7, 256);
+    const row = (index: number) => (index === 0 ? firstRow : floats(index + 100, 256));
+    // Rows until the body is ~50 MB (each row is ~5 KB of JSON numbers).
+    const rows: string[] = [];
+    let length = 0;
+    while (length < 50 * 1000 * 1000) {
+      const text = JSON.stringify(row(rows.length));
+      rows.push(text);
+      length += text.length + 1;
+    }
+    const body = `{"inputs":[{"name":"input","datatype":"FP32","shape":[${rows.length},256],"data":[${rows.join(',')}]}]}`;
+    rows.length = 0;
+    const expectedFirst = await infer(gantry.baseUrl, 'mlp', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: firstRow }] });
+    assert.equal(expectedFirst.status, 200, describeReply(expectedFirst));
+    const replies: TimedReply[] = [];
+    const lives = await probingLiveness(gantry, async () =>
+      underAttack(deployment, `4 concurrent ${mb(body.length)} JSON bodies`, { apiPeakBytes: (await rssBytes(apiPid)) + 800 * MiB, workerPeakBytes: 800 * MiB }, async () => {
+        replies.push(...(await Promise.all(Array.from({ length: 4 }, () => timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body, timeoutMs: 120_000 })))));
+      }),
+    );
+    const shape = JSON.parse(body.slice(body.indexOf('"shape":') + 8, body.indexOf(']', body.indexOf('"shape":')) + 1)) as number[];
+    for (const reply of replies) {
+      assert.equal(reply.status, 200, describeReply(reply));
+      const output = reply.body.outputs[0] as { shape: number[]; data: number[] };
+      assert.deepEqual(output.shape, [shape[0], 16]);
+      assert.deepEqual(output.data.slice(0, 16), expectedFirst.body.outputs[0].data, 'row 0 gives the same output as when sent alone');
+    }
+    console.log(`# 4 concurrent ${mb(body.length)} JSON bodies answered in ${replies.map((reply) => reply.ms.toFixed(0)).join(', ')} ms`);
+    assertLivenessKept(lives, `4 concurrent ${mb(body.length)} JSON bodies`);
   });
 });
