@@ -46,8 +46,11 @@ const configSchema = z.object({
   GANTRY_MAX_JSON_OUTPUT_ELEMENTS: z.coerce.number().int().positive().default(4_000_000),
   /** Input bytes one API process keeps queued or running for one model. */
   GANTRY_MAX_QUEUED_BYTES_PER_MODEL: z.coerce.number().int().positive().default(512 * 1024 ** 2),
-  /** How long a worker may take to load and warm up a model before the load is stopped for real. */
-  GANTRY_LOAD_DEADLINE_MS: z.coerce.number().int().positive().default(120_000),
+  /**
+   * How long a worker may take to load and warm up a model before the load is stopped for real. Below
+   * GANTRY_LOAD_TIMEOUT_MS, so an upload waiting for its load hears the stop (422) instead of giving up with 202.
+   */
+  GANTRY_LOAD_DEADLINE_MS: z.coerce.number().int().positive().default(100_000),
   /** How long one onnxruntime execution may run before it is stopped for real. */
   GANTRY_MAX_RUN_MS: z.coerce.number().int().positive().default(60_000),
   /** Stopped runs after which a model version becomes UNAVAILABLE. */

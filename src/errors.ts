@@ -76,8 +76,13 @@ export interface WireError {
   message: string;
 }
 
+/** Codes a client should retry after a pause: they get Retry-After wherever they were raised. */
+const retryableCodes = new Set<ErrorCode>([ErrorCode.Unavailable, ErrorCode.ResourceExhausted]);
+
 export function fromWire(wire: WireError): GantryError {
-  return new GantryError(isErrorCode(wire.code) ? wire.code : ErrorCode.Internal, wire.message);
+  const code = isErrorCode(wire.code) ? wire.code : ErrorCode.Internal;
+  // The wire form has no Retry-After; a worker's 503 (model unloaded, thread budget) must still carry one.
+  return new GantryError(code, wire.message, retryableCodes.has(code) ? { retryAfterSeconds: 1 } : {});
 }
 
 function describeVersion(name: string, version?: string): string {

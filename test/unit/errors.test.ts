@@ -44,6 +44,12 @@ describe('wire form', () => {
     }
   });
 
+  test('a retryable error from a worker (503, 429) keeps a Retry-After after crossing the queue', () => {
+    assert.equal(fromWire({ code: ErrorCode.Unavailable, message: 'unloaded' }).retryAfterSeconds, 1);
+    assert.equal(fromWire({ code: ErrorCode.ResourceExhausted, message: 'full' }).retryAfterSeconds, 1);
+    assert.equal(fromWire({ code: ErrorCode.InvalidArgument, message: 'bad' }).retryAfterSeconds, undefined);
+  });
+
   test('unknown code → INTERNAL, message kept', () => {
     const back = fromWire({ code: 'NO_SUCH_CODE' as ErrorCode, message: 'strange' });
     assert.equal(back.code, ErrorCode.Internal);
