@@ -17,6 +17,13 @@ export const staleTemporaryFileMs = 15 * 60_000;
 /** While an upload streams, the budget and the free space are measured again after every this many bytes. */
 const recheckEveryBytes = 16 * 1024 ** 2;
 
+/** A measurement of the room an upload has (see FileModelStore.measureRoom). */
+interface Room {
+  otherBytes: number;
+  freeBytes: number;
+  writtenBytes: number;
+}
+
 export interface StoreLimits {
   /** Bytes the store (blobs plus uploads in progress, of every process) may hold; 0 = no budget. GANTRY_MAX_STORE_BYTES. */
   maxStoreBytes?: number;
@@ -103,28 +110,37 @@ export class FileModelStore {
   }
 
   /**
-   * Refuses (507) an upload that would take the store past its budget, or its disk below the free space it must
-   * keep, once `bytes` of it are written (more may follow).
+   * What the room is now for an upload writing to `temporaryPath`: the bytes everything else in the store holds
+   * (other processes' uploads included), the free bytes of its filesystem, and how much of this upload was on
+   * disk then (those bytes are out of `freeBytes` already).
    */
-  private async checkRoom(bytes: number, temporaryPath: string, finalSizeKnown: boolean): Promise<void> {
+  private async measureRoom(temporaryPath: string): Promise<Room> {
     const { maxStoreBytes = 0, minFreeDiskBytes = 0 } = this.limits;
-    const what = finalSizeKnown ? `this upload of ${bytes} bytes` : `this upload (${bytes} bytes so far)`;
-    if (maxStoreBytes > 0) {
-      const used = await this.usedBytes(temporaryPath);
-      if (used + bytes > maxStoreBytes) {
-        this.limits.onLimitRejection?.('store_bytes');
-        throw errors.storeFull(`it holds ${used} bytes and ${what} would bring it to ${used + bytes}, more than GANTRY_MAX_STORE_BYTES (${maxStoreBytes})`);
-      }
-    }
+    const otherBytes = maxStoreBytes > 0 ? await this.usedBytes(temporaryPath) : 0;
+    let freeBytes = Number.POSITIVE_INFINITY;
     if (minFreeDiskBytes > 0) {
       const disk = await statfs(this.temporaryDirectory);
-      // Bytes this upload still has to write come off what is free now (those written already are gone from it).
-      const written = (await stat(temporaryPath).catch(() => undefined))?.size ?? 0;
-      const freeAfter = disk.bavail * disk.bsize - Math.max(0, bytes - written);
-      if (freeAfter < minFreeDiskBytes) {
-        this.limits.onLimitRejection?.('disk_free');
-        throw errors.storeFull(`${what} would leave ${Math.max(0, freeAfter)} bytes free on its disk, less than GANTRY_MIN_FREE_DISK_BYTES (${minFreeDiskBytes})`);
-      }
+      freeBytes = disk.bavail * disk.bsize;
+    }
+    const writtenBytes = (await stat(temporaryPath).catch(() => undefined))?.size ?? 0;
+    return { otherBytes, freeBytes, writtenBytes };
+  }
+
+  /**
+   * Refuses (507) an upload that would take the store past its budget, or its disk below the free space it must
+   * keep, once `bytes` of it are written. Synchronous, so it can run on every chunk against the last measurement.
+   */
+  private checkRoom(room: Room, bytes: number, finalSizeKnown: boolean): void {
+    const { maxStoreBytes = 0, minFreeDiskBytes = 0 } = this.limits;
+    const what = finalSizeKnown ? `this upload of ${bytes} bytes` : `this upload (${bytes} bytes so far)`;
+    if (maxStoreBytes > 0 && room.otherBytes + bytes > maxStoreBytes) {
+      this.limits.onLimitRejection?.('store_bytes');
+      throw errors.storeFull(`it holds ${room.otherBytes} bytes and ${what} would bring it to ${room.otherBytes + bytes}, more than GANTRY_MAX_STORE_BYTES (${maxStoreBytes})`);
+    }
+    const freeAfter = room.freeBytes - Math.max(0, bytes - room.writtenBytes);
+    if (minFreeDiskBytes > 0 && freeAfter < minFreeDiskBytes) {
+      this.limits.onLimitRejection?.('disk_free');
+      throw errors.storeFull(`${what} would leave ${Math.max(0, freeAfter)} bytes free on its disk, less than GANTRY_MIN_FREE_DISK_BYTES (${minFreeDiskBytes})`);
     }
   }
 
@@ -144,8 +160,10 @@ export class FileModelStore {
     const hash = createHash('sha256');
     let size = 0;
     const expectedBytes = options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
-    let nextCheckAt = recheckEveryBytes;
-    const checkRoom = (bytes: number, finalSizeKnown: boolean) => this.checkRoom(bytes, temporaryPath, finalSizeKnown);
+    const limited = (this.limits.maxStoreBytes ?? 0) > 0 || (this.limits.minFreeDiskBytes ?? 0) > 0;
+    let room: Room | undefined;
+    let nextMeasureAt = recheckEveryBytes;
+    const store = this;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.byteLength;
@@ -154,20 +172,36 @@ export class FileModelStore {
           return;
         }
         hash.update(chunk);
-        // Every 16 MiB the room is measured again: other uploads (of any process) go on at the same time.
-        if (size < nextCheckAt) {
+        if (room === undefined) {
           callback(null, chunk);
           return;
         }
-        nextCheckAt = size + recheckEveryBytes;
-        checkRoom(Math.max(size, expectedBytes ?? 0), false).then(
-          () => callback(null, chunk),
+        try {
+          store.checkRoom(room, Math.max(size, expectedBytes ?? 0), false);
+        } catch (error) {
+          callback(error as Error);
+          return;
+        }
+        // Every 16 MiB the room is measured again: other uploads (of any process) go on at the same time.
+        if (size < nextMeasureAt) {
+          callback(null, chunk);
+          return;
+        }
+        nextMeasureAt = size + recheckEveryBytes;
+        store.measureRoom(temporaryPath).then(
+          (measured) => {
+            room = measured;
+            callback(null, chunk);
+          },
           (error: unknown) => callback(error as Error),
         );
       },
     });
     try {
-      await checkRoom(expectedBytes ?? 0, expectedBytes !== undefined);
+      if (limited) {
+        room = await this.measureRoom(temporaryPath);
+        this.checkRoom(room, expectedBytes ?? 0, expectedBytes !== undefined);
+      }
       await pipeline(source, meter, createWriteStream(temporaryPath, { flags: 'wx' }));
       const handle = await open(temporaryPath, 'r');
       try {

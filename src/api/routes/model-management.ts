@@ -105,7 +105,15 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     async (request, reply) => {
       const model = checkModelName(request.params.model);
       if (!services.isAcceptingWork()) throw errors.shuttingDown();
-      const blob = await storeUpload(request);
+      let blob: StoredBlob;
+      try {
+        blob = await storeUpload(request);
+      } catch (error) {
+        // Refused mid-body (507, 413): the rest of the body is not read, so the connection must not be reused;
+        // closing it after the answer also frees the socket at once instead of at the client's leisure.
+        if (!request.raw.complete) void reply.header('connection', 'close');
+        throw error;
+      }
       if (blob.size === 0) {
         await removeIfUnreferenced(blob.sha256);
         throw errors.invalidModel('the file is empty.');
