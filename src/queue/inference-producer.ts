@@ -180,7 +180,10 @@ export class InferenceProducer {
       this.options.onLimitRejection?.('queued_bytes');
       return Promise.reject(errors.queuedBytesFull(target.model, maxQueuedBytes));
     }
-    this.outstanding.set(target.model, { requests: outstanding.requests + 1, bytes: outstanding.bytes + queuedBytes });
+    // Counted in place: one object per model, not one per request.
+    if (outstanding.requests === 0) this.outstanding.set(target.model, outstanding);
+    outstanding.requests++;
+    outstanding.bytes += queuedBytes;
     // Requests of different versions, priorities or (after a config change) settings never share a job.
     const laneKey = `${target.model}\u0000${target.version}\u0000${submission.priority}`;
     let lane = this.lanes.get(laneKey);

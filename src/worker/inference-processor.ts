@@ -62,8 +62,9 @@ function splitInputs(job: InferenceJob, payload: Buffer): Tensor[][] {
 
 /**
  * Runs one inference job (one or more requests for one model version) through the model's dynamic batcher and
- * publishes its binary reply (one message, or several when the outputs are large) to the API process that queued it. A request's failure is part of the reply,
- * not a job failure: the job completes, so BullMQ never re-runs a request whose answer was already given.
+ * publishes its binary reply (one message, or several when the outputs are large) to the API process that queued
+ * it. A request's failure is part of the reply, not a job failure: the job completes, so BullMQ never re-runs a
+ * request whose answer was already given.
  */
 export async function processInferenceJob(job: InferenceJob, dependencies: InferenceProcessorDependencies): Promise<void> {
   const { redis, metrics, statistics, logger } = dependencies;
@@ -186,9 +187,10 @@ function checkOutputLimits(request: QueuedRequest, outputs: readonly Tensor[], d
     return errors.outputTooLarge(bytes, maxBytes).toWire();
   }
   if (request.jsonOutputs === undefined || request.maxJsonOutputElements === undefined) return undefined;
-  const jsonOutputs = new Set(request.jsonOutputs);
+  const jsonOutputs = request.jsonOutputs;
   let elements = 0;
-  for (const output of outputs) if (jsonOutputs.has(output.name)) elements += output.shape.reduce((product, dimension) => product * dimension, 1);
+  // A request has a handful of outputs: a list lookup, no Set to build per request.
+  for (const output of outputs) if (jsonOutputs.includes(output.name)) elements += output.shape.reduce((product, dimension) => product * dimension, 1);
   if (elements > request.maxJsonOutputElements) {
     dependencies.metrics.limitTrips.inc({ limit: 'json_output' });
     return errors.jsonOutputTooLarge(elements, request.maxJsonOutputElements).toWire();

@@ -37,6 +37,22 @@ interface BodyRead {
   reservation: InflightReservation;
 }
 
+/** What the inference route keeps on a request between reading its body and handling it. */
+interface InferBodyState {
+  read: BodyRead;
+  /** The binary part of a binary-extension body (after the JSON header). */
+  binary?: Buffer;
+  /** Inputs a parse thread decoded already (bodies of offThreadParseMinBytes and more), by input index. */
+  decoded?: Array<DecodedInputData | undefined>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the inference route's preParsing hook; null on every other route. */
+    inferBody: InferBodyState | null;
+  }
+}
+
 function outcomeLabel(error: unknown): string {
   if (!(error instanceof GantryError)) return 'error';
   switch (error.code) {
@@ -127,10 +143,9 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
 
   // A binary-extension body starts with Inference-Header-Content-Length bytes of JSON; the raw tensors follow.
   // The JSON header goes on to schema validation like any JSON body; the raw part is kept aside for the handler.
-  const binaryParts = new WeakMap<FastifyRequest, Buffer>();
-  // Inputs a parse thread decoded already (bodies of offThreadParseMinBytes and more), by input index.
-  const decodedInputs = new WeakMap<FastifyRequest, Array<DecodedInputData | undefined>>();
-  const bodyReads = new WeakMap<FastifyRequest, BodyRead>();
+  // Per-request state lives on the request itself (a decoration): WeakMaps keyed by every request cost the
+  // garbage collector measurably on the tiny MLP (ephemerons are traced on every collection).
+  app.decorateRequest('inferBody', null);
   const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
   // A JSON body is bounded by both limits (an operator who lowers the request limit lowers it for JSON too).
   const maxJsonBytes = Math.min(config.GANTRY_MAX_JSON_REQUEST_BYTES, config.GANTRY_MAX_REQUEST_BYTES);
@@ -160,7 +175,8 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
 
   // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
   // the body's reservation to the response, so it is released exactly once on every path.
-  app.addHook('preParsing', async (request, reply, payload) => {
+  // A callback hook, not an async one: no promise per request on the hot path.
+  app.addHook('preParsing', (request, reply, payload, done) => {
     const binary = request.headers[inferenceHeaderContentLength] !== undefined;
     const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : maxJsonBytes;
     const lengthHeader = request.headers['content-length'];
@@ -168,17 +184,18 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
     const reservation = inflight.open();
     reply.raw.once('close', () => reservation.release());
     if (contentLength !== undefined) {
-      if (contentLength > limitBytes) throw refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary));
-      if (!reservation.grow(contentLength)) throw refuse(reply, 'inflight_bytes', busy());
+      if (contentLength > limitBytes) return done(refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary)));
+      if (!reservation.grow(contentLength)) return done(refuse(reply, 'inflight_bytes', busy()));
     }
-    bodyReads.set(request, { reply, binary, limitBytes, contentLength, reservation });
-    return payload;
+    request.inferBody = { read: { reply, binary, limitBytes, contentLength, reservation } };
+    done(null, payload);
   });
 
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser(['application/json', 'application/octet-stream'], async (request: FastifyRequest, payload: Readable) => {
-    const read = bodyReads.get(request);
-    if (read === undefined) throw errors.internal('The request body was not prepared for reading.');
+    const state = request.inferBody;
+    if (state === null) throw errors.internal('The request body was not prepared for reading.');
+    const { read } = state;
     let body: Buffer;
     try {
       body = await readBoundedBody(payload, {
@@ -205,8 +222,8 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
         if (limit !== undefined) metrics.limitRejections.inc({ limit });
         throw error;
       }
-      if (parsed.binary.byteLength > 0) binaryParts.set(request, parsed.binary);
-      decodedInputs.set(request, parsed.inputs);
+      if (parsed.binary.byteLength > 0) state.binary = parsed.binary;
+      state.decoded = parsed.inputs;
       return parsed.header;
     }
     let split: ReturnType<typeof splitBinaryBody>;
@@ -227,7 +244,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
         'Raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header that describes the inputs, then their bytes.',
       );
     }
-    if (binary.byteLength > 0) binaryParts.set(request, binary);
+    if (binary.byteLength > 0) state.binary = binary;
     return header;
   });
 
@@ -255,7 +272,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       const descriptors = describeInputs(body);
       validateInputs(serving.signature, descriptors);
       checkLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
-      const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, binaryParts.get(request), decodedInputs.get(request)), isNestingTooDeep);
+      const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, request.inferBody?.binary, request.inferBody?.decoded), isNestingTooDeep);
       const requested = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
       const outputNames = resolveRequestedOutputs(serving.signature, body.outputs?.map((output) => output.name));
       const classifications = new Map(outputNames.map((name) => [name, readClassification(name, requested.get(name))]));
