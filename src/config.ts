@@ -9,7 +9,8 @@ const configSchema = z.object({
   REDIS_URL: z.string().url().optional(),
   GANTRY_DATA_DIR: z.string().min(1).default('./data'),
   GANTRY_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
-  GANTRY_MAX_REQUEST_BYTES: z.coerce.number().int().positive().default(256 * 1024 ** 2),
+  // A request's inputs and outputs each cross Redis as one value, whose maximum is 512 MB: both stay under 480 MiB.
+  GANTRY_MAX_REQUEST_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
   GANTRY_INFER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   GANTRY_LOAD_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
   GANTRY_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('gantry'),
@@ -41,7 +42,7 @@ const configSchema = z.object({
   /** Most BYTES (string) elements in one request, over all its inputs. */
   GANTRY_MAX_BYTES_ELEMENTS: z.coerce.number().int().positive().default(1_000_000),
   /** Largest output, in tensor bytes, one request may produce (checked on the worker before it is sent). */
-  GANTRY_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(256 * 1024 ** 2),
+  GANTRY_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
   /** Most output elements one request may have answered as JSON; past it, binary_data_output is needed. */
   GANTRY_MAX_JSON_OUTPUT_ELEMENTS: z.coerce.number().int().positive().default(4_000_000),
   /** Input bytes one API process keeps queued or running for one model. */

@@ -37,6 +37,12 @@ describe('loadConfig', () => {
     assertConfigError({ GANTRY_HEAP_GROWTH_PERCENT: 'lots' }, 'GANTRY_HEAP_GROWTH_PERCENT');
   });
 
+  test('request and response byte limits stay under what one Redis value can hold (512 MB)', () => {
+    assertConfigError({ GANTRY_MAX_REQUEST_BYTES: String(600 * 1024 ** 2) }, 'GANTRY_MAX_REQUEST_BYTES');
+    assertConfigError({ GANTRY_MAX_RESPONSE_BYTES: String(600 * 1024 ** 2) }, 'GANTRY_MAX_RESPONSE_BYTES');
+    assert.equal(loadConfig({ GANTRY_MAX_RESPONSE_BYTES: String(480 * 1024 ** 2) }).GANTRY_MAX_RESPONSE_BYTES, 480 * 1024 ** 2);
+  });
+
   test('does not read process.env when given a record', () => {
     const saved = process.env.PORT;
     process.env.PORT = '1234';
