@@ -7,7 +7,7 @@
  * Each round starts a fresh gantry on the shared Redis (its own prefix and data dir), uploads the model, warms up
  * for 2 s and drives it with autocannon. Prints every round and the ratio of the median req/s (candidate/baseline).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -41,8 +41,22 @@ async function waitForReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error('gantry did not become ready within 30 s');
 }
 
+/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (fields 14 and 15, 100 ticks a second). */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+interface Round {
+  requestsPerSecond: number;
+  /** CPU per answered request over the window, in µs, of the API process and of its worker child. */
+  apiMicroseconds: number;
+  workerMicroseconds: number;
+}
+
 /** One round: a fresh `gantry start` from `cli`, the model uploaded, 2 s of warm-up, then the measured window. */
-async function measure(cli: string): Promise<number> {
+async function measure(cli: string): Promise<Round> {
   const prefix = `bench-compare-${randomBytes(4).toString('hex')}`;
   const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-bench-compare-'));
   const port = await freePort();
@@ -72,9 +86,17 @@ async function measure(cli: string): Promise<number> {
     const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
     const options = { url: `${url}/v2/models/${tinyModel.name}/infer`, method: 'POST' as const, headers: request.headers, body: request.body, connections };
     await autocannon({ ...options, duration: 2 });
+    const workerPid = Number(spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+    const before = [await cpuMs(child.pid!), await cpuMs(workerPid)];
     const result = await autocannon({ ...options, duration: seconds });
+    const after = [await cpuMs(child.pid!), await cpuMs(workerPid)];
     if (result.non2xx > 0 || result.errors > 0) process.stderr.write(`[compare] ${cli}: ${result.non2xx} non-2xx, ${result.errors} errors\n`);
-    return result['2xx'] / result.duration;
+    const answered = Math.max(1, result['2xx']);
+    return {
+      requestsPerSecond: result['2xx'] / result.duration,
+      apiMicroseconds: ((after[0]! - before[0]!) * 1000) / answered,
+      workerMicroseconds: ((after[1]! - before[1]!) * 1000) / answered,
+    };
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => (child.exitCode !== null ? resolve(undefined) : child.once('exit', resolve)));
@@ -89,19 +111,22 @@ function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-const baseline: number[] = [];
-const candidate: number[] = [];
+const baseline: Round[] = [];
+const candidate: Round[] = [];
 for (let round = 1; round <= rounds; round++) {
   // Alternate which build goes first, so a drift within a round does not favour one of them.
   const order = round % 2 === 1 ? (['baseline', 'candidate'] as const) : (['candidate', 'baseline'] as const);
   for (const which of order) {
-    const requestsPerSecond = await measure(which === 'baseline' ? baselineCli : candidateCli);
-    (which === 'baseline' ? baseline : candidate).push(requestsPerSecond);
-    console.log(`round ${round} ${which}: ${requestsPerSecond.toFixed(0)} req/s`);
+    const result = await measure(which === 'baseline' ? baselineCli : candidateCli);
+    (which === 'baseline' ? baseline : candidate).push(result);
+    console.log(`round ${round} ${which}: ${result.requestsPerSecond.toFixed(0)} req/s, CPU per request: API ${result.apiMicroseconds.toFixed(0)} µs, worker ${result.workerMicroseconds.toFixed(0)} µs`);
   }
 }
-const ratio = median(candidate) / median(baseline);
+const summary = (rows: Round[], name: string) =>
+  `${name} median ${median(rows.map((row) => row.requestsPerSecond)).toFixed(0)} req/s [${rows.map((row) => row.requestsPerSecond.toFixed(0)).join(', ')}]; ` +
+  `CPU per request API ${median(rows.map((row) => row.apiMicroseconds)).toFixed(0)} µs, worker ${median(rows.map((row) => row.workerMicroseconds)).toFixed(0)} µs`;
 console.log(`tiny MLP JSON, ${connections} connections, ${seconds} s x ${rounds} rounds each`);
-console.log(`baseline median ${median(baseline).toFixed(0)} req/s [${baseline.map((value) => value.toFixed(0)).join(', ')}]`);
-console.log(`candidate median ${median(candidate).toFixed(0)} req/s [${candidate.map((value) => value.toFixed(0)).join(', ')}]`);
-console.log(`candidate/baseline: ${ratio.toFixed(3)}`);
+console.log(summary(baseline, 'baseline'));
+console.log(summary(candidate, 'candidate'));
+const ratio = median(candidate.map((row) => row.requestsPerSecond)) / median(baseline.map((row) => row.requestsPerSecond));
+console.log(`candidate/baseline req/s: ${ratio.toFixed(3)}`);
