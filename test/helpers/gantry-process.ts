@@ -116,17 +116,25 @@ export async function startGantry(options: StartOptions = {}): Promise<GantryPro
   };
 }
 
+/** Every key matching a SCAN pattern, sorted. */
+export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found.sort();
+}
+
 /** Deletes every Redis key under a test's prefix. */
 export async function deleteKeys(redisUrl: string, prefix: string): Promise<void> {
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    const keys = await scanKeys(redis, `${prefix}:*`);
+    for (let start = 0; start < keys.length; start += 1000) await redis.del(...keys.slice(start, start + 1000));
   } catch {
     // Redis is gone (a fault-injection test stopped it); nothing to clean.
   } finally {

@@ -30,7 +30,7 @@ import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
-import { deleteKeys, fixturePath } from '../helpers/gantry-process.js';
+import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const mebibyte = 1024 ** 2;
@@ -49,16 +49,6 @@ async function settledSizes(producer: InferenceProducer): Promise<{ lanes: numbe
   return { lanes: producer.trackedSizes.lanes, outstanding: producer.trackedSizes.outstanding };
 }
 
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found;
-}
 
 describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
   const prefix = `itest-bounded-${randomBytes(4).toString('hex')}`;

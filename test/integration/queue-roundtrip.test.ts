@@ -24,20 +24,10 @@ import { readStatistics } from '../../src/registry/model-statistics.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
-import { deleteKeys, fixturePath } from '../helpers/gantry-process.js';
+import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found.sort();
-}
 
 function floatsOf(tensor: Tensor): Float32Array {
   const copy = new Uint8Array(tensor.data.byteLength);
