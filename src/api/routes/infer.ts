@@ -7,51 +7,22 @@ import {
   bf16Message,
   encodeInferResponseParts,
   inferenceHeaderContentLength,
-  splitBinaryBody,
   takeBinaryInputs,
   wantsBinaryOutput,
   type ResponseOutput,
 } from '../../protocol/binary-extension.js';
 import { classificationParameter, classify } from '../../protocol/classification.js';
 import { isDatatype } from '../../protocol/datatypes.js';
-import { describeJsonPart, jsonPartLength, type DecodedInputData } from '../../protocol/decoded-json-body.js';
-import { checkJsonCost, couldExceedJsonCost, isJsonTooCostly, jsonCostBounds } from '../../protocol/json-cost.js';
+import type { DecodedInputData } from '../../protocol/decoded-json-body.js';
 import { decodeErrorFromWire, decodeJsonData, isNestingTooDeep } from '../../protocol/json-tensor-codec.js';
 import { errorBodySchema, inferRequestSchema, inferResponseSchema, type InferRequestBody } from '../../protocol/oip-schemas.js';
 import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
 import { checkBytesElementCount, resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
 import { executionConfigOf } from '../../registry/model-config.js';
-import { readBoundedBody } from '../bounded-body.js';
-import { InflightBytes, type InflightReservation } from '../inflight-bytes.js';
-import { JsonParsePool, limitOfParseError, offThreadParseMinBytes, parseThreadHeapMb } from '../json-parse-pool.js';
 import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { registerInferenceBodyReading } from '../inference-body.js';
 import type { ApiServices } from '../services.js';
-
-/** What the preParsing hook decided about a body, for the parser that reads it. */
-interface BodyRead {
-  reply: FastifyReply;
-  binary: boolean;
-  limitBytes: number;
-  contentLength: number | undefined;
-  reservation: InflightReservation;
-}
-
-/** What the inference route keeps on a request between reading its body and handling it. */
-interface InferBodyState {
-  read: BodyRead;
-  /** The binary part of a binary-extension body (after the JSON header). */
-  binary?: Buffer;
-  /** Inputs a parse thread decoded already (bodies of offThreadParseMinBytes and more), by input index. */
-  decoded?: Array<DecodedInputData | undefined>;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the inference route's preParsing hook; null on every other route. */
-    inferBody: InferBodyState | null;
-  }
-}
 
 function outcomeLabel(error: unknown): string {
   if (!(error instanceof GantryError)) return 'error';
@@ -141,112 +112,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { catalog, producer, config, metrics } = services;
 
-  // A binary-extension body starts with Inference-Header-Content-Length bytes of JSON; the raw tensors follow.
-  // The JSON header goes on to schema validation like any JSON body; the raw part is kept aside for the handler.
-  // Per-request state lives on the request itself (a decoration): WeakMaps keyed by every request cost the
-  // garbage collector measurably on the tiny MLP (ephemerons are traced on every collection).
-  app.decorateRequest('inferBody', null);
-  const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
-  // A JSON body is bounded by both limits (an operator who lowers the request limit lowers it for JSON too).
-  const maxJsonBytes = Math.min(config.GANTRY_MAX_JSON_REQUEST_BYTES, config.GANTRY_MAX_REQUEST_BYTES);
-  const refuse = (reply: FastifyReply, limit: string, error: Error): Error => {
-    metrics.limitRejections.inc({ limit });
-    // The rest of a refused body is not worth reading: close the connection after the answer.
-    void reply.header('connection', 'close');
-    return error;
-  };
-  const busy = () =>
-    errors.serverBusy(`request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`, 'GANTRY_MAX_INFLIGHT_BYTES');
-  const tooLarge = (binary: boolean) =>
-    binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(maxJsonBytes);
-  // What a JSON body may cost to parse (containers, strings), checked before any parse.
-  const costBounds = jsonCostBounds(config.GANTRY_MAX_BYTES_ELEMENTS);
-  // Large JSON parts are parsed off the event loop (so no body can stall other callers or liveness); threads
-  // start on the first such body and end with the app.
-  const parsePool =
-    config.GANTRY_JSON_PARSE_THREADS > 0
-      ? new JsonParsePool({
-          threads: config.GANTRY_JSON_PARSE_THREADS,
-          maxOldGenerationSizeMb: parseThreadHeapMb(maxJsonBytes),
-          onThreadError: (error) => app.log.error({ err: error }, 'A JSON parse thread failed'),
-        })
-      : undefined;
-  if (parsePool !== undefined) app.addHook('onClose', () => parsePool.close());
-
-  // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
-  // the body's reservation to the response, so it is released exactly once on every path.
-  // A callback hook, not an async one: no promise per request on the hot path.
-  app.addHook('preParsing', (request, reply, payload, done) => {
-    const binary = request.headers[inferenceHeaderContentLength] !== undefined;
-    const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : maxJsonBytes;
-    const lengthHeader = request.headers['content-length'];
-    const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
-    const reservation = inflight.open();
-    reply.raw.once('close', () => reservation.release());
-    if (contentLength !== undefined) {
-      if (contentLength > limitBytes) return done(refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary)));
-      if (!reservation.grow(contentLength)) return done(refuse(reply, 'inflight_bytes', busy()));
-    }
-    request.inferBody = { read: { reply, binary, limitBytes, contentLength, reservation } };
-    done(null, payload);
-  });
-
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(['application/json', 'application/octet-stream'], async (request: FastifyRequest, payload: Readable) => {
-    const state = request.inferBody;
-    if (state === null) throw errors.internal('The request body was not prepared for reading.');
-    const { read } = state;
-    let body: Buffer;
-    try {
-      body = await readBoundedBody(payload, {
-        limitBytes: read.limitBytes,
-        contentLength: read.contentLength,
-        reservation: read.reservation,
-        tooLarge: () => refuse(read.reply, read.binary ? 'request_body' : 'json_body', tooLarge(read.binary)),
-        busy: () => refuse(read.reply, 'inflight_bytes', busy()),
-      });
-    } catch (error) {
-      // A body that ended early or was cut: its reservation goes now, not when the (dead) response closes.
-      read.reservation.release();
-      throw error;
-    }
-    const headerLength = request.headers[inferenceHeaderContentLength] as string | undefined;
-    const jsonLength = jsonPartLength(body.byteLength, headerLength, maxJsonBytes);
-    if (parsePool !== undefined && jsonLength !== undefined && jsonLength >= offThreadParseMinBytes) {
-      const socket = request.raw.socket;
-      let parsed: Awaited<ReturnType<JsonParsePool['parse']>>;
-      try {
-        parsed = await parsePool.parse(body, { headerLength, maxJsonBytes, bounds: costBounds, isCancelled: () => socket.destroyed });
-      } catch (error) {
-        const limit = limitOfParseError(error);
-        if (limit !== undefined) metrics.limitRejections.inc({ limit });
-        throw error;
-      }
-      if (parsed.binary.byteLength > 0) state.binary = parsed.binary;
-      state.decoded = parsed.inputs;
-      return parsed.header;
-    }
-    let split: ReturnType<typeof splitBinaryBody>;
-    try {
-      // Only a JSON part long enough to hold more containers or strings than allowed needs the scan.
-      if (jsonLength !== undefined && couldExceedJsonCost(jsonLength, costBounds)) {
-        checkJsonCost(body.subarray(0, jsonLength), costBounds, describeJsonPart(headerLength, jsonLength));
-      }
-      split = splitBinaryBody(body, headerLength, maxJsonBytes);
-    } catch (error) {
-      if (error instanceof GantryError && error.code === ErrorCode.PayloadTooLarge) metrics.limitRejections.inc({ limit: 'json_body' });
-      if (isJsonTooCostly(error)) metrics.limitRejections.inc({ limit: 'json_cost' });
-      throw error;
-    }
-    const { header, binary } = split;
-    if (header === undefined) {
-      throw errors.invalidArgument(
-        'Raw binary requests (Inference-Header-Content-Length: 0) are not supported: send a JSON header that describes the inputs, then their bytes.',
-      );
-    }
-    if (binary.byteLength > 0) state.binary = binary;
-    return header;
-  });
+  registerInferenceBodyReading(app, services);
 
   /** Runs `check`; when it throws a limit's error (all its errors, or those `isLimit` picks), counts the limit. */
   const checkLimit = <T>(limit: string, check: () => T, isLimit: (error: unknown) => boolean = () => true): T => {
