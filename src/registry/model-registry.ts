@@ -144,6 +144,11 @@ export class ModelRegistry {
     return Number(await this.redis.eval(recordStrikeScript, 1, this.versionKey(name, version)));
   }
 
+  /** Forgets a version's stopped runs: an operator who loads it again (repository load) gives it a fresh start. */
+  async resetRunStrikes(name: string, version: string): Promise<void> {
+    await this.redis.hdel(this.versionKey(name, version), 'runStrikes');
+  }
+
   /**
    * Sets every existing version of a model to one state (the repository extension's unload), atomically and
    * without resurrecting a version deleted meanwhile. Returns the versions changed. Announces nothing: the

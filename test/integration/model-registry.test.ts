@@ -149,6 +149,22 @@ describe('ModelRegistry (real Redis)', () => {
     }
   });
 
+  test('run strikes count per existing version, and a reset (repository load) starts them again', async () => {
+    await freshRegistry();
+    try {
+      await registry.createVersion('m', { sha256: shaA, size: 10 });
+      assert.equal(await registry.recordRunStrike('m', '1'), 1);
+      assert.equal(await registry.recordRunStrike('m', '1'), 2);
+      await registry.resetRunStrikes('m', '1');
+      assert.equal(await registry.recordRunStrike('m', '1'), 1);
+      // A version that does not exist gets no strike (and no key).
+      assert.equal(await registry.recordRunStrike('m', '9'), 0);
+      assert.equal(await redis.exists(`${prefix}:model:{m}:v:9`), 0);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test('deleteVersion reports an orphaned blob only when no other version references it', async () => {
     await freshRegistry();
     try {

@@ -102,7 +102,10 @@ export async function repositoryRoutes(app: FastifyInstance, services: ApiServic
       }
 
       const settings = executionConfigOf(await modelConfigs.get(model));
-      for (const record of loadable) await registry.updateVersion(model, record.version, { state: 'LOADING' });
+      for (const record of loadable) {
+        await registry.resetRunStrikes(model, record.version);
+        await registry.updateVersion(model, record.version, { state: 'LOADING' });
+      }
       catalog.invalidate(model);
       const outcomes = await Promise.allSettled(
         loadable.map((record) => {
