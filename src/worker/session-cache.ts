@@ -8,6 +8,7 @@ import { fileExists, type FileModelStore } from '../registry/model-store.js';
 import { onnxruntimeThreadsOf } from '../registry/thread-budget.js';
 import type { SessionSettings } from './instance-messages.js';
 import { ModelBatcher } from './model-batcher.js';
+import { IsolatedModelPaths } from './isolated-model-path.js';
 import { ModelInstances, type LoadedModel } from './model-instances.js';
 import type { RunWatchdog } from './run-watchdog.js';
 
@@ -34,6 +35,8 @@ export interface SessionCacheOptions {
   onStuckUnload?: (sha256: string) => void;
   /** Counts refusals (metrics.limitTrips with limit 'thread_budget'). */
   onThreadBudgetRefused?: () => void;
+  /** Where each load's folder of its own goes (isolated-model-path.ts); default: `loading` in cacheDirectory. */
+  isolationDirectory?: string;
 }
 
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
@@ -47,6 +50,7 @@ function sessionKey(sha256: string, settings: ExecutionSettings): string {
  * for one model share one load. The least recently used model is unloaded past `maxLoadedModels`.
  */
 export class SessionCache {
+  private readonly isolation: IsolatedModelPaths;
   private readonly cache: LRUCache<string, CachedModel>;
   private readonly loading = new Map<string, Promise<CachedModel>>();
   /** Threads reserved by loads in progress, by session key. */
@@ -60,6 +64,7 @@ export class SessionCache {
     private readonly options: SessionCacheOptions,
     private readonly logger: Logger,
   ) {
+    this.isolation = new IsolatedModelPaths(options.isolationDirectory ?? path.join(options.cacheDirectory, 'loading'));
     this.cache = new LRUCache<string, CachedModel>({
       max: options.maxLoadedModels,
       dispose: (model, key) => {
@@ -83,6 +88,11 @@ export class SessionCache {
       this.logger.error({ sha256: model.sha256 }, 'an unloaded model is still running inside onnxruntime; the worker restarts to stop it');
       this.options.onStuckUnload?.(model.sha256);
     }
+  }
+
+  /** Removes load folders left by workers that died mid-load (see isolated-model-path.ts); call at start-up. */
+  async removeStaleLoads(): Promise<void> {
+    await this.isolation.removeStale();
   }
 
   /** Returns the loaded model for these settings, loading it first if needed. */
@@ -112,10 +122,13 @@ export class SessionCache {
     this.reserved.set(key, threads);
     let instances: ModelInstances;
     let loaded: LoadedModel;
+    // A blob is loaded from a folder of its own, never from the store's (see isolated-model-path.ts).
+    const isolated = modelPath === this.store.pathOf(sha256) ? await this.isolation.isolate(modelPath) : undefined;
     try {
-      ({ instances, loaded } = await ModelInstances.load(modelPath, settings.instances, sessionSettings, { watchdog: this.options.watchdog, label: sha256 }));
+      ({ instances, loaded } = await ModelInstances.load(isolated?.modelPath ?? modelPath, settings.instances, sessionSettings, { watchdog: this.options.watchdog, label: sha256 }));
     } finally {
       this.reserved.delete(key);
+      await isolated?.remove();
     }
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
     const batcher = new ModelBatcher(instances, loaded.signature, settings);

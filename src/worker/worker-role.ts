@@ -139,6 +139,7 @@ export class WorkerRole {
         // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
         // CPUs: each kind of host gets its own folder.
         cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized', hostKind()),
+        isolationDirectory: path.join(this.config.GANTRY_DATA_DIR, 'blobs', 'loading'),
         maxThreads: this.config.GANTRY_MAX_THREADS_PER_WORKER,
         watchdog: this.watchdog,
         onStuckUnload: (sha256) => this.restartWorker(`a deleted or unloaded model (blob ${sha256}) was still running`),
@@ -146,6 +147,7 @@ export class WorkerRole {
       },
       this.logger,
     );
+    await this.sessions.removeStaleLoads();
     this.httpServer = await startWorkerHttpServer({
       host: this.config.HOST,
       port: this.config.GANTRY_WORKER_METRICS_PORT,
