@@ -61,6 +61,14 @@ async function main(): Promise<void> {
   if (command === 'worker') {
     const worker = new WorkerRole({ ...config, REDIS_URL: config.REDIS_URL ?? 'redis://127.0.0.1:6379' }, logger);
     onShutdown(config, logger, () => worker.close());
+    // A worker forked by `gantry start` goes with its parent: the IPC channel closes when the parent ends, even
+    // by SIGKILL or the OOM killer, and an orphan would go on taking jobs beside the next start's worker.
+    if (process.send !== undefined) {
+      process.once('disconnect', () => {
+        logger.error('the gantry start process supervising this worker is gone; shutting down');
+        void worker.close().finally(() => process.exit(0));
+      });
+    }
     await worker.start();
     return;
   }

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, countStatuses, describeReply, infer, sharedDeployment, sleep, slowRequest, waitUntil, workerRequestsTotal, type TimedReply } from './harness.test.js';
+import { Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, waitUntil, workerChildOf, workerRequestsTotal, type TimedReply } from './harness.test.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -65,4 +65,15 @@ test('SIGKILL of one of two workers mid-batch: every request answered, its jobs 
   const after = await infer(api.baseUrl, 'slow', slowRequest(1));
   assert.equal(after.status, 200, describeReply(after));
   assert.equal(survivor!.child.exitCode, null, 'the surviving worker is alive');
+});
+
+test('SIGKILL of a `gantry start` process: its worker child notices and exits instead of serving on as an orphan', { timeout: 60_000 }, async () => {
+  const gantry = await startGantry({ env: { GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' } });
+  cleanup.add(() => gantry.cleanup());
+  const workerPid = workerChildOf(gantry, cleanup);
+  const upload = await uploadModel(gantry.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
+  assert.equal(upload.status, 201, JSON.stringify(upload.body));
+  assert.ok(gantry.child.kill('SIGKILL'));
+  const goneAfter = await waitUntil(() => !isAlive(workerPid), 15_000, 'the orphaned worker to exit', 50);
+  console.log(`# orphan: the worker exited ${goneAfter} ms after its start process was SIGKILLed`);
 });
