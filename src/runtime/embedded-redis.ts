@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
@@ -64,6 +64,8 @@ export async function resolveRedis(options: ResolveRedisOptions): Promise<Resolv
   }
   const directory = path.resolve(options.dataDirectory, 'redis');
   await mkdir(directory, { recursive: true });
+  const leftover = await adoptLeftover(directory, logger);
+  if (leftover !== undefined) return leftover;
   const port = await freePort();
   const child: ChildProcess = spawn(
     command,
@@ -76,12 +78,78 @@ export async function resolveRedis(options: ResolveRedisOptions): Promise<Resolv
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   logger.info({ port, directory }, 'started a private redis-server (AOF on); it stops when Gantry stops');
+  const recordPath = path.join(directory, leftoverRecordName);
+  if (child.pid !== undefined) await writeFile(recordPath, JSON.stringify({ pid: child.pid, port } satisfies LeftoverRecord));
   return {
     url: `redis://127.0.0.1:${port}`,
     stop: async () => {
+      await rm(recordPath, { force: true });
       if (child.exitCode !== null) return;
       child.kill('SIGTERM');
       await exited;
     },
   };
+}
+
+/** The file, in the private Redis's own directory, naming the server that runs on it. */
+const leftoverRecordName = 'gantry-redis.json';
+
+interface LeftoverRecord {
+  pid: number;
+  port: number;
+}
+
+/**
+ * A private redis-server left running on `directory` by a start that died (SIGKILL, OOM: nothing could stop it),
+ * taken over instead of starting a second server on the same AOF directory, where two writers lose acknowledged
+ * writes. It is adopted only while its process lives and it answers on its port serving exactly this directory.
+ */
+async function adoptLeftover(directory: string, logger: Logger): Promise<ResolvedRedis | undefined> {
+  let record: LeftoverRecord;
+  try {
+    record = JSON.parse(await readFile(path.join(directory, leftoverRecordName), 'utf8')) as LeftoverRecord;
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(record.pid) || !Number.isInteger(record.port) || !isAlive(record.pid)) return undefined;
+  if (!(await servesDirectory(record.port, directory))) return undefined;
+  logger.warn({ port: record.port, pid: record.pid, directory }, 'adopted the private redis-server a previous start left running');
+  return {
+    url: `redis://127.0.0.1:${record.port}`,
+    stop: async () => {
+      await rm(path.join(directory, leftoverRecordName), { force: true });
+      if (!isAlive(record.pid)) return;
+      process.kill(record.pid, 'SIGTERM');
+      for (let attempt = 0; attempt < 100 && isAlive(record.pid); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+    },
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when the Redis on `port` answers CONFIG GET dir with `directory`. */
+function servesDirectory(port: number, directory: string, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    let reply = '';
+    const finish = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(timeoutMs, () => finish(false));
+    socket.once('error', () => finish(false));
+    socket.connect(port, '127.0.0.1', () => socket.write('CONFIG GET dir\r\n'));
+    socket.on('data', (data) => {
+      reply += data.toString();
+      // The answer is a two-element array: "dir" and the directory, each as a bulk string.
+      if (reply.split('\r\n').length >= 6) finish(reply.split('\r\n')[4] === directory);
+    });
+  });
 }

@@ -50,3 +50,46 @@ test('with no Redis and no redis-server, the error says what to install', async 
     (error: unknown) => error instanceof RedisNotFoundError && /apt-get install redis-server/.test(error.message) && /REDIS_URL/.test(error.message),
   );
 });
+
+test("a private redis-server a dead start left running is adopted, not joined by a second one on the same AOF directory", async () => {
+  const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-embedded-redis-'));
+  const nobodyListens = await freePort();
+  // The first start "dies": its stop() is never called, so its redis-server keeps running.
+  const first = await resolveRedis({ redisUrl: undefined, dataDirectory, logger, conventionalPort: nobodyListens });
+  const port = Number(new URL(first.url).port);
+  try {
+    const client = new Redis(first.url);
+    await client.set('acknowledged', 'yes');
+    client.disconnect();
+    const second = await resolveRedis({ redisUrl: undefined, dataDirectory, logger, conventionalPort: nobodyListens });
+    assert.equal(second.url, first.url, 'the second start uses the server already on its directory');
+    const again = new Redis(second.url);
+    assert.equal(await again.get('acknowledged'), 'yes');
+    again.disconnect();
+    await second.stop();
+    assert.equal(await redisAnswers('127.0.0.1', port), false, 'the adopted server is stopped by the start that adopted it');
+  } finally {
+    await first.stop();
+    await rm(dataDirectory, { recursive: true, force: true });
+  }
+});
+
+test('a stale record (its server gone) starts a fresh private redis-server', async () => {
+  const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-embedded-redis-'));
+  const nobodyListens = await freePort();
+  const first = await resolveRedis({ redisUrl: undefined, dataDirectory, logger, conventionalPort: nobodyListens });
+  const firstPort = Number(new URL(first.url).port);
+  // Ended from outside, without stop(): its record stays behind.
+  const client = new Redis(first.url);
+  await client.shutdown('NOSAVE').catch(() => undefined);
+  client.disconnect();
+  for (let attempt = 0; attempt < 100 && (await redisAnswers('127.0.0.1', firstPort)); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
+  const second = await resolveRedis({ redisUrl: undefined, dataDirectory, logger, conventionalPort: nobodyListens });
+  try {
+    assert.equal(await redisAnswers('127.0.0.1', Number(new URL(second.url).port)), true);
+  } finally {
+    await second.stop();
+    await first.stop();
+    await rm(dataDirectory, { recursive: true, force: true });
+  }
+});
