@@ -11,19 +11,32 @@ export interface ResolvedRedis {
   stop: () => Promise<void>;
 }
 
-/** True when something at host:port answers a Redis PING within `timeoutMs`. */
-export function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+/**
+ * Sends one inline command to the Redis at host:port and resolves with its reply text once `isComplete` says the
+ * reply is whole, or undefined when nothing (whole) answered within `timeoutMs`.
+ */
+function askRedis(host: string, port: number, command: string, isComplete: (reply: string) => boolean, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = new Socket();
-    const finish = (answer: boolean) => {
+    let reply = '';
+    const finish = (answer: string | undefined) => {
       socket.destroy();
       resolve(answer);
     };
-    socket.setTimeout(timeoutMs, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.connect(port, host, () => socket.write('PING\r\n'));
-    socket.once('data', (data) => finish(data.toString().startsWith('+PONG') || data.toString().startsWith('-NOAUTH')));
+    socket.setTimeout(timeoutMs, () => finish(undefined));
+    socket.once('error', () => finish(undefined));
+    socket.connect(port, host, () => socket.write(`${command}\r\n`));
+    socket.on('data', (data) => {
+      reply += data.toString();
+      if (isComplete(reply)) finish(reply);
+    });
   });
+}
+
+/** True when something at host:port answers a Redis PING within `timeoutMs`. */
+export async function redisAnswers(host: string, port: number, timeoutMs = 500): Promise<boolean> {
+  const reply = await askRedis(host, port, 'PING', (text) => text.includes('\r\n'), timeoutMs);
+  return reply !== undefined && (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
 }
 
 export class RedisNotFoundError extends Error {}
@@ -135,21 +148,8 @@ function isAlive(pid: number): boolean {
 }
 
 /** True when the Redis on `port` answers CONFIG GET dir with `directory`. */
-function servesDirectory(port: number, directory: string, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = new Socket();
-    let reply = '';
-    const finish = (answer: boolean) => {
-      socket.destroy();
-      resolve(answer);
-    };
-    socket.setTimeout(timeoutMs, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.connect(port, '127.0.0.1', () => socket.write('CONFIG GET dir\r\n'));
-    socket.on('data', (data) => {
-      reply += data.toString();
-      // The answer is a two-element array: "dir" and the directory, each as a bulk string.
-      if (reply.split('\r\n').length >= 6) finish(reply.split('\r\n')[4] === directory);
-    });
-  });
+async function servesDirectory(port: number, directory: string, timeoutMs = 500): Promise<boolean> {
+  // The answer is a two-element array, "dir" and the directory, each a bulk string: six CRLF-separated parts.
+  const reply = await askRedis('127.0.0.1', port, 'CONFIG GET dir', (text) => text.split('\r\n').length >= 6, timeoutMs);
+  return reply?.split('\r\n')[4] === directory;
 }
