@@ -48,6 +48,9 @@ function detail(record: ModelVersion) {
   };
 }
 
+/** Largest rest of a refused upload's body that is read and dropped rather than cut by closing the connection. */
+const drainableRestBytes = 1024 * 1024;
+
 /** `/v1/models…` — upload, list, inspect and delete model versions. */
 export async function modelManagementRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
@@ -105,13 +108,15 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     async (request, reply) => {
       const model = checkModelName(request.params.model);
       if (!services.isAcceptingWork()) throw errors.shuttingDown();
+      const declared = Number(request.headers['content-length']);
       let blob: StoredBlob;
       try {
         blob = await storeUpload(request);
       } catch (error) {
-        // Refused mid-body (507, 413): the rest of the body is not read, so the connection must not be reused;
-        // closing it after the answer also frees the socket at once instead of at the client's leisure.
-        if (!request.raw.complete) void reply.header('connection', 'close');
+        // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
+        // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
+        // of the answer. A long or unknown rest is not worth reading: the connection closes after the answer.
+        if (!request.raw.complete && !(Number.isSafeInteger(declared) && declared <= drainableRestBytes)) void reply.header('connection', 'close');
         throw error;
       }
       if (blob.size === 0) {
