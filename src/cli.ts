@@ -5,6 +5,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { RedisNotFoundError, resolveRedis } from './runtime/embedded-redis.js';
 import { applyHeapGrowth } from './runtime/heap-growth.js';
+import { runRepairCommand } from './runtime/repair-command.js';
 import { WorkerSupervisor } from './runtime/worker-supervisor.js';
 import { WorkerRole } from './worker/worker-role.js';
 
@@ -14,6 +15,7 @@ Commands:
   start    the API and one worker (the embedded default; starts a private redis-server when needed)
   api      the HTTP API only
   worker   a worker only (runs models; serves /metrics, /health, /ready on GANTRY_WORKER_METRICS_PORT)
+  repair   rebuilds the model registry in Redis from the model store (after Redis lost its data)
 
 Configuration comes from environment variables; see README.md.`;
 
@@ -39,7 +41,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage}\n`);
     return;
   }
-  if (!['start', 'api', 'worker'].includes(command)) {
+  if (!['start', 'api', 'worker', 'repair'].includes(command)) {
     process.stderr.write(`Unknown command '${command}'.\n\n${usage}\n`);
     process.exitCode = 2;
     return;
@@ -70,6 +72,10 @@ async function main(): Promise<void> {
       });
     }
     await worker.start();
+    return;
+  }
+  if (command === 'repair') {
+    process.exitCode = await runRepairCommand(config, logger);
     return;
   }
   if (command === 'api') {

@@ -7,14 +7,14 @@ import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
-import { inferenceJobSchema, loadJobSchema } from '../queue/job-contracts.js';
+import { loadJobSchema } from '../queue/job-contracts.js';
 import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
 import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
 import { ModelRegistry, type RegistryEvent } from '../registry/model-registry.js';
 import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { resolveExecutionProviders } from './execution-device.js';
-import { processInferenceJob } from './inference-processor.js';
+import { handleInferenceJob } from './inference-job-handler.js';
 import { processLoadJob } from './load-processor.js';
 import { hasUnendedThreads } from './model-instances.js';
 import { recordRunStrikes } from './run-strikes.js';
@@ -244,8 +244,8 @@ export class WorkerRole {
       if (this.consumers.has(name) || this.closing !== undefined || this.restart.restarting) continue;
       this.consumers.set(
         name,
-        this.createConsumer(inferenceQueueName(name), async (job) =>
-          processInferenceJob(inferenceJobSchema.parse(job.data), { ...this.dependencies(), attempt: job.attemptsStarted, maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS })),
+        this.createConsumer(inferenceQueueName(name), (job) =>
+          handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS })),
       );
       this.logger.info({ model: name }, 'serving model queue');
     }
