@@ -5,6 +5,8 @@ import { processInferenceJob, type InferenceProcessorDependencies } from './infe
 export interface InferenceJobHandlerOptions {
   /** GANTRY_MAX_JOB_ATTEMPTS: a job started this many times is answered with an error instead of run again. */
   maxAttempts: number;
+  /** GANTRY_JOB_LOCK_MS: how long a job's lock lasts unless renewed (BullMQ's lockDuration). */
+  lockDurationMs: number;
 }
 
 /**

@@ -245,7 +245,7 @@ export class WorkerRole {
       this.consumers.set(
         name,
         this.createConsumer(inferenceQueueName(name), (job) =>
-          handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS })),
+          handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS })),
       );
       this.logger.info({ model: name }, 'serving model queue');
     }
