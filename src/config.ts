@@ -18,6 +18,10 @@ const configSchema = z.object({
   GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
   GANTRY_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(5000),
   GANTRY_MAX_JOB_ATTEMPTS: z.coerce.number().int().min(1).max(10).default(2),
+  /** Model queues one worker consumes at once: each costs one blocking Redis connection; idle models cost none. */
+  GANTRY_MAX_ACTIVE_MODEL_QUEUES: z.coerce.number().int().positive().max(1024).default(32),
+  /** How long a worker keeps consuming a model queue that gets no work (at least 3x GANTRY_JOB_LOCK_MS). */
+  GANTRY_MODEL_QUEUE_IDLE_MS: z.coerce.number().int().positive().default(30_000),
   GANTRY_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000),
   GANTRY_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(2),
   GANTRY_MAX_REQUESTS_PER_JOB: z.coerce.number().int().positive().max(4096).default(64),

@@ -64,6 +64,21 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     redisUp: new Gauge({ name: 'gantry_redis_up', help: '1 while Redis answers, else 0.', registers: [registry] }),
+    activeModelQueues: new Gauge({
+      name: 'gantry_worker_active_model_queues',
+      help: 'Model queues this worker consumes now (each holds one blocking Redis connection; at most GANTRY_MAX_ACTIVE_MODEL_QUEUES).',
+      registers: [registry],
+    }),
+    waitingModelQueues: new Gauge({
+      name: 'gantry_worker_waiting_model_queues',
+      help: 'Models announced with work that wait for a free consumer slot (all GANTRY_MAX_ACTIVE_MODEL_QUEUES in use).',
+      registers: [registry],
+    }),
+    consumerConnectionFailures: new Counter({
+      name: 'gantry_worker_consumer_connection_failures_total',
+      help: 'Model queue consumers that could not get a Redis connection (Redis maxclients reached, Redis away); their queued requests are answered 503.',
+      registers: [registry],
+    }),
   };
 }
 

@@ -7,6 +7,7 @@ import type { Tensor } from '../protocol/tensor.js';
 import { jobSchemaVersion, maxPayloadBytesPerJob, type ExecutionSettings, type InferenceJob, type LoadJob, type QueuedRequest } from './job-contracts.js';
 import { writeLargeValue } from './large-values.js';
 import { controlQueueName, inferenceQueueName, payloadKey } from './names.js';
+import { WorkDoorbell } from './work-doorbell.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 
 /** Payloads up to this size ride inside the job (base64); larger ones get their own Redis key. */
@@ -115,13 +116,17 @@ export class InferenceProducer {
   /** Deleted models whose Queue is closed once their last outstanding request settles. */
   private readonly closeWhenIdle = new Set<string>();
   private controlQueue: Queue | undefined;
+  /** Tells workers which model queues have work: they consume only those (queue/work-doorbell.ts). */
+  private readonly doorbell: WorkDoorbell;
 
   constructor(
     private readonly redis: Redis,
     private readonly replies: ReplyListener,
     private readonly options: ProducerOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.doorbell = new WorkDoorbell(redis, options.prefix, logger);
+  }
 
   private queueFor(name: string): Queue {
     let queue = this.queues.get(name);
@@ -335,6 +340,7 @@ export class InferenceProducer {
         await writeLargeValue(this.redis, job.payloadKey, chunks, Math.max(1000, deadline - Date.now() + 5000));
         sent.jobId = (await queue.add('infer', job, { ...options, jobId })).id;
       }
+      this.doorbell.ring(target.model);
       // Cancelled while the job was being sent: take it back now that its id is known.
       if (batch.every((pending) => pending.settled)) await queue.remove(sent.jobId!).catch(() => undefined);
     } catch (error) {

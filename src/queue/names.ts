@@ -14,6 +14,14 @@ export function inferenceQueueName(model: string): string {
   return `infer{${model}}`;
 }
 
+/**
+ * The stream on which producers announce "model X has work": workers consume only the model queues announced
+ * lately, so their Redis connections do not grow with the number of models (queue/work-doorbell.ts).
+ */
+export function workDoorbellKey(prefix: string): string {
+  return `${prefix}:work-doorbell{gantry}`;
+}
+
 /** The queue that carries model load requests; any worker may take them. */
 export const controlQueueName = 'control{gantry}';
 

@@ -10,12 +10,14 @@ import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metri
 import { loadJobSchema } from '../queue/job-contracts.js';
 import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
 import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
+import { DoorbellListener } from '../queue/work-doorbell.js';
 import { ModelRegistry, type RegistryEvent } from '../registry/model-registry.js';
 import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { resolveExecutionProviders } from './execution-device.js';
 import { handleInferenceJob } from './inference-job-handler.js';
 import { processLoadJob } from './load-processor.js';
+import { ModelConsumerPool } from './model-consumer-pool.js';
 import { hasUnendedThreads } from './model-instances.js';
 import { recordRunStrikes } from './run-strikes.js';
 import { RunWatchdog, type StoppedWork } from './run-watchdog.js';
@@ -25,8 +27,10 @@ import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
 
-/** How often the worker re-reads the model list, in case a registry event was missed (Redis restart). */
-const modelResyncIntervalMs = 5000;
+/** A model queue's consumer is kept at least this long before it may give its slot to a waiting model. */
+const consumerMinHoldMs = 2000;
+/** How long a new model queue consumer may take to connect before its queued requests are answered 503. */
+const consumerConnectTimeoutMs = 5000;
 
 /**
  * Load jobs one worker runs at once. Loads wait on instance threads, not on this thread, so many fit; and since
@@ -36,21 +40,25 @@ const modelResyncIntervalMs = 5000;
 const controlConcurrency = 32;
 
 /**
- * The worker role: one BullMQ consumer per model queue plus one for load requests. The main thread only talks
- * to Redis and hands tensors to instance threads; onnxruntime never runs here.
+ * The worker role: BullMQ consumers for the model queues that have work (announced on the work doorbell; see
+ * model-consumer-pool.ts) plus one for load requests. Its Redis connections are bounded by
+ * GANTRY_MAX_ACTIVE_MODEL_QUEUES, whatever the number of models. The main thread only talks to Redis and hands
+ * tensors to instance threads; onnxruntime never runs here.
  */
 export class WorkerRole {
   private readonly connection: Redis;
   private readonly commands: Redis;
   private readonly subscriber: Redis;
+  /** The one blocking connection that reads the work doorbell. */
+  private readonly doorbellConnection: Redis;
+  private readonly doorbell: DoorbellListener;
+  private readonly consumers: ModelConsumerPool;
   private readonly registry: ModelRegistry;
   private readonly store: FileModelStore;
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
-  private readonly consumers = new Map<string, BullWorker>();
   private controlConsumer: BullWorker | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
   private httpServer: WorkerHttpServer | undefined;
   private ready = false;
   private closing: Promise<void> | undefined;
@@ -66,12 +74,31 @@ export class WorkerRole {
     this.connection = createRedis(config.REDIS_URL, 'consumer', 'worker-bullmq');
     this.commands = createRedis(config.REDIS_URL, 'consumer', 'worker-commands');
     this.subscriber = createRedis(config.REDIS_URL, 'consumer', 'worker-events');
-    for (const client of [this.connection, this.commands, this.subscriber]) {
+    this.doorbellConnection = createRedis(config.REDIS_URL, 'consumer', 'worker-doorbell');
+    for (const client of [this.connection, this.commands, this.subscriber, this.doorbellConnection]) {
       client.on('error', (error) => this.logger.warn({ connection: client.options.connectionName, err: error.message }, 'redis connection error'));
     }
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
     this.store = new FileModelStore(config.GANTRY_DATA_DIR);
     this.metrics = createWorkerMetrics();
+    this.commands.on('ready', () => this.metrics.redisUp.set(1));
+    this.commands.on('close', () => this.metrics.redisUp.set(0));
+    // A consumer's idle period must outlast a few lock periods, so the jobs of a worker that died are found
+    // stalled (and re-run) by a consumer still open here.
+    const idleMs = Math.max(config.GANTRY_MODEL_QUEUE_IDLE_MS, 3 * config.GANTRY_JOB_LOCK_MS);
+    this.consumers = new ModelConsumerPool(
+      { maxActive: config.GANTRY_MAX_ACTIVE_MODEL_QUEUES, idleMs, minHoldMs: consumerMinHoldMs, connectTimeoutMs: consumerConnectTimeoutMs },
+      {
+        open: (model) => this.openModelConsumer(model),
+        unserveable: (model, reason) => this.onUnserveable(model, reason),
+        sizes: (active, waiting) => {
+          this.metrics.activeModelQueues.set(active);
+          this.metrics.waitingModelQueues.set(waiting);
+        },
+      },
+      logger,
+    );
+    this.doorbell = new DoorbellListener(this.doorbellConnection, config.GANTRY_QUEUE_PREFIX, (models) => void this.onRung(models), logger, idleMs);
     const statisticsRedis = this.commands;
     this.statistics = new StatisticsBuffer(
       (model, version, increments, lastInferenceMs) =>
@@ -121,10 +148,7 @@ export class WorkerRole {
   }
 
   private async stopTakingJobs(): Promise<void> {
-    if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
-    const consumers = [...this.consumers.values()];
-    if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
-    await Promise.allSettled(consumers.map((consumer) => consumer.pause(true)));
+    await Promise.allSettled([this.consumers.pauseAll(), this.controlConsumer?.pause(true)]);
   }
 
   async start(): Promise<void> {
@@ -165,9 +189,8 @@ export class WorkerRole {
     );
     this.subscriber.on('message', (_channel, message) => this.onRegistryEvent(message));
     await subscribeWhenReady(this.subscriber, registryEventsChannel(this.config.GANTRY_QUEUE_PREFIX));
-    await this.syncModelConsumers();
-    this.resyncTimer = setInterval(() => void this.syncModelConsumers(), modelResyncIntervalMs);
-    this.resyncTimer.unref();
+    this.consumers.start();
+    this.doorbell.start();
     this.ready = true;
     this.logger.info({ device: device.name }, 'worker started');
   }
@@ -181,6 +204,7 @@ export class WorkerRole {
       this.activeJobs.add(`${queueName}/${job.id}`);
       return processor(job);
     };
+    // The main connection is shared; BullMQ gives each consumer a blocking connection of its own.
     const consumer = new BullWorker(queueName, counted, {
       connection: this.connection,
       prefix: this.config.GANTRY_QUEUE_PREFIX,
@@ -214,7 +238,7 @@ export class WorkerRole {
     } catch {
       return;
     }
-    if (event.type === 'version-created' || event.type === 'model-deleted') void this.syncModelConsumers();
+    if (event.type === 'model-deleted') this.consumers.forget(event.name);
     // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
     if (event.type === 'version-deleted' && event.sha256 !== undefined) this.sessions.evict(event.sha256);
     if (event.type === 'model-unloaded') void this.evictModel(event.name);
@@ -228,46 +252,46 @@ export class WorkerRole {
     }
   }
 
-  /** Starts a consumer for every registered model and stops those of deleted models. */
-  private async syncModelConsumers(): Promise<void> {
+  /** Models announced with work: consumed if registered (a ring for a deleted model opens nothing). */
+  private async onRung(models: Set<string>): Promise<void> {
     if (this.closing !== undefined || this.restart.restarting) return;
-    let names: string[];
+    const unknown = [...models].filter((model) => !this.consumers.isOpen(model));
     try {
-      names = await this.registry.listModelNames();
+      const registered = await Promise.all(unknown.map((model) => this.registry.modelExists(model)));
+      unknown.forEach((model, index) => {
+        if (!registered[index]) models.delete(model);
+      });
     } catch (error) {
-      this.metrics.redisUp.set(0);
-      return;
+      // Redis is away: the consumers opened anyway wait for it like every other consumer.
+      this.logger.warn({ err: (error as Error).message }, 'could not check announced models against the registry');
     }
-    this.metrics.redisUp.set(1);
-    const wanted = new Set(names);
-    for (const name of wanted) {
-      if (this.consumers.has(name) || this.closing !== undefined || this.restart.restarting) continue;
-      this.consumers.set(
-        name,
-        this.createConsumer(inferenceQueueName(name), (job) =>
-          handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS })),
-      );
-      this.logger.info({ model: name }, 'serving model queue');
-    }
-    for (const [name, consumer] of this.consumers) {
-      if (wanted.has(name)) continue;
-      this.consumers.delete(name);
-      await consumer.close();
-      this.logger.info({ model: name }, 'stopped serving model queue');
-    }
+    this.consumers.rung(models);
+  }
+
+  /** A consumer for one model's queue, opened when the model has work (model-consumer-pool.ts). */
+  private openModelConsumer(model: string): BullWorker {
+    this.logger.debug({ model }, 'consuming model queue');
+    return this.createConsumer(inferenceQueueName(model), (job) => {
+      this.consumers.noteJob(model);
+      return handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS });
+    });
+  }
+
+  /** No connection for the model's consumer: its queued requests are answered now rather than at their timeout. */
+  private onUnserveable(model: string, reason: string): void {
+    this.metrics.consumerConnectionFailures.inc();
+    void reason;
   }
 
   /** Stops taking jobs, lets the ones in progress finish (BullMQ's close waits for them), then releases all. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.ready = false;
-      if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
-      const consumers = [...this.consumers.values()];
-      if (this.controlConsumer !== undefined) consumers.push(this.controlConsumer);
+      await this.doorbell.close();
       // BullMQ's close waits for the jobs in progress; a run inside onnxruntime that will not end in time (it
       // is stopped only at GANTRY_MAX_RUN_MS) must not hold the shutdown, and Node could not even exit meanwhile.
       const drained = await settlesWithin(
-        Promise.allSettled(consumers.map((consumer) => consumer.close())),
+        Promise.allSettled([this.consumers.closeAll(), this.controlConsumer?.close()]),
         this.config.GANTRY_SHUTDOWN_TIMEOUT_MS,
       );
       if (!drained) {
@@ -279,7 +303,7 @@ export class WorkerRole {
       this.watchdog.stop();
       await this.sessions?.close();
       await this.httpServer?.close();
-      for (const client of [this.subscriber, this.commands, this.connection]) client.disconnect();
+      for (const client of [this.subscriber, this.commands, this.connection, this.doorbellConnection]) client.disconnect();
       // A thread stuck inside onnxruntime would make Node's exit hang forever (it joins every thread).
       if (hasUnendedThreads()) await endWorkerProcess('shutdown with a thread stuck inside onnxruntime', { restart: false });
     })();

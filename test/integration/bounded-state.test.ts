@@ -26,6 +26,7 @@ import { inferenceQueueName, payloadKey, replyBodyKey } from '../../src/queue/na
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { decodeReply, encodeReply, type InferenceReplyHeader } from '../../src/queue/reply-codec.js';
 import { ReplyListener } from '../../src/queue/reply-listener.js';
+import { WorkDoorbell } from '../../src/queue/work-doorbell.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
@@ -219,6 +220,8 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
       const queue = new Queue(inferenceQueueName('identity-float'), { connection: admin, prefix });
       await queue.add('infer', job, { jobId, removeOnComplete: true });
       await queue.close();
+      // As the producer does after queuing: workers consume only the model queues announced on the doorbell.
+      new WorkDoorbell(admin, prefix, createLogger(loadConfig({}), 'test')).ring('identity-float');
       const started = Date.now();
       while (headers.flatMap((header) => header.results).length < 3 && Date.now() - started < 60_000) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(headers.length, 2, 'two messages: 48 MiB and 24 MiB');
