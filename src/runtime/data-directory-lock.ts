@@ -155,8 +155,13 @@ export async function lockDataDirectory(dataDirectory: string, options: DataDire
     };
     // Written whole or not at all: a reader never sees half a record.
     const temporary = `${ownerPath}.${process.pid}.tmp`;
-    await writeFile(temporary, JSON.stringify(mine));
-    await rename(temporary, ownerPath);
+    try {
+      await writeFile(temporary, JSON.stringify(mine));
+      await rename(temporary, ownerPath);
+    } catch (error) {
+      await releaseLock().catch(() => undefined);
+      throw error;
+    }
   });
 
   let released = false;
