@@ -6,11 +6,15 @@ import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
 import { inferenceQueueName } from '../queue/names.js';
-import { createRedis } from '../queue/redis-connection.js';
+import { createRedis, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
+import { BlobCollector } from '../registry/blob-collector.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { FileModelStore } from '../registry/model-store.js';
+import { loadRestoredVersions } from '../registry/registry-rebuild.js';
+import { RegistryGuardian } from '../registry/registry-guardian.js';
+import { warnAboutRedisPersistence } from '../registry/redis-persistence.js';
 import { errors } from '../errors.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from './model-catalog.js';
@@ -26,15 +30,19 @@ export class ApiRole {
   private readonly subscriber: Redis;
   private readonly replies: ReplyListener;
   private readonly producer: InferenceProducer;
+  private readonly guardian: RegistryGuardian;
+  private readonly blobCollector: BlobCollector;
   private accepting = true;
   private closing: Promise<void> | undefined;
 
-  private constructor(app: FastifyInstance, redis: Redis, subscriber: Redis, replies: ReplyListener, producer: InferenceProducer) {
+  private constructor(app: FastifyInstance, services: ApiServices, subscriber: Redis, replies: ReplyListener) {
     this.app = app;
-    this.redis = redis;
+    this.redis = services.redis;
     this.subscriber = subscriber;
     this.replies = replies;
-    this.producer = producer;
+    this.producer = services.producer;
+    this.guardian = services.guardian;
+    this.blobCollector = services.blobCollector;
   }
 
   static async create(config: Config & { REDIS_URL: string }, logger: Logger): Promise<ApiRole> {
@@ -49,8 +57,11 @@ export class ApiRole {
       onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
     });
     await store.init();
-    const registry = new ModelRegistry(redis, prefix);
-    const modelConfigs = new ModelConfigStore(redis, prefix);
+    const records = store.registryRecords(prefix);
+    // Assigned just below; version numbers are handed out only while the guardian says the registry is intact.
+    let guardian: RegistryGuardian | undefined;
+    const registry = new ModelRegistry(redis, prefix, { records, deploymentId: () => guardian?.deploymentId() });
+    const modelConfigs = new ModelConfigStore(redis, prefix, records);
     const catalog = new ModelCatalog(registry, modelConfigs, prefix);
     const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
@@ -71,6 +82,42 @@ export class ApiRole {
     // A deleted model (by any API process) leaves no per-model state here.
     catalog.onModelDeleted((name) => producer.dropModel(name));
 
+    await waitForRedis(redis, logger);
+    if (redis.status === 'ready') await warnAboutRedisPersistence(redis, logger);
+    else redis.once('ready', () => void warnAboutRedisPersistence(redis, logger));
+    guardian = new RegistryGuardian({
+      redis,
+      prefix,
+      registry,
+      records,
+      store,
+      logger,
+      checkIntervalMs: config.GANTRY_REGISTRY_CHECK_INTERVAL_MS,
+      loadRestored: (restored) =>
+        loadRestoredVersions(restored, {
+          modelConfigs,
+          logger,
+          requestLoad: (target) =>
+            producer.requestLoad(target, config.GANTRY_LOAD_TIMEOUT_MS).then((signature) => registry.recordSignature(target.model, target.version, signature).catch(() => undefined)),
+        }),
+      onLoss: () => metrics.registryLosses.inc(),
+      onRestored: (count) => metrics.registryRestoredVersions.inc(count),
+      onUnusableChange: (unusable) => metrics.registryLost.set(unusable ? 1 : 0),
+    });
+    await guardian.start();
+    const registryGuardian = guardian;
+    const blobCollector = new BlobCollector(redis, prefix, store, registry.blobReferences, {
+      graceMs: config.GANTRY_BLOB_GC_GRACE_MS,
+      intervalMs: config.GANTRY_BLOB_GC_INTERVAL_MS,
+      isRegistryTrusted: () => registryGuardian.isTrusted(),
+      onCollected: (blob) => {
+        metrics.blobsCollected.inc();
+        metrics.blobBytesCollected.inc(blob.size);
+      },
+      logger,
+    });
+    blobCollector.start();
+
     let role: ApiRole | undefined;
     const services: ApiServices = {
       config,
@@ -81,10 +128,12 @@ export class ApiRole {
       store,
       producer,
       metrics,
+      guardian,
+      blobCollector,
       isAcceptingWork: () => role?.accepting ?? false,
     };
     const app = await buildApp(services, { ...loggerOptions(config, 'api') });
-    role = new ApiRole(app, redis, subscriber, replies, producer);
+    role = new ApiRole(app, services, subscriber, replies);
     return role;
   }
 
@@ -102,12 +151,29 @@ export class ApiRole {
       const deadline = Date.now() + timeoutMs;
       while (this.replies.pendingInferenceCount > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       this.replies.rejectAll(errors.shuttingDown());
+      await this.guardian.stop();
+      await this.blobCollector.stop();
       await this.app.close();
       await this.producer.close();
       this.subscriber.disconnect();
       this.redis.disconnect();
     })();
     return this.closing;
+  }
+}
+
+/** How long start-up waits for Redis before going on unready (the registry is then checked once it connects). */
+const startupRedisWaitMs = 10_000;
+
+/**
+ * Waits (bounded) for the first connection, so the persistence and registry checks at start-up see Redis; an
+ * API started before its Redis comes up still starts, unready, and checks once Redis is there.
+ */
+async function waitForRedis(redis: Redis, logger: Logger): Promise<void> {
+  try {
+    await waitForReady(redis, startupRedisWaitMs);
+  } catch {
+    logger.error(`Redis did not answer within ${startupRedisWaitMs} ms of start-up; the API stays unready until it does`);
   }
 }
 

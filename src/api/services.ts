@@ -2,8 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { InferenceProducer } from '../queue/inference-producer.js';
 import type { ModelConfigStore } from '../registry/model-config.js';
+import type { BlobCollector } from '../registry/blob-collector.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { FileModelStore } from '../registry/model-store.js';
+import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
 import type { ModelCatalog } from './model-catalog.js';
 
@@ -18,6 +20,10 @@ export interface ApiServices {
   store: FileModelStore;
   producer: InferenceProducer;
   metrics: ApiMetrics;
+  /** Whether the registry in Redis is this store's and intact (readiness says why not). */
+  guardian: RegistryGuardian;
+  /** The only remover of model files; told of deletions so it runs when their grace period ends. */
+  blobCollector: BlobCollector;
   /** False once shutdown began: readiness turns false and new work is refused. */
   isAcceptingWork: () => boolean;
 }

@@ -63,6 +63,31 @@ export function createApiMetrics(sources: ApiMetricSources) {
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
+    registryLost: new Gauge({
+      name: 'gantry_registry_lost',
+      help: '1 while the model registry in Redis is lost, being rebuilt, reloading or another deployment\'s; else 0.',
+      registers: [registry],
+    }),
+    registryLosses: new Counter({
+      name: 'gantry_registry_losses_total',
+      help: 'Times this API found the model registry in Redis lost (no deployment marker) or another deployment\'s.',
+      registers: [registry],
+    }),
+    registryRestoredVersions: new Counter({
+      name: 'gantry_registry_restored_versions_total',
+      help: 'Model versions this API put back into Redis from the model store after a loss.',
+      registers: [registry],
+    }),
+    blobsCollected: new Counter({
+      name: 'gantry_blob_gc_collected_blobs_total',
+      help: 'Model files removed by the garbage collection (unreferenced for GANTRY_BLOB_GC_GRACE_MS).',
+      registers: [registry],
+    }),
+    blobBytesCollected: new Counter({
+      name: 'gantry_blob_gc_collected_bytes_total',
+      help: 'Bytes of model files removed by the garbage collection.',
+      registers: [registry],
+    }),
     redisUp: new Gauge({
       name: 'gantry_redis_up',
       help: '1 while Redis answers, else 0.',

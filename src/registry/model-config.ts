@@ -4,6 +4,7 @@ import { defaultExecutionSettings, type ExecutionSettings } from '../queue/job-c
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { registryEventsChannel } from '../queue/names.js';
 import type { RegistryEvent } from './model-registry.js';
+import type { RegistryRecords } from './registry-records.js';
 import { onnxruntimeThreadsOf } from './thread-budget.js';
 
 /**
@@ -69,9 +70,14 @@ return 1`;
 const maxUpdateAttempts = 20;
 
 export class ModelConfigStore {
+  /**
+   * @param records where the API also keeps each change durably (beside the blobs), so a registry rebuilt after
+   *   Redis lost its data comes back with it; absent in processes that only read configurations.
+   */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly records?: RegistryRecords,
   ) {}
 
   /** The effective configuration: defaults under whatever is stored. A model never configured gets the defaults. */
@@ -97,6 +103,7 @@ export class ModelConfigStore {
       checkThreadBudget(next, limits.maxThreadsPerWorker);
       const written = await this.redis.eval(compareAndSetScript, 1, key, stored ?? '', JSON.stringify(next));
       if (written === 1) {
+        await this.records?.writeModelConfig(name, next);
         const event: RegistryEvent = { type: 'config-changed', name };
         await this.redis.publish(registryEventsChannel(this.prefix), JSON.stringify(event));
         return next;
@@ -108,6 +115,7 @@ export class ModelConfigStore {
 
   async delete(name: string): Promise<void> {
     await this.redis.del(modelConfigKey(this.prefix, name));
+    await this.records?.writeModelConfig(name, undefined);
   }
 }
 

@@ -1,9 +1,12 @@
 import type { Redis } from 'ioredis';
+import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { registryEventsChannel } from '../queue/names.js';
+import { BlobReferences } from './blob-references.js';
 import { modelConfigKey } from './model-config.js';
 import { statisticsKey } from './model-statistics.js';
 import type { ModelState } from './model-state.js';
+import type { RegistryRecords, StoredModel } from './registry-records.js';
 
 export interface ModelVersion {
   name: string;
@@ -37,14 +40,46 @@ export interface RegistryEvent {
 }
 
 /**
+ * The Redis key naming the deployment this registry belongs to. The same id is kept in the model store: Redis
+ * without it, beside a store with it, has lost its data (registry-guardian.ts).
+ */
+export function deploymentMarkerKey(prefix: string): string {
+  return `${prefix}:deployment`;
+}
+
+/**
+ * How the API's registry keeps every version durable: its records in the model store, and the deployment id
+ * that must be in Redis for a version number to be handed out. Workers, which create no versions, have none.
+ */
+export interface RegistryDurability {
+  records: RegistryRecords;
+  /** The deployment id while the registry in Redis is this store's and intact; undefined while it is not. */
+  deploymentId: () => string | undefined;
+}
+
+/** A version put back into Redis by a rebuild, and whether it can load (its blob is in the store). */
+export interface RestoredVersion {
+  name: string;
+  version: string;
+  sha256: string;
+  state: ModelState;
+}
+
+/**
  * Model metadata in Redis: which models exist, their versions, each version's blob, state and signature.
- * Model bytes are not here: they live in the content-addressed store, named by sha256.
+ * Model bytes are not here: they live in the content-addressed store, named by sha256. With `durability`,
+ * every version is also recorded in the model store (registry-records.ts), so Redis can lose its data.
  */
 export class ModelRegistry {
+  readonly blobReferences: BlobReferences;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    private readonly durability?: RegistryDurability,
+  ) {
+    this.blobReferences = new BlobReferences(redis, prefix);
+  }
 
   private modelsKey(): string {
     return `${this.prefix}:models`;
@@ -58,17 +93,22 @@ export class ModelRegistry {
   private versionKey(name: string, version: string): string {
     return `${this.prefix}:model:{${name}}:v:${version}`;
   }
-  private blobReferencesKey(sha256: string): string {
-    return `${this.prefix}:blob:${sha256}:refs`;
-  }
 
   private async announce(event: RegistryEvent): Promise<void> {
     await this.redis.publish(registryEventsChannel(this.prefix), JSON.stringify(event));
   }
 
-  /** Allocates the next version number ("1", "2", …) and records it as LOADING. */
-  async createVersion(name: string, blob: { sha256: string; size: number }): Promise<ModelVersion> {
-    const version = String(await this.redis.incr(this.nextVersionKey(name)));
+  /**
+   * Allocates the next version number ("1", "2", …) and records the version as LOADING; its blob's reference
+   * is taken in the same transaction (and `options.uploadId`'s pending reference dropped).
+   *
+   * With durability, a number is handed out only while Redis holds this store's deployment id, and always above
+   * the highest number the store ever recorded for the name (so a Redis that lost its data never hands out a
+   * number again); the version's record is on disk before the version exists in Redis.
+   * @throws UNAVAILABLE (503) while the registry in Redis is lost or being rebuilt.
+   */
+  async createVersion(name: string, blob: { sha256: string; size: number }, options: { uploadId?: string; configAtUpload?: unknown } = {}): Promise<ModelVersion> {
+    const version = await this.allocateVersion(name);
     const record: ModelVersion = {
       name,
       version,
@@ -77,15 +117,34 @@ export class ModelRegistry {
       state: 'LOADING',
       createdAt: new Date().toISOString(),
     };
-    await this.redis
+    if (this.durability !== undefined) {
+      const { name: _name, state: _state, ...kept } = record;
+      await this.durability.records.writeVersion({ name, ...kept, ...(options.configAtUpload === undefined ? {} : { configAtUpload: options.configAtUpload }) });
+    }
+    const transaction = this.redis
       .multi()
       .hset(this.versionKey(name, version), serialize(record))
       .zadd(this.versionsKey(name), Number(version), version)
-      .sadd(this.modelsKey(), name)
-      .sadd(this.blobReferencesKey(blob.sha256), `${name}/${version}`)
-      .exec();
+      .sadd(this.modelsKey(), name);
+    await this.blobReferences.addReference(transaction, blob.sha256, `${name}/${version}`, options.uploadId).exec();
     await this.announce({ type: 'version-created', name, version });
     return record;
+  }
+
+  private async allocateVersion(name: string): Promise<string> {
+    if (this.durability === undefined) return String(await this.redis.incr(this.nextVersionKey(name)));
+    const deploymentId = this.durability.deploymentId();
+    if (deploymentId === undefined) throw errors.registryUnavailable();
+    const highestStored = await this.durability.records.highestVersion(name);
+    const allocated = Number(await this.redis.eval(allocateVersionScript, 2, deploymentMarkerKey(this.prefix), this.nextVersionKey(name), deploymentId, highestStored));
+    if (allocated <= 0) throw errors.registryUnavailable();
+    return String(allocated);
+  }
+
+  /** Keeps the signature a load read in the version's durable record (a rebuilt version shows it before loading). */
+  async recordSignature(name: string, version: string, signature: ModelSignature): Promise<void> {
+    if (this.durability === undefined || (await this.redis.exists(this.versionKey(name, version))) === 0) return;
+    await this.durability.records.writeSignature(name, version, signature);
   }
 
   async getVersion(name: string, version: string): Promise<ModelVersion | undefined> {
@@ -109,7 +168,7 @@ export class ModelRegistry {
 
   /** True while some version (of any model) uses the blob, so its bytes must stay in the store. */
   async isBlobReferenced(sha256: string): Promise<boolean> {
-    return (await this.redis.scard(this.blobReferencesKey(sha256))) > 0;
+    return this.blobReferences.isReferenced(sha256);
   }
 
   async modelExists(name: string): Promise<boolean> {
@@ -172,24 +231,26 @@ export class ModelRegistry {
   }
 
   /**
-   * Removes a version. Returns its blob's sha256 when no version references the blob any more, so the caller
-   * can delete the bytes; undefined otherwise (or when the version did not exist).
+   * Removes a version (its durable record becomes a tombstone first, so its number stays taken). Its blob is
+   * never removed here: when no version references the blob any more, its grace period starts and the garbage
+   * collection (blob-collector.ts) removes it later. Returns that blob's sha256 as `orphanedBlob` then.
    */
   async deleteVersion(name: string, version: string): Promise<{ deleted: boolean; orphanedBlob?: string }> {
     const record = await this.getVersion(name, version);
     if (record === undefined) return { deleted: false };
-    const replies = await this.redis
-      .multi()
-      .del(this.versionKey(name, version))
-      .zrem(this.versionsKey(name), version)
-      .srem(this.blobReferencesKey(record.sha256), `${name}/${version}`)
-      .scard(this.blobReferencesKey(record.sha256))
+    await this.durability?.records.markDeleted(name, version);
+    const transaction = this.redis.multi().del(this.versionKey(name, version)).zrem(this.versionsKey(name), version);
+    const replies = await this.blobReferences
+      .dropReference(transaction, record.sha256, `${name}/${version}`)
+      .scard(this.blobReferences.referencesKey(record.sha256))
       .del(statisticsKey(this.prefix, name, version))
       .exec();
     const remainingReferences = Number(replies?.[3]?.[1] ?? 1);
+    if (remainingReferences === 0) await this.blobReferences.stampIfUnreferenced(record.sha256);
     // A model exists while it has versions: the last one going takes the model's entry with it.
     if ((await this.redis.zcard(this.versionsKey(name))) === 0) {
       await this.redis.multi().srem(this.modelsKey(), name).del(modelConfigKey(this.prefix, name)).exec();
+      await this.durability?.records.writeModelConfig(name, undefined);
     }
     await this.announce({ type: 'version-deleted', name, version, sha256: record.sha256 });
     return remainingReferences === 0 ? { deleted: true, orphanedBlob: record.sha256 } : { deleted: true };
@@ -204,12 +265,69 @@ export class ModelRegistry {
       const result = await this.deleteVersion(name, version);
       if (result.orphanedBlob !== undefined) orphanedBlobs.push(result.orphanedBlob);
     }
-    // The version counter stays, so a re-created model never reuses an old version number for other bytes.
+    // The version counter stays (and the store's tombstones), so a re-created model never reuses an old number.
     await this.redis.multi().srem(this.modelsKey(), name).del(this.versionsKey(name)).del(modelConfigKey(this.prefix, name)).exec();
+    await this.durability?.records.writeModelConfig(name, undefined);
     await this.announce({ type: 'model-deleted', name });
     return { deleted: existed || versions.length > 0, orphanedBlobs };
   }
+
+  /**
+   * Puts the store's records back into Redis after Redis lost them (registry-rebuild.ts), then the deployment
+   * marker, last, so the registry counts as intact only once whole. A version still in Redis is left as it is;
+   * a restored one is LOADING (to be loaded again), or UNAVAILABLE when its blob is not in the store. Each
+   * name's counter goes to at least the highest number the store knows. A model's configuration comes back as
+   * last changed, or else as its newest version was uploaded with.
+   */
+  async restore(models: StoredModel[], deploymentId: string, missingBlobs: ReadonlySet<string>): Promise<RestoredVersion[]> {
+    const restored: RestoredVersion[] = [];
+    for (const model of models) {
+      await this.redis.eval(raiseCounterScript, 1, this.nextVersionKey(model.name), model.highestVersion);
+      for (const stored of model.versions) {
+        if ((await this.redis.exists(this.versionKey(model.name, stored.version))) === 1) continue;
+        const missing = missingBlobs.has(stored.sha256);
+        const record: ModelVersion = {
+          name: model.name,
+          version: stored.version,
+          sha256: stored.sha256,
+          size: stored.size,
+          state: missing ? 'UNAVAILABLE' : 'LOADING',
+          createdAt: stored.createdAt,
+          ...(missing ? { reason: 'the model file is missing from the store' } : {}),
+          ...(stored.signature === undefined ? {} : { signature: stored.signature }),
+        };
+        const transaction = this.redis
+          .multi()
+          .hset(this.versionKey(model.name, stored.version), serialize(record))
+          .zadd(this.versionsKey(model.name), Number(stored.version), stored.version)
+          .sadd(this.modelsKey(), model.name);
+        await this.blobReferences.addReference(transaction, stored.sha256, `${model.name}/${stored.version}`).exec();
+        restored.push({ name: model.name, version: stored.version, sha256: stored.sha256, state: record.state });
+      }
+      const config = model.config ?? model.versions.at(-1)?.configAtUpload;
+      if (config !== undefined && model.versions.length > 0) await this.redis.set(modelConfigKey(this.prefix, model.name), JSON.stringify(config), 'NX');
+    }
+    await this.redis.set(deploymentMarkerKey(this.prefix), deploymentId);
+    for (const version of restored) await this.announce({ type: 'version-created', name: version.name, version: version.version });
+    return restored;
+  }
 }
+
+/**
+ * KEYS: deployment marker, the name's version counter. ARGV: the deployment id, the highest number the store
+ * knows. Refuses (0) unless Redis holds this deployment's id; otherwise the next number above both counters.
+ */
+const allocateVersionScript = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
+return redis.call('INCR', KEYS[2])`;
+
+/** KEYS[1] a version counter; ARGV[1] a number it must be at least. */
+const raiseCounterScript = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
 
 /** KEYS[1] a version hash: its `runStrikes` field goes up by one, unless the version is gone (then 0). */
 const recordStrikeScript = `

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, errors } from '../errors.js';
+import { FileRegistryRecords, blobsNamedByRecords } from './file-registry-records.js';
+import type { RegistryRecords } from './registry-records.js';
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
 
@@ -48,6 +50,17 @@ export interface StoredBlob {
   size: number;
 }
 
+export interface PutOptions {
+  /** The Content-Length, when known: an upload that cannot fit is refused before a byte is written. */
+  expectedBytes?: number;
+  /**
+   * Called once the bytes are hashed and on disk, before the blob is published under its sha256. The upload
+   * takes its (pending) reference here, so a garbage collection can never remove the blob between its
+   * publication and the version that uses it (blob-references.ts). A throw abandons the upload.
+   */
+  beforePublish?: (blob: StoredBlob) => Promise<void>;
+}
+
 /**
  * Content-addressed model store on the local (or a shared) filesystem. A blob's path is derived only from its
  * sha256, never from a model name. Writes go to a temporary file, are fsynced and renamed into place, so a
@@ -63,14 +76,39 @@ export class FileModelStore {
   private readonly temporaryDirectory: string;
   /** Where workers keep optimized graphs (`<host kind>/<sha256>-<level>.onnx`), derived from blobs. */
   private readonly optimizedCacheDirectory: string;
+  /** The registry records of each deployment (queue prefix) using this store: `registry/<prefix>/`. */
+  private readonly registryDirectory: string;
 
   constructor(
-    dataDirectory: string,
+    private readonly dataDirectory: string,
     private readonly limits: StoreLimits = {},
   ) {
     this.blobDirectory = path.join(dataDirectory, 'blobs', 'sha256');
     this.temporaryDirectory = path.join(dataDirectory, 'blobs', 'tmp');
     this.optimizedCacheDirectory = path.join(dataDirectory, 'cache', 'optimized');
+    this.registryDirectory = path.join(dataDirectory, 'registry');
+  }
+
+  /** The durable registry records of one deployment (its queue prefix), kept beside the blobs. */
+  registryRecords(prefix: string): RegistryRecords {
+    return new FileRegistryRecords(this.registryDirectory, prefix);
+  }
+
+  /** Where the store is, for messages to operators (a folder here; a bucket URL for an object store). */
+  describeLocation(): string {
+    return path.resolve(this.dataDirectory);
+  }
+
+  /** Every published blob with its size in bytes (the garbage collection's candidates). */
+  async listBlobs(): Promise<StoredBlob[]> {
+    const names = (await listNames(this.blobDirectory)).filter((name) => sha256Pattern.test(name));
+    const sizes = await Promise.all(names.map((name) => stat(path.join(this.blobDirectory, name)).then((info) => info.size, () => -1)));
+    return names.map((sha256, index) => ({ sha256, size: sizes[index]! })).filter((blob) => blob.size >= 0);
+  }
+
+  /** The blobs a live version record of any deployment sharing this store names: never garbage. */
+  async blobsNamedByRecords(): Promise<Set<string>> {
+    return blobsNamedByRecords(this.registryDirectory);
   }
 
   /** Creates the folders and removes temporary files of uploads (and optimizations) that died. */
@@ -98,7 +136,11 @@ export class FileModelStore {
     }
   }
 
-  /** Bytes the store holds now: every blob, plus every upload in progress (any process) but `except`. */
+  /**
+   * Bytes the store holds now: every blob file on disk (a deleted version's blob too, until the garbage
+   * collection removes it after GANTRY_BLOB_GC_GRACE_MS), plus every upload in progress (any process) but
+   * `except`. Registry records and the optimized-model cache are not counted: they are small or derived.
+   */
   async usedBytes(except?: string): Promise<number> {
     let total = 0;
     for (const folder of [this.blobDirectory, this.temporaryDirectory]) {
@@ -155,7 +197,7 @@ export class FileModelStore {
    * @throws GantryError(PAYLOAD_TOO_LARGE) past `maxBytes`; GantryError(INSUFFICIENT_STORAGE, 507) past the store
    *   budget, below the free-space floor or on a full disk (ENOSPC); nothing is left behind on any failure.
    */
-  async put(source: Readable, maxBytes: number, options: { expectedBytes?: number } = {}): Promise<StoredBlob> {
+  async put(source: Readable, maxBytes: number, options: PutOptions = {}): Promise<StoredBlob> {
     const temporaryPath = path.join(this.temporaryDirectory, `${randomUUID()}.partial`);
     const hash = createHash('sha256');
     let size = 0;
@@ -209,9 +251,11 @@ export class FileModelStore {
       } finally {
         await handle.close();
       }
-      const sha256 = hash.digest('hex');
-      await rename(temporaryPath, this.pathOf(sha256));
-      return { sha256, size };
+      const blob = { sha256: hash.digest('hex'), size };
+      await options.beforePublish?.(blob);
+      // The same bytes uploaded twice have one name: the rename replaces the file with identical content.
+      await rename(temporaryPath, this.pathOf(blob.sha256));
+      return blob;
     } catch (error) {
       await rm(temporaryPath, { force: true });
       const code = (error as NodeJS.ErrnoException).code;
@@ -229,8 +273,9 @@ export class FileModelStore {
 
   /**
    * Removes a blob and every file derived from it: the optimized graphs workers cached for it, on any kind of
-   * host (`cache/optimized/<host>/<sha256>-<level>.onnx`, and such a file still being written). Call it when the
-   * last version using the blob is gone, or upload/delete loops leak disk.
+   * host (`cache/optimized/<host>/<sha256>-<level>.onnx`, and such a file still being written). Only the garbage
+   * collection (blob-collector.ts) calls it, once no version and no upload has referenced the blob for its grace
+   * period: a delete that removed bytes itself would race an upload of the same bytes.
    */
   async remove(sha256: string): Promise<void> {
     await rm(this.pathOf(sha256), { force: true });

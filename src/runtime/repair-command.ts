@@ -1,11 +1,122 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { InferenceProducer } from '../queue/inference-producer.js';
+import { createRedis, waitForReady, type Redis } from '../queue/redis-connection.js';
+import { ReplyListener } from '../queue/reply-listener.js';
+import { ModelConfigStore } from '../registry/model-config.js';
+import { ModelRegistry, deploymentMarkerKey, type RestoredVersion } from '../registry/model-registry.js';
+import { FileModelStore } from '../registry/model-store.js';
+import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
+
+/** How long repair waits for Redis to answer before saying what to do. */
+const connectTimeoutMs = 3000;
+/** How long repair waits for an API process that is rebuilding the registry itself. */
+const busyWaitMs = 30_000;
+
+/** Where Redis is, for a message: host and port, never the password a URL may carry. */
+function describeRedis(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname}:${parsed.port || '6379'}`;
+  } catch {
+    return 'the configured Redis';
+  }
+}
 
 /**
- * `gantry repair`: rebuilds the model registry in Redis from the metadata kept beside each blob in the model
- * store. Returns the process exit code.
+ * `gantry repair`: rebuilds the model registry in Redis (REDIS_URL, GANTRY_QUEUE_PREFIX) from the records kept
+ * beside the blobs in the model store (GANTRY_DATA_DIR), with the same version numbers, then has the workers
+ * load the restored versions and waits (at most GANTRY_LOAD_TIMEOUT_MS) to say how each went. A registry whose
+ * marker is intact still gets back any version it lacks; one holding another deployment's marker is taken over.
+ * Prints what it did on stdout. Returns the process exit code: 0 restored (or nothing to restore), 1 otherwise.
  */
-export async function runRepairCommand(_config: Config, logger: Logger): Promise<number> {
-  logger.error('gantry repair is not implemented yet');
-  return 1;
+export async function runRepairCommand(config: Config, logger: Logger, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<number> {
+  const redisUrl = config.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const where = describeRedis(redisUrl);
+  const prefix = config.GANTRY_QUEUE_PREFIX;
+  const redis = createRedis(redisUrl, 'producer', 'repair');
+  redis.on('error', () => undefined);
+  try {
+    try {
+      await waitForReady(redis, connectTimeoutMs);
+    } catch {
+      print(
+        `No Redis answers at ${where}${config.REDIS_URL === undefined ? ' (REDIS_URL is not set)' : ''}. Start the Redis this deployment uses, or set REDIS_URL to it, and run \`gantry repair\` again. ` +
+          "With `gantry start` and its private redis-server (no REDIS_URL), start Gantry instead: the API finds a lost registry and rebuilds it by itself.",
+      );
+      return 1;
+    }
+    const store = new FileModelStore(config.GANTRY_DATA_DIR);
+    const records = store.registryRecords(prefix);
+    const deploymentId = await records.readDeploymentId();
+    if (deploymentId === undefined) {
+      print(
+        `The model store at ${store.describeLocation()} has no registry records for prefix '${prefix}': there is nothing to restore. Check GANTRY_DATA_DIR and GANTRY_QUEUE_PREFIX name this deployment's.`,
+      );
+      return 1;
+    }
+    const redisDeploymentId = await redis.get(deploymentMarkerKey(prefix));
+    print(`Model store: ${store.describeLocation()} (deployment ${deploymentId}); Redis: ${where}, prefix '${prefix}'.`);
+    if (redisDeploymentId === null) print('Redis has no deployment marker: its registry was lost. Rebuilding it from the model store.');
+    else if (redisDeploymentId !== deploymentId) print(`Redis holds another deployment's marker (${redisDeploymentId}); replacing it with this store's and restoring this store's versions.`);
+    else print('The registry in Redis is intact; restoring any version it lacks.');
+
+    const registry = new ModelRegistry(redis, prefix);
+    const outcome = await rebuildWhenFree(() => rebuildRegistry({ redis, prefix, registry, records, store, deploymentId }, { fillIn: true }));
+    if (outcome.status === 'busy') {
+      print(`Another process (an API) has been rebuilding the registry for ${busyWaitMs / 1000} s; check GET /v2/health/ready, or run \`gantry repair\` again.`);
+      return 1;
+    }
+    if (outcome.restored.length === 0) {
+      print('Nothing to restore: Redis has every version the store records.');
+      return 0;
+    }
+    print(`Restored ${outcome.restored.length} version(s):`);
+    for (const version of outcome.restored) print(`  ${describeVersion(version)}  ${version.state}${version.state === 'UNAVAILABLE' ? ' (its model file is missing from the store)' : ''}`);
+    logger.info({ restored: outcome.restored.length, deployment: deploymentId }, 'gantry repair restored the registry');
+    await loadAndReport(outcome.restored, redis, redisUrl, config, logger, print);
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function describeVersion(version: RestoredVersion): string {
+  return `${version.name} v${version.version} (sha256 ${version.sha256.slice(0, 12)}…)`;
+}
+
+/** Runs a rebuild, retrying while an API holds the rebuild lock (it may be rebuilding the same registry). */
+async function rebuildWhenFree(rebuild: () => Promise<RebuildOutcome>): Promise<RebuildOutcome> {
+  const deadline = Date.now() + busyWaitMs;
+  for (;;) {
+    const outcome = await rebuild();
+    if (outcome.status !== 'busy' || Date.now() > deadline) return outcome;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+/** Queues a load of each restored version and prints how each went (a version not loaded in time stays queued). */
+async function loadAndReport(restored: RestoredVersion[], redis: Redis, redisUrl: string, config: Config, logger: Logger, print: (line: string) => void): Promise<void> {
+  const loading = restored.filter((version) => version.state === 'LOADING');
+  if (loading.length === 0) return;
+  const subscriber = createRedis(redisUrl, 'consumer', 'repair-subscriber');
+  subscriber.on('error', () => undefined);
+  const replies = new ReplyListener(subscriber, redis, config.GANTRY_QUEUE_PREFIX, logger);
+  const producer = new InferenceProducer(redis, replies, { prefix: config.GANTRY_QUEUE_PREFIX, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);
+  try {
+    await replies.start();
+    print(`Asked the workers to load ${loading.length} version(s); waiting up to ${Math.round(config.GANTRY_LOAD_TIMEOUT_MS / 1000)} s (GANTRY_LOAD_TIMEOUT_MS)…`);
+    const outcomes = await loadRestoredVersions(loading, {
+      modelConfigs: new ModelConfigStore(redis, config.GANTRY_QUEUE_PREFIX),
+      logger,
+      requestLoad: (target) => producer.requestLoad(target, config.GANTRY_LOAD_TIMEOUT_MS),
+    });
+    for (const outcome of outcomes) {
+      if (outcome.outcome === 'ready') print(`  ${describeVersion(outcome.version)}  READY`);
+      else print(`  ${describeVersion(outcome.version)}  not loaded: ${outcome.reason} (a load request stays queued when no worker answered in time)`);
+    }
+  } finally {
+    await producer.close();
+    subscriber.disconnect();
+  }
 }

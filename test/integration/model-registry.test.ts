@@ -219,9 +219,10 @@ describe('ModelRegistry (real Redis)', () => {
 
       assert.deepEqual(await registry.deleteModel('m'), { deleted: false, orphanedBlobs: [] });
       assert.deepEqual((await registry.deleteModel('keep')).orphanedBlobs, [shaA]);
-      // Only the version counters may remain.
+      // Only the version counters may remain, and the blobs' grace periods (the garbage collection removes them).
       const left = await countKeys(redis, prefix);
-      assert.deepEqual(left.filter((key) => !key.endsWith(':next-version')), []);
+      assert.deepEqual(left.filter((key) => !key.endsWith(':next-version')), [`${prefix}:blobs:unreferenced`]);
+      assert.deepEqual((await redis.zrange(`${prefix}:blobs:unreferenced`, 0, -1)).sort(), [shaA, shaB]);
     } finally {
       await cleanup();
     }

@@ -1,5 +1,6 @@
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -54,24 +55,32 @@ const drainableRestBytes = 1024 * 1024;
 /** `/v1/models…` — upload, list, inspect and delete model versions. */
 export async function modelManagementRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const { registry, store, producer, config, catalog } = services;
+  const { registry, store, producer, config, catalog, blobCollector } = services;
+  const references = registry.blobReferences;
 
   // Uploads stream to disk: the raw body is handed over untouched, so memory stays flat for any size, and
   // the size limit is enforced by the store while it writes.
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
   await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4 } });
 
-  const storeUpload = async (request: FastifyRequest): Promise<StoredBlob> => {
+  /**
+   * Streams an upload into the store. Its pending reference is taken before the blob is published under its
+   * sha256 (so no garbage collection can remove those bytes before the version holds them); `uploadId` names it.
+   */
+  const storeUpload = async (request: FastifyRequest, uploadId: string): Promise<StoredBlob> => {
     // The Content-Length (of the whole body, for multipart a little more than the file) lets the store refuse an
     // upload that cannot fit before a byte of it is written.
     const declared = Number(request.headers['content-length']);
-    const room = Number.isSafeInteger(declared) && declared >= 0 ? { expectedBytes: Math.min(declared, config.GANTRY_MAX_UPLOAD_BYTES) } : {};
+    const options = {
+      ...(Number.isSafeInteger(declared) && declared >= 0 ? { expectedBytes: Math.min(declared, config.GANTRY_MAX_UPLOAD_BYTES) } : {}),
+      beforePublish: (blob: StoredBlob) => references.takePending(blob.sha256, uploadId),
+    };
     if (request.isMultipart()) {
       const file = await request.file();
       if (file === undefined || file.fieldname !== 'file') throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
-      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, room);
+      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, options);
       if (file.file.truncated) {
-        await removeIfUnreferenced(blob.sha256);
+        await abandonBlob(blob.sha256, uploadId);
         throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
       }
       return blob;
@@ -80,17 +89,22 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     if (!contentType.startsWith('application/octet-stream')) {
       throw errors.invalidArgument('Upload the ONNX file as the raw body (Content-Type: application/octet-stream) or as multipart field "file".');
     }
-    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES, room);
+    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES, options);
   };
 
-  /** Deletes a blob's bytes unless some version still uses them (the same file may be uploaded twice). */
-  const removeIfUnreferenced = async (sha256: string) => {
-    if (!(await registry.isBlobReferenced(sha256))) await store.remove(sha256);
+  /**
+   * An upload that published its blob but creates no version drops its pending reference; the garbage
+   * collection removes the bytes after the grace period unless a version uses them (the same file may be
+   * uploaded twice). Files are never removed here: that would race an upload of the same bytes.
+   */
+  const abandonBlob = async (sha256: string, uploadId: string) => {
+    await references.releasePending(sha256, uploadId);
+    blobCollector.noteDeletion();
   };
 
   const rejectVersion = async (record: ModelVersion) => {
-    const { orphanedBlob } = await registry.deleteVersion(record.name, record.version);
-    if (orphanedBlob !== undefined) await store.remove(orphanedBlob);
+    await registry.deleteVersion(record.name, record.version);
+    blobCollector.noteDeletion();
     catalog.invalidate(record.name);
   };
 
@@ -108,10 +122,13 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     async (request, reply) => {
       const model = checkModelName(request.params.model);
       if (!services.isAcceptingWork()) throw errors.shuttingDown();
+      // Refused before the body is read: no version number can be handed out while the registry is not intact.
+      if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
       const declared = Number(request.headers['content-length']);
+      const uploadId = randomUUID();
       let blob: StoredBlob;
       try {
-        blob = await storeUpload(request);
+        blob = await storeUpload(request, uploadId);
       } catch (error) {
         // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
         // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
@@ -120,13 +137,24 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         throw error;
       }
       if (blob.size === 0) {
-        await removeIfUnreferenced(blob.sha256);
+        await abandonBlob(blob.sha256, uploadId);
         throw errors.invalidModel('the file is empty.');
       }
-      const record = await registry.createVersion(model, blob);
-      // A new version of an existing model loads with that model's configuration (instances, threads, …).
-      const settings = executionConfigOf(await services.modelConfigs.get(model));
-      const load = producer.requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS);
+      // A new version of an existing model loads with that model's configuration (instances, threads, …), which
+      // its durable record keeps too.
+      const modelConfig = await services.modelConfigs.get(model);
+      let record: ModelVersion;
+      try {
+        record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig });
+      } catch (error) {
+        await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
+        throw error;
+      }
+      const settings = executionConfigOf(modelConfig);
+      const load = producer
+        .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
+        // Best effort: a rebuilt version loads again and learns its signature anew.
+        .then((signature) => registry.recordSignature(model, record.version, signature).catch(() => undefined));
       if (request.query.wait === 'false') {
         // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
         load.catch(() => undefined);
@@ -199,9 +227,10 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     { schema: { tags: ['management'], summary: 'Delete a model and all its versions', params: modelParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
     async (request, reply) => {
       const model = checkModelName(request.params.model);
-      const { deleted, orphanedBlobs } = await registry.deleteModel(model);
+      const { deleted } = await registry.deleteModel(model);
       if (!deleted) throw errors.modelNotFound(model);
-      await Promise.all(orphanedBlobs.map((sha256) => store.remove(sha256)));
+      // Its files go with the garbage collection, after the grace period, unless another version uses them.
+      blobCollector.noteDeletion();
       catalog.invalidate(model);
       return reply.status(204).send(null);
     },

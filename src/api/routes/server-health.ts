@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { createRequire } from 'node:module';
+import { z } from 'zod';
 import { serverLiveSchema, serverMetadataSchema, serverReadySchema } from '../../protocol/oip-schemas.js';
 import type { ApiServices } from '../services.js';
 
@@ -16,6 +17,16 @@ export const implementedExtensions: string[] = [
   'statistics',
 ];
 
+/** The protocol's readiness body, plus (when not ready) why, for operators and probes' logs. */
+const readinessSchema = serverReadySchema.extend({ reason: z.string().optional() });
+
+/** Why this API is not ready, or undefined when it is. */
+function unreadyReason(services: ApiServices): string | undefined {
+  if (!services.isAcceptingWork()) return 'The server is shutting down.';
+  if (services.redis.status !== 'ready') return 'Redis is unreachable.';
+  return services.guardian.unreadyReason();
+}
+
 /** GET /v2, /v2/health/live, /v2/health/ready. */
 export async function serverHealthRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
@@ -27,10 +38,17 @@ export async function serverHealthRoutes(app: FastifyInstance, services: ApiServ
   typed.get('/v2/health/live', { schema: { tags: ['health'], summary: 'Liveness', response: { 200: serverLiveSchema } } }, async () => ({ live: true }));
   typed.get(
     '/v2/health/ready',
-    { schema: { tags: ['health'], summary: 'Readiness: accepting work and Redis reachable', response: { 200: serverReadySchema, 503: serverReadySchema } } },
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness: accepting work, Redis reachable and the model registry in it intact (503 says why not)',
+        response: { 200: readinessSchema, 503: readinessSchema },
+      },
+    },
     async (_request, reply) => {
-      const ready = services.isAcceptingWork() && services.redis.status === 'ready';
-      return reply.status(ready ? 200 : 503).send({ ready, live: true });
+      const reason = unreadyReason(services);
+      if (reason === undefined) return reply.status(200).send({ ready: true, live: true });
+      return reply.status(503).send({ ready: false, live: true, reason });
     },
   );
 }
