@@ -3,11 +3,16 @@ import closeWithGrace from 'close-with-grace';
 import { ApiRole } from './api/api-role.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
+import { DataDirectoryLockedError } from './runtime/data-directory-lock.js';
 import { RedisNotFoundError, resolveRedis } from './runtime/embedded-redis.js';
 import { applyHeapGrowth } from './runtime/heap-growth.js';
 import { runRepairCommand } from './runtime/repair-command.js';
 import { WorkerSupervisor } from './runtime/worker-supervisor.js';
+import { endWorkerProcess } from './worker/worker-exit.js';
 import { WorkerRole } from './worker/worker-role.js';
+
+/** How long a worker whose gantry start died may take to close before it is ended (ms). */
+const orphanWorkerCloseMs = 1000;
 
 const usage = `Usage: gantry <command>
 
@@ -19,13 +24,16 @@ Commands:
 
 Configuration comes from environment variables; see README.md.`;
 
-/** Registers the shutdown path: the first SIGTERM/SIGINT drains, a second one forces exit. */
-function onShutdown(config: Config, logger: Logger, close: () => Promise<void>): void {
-  closeWithGrace({ delay: config.GANTRY_SHUTDOWN_TIMEOUT_MS + 5000 }, async ({ signal, err }) => {
+/**
+ * Registers the shutdown path: the first SIGTERM/SIGINT drains, a second one forces exit. Returns a function
+ * that starts the same shutdown from inside the process.
+ */
+function onShutdown(config: Config, logger: Logger, close: () => Promise<void>): () => unknown {
+  return closeWithGrace({ delay: config.GANTRY_SHUTDOWN_TIMEOUT_MS + 5000 }, async ({ signal, err }) => {
     if (err !== undefined) logger.fatal({ err }, 'uncaught error; exiting');
     else logger.info({ signal }, 'shutting down');
     await close();
-  });
+  }).close;
 }
 
 async function runApi(config: Config, logger: Logger, redisUrl: string): Promise<ApiRole> {
@@ -65,10 +73,16 @@ async function main(): Promise<void> {
     onShutdown(config, logger, () => worker.close());
     // A worker forked by `gantry start` goes with its parent: the IPC channel closes when the parent ends, even
     // by SIGKILL or the OOM killer, and an orphan would go on taking jobs beside the next start's worker.
+    // Bounded: nobody waits for its answers any more, and the start's private Redis is going away with it, so a
+    // close that waits on Redis would never end; its jobs are re-run by another worker once their locks expire.
     if (process.send !== undefined) {
       process.once('disconnect', () => {
         logger.error('the gantry start process supervising this worker is gone; shutting down');
-        void worker.close().finally(() => process.exit(0));
+        const forced = setTimeout(() => void endWorkerProcess('its gantry start process is gone', { restart: false }), orphanWorkerCloseMs);
+        void worker.close().finally(() => {
+          clearTimeout(forced);
+          process.exit(0);
+        });
       });
     }
     await worker.start();
@@ -84,25 +98,52 @@ async function main(): Promise<void> {
     return;
   }
 
+  await runStart(config, logger);
+}
+
+/**
+ * `gantry start`: the private Redis (if one is needed) first, under the data-directory lock, then the API and
+ * one supervised worker. Stopping goes the other way: the API drains, the worker drains, Redis stops, the lock
+ * is released.
+ */
+async function runStart(config: Config, logger: Logger): Promise<void> {
+  let lockLost = false;
+  let shutdown: (() => unknown) | undefined;
   let redis;
   try {
-    redis = await resolveRedis({ redisUrl: config.REDIS_URL, dataDirectory: config.GANTRY_DATA_DIR, logger });
+    redis = await resolveRedis({
+      redisUrl: config.REDIS_URL,
+      mode: config.GANTRY_EMBEDDED_REDIS,
+      dataDirectory: config.GANTRY_DATA_DIR,
+      logger,
+      stopTimeoutMs: config.GANTRY_SHUTDOWN_TIMEOUT_MS,
+      // The lock is what keeps a second start from running a second redis-server on this directory's
+      // append-only file; without it this process can no longer promise that, so it stops (exit code 1) and
+      // leaves the restart to whoever supervises it.
+      onLockLost: (error) => {
+        lockLost = true;
+        logger.fatal({ err: error, directory: config.GANTRY_DATA_DIR }, 'lost the lock on the data directory (removed, replaced or not refreshable); shutting down');
+        void shutdown?.();
+      },
+    });
   } catch (error) {
-    if (error instanceof RedisNotFoundError) {
+    if (error instanceof RedisNotFoundError || error instanceof DataDirectoryLockedError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(1);
     }
     throw error;
   }
-  const supervisor = new WorkerSupervisor({ ...process.env, REDIS_URL: redis.url }, logger);
-  const api = await runApi(config, logger, redis.url);
-  supervisor.start();
   const resolvedRedis = redis;
-  onShutdown(config, logger, async () => {
-    await api.close(config.GANTRY_SHUTDOWN_TIMEOUT_MS);
+  const supervisor = new WorkerSupervisor({ ...process.env, REDIS_URL: resolvedRedis.url }, logger);
+  let api: ApiRole | undefined;
+  shutdown = onShutdown(config, logger, async () => {
+    await api?.close(config.GANTRY_SHUTDOWN_TIMEOUT_MS);
     await supervisor.stop(config.GANTRY_SHUTDOWN_TIMEOUT_MS);
     await resolvedRedis.stop();
+    if (lockLost) process.exit(1);
   });
+  api = await runApi(config, logger, resolvedRedis.url);
+  supervisor.start();
 }
 
 main().catch((error: unknown) => {

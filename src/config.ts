@@ -8,6 +8,12 @@ const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z.string().url().optional(),
   GANTRY_DATA_DIR: z.string().min(1).default('./data'),
+  /**
+   * `gantry start` without REDIS_URL: `auto` uses a Redis answering on 127.0.0.1:6379, else starts a private
+   * redis-server under GANTRY_DATA_DIR; `private` always starts the private one (another Redis on 6379 is not
+   * Gantry's to write into).
+   */
+  GANTRY_EMBEDDED_REDIS: z.enum(['auto', 'private']).default('auto'),
   GANTRY_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
   // A request's inputs and outputs each cross Redis as one value, whose maximum is 512 MB: both stay under 480 MiB.
   GANTRY_MAX_REQUEST_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
@@ -66,6 +72,15 @@ const configSchema = z.object({
   GANTRY_MAX_STORE_BYTES: z.coerce.number().int().min(0).default(0),
   /** Free disk space an upload must leave behind on the store's filesystem. */
   GANTRY_MIN_FREE_DISK_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
+  /**
+   * How long a model file stays in the store after its last version went (deleted or refused), before the
+   * garbage collection removes it; 0 removes it at the next pass.
+   */
+  GANTRY_BLOB_GC_GRACE_MS: z.coerce.number().int().min(0).default(5 * 60_000),
+  /** Longest time between two garbage collection passes of one API process (they also run when a grace period ends). */
+  GANTRY_BLOB_GC_INTERVAL_MS: z.coerce.number().int().min(10).default(60_000),
+  /** How often the API checks that Redis still holds the deployment marker (a Redis that lost its data has none). */
+  GANTRY_REGISTRY_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
