@@ -184,7 +184,26 @@ export const errors = {
       retryAfterSeconds: 1,
     }),
   cancelled: () => new GantryError(ErrorCode.Cancelled, 'The client closed the connection before the inference ran.'),
+  registryUnavailable: () =>
+    new GantryError(
+      ErrorCode.Unavailable,
+      'The model registry is unavailable: Redis lost its data or holds another deployment\'s, and the registry is being rebuilt from the model store (GET /v2/health/ready says why; `gantry repair` rebuilds it by hand); retry shortly.',
+      { retryAfterSeconds: 5 },
+    ),
+  storeBusy: () =>
+    new GantryError(ErrorCode.Unavailable, 'The model store is removing a file with these same bytes; retry shortly.', { retryAfterSeconds: 1 }),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
+  /** A job queued in a contract version this worker does not read (a rolling upgrade): 503, so callers retry. */
+  unsupportedJobContract: (version: number, supportedVersion: number) =>
+    new GantryError(
+      ErrorCode.Unavailable,
+      version > supportedVersion
+        ? `No worker here understands job contract v${version} (this worker reads v${supportedVersion}); upgrade the workers, then retry.`
+        : `This request was queued with job contract v${version}, which the workers no longer read (they read v${supportedVersion}); upgrade the API, then retry.`,
+      { retryAfterSeconds: 1 },
+    ),
+  /** A job that does not match the job contract: a defect or foreign data, never the caller's input. */
+  unreadableJob: () => new GantryError(ErrorCode.Internal, 'The worker could not read the job carrying this request; the details are in the worker log.'),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),
   internal: (message = 'Internal error.') => new GantryError(ErrorCode.Internal, message),
 };
