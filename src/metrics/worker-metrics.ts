@@ -64,6 +64,23 @@ export function createWorkerMetrics() {
       registers: [registry],
     }),
     redisUp: new Gauge({ name: 'gantry_redis_up', help: '1 while Redis answers, else 0.', registers: [registry] }),
+    unreadableJobs: new Counter({
+      name: 'gantry_worker_unreadable_jobs_total',
+      help: 'Jobs that did not match the job contract, by kind (inference, load), reason (contract_version, malformed) and outcome (answered: their callers got an error at once; unanswered: no reply address could be read).',
+      labelNames: ['kind', 'reason', 'outcome'] as const,
+      registers: [registry],
+    }),
+    fencedJobs: new Counter({
+      name: 'gantry_worker_fenced_jobs_total',
+      help: 'Jobs this worker dropped because it had lost their lock (its event loop stalled past GANTRY_JOB_LOCK_MS) and another worker may run them: not run, counted or answered here. By kind and stage (before_run, before_answer).',
+      labelNames: ['kind', 'stage'] as const,
+      registers: [registry],
+    }),
+    jobLockChecks: new Counter({
+      name: 'gantry_worker_job_lock_checks_total',
+      help: 'Redis round trips made to confirm a job lock is still held; only jobs older than half of GANTRY_JOB_LOCK_MS need one, so it stays 0 while jobs are short.',
+      registers: [registry],
+    }),
     activeModelQueues: new Gauge({
       name: 'gantry_worker_active_model_queues',
       help: 'Model queues this worker consumes now (each holds one blocking Redis connection; at most GANTRY_MAX_ACTIVE_MODEL_QUEUES).',

@@ -1,6 +1,8 @@
 import type { Job } from 'bullmq';
 import { inferenceJobSchema } from '../queue/job-contracts.js';
 import { processInferenceJob, type InferenceProcessorDependencies } from './inference-processor.js';
+import { FencedOffError, leaveToItsOwner, LockFence } from './job-fence.js';
+import { answerUnreadableJob } from './unreadable-job.js';
 
 export interface InferenceJobHandlerOptions {
   /** GANTRY_MAX_JOB_ATTEMPTS: a job started this many times is answered with an error instead of run again. */
@@ -12,11 +14,25 @@ export interface InferenceJobHandlerOptions {
 /**
  * What a model queue's consumer does with one BullMQ job: parse its data against the job contract and run it.
  * The one place a worker turns a raw job into work, so every consumer treats jobs alike.
+ *
+ * - A job that fails the contract is answered with an error at once (when its reply address can be read) and
+ *   failed without retries (unreadable-job.ts).
+ * - The job is fenced (job-fence.ts): if this worker lost the job's lock (its event loop stalled) before the run
+ *   or before the answer, it drops the job without counting or answering it, and leaves it in BullMQ to the
+ *   worker that took it over.
  */
 export async function handleInferenceJob(
   job: Job,
-  dependencies: Omit<InferenceProcessorDependencies, 'attempt' | 'maxAttempts'>,
+  dependencies: Omit<InferenceProcessorDependencies, 'attempt' | 'maxAttempts' | 'fence'>,
   options: InferenceJobHandlerOptions,
 ): Promise<void> {
-  await processInferenceJob(inferenceJobSchema.parse(job.data), { ...dependencies, attempt: job.attemptsStarted, maxAttempts: options.maxAttempts });
+  const parsed = inferenceJobSchema.safeParse(job.data);
+  if (!parsed.success) return answerUnreadableJob(job, 'inference', parsed.error, dependencies);
+  const fence = new LockFence(job, options.lockDurationMs, dependencies.metrics);
+  try {
+    await processInferenceJob(parsed.data, { ...dependencies, attempt: job.attemptsStarted, maxAttempts: options.maxAttempts, fence });
+  } catch (error) {
+    if (error instanceof FencedOffError) throw leaveToItsOwner(job, 'inference', error, dependencies);
+    throw error;
+  }
 }

@@ -9,6 +9,7 @@ import { readLargeValue, writeLargeValue } from '../queue/large-values.js';
 import { replyBodyKey } from '../queue/names.js';
 import { encodeReply, type InferenceReplyHeader, type InferenceResult } from '../queue/reply-codec.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import { FencedOffError, type JobFence } from './job-fence.js';
 import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
 
@@ -30,6 +31,8 @@ export interface InferenceProcessorDependencies {
   metrics: WorkerMetrics;
   statistics: StatisticsSink;
   logger: Logger;
+  /** Asked before the run and before the answer; without one (tests), the job is always this worker's. */
+  fence?: JobFence;
 }
 
 function toWireError(error: unknown): WireError {
@@ -65,23 +68,24 @@ function splitInputs(job: InferenceJob, payload: Buffer): Tensor[][] {
  * publishes its binary reply (one message, or several when the outputs are large) to the API process that queued
  * it. A request's failure is part of the reply, not a job failure: the job completes, so BullMQ never re-runs a
  * request whose answer was already given.
+ *
+ * What must happen once per job (the run, then statistics, metrics and the reply) waits for the job fence: a
+ * worker that lost the job's lock stops with a FencedOffError and leaves the job to the worker that took it.
  */
 export async function processInferenceJob(job: InferenceJob, dependencies: InferenceProcessorDependencies): Promise<void> {
-  const { redis, metrics, statistics, logger } = dependencies;
-  const labels = { model: job.model, version: job.version };
+  const { redis, logger, fence } = dependencies;
   const startedAt = Date.now();
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
-  const results: AnsweredRequest[] = [];
-  /** Answers one request with an error and counts it as a failed inference (Triton's `fail`). */
+  const answers: AnsweredRequest[] = [];
   const fail = (correlationId: string, error: WireError, finishedAtMs: number) => {
-    results.push({ result: { correlationId, error }, bodies: [], bytes: 0 });
-    statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+    answers.push({ result: { correlationId, error }, bodies: [], bytes: 0, finishedAtMs });
   };
   // Requests answered without running (crash-looping job, past deadline, model that cannot load) count too.
   const failAll = (error: WireError) => {
     const finishedAtMs = Date.now();
     for (const request of job.requests) fail(request.correlationId, error, finishedAtMs);
   };
+  let ran = false;
 
   try {
     if (dependencies.attempt !== undefined && dependencies.maxAttempts !== undefined && dependencies.attempt > dependencies.maxAttempts) {
@@ -95,6 +99,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const payload = await readPayload(job, redis);
       const model = await loadModel(job, dependencies);
       const inputsByRequest = splitInputs(job, payload);
+      await fence?.check('before_run');
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
         job.requests.map((request, index) =>
@@ -121,31 +126,50 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           bodies.push(output.data);
           bytes += output.data.byteLength;
         }
-        results.push({ result: { correlationId, outputs: layouts }, bodies, bytes });
-        observe(job, run.value, queueNs, finishedAtMs, dependencies);
+        answers.push({ result: { correlationId, outputs: layouts }, bodies, bytes, finishedAtMs, run: run.value });
       });
-      metrics.queueDuration.observe(labels, queueNs / 1e9);
+      ran = true;
     }
   } catch (error) {
+    if (error instanceof FencedOffError) throw error;
     if (!(error instanceof GantryError)) logger.error({ err: error, model: job.model, version: job.version }, 'inference job failed');
     failAll(toWireError(error));
   }
 
-  for (const { result } of results) {
-    metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
-  }
+  // From here on everything happens once per job, so only while the job is still this worker's. Nothing waits
+  // between this check and the statistics; the reply and BullMQ's completion follow within a few round trips.
+  await fence?.check('before_answer');
+  record(job, answers, queueNs, ran, dependencies);
   // Timings go to the statistics in Redis, not to the API: the reply carries only results.
-  for (const group of replyGroups(results)) {
+  for (const group of replyGroups(answers)) {
     await publishReply(job, { kind: 'infer', results: group.map((answered) => answered.result) }, group.flatMap((answered) => answered.bodies), dependencies);
   }
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
 }
 
-/** One request's answer and the output bytes that go with it. */
+/** One request's answer, the output bytes that go with it, and what its statistics need. */
 interface AnsweredRequest {
   result: InferenceResult;
   bodies: Uint8Array[];
   bytes: number;
+  finishedAtMs: number;
+  /** The batcher's result, for a request that ran and succeeded. */
+  run?: BatchedResult;
+}
+
+/**
+ * Statistics and metrics of a job's answers: a failed request counts as a failed inference (Triton's `fail`),
+ * a successful one with its timings (and, once per execution, the execution's).
+ */
+function record(job: InferenceJob, answers: readonly AnsweredRequest[], queueNs: number, ran: boolean, dependencies: InferenceProcessorDependencies): void {
+  const { metrics, statistics } = dependencies;
+  const labels = { model: job.model, version: job.version };
+  for (const { result, finishedAtMs, run } of answers) {
+    if (run !== undefined) observe(job, run, queueNs, finishedAtMs, dependencies);
+    else statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+    metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
+  }
+  if (ran) metrics.queueDuration.observe(labels, queueNs / 1e9);
 }
 
 /**
