@@ -1,6 +1,9 @@
 import type { Worker as BullWorker } from 'bullmq';
 import type { Logger } from '../logger.js';
 
+/** How often idle consumers are looked for, and turns handed to waiting models. */
+const sweepIntervalMs = 250;
+
 export interface ModelConsumerPoolOptions {
   /** GANTRY_MAX_ACTIVE_MODEL_QUEUES: consumers open at once (each holds one blocking Redis connection). */
   maxActive: number;
@@ -26,6 +29,10 @@ interface OpenConsumer {
   openedAt: number;
   /** The last ring or job seen for the model. */
   lastActivityAt: number;
+  /** Jobs taken and not yet finished. */
+  running: number;
+  /** BullMQ found the queue empty since this consumer last took a job: with nothing running, it has no work. */
+  drained: boolean;
   closing?: Promise<void>;
   /** A ring that came while the consumer was closing: the model goes back to the front of the waiting list. */
   rungWhileClosing?: boolean;
@@ -35,9 +42,9 @@ interface OpenConsumer {
  * Which model queues a worker consumes. A consumer is opened when the model's work doorbell rings and closed
  * once the model has had neither a job nor a ring for `idleMs`, so a worker's Redis connections and idle
  * commands depend on the models in use, never on the models registered: 2,000 idle models cost nothing.
- * At most `maxActive` are open; models rung beyond that wait in arrival order, and while some wait, the least
- * recently busy consumer (open at least `minHoldMs`) is closed to make room, so every model with work gets
- * its turn.
+ * At most `maxActive` are open; models rung beyond that wait in arrival order. While some wait, consumers whose
+ * queue is empty give up their slot at once, and if that is not enough, the least recently busy ones that have
+ * been open at least `minHoldMs` do, so every model with work gets its turn.
  */
 export class ModelConsumerPool {
   private readonly open = new Map<string, OpenConsumer>();
@@ -55,7 +62,7 @@ export class ModelConsumerPool {
   ) {}
 
   start(): void {
-    this.timer = setInterval(() => this.sweep(), Math.max(50, Math.min(1000, this.options.idleMs / 4, this.options.minHoldMs / 2)));
+    this.timer = setInterval(() => this.sweep(), sweepIntervalMs);
     this.timer.unref();
   }
 
@@ -74,10 +81,24 @@ export class ModelConsumerPool {
     this.fill(now);
   }
 
-  /** A consumer took a job of `model`: it is busy, so not idle. */
-  noteJob(model: string): void {
+  /** Runs one job taken by `model`'s consumer, keeping count of what the consumer is doing. */
+  async track<T>(model: string, work: () => Promise<T>): Promise<T> {
     const entry = this.open.get(model);
-    if (entry !== undefined) entry.lastActivityAt = Date.now();
+    if (entry === undefined) return work();
+    entry.lastActivityAt = Date.now();
+    entry.drained = false;
+    entry.running++;
+    try {
+      return await work();
+    } finally {
+      entry.running--;
+      entry.lastActivityAt = Date.now();
+      if (this.waiting.size > 0 && this.hasNoWork(entry)) this.makeRoom(Date.now());
+    }
+  }
+
+  private hasNoWork(entry: OpenConsumer): boolean {
+    return entry.drained && entry.running === 0 && entry.closing === undefined;
   }
 
   /** The model was deleted: stop consuming its queue now. */
@@ -142,28 +163,44 @@ export class ModelConsumerPool {
     this.reportSizes();
   }
 
-  /** Closes the least recently busy consumer that has had its minimum turn, so a waiting model can run. */
+  /**
+   * Frees slots for the waiting models: first consumers with nothing to do, then (one per sweep, so that a turn
+   * lasts) the least recently busy of those that have had `minHoldMs`; those may still have work and wait for
+   * their next turn at the back.
+   */
   private makeRoom(now: number): void {
+    let closing = 0;
+    for (const entry of this.open.values()) if (entry.closing !== undefined) closing++;
+    let needed = Math.min(this.waiting.size, this.options.maxActive) - (this.options.maxActive - this.open.size) - closing;
+    for (const [model, entry] of this.open) {
+      if (needed <= 0) return;
+      if (!this.hasNoWork(entry)) continue;
+      void this.close(model, entry, 'empty, making room for waiting models');
+      needed--;
+    }
+    if (needed <= 0 || closing > 0) return;
     let victim: [string, OpenConsumer] | undefined;
     for (const candidate of this.open) {
       const [, entry] = candidate;
-      if (entry.closing !== undefined) return; // one is already making room
-      if (now - entry.openedAt < this.options.minHoldMs) continue;
+      if (entry.closing !== undefined || now - entry.openedAt < this.options.minHoldMs) continue;
       if (victim === undefined || entry.lastActivityAt < victim[1].lastActivityAt) victim = candidate;
     }
     if (victim === undefined) return;
     const [model, entry] = victim;
-    // It may still have work: it waits for its next turn at the back, behind the models that waited already.
-    void this.close(model, entry, 'making room for waiting models').then(() => {
-      if (Date.now() - entry.lastActivityAt < this.options.idleMs && !this.paused) this.waiting.set(model, Date.now());
+    void this.close(model, entry, 'taking turns with waiting models').then(() => {
+      if (!this.paused) this.waiting.set(model, Date.now());
       this.fill(Date.now());
     });
   }
 
   private openConsumer(model: string, now: number): void {
     const consumer = this.hooks.open(model);
-    const entry: OpenConsumer = { consumer, openedAt: now, lastActivityAt: now };
+    const entry: OpenConsumer = { consumer, openedAt: now, lastActivityAt: now, running: 0, drained: false };
     this.open.set(model, entry);
+    consumer.on('drained', () => {
+      entry.drained = true;
+      if (this.waiting.size > 0 && this.hasNoWork(entry)) this.makeRoom(Date.now());
+    });
     this.watchConnection(model, entry);
   }
 

@@ -7,7 +7,6 @@ import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
-import { loadJobSchema } from '../queue/job-contracts.js';
 import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
 import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
 import { DoorbellListener } from '../queue/work-doorbell.js';
@@ -16,12 +15,13 @@ import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { resolveExecutionProviders } from './execution-device.js';
 import { handleInferenceJob } from './inference-job-handler.js';
-import { processLoadJob } from './load-processor.js';
+import { handleLoadJob } from './load-job-handler.js';
 import { ModelConsumerPool } from './model-consumer-pool.js';
 import { hasUnendedThreads } from './model-instances.js';
 import { recordRunStrikes } from './run-strikes.js';
 import { RunWatchdog, type StoppedWork } from './run-watchdog.js';
 import { SessionCache } from './session-cache.js';
+import { shedQueuedJobs } from './shed-queued-jobs.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
 import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
@@ -184,7 +184,7 @@ export class WorkerRole {
     this.watchdog.start();
     this.controlConsumer = this.createConsumer(
       controlQueueName,
-      async (job) => processLoadJob(loadJobSchema.parse(job.data), this.dependencies()),
+      (job) => handleLoadJob(job, this.dependencies(), { lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
       controlConcurrency,
     );
     this.subscriber.on('message', (_channel, message) => this.onRegistryEvent(message));
@@ -271,16 +271,20 @@ export class WorkerRole {
   /** A consumer for one model's queue, opened when the model has work (model-consumer-pool.ts). */
   private openModelConsumer(model: string): BullWorker {
     this.logger.debug({ model }, 'consuming model queue');
-    return this.createConsumer(inferenceQueueName(model), (job) => {
-      this.consumers.noteJob(model);
-      return handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS });
-    });
+    return this.createConsumer(inferenceQueueName(model), (job) =>
+      this.consumers.track(model, () =>
+        handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
+      ),
+    );
   }
 
   /** No connection for the model's consumer: its queued requests are answered now rather than at their timeout. */
   private onUnserveable(model: string, reason: string): void {
     this.metrics.consumerConnectionFailures.inc();
-    void reason;
+    const error = errors.queueUnavailable(`no worker could get a Redis connection to serve model '${model}'`);
+    void shedQueuedJobs(this.commands, this.config.GANTRY_QUEUE_PREFIX, model, error, this.logger).then((answered) => {
+      if (answered > 0) this.logger.error({ model, answered, err: reason }, 'answered queued requests 503: no Redis connection to consume their queue');
+    });
   }
 
   /** Stops taking jobs, lets the ones in progress finish (BullMQ's close waits for them), then releases all. */
