@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { Worker as BullWorker, type Job } from 'bullmq';
+import { Worker as BullWorker, WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { errors } from '../errors.js';
@@ -200,9 +200,17 @@ export class WorkerRole {
   }
 
   private createConsumer(queueName: string, processor: (job: Job) => Promise<void>, concurrency = this.config.GANTRY_WORKER_CONCURRENCY): BullWorker {
-    const counted = (job: Job) => {
-      this.activeJobs.add(`${queueName}/${job.id}`);
-      return processor(job);
+    const counted = async (job: Job) => {
+      const key = `${queueName}/${job.id}`;
+      this.activeJobs.add(key);
+      try {
+        return await processor(job);
+      } catch (error) {
+        // A job fenced off (another worker holds its lock now) is neither completed nor failed by this worker, so
+        // no event would ever take it off the list a restart waits for.
+        if (error instanceof WaitingError) this.activeJobs.delete(key);
+        throw error;
+      }
     };
     // The main connection is shared; BullMQ gives each consumer a blocking connection of its own.
     const consumer = new BullWorker(queueName, counted, {
