@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
+import { isRedisUnavailableError } from '../queue/redis-connection.js';
 import type { BlobReferences } from './blob-references.js';
 import type { StoredBlob } from './model-store.js';
 import { RedisLock } from './redis-lock.js';
@@ -95,7 +96,9 @@ export class BlobCollector {
       this.runPass().then(
         (pass) => this.afterPass(pass),
         (error: unknown) => {
-          this.options.logger.warn({ err: error }, 'blob garbage collection pass failed; retrying later');
+          // Redis away is routine (the pass runs again later); anything else is worth a warning.
+          if (isRedisUnavailableError(error)) this.options.logger.debug({ err: (error as Error).message }, 'blob garbage collection pass skipped: Redis unavailable');
+          else this.options.logger.warn({ err: error }, 'blob garbage collection pass failed; retrying later');
           this.schedule(this.options.intervalMs);
         },
       );
