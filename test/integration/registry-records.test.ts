@@ -1,0 +1,204 @@
+/**
+ * The registry's durable half (issue 11): version records and tombstones in the model store, version numbers
+ * handed out only under this deployment's marker and never reused, and the rebuild of a wiped registry in Redis
+ * from the records (real Redis, real files).
+ */
+import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { ErrorCode, GantryError } from '../../src/errors.js';
+import { FileRegistryRecords } from '../../src/registry/file-registry-records.js';
+import { ModelConfigStore } from '../../src/registry/model-config.js';
+import { ModelRegistry, deploymentMarkerKey } from '../../src/registry/model-registry.js';
+import { FileModelStore } from '../../src/registry/model-store.js';
+import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
+import { deleteKeys } from '../helpers/gantry-process.js';
+
+const redisUrl = 'redis://127.0.0.1:6379';
+const signature = {
+  inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 4] }],
+  outputs: [{ name: 'output', datatype: 'FP32' as const, shape: [-1, 4] }],
+};
+
+describe('FileRegistryRecords', () => {
+  let directory: string;
+  beforeEach(async () => {
+    directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-records-'));
+  });
+  afterEach(() => rm(directory, { recursive: true, force: true }));
+
+  test('records, tombstones, signatures and configurations read back; the highest number counts deleted versions', async () => {
+    const records = new FileRegistryRecords(directory, 'p');
+    await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 10, createdAt: '2026-01-01T00:00:00.000Z', configAtUpload: { maxBatchSize: 2 } });
+    await records.writeVersion({ name: 'm', version: '2', sha256: 'b'.repeat(64), size: 20, createdAt: '2026-01-02T00:00:00.000Z' });
+    await records.writeVersion({ name: 'm', version: '3', sha256: 'c'.repeat(64), size: 30, createdAt: '2026-01-03T00:00:00.000Z' });
+    await records.writeSignature('m', '1', signature);
+    await records.writeSignature('m', '3', signature);
+    await records.markDeleted('m', '3');
+    await records.writeModelConfig('m', { maxBatchSize: 8 });
+    assert.equal(await records.highestVersion('m'), 3, 'the deleted latest version keeps its number taken');
+    assert.equal(await records.highestVersion('never'), 0);
+
+    const [model, ...rest] = await records.readAll();
+    assert.deepEqual(rest, []);
+    assert.equal(model!.name, 'm');
+    assert.equal(model!.highestVersion, 3);
+    assert.deepEqual(model!.config, { maxBatchSize: 8 });
+    assert.deepEqual(
+      model!.versions.map(({ version, sha256, signature: recorded, configAtUpload }) => ({ version, sha256, recorded: recorded !== undefined, configAtUpload })),
+      [
+        { version: '1', sha256: 'a'.repeat(64), recorded: true, configAtUpload: { maxBatchSize: 2 } },
+        { version: '2', sha256: 'b'.repeat(64), recorded: false, configAtUpload: undefined },
+      ],
+    );
+    // A deleted version's signature goes with it; no temporary file is left behind.
+    const files = (await readdir(path.join(directory, 'p', 'models', 'm'))).sort();
+    assert.deepEqual(files, ['1.json', '1.signature.json', '2.json', '3.json', 'config.json']);
+  });
+
+  test('names differing only in case get folders of their own (safe on case-insensitive filesystems)', async () => {
+    const records = new FileRegistryRecords(directory, 'p');
+    await records.writeVersion({ name: 'Mlp', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
+    await records.writeVersion({ name: 'mlp', version: '1', sha256: 'b'.repeat(64), size: 1, createdAt: '' });
+    assert.deepEqual((await readdir(path.join(directory, 'p', 'models'))).sort(), ['^mlp', 'mlp']);
+    assert.deepEqual((await records.readAll()).map((model) => [model.name, model.versions[0]!.sha256[0]]), [['Mlp', 'a'], ['mlp', 'b']]);
+  });
+
+  test('a deployment id is claimed once: concurrent claims all get the first one', async () => {
+    const records = new FileRegistryRecords(directory, 'p');
+    assert.equal(await records.readDeploymentId(), undefined);
+    const claimed = await Promise.all(Array.from({ length: 20 }, (_, index) => records.claimDeploymentId(`id-${index}`)));
+    assert.equal(new Set(claimed).size, 1, JSON.stringify(claimed));
+    assert.equal(await records.readDeploymentId(), claimed[0]);
+    assert.deepEqual(await readdir(path.join(directory, 'p')), ['deployment.json']);
+  });
+
+  test('a hand-made record that does not parse is skipped, not fatal', async () => {
+    const records = new FileRegistryRecords(directory, 'p');
+    await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
+    await writeFile(path.join(directory, 'p', 'models', 'm', '2.json'), '{not json');
+    const [model] = await records.readAll();
+    assert.deepEqual(model!.versions.map((version) => version.version), ['1']);
+    assert.equal(model!.highestVersion, 1);
+    assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
+  });
+});
+
+describe('ModelRegistry with durable records (real Redis)', () => {
+  let redis: Redis;
+  let prefix: string;
+  let directory: string;
+  let store: FileModelStore;
+  let deploymentId: string | undefined;
+  let registry: ModelRegistry;
+
+  before(() => {
+    redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  });
+  after(() => redis.disconnect());
+  beforeEach(async () => {
+    prefix = `itest-records-${randomBytes(4).toString('hex')}`;
+    directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-records-'));
+    store = new FileModelStore(directory);
+    await store.init();
+    deploymentId = 'deployment-a';
+    await store.registryRecords(prefix).claimDeploymentId('deployment-a');
+    await redis.set(deploymentMarkerKey(prefix), 'deployment-a');
+    registry = new ModelRegistry(redis, prefix, { records: store.registryRecords(prefix), deploymentId: () => deploymentId });
+  });
+  afterEach(async () => {
+    await deleteKeys(redisUrl, prefix);
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  /** What Redis loses when it restarts without persistence: every key of the deployment. */
+  const wipeRedis = () => deleteKeys(redisUrl, prefix);
+
+  test('no version number is handed out while Redis lacks the marker or the guardian has no id', async () => {
+    await wipeRedis();
+    await assert.rejects(registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 }), (error: unknown) => {
+      assert.ok(error instanceof GantryError && error.code === ErrorCode.Unavailable && error.retryAfterSeconds !== undefined);
+      assert.match(error.message, /registry is unavailable/);
+      return true;
+    });
+    await redis.set(deploymentMarkerKey(prefix), 'another-deployment');
+    await assert.rejects(registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 }), { code: ErrorCode.Unavailable });
+    await redis.set(deploymentMarkerKey(prefix), 'deployment-a');
+    deploymentId = undefined;
+    await assert.rejects(registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 }), { code: ErrorCode.Unavailable });
+    deploymentId = 'deployment-a';
+    assert.equal((await registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 })).version, '1');
+    assert.deepEqual(await store.registryRecords(prefix).readAll().then((models) => models.map((model) => model.highestVersion)), [1]);
+  });
+
+  test('after a wipe, numbers go on above the highest the store knows, a deleted latest version included', async () => {
+    for (let index = 0; index < 3; index++) await registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 });
+    await registry.deleteVersion('m', '3');
+    await wipeRedis();
+    await redis.set(deploymentMarkerKey(prefix), 'deployment-a');
+    assert.equal((await registry.createVersion('m', { sha256: 'b'.repeat(64), size: 2 })).version, '4');
+    // A whole model deleted and uploaded again goes on too.
+    await registry.deleteModel('m');
+    assert.equal((await registry.createVersion('m', { sha256: 'b'.repeat(64), size: 2 })).version, '5');
+  });
+
+  test('a rebuild puts back every live version with its number, blob reference and configuration; a missing blob makes it UNAVAILABLE', async () => {
+    const present = await store.put(Readable.from([Buffer.from('model bytes')]), 1000);
+    const configs = new ModelConfigStore(redis, prefix, store.registryRecords(prefix));
+    await registry.createVersion('m', present, { configAtUpload: { maxBatchSize: 2 } });
+    await registry.createVersion('m', { sha256: 'f'.repeat(64), size: 5 });
+    await registry.createVersion('m', present);
+    await registry.updateVersion('m', '1', { state: 'READY', signature });
+    await registry.recordSignature('m', '1', signature);
+    await registry.deleteVersion('m', '3');
+    await configs.update('m', { maxBatchSize: 8 });
+    await registry.createVersion('gone', present);
+    await registry.deleteModel('gone');
+    const before = await registry.listVersions('m');
+
+    await wipeRedis();
+    assert.deepEqual(await registry.listModelNames(), []);
+    const outcome = await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' });
+    assert.equal(outcome.status, 'rebuilt');
+    assert.deepEqual(
+      outcome.restored.map(({ name, version, state }) => `${name}/${version} ${state}`),
+      ['m/1 LOADING', 'm/2 UNAVAILABLE'],
+    );
+    assert.equal(await redis.get(deploymentMarkerKey(prefix)), 'deployment-a', 'the marker is back (set last)');
+    assert.deepEqual(await registry.listModelNames(), ['m']);
+    const after = await registry.listVersions('m');
+    assert.deepEqual(
+      after.map(({ version, sha256, size, createdAt }) => ({ version, sha256, size, createdAt })),
+      before.map(({ version, sha256, size, createdAt }) => ({ version, sha256, size, createdAt })),
+    );
+    assert.deepEqual(after[0]!.signature, signature, 'the signature a load read is kept');
+    assert.match(after[1]!.reason ?? '', /missing from the store/);
+    assert.equal(await registry.isBlobReferenced(present.sha256), true, 'the blob reference is back');
+    assert.equal((await configs.get('m')).maxBatchSize, 8, 'the configuration as last changed');
+    assert.equal((await registry.createVersion('m', present)).version, '4', 'numbers go on after the deleted 3');
+    assert.equal((await registry.createVersion('gone', present)).version, '2', 'a deleted model keeps its numbers too');
+
+    // Rebuilding an intact registry changes nothing; the fill-in mode (gantry repair) restores only what is missing.
+    assert.equal((await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' })).status, 'intact');
+    await registry.updateVersion('m', '1', { state: 'READY', signature });
+    await redis.del(`${prefix}:model:{m}:v:2`);
+    await redis.zrem(`${prefix}:model:{m}:versions`, '2');
+    const filled = await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' }, { fillIn: true });
+    assert.deepEqual(filled.restored.map(({ name, version }) => `${name}/${version}`), ['m/2']);
+    assert.equal((await registry.getVersion('m', '1'))?.state, 'READY', 'a version still in Redis is left as it is');
+  });
+
+  test('one rebuild at a time: a second caller is told the first holds the lock', async () => {
+    await registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 });
+    await wipeRedis();
+    await redis.set(`${prefix}:registry:rebuild-lock`, 'someone-else', 'PX', 10_000);
+    const busy = await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' });
+    assert.equal(busy.status, 'busy');
+    assert.equal(await redis.get(deploymentMarkerKey(prefix)), null);
+  });
+});
