@@ -171,6 +171,39 @@ describe('FileModelStore', () => {
     await store.remove(stored.sha256);
   });
 
+  test('beforePublish sees the hashed blob before it is published; a throw there publishes nothing', async () => {
+    const bytes = Buffer.from('weights to publish');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const seen: Array<{ sha256: string; size: number; publishedYet: boolean }> = [];
+    const stored = await store.put(Readable.from([bytes]), 1000, {
+      beforePublish: async (blob) => {
+        seen.push({ ...blob, publishedYet: await store.exists(blob.sha256) });
+      },
+    });
+    assert.deepEqual(seen, [{ sha256, size: bytes.byteLength, publishedYet: false }]);
+    assert.deepEqual(stored, { sha256, size: bytes.byteLength });
+    await store.remove(sha256);
+
+    await assert.rejects(
+      store.put(Readable.from([bytes]), 1000, {
+        beforePublish: async () => {
+          throw new Error('no reference could be taken');
+        },
+      }),
+      /no reference could be taken/,
+    );
+    assert.deepEqual(await blobs(), []);
+    assert.deepEqual(await temporaries(), []);
+  });
+
+  test('listBlobs() lists published blobs with their sizes, nothing else', async () => {
+    const a = await store.put(Readable.from([Buffer.alloc(10, 1)]), 1000);
+    const b = await store.put(Readable.from([Buffer.alloc(20, 2)]), 1000);
+    await writeFile(path.join(dataDirectory, 'blobs', 'sha256', 'not-a-blob.txt'), 'x');
+    const listed = (await store.listBlobs()).sort((left, right) => left.size - right.size);
+    assert.deepEqual(listed, [a, b]);
+  });
+
   test('pathOf() refuses anything but a sha256 (no path traversal)', () => {
     for (const bad of ['../../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), `${'a'.repeat(64)}/x`, '']) {
       assert.throws(() => store.pathOf(bad), { code: ErrorCode.Internal });
