@@ -6,6 +6,7 @@ import errorHandler from './plugins/error-handler.js';
 import httpMetrics from './plugins/http-metrics.js';
 import loadShedding from './plugins/load-shedding.js';
 import openApi from './plugins/openapi.js';
+import principal from './plugins/principal.js';
 import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
 import { modelConfigRoutes } from './routes/model-config.js';
@@ -59,6 +60,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(loadShedding, { maxEventLoopDelayMs: config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
   await app.register(openApi, { version: packageJson.version });
   await app.register(httpMetrics, { metrics: services.metrics });
+  await app.register(principal);
   await app.register(serverHealthRoutes, services);
   await app.register(modelMetadataRoutes, services);
   await app.register(inferRoutes, services);

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
-import { isValidModelName, workDoorbellKey } from './names.js';
+import { isValidQualifiedModelName } from '../auth/model-names.js';
+import { workDoorbellKey } from './names.js';
 
 /**
  * Entries the doorbell stream keeps (approximately: MAXLEN ~). A worker reads it in pages of `readCount`, so it
@@ -92,7 +93,7 @@ export class DoorbellListener {
             lastId = id;
             const model = fields[1];
             // Anyone who can write to Redis can write here: only names a model could have are taken.
-            if (fields[0] === 'model' && model !== undefined && isValidModelName(model)) models.add(model);
+            if (fields[0] === 'model' && model !== undefined && isValidQualifiedModelName(model)) models.add(model);
           }
         }
         if (models.size > 0) this.onRung(models);
