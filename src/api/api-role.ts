@@ -16,6 +16,7 @@ import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
 import { warnAboutRedisPersistence } from '../registry/redis-persistence.js';
 import { errors } from '../errors.js';
+import { LimitStore } from '../limits/limit-store.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from './model-catalog.js';
 import type { ApiServices } from './services.js';
@@ -128,6 +129,7 @@ export class ApiRole {
       store,
       producer,
       metrics,
+      limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),
       guardian,
       blobCollector,
       isAcceptingWork: () => role?.accepting ?? false,

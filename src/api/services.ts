@@ -7,6 +7,7 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
+import type { LimitStore } from '../limits/limit-store.js';
 import type { ModelCatalog } from './model-catalog.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
@@ -20,6 +21,8 @@ export interface ApiServices {
   store: FileModelStore;
   producer: InferenceProducer;
   metrics: ApiMetrics;
+  /** Tenants' and keys' limits (rates, quotas, caps), cached per process. */
+  limits: LimitStore;
   /** Whether the registry in Redis is this store's and intact (readiness says why not). */
   guardian: RegistryGuardian;
   /** The only remover of model files; told of deletions so it runs when their grace period ends. */
