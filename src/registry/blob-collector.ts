@@ -76,6 +76,11 @@ export class BlobCollector {
     this.schedule(this.options.graceMs + slackMs);
   }
 
+  /** An upload was refused after its blob was published: a pass runs soon (such blobs have no grace period). */
+  noteRefusal(): void {
+    this.schedule(slackMs);
+  }
+
   /** Runs one pass now (or joins the one running in this process). */
   runPass(): Promise<CollectionPass> {
     this.running ??= this.pass().finally(() => {

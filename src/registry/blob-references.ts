@@ -24,13 +24,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
 /**
- * KEYS: references set, pending zset, unreferenced zset. ARGV: sha256. Starts the blob's grace period when nothing
- * references it (and it has not started already).
+ * KEYS: references set, pending zset, unreferenced zset. ARGV: sha256, '1' when the grace period is already over.
+ * Starts the blob's grace period when nothing references it (and it has not started already); a blob no caller
+ * ever used (a refused upload) gets a grace period that started at 0, so the next collection removes it.
  */
 const stampScript = `${nowInScript}
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 if redis.call('SCARD', KEYS[1]) > 0 or redis.call('ZCARD', KEYS[2]) > 0 then return 0 end
-redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+if ARGV[2] == '1' then
+  redis.call('ZADD', KEYS[3], 'LT', 0, ARGV[1])
+else
+  redis.call('ZADD', KEYS[3], 'NX', now, ARGV[1])
+end
 return 1`;
 
 /**
@@ -111,10 +116,15 @@ export class BlobReferences {
     }
   }
 
-  /** Drops a pending reference of an upload that did not create its version, and starts the grace period if due. */
+  /**
+   * Drops a pending reference of an upload that created no version. Unless something else references the blob, it
+   * goes at the next collection, without a grace period: no caller ever used these bytes, and a refused upload must
+   * not hold store space (GANTRY_MAX_STORE_BYTES) for the grace period. An upload of the same bytes racing it holds
+   * its own pending reference, which keeps the file.
+   */
   async releasePending(sha256: string, uploadId: string): Promise<void> {
     await this.redis.zrem(this.pendingKey(sha256), uploadId);
-    await this.stampIfUnreferenced(sha256);
+    await this.stampIfUnreferenced(sha256, { neverUsed: true });
   }
 
   /**
@@ -132,9 +142,12 @@ export class BlobReferences {
     return transaction.srem(this.referencesKey(sha256), member);
   }
 
-  /** Starts the blob's grace period when nothing references it any more. */
-  async stampIfUnreferenced(sha256: string): Promise<void> {
-    await this.redis.eval(stampScript, 3, this.referencesKey(sha256), this.pendingKey(sha256), this.unreferencedKey(), sha256);
+  /**
+   * Starts the blob's grace period when nothing references it any more; `neverUsed` (bytes of a refused upload or
+   * of a version that never loaded) makes it due at once.
+   */
+  async stampIfUnreferenced(sha256: string, { neverUsed = false } = {}): Promise<void> {
+    await this.redis.eval(stampScript, 3, this.referencesKey(sha256), this.pendingKey(sha256), this.unreferencedKey(), sha256, neverUsed ? '1' : '0');
   }
 
   async isReferenced(sha256: string): Promise<boolean> {

@@ -1,4 +1,6 @@
 import type { Redis } from 'ioredis';
+import { splitQualifiedName, tenantSeparator } from '../auth/model-names.js';
+import { defaultTenant } from '../auth/principal.js';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { registryEventsChannel } from '../queue/names.js';
@@ -72,6 +74,8 @@ export interface RestoredVersion {
  */
 export class ModelRegistry {
   readonly blobReferences: BlobReferences;
+  /** Whether this process has seen the tenant index built (indexTenants); checked once per process. */
+  private tenantIndexChecked = false;
 
   constructor(
     private readonly redis: Redis,
@@ -84,6 +88,21 @@ export class ModelRegistry {
   private modelsKey(): string {
     return `${this.prefix}:models`;
   }
+  /** The qualified names of one tenant's models: a tenant's list never reads another tenant's names. */
+  private tenantModelsKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:models`;
+  }
+  /** Set once every model in modelsKey is also in its tenant's set (see indexTenants). */
+  private tenantIndexKey(): string {
+    return `${this.prefix}:tenant-index`;
+  }
+  /**
+   * The bytes of every live version of one tenant's models (each version counts its own size, even when it shares
+   * its blob with another), changed in the same transaction that creates or deletes a version.
+   */
+  private tenantStoredBytesKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:stored-bytes`;
+  }
   private versionsKey(name: string): string {
     return `${this.prefix}:model:{${name}}:versions`;
   }
@@ -92,6 +111,17 @@ export class ModelRegistry {
   }
   private versionKey(name: string, version: string): string {
     return `${this.prefix}:model:{${name}}:v:${version}`;
+  }
+
+  /**
+   * Registries from before tenants keep their models only in the global set, and no tenant's stored bytes: every
+   * model then is the default tenant's. The first registry call that needs the tenant index builds it, once per
+   * Redis (a marker key), atomically, before it reads or changes a tenant's set or count.
+   */
+  private async indexTenants(): Promise<void> {
+    if (this.tenantIndexChecked) return;
+    await this.redis.eval(indexTenantsScript, 2, this.modelsKey(), this.tenantIndexKey(), this.prefix);
+    this.tenantIndexChecked = true;
   }
 
   private async announce(event: RegistryEvent): Promise<void> {
@@ -108,6 +138,7 @@ export class ModelRegistry {
    * @throws UNAVAILABLE (503) while the registry in Redis is lost or being rebuilt.
    */
   async createVersion(name: string, blob: { sha256: string; size: number }, options: { uploadId?: string; configAtUpload?: unknown } = {}): Promise<ModelVersion> {
+    await this.indexTenants();
     const version = await this.allocateVersion(name);
     const record: ModelVersion = {
       name,
@@ -121,11 +152,14 @@ export class ModelRegistry {
       const { name: _name, state: _state, ...kept } = record;
       await this.durability.records.writeVersion({ name, ...kept, ...(options.configAtUpload === undefined ? {} : { configAtUpload: options.configAtUpload }) });
     }
+    const { tenant } = splitQualifiedName(name);
     const transaction = this.redis
       .multi()
       .hset(this.versionKey(name, version), serialize(record))
       .zadd(this.versionsKey(name), Number(version), version)
-      .sadd(this.modelsKey(), name);
+      .sadd(this.modelsKey(), name)
+      .sadd(this.tenantModelsKey(tenant), name)
+      .incrby(this.tenantStoredBytesKey(tenant), blob.size);
     await this.blobReferences.addReference(transaction, blob.sha256, `${name}/${version}`, options.uploadId).exec();
     await this.announce({ type: 'version-created', name, version });
     return record;
@@ -175,8 +209,32 @@ export class ModelRegistry {
     return (await this.redis.sismember(this.modelsKey(), name)) === 1;
   }
 
+  /** Every model's qualified name, sorted (every tenant's: for the admin, metrics and the registry's own checks). */
   async listModelNames(): Promise<string[]> {
     return (await this.redis.smembers(this.modelsKey())).sort();
+  }
+
+  /** The qualified names of one tenant's models, sorted; reads only that tenant's set, not every tenant's names. */
+  async listTenantModelNames(tenant: string): Promise<string[]> {
+    await this.indexTenants();
+    return (await this.redis.smembers(this.tenantModelsKey(tenant))).sort();
+  }
+
+  /** How many models a tenant has. */
+  async countTenantModels(tenant: string): Promise<number> {
+    await this.indexTenants();
+    return this.redis.scard(this.tenantModelsKey(tenant));
+  }
+
+  /** How many versions a model has (any state). */
+  async countVersions(name: string): Promise<number> {
+    return this.redis.zcard(this.versionsKey(name));
+  }
+
+  /** Bytes of a tenant's live versions (each version's size, as uploaded); 0 for a tenant with none. */
+  async storedBytes(tenant: string): Promise<number> {
+    await this.indexTenants();
+    return Number((await this.redis.get(this.tenantStoredBytesKey(tenant))) ?? 0);
   }
 
   /** Records a state change; `extra` carries the signature, warm-up result or reason that goes with it. */
@@ -233,23 +291,31 @@ export class ModelRegistry {
   /**
    * Removes a version (its durable record becomes a tombstone first, so its number stays taken). Its blob is
    * never removed here: when no version references the blob any more, its grace period starts and the garbage
-   * collection (blob-collector.ts) removes it later. Returns that blob's sha256 as `orphanedBlob` then.
+   * collection (blob-collector.ts) removes it later (at once for `neverUsed`: a version refused at its first
+   * load, which no caller could use). Returns that blob's sha256 as `orphanedBlob` then.
    */
-  async deleteVersion(name: string, version: string): Promise<{ deleted: boolean; orphanedBlob?: string }> {
+  async deleteVersion(name: string, version: string, { neverUsed = false } = {}): Promise<{ deleted: boolean; orphanedBlob?: string }> {
     const record = await this.getVersion(name, version);
     if (record === undefined) return { deleted: false };
+    await this.indexTenants();
     await this.durability?.records.markDeleted(name, version);
-    const transaction = this.redis.multi().del(this.versionKey(name, version)).zrem(this.versionsKey(name), version);
+    const { tenant } = splitQualifiedName(name);
+    // The version's bytes leave its tenant's count only when this transaction is the one that deletes it (two
+    // deletes of one version racing must not subtract it twice).
+    const transaction = this.redis
+      .multi()
+      .eval(deleteVersionHashScript, 2, this.versionKey(name, version), this.tenantStoredBytesKey(tenant))
+      .zrem(this.versionsKey(name), version);
     const replies = await this.blobReferences
       .dropReference(transaction, record.sha256, `${name}/${version}`)
       .scard(this.blobReferences.referencesKey(record.sha256))
       .del(statisticsKey(this.prefix, name, version))
       .exec();
     const remainingReferences = Number(replies?.[3]?.[1] ?? 1);
-    if (remainingReferences === 0) await this.blobReferences.stampIfUnreferenced(record.sha256);
+    if (remainingReferences === 0) await this.blobReferences.stampIfUnreferenced(record.sha256, { neverUsed });
     // A model exists while it has versions: the last one going takes the model's entry with it.
     if ((await this.redis.zcard(this.versionsKey(name))) === 0) {
-      await this.redis.multi().srem(this.modelsKey(), name).del(modelConfigKey(this.prefix, name)).exec();
+      await this.redis.multi().srem(this.modelsKey(), name).srem(this.tenantModelsKey(tenant), name).del(modelConfigKey(this.prefix, name)).exec();
       await this.durability?.records.writeModelConfig(name, undefined);
     }
     await this.announce({ type: 'version-deleted', name, version, sha256: record.sha256 });
@@ -266,7 +332,13 @@ export class ModelRegistry {
       if (result.orphanedBlob !== undefined) orphanedBlobs.push(result.orphanedBlob);
     }
     // The version counter stays (and the store's tombstones), so a re-created model never reuses an old number.
-    await this.redis.multi().srem(this.modelsKey(), name).del(this.versionsKey(name)).del(modelConfigKey(this.prefix, name)).exec();
+    await this.redis
+      .multi()
+      .srem(this.modelsKey(), name)
+      .srem(this.tenantModelsKey(splitQualifiedName(name).tenant), name)
+      .del(this.versionsKey(name))
+      .del(modelConfigKey(this.prefix, name))
+      .exec();
     await this.durability?.records.writeModelConfig(name, undefined);
     await this.announce({ type: 'model-deleted', name });
     return { deleted: existed || versions.length > 0, orphanedBlobs };
@@ -281,6 +353,7 @@ export class ModelRegistry {
    */
   async restore(models: StoredModel[], deploymentId: string, missingBlobs: ReadonlySet<string>): Promise<RestoredVersion[]> {
     const restored: RestoredVersion[] = [];
+    await this.indexTenants();
     for (const model of models) {
       await this.redis.eval(raiseCounterScript, 1, this.nextVersionKey(model.name), model.highestVersion);
       for (const stored of model.versions) {
@@ -296,17 +369,23 @@ export class ModelRegistry {
           ...(missing ? { reason: 'the model file is missing from the store' } : {}),
           ...(stored.signature === undefined ? {} : { signature: stored.signature }),
         };
+        const { tenant } = splitQualifiedName(model.name);
         const transaction = this.redis
           .multi()
           .hset(this.versionKey(model.name, stored.version), serialize(record))
           .zadd(this.versionsKey(model.name), Number(stored.version), stored.version)
-          .sadd(this.modelsKey(), model.name);
+          .sadd(this.modelsKey(), model.name)
+          .sadd(this.tenantModelsKey(tenant), model.name)
+          .incrby(this.tenantStoredBytesKey(tenant), stored.size);
         await this.blobReferences.addReference(transaction, stored.sha256, `${model.name}/${stored.version}`).exec();
         restored.push({ name: model.name, version: stored.version, sha256: stored.sha256, state: record.state });
       }
       const config = model.config ?? model.versions.at(-1)?.configAtUpload;
       if (config !== undefined && model.versions.length > 0) await this.redis.set(modelConfigKey(this.prefix, model.name), JSON.stringify(config), 'NX');
     }
+    // Every version now in Redis is counted in its tenant's set and bytes (this process indexed the rest before, or
+    // they were restored here), so a process that starts later must not count them again.
+    await this.redis.set(this.tenantIndexKey(), '1');
     await this.redis.set(deploymentMarkerKey(this.prefix), deploymentId);
     for (const version of restored) await this.announce({ type: 'version-created', name: version.name, version: version.version });
     return restored;
@@ -327,6 +406,36 @@ return redis.call('INCR', KEYS[2])`;
 const raiseCounterScript = `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`;
+
+/**
+ * KEYS: a version hash, its tenant's stored-bytes counter. Deletes the hash; only when it existed does its `size`
+ * leave the counter. Returns 1 when it deleted the version, 0 when it was gone already.
+ */
+const deleteVersionHashScript = `
+local size = tonumber(redis.call('HGET', KEYS[1], 'size') or '0')
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('DECRBY', KEYS[2], size)
+return 1`;
+
+/**
+ * KEYS: the global models set, the tenant-index marker. ARGV: the registry's key prefix.
+ * Unless the marker says it was done: puts every model name into its tenant's set ("<tenant>~<name>", else the
+ * default tenant's) and adds the sizes of its versions to its tenant's stored bytes; then sets the marker.
+ */
+const indexTenantsScript = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local at = string.find(name, '${tenantSeparator}', 1, true)
+  local tenant = '${defaultTenant}'
+  if at then tenant = string.sub(name, 1, at - 1) end
+  redis.call('SADD', ARGV[1] .. ':tenant:' .. tenant .. ':models', name)
+  for _, version in ipairs(redis.call('ZRANGE', ARGV[1] .. ':model:{' .. name .. '}:versions', 0, -1)) do
+    local size = tonumber(redis.call('HGET', ARGV[1] .. ':model:{' .. name .. '}:v:' .. version, 'size') or '0')
+    redis.call('INCRBY', ARGV[1] .. ':tenant:' .. tenant .. ':stored-bytes', size)
+  end
+end
+redis.call('SET', KEYS[2], '1')
 return 1`;
 
 /** KEYS[1] a version hash: its `runStrikes` field goes up by one, unless the version is gone (then 0). */

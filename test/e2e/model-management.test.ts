@@ -9,6 +9,10 @@ import path from 'node:path';
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertError, blobDirectory, call, sha256OfFile, waitUntil } from './support.js';
 
+/** GANTRY_BLOB_GC_GRACE_MS for this file's gantry. */
+const graceMs = 1000;
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 describe('model management', () => {
   let gantry: GantryProcess;
   const blobPath = (sha256: string) => path.join(blobDirectory(gantry.dataDirectory), sha256);
@@ -18,7 +22,8 @@ describe('model management', () => {
   ];
 
   before(async () => {
-    gantry = await startGantry();
+    // A short grace period, so that a deleted model's file is seen both kept through it and removed after it.
+    gantry = await startGantry({ env: { GANTRY_BLOB_GC_GRACE_MS: String(graceMs), GANTRY_BLOB_GC_INTERVAL_MS: '100' } });
   });
   after(async () => {
     await gantry?.cleanup();
@@ -101,13 +106,15 @@ describe('model management', () => {
     assert.ok(existsSync(blobPath(sha256)), 'the blob is stored');
 
     assert.equal((await call(gantry.baseUrl, 'DELETE', '/v1/models/shared-one/versions/1')).status, 204);
-    assert.ok(existsSync(blobPath(sha256)), 'the blob stays while shared-two uses it');
+    await sleep(graceMs + 500);
+    assert.ok(existsSync(blobPath(sha256)), 'the blob stays past the grace period while shared-two uses it');
     const stillServes = await inferJson(gantry.baseUrl, 'shared-two', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 2], data: [1.5, -2] }] });
     assert.equal(stillServes.status, 200, JSON.stringify(stillServes.body));
     assert.deepEqual(stillServes.body.outputs[0].data, [1.5, -2]);
 
     assert.equal((await call(gantry.baseUrl, 'DELETE', '/v1/models/shared-two/versions/1')).status, 204);
-    assert.ok(!existsSync(blobPath(sha256)), 'the blob is gone once no version uses it');
+    assert.ok(existsSync(blobPath(sha256)), 'the blob stays for the grace period (an upload of the same bytes may be racing the delete)');
+    await waitUntil(async () => !existsSync(blobPath(sha256)), graceMs + 5000, 'the blob to go once no version uses it');
     assertError(await call(gantry.baseUrl, 'GET', '/v1/models/shared-one'), 404, 'NOT_FOUND');
     assertError(await call(gantry.baseUrl, 'GET', '/v1/models/shared-two'), 404, 'NOT_FOUND');
   });
@@ -128,7 +135,7 @@ describe('model management', () => {
     assertError({ ...infer, headers: new Headers() }, 404, 'NOT_FOUND');
     const list = await call(gantry.baseUrl, 'GET', '/v1/models');
     assert.ok(!list.body.models.some((model: { name: string }) => model.name === 'whole'));
-    assert.ok(!existsSync(blobPath(sha256)), 'the blob is gone');
+    await waitUntil(async () => !existsSync(blobPath(sha256)), graceMs + 5000, 'the blob to go after the grace period');
     assertError(await call(gantry.baseUrl, 'DELETE', '/v1/models/whole'), 404, 'NOT_FOUND');
   });
 

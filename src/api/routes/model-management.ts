@@ -94,17 +94,17 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   /**
    * An upload that published its blob but creates no version drops its pending reference; the garbage
-   * collection removes the bytes after the grace period unless a version uses them (the same file may be
-   * uploaded twice). Files are never removed here: that would race an upload of the same bytes.
+   * collection removes the bytes at its next pass unless a version or another upload uses them (the same file may
+   * be uploaded twice). Files are never removed here: that would race an upload of the same bytes.
    */
   const abandonBlob = async (sha256: string, uploadId: string) => {
     await references.releasePending(sha256, uploadId);
-    blobCollector.noteDeletion();
+    blobCollector.noteRefusal();
   };
 
   const rejectVersion = async (record: ModelVersion) => {
-    await registry.deleteVersion(record.name, record.version);
-    blobCollector.noteDeletion();
+    await registry.deleteVersion(record.name, record.version, { neverUsed: true });
+    blobCollector.noteRefusal();
     catalog.invalidate(record.name);
   };
 
