@@ -148,6 +148,7 @@ export class InferenceProducer {
    * sent still needs it). Lanes and counts go by themselves when empty.
    */
   dropModel(model: string): void {
+    this.doorbell.forget(model);
     if (this.outstanding.has(model)) this.closeWhenIdle.add(model);
     else this.closeQueue(model);
   }

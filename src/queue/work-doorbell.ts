@@ -30,6 +30,14 @@ export class WorkDoorbell {
     private readonly ringIntervalMs = 1000,
   ) {
     this.key = workDoorbellKey(prefix);
+    // A ring sent just before Redis lost its data (a restart without persistence) is gone: after a reconnect the
+    // next job of every model rings again instead of waiting out the interval.
+    redis.on('ready', () => this.lastRungAt.clear());
+  }
+
+  /** The model was deleted: its next job (a model re-created under the name) rings at once. */
+  forget(model: string): void {
+    this.lastRungAt.delete(model);
   }
 
   /** Announces that `model` has queued work (at most once per ring interval; never throws). */

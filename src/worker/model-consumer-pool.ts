@@ -101,11 +101,14 @@ export class ModelConsumerPool {
     return entry.drained && entry.running === 0 && entry.closing === undefined;
   }
 
-  /** The model was deleted: stop consuming its queue now. */
+  /**
+   * The model was deleted: it no longer waits for a slot. An open consumer is left to go idle (or to give its slot
+   * to a waiting model, its queue being empty) rather than closed now: a model re-created under the same name at
+   * once would otherwise lose its consumer to the deletion's event, which may arrive after the new model's ring.
+   */
   forget(model: string): void {
     this.waiting.delete(model);
-    const entry = this.open.get(model);
-    if (entry !== undefined) void this.close(model, entry, 'model deleted');
+    this.reportSizes();
   }
 
   /** True while a consumer of the model's queue is open (closing included). */
