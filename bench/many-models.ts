@@ -9,7 +9,7 @@
  * commands/s the same with 0 and with `models` models.
  */
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
-import { measureRedisFootprint, type RedisFootprint } from '../test/helpers/redis-footprint.js';
+import { eachLimited, measureRedisFootprint, trackPeakClients, type RedisFootprint } from '../test/helpers/redis-footprint.js';
 import { startPrivateRedis, sleep } from '../test/reliability/harness.test.js';
 
 const [modelsText = '2000', workersText = '2', idleWaitText = '40'] = process.argv.slice(2);
@@ -17,13 +17,6 @@ const modelCount = Number(modelsText);
 const workerCount = Number(workersText);
 const idleWaitSeconds = Number(idleWaitText);
 const maxActivePerWorker = 32; // GANTRY_MAX_ACTIVE_MODEL_QUEUES's default
-
-async function eachLimited<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
-}
 
 function line(phase: string, footprint: RedisFootprint): string {
   const busiest = Object.entries(footprint.commandsPerSecondByName).slice(0, 6).map(([name, rate]) => `${name} ${rate}`).join(', ');
@@ -51,22 +44,14 @@ try {
   const registered = await measureRedisFootprint(redis.url, 5000);
   process.stdout.write(`${line(`${modelCount} models, idle`, registered)}\n`);
 
-  let peakClients = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      peakClients = Math.max(peakClients, (await measureRedisFootprint(redis.url, 0)).clients);
-      await sleep(250);
-    }
-  })();
+  const peak = trackPeakClients(redis.url, 250);
   let failures = 0;
   const inferStarted = Date.now();
   await eachLimited(names, 32, async (name) => {
     const reply = await inferJson(api.baseUrl, name, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
     if (reply.status !== 200) failures++;
   });
-  sampling = false;
-  await sampler;
+  const peakClients = await peak.stop();
   process.stdout.write(
     `every model asked once: ${modelCount - failures}/${modelCount} answered 200 in ${((Date.now() - inferStarted) / 1000).toFixed(1)} s; peak clients ${peakClients}\n`,
   );

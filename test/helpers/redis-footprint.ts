@@ -56,3 +56,32 @@ export async function measureRedisFootprint(redisUrl: string, windowMs: number):
     redis.disconnect();
   }
 }
+
+/** Samples the client count every `intervalMs` until `stop()`, which resolves with the highest count seen. */
+export function trackPeakClients(redisUrl: string, intervalMs = 200): { stop: () => Promise<number> } {
+  let peak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, (await measureRedisFootprint(redisUrl, 0)).clients);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    stop: async () => {
+      sampling = false;
+      await sampler;
+      return peak;
+    },
+  };
+}
+
+/** Runs `work` over `items` with at most `concurrency` at once. */
+export async function eachLimited<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}

@@ -7,7 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { measureRedisFootprint } from '../helpers/redis-footprint.js';
+import { eachLimited, measureRedisFootprint, trackPeakClients } from '../helpers/redis-footprint.js';
 import { startPrivateRedis, sleep, type PrivateRedis } from './harness.test.js';
 
 const modelCount = 150;
@@ -25,14 +25,6 @@ const fixedClientsBound = 16;
 const idleCommandsPerSecondBound = 40;
 /** How much more idle traffic the models may cause (measurement noise: a timer firing inside or outside a window). */
 const idleCommandsGrowthBound = 4;
-
-/** Runs `work` over `items` with at most `concurrency` at once. */
-async function eachLimited<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
-}
 
 describe('Redis footprint with many models', { timeout: 240_000 }, () => {
   let redis: PrivateRedis;
@@ -69,21 +61,13 @@ describe('Redis footprint with many models', { timeout: 240_000 }, () => {
     assert.ok(idleAfterUploads.commandsPerSecond <= idleWithoutModels.commandsPerSecond + idleCommandsGrowthBound, `idle commands/s: ${JSON.stringify(idleAfterUploads)}`);
 
     // Every model asked at once, many more than the consumer slots: they take turns, all answer.
-    let peakClients = 0;
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        peakClients = Math.max(peakClients, (await measureRedisFootprint(redis.url, 0)).clients);
-        await sleep(200);
-      }
-    })();
+    const peak = trackPeakClients(redis.url);
     const failures: string[] = [];
     await eachLimited(names, 32, async (name) => {
       const reply = await inferJson(api.baseUrl, name, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
       if (reply.status !== 200 || JSON.stringify(reply.body.outputs?.[0]?.data) !== '[1,2,3,4]') failures.push(`${name}: ${reply.status} ${JSON.stringify(reply.body)}`);
     });
-    sampling = false;
-    await sampler;
+    const peakClients = await peak.stop();
     assert.deepEqual(failures, []);
     assert.ok(peakClients <= fixedClientsBound + 2 * maxActivePerWorker, `peak clients while serving: ${peakClients}`);
 
