@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidQualifiedModelName } from '../auth/model-names.js';
 import { datatypes } from '../protocol/datatypes.js';
 import { ErrorCode } from '../errors.js';
 
@@ -7,6 +8,12 @@ import { ErrorCode } from '../errors.js';
  * schemaVersion lets a rolling upgrade refuse jobs it does not understand instead of misreading them.
  */
 export const jobSchemaVersion = 1;
+
+/**
+ * A model's qualified name (`<tenant>~<name>`, bare in the default tenant). The worker builds Redis keys and
+ * hash tags from it, so a job naming anything else is unreadable rather than trusted.
+ */
+const qualifiedModelNameSchema = z.string().refine(isValidQualifiedModelName, { message: 'not a valid qualified model name' });
 
 const tensorLayoutSchema = z.object({
   name: z.string(),
@@ -74,7 +81,7 @@ export const maxPayloadBytesPerJob = 64 * 1024 ** 2;
 export const inferenceJobSchema = z
   .object({
     schemaVersion: z.literal(jobSchemaVersion),
-    model: z.string(),
+    model: qualifiedModelNameSchema,
     version: z.string(),
     sha256: z.string().regex(/^[0-9a-f]{64}$/),
     replyTo: z.string(),
@@ -97,7 +104,7 @@ export type InferenceJob = z.infer<typeof inferenceJobSchema>;
 
 export const loadJobSchema = z.object({
   schemaVersion: z.literal(jobSchemaVersion),
-  model: z.string(),
+  model: qualifiedModelNameSchema,
   version: z.string(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   replyTo: z.string(),

@@ -1,5 +1,6 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { isValidQualifiedModelName } from '../auth/model-names.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { createFileDurablyIfAbsent, readTextIfExists, writeFileDurably } from './durable-file.js';
 import type { RegistryRecords, StoredModel, VersionRecord } from './registry-records.js';
@@ -21,7 +22,8 @@ function isTombstone(file: VersionFile): file is Tombstone {
 }
 
 /**
- * A model name as a folder name. Names are letters, digits, '_', '.' and '-' (queue/names.ts); on a
+ * A model's qualified name as a folder name. Names are letters, digits, '_', '.' and '-' (queue/names.ts), and
+ * another tenant's carry its id and '~' (auth/model-names.ts), all safe in a file name; on a
  * case-insensitive filesystem "Mlp" and "mlp" would share a folder, so each capital becomes '^' plus its lower
  * case ('^' never appears in a name, so two names never map to one folder).
  */
@@ -135,7 +137,8 @@ async function readModelFolder(folder: string): Promise<StoredModel | undefined>
   const configText = await readTextIfExists(path.join(folder, 'config.json'));
   const configDocument = configText === undefined ? undefined : (JSON.parse(configText) as { name: string; config: unknown });
   const name = files[0]?.name ?? configDocument?.name;
-  if (name === undefined) return undefined;
+  // A rebuild turns these names into Redis keys and queue names: a folder naming anything else was not written here.
+  if (typeof name !== 'string' || !isValidQualifiedModelName(name)) return undefined;
   let highestVersion = 0;
   const versions: VersionRecord[] = [];
   for (const file of files) {

@@ -410,12 +410,13 @@ return 1`;
 
 /**
  * KEYS: a version hash, its tenant's stored-bytes counter. Deletes the hash; only when it existed does its `size`
- * leave the counter. Returns 1 when it deleted the version, 0 when it was gone already.
+ * leave the counter (which goes at 0: a tenant with nothing stored leaves no key). Returns 1 when it deleted the
+ * version, 0 when it was gone already.
  */
 const deleteVersionHashScript = `
 local size = tonumber(redis.call('HGET', KEYS[1], 'size') or '0')
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-redis.call('DECRBY', KEYS[2], size)
+if redis.call('DECRBY', KEYS[2], size) <= 0 then redis.call('DEL', KEYS[2]) end
 return 1`;
 
 /**

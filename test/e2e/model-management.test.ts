@@ -50,8 +50,8 @@ describe('model management', () => {
     });
     const byName = new Map(list.body.models.map((model: { name: string }) => [model.name, model]));
     assert.deepEqual([...byName.keys()].sort(), ['listed-a', 'listed-b']);
-    assert.deepEqual(byName.get('listed-a'), { name: 'listed-a', versions: [summary(a1), summary(a2)] });
-    assert.deepEqual(byName.get('listed-b'), { name: 'listed-b', versions: [summary(b1)] });
+    assert.deepEqual(byName.get('listed-a'), { name: 'listed-a', tenant: 'default', versions: [summary(a1), summary(a2)] });
+    assert.deepEqual(byName.get('listed-b'), { name: 'listed-b', tenant: 'default', versions: [summary(b1)] });
     assert.equal(summary(b1).sha256, await sha256OfFile(fixturePath('multi-io.onnx')));
     for (const version of (byName.get('listed-a') as { versions: { createdAt: string }[] }).versions) {
       assert.ok(!Number.isNaN(Date.parse(version.createdAt)));

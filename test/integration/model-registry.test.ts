@@ -219,9 +219,10 @@ describe('ModelRegistry (real Redis)', () => {
 
       assert.deepEqual(await registry.deleteModel('m'), { deleted: false, orphanedBlobs: [] });
       assert.deepEqual((await registry.deleteModel('keep')).orphanedBlobs, [shaA]);
-      // Only the version counters may remain, and the blobs' grace periods (the garbage collection removes them).
+      // Only the version counters may remain, the blobs' grace periods (the garbage collection removes them) and the
+      // marker saying the tenant index is built.
       const left = await countKeys(redis, prefix);
-      assert.deepEqual(left.filter((key) => !key.endsWith(':next-version')), [`${prefix}:blobs:unreferenced`]);
+      assert.deepEqual(left.filter((key) => !key.endsWith(':next-version')).sort(), [`${prefix}:blobs:unreferenced`, `${prefix}:tenant-index`]);
       assert.deepEqual((await redis.zrange(`${prefix}:blobs:unreferenced`, 0, -1)).sort(), [shaA, shaB]);
     } finally {
       await cleanup();

@@ -20,7 +20,8 @@ import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
 import { checkBytesElementCount, resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
 import { executionConfigOf } from '../../registry/model-config.js';
-import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { inCallersTerms, requestedModel } from '../requested-model.js';
+import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import { registerInferenceBodyReading } from '../inference-body.js';
 import type { ApiServices } from '../services.js';
 
@@ -126,7 +127,9 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
 
   const handle = async (request: FastifyRequest, body: InferRequestBody, modelName: string, requestedVersion: string | undefined, reply: FastifyReply) => {
     const started = process.hrtime.bigint();
-    const model = checkModelName(modelName);
+    // Resolved in the caller's tenant before anything is looked up: another tenant's model is not found.
+    const requested = requestedModel(request.principal, modelName);
+    const model = requested.qualified;
     const version = checkVersion(requestedVersion);
     // Until the model is known the label stays generic: names from the URL would make the label unbounded.
     let labels = { model: '', version: '' };
@@ -139,10 +142,10 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       validateInputs(serving.signature, descriptors);
       checkLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
       const inputs = checkLimit('nesting_depth', () => decodeInputs(body, descriptors, request.inferBody?.binary, request.inferBody?.decoded), isNestingTooDeep);
-      const requested = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
+      const outputParameters = new Map((body.outputs ?? []).map((output) => [output.name, output.parameters]));
       const outputNames = resolveRequestedOutputs(serving.signature, body.outputs?.map((output) => output.name));
-      const classifications = new Map(outputNames.map((name) => [name, readClassification(name, requested.get(name))]));
-      const binaryOutputs = new Map(outputNames.map((name) => [name, wantsBinaryOutput(body.parameters, requested.get(name), name)]));
+      const classifications = new Map(outputNames.map((name) => [name, readClassification(name, outputParameters.get(name))]));
+      const binaryOutputs = new Map(outputNames.map((name) => [name, wantsBinaryOutput(body.parameters, outputParameters.get(name), name)]));
       const schedule = readScheduleParameters(body.parameters);
       const timeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
 
@@ -169,7 +172,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
         const topN = classifications.get(tensor.name);
         return { tensor: topN === undefined ? tensor : classify(tensor, topN, modelConfig.labels), binary: binaryOutputs.get(tensor.name) ?? false };
       });
-      const response = encodeInferResponseParts({ model_name: model, model_version: serving.version, ...(body.id === undefined ? {} : { id: body.id }) }, outputs);
+      const response = encodeInferResponseParts({ model_name: requested.shown, model_version: serving.version, ...(body.id === undefined ? {} : { id: body.id }) }, outputs);
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       // Without binary outputs the body is the plain JSON response object.
@@ -182,7 +185,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
         .send(Readable.from(response.parts, { objectMode: false }));
     } catch (error) {
       metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
-      throw error;
+      throw inCallersTerms(error, requested);
     }
   };
 

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { errors } from '../../errors.js';
@@ -7,7 +7,8 @@ import type { Datatype } from '../../protocol/datatypes.js';
 import type { ModelSignature, TensorSpec } from '../../protocol/signature.js';
 import { modelConfigPatchSchema, modelConfigSchema, type ModelConfig } from '../../registry/model-config.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
-import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { forModel, requestedModel } from '../requested-model.js';
+import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
 /** Triton's names for the protocol's datatypes (model_config.proto's DataType; BYTES is TYPE_STRING there). */
@@ -146,31 +147,33 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { catalog, registry, modelConfigs, config: serverConfig } = services;
 
-  const describe = async (modelName: string, requestedVersion: string | undefined): Promise<TritonModelConfig> => {
-    const model = checkModelName(modelName);
+  const describe = async (request: FastifyRequest, modelName: string, requestedVersion: string | undefined): Promise<TritonModelConfig> => {
+    const model = requestedModel(request.principal, modelName);
     const version = checkVersion(requestedVersion);
-    const versions = await catalog.versions(model);
-    if (versions.length === 0) throw errors.modelNotFound(model);
-    const described = describedVersion(versions, model, version);
-    return tritonModelConfig(
-      model,
-      versions.map((candidate) => candidate.version),
-      described.signature,
-      await modelConfigs.get(model),
-      { inferTimeoutMs: serverConfig.GANTRY_INFER_TIMEOUT_MS, device: serverConfig.GANTRY_DEVICE },
-    );
+    return forModel(model, async () => {
+      const versions = await catalog.versions(model.qualified);
+      if (versions.length === 0) throw errors.modelNotFound(model.qualified);
+      const described = describedVersion(versions, model.qualified, version);
+      return tritonModelConfig(
+        model.shown,
+        versions.map((candidate) => candidate.version),
+        described.signature,
+        await modelConfigs.get(model.qualified),
+        { inferTimeoutMs: serverConfig.GANTRY_INFER_TIMEOUT_MS, device: serverConfig.GANTRY_DEVICE },
+      );
+    });
   };
 
   const responses = { 200: tritonModelConfigSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
   typed.get(
     '/v2/models/:model/config',
     { schema: { tags: ['models'], summary: 'Model configuration (Triton ModelConfig JSON plus Gantry settings)', params: modelParamsSchema, response: responses } },
-    async (request) => describe(request.params.model, undefined),
+    async (request) => describe(request, request.params.model, undefined),
   );
   typed.get(
     '/v2/models/:model/versions/:version/config',
     { schema: { tags: ['models'], summary: 'Model configuration as seen by one version', params: modelVersionParamsSchema, response: responses } },
-    async (request) => describe(request.params.model, request.params.version),
+    async (request) => describe(request, request.params.model, request.params.version),
   );
 
   typed.put(
@@ -186,11 +189,13 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
       validatorCompiler: bodyCheckedByHandler,
     },
     async (request) => {
-      const model = checkModelName(request.params.model);
-      if (!(await registry.modelExists(model))) throw errors.modelNotFound(model);
-      const updated = await modelConfigs.update(model, request.body as unknown, { maxThreadsPerWorker: serverConfig.GANTRY_MAX_THREADS_PER_WORKER });
-      catalog.invalidate(model);
-      return updated;
+      const model = requestedModel(request.principal, request.params.model);
+      return forModel(model, async () => {
+        if (!(await registry.modelExists(model.qualified))) throw errors.modelNotFound(model.qualified);
+        const updated = await modelConfigs.update(model.qualified, request.body as unknown, { maxThreadsPerWorker: serverConfig.GANTRY_MAX_THREADS_PER_WORKER });
+        catalog.invalidate(model.qualified);
+        return updated;
+      });
     },
   );
 }

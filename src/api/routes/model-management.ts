@@ -10,8 +10,11 @@ import { executionConfigOf } from '../../registry/model-config.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
-import { checkModelName, checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
+import { forModel, requestedModel } from '../requested-model.js';
+import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
+import { visibleModelNames } from '../visible-models.js';
 
 const versionSummarySchema = z.object({
   version: z.string(),
@@ -31,16 +34,25 @@ const versionDetailSchema = versionSummarySchema.extend({
 });
 
 const modelSchema = z.object({ name: z.string(), versions: z.array(versionDetailSchema) });
-const modelListSchema = z.object({ models: z.array(z.object({ name: z.string(), versions: z.array(versionSummarySchema) })) });
+const modelListSchema = z.object({
+  models: z.array(
+    z.object({
+      name: z.string().describe("The model's name as the caller addresses it: bare within the caller's tenant, <tenant>~<name> for an admin's view of another tenant's"),
+      tenant: z.string().describe('The tenant the model belongs to'),
+      versions: z.array(versionSummarySchema),
+    }),
+  ),
+});
 const uploadQuerySchema = z.object({ wait: z.enum(['true', 'false']).default('true') });
 
 function summary(record: ModelVersion) {
   return { version: record.version, state: record.state, sha256: record.sha256, size: record.size, createdAt: record.createdAt };
 }
 
-function detail(record: ModelVersion) {
+/** A version as a caller sees it: `name` is the model's name as shown to that caller (`RequestedModel.shown`). */
+function detail(record: ModelVersion, name: string) {
   return {
-    name: record.name,
+    name,
     ...summary(record),
     platform: onnxPlatform,
     ...(record.reason === undefined ? {} : { reason: record.reason }),
@@ -120,80 +132,92 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       },
     },
     async (request, reply) => {
-      const model = checkModelName(request.params.model);
-      if (!services.isAcceptingWork()) throw errors.shuttingDown();
-      // Refused before the body is read: no version number can be handed out while the registry is not intact.
-      if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
-      const declared = Number(request.headers['content-length']);
-      const uploadId = randomUUID();
-      let blob: StoredBlob;
-      try {
-        blob = await storeUpload(request, uploadId);
-      } catch (error) {
-        // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
-        // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
-        // of the answer. A long or unknown rest is not worth reading: the connection closes after the answer.
-        if (!request.raw.complete && !(Number.isSafeInteger(declared) && declared <= drainableRestBytes)) void reply.header('connection', 'close');
-        throw error;
-      }
-      if (blob.size === 0) {
-        await abandonBlob(blob.sha256, uploadId);
-        throw errors.invalidModel('the file is empty.');
-      }
-      // A new version of an existing model loads with that model's configuration (instances, threads, …), which
-      // its durable record keeps too.
-      const modelConfig = await services.modelConfigs.get(model);
-      let record: ModelVersion;
-      try {
-        record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig });
-      } catch (error) {
-        await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
-        throw error;
-      }
-      const settings = executionConfigOf(modelConfig);
-      const load = producer
-        .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
-        // Best effort: a rebuilt version loads again and learns its signature anew.
-        .then((signature) => registry.recordSignature(model, record.version, signature).catch(() => undefined));
-      if (request.query.wait === 'false') {
-        // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
-        load.catch(() => undefined);
-        return reply.status(202).send(detail(record));
-      }
-      try {
-        await load;
-      } catch (error) {
-        if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
-          await rejectVersion(record);
-          throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+      const requested = requestedModel(request.principal, request.params.model);
+      const model = requested.qualified;
+      return forModel(requested, async () => {
+        if (!services.isAcceptingWork()) throw errors.shuttingDown();
+        // Refused before the body is read: no version number can be handed out while the registry is not intact.
+        if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
+        const declared = Number(request.headers['content-length']);
+        const uploadId = randomUUID();
+        let blob: StoredBlob;
+        try {
+          blob = await storeUpload(request, uploadId);
+        } catch (error) {
+          // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
+          // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
+          // of the answer. A long or unknown rest is not worth reading: the connection closes after the answer.
+          if (!request.raw.complete && !(Number.isSafeInteger(declared) && declared <= drainableRestBytes)) void reply.header('connection', 'close');
+          throw error;
         }
-        if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
-          // No worker answered in time; the load request stays queued and completes when one does.
-          return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record));
+        if (blob.size === 0) {
+          await abandonBlob(blob.sha256, uploadId);
+          throw errors.invalidModel('the file is empty.');
         }
-        throw error;
-      }
-      const loaded = await registry.getVersion(model, record.version);
-      if (loaded === undefined) throw errors.modelNotFound(model, record.version);
-      catalog.invalidate(model);
-      return reply.status(201).send(detail(loaded));
+        // A new version of an existing model loads with that model's configuration (instances, threads, …), which
+        // its durable record keeps too.
+        const modelConfig = await services.modelConfigs.get(model);
+        let record: ModelVersion;
+        try {
+          record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig });
+        } catch (error) {
+          await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
+          throw error;
+        }
+        const settings = executionConfigOf(modelConfig);
+        const load = producer
+          .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
+          // Best effort: a rebuilt version loads again and learns its signature anew.
+          .then((signature) => registry.recordSignature(model, record.version, signature).catch(() => undefined));
+        if (request.query.wait === 'false') {
+          // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
+          load.catch(() => undefined);
+          return reply.status(202).send(detail(record, requested.shown));
+        }
+        try {
+          await load;
+        } catch (error) {
+          if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
+            await rejectVersion(record);
+            throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+          }
+          if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
+            // No worker answered in time; the load request stays queued and completes when one does.
+            return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record, requested.shown));
+          }
+          throw error;
+        }
+        const loaded = await registry.getVersion(model, record.version);
+        if (loaded === undefined) throw errors.modelNotFound(model, record.version);
+        catalog.invalidate(model);
+        return reply.status(201).send(detail(loaded, requested.shown));
+      });
     },
   );
 
-  typed.get('/v1/models', { schema: { tags: ['management'], summary: 'List models and their versions', response: { 200: modelListSchema } } }, async () => {
-    const names = await registry.listModelNames();
-    const models = await Promise.all(names.map(async (name) => ({ name, versions: (await registry.listVersions(name)).map(summary) })));
-    return { models };
+  typed.get('/v1/models', { schema: { tags: ['management'], summary: "List the caller's models and their versions (the admin's: every tenant's)", response: { 200: modelListSchema } } }, async (request) => {
+    const names = await visibleModelNames(registry, request.principal);
+    const models = await Promise.all(
+      names.map(async (name) => ({
+        name: displayModelName(request.principal, name),
+        tenant: splitQualifiedName(name).tenant,
+        versions: (await registry.listVersions(name)).map(summary),
+      })),
+    );
+    // A model deleted between the listing and the read of its versions is left out.
+    return { models: models.filter((model) => model.versions.length > 0) };
   });
 
   typed.get(
     '/v1/models/:model',
     { schema: { tags: ['management'], summary: 'A model with every version', params: modelParamsSchema, response: { 200: modelSchema, '4xx': errorBodySchema } } },
     async (request) => {
-      const model = checkModelName(request.params.model);
-      const versions = await registry.listVersions(model);
-      if (versions.length === 0) throw errors.modelNotFound(model);
-      return { name: model, versions: versions.map(detail) };
+      const model = requestedModel(request.principal, request.params.model);
+      return forModel(model, async () => {
+        const versions = await registry.listVersions(model.qualified);
+        if (versions.length === 0) throw errors.modelNotFound(model.qualified);
+        return { name: model.shown, versions: versions.map((record) => detail(record, model.shown)) };
+      });
     },
   );
 
@@ -201,11 +225,13 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     '/v1/models/:model/versions/:version',
     { schema: { tags: ['management'], summary: 'One version', params: modelVersionParamsSchema, response: { 200: versionDetailSchema, '4xx': errorBodySchema } } },
     async (request) => {
-      const model = checkModelName(request.params.model);
+      const model = requestedModel(request.principal, request.params.model);
       const version = checkVersion(request.params.version)!;
-      const record = await registry.getVersion(model, version);
-      if (record === undefined) throw errors.modelNotFound(model, version);
-      return detail(record);
+      return forModel(model, async () => {
+        const record = await registry.getVersion(model.qualified, version);
+        if (record === undefined) throw errors.modelNotFound(model.qualified, version);
+        return detail(record, model.shown);
+      });
     },
   );
 
@@ -213,12 +239,14 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     '/v1/models/:model/versions/:version',
     { schema: { tags: ['management'], summary: 'Delete one version', params: modelVersionParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
     async (request, reply) => {
-      const model = checkModelName(request.params.model);
+      const model = requestedModel(request.principal, request.params.model);
       const version = checkVersion(request.params.version)!;
-      const record = await registry.getVersion(model, version);
-      if (record === undefined) throw errors.modelNotFound(model, version);
-      await rejectVersion(record);
-      return reply.status(204).send(null);
+      return forModel(model, async () => {
+        const record = await registry.getVersion(model.qualified, version);
+        if (record === undefined) throw errors.modelNotFound(model.qualified, version);
+        await rejectVersion(record);
+        return reply.status(204).send(null);
+      });
     },
   );
 
@@ -226,13 +254,15 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     '/v1/models/:model',
     { schema: { tags: ['management'], summary: 'Delete a model and all its versions', params: modelParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
     async (request, reply) => {
-      const model = checkModelName(request.params.model);
-      const { deleted } = await registry.deleteModel(model);
-      if (!deleted) throw errors.modelNotFound(model);
-      // Its files go with the garbage collection, after the grace period, unless another version uses them.
-      blobCollector.noteDeletion();
-      catalog.invalidate(model);
-      return reply.status(204).send(null);
+      const model = requestedModel(request.principal, request.params.model);
+      return forModel(model, async () => {
+        const { deleted } = await registry.deleteModel(model.qualified);
+        if (!deleted) throw errors.modelNotFound(model.qualified);
+        // Its files go with the garbage collection, after the grace period, unless another version uses them.
+        blobCollector.noteDeletion();
+        catalog.invalidate(model.qualified);
+        return reply.status(204).send(null);
+      });
     },
   );
 }
