@@ -6,6 +6,14 @@ export interface InferenceResult {
   correlationId: string;
   error?: WireError;
   outputs?: TensorLayout[];
+  /**
+   * This request's share of the model's compute on the worker (input copy, run, output copy), in ns: an
+   * execution that batched several requests is split between them by rows. Set for a request that ran; what the
+   * usage meter bills as compute seconds.
+   */
+  computeNs?: number;
+  /** Rows (along the batch dimension) the request ran; set for a request that ran. */
+  rows?: number;
 }
 
 export interface InferenceReplyHeader {

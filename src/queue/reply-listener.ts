@@ -11,6 +11,10 @@ import { decodeReply, type InferenceReplyHeader, type InferenceResult, type Load
 
 export interface InferenceOutcome {
   outputs: Tensor[];
+  /** The request's share of the model's compute on the worker, in ns (0 from a worker that does not report it). */
+  computeNs: number;
+  /** Rows the request ran (0 from a worker that does not report them). */
+  rows: number;
 }
 
 interface Waiter<T> {
@@ -163,7 +167,7 @@ export class ReplyListener {
       const bytes = outputs.reduce((sum, output) => sum + output.data.byteLength, 0);
       if (result.error !== undefined) waiter.reject(fromWire(result.error));
       else if (waiter.maxOutputBytes !== undefined && bytes > waiter.maxOutputBytes) waiter.reject(errors.outputTooLarge(bytes, waiter.maxOutputBytes));
-      else waiter.resolve({ outputs });
+      else waiter.resolve({ outputs, computeNs: result.computeNs ?? 0, rows: result.rows ?? 0 });
     }
   }
 }

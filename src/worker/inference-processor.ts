@@ -126,7 +126,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           bodies.push(output.data);
           bytes += output.data.byteLength;
         }
-        answers.push({ result: { correlationId, outputs: layouts }, bodies, bytes, finishedAtMs, run: run.value });
+        answers.push({ result: { correlationId, outputs: layouts, computeNs: computeShareNs(run.value), rows: run.value.rows }, bodies, bytes, finishedAtMs, run: run.value });
       });
       ran = true;
     }
@@ -237,6 +237,16 @@ async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bod
   const announcement = encodeReply({ ...header, bodyKey, bodyLength });
   await writeLargeValue(redis, bodyKey, bodies, Math.max(1000, job.deadline - Date.now() + 5000));
   await redis.publish(job.replyTo, announcement);
+}
+
+/**
+ * One request's share of its execution's compute time, in ns: the execution's whole time split by rows, so the
+ * requests batched together add up to the execution (each is billed for what it ran, not for the whole batch).
+ */
+function computeShareNs(result: BatchedResult): number {
+  const { computeInputNs, computeInferNs, computeOutputNs } = result.timing;
+  const executionNs = computeInputNs + computeInferNs + computeOutputNs;
+  return result.batchSize > 0 ? Math.round((executionNs * result.rows) / result.batchSize) : executionNs;
 }
 
 /** Metrics and statistics of one successful request (and, once per execution, of the execution). */
