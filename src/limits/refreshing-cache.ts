@@ -1,9 +1,8 @@
 /**
- * A small per-process cache of values read from Redis, for lookups on the request path: a fresh value is
- * answered from memory; a value older than `ttlMs` is still answered (so no request waits on Redis for it) while
- * one background read replaces it; only a value never read before is waited for. A change made by another
- * process is therefore seen by the first request after `ttlMs` has passed, and by every one after it once the
- * background read returns (one round trip later).
+ * A small per-process cache of values read from Redis, for lookups on the request path: a value younger than
+ * `ttlMs` is answered from memory; one up to twice as old is still answered (so under steady traffic no request
+ * waits on Redis) while one background read replaces it; an older one (the process was idle) or a value never
+ * read is waited for. So no answer is older than 2 x ttlMs, and under traffic about ttlMs plus a round trip.
  */
 export class RefreshingCache<V> {
   private readonly entries = new Map<string, { value: V; fetchedAt: number; refreshing?: Promise<void> }>();
@@ -24,10 +23,12 @@ export class RefreshingCache<V> {
   async get(key: string): Promise<V> {
     const entry = this.entries.get(key);
     if (entry === undefined) return this.loadFirst(key);
+    const ageMs = Date.now() - entry.fetchedAt;
+    if (ageMs > 2 * this.ttlMs) return this.loadFirst(key);
     // Re-inserting keeps the Map in least-recently-read order for eviction.
     this.entries.delete(key);
     this.entries.set(key, entry);
-    if (Date.now() - entry.fetchedAt > this.ttlMs && entry.refreshing === undefined) {
+    if (ageMs > this.ttlMs && entry.refreshing === undefined) {
       entry.refreshing = this.load(key).then(
         (value) => this.store(key, value),
         (error: unknown) => {

@@ -63,6 +63,18 @@ export function createApiMetrics(sources: ApiMetricSources) {
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
+    tenantRequests: new Counter({
+      name: 'gantry_tenant_requests_total',
+      help: 'Inference requests metered per tenant (the first GANTRY_MAX_TENANT_METRICS tenants this process saw; the rest under tenant="_other").',
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+    }),
+    tenantComputeSeconds: new Counter({
+      name: 'gantry_tenant_compute_seconds_total',
+      help: 'Model compute seconds (on the workers) metered per tenant (same tenant bound as gantry_tenant_requests_total).',
+      labelNames: ['tenant'] as const,
+      registers: [registry],
+    }),
     registryLost: new Gauge({
       name: 'gantry_registry_lost',
       help: '1 while the model registry in Redis is lost, being rebuilt, reloading or another deployment\'s; else 0.',
