@@ -6,7 +6,7 @@
  * at REDIS_URL or 127.0.0.1:6379) and stops it at the end.
  */
 import { request } from 'undici';
-import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../test/helpers/gantry-process.js';
 
 const runs = Number(process.argv[2] ?? 7);
 const warmup = Number(process.argv[3] ?? 2);
@@ -34,7 +34,7 @@ function makeInput(): Float32Array {
 async function viaJson(baseUrl: string, input: Float32Array): Promise<{ ms: number; output: Float32Array }> {
   const started = performance.now();
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, elements], datatype: 'FP32', data: Array.from(input) }] });
-  const response = await request(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const response = await request(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/json' }), body });
   const parsed = (await response.body.json()) as any;
   if (response.statusCode !== 200) throw new Error(`JSON request failed: ${response.statusCode} ${JSON.stringify(parsed).slice(0, 300)}`);
   const output = Float32Array.from(parsed.outputs[0].data as number[]);
@@ -52,7 +52,7 @@ async function viaBinary(baseUrl: string, input: Float32Array): Promise<{ ms: nu
   const body = Buffer.concat([header, Buffer.from(input.buffer, input.byteOffset, input.byteLength)]);
   const response = await request(`${baseUrl}/v2/models/${model}/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+    headers: withAdminKey({ 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) }),
     body,
   });
   const raw = Buffer.from(await response.body.arrayBuffer());
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     console.log(`outputs equal inputs bit for bit: yes (all ${blocks * (warmup + runs)} requests of each mode)`);
     console.log(`JSON / binary = ${ratio.toFixed(1)}× (target ≥ 20×: ${ratio >= 20 ? 'met' : 'NOT met'})`);
     // Where the time goes on the worker side (both modes together; the worker sees identical raw bytes).
-    const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`)).json()) as any;
+    const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey() })).json()) as any;
     const entry = stats.model_stats?.[0];
     if (entry !== undefined) {
       const perRequest = (name: string) => {

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { deleteKeys, freePort } from '../test/helpers/gantry-process.js';
+import { deleteKeys, freePort, testAdminKey, withAdminKey } from '../test/helpers/gantry-process.js';
 import { benchInput, benchModels, benchRequest, repositoryRoot, type BenchModel } from './models.js';
 
 const [baselineCli, candidateCli = path.join(repositoryRoot, 'dist/src/cli.js'), roundsText = '3', secondsText = '10', connectionsText = '64'] = process.argv.slice(2);
@@ -70,6 +70,8 @@ async function measure(cli: string): Promise<Round> {
       GANTRY_QUEUE_PREFIX: prefix,
       GANTRY_DATA_DIR: dataDirectory,
       GANTRY_WORKER_METRICS_PORT: String(await freePort()),
+      // A build with authentication needs the key that every request below sends; one without ignores both.
+      GANTRY_ADMIN_KEY: testAdminKey,
       LOG_LEVEL: 'warn',
     },
     stdio: 'ignore',
@@ -79,7 +81,7 @@ async function measure(cli: string): Promise<Round> {
     await waitForReady(url, child);
     const upload = await fetch(`${url}/v1/models/${tinyModel.name}/versions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
+      headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
       body: await readFile(tinyModel.path),
     });
     if (upload.status !== 201) throw new Error(`upload answered ${upload.status}: ${await upload.text()}`);

@@ -5,13 +5,19 @@
  * one answer splitter.
  */
 
+import { adminAuthorization } from '../test/helpers/gantry-process.js';
+
 /** How tensors travel: OIP v2 JSON, or the binary tensor data extension (JSON header + raw bytes). */
 export type Encoding = 'json' | 'binary';
 
 /** The header giving the JSON part's length in a binary-extension body (request and response). */
 export const inferenceHeaderContentLength = 'inference-header-content-length';
 
-/** A request ready for any HTTP target: the body and the headers that go with it. */
+/**
+ * A request ready for any HTTP target: the body and the headers that go with it, the test admin key among them
+ * (gantry processes started by the bench get it; a plain server or an older build without auth ignores it, and
+ * every target parses the same header bytes).
+ */
 export interface InferRequest {
   body: string | Buffer;
   headers: Record<string, string>;
@@ -38,7 +44,7 @@ function rawBytes(input: InputTensor): Buffer {
  * caller's order, so every caller keeps sending the bytes it always sent.
  */
 export function encodeInferRequest(inputs: InputTensor[], encoding: Encoding): InferRequest {
-  if (encoding === 'json') return { body: JSON.stringify({ inputs }), headers: { 'content-type': 'application/json' } };
+  if (encoding === 'json') return { body: JSON.stringify({ inputs }), headers: { authorization: adminAuthorization, 'content-type': 'application/json' } };
   const raws = inputs.map(rawBytes);
   const header = Buffer.from(
     JSON.stringify({
@@ -48,7 +54,7 @@ export function encodeInferRequest(inputs: InputTensor[], encoding: Encoding): I
   );
   return {
     body: Buffer.concat([header, ...raws]),
-    headers: { 'content-type': 'application/octet-stream', [inferenceHeaderContentLength]: String(header.byteLength) },
+    headers: { authorization: adminAuthorization, 'content-type': 'application/octet-stream', [inferenceHeaderContentLength]: String(header.byteLength) },
   };
 }
 

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { freePort, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { freePort, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../test/helpers/gantry-process.js';
 import {
   benchInput,
   benchModels,
@@ -186,7 +186,7 @@ async function drain(url: string, request: BenchRequest): Promise<void> {
 
 /** Gantry's statistics for one model (all versions): inference_count and execution_count. */
 async function readCounts(baseUrl: string, model: string): Promise<Counts> {
-  const response = await fetch(`${baseUrl}/v2/models/${model}/stats`);
+  const response = await fetch(`${baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey() });
   const body = (await response.json()) as { model_stats?: Array<{ inference_count: number; execution_count: number }> };
   const stats = body.model_stats ?? [];
   return { inference: stats.reduce((sum, s) => sum + s.inference_count, 0), execution: stats.reduce((sum, s) => sum + s.execution_count, 0) };
@@ -323,7 +323,7 @@ async function startBenchGantry(redisUrl: string, env: Record<string, string> = 
 }
 
 async function putConfig(gantry: GantryProcess, model: string, patch: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/config`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(patch) });
+  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/config`, { method: 'PUT', headers: withAdminKey({ 'content-type': 'application/json' }), body: JSON.stringify(patch) });
   if (response.status !== 200) throw new Error(`PUT config ${JSON.stringify(patch)} answered ${response.status}: ${await response.text()}`);
 }
 

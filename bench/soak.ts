@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fixturePath, freePort, startGantry } from '../test/helpers/gantry-process.js';
+import { fixturePath, freePort, startGantry, withAdminKey } from '../test/helpers/gantry-process.js';
 
 const argument = (name: string) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
   try {
     for (const [name, file] of [['mlp', 'tiny-mlp.onnx'], ['slow', 'slow.onnx']] as const) {
-      const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: await readFile(fixturePath(file)) });
+      const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/octet-stream' }), body: await readFile(fixturePath(file)) });
       if (response.status !== 201) throw new Error(`upload ${name}: ${response.status} ${await response.text()}`);
     }
     const apiPid = gantry.child.pid!;
@@ -63,7 +63,7 @@ async function main(): Promise<void> {
 
     const call = async (kind: string, url: string, init: RequestInit) => {
       try {
-        const response = await fetch(url, { ...init, signal: AbortSignal.timeout(30_000) });
+        const response = await fetch(url, { ...init, headers: withAdminKey(init.headers as Record<string, string>), signal: AbortSignal.timeout(30_000) });
         await response.arrayBuffer();
         bump(counts, `${kind} ${response.status}`);
       } catch (error) {

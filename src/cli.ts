@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import closeWithGrace from 'close-with-grace';
 import { ApiRole } from './api/api-role.js';
+import type { AdminKeyOutcome } from './auth/admin-key.js';
+import { runAdminKeyCommand } from './auth/admin-key-command.js';
+import { adminKeyBanner, adminKeyNotice, logAdminKey } from './auth/admin-key-notice.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger, type Logger } from './logger.js';
 import { DataDirectoryLockedError } from './runtime/data-directory-lock.js';
@@ -21,6 +24,8 @@ Commands:
   api      the HTTP API only
   worker   a worker only (runs models; serves /metrics, /health, /ready on GANTRY_WORKER_METRICS_PORT)
   repair   rebuilds the model registry in Redis from the model store (after Redis lost its data)
+  admin-key rotate
+           prints a new admin key and revokes the old one at once on every API process
 
 Configuration comes from environment variables; see README.md.`;
 
@@ -36,10 +41,25 @@ function onShutdown(config: Config, logger: Logger, close: () => Promise<void>):
   }).close;
 }
 
-async function runApi(config: Config, logger: Logger, redisUrl: string): Promise<ApiRole> {
-  const api = await ApiRole.create({ ...config, REDIS_URL: redisUrl }, logger);
+/**
+ * @param bannerForNewAdminKey `gantry start` shows a generated admin key in a banner on stdout, with a curl to
+ *   copy; `gantry api` puts it in the log. Either way it is shown once.
+ */
+async function runApi(config: Config, logger: Logger, redisUrl: string, bannerForNewAdminKey = false): Promise<ApiRole> {
+  let generatedKey: string | undefined;
+  let listening: string | undefined;
+  const onAdminKey = (outcome: AdminKeyOutcome) => {
+    if (!bannerForNewAdminKey || config.GANTRY_AUTH === 'off') logAdminKey(outcome, logger);
+    else if (outcome.kind === 'existing') process.stdout.write(`${adminKeyNotice(outcome)}\n`);
+    else if (outcome.kind !== 'generated') logAdminKey(outcome, logger);
+    else if (listening === undefined) generatedKey = outcome.key;
+    else process.stdout.write(adminKeyBanner(outcome.key, listening));
+  };
+  const api = await ApiRole.create({ ...config, REDIS_URL: redisUrl }, logger, onAdminKey);
   const address = await api.listen(config.HOST, config.PORT);
+  listening = address;
   logger.info({ address }, 'Gantry API listening');
+  if (generatedKey !== undefined) process.stdout.write(adminKeyBanner(generatedKey, address));
   return api;
 }
 
@@ -49,7 +69,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage}\n`);
     return;
   }
-  if (!['start', 'api', 'worker', 'repair'].includes(command)) {
+  if (!['start', 'api', 'worker', 'repair', 'admin-key'].includes(command)) {
     process.stderr.write(`Unknown command '${command}'.\n\n${usage}\n`);
     process.exitCode = 2;
     return;
@@ -90,6 +110,10 @@ async function main(): Promise<void> {
   }
   if (command === 'repair') {
     process.exitCode = await runRepairCommand(config, logger);
+    return;
+  }
+  if (command === 'admin-key') {
+    process.exitCode = await runAdminKeyCommand(config, process.argv[3]);
     return;
   }
   if (command === 'api') {
@@ -142,7 +166,7 @@ async function runStart(config: Config, logger: Logger): Promise<void> {
     await resolvedRedis.stop();
     if (lockLost) process.exit(1);
   });
-  api = await runApi(config, logger, resolvedRedis.url);
+  api = await runApi(config, logger, resolvedRedis.url, true);
   supervisor.start();
 }
 

@@ -81,6 +81,21 @@ const configSchema = z.object({
   GANTRY_BLOB_GC_INTERVAL_MS: z.coerce.number().int().min(10).default(60_000),
   /** How often the API checks that Redis still holds the deployment marker (a Redis that lost its data has none). */
   GANTRY_REGISTRY_CHECK_INTERVAL_MS: z.coerce.number().int().min(100).default(5000),
+  // Authentication (docs/security.md).
+  /** `on` (default): every route but GET /v2/health/* needs an API key. `off`: everyone is the admin; loopback HOST only. */
+  GANTRY_AUTH: z.enum(['on', 'off']).default('on'),
+  /** The admin key (at least 24 characters; stored hashed). Unset: one is generated on the first start and printed once. */
+  GANTRY_ADMIN_KEY: z.string().min(24, 'the admin key must be at least 24 characters long').optional(),
+  /** Whether /metrics answers without a key. Default: true when HOST is a loopback address, else false. */
+  GANTRY_METRICS_PUBLIC: booleanFlag.optional(),
+  /** How long an API process trusts a cached key or tenant without asking Redis (revocations also arrive by pub/sub at once). */
+  GANTRY_AUTH_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  /** Keys (and, separately, unknown key ids) one API process keeps cached. */
+  GANTRY_AUTH_CACHE_ENTRIES: z.coerce.number().int().positive().default(10_000),
+  /** Most tenants (the default tenant included). */
+  GANTRY_MAX_TENANTS: z.coerce.number().int().positive().default(1000),
+  /** Most API keys per tenant (revoked keys count until their record expires, 30 days after the revocation). */
+  GANTRY_MAX_KEYS_PER_TENANT: z.coerce.number().int().positive().default(1000),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -106,5 +121,22 @@ export function loadConfig(environment: ConfigInput | NodeJS.ProcessEnv = proces
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
+  if (parsed.data.GANTRY_AUTH === 'off' && !isLoopbackHost(parsed.data.HOST)) {
+    throw new ConfigError(
+      `Invalid configuration: GANTRY_AUTH=off is refused with HOST=${parsed.data.HOST}: without authentication anyone who reaches the port can upload, replace and delete every model. ` +
+        'Turn it off only on a loopback address (HOST=127.0.0.1), or keep GANTRY_AUTH=on and send the admin key.',
+    );
+  }
   return parsed.data;
+}
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare);
+}
+
+/** Whether /metrics answers without a key: GANTRY_METRICS_PUBLIC, or by default only on a loopback bind. */
+export function metricsArePublic(config: Pick<Config, 'GANTRY_METRICS_PUBLIC' | 'HOST'>): boolean {
+  return config.GANTRY_METRICS_PUBLIC ?? isLoopbackHost(config.HOST);
 }

@@ -5,6 +5,10 @@
  */
 export enum ErrorCode {
   InvalidArgument = 'INVALID_ARGUMENT',
+  /** No API key, or one that is malformed, unknown, expired or revoked (401, with WWW-Authenticate: Bearer). */
+  Unauthenticated = 'UNAUTHENTICATED',
+  /** A valid key without the scope a route needs, or of a disabled tenant (403). */
+  PermissionDenied = 'PERMISSION_DENIED',
   NotFound = 'NOT_FOUND',
   AlreadyExists = 'ALREADY_EXISTS',
   FailedPrecondition = 'FAILED_PRECONDITION',
@@ -24,6 +28,8 @@ export enum ErrorCode {
 
 const httpStatusByCode: Record<ErrorCode, number> = {
   [ErrorCode.InvalidArgument]: 400,
+  [ErrorCode.Unauthenticated]: 401,
+  [ErrorCode.PermissionDenied]: 403,
   [ErrorCode.NotFound]: 404,
   [ErrorCode.AlreadyExists]: 409,
   [ErrorCode.FailedPrecondition]: 409,
@@ -204,6 +210,26 @@ export const errors = {
     ),
   /** A job that does not match the job contract: a defect or foreign data, never the caller's input. */
   unreadableJob: () => new GantryError(ErrorCode.Internal, 'The worker could not read the job carrying this request; the details are in the worker log.'),
+  // Authentication and authorization (docs/security.md). One message for every 401, whatever was wrong with the
+  // key: a caller learns nothing about which keys exist; the log says why (never the key itself).
+  unauthenticated: () =>
+    new GantryError(
+      ErrorCode.Unauthenticated,
+      "Missing or invalid API key: send a valid, unexpired key as 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
+    ),
+  /** `needed` names the scope(s): "scope 'models:write'". */
+  missingScope: (needed: string, route: string) =>
+    new GantryError(ErrorCode.PermissionDenied, `This key may not call ${route}: that needs ${needed}, which the key lacks; use a key that has it, or ask an admin to add it.`),
+  tenantDisabled: (tenant: string) =>
+    new GantryError(ErrorCode.PermissionDenied, `Tenant '${tenant}' is disabled; ask an admin to enable it (PATCH /v1/tenants/${tenant} {"disabled": false}).`),
+  cannotGrant: (what: string) => new GantryError(ErrorCode.PermissionDenied, `This key cannot grant ${what}: a key may only hand out what it holds itself, and only an admin grants 'admin'.`),
+  tenantNotFound: (tenant: string) => new GantryError(ErrorCode.NotFound, `Unknown tenant '${tenant.slice(0, 64)}'.`),
+  tenantExists: (tenant: string) => new GantryError(ErrorCode.AlreadyExists, `Tenant '${tenant}' already exists.`),
+  keyNotFound: (keyId: string) => new GantryError(ErrorCode.NotFound, `Unknown key '${keyId.slice(0, 64)}'.`),
+  failedPrecondition: (message: string) => new GantryError(ErrorCode.FailedPrecondition, message),
+  /** A per-tenant cap on control-plane records (tenants, keys): 409 naming the cap and its variable. */
+  capReached: (what: string, limit: number, limitVariable: string) =>
+    new GantryError(ErrorCode.FailedPrecondition, `The cap on ${what} (${limit}, ${limitVariable}) is reached; delete unused ones or raise the cap.`),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),
   internal: (message = 'Internal error.') => new GantryError(ErrorCode.Internal, message),
 };

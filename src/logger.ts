@@ -12,7 +12,20 @@ export function loggerOptions(config: Pick<Config, 'LOG_LEVEL'>, role: string): 
     level: config.LOG_LEVEL,
     base: { role, pid: process.pid },
     redact: {
-      paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'body', 'inputs', 'outputs', 'redisUrl', '*.password'],
+      // API keys travel only in these two headers (src/auth/credentials.ts), wherever a headers object is logged.
+      paths: [
+        'req.headers.authorization',
+        'req.headers["x-api-key"]',
+        'headers.authorization',
+        'headers["x-api-key"]',
+        '*.headers.authorization',
+        '*.headers["x-api-key"]',
+        'body',
+        'inputs',
+        'outputs',
+        'redisUrl',
+        '*.password',
+      ],
       censor: '[redacted]',
     },
   };

@@ -2,7 +2,7 @@
  * The worker-side counters read before and after a measured window: the model's statistics
  * (`GET /v2/models/{m}/stats`) and the compute histogram on the worker's /metrics.
  */
-import type { GantryProcess } from '../../test/helpers/gantry-process.js';
+import { withAdminKey, type GantryProcess } from '../../test/helpers/gantry-process.js';
 
 export interface WorkerCounters {
   inferenceCount: number;
@@ -15,7 +15,7 @@ export interface WorkerCounters {
 }
 
 export async function readWorkerCounters(gantry: GantryProcess, model: string): Promise<WorkerCounters> {
-  const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`)).json()) as {
+  const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey() })).json()) as {
     model_stats?: Array<{ inference_count: number; execution_count: number; inference_stats: { compute_infer: { count: number; ns: number } } }>;
   };
   const list = stats.model_stats ?? [];

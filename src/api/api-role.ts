@@ -16,6 +16,9 @@ import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
 import { warnAboutRedisPersistence } from '../registry/redis-persistence.js';
 import { errors } from '../errors.js';
+import type { AdminKeyOutcome } from '../auth/admin-key.js';
+import { logAdminKey } from '../auth/admin-key-notice.js';
+import { startControlPlane } from '../auth/control-plane.js';
 import { LimitStore } from '../limits/limit-store.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from './model-catalog.js';
@@ -34,6 +37,7 @@ export class ApiRole {
   private readonly guardian: RegistryGuardian;
   private readonly blobCollector: BlobCollector;
   private accepting = true;
+  private stopControlPlane: () => void = () => undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(app: FastifyInstance, services: ApiServices, subscriber: Redis, replies: ReplyListener) {
@@ -46,7 +50,11 @@ export class ApiRole {
     this.blobCollector = services.blobCollector;
   }
 
-  static async create(config: Config & { REDIS_URL: string }, logger: Logger): Promise<ApiRole> {
+  /**
+   * @param onAdminKey told what start-up did about the admin key (a generated key is shown once: the CLI prints
+   *   it); by default a generated key goes to the log.
+   */
+  static async create(config: Config & { REDIS_URL: string }, logger: Logger, onAdminKey: (outcome: AdminKeyOutcome) => void = (outcome) => logAdminKey(outcome, logger)): Promise<ApiRole> {
     const prefix = config.GANTRY_QUEUE_PREFIX;
     const redis = createRedis(config.REDIS_URL, 'producer', 'api');
     const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber');
@@ -119,6 +127,8 @@ export class ApiRole {
     });
     blobCollector.start();
 
+    const controlPlane = await startControlPlane({ redis, subscriber, config, logger, onAdminKey });
+
     let role: ApiRole | undefined;
     const services: ApiServices = {
       config,
@@ -132,10 +142,14 @@ export class ApiRole {
       limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),
       guardian,
       blobCollector,
+      tenants: controlPlane.tenants,
+      keys: controlPlane.keys,
+      authenticator: controlPlane.authenticator,
       isAcceptingWork: () => role?.accepting ?? false,
     };
     const app = await buildApp(services, { ...loggerOptions(config, 'api') });
     role = new ApiRole(app, services, subscriber, replies);
+    role.stopControlPlane = controlPlane.stop;
     return role;
   }
 
@@ -156,6 +170,7 @@ export class ApiRole {
       await this.guardian.stop();
       await this.blobCollector.stop();
       await this.app.close();
+      this.stopControlPlane();
       await this.producer.close();
       this.subscriber.disconnect();
       this.redis.disconnect();

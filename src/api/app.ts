@@ -1,12 +1,14 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { createRequire } from 'node:module';
+import { metricsArePublic } from '../config.js';
 import bodyTimeouts from './plugins/body-timeouts.js';
 import errorHandler from './plugins/error-handler.js';
 import httpMetrics from './plugins/http-metrics.js';
 import loadShedding from './plugins/load-shedding.js';
 import openApi from './plugins/openapi.js';
 import principal from './plugins/principal.js';
+import routeList from './plugins/route-list.js';
 import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
 import { modelConfigRoutes } from './routes/model-config.js';
@@ -15,6 +17,8 @@ import { modelMetadataRoutes } from './routes/model-metadata.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { serverHealthRoutes } from './routes/server-health.js';
 import { statisticsRoutes } from './routes/statistics.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { keyRoutes } from './routes/keys.js';
 import type { ApiServices } from './services.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -55,12 +59,13 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
     void reply.header('x-request-id', request.id);
   });
 
+  await app.register(routeList);
   await app.register(errorHandler);
   await app.register(bodyTimeouts, { bodyIdleTimeoutMs: config.GANTRY_BODY_IDLE_TIMEOUT_MS, metrics: services.metrics });
   await app.register(loadShedding, { maxEventLoopDelayMs: config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
   await app.register(openApi, { version: packageJson.version });
   await app.register(httpMetrics, { metrics: services.metrics });
-  await app.register(principal);
+  await app.register(principal, { authenticator: services.authenticator, metricsPublic: metricsArePublic(config) });
   await app.register(serverHealthRoutes, services);
   await app.register(modelMetadataRoutes, services);
   await app.register(inferRoutes, services);
@@ -68,5 +73,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(modelConfigRoutes, services);
   await app.register(repositoryRoutes, services);
   await app.register(statisticsRoutes, services);
+  await app.register(tenantRoutes, services);
+  await app.register(keyRoutes, services);
   return app;
 }

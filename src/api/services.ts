@@ -7,6 +7,9 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
+import type { KeyStore } from '../auth/key-store.js';
+import type { TenantStore } from '../auth/tenant-store.js';
+import type { Authenticator } from '../auth/authenticator.js';
 import type { LimitStore } from '../limits/limit-store.js';
 import type { ModelCatalog } from './model-catalog.js';
 
@@ -27,6 +30,11 @@ export interface ApiServices {
   guardian: RegistryGuardian;
   /** The only remover of model files; told of deletions so it runs when their grace period ends. */
   blobCollector: BlobCollector;
+  /** Tenants and API keys in Redis (the control plane's routes). */
+  tenants: TenantStore;
+  keys: KeyStore;
+  /** Resolves API keys to principals; undefined when GANTRY_AUTH=off. */
+  authenticator: Authenticator | undefined;
   /** False once shutdown began: readiness turns false and new work is refused. */
   isAcceptingWork: () => boolean;
 }

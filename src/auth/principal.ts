@@ -3,8 +3,11 @@
  * by everything below the transports. Nothing else reads keys or auth headers.
  */
 
-/** What a key may do. `admin` implies every other scope, in every tenant. */
-export const scopes = ['models:read', 'models:write', 'infer', 'usage:read', 'keys:write', 'admin'] as const;
+/**
+ * What a key may do. `admin` implies every other scope, in every tenant. `metrics:read` reads /metrics (every
+ * tenant's numbers; for Prometheus, when GANTRY_METRICS_PUBLIC is false).
+ */
+export const scopes = ['models:read', 'models:write', 'infer', 'usage:read', 'keys:write', 'metrics:read', 'admin'] as const;
 export type Scope = (typeof scopes)[number];
 
 export interface Principal {

@@ -159,6 +159,20 @@ async function startPrivateRedis(directory: string, command: string, logger: Log
 /** The file, in the private Redis's own directory, naming the server that runs on it. */
 const leftoverRecordName = 'gantry-redis.json';
 
+/**
+ * The URL of the private redis-server a running `gantry start` keeps on `dataDirectory`, or undefined when none
+ * runs there (for commands such as `gantry admin-key rotate` that must reach the same Redis).
+ */
+export async function runningPrivateRedisUrl(dataDirectory: string): Promise<string | undefined> {
+  try {
+    const record = JSON.parse(await readFile(path.resolve(dataDirectory, 'redis', leftoverRecordName), 'utf8')) as LeftoverRecord;
+    if (!Number.isInteger(record.port) || !(await redisAnswers('127.0.0.1', record.port))) return undefined;
+    return `redis://127.0.0.1:${record.port}`;
+  } catch {
+    return undefined;
+  }
+}
+
 interface LeftoverRecord {
   pid: number;
   port: number;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startGantry, uploadModel, fixturePath, type GantryProcess } from '../helpers/gantry-process.js';
+import { startGantry, uploadModel, fixturePath, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import {
   assertErrorBody,
   binaryOutputs,
@@ -440,7 +440,7 @@ describe('inference (inference_rest.md "Inference")', () => {
     // extension_binary_data.md "Raw Binary Request": Gantry does not implement this optional form.
     const response = await fetch(`${base}/v2/models/identity-float/infer`, {
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' },
+      headers: withAdminKey({ 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' }),
       body: Float32Array.from([1, 2, 3, 4]),
     });
     const body = (await response.json()) as any;

@@ -4,6 +4,7 @@
  * tests check the wire format independently of src/protocol.
  */
 import assert from 'node:assert/strict';
+import { withAdminKey } from '../helpers/gantry-process.js';
 
 export interface Reply {
   status: number;
@@ -17,9 +18,10 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Any HTTP call with an optional JSON body; the answer is parsed as JSON when it is JSON. */
 export async function http(baseUrl: string, method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<Reply> {
   const started = Date.now();
-  const request: RequestInit = { method, ...init };
+  // Every call authenticates with the test admin key (test/helpers/gantry-process.ts) unless init says otherwise.
+  const request: RequestInit = { method, ...init, headers: withAdminKey(init.headers as Record<string, string> | undefined) };
   if (body !== undefined) {
-    request.headers = { 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) };
+    request.headers = withAdminKey({ 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) });
     request.body = typeof body === 'string' ? body : JSON.stringify(body);
   }
   const response = await fetch(`${baseUrl}${path}`, request);
@@ -74,7 +76,7 @@ export async function inferBinary(baseUrl: string, model: string, header: unknow
   const started = Date.now();
   const response = await fetch(`${baseUrl}${inferPath(model, version)}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(json.byteLength) },
+    headers: withAdminKey({ 'content-type': 'application/octet-stream', 'inference-header-content-length': String(json.byteLength) }),
     body,
   });
   return readBinaryReply(response, started);

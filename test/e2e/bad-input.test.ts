@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertError, blobDirectory, call, listDirectory, randomFloats, temporaryBlobDirectory, waitUntil } from './support.js';
 
 describe('bad input', () => {
@@ -66,7 +66,7 @@ describe('bad input', () => {
     const bytes = await readFile(fixturePath('tiny-mlp.onnx'));
     const good = new FormData();
     good.append('file', new Blob([bytes], { type: 'application/octet-stream' }), 'tiny-mlp.onnx');
-    const goodResponse = await fetch(`${gantry.baseUrl}/v1/models/multipart-model/versions`, { method: 'POST', body: good });
+    const goodResponse = await fetch(`${gantry.baseUrl}/v1/models/multipart-model/versions`, { method: 'POST', headers: withAdminKey(), body: good });
     const goodBody = (await goodResponse.json()) as { name: string; version: string; state: string; size: number };
     assert.equal(goodResponse.status, 201, JSON.stringify(goodBody));
     assert.equal(goodBody.name, 'multipart-model');
@@ -75,7 +75,7 @@ describe('bad input', () => {
 
     const bad = new FormData();
     bad.append('model', new Blob([bytes], { type: 'application/octet-stream' }), 'tiny-mlp.onnx');
-    const badResponse = await fetch(`${gantry.baseUrl}/v1/models/multipart-bad/versions`, { method: 'POST', body: bad });
+    const badResponse = await fetch(`${gantry.baseUrl}/v1/models/multipart-bad/versions`, { method: 'POST', headers: withAdminKey(), body: bad });
     const badBody = await badResponse.json();
     assertError({ status: badResponse.status, body: badBody, headers: badResponse.headers }, 400, 'INVALID_ARGUMENT', /'file'/);
     assertError(await call(gantry.baseUrl, 'GET', '/v1/models/multipart-bad'), 404, 'NOT_FOUND');

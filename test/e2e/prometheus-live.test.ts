@@ -11,7 +11,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 
 const prometheusBinary = process.env.PROMETHEUS_BIN ?? 'prometheus';
 const havePrometheus = spawnSync(prometheusBinary, ['--version'], { encoding: 'utf8' }).status === 0;
@@ -85,7 +85,7 @@ const randomInput = (rows = 1) => ({
 async function infer(baseUrl: string, body: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(`${baseUrl}/v2/models/${modelName}/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-request-id': tracedRequestId },
+    headers: withAdminKey({ 'content-type': 'application/json', 'x-request-id': tracedRequestId }),
     body: JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
@@ -97,7 +97,7 @@ async function sendBadRequests(baseUrl: string, requestIds: string[]): Promise<v
   assert.equal(wrongShape.status, 400, JSON.stringify(wrongShape.body));
   const noInputs = await fetch(`${baseUrl}/v2/models/${modelName}/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: withAdminKey({ 'content-type': 'application/json' }),
     body: JSON.stringify({ nonsense: true }),
   });
   assert.equal(noInputs.status, 400);

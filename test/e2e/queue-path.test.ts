@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { deleteKeys, fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { deleteKeys, fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertError, ort, randomFloats } from './support.js';
 
 const slowRequest = (iterations: number) => ({
@@ -109,7 +109,7 @@ describe('API without a worker', () => {
     assert.ok(elapsed >= 450 && elapsed < 3000, `504 after ${elapsed} ms`);
 
     // Still LOADING: no worker ever took the load request.
-    const version = await fetch(`${apiOnly.baseUrl}/v1/models/mlp-later/versions/1`);
+    const version = await fetch(`${apiOnly.baseUrl}/v1/models/mlp-later/versions/1`, { headers: withAdminKey() });
     assert.equal(((await version.json()) as { state: string }).state, 'LOADING');
   });
 });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { withAdminKey } from '../helpers/gantry-process.js';
 
 export interface JsonReply {
   status: number;
@@ -15,11 +16,14 @@ export interface JsonReply {
   headers: Headers;
 }
 
-/** Any HTTP call; the body is parsed as JSON when there is one (204 gives `undefined`). */
-export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown): Promise<JsonReply> {
-  const init: RequestInit = { method };
+/**
+ * Any HTTP call, with the test admin key unless `headers` carries another `authorization` (or `{}` via
+ * `anonymous`); the body is parsed as JSON when there is one (204 gives `undefined`).
+ */
+export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<JsonReply> {
+  const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
-    init.headers = { 'content-type': 'application/json' };
+    init.headers = { 'content-type': 'application/json', ...headers };
     init.body = JSON.stringify(body);
   }
   const response = await fetch(`${baseUrl}${urlPath}`, init);

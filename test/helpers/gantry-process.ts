@@ -18,6 +18,18 @@ export function fixturePath(name: string): string {
 
 export { freePort };
 
+/**
+ * The admin key every gantry process started by tests gets (GANTRY_ADMIN_KEY), and the headers that send it.
+ * Tests that check authentication itself make their own keys.
+ */
+export const testAdminKey = 'gantry-test-admin-key-not-a-secret-0123456789';
+export const adminAuthorization = `Bearer ${testAdminKey}`;
+
+/** `headers` plus the test admin key (an `authorization` already in `headers` wins). */
+export function withAdminKey(headers: Record<string, string> = {}): Record<string, string> {
+  return { authorization: adminAuthorization, ...headers };
+}
+
 export interface GantryProcess {
   baseUrl: string;
   /** The worker's metrics/health server (for `start` and `worker`). */
@@ -76,6 +88,7 @@ export async function startGantry(options: StartOptions = {}): Promise<GantryPro
       GANTRY_QUEUE_PREFIX: prefix,
       GANTRY_DATA_DIR: dataDirectory,
       GANTRY_WORKER_METRICS_PORT: String(workerPort),
+      GANTRY_ADMIN_KEY: testAdminKey,
       LOG_LEVEL: 'warn',
       ...options.env,
     },
@@ -147,7 +160,7 @@ export async function uploadModel(baseUrl: string, name: string, filePath: strin
   const bytes = await readFile(filePath);
   const response = await fetch(`${baseUrl}/v1/models/${encodeURIComponent(name)}/versions${query}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
+    headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
     body: bytes,
   });
   return { status: response.status, body: await response.json() };
@@ -156,6 +169,6 @@ export async function uploadModel(baseUrl: string, name: string, filePath: strin
 /** POSTs a JSON inference request; returns the status and parsed JSON body. */
 export async function inferJson(baseUrl: string, model: string, request: unknown, version?: string): Promise<{ status: number; body: any }> {
   const url = version === undefined ? `${baseUrl}/v2/models/${model}/infer` : `${baseUrl}/v2/models/${model}/versions/${version}/infer`;
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+  const response = await fetch(url, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/json' }), body: JSON.stringify(request) });
   return { status: response.status, body: await response.json() };
 }

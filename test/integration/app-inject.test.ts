@@ -11,7 +11,8 @@ import path from 'node:path';
 import { ApiRole } from '../../src/api/api-role.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { deleteKeys, repositoryRoot } from '../helpers/gantry-process.js';
+import type { InjectOptions } from 'fastify';
+import { adminAuthorization, deleteKeys, repositoryRoot, testAdminKey } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -31,6 +32,8 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   const prefix = `itest-${randomBytes(4).toString('hex')}`;
   let dataDirectory: string;
   let role: ApiRole;
+  /** app.inject() with the admin key. */
+  const inject = (options: InjectOptions) => role.app.inject({ ...options, headers: { authorization: adminAuthorization, ...options.headers } });
 
   before(async () => {
     dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-app-test-'));
@@ -40,6 +43,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
       GANTRY_MAX_REQUEST_BYTES: '1000',
       LOG_LEVEL: 'silent',
       REDIS_URL: redisUrl,
+      GANTRY_ADMIN_KEY: testAdminKey,
     });
     role = await ApiRole.create({ ...config, REDIS_URL: redisUrl }, createLogger(config, 'test'));
     await role.app.ready();
@@ -52,7 +56,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('GET /v2 returns server metadata', async () => {
-    const response = await role.app.inject({ method: 'GET', url: '/v2' });
+    const response = await inject({ method: 'GET', url: '/v2' });
     assert.equal(response.statusCode, 200);
     assert.match(response.headers['content-type'] as string, /application\/json/);
     const packageJson = JSON.parse(await readFile(path.join(repositoryRoot, 'package.json'), 'utf8')) as { version: string };
@@ -64,32 +68,32 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('health endpoints', async () => {
-    const live = await role.app.inject({ method: 'GET', url: '/v2/health/live' });
+    const live = await inject({ method: 'GET', url: '/v2/health/live' });
     assert.equal(live.statusCode, 200);
     assert.deepEqual(live.json(), { live: true });
-    const ready = await role.app.inject({ method: 'GET', url: '/v2/health/ready' });
+    const ready = await inject({ method: 'GET', url: '/v2/health/ready' });
     assert.equal(ready.statusCode, 200);
     assert.equal(ready.json().ready, true);
   });
 
   test('unknown route → 404 with the error body', async () => {
-    const response = await role.app.inject({ method: 'GET', url: '/v2/no/such/route?x=1' });
+    const response = await inject({ method: 'GET', url: '/v2/no/such/route?x=1' });
     assert.equal(response.statusCode, 404);
     assertErrorBody(response.json(), 'NOT_FOUND', response.headers['x-request-id'] as string);
     assert.doesNotMatch(response.json().error, /x=1/);
   });
 
   test('unknown model → 404 with the error body (metadata, readiness and infer)', async () => {
-    const metadata = await role.app.inject({ method: 'GET', url: '/v2/models/no-such-model' });
+    const metadata = await inject({ method: 'GET', url: '/v2/models/no-such-model' });
     assert.equal(metadata.statusCode, 404);
     assertErrorBody(metadata.json(), 'NOT_FOUND');
     assert.match(metadata.json().error, /no-such-model/);
 
-    const ready = await role.app.inject({ method: 'GET', url: '/v2/models/no-such-model/ready' });
+    const ready = await inject({ method: 'GET', url: '/v2/models/no-such-model/ready' });
     assert.equal(ready.statusCode, 404);
     assertErrorBody(ready.json(), 'NOT_FOUND');
 
-    const infer = await role.app.inject({
+    const infer = await inject({
       method: 'POST',
       url: '/v2/models/no-such-model/infer',
       payload: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [1] }] },
@@ -99,7 +103,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('invalid JSON body → 400 with the error body', async () => {
-    const response = await role.app.inject({
+    const response = await inject({
       method: 'POST',
       url: '/v2/models/some-model/infer',
       headers: { 'content-type': 'application/json' },
@@ -110,7 +114,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('a body that is JSON but not an inference request → 400', async () => {
-    const response = await role.app.inject({ method: 'POST', url: '/v2/models/some-model/infer', payload: { inputs: 'nope' } });
+    const response = await inject({ method: 'POST', url: '/v2/models/some-model/infer', payload: { inputs: 'nope' } });
     assert.equal(response.statusCode, 400);
     assertErrorBody(response.json(), 'INVALID_ARGUMENT');
     assert.match(response.json().error, /inputs/);
@@ -120,7 +124,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
     const data = Array.from({ length: 400 }, (_, index) => index);
     const payload = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [400], data }] });
     assert.ok(payload.length > 1000);
-    const response = await role.app.inject({
+    const response = await inject({
       method: 'POST',
       url: '/v2/models/some-model/infer',
       headers: { 'content-type': 'application/json' },
@@ -132,23 +136,23 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('X-Request-Id is echoed; an unusable one is replaced by a UUID', async () => {
-    const echoed = await role.app.inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': 'trace-abc.123:x' } });
+    const echoed = await inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': 'trace-abc.123:x' } });
     assert.equal(echoed.headers['x-request-id'], 'trace-abc.123:x');
 
-    const onError = await role.app.inject({ method: 'GET', url: '/v2/models/absent', headers: { 'x-request-id': 'trace-404' } });
+    const onError = await inject({ method: 'GET', url: '/v2/models/absent', headers: { 'x-request-id': 'trace-404' } });
     assert.equal(onError.headers['x-request-id'], 'trace-404');
     assertErrorBody(onError.json(), 'NOT_FOUND', 'trace-404');
 
-    const replaced = await role.app.inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': 'has spaces <and> junk' } });
+    const replaced = await inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': 'has spaces <and> junk' } });
     assert.match(replaced.headers['x-request-id'] as string, uuidPattern);
 
-    const generated = await role.app.inject({ method: 'GET', url: '/v2' });
+    const generated = await inject({ method: 'GET', url: '/v2' });
     assert.match(generated.headers['x-request-id'] as string, uuidPattern);
   });
 
   test('/metrics exposes the HTTP histogram by route template after a request', async () => {
-    await role.app.inject({ method: 'GET', url: '/v2/models/secret-model-name' });
-    const response = await role.app.inject({ method: 'GET', url: '/metrics' });
+    await inject({ method: 'GET', url: '/v2/models/secret-model-name' });
+    const response = await inject({ method: 'GET', url: '/metrics' });
     assert.equal(response.statusCode, 200);
     assert.match(response.headers['content-type'] as string, /text\/plain/);
     const text = response.body;
@@ -159,7 +163,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
   });
 
   test('/docs/json is an OpenAPI document listing the infer route', async () => {
-    const response = await role.app.inject({ method: 'GET', url: '/docs/json' });
+    const response = await inject({ method: 'GET', url: '/docs/json' });
     assert.equal(response.statusCode, 200);
     const document = response.json();
     assert.match(String(document.openapi), /^3\./);

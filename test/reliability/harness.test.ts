@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { deleteKeys, freePort, type GantryProcess } from '../helpers/gantry-process.js';
+import { deleteKeys, freePort, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -54,17 +54,20 @@ export interface TimedReply {
   failure?: string;
 }
 
-/** Any HTTP call with a client-side timeout; never throws: a transport failure is reported in `failure`. */
+/**
+ * Any HTTP call with a client-side timeout, sent with the test admin key (an `authorization` in `headers` wins;
+ * `anonymous` sends none); never throws: a transport failure is reported in `failure`.
+ */
 export async function timedCall(
   url: string,
-  init: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+  init: { method?: string; body?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number; anonymous?: boolean } = {},
 ): Promise<TimedReply> {
   const startedAt = Date.now();
   const t0 = performance.now();
   try {
     const response = await fetch(url, {
       method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: init.headers ?? (init.body === undefined ? {} : { 'content-type': 'application/json' }),
+      headers: (init.anonymous === true ? (headers: Record<string, string>) => headers : withAdminKey)(init.headers ?? (init.body === undefined ? {} : { 'content-type': 'application/json' })),
       ...(init.body === undefined ? {} : { body: init.body as unknown as BodyInit }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 30_000),
     });

@@ -11,7 +11,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdir } from 'node:fs/promises';
-import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { adminAuthorization, fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import {
   Cleanup,
   countStatuses,
@@ -83,7 +83,7 @@ function rawConnection(port: number): Promise<RawConnection> {
 }
 
 function requestHead(path: string, headers: Record<string, string | number>): string {
-  const lines = Object.entries({ host: '127.0.0.1', ...headers }).map(([name, value]) => `${name}: ${value}`);
+  const lines = Object.entries({ host: '127.0.0.1', authorization: adminAuthorization, ...headers }).map(([name, value]) => `${name}: ${value}`);
   return `POST ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`;
 }
 
@@ -281,7 +281,7 @@ describe('small limits: crowds of large, stalled and trickling bodies', () => {
     // Without a Content-Length (chunked), the reader stops at the limit.
     const chunked = await fetch(`${gantry.baseUrl}/v2/models/mlp/infer`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: withAdminKey({ 'content-type': 'application/json' }),
       body: new ReadableStream({
         start(controller) {
           for (let index = 0; index < 20; index++) controller.enqueue(new Uint8Array(MiB).fill(0x20));

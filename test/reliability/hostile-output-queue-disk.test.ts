@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import {
   Cleanup,
   activeJobs,
@@ -68,7 +68,7 @@ function amplifierRequest(rows: number, columns: number, binary: boolean): unkno
 async function binaryInfer(baseUrl: string, model: string, request: unknown): Promise<{ status: number; header: any; tensorBytes: number }> {
   const response = await fetch(`${baseUrl}/v2/models/${model}/infer`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: withAdminKey({ 'content-type': 'application/json' }),
     body: JSON.stringify(request),
     signal: AbortSignal.timeout(30_000),
   });
@@ -331,7 +331,7 @@ describe('disk: the store budget, derived files and dead uploads', { timeout: 18
     const uploading = new AbortController();
     const streamed = await fetch(`${gantry.baseUrl}/v1/models/big/versions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream' },
+      headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
       body: Readable.toWeb(Readable.from(chunks)) as unknown as BodyInit,
       duplex: 'half',
       signal: AbortSignal.any([uploading.signal, AbortSignal.timeout(30_000)]),

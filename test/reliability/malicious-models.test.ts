@@ -8,7 +8,7 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, onnx } from '../fixtures/onnx-builder.js';
-import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil, workerChildOf } from './harness.test.js';
 
 const cleanup = new Cleanup();
@@ -66,7 +66,7 @@ test('a 2 GB upload cut off after ~50 MB: no partial file, no version, API alive
       port: url.port,
       path: url.pathname,
       method: 'POST',
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(2 * 1024 ** 3 - 1) },
+      headers: withAdminKey({ 'content-type': 'application/octet-stream', 'content-length': String(2 * 1024 ** 3 - 1) }),
     });
     upload.on('error', () => undefined);
     upload.on('response', (response) => response.resume());

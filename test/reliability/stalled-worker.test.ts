@@ -11,7 +11,7 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
+import { fixturePath, startGantry, uploadModel, withAdminKey } from '../helpers/gantry-process.js';
 import {
   activeJobs,
   Cleanup,
@@ -32,7 +32,7 @@ after(() => cleanup.run());
 
 /** The model's statistics summed over its versions (one version here). */
 async function modelStatistics(baseUrl: string, model: string): Promise<{ inferences: number; successes: number; failures: number }> {
-  const response = await fetch(`${baseUrl}/v2/models/${model}/stats`, { signal: AbortSignal.timeout(5000) });
+  const response = await fetch(`${baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey(), signal: AbortSignal.timeout(5000) });
   assert.equal(response.status, 200);
   const body = (await response.json()) as { model_stats: Array<{ inference_count: number; inference_stats: { success: { count: number }; fail: { count: number } } }> };
   let inferences = 0;

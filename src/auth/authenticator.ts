@@ -1,0 +1,210 @@
+import type { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { errors } from '../errors.js';
+import { subscribeWhenReady } from '../queue/redis-connection.js';
+import { ensureAdminKey, readAdminKey } from './admin-key.js';
+import { hashesEqual, hashKey, keyIdOf } from './api-key-format.js';
+import { parseAuthEvent, type AuthEvent } from './auth-events.js';
+import { authEventsChannel } from './auth-redis-keys.js';
+import type { KeyStore, StoredApiKey } from './key-store.js';
+import { defaultTenant, type Principal, type Scope } from './principal.js';
+import type { TenantRecord, TenantStore } from './tenant-store.js';
+
+export interface AuthenticatorOptions {
+  /** How long a cached key, tenant or admin hash is trusted without asking Redis (GANTRY_AUTH_CACHE_TTL_MS). */
+  ttlMs: number;
+  /** Cached keys, and separately cached unknown key ids (GANTRY_AUTH_CACHE_ENTRIES). */
+  maxEntries: number;
+  /** GANTRY_ADMIN_KEY, written back if Redis loses the admin key. */
+  configuredAdminKey?: string;
+  /** Told the key generated when Redis lost the admin key and none is configured (the API role logs it once). */
+  onAdminKeyGenerated?: (key: string) => void;
+}
+
+/** Why a key was refused: logged (at debug, with the key's public id only), never told to the caller. */
+export type RefusalReason = 'missing' | 'malformed' | 'unknown' | 'wrong secret' | 'expired' | 'revoked' | 'tenant gone';
+
+interface CachedKey {
+  stored: StoredApiKey;
+  principal: Principal;
+  expiresAtMs: number;
+}
+
+/** Longest credential looked at; anything longer is refused before it is hashed. */
+const maxPresentedLength = 1024;
+
+/**
+ * Turns a presented key into a principal. Every answer for a cached valid key comes from memory (a sha256 and
+ * a constant-time compare, no Redis call); malformed keys are refused without Redis, unknown key ids are
+ * remembered as unknown (bounded) so a flood of the same bad key costs no round trip each. Caches forget an
+ * entry when any API process publishes a change to it (revoke, patch, delete: auth-events.ts), and entries
+ * expire after `ttlMs` in case a message was lost; after a reconnect of the subscriber everything is forgotten.
+ */
+export class Authenticator {
+  private readonly keys: LRUCache<string, CachedKey>;
+  private readonly unknownKeyIds: LRUCache<string, true>;
+  private readonly tenants: LRUCache<string, TenantRecord | 'missing'>;
+  private readonly loading = new Map<string, Promise<CachedKey | undefined>>();
+  /** Bumped by every invalidation: a lookup that started before one does not store what it read. */
+  private epoch = 0;
+  private adminHash: string | undefined;
+  private adminHashReadAt = 0;
+  private adminRefresh: NodeJS.Timeout | undefined;
+  private readonly channel: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly keyStore: KeyStore,
+    private readonly tenantStore: TenantStore,
+    private readonly options: AuthenticatorOptions,
+  ) {
+    const ttl = Math.max(1, options.ttlMs);
+    this.keys = new LRUCache({ max: options.maxEntries, ttl });
+    this.unknownKeyIds = new LRUCache({ max: options.maxEntries, ttl });
+    this.tenants = new LRUCache({ max: options.maxEntries, ttl });
+    this.channel = authEventsChannel(prefix);
+  }
+
+  /** Subscribes to invalidations on an already-created subscriber connection and reads the admin key. */
+  async start(subscriber: Redis): Promise<void> {
+    subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
+      if (from.length !== this.channel.length || from.toString() !== this.channel) return;
+      const event = parseAuthEvent(message.toString('utf8'));
+      if (event === undefined) this.forgetAll();
+      else this.forget(event);
+    });
+    // Messages published while the subscriber was disconnected are lost: after a reconnect, trust nothing cached.
+    subscriber.on('ready', () => this.forgetAll());
+    await subscribeWhenReady(subscriber, this.channel);
+    await this.refreshAdminHash().catch(() => undefined);
+    // The admin hash is read on a timer, not per request: a lost rotation message holds for at most one period.
+    if (this.options.ttlMs > 0) {
+      this.adminRefresh = setInterval(() => void this.refreshAdminHash().catch(() => undefined), this.options.ttlMs);
+      this.adminRefresh.unref();
+    }
+  }
+
+  /** Forgets what `event` changed (from the channel, or at once from this process's own stores). */
+  forget(event: AuthEvent): void {
+    if (event.type === 'key') this.forgetKey(event.keyId);
+    else if (event.type === 'tenant') this.forgetTenant(event.tenant);
+    else void this.refreshAdminHash().catch(() => undefined);
+  }
+
+  stop(): void {
+    if (this.adminRefresh !== undefined) clearInterval(this.adminRefresh);
+  }
+
+  /**
+   * The principal of a presented key (from Authorization: Bearer or x-api-key).
+   * @throws 401 UNAUTHENTICATED (one message whatever the reason; `onRefused` hears the reason);
+   *   403 PERMISSION_DENIED for a valid key of a disabled tenant.
+   */
+  async authenticate(presented: string | undefined, onRefused?: (reason: RefusalReason, keyId?: string) => void): Promise<Principal> {
+    const refuse = (reason: RefusalReason, keyId?: string) => {
+      onRefused?.(reason, keyId);
+      return errors.unauthenticated();
+    };
+    if (presented === undefined || presented.length === 0) throw refuse('missing');
+    if (presented.length > maxPresentedLength) throw refuse('malformed');
+    const presentedHash = hashKey(presented);
+    const adminHash = await this.currentAdminHash();
+    if (adminHash !== undefined && hashesEqual(presentedHash, adminHash)) return adminPrincipal;
+    const keyId = keyIdOf(presented);
+    if (keyId === undefined) throw refuse('malformed');
+    const cached = await this.lookUp(keyId);
+    if (cached === undefined) throw refuse('unknown', keyId);
+    if (!hashesEqual(presentedHash, cached.stored.hash)) throw refuse('wrong secret', keyId);
+    if (cached.stored.revokedAt !== undefined) throw refuse('revoked', keyId);
+    if (Date.now() >= cached.expiresAtMs) throw refuse('expired', keyId);
+    const tenant = await this.tenant(cached.stored.tenant);
+    if (tenant === undefined) throw refuse('tenant gone', keyId);
+    if (tenant.disabled) throw errors.tenantDisabled(tenant.id);
+    return cached.principal;
+  }
+
+  /** Cached entries (tests check the bounds). */
+  get cachedCounts(): { keys: number; unknownKeyIds: number; tenants: number } {
+    return { keys: this.keys.size, unknownKeyIds: this.unknownKeyIds.size, tenants: this.tenants.size };
+  }
+
+  private async currentAdminHash(): Promise<string | undefined> {
+    // Normally kept fresh by the timer and by events; read here only when it never could be (Redis was away).
+    if (this.adminHash === undefined || (this.options.ttlMs === 0 && Date.now() > this.adminHashReadAt)) await this.refreshAdminHash();
+    return this.adminHash;
+  }
+
+  private async refreshAdminHash(): Promise<void> {
+    let record = await readAdminKey(this.redis, this.prefix);
+    if (record === undefined) {
+      // Redis lost its data (or someone deleted the record): GANTRY_ADMIN_KEY comes back as it was; without it a
+      // new key is generated and logged, as on a first start, so the deployment is never left without an admin.
+      const outcome = await ensureAdminKey(this.redis, this.prefix, this.options.configuredAdminKey);
+      if (outcome.kind === 'generated') this.options.onAdminKeyGenerated?.(outcome.key);
+      record = await readAdminKey(this.redis, this.prefix);
+    }
+    this.adminHash = record?.hash;
+    this.adminHashReadAt = Date.now();
+  }
+
+  private async lookUp(keyId: string): Promise<CachedKey | undefined> {
+    const hit = this.keys.get(keyId);
+    if (hit !== undefined) return hit;
+    if (this.unknownKeyIds.has(keyId)) return undefined;
+    let pending = this.loading.get(keyId);
+    if (pending === undefined) {
+      pending = this.load(keyId).finally(() => this.loading.delete(keyId));
+      this.loading.set(keyId, pending);
+    }
+    return pending;
+  }
+
+  private async load(keyId: string): Promise<CachedKey | undefined> {
+    const epoch = this.epoch;
+    const stored = await this.keyStore.get(keyId);
+    const entry = stored === undefined ? undefined : toCachedKey(stored);
+    if (this.options.ttlMs > 0 && epoch === this.epoch) {
+      if (entry === undefined) this.unknownKeyIds.set(keyId, true);
+      else this.keys.set(keyId, entry);
+    }
+    return entry;
+  }
+
+  private async tenant(id: string): Promise<TenantRecord | undefined> {
+    const hit = this.tenants.get(id);
+    if (hit !== undefined) return hit === 'missing' ? undefined : hit;
+    const epoch = this.epoch;
+    const record = await this.tenantStore.get(id);
+    if (this.options.ttlMs > 0 && epoch === this.epoch) this.tenants.set(id, record ?? 'missing');
+    return record;
+  }
+
+  private forgetKey(keyId: string): void {
+    this.epoch++;
+    this.keys.delete(keyId);
+    this.unknownKeyIds.delete(keyId);
+  }
+
+  private forgetTenant(tenant: string): void {
+    this.epoch++;
+    this.tenants.delete(tenant);
+  }
+
+  private forgetAll(): void {
+    this.epoch++;
+    this.keys.clear();
+    this.unknownKeyIds.clear();
+    this.tenants.clear();
+  }
+}
+
+/** The admin key's principal: the default tenant, every scope everywhere. */
+export const adminPrincipal: Principal = Object.freeze({ tenant: defaultTenant, keyId: 'admin', scopes: new Set<Scope>(['admin']) });
+
+function toCachedKey(stored: StoredApiKey): CachedKey {
+  const principal: Principal = { tenant: stored.tenant, keyId: stored.id, scopes: new Set(stored.scopes) };
+  if (stored.models !== undefined) principal.models = new Set(stored.models);
+  const expiresAtMs = stored.expiresAt === undefined ? Infinity : Date.parse(stored.expiresAt);
+  return { stored, principal: Object.freeze(principal), expiresAtMs: Number.isNaN(expiresAtMs) ? 0 : expiresAtMs };
+}

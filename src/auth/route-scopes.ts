@@ -1,0 +1,99 @@
+import type { Scope } from './principal.js';
+
+/**
+ * What each route needs, in one table (method + Fastify route url), enforced by the authentication plugin
+ * (src/api/plugins/principal.ts) and shown in the OpenAPI document. Route files declare nothing themselves; a
+ * test checks that every registered route is listed here, and a route missing from it needs `admin` (closed
+ * by default, never open).
+ *
+ * - `public`: no key (health probes, the API's own documentation).
+ * - `any key`: any valid key, whatever its scopes (server metadata).
+ * - a list of scopes: a key holding at least one of them (an admin key holds all).
+ */
+export type RouteRequirement = 'public' | 'any key' | readonly Scope[];
+
+const readModels: readonly Scope[] = ['models:read'];
+// Clients such as tritonclient read a model's metadata before they infer: a key that may infer may read it too.
+const readOrInfer: readonly Scope[] = ['models:read', 'infer'];
+const writeModels: readonly Scope[] = ['models:write'];
+
+export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
+  // Open Inference Protocol: health and metadata
+  'GET /v2/health/live': 'public',
+  'GET /v2/health/ready': 'public',
+  'GET /v2': 'any key',
+  'GET /v2/models/:model': readOrInfer,
+  'GET /v2/models/:model/versions/:version': readOrInfer,
+  'GET /v2/models/:model/ready': readOrInfer,
+  'GET /v2/models/:model/versions/:version/ready': readOrInfer,
+  // Inference
+  'POST /v2/models/:model/infer': ['infer'],
+  'POST /v2/models/:model/versions/:version/infer': ['infer'],
+  // Statistics and configuration (Triton extensions)
+  'GET /v2/models/stats': readModels,
+  'GET /v2/models/:model/stats': readModels,
+  'GET /v2/models/:model/versions/:version/stats': readModels,
+  'GET /v2/models/:model/config': readModels,
+  'GET /v2/models/:model/versions/:version/config': readModels,
+  // Repository (Triton extension): the index is a listing; load and unload change what runs
+  'POST /v2/repository/index': readModels,
+  'POST /v2/repository/models/:model/load': writeModels,
+  'POST /v2/repository/models/:model/unload': writeModels,
+  // Model management
+  'GET /v1/models': readModels,
+  'GET /v1/models/:model': readModels,
+  'GET /v1/models/:model/versions/:version': readModels,
+  'POST /v1/models/:model/versions': writeModels,
+  'DELETE /v1/models/:model': writeModels,
+  'DELETE /v1/models/:model/versions/:version': writeModels,
+  'PUT /v1/models/:model/config': writeModels,
+  // Control plane: tenants are the admin's; keys are also a tenant's own (within its tenant, never more than it holds)
+  'POST /v1/tenants': ['admin'],
+  'GET /v1/tenants': ['admin'],
+  'GET /v1/tenants/:tenant': ['admin'],
+  'PATCH /v1/tenants/:tenant': ['admin'],
+  'DELETE /v1/tenants/:tenant': ['admin'],
+  'POST /v1/keys': ['keys:write'],
+  'GET /v1/keys': ['keys:write'],
+  'GET /v1/keys/:keyId': ['keys:write'],
+  'PATCH /v1/keys/:keyId': ['keys:write'],
+  'DELETE /v1/keys/:keyId': ['keys:write'],
+  // Prometheus: every tenant's numbers, so not a tenant's to read (public on a loopback bind: GANTRY_METRICS_PUBLIC)
+  'GET /metrics': ['metrics:read'],
+  // The OpenAPI document and its UI describe the interface, not anyone's data.
+  'GET /docs': 'public',
+  'GET /docs/json': 'public',
+  'GET /docs/yaml': 'public',
+  // swagger-ui's own HEAD for its redirect from /docs/ (no GET /docs/ route of its own)
+  'HEAD /docs/': 'public',
+  'GET /docs/static/index.html': 'public',
+  'GET /docs/static/swagger-initializer.js': 'public',
+  'GET /docs/static/*': 'public',
+};
+
+/** Needed by a route this table lacks: closed, never open. */
+const unlisted: RouteRequirement = ['admin'];
+
+/**
+ * The requirement of a route by its method and Fastify url (`request.routeOptions.url`). HEAD is answered by a
+ * GET route (Fastify adds one per GET) and needs what the GET needs.
+ */
+export function requirementOf(method: string, routeUrl: string): RouteRequirement {
+  return listedRequirement(method, routeUrl) ?? unlisted;
+}
+
+/** True when the table has an entry for the route (the test of every registered route uses this). */
+export function isListed(method: string, routeUrl: string): boolean {
+  return listedRequirement(method, routeUrl) !== undefined;
+}
+
+function listedRequirement(method: string, routeUrl: string): RouteRequirement | undefined {
+  return routeScopes[`${method} ${routeUrl}`] ?? (method === 'HEAD' ? routeScopes[`GET ${routeUrl}`] : undefined);
+}
+
+/** How the requirement reads in a message and in the OpenAPI description. */
+export function describeRequirement(requirement: RouteRequirement): string {
+  if (requirement === 'public') return 'no key needed';
+  if (requirement === 'any key') return 'any valid key';
+  return requirement.length === 1 ? `scope '${requirement[0]}'` : `one of the scopes ${requirement.map((scope) => `'${scope}'`).join(', ')}`;
+}
