@@ -25,8 +25,14 @@ function repoRoot(): string {
 }
 
 const root = repoRoot();
-const emptyEnvFile = join(mkdtempSync(join(tmpdir(), 'gantry-compose-')), 'empty.env');
+const envDirectory = mkdtempSync(join(tmpdir(), 'gantry-compose-'));
+const emptyEnvFile = join(envDirectory, 'empty.env');
 writeFileSync(emptyEnvFile, '');
+/** The two secrets compose requires, and nothing else. */
+const testAdminKey = 'compose-test-admin-key-0123456789';
+const testRedisPassword = 'composetestredispassword0123';
+const secretsEnvFile = join(envDirectory, 'secrets.env');
+writeFileSync(secretsEnvFile, `GANTRY_ADMIN_KEY=${testAdminKey}\nREDIS_PASSWORD=${testRedisPassword}\n`);
 
 /** Only PATH and HOME: a developer's GANTRY_* or *_PORT variables must not change what the test sees. */
 const cleanEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
@@ -34,12 +40,12 @@ const cleanEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.
 const haveCompose = spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0;
 const skip = haveCompose ? false : 'docker-compose is not installed (apt-get install docker-compose)';
 
-function compose(args: string[], envFile = emptyEnvFile): string {
-  const result = spawnSync('docker-compose', ['--env-file', envFile, '-f', 'docker-compose.yml', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    env: cleanEnv,
-  });
+function runCompose(args: string[], envFile: string) {
+  return spawnSync('docker-compose', ['--env-file', envFile, '-f', 'docker-compose.yml', ...args], { cwd: root, encoding: 'utf8', env: cleanEnv });
+}
+
+function compose(args: string[], envFile = secretsEnvFile): string {
+  const result = runCompose(args, envFile);
   assert.equal(result.status, 0, `docker-compose ${args.join(' ')} failed:\n${result.stderr}${result.stdout}`);
   return result.stdout;
 }
@@ -120,13 +126,22 @@ test('docker-compose config succeeds and describes the whole stack', { skip }, a
     );
     const env = envOf(service);
     assert.equal(env.GANTRY_DATA_DIR, '/data', `${name} GANTRY_DATA_DIR`);
-    assert.equal(env.REDIS_URL, 'redis://redis:6379', `${name} REDIS_URL`);
+    assert.equal(env.REDIS_URL, `redis://:${testRedisPassword}@redis:6379`, `${name} REDIS_URL carries the Redis password`);
     assert.equal(env.HOST, '0.0.0.0', `${name} listens on all interfaces inside its container`);
     assert.equal(env.GANTRY_WORKER_METRICS_PORT, '9091', `${name} GANTRY_WORKER_METRICS_PORT`);
     assert.equal(service.depends_on?.redis?.condition, 'service_healthy', `${name} waits for a healthy redis`);
     assert.ok(service.healthcheck?.test, `${name} has a healthcheck`);
   }
   assert.match(JSON.stringify(services.api.healthcheck.test), /\/v2\/health\/live/);
+
+  // Secrets: the admin key reaches the api only; Redis requires its password, given on stdin (not in argv), and
+  // its healthcheck authenticates.
+  assert.equal(envOf(services.api).GANTRY_ADMIN_KEY, testAdminKey);
+  for (const name of ['worker', 'worker-gpu']) assert.equal(envOf(services[name]).GANTRY_ADMIN_KEY, undefined, `${name} gets no admin key`);
+  assert.equal(envOf(services.redis).REDIS_PASSWORD, testRedisPassword);
+  assert.match(redisCommand, /requirepass %s.*\| exec redis-server - /);
+  assert.ok(!redisCommand.includes(testRedisPassword), 'the Redis password is not on its command line');
+  assert.match(JSON.stringify(services.redis.healthcheck.test), /REDISCLI_AUTH=.*redis-cli ping \| grep -q PONG/);
   assert.match(JSON.stringify(services.worker.healthcheck.test), /9091\/health/);
   assert.equal(envOf(services['worker-gpu']).GANTRY_DEVICE, 'cuda');
   assert.equal(envOf(services.worker).GANTRY_DEVICE, 'cpu');
@@ -178,6 +193,20 @@ test('docker-compose config succeeds and describes the whole stack', { skip }, a
   assert.match(hostPorts.grafana ?? '', /^127\.0\.0\.1:3000:3000/);
 });
 
+test('docker-compose refuses to start without GANTRY_ADMIN_KEY or REDIS_PASSWORD, naming the one missing', { skip }, () => {
+  for (const [missing, present] of [
+    ['GANTRY_ADMIN_KEY', `REDIS_PASSWORD=${testRedisPassword}`],
+    ['REDIS_PASSWORD', `GANTRY_ADMIN_KEY=${testAdminKey}`],
+  ] as const) {
+    const envFile = join(envDirectory, `without-${missing}.env`);
+    writeFileSync(envFile, `${present}\n`);
+    const result = runCompose(['config', '--quiet'], envFile);
+    assert.notEqual(result.status, 0, `compose accepted a stack without ${missing}`);
+    assert.match(result.stderr + result.stdout, new RegExp(`set ${missing} in \\.env`));
+  }
+  assert.notEqual(runCompose(['config', '--quiet'], emptyEnvFile).status, 0);
+});
+
 test('docker-compose --profile gpu config succeeds and lists worker-gpu', { skip }, () => {
   compose(['--profile', 'gpu', 'config', '--quiet']);
   const services = compose(['--profile', 'gpu', 'config', '--services']).trim().split('\n').sort();
@@ -198,9 +227,14 @@ test('.env.example lists every variable docker-compose.yml reads, and works as a
   // Every line is a comment, blank, or NAME=value.
   for (const line of example.split('\n')) assert.match(line, /^(#.*|\s*|[A-Z0-9_]+=.*)$/, `bad line: ${line}`);
 
-  const config = await parseYaml(compose(['config'], join(root, '.env.example')));
+  // As it is, .env.example has empty secrets, and compose refuses it; with them filled in, it is a working .env.
+  assert.notEqual(runCompose(['config', '--quiet'], join(root, '.env.example')).status, 0, 'compose accepts .env.example with empty secrets');
+  const filled = join(envDirectory, 'filled.env');
+  writeFileSync(filled, example.replace(/^GANTRY_ADMIN_KEY=$/m, `GANTRY_ADMIN_KEY=${testAdminKey}`).replace(/^REDIS_PASSWORD=$/m, `REDIS_PASSWORD=${testRedisPassword}`));
+  const config = await parseYaml(compose(['config'], filled));
   assert.match(String(config.services.api.ports[0]), /^127\.0\.0\.1:8080:8080/);
-  assert.equal(envOf(config.services.worker).REDIS_URL, 'redis://redis:6379');
+  assert.equal(envOf(config.services.worker).REDIS_URL, `redis://:${testRedisPassword}@redis:6379`);
+  assert.equal(envOf(config.services.api).GANTRY_ADMIN_KEY, testAdminKey);
 });
 
 test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build installs onnxruntime CUDA libs', () => {

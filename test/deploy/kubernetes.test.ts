@@ -190,7 +190,8 @@ test('ConfigMap, Redis and the models PVC', async () => {
   assert.equal(config.data.GANTRY_DATA_DIR, '/data');
   assert.equal(config.data.GANTRY_WORKER_METRICS_PORT, '9091');
   assert.ok(['cpu', 'cuda', 'auto'].includes(config.data.GANTRY_DEVICE));
-  const redisUrl = new URL(config.data.REDIS_URL);
+  const apiContainer = find(manifests, 'Deployment', 'gantry-api').spec.template.spec.containers[0];
+  const redisUrl = new URL((apiContainer.env as Doc[]).find((entry) => entry.name === 'REDIS_URL').value);
   const redisService = find(manifests, 'Service', redisUrl.hostname);
   assert.equal(redisService.spec.ports[0].port, Number(redisUrl.port || 6379));
 
@@ -208,6 +209,42 @@ test('ConfigMap, Redis and the models PVC', async () => {
   const pvc = find(manifests, 'PersistentVolumeClaim', 'gantry-models');
   assert.deepEqual(pvc.spec.accessModes, ['ReadWriteMany']);
   assert.ok(pvc.spec.resources.requests.storage);
+});
+
+test('secrets: the admin key and the Redis password come from the generated gantry-secrets Secret, never the ConfigMap', async () => {
+  const manifests = await loadAll();
+  const fromSecret = (container: Doc, name: string) => {
+    const entry = (container.env as Doc[] | undefined)?.find((candidate) => candidate.name === name);
+    assert.ok(entry, `${container.name}: env ${name}`);
+    assert.deepEqual(entry.valueFrom?.secretKeyRef, { name: 'gantry-secrets', key: name }, `${container.name}: ${name} from the Secret`);
+  };
+  const workloads = ['gantry-api', 'gantry-worker', 'gantry-worker-gpu'].map((name) => find(manifests, 'Deployment', name));
+  for (const workload of workloads) {
+    const container = workload.spec.template.spec.containers[0];
+    fromSecret(container, 'REDIS_PASSWORD');
+    const names = (container.env as Doc[]).map((entry) => entry.name);
+    // $(REDIS_PASSWORD) expands only when the variable is defined earlier in the list.
+    assert.ok(names.indexOf('REDIS_PASSWORD') < names.indexOf('REDIS_URL'), `${workload.metadata.name}: REDIS_PASSWORD before REDIS_URL`);
+    assert.equal((container.env as Doc[]).find((entry) => entry.name === 'REDIS_URL').value, 'redis://:$(REDIS_PASSWORD)@redis:6379');
+  }
+  fromSecret(workloads[0].spec.template.spec.containers[0], 'GANTRY_ADMIN_KEY');
+  for (const worker of workloads.slice(1)) {
+    assert.ok(!(worker.spec.template.spec.containers[0].env as Doc[]).some((entry) => entry.name === 'GANTRY_ADMIN_KEY'), `${worker.metadata.name} gets no admin key`);
+  }
+  const config = find(manifests, 'ConfigMap', 'gantry-config');
+  for (const secret of ['GANTRY_ADMIN_KEY', 'REDIS_URL', 'REDIS_PASSWORD']) assert.equal(config.data[secret], undefined, `the ConfigMap holds ${secret}`);
+
+  const redis = find(manifests, 'StatefulSet', 'redis').spec.template.spec.containers[0];
+  fromSecret(redis, 'REDIS_PASSWORD');
+  const redisCommand = [...(redis.command ?? []), ...(redis.args ?? [])].join(' ');
+  assert.match(redisCommand, /requirepass %s.*\| exec redis-server - /, 'requirepass on stdin, not the command line');
+  for (const probeName of ['readinessProbe', 'livenessProbe']) assert.match(redis[probeName].exec.command.join(' '), /REDISCLI_AUTH=.*redis-cli ping \| grep -q PONG/);
+
+  const [kustomization] = parseYamlDocuments(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
+  assert.deepEqual(kustomization.secretGenerator, [{ name: 'gantry-secrets', envs: ['secrets.env'] }]);
+  const example = readFileSync(join(k8sDir, 'secrets.env.example'), 'utf8');
+  assert.deepEqual([...example.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]), [['GANTRY_ADMIN_KEY', ''], ['REDIS_PASSWORD', '']], 'the example holds no secret');
+  assert.match(readFileSync(join(k8sDir, '.gitignore'), 'utf8'), /^secrets\.env$/m);
 });
 
 test('KEDA ScaledObject scales the worker Deployment on gantry_pending_requests', async () => {
