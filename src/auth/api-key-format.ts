@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * API keys look like `gk_<keyId>_<secret>`: a visible prefix (so scanners and people recognise one), a short
@@ -44,10 +44,4 @@ export function newAdminKey(): string {
 /** The stored form of a key: sha256 of its UTF-8 bytes, hex. */
 export function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-/** Constant-time comparison of a presented key's hash with a stored one (both hex sha256). */
-export function hashesEqual(presentedHash: string, storedHash: string): boolean {
-  if (presentedHash.length !== storedHash.length) return false;
-  return timingSafeEqual(Buffer.from(presentedHash, 'utf8'), Buffer.from(storedHash, 'utf8'));
 }

@@ -1,9 +1,10 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { errors } from '../errors.js';
 import { subscribeWhenReady } from '../queue/redis-connection.js';
 import { ensureAdminKey, readAdminKey } from './admin-key.js';
-import { hashesEqual, hashKey, keyIdOf } from './api-key-format.js';
+import { keyIdOf } from './api-key-format.js';
 import { parseAuthEvent, type AuthEvent } from './auth-events.js';
 import { authEventsChannel } from './auth-redis-keys.js';
 import type { KeyStore, StoredApiKey } from './key-store.js';
@@ -26,12 +27,19 @@ export type RefusalReason = 'missing' | 'malformed' | 'unknown' | 'wrong secret'
 
 interface CachedKey {
   stored: StoredApiKey;
+  /** The stored hash as bytes, for the constant-time compare. */
+  hash: Buffer;
   principal: Principal;
   expiresAtMs: number;
 }
 
 /** Longest credential looked at; anything longer is refused before it is hashed. */
 const maxPresentedLength = 1024;
+
+/** sha256 of a presented key, as bytes (hashKey's hex, without the hex). */
+function digestOf(presented: string): Buffer {
+  return createHash('sha256').update(presented, 'utf8').digest();
+}
 
 /**
  * Turns a presented key into a principal. Every answer for a cached valid key comes from memory (a sha256 and
@@ -47,7 +55,7 @@ export class Authenticator {
   private readonly loading = new Map<string, Promise<CachedKey | undefined>>();
   /** Bumped by every invalidation: a lookup that started before one does not store what it read. */
   private epoch = 0;
-  private adminHash: string | undefined;
+  private adminHash: Buffer | undefined;
   private adminHashReadAt = 0;
   private adminRefresh: NodeJS.Timeout | undefined;
   private readonly channel: string;
@@ -101,38 +109,54 @@ export class Authenticator {
    * @throws 401 UNAUTHENTICATED (one message whatever the reason; `onRefused` hears the reason);
    *   403 PERMISSION_DENIED for a valid key of a disabled tenant.
    */
-  async authenticate(presented: string | undefined, onRefused?: (reason: RefusalReason, keyId?: string) => void): Promise<Principal> {
-    const refuse = (reason: RefusalReason, keyId?: string) => {
-      onRefused?.(reason, keyId);
-      return errors.unauthenticated();
-    };
-    if (presented === undefined || presented.length === 0) throw refuse('missing');
-    if (presented.length > maxPresentedLength) throw refuse('malformed');
-    const presentedHash = hashKey(presented);
-    const adminHash = await this.currentAdminHash();
-    if (adminHash !== undefined && hashesEqual(presentedHash, adminHash)) return adminPrincipal;
+  authenticate(presented: string | undefined, onRefused?: (reason: RefusalReason, keyId?: string) => void): Principal | Promise<Principal> {
+    // Synchronous whenever everything needed is cached (the hot path: no promise, no Redis); a promise otherwise.
+    if (presented === undefined || presented.length === 0) throw this.refusal('missing', undefined, onRefused);
+    if (presented.length > maxPresentedLength) throw this.refusal('malformed', undefined, onRefused);
+    const presentedHash = digestOf(presented);
+    if (this.adminHash === undefined || (this.options.ttlMs === 0 && Date.now() > this.adminHashReadAt)) {
+      // Normally kept fresh by the timer and by events; read here only when it never could be (Redis was away).
+      return this.refreshAdminHash().then(() => this.afterAdminCheck(presented, presentedHash, onRefused));
+    }
+    return this.afterAdminCheck(presented, presentedHash, onRefused);
+  }
+
+  private afterAdminCheck(presented: string, presentedHash: Buffer, onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined): Principal | Promise<Principal> {
+    if (this.adminHash !== undefined && timingSafeEqual(presentedHash, this.adminHash)) return adminPrincipal;
     const keyId = keyIdOf(presented);
-    if (keyId === undefined) throw refuse('malformed');
-    const cached = await this.lookUp(keyId);
-    if (cached === undefined) throw refuse('unknown', keyId);
-    if (!hashesEqual(presentedHash, cached.stored.hash)) throw refuse('wrong secret', keyId);
-    if (cached.stored.revokedAt !== undefined) throw refuse('revoked', keyId);
-    if (Date.now() >= cached.expiresAtMs) throw refuse('expired', keyId);
-    const tenant = await this.tenant(cached.stored.tenant);
-    if (tenant === undefined) throw refuse('tenant gone', keyId);
-    if (tenant.disabled) throw errors.tenantDisabled(tenant.id);
-    return cached.principal;
+    if (keyId === undefined) throw this.refusal('malformed', undefined, onRefused);
+    const cached = this.keys.get(keyId);
+    if (cached !== undefined) return this.checkKey(cached, presentedHash, onRefused);
+    if (this.unknownKeyIds.has(keyId)) throw this.refusal('unknown', keyId, onRefused);
+    return this.lookUp(keyId).then((loaded) => {
+      if (loaded === undefined) throw this.refusal('unknown', keyId, onRefused);
+      return this.checkKey(loaded, presentedHash, onRefused);
+    });
+  }
+
+  private checkKey(cached: CachedKey, presentedHash: Buffer, onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined): Principal | Promise<Principal> {
+    const keyId = cached.stored.id;
+    if (!timingSafeEqual(presentedHash, cached.hash)) throw this.refusal('wrong secret', keyId, onRefused);
+    if (cached.stored.revokedAt !== undefined) throw this.refusal('revoked', keyId, onRefused);
+    if (Date.now() >= cached.expiresAtMs) throw this.refusal('expired', keyId, onRefused);
+    const check = (tenant: TenantRecord | undefined) => {
+      if (tenant === undefined) throw this.refusal('tenant gone', keyId, onRefused);
+      if (tenant.disabled) throw errors.tenantDisabled(tenant.id);
+      return cached.principal;
+    };
+    const tenant = this.tenants.get(cached.stored.tenant);
+    if (tenant !== undefined) return check(tenant === 'missing' ? undefined : tenant);
+    return this.tenant(cached.stored.tenant).then(check);
+  }
+
+  private refusal(reason: RefusalReason, keyId: string | undefined, onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined): Error {
+    onRefused?.(reason, keyId);
+    return errors.unauthenticated();
   }
 
   /** Cached entries (tests check the bounds). */
   get cachedCounts(): { keys: number; unknownKeyIds: number; tenants: number } {
     return { keys: this.keys.size, unknownKeyIds: this.unknownKeyIds.size, tenants: this.tenants.size };
-  }
-
-  private async currentAdminHash(): Promise<string | undefined> {
-    // Normally kept fresh by the timer and by events; read here only when it never could be (Redis was away).
-    if (this.adminHash === undefined || (this.options.ttlMs === 0 && Date.now() > this.adminHashReadAt)) await this.refreshAdminHash();
-    return this.adminHash;
   }
 
   private async refreshAdminHash(): Promise<void> {
@@ -144,7 +168,7 @@ export class Authenticator {
       if (outcome.kind === 'generated') this.options.onAdminKeyGenerated?.(outcome.key);
       record = await readAdminKey(this.redis, this.prefix);
     }
-    this.adminHash = record?.hash;
+    this.adminHash = record === undefined ? undefined : Buffer.from(record.hash, 'hex');
     this.adminHashReadAt = Date.now();
   }
 
@@ -206,5 +230,7 @@ function toCachedKey(stored: StoredApiKey): CachedKey {
   const principal: Principal = { tenant: stored.tenant, keyId: stored.id, scopes: new Set(stored.scopes) };
   if (stored.models !== undefined) principal.models = new Set(stored.models);
   const expiresAtMs = stored.expiresAt === undefined ? Infinity : Date.parse(stored.expiresAt);
-  return { stored, principal: Object.freeze(principal), expiresAtMs: Number.isNaN(expiresAtMs) ? 0 : expiresAtMs };
+  // A malformed stored hash (not 32 bytes) matches nothing: timingSafeEqual needs equal lengths, so pad it wrong.
+  const hash = /^[0-9a-f]{64}$/.test(stored.hash) ? Buffer.from(stored.hash, 'hex') : Buffer.alloc(32, 0xff);
+  return { stored, hash, principal: Object.freeze(principal), expiresAtMs: Number.isNaN(expiresAtMs) ? 0 : expiresAtMs };
 }
