@@ -1,27 +1,37 @@
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
+import { tenantKey } from '../auth/auth-redis-keys.js';
 import { errors } from '../errors.js';
 import { RefreshingCache } from './refreshing-cache.js';
 import { keyLimitsSchema, tenantLimitsSchema, type KeyLimits, type TenantLimits } from './tenant-limits.js';
 
-/** Redis keys of the limit documents (one JSON string each). */
-export function tenantLimitsKey(prefix: string, tenant: string): string {
-  return `${prefix}:limits:tenant:${tenant}`;
-}
+/**
+ * A tenant's limits are the `limits` field (JSON) of its record (src/auth/tenant-store.ts), so they go with the
+ * tenant when it is deleted and `POST`/`PATCH /v1/tenants` can set them too.
+ */
+export const tenantLimitsField = 'limits';
 
+/** A key's limits: one JSON string beside the key's record (which is rewritten whole on every change of the key). */
 export function keyLimitsKey(prefix: string, keyId: string): string {
   return `${prefix}:limits:key:${keyId}`;
 }
 
 /**
- * How long a process answers limits from memory before it reads them again (in the background): a change made
- * on one API process applies on the others within about this long.
+ * How long a process answers limits from memory before it reads them again (in the background). No answer is
+ * older than twice this (RefreshingCache), so a change made on one API process applies on the others within 1 s.
  */
-export const limitsCacheTtlMs = 1000;
+export const limitsCacheTtlMs = 500;
+
+// Writes a tenant's limits only into a tenant record that exists: a tenant deleted meanwhile is not brought back
+// as a record holding nothing but limits.
+const setTenantLimitsScript = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
 
 /**
- * Tenants' and keys' limits, kept in Redis (shared by every API process) and cached per process for
- * limitsCacheTtlMs, so the request path reads them from memory. A tenant or key never given limits reads as
+ * Tenants' and keys' limits, kept in Redis (shared by every API process) and cached per process (at most 1 s
+ * old, see limitsCacheTtlMs), so the request path reads them from memory. A tenant or key never given limits reads as
  * `{}` (unlimited). A write applies at once in the process that made it.
  */
 export class LimitStore {
@@ -34,8 +44,13 @@ export class LimitStore {
     options: { cacheTtlMs?: number; onRefreshError?: (error: unknown) => void } = {},
   ) {
     const ttlMs = options.cacheTtlMs ?? limitsCacheTtlMs;
-    this.tenants = new RefreshingCache((tenant) => this.read(tenantLimitsKey(prefix, tenant), tenantLimitsSchema), ttlMs, 10_000, options.onRefreshError);
-    this.keys = new RefreshingCache((keyId) => this.read(keyLimitsKey(prefix, keyId), keyLimitsSchema), ttlMs, 10_000, options.onRefreshError);
+    this.tenants = new RefreshingCache(
+      async (tenant) => parseStored(tenantLimitsSchema, await redis.hget(tenantKey(prefix, tenant), tenantLimitsField)),
+      ttlMs,
+      10_000,
+      options.onRefreshError,
+    );
+    this.keys = new RefreshingCache(async (keyId) => parseStored(keyLimitsSchema, await redis.get(keyLimitsKey(prefix, keyId))), ttlMs, 10_000, options.onRefreshError);
   }
 
   /** A tenant's limits (cached; `{}` when it has none). */
@@ -48,13 +63,24 @@ export class LimitStore {
     return this.keys.get(keyId);
   }
 
+  /** A tenant's limits when memory has them (see RefreshingCache.peek), else undefined (ask tenantLimits). */
+  peekTenantLimits(tenant: string): TenantLimits | undefined {
+    return this.tenants.peek(tenant);
+  }
+
+  /** A key's limits when memory has them, else undefined (ask keyLimits). */
+  peekKeyLimits(keyId: string): KeyLimits | undefined {
+    return this.keys.peek(keyId);
+  }
+
   /**
    * Replaces a tenant's limits with `document` (`{}` removes them all).
-   * @throws INVALID_ARGUMENT naming the bad field.
+   * @throws INVALID_ARGUMENT naming the bad field; NOT_FOUND for a tenant without a record.
    */
   async setTenantLimits(tenant: string, document: unknown): Promise<TenantLimits> {
     const limits = parseLimits(tenantLimitsSchema, document, 'tenant');
-    await this.write(tenantLimitsKey(this.prefix, tenant), limits);
+    const written = await this.redis.eval(setTenantLimitsScript, 1, tenantKey(this.prefix, tenant), tenantLimitsField, JSON.stringify(limits));
+    if (written !== 1) throw errors.tenantNotFound(tenant);
     this.tenants.set(tenant, limits);
     return limits;
   }
@@ -65,39 +91,44 @@ export class LimitStore {
    */
   async setKeyLimits(keyId: string, document: unknown): Promise<KeyLimits> {
     const limits = parseLimits(keyLimitsSchema, document, 'key');
-    await this.write(keyLimitsKey(this.prefix, keyId), limits);
+    if (Object.keys(limits).length === 0) await this.redis.del(keyLimitsKey(this.prefix, keyId));
+    else await this.redis.set(keyLimitsKey(this.prefix, keyId), JSON.stringify(limits));
     this.keys.set(keyId, limits);
     return limits;
   }
 
-  /** Forgets a deleted tenant's limits (so a tenant created later under the same id starts unlimited). */
+  /** Forgets a deleted tenant's limits (so a tenant created later under the same id starts unlimited here at once). */
   async deleteTenantLimits(tenant: string): Promise<void> {
-    await this.redis.del(tenantLimitsKey(this.prefix, tenant));
+    await this.redis.hdel(tenantKey(this.prefix, tenant), tenantLimitsField);
     this.tenants.delete(tenant);
   }
 
-  /** Forgets a deleted key's limits. */
+  /** Forgets a deleted key's limits (a revoked key's are kept while its record is: it may be listed, not used). */
   async deleteKeyLimits(keyId: string): Promise<void> {
     await this.redis.del(keyLimitsKey(this.prefix, keyId));
     this.keys.delete(keyId);
   }
+}
 
-  private async write(key: string, limits: object): Promise<void> {
-    if (Object.keys(limits).length === 0) await this.redis.del(key);
-    else await this.redis.set(key, JSON.stringify(limits));
+/**
+ * Reads a stored document leniently, field by field: a field that does not validate (written by an older
+ * version, or by hand) is left out, meaning "no limit" for it, rather than failing every request of the tenant.
+ */
+function parseStored<T extends object>(schema: z.ZodObject, stored: string | null): T {
+  if (stored === null || stored === '') return {} as T;
+  let document: unknown;
+  try {
+    document = JSON.parse(stored);
+  } catch {
+    return {} as T;
   }
-
-  /** Reads a stored document; one that no longer validates (a schema change) reads as no limits, never as an error. */
-  private async read<T extends object>(key: string, schema: z.ZodType<T>): Promise<T> {
-    const stored = await this.redis.get(key);
-    if (stored === null) return {} as T;
-    try {
-      const parsed = schema.safeParse(JSON.parse(stored));
-      return parsed.success ? parsed.data : ({} as T);
-    } catch {
-      return {} as T;
-    }
+  if (typeof document !== 'object' || document === null || Array.isArray(document)) return {} as T;
+  const kept: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(document)) {
+    const fieldSchema = schema.shape[field] as z.ZodType | undefined;
+    if (fieldSchema !== undefined && value !== null && fieldSchema.safeParse(value).success) kept[field] = value;
   }
+  return kept as T;
 }
 
 function parseLimits<T>(schema: z.ZodType<T>, document: unknown, owner: 'tenant' | 'key'): T {

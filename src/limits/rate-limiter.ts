@@ -55,10 +55,14 @@ export function rateCounterKey(prefix: string, tenant: string, counter: string, 
 
 /**
  * Counts requests against per-key and per-tenant rates in Redis: one round trip (one script) per request that
- * has any rule, none for a request without rules.
+ * has any rule, none for a request without rules. Once a rule refused a request, this process refuses that
+ * rule's requests without asking Redis until its window ends (in a fixed window a count only grows), so a flood
+ * past its limit costs no Redis round trip per request.
  */
 export class RateLimiter {
   private readonly scriptName = 'gantryRateCount';
+  /** Counter key (with its window) → when that window ends (ms since the epoch), for rules found at their limit. */
+  private readonly exhausted = new Map<string, number>();
 
   constructor(
     private readonly redis: Redis,
@@ -71,6 +75,10 @@ export class RateLimiter {
   async take(tenant: string, rules: readonly RateRule[], now = Date.now()): Promise<RateDecision> {
     const keys = rules.map((rule) => rateCounterKey(this.prefix, tenant, rule.counter, rule.windowMs, Math.floor(now / rule.windowMs)));
     const resetMs = rules.map((rule) => rule.windowMs - (now % rule.windowMs));
+    for (let index = 0; index < rules.length; index++) {
+      const until = this.exhausted.get(keys[index]!);
+      if (until !== undefined && until > now) return { allowed: false, standing: { rule: rules[index]!, remaining: 0, resetMs: resetMs[index]! } };
+    }
     // A counter outlives its window a little, so a process whose clock is slightly behind still finds it.
     const ttls = rules.map((rule, index) => String(resetMs[index]! + 1000 + Math.floor(rule.windowMs / 10)));
     const answer = (await (this.redis as unknown as Record<string, (...args: unknown[]) => Promise<number[]>>)[this.scriptName]!(
@@ -82,6 +90,7 @@ export class RateLimiter {
     const refusedBy = answer[0]!;
     if (refusedBy > 0) {
       const rule = rules[refusedBy - 1]!;
+      this.markExhausted(keys[refusedBy - 1]!, now + resetMs[refusedBy - 1]!);
       return { allowed: false, standing: { rule, remaining: 0, resetMs: resetMs[refusedBy - 1]! } };
     }
     // The rule with the fewest requests left is the one a client should pace itself by.
@@ -91,6 +100,15 @@ export class RateLimiter {
     }
     const rule = rules[closest]!;
     return { allowed: true, standing: { rule, remaining: Math.max(0, rule.max - answer[closest + 1]!), resetMs: resetMs[closest]! } };
+  }
+
+  private markExhausted(key: string, until: number): void {
+    this.exhausted.set(key, until);
+    // Bounded: windows that ended are dropped whenever the map grows large.
+    if (this.exhausted.size > 10_000) {
+      const now = Date.now();
+      for (const [candidate, end] of this.exhausted) if (end <= now) this.exhausted.delete(candidate);
+    }
   }
 }
 

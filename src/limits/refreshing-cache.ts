@@ -21,10 +21,19 @@ export class RefreshingCache<V> {
   ) {}
 
   async get(key: string): Promise<V> {
+    const value = this.peek(key);
+    return value !== undefined ? value : this.loadFirst(key);
+  }
+
+  /**
+   * The value from memory when there is one young enough to answer (starting its background read when it is past
+   * ttlMs), else undefined: then `get` has to wait for Redis. For hot paths that should not make a promise.
+   */
+  peek(key: string): V | undefined {
     const entry = this.entries.get(key);
-    if (entry === undefined) return this.loadFirst(key);
+    if (entry === undefined) return undefined;
     const ageMs = Date.now() - entry.fetchedAt;
-    if (ageMs > 2 * this.ttlMs) return this.loadFirst(key);
+    if (ageMs > 2 * this.ttlMs) return undefined;
     // Re-inserting keeps the Map in least-recently-read order for eviction.
     this.entries.delete(key);
     this.entries.set(key, entry);

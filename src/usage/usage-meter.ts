@@ -111,7 +111,7 @@ export class UsageMeter {
 
   /** Counts one request (in memory; Redis sees it at the next flush). */
   record(event: UsageEvent, now = Date.now()): void {
-    const hour = hourOf(now);
+    const hour = this.hourAt(now);
     const entryKey = `${hour}|${event.tenant}|${event.keyId}|${event.model}|${event.version}|${event.outcome}`;
     let entry = this.pending.get(entryKey);
     if (entry === undefined) {
@@ -127,6 +127,17 @@ export class UsageMeter {
       addTo(this.unflushed, periodKey(event.tenant, 'day', entry.day), 1, event.computeNs);
       addTo(this.unflushed, periodKey(event.tenant, 'month', entry.month), 1, event.computeNs);
     }
+  }
+
+  private hour = { startMs: 0, endMs: 0, name: '' };
+
+  /** The hour's name (hourOf), made once an hour rather than once a request. */
+  private hourAt(now: number): string {
+    if (now < this.hour.startMs || now >= this.hour.endMs) {
+      const startMs = now - (now % hourMs);
+      this.hour = { startMs, endMs: startMs + hourMs, name: hourOf(now) };
+    }
+    return this.hour.name;
   }
 
   /** This process's quota-counted usage of `tenant` in the current day and month that Redis does not have yet. */

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../../../src/errors.js';
-import { LimitStore, tenantLimitsKey } from '../../../src/limits/limit-store.js';
+import { tenantKey } from '../../../src/auth/auth-redis-keys.js';
+import { TenantStore } from '../../../src/auth/tenant-store.js';
+import { LimitStore, tenantLimitsField } from '../../../src/limits/limit-store.js';
 import { deleteKeys } from '../../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
@@ -12,9 +14,11 @@ describe('LimitStore (real Redis)', () => {
   let redis: Redis;
   let prefix: string;
 
-  before(() => {
+  before(async () => {
     redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
     prefix = `test-limits-${randomBytes(4).toString('hex')}`;
+    const tenants = new TenantStore(redis, prefix, 100);
+    for (const tenant of ['acme', 'bad', 'shared', 'old', 'garbled']) await tenants.create(tenant, undefined);
   });
   after(async () => {
     await deleteKeys(redisUrl, prefix);
@@ -30,7 +34,7 @@ describe('LimitStore (real Redis)', () => {
     await store.setTenantLimits('acme', { requestsPerMinute: 100 });
     assert.deepEqual(await store.tenantLimits('acme'), { requestsPerMinute: 100 });
     await store.setTenantLimits('acme', {});
-    assert.equal(await redis.exists(tenantLimitsKey(prefix, 'acme')), 0, 'no limits leave no key behind');
+    assert.deepEqual(await new LimitStore(redis, prefix).tenantLimits('acme'), {});
     await store.setKeyLimits('k1', { requestsPerSecond: 2 });
     assert.deepEqual(await store.keyLimits('k1'), { requestsPerSecond: 2 });
   });
@@ -53,6 +57,14 @@ describe('LimitStore (real Redis)', () => {
     assert.match(await refusal(() => store.setKeyLimits('bad', { maxModels: 3 })), /unknown limit 'maxModels'/);
     assert.match(await refusal(() => store.setTenantLimits('bad', [1])), /JSON object/);
     assert.deepEqual(await store.tenantLimits('bad'), {});
+    try {
+      await store.setTenantLimits('nobody', { requestsPerSecond: 1 });
+      assert.fail('expected NOT_FOUND');
+    } catch (error) {
+      assert.ok(error instanceof GantryError);
+      assert.equal(error.code, ErrorCode.NotFound);
+    }
+    assert.equal(await redis.exists(tenantKey(prefix, 'nobody')), 0, 'no record is made for a tenant that does not exist');
   });
 
   test('another process sees a change within the cache time, without any request waiting on Redis', async () => {
@@ -73,10 +85,17 @@ describe('LimitStore (real Redis)', () => {
     assert.deepEqual(seen, { requestsPerSecond: 7 });
   });
 
-  test('a stored document that no longer validates reads as no limits rather than failing requests', async () => {
-    await redis.set(tenantLimitsKey(prefix, 'old'), JSON.stringify({ requestsPerSecond: -1 }));
-    assert.deepEqual(await new LimitStore(redis, prefix).tenantLimits('old'), {});
-    await redis.set(tenantLimitsKey(prefix, 'garbled'), 'not json');
+  test('a stored field that no longer validates reads as no limit for that field, the others still hold', async () => {
+    await redis.hset(tenantKey(prefix, 'old'), tenantLimitsField, JSON.stringify({ requestsPerSecond: -1, requestsPerMinute: 30, retired: 4 }));
+    assert.deepEqual(await new LimitStore(redis, prefix).tenantLimits('old'), { requestsPerMinute: 30 });
+    await redis.hset(tenantKey(prefix, 'garbled'), tenantLimitsField, 'not json');
     assert.deepEqual(await new LimitStore(redis, prefix).tenantLimits('garbled'), {});
+  });
+
+  test('deleting a tenant forgets its limits in this process at once', async () => {
+    const store = new LimitStore(redis, prefix);
+    await store.setTenantLimits('shared', { requestsPerSecond: 3 });
+    await store.deleteTenantLimits('shared');
+    assert.deepEqual(await store.tenantLimits('shared'), {});
   });
 });

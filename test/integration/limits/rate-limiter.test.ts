@@ -82,6 +82,22 @@ describe('RateLimiter (real Redis, two connections as two API processes)', () =>
     assert.equal(decision.standing.remaining, 2);
   });
 
+  test('once a rule refused, this process refuses it without Redis until the window ends', async () => {
+    const connection = new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+    await connection.connect();
+    const limiter = new RateLimiter(connection, prefix);
+    const now = Math.floor(Date.now() / 60_000) * 60_000 + 30_000;
+    const rules = rateRulesFor('hooli', 'k', { requestsPerMinute: 1 }, {});
+    assert.equal((await limiter.take('hooli', rules, now)).allowed, true);
+    assert.equal((await limiter.take('hooli', rules, now + 1)).allowed, false);
+    connection.disconnect();
+    const refused = await limiter.take('hooli', rules, now + 2);
+    assert.equal(refused.allowed, false, 'refused from memory, with Redis gone');
+    assert.equal(refused.standing.rule.limit, 'rate_key');
+    // The next window needs Redis again (and it is gone): the request is not refused from memory.
+    await assert.rejects(limiter.take('hooli', rules, now + 30_000));
+  });
+
   test('counters expire with their window (nothing is left behind by idle callers)', async () => {
     const limiter = new RateLimiter(first, prefix);
     await limiter.take('umbrella', rateRulesFor('umbrella', 'k', { requestsPerSecond: 3 }, {}));
