@@ -90,6 +90,18 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
     assert.deepEqual(stale, [], 'entries in src/auth/route-scopes.ts with no route');
   });
 
+  test('OpenAPI: bearer and x-api-key security schemes; each operation names its scope; health needs none', async () => {
+    const document = (await api.inject({ method: 'GET', url: '/docs/json' }, '')).json();
+    assert.equal(document.components.securitySchemes.bearerAuth.scheme, 'bearer');
+    assert.deepEqual([document.components.securitySchemes.apiKeyHeader.in, document.components.securitySchemes.apiKeyHeader.name], ['header', 'x-api-key']);
+    const infer = document.paths['/v2/models/{model}/infer'].post;
+    assert.deepEqual(infer.security, [{ bearerAuth: [] }, { apiKeyHeader: [] }]);
+    assert.match(infer.description, /scope 'infer'/);
+    assert.match(document.paths['/v1/tenants'].post.description, /scope 'admin'/);
+    assert.match(document.paths['/v2/models/{model}'].get.description, /one of the scopes 'models:read', 'infer'/);
+    assert.deepEqual(document.paths['/v2/health/ready'].get.security, []);
+  });
+
   test('no key, a malformed key, an unknown key and a wrong secret: the same 401 with WWW-Authenticate', async () => {
     const wellFormedUnknown = `gk_${'a'.repeat(12)}_${'b'.repeat(43)}`;
     const real = await createKey(api, { tenant: 'acme', name: 'reader', scopes: ['models:read'] });
@@ -101,6 +113,11 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
       messages.add(response.json().error);
     }
     assert.equal(messages.size, 1, `different messages: ${[...messages].join(' | ')}`);
+    // Once the real key was verified (and is cached with it), a near miss is still refused, and the key still works.
+    assert.equal((await api.inject({ method: 'GET', url: '/v1/models' }, real.key)).statusCode, 200);
+    assertUnauthenticated(await api.inject({ method: 'GET', url: '/v1/models' }, wrongSecret), wrongSecret);
+    assertUnauthenticated(await api.inject({ method: 'GET', url: '/v1/models' }, `${testAdminKey.slice(0, -1)}X`));
+    assert.equal((await api.inject({ method: 'GET', url: '/v1/models' }, real.key)).statusCode, 200);
     // Another scheme, or the key without one, is no key.
     assertUnauthenticated(await api.inject({ method: 'GET', url: '/v1/models', headers: { authorization: `Basic ${real.key}` } }, ''));
     assertUnauthenticated(await api.inject({ method: 'GET', url: '/v1/models', headers: { authorization: real.key } }, ''));
