@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -206,6 +206,7 @@ export class FileModelStore {
     let room: Room | undefined;
     let nextMeasureAt = recheckEveryBytes;
     const store = this;
+    let output: WriteStream | undefined;
     const meter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         size += chunk.byteLength;
@@ -244,7 +245,8 @@ export class FileModelStore {
         room = await this.measureRoom(temporaryPath);
         this.checkRoom(room, expectedBytes ?? 0, expectedBytes !== undefined);
       }
-      await pipeline(source, meter, createWriteStream(temporaryPath, { flags: 'wx' }));
+      output = createWriteStream(temporaryPath, { flags: 'wx' });
+      await pipeline(source, meter, output);
       const handle = await open(temporaryPath, 'r');
       try {
         await handle.sync();
@@ -257,6 +259,9 @@ export class FileModelStore {
       await rename(temporaryPath, this.pathOf(blob.sha256));
       return blob;
     } catch (error) {
+      // The file stream opens its file asynchronously: a pipeline that failed at once (a first chunk over the
+      // limit) can reject before the file exists. Removing it only after the stream closed leaves nothing behind.
+      if (output !== undefined && !output.closed) await new Promise<void>((resolve) => output!.once('close', () => resolve()));
       await rm(temporaryPath, { force: true });
       const code = (error as NodeJS.ErrnoException).code;
       if (!(error instanceof GantryError) && (code === 'ENOSPC' || code === 'EDQUOT')) {
