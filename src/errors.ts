@@ -230,6 +230,38 @@ export const errors = {
   /** A per-tenant cap on control-plane records (tenants, keys): 409 naming the cap and its variable. */
   capReached: (what: string, limit: number, limitVariable: string) =>
     new GantryError(ErrorCode.FailedPrecondition, `The cap on ${what} (${limit}, ${limitVariable}) is reached; delete unused ones or raise the cap.`),
+  // Rate limits and quotas (README "Limits per tenant and key"): 429 naming the limit, whose it is and when it resets.
+  rateLimited: (whose: string, max: number, per: 'second' | 'minute', retryAfterSeconds: number) =>
+    new GantryError(
+      ErrorCode.ResourceExhausted,
+      `Rate limit reached: ${whose} may send ${max} requests per ${per}; retry after ${retryAfterSeconds} s (Retry-After), or ask an admin to raise the limit.`,
+      { retryAfterSeconds },
+    ),
+  quotaExceeded: (tenant: string, quota: string, used: string, limit: string, resetsAt: Date) =>
+    new GantryError(
+      ErrorCode.ResourceExhausted,
+      `Quota ${quota} of tenant '${tenant}' is used up (${used} of ${limit}); it resets at ${resetsAt.toISOString()} (UTC). Ask an admin to raise it.`,
+      { retryAfterSeconds: Math.max(1, Math.ceil((resetsAt.getTime() - Date.now()) / 1000)) },
+    ),
+  // Per-tenant caps on what a tenant holds (its limits' maxModels, maxVersions, maxStoredBytes; set by an admin).
+  tenantModelCap: (tenant: string, limit: number) =>
+    new GantryError(
+      ErrorCode.FailedPrecondition,
+      `Tenant '${tenant}' has ${limit} models, its cap (maxModels); delete a model it no longer needs, or ask an admin to raise the tenant's maxModels.`,
+    ),
+  tenantVersionCap: (tenant: string, limit: number) =>
+    new GantryError(
+      ErrorCode.FailedPrecondition,
+      `Tenant '${tenant}' has ${limit} model versions, its cap (maxVersions, over all its models); delete old versions, or ask an admin to raise the tenant's maxVersions.`,
+    ),
+  /** `uploadBytes` undefined: refused before the upload's size was known, because the tenant is at its cap already. */
+  tenantStoredBytesCap: (tenant: string, storedBytes: number, uploadBytes: number | undefined, limitBytes: number) =>
+    new GantryError(
+      ErrorCode.PayloadTooLarge,
+      `${uploadBytes === undefined ? 'An upload' : `This upload of ${uploadBytes} bytes`} would take tenant '${tenant}' past its cap on stored model bytes (maxStoredBytes, ${limitBytes} bytes; ${storedBytes} stored now); delete unused versions, or ask an admin to raise the tenant's maxStoredBytes.`,
+    ),
+  tenantUploadsBusy: () =>
+    new GantryError(ErrorCode.Unavailable, "Another upload of this tenant is being checked against the tenant's caps; retry shortly.", { retryAfterSeconds: 1 }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),
   internal: (message = 'Internal error.') => new GantryError(ErrorCode.Internal, message),
 };

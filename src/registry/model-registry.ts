@@ -8,7 +8,31 @@ import { BlobReferences } from './blob-references.js';
 import { modelConfigKey } from './model-config.js';
 import { statisticsKey } from './model-statistics.js';
 import type { ModelState } from './model-state.js';
+import { RedisLock } from './redis-lock.js';
 import type { RegistryRecords, StoredModel } from './registry-records.js';
+import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps, type TenantHoldings } from './tenant-caps.js';
+
+/**
+ * Lease of a tenant's caps lock: checking the caps and creating a version takes milliseconds (one durable record
+ * and one transaction); a holder that died frees it after this.
+ */
+const capsLockLeaseMs = 10_000;
+/** How long an upload waits for its tenant's caps lock before it answers 503 (a little over one lease). */
+const capsLockWaitMs = capsLockLeaseMs + 2000;
+
+export interface CreateVersionOptions {
+  /** The upload's pending blob reference, dropped in the transaction that creates the version. */
+  uploadId?: string;
+  /** The model's configuration at upload, kept in the version's durable record. */
+  configAtUpload?: unknown;
+  /**
+   * The caps of the model's tenant: checked, with the tenant's holdings, under a per-tenant lock that also covers
+   * the creation, so concurrent uploads never take a tenant past a cap. Without caps nothing is locked.
+   */
+  caps?: TenantCaps;
+  /** Told which cap refused a version (for gantry_limit_rejections_total). */
+  onCapRefused?: (limit: TenantCapLimit) => void;
+}
 
 export interface ModelVersion {
   name: string;
@@ -97,11 +121,16 @@ export class ModelRegistry {
     return `${this.prefix}:tenant-index`;
   }
   /**
-   * The bytes of every live version of one tenant's models (each version counts its own size, even when it shares
-   * its blob with another), changed in the same transaction that creates or deletes a version.
+   * What one tenant's live versions hold, a hash: `versions` (over all its models) and `bytes` (each version counts
+   * its own size, even when it shares its blob with another), changed in the same transaction that creates or
+   * deletes a version, so the caps (tenant-caps.ts) read exact numbers.
    */
-  private tenantStoredBytesKey(tenant: string): string {
-    return `${this.prefix}:tenant:${tenant}:stored-bytes`;
+  private tenantHoldingsKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:holdings`;
+  }
+  /** Held while a capped tenant's version is checked against its caps and created (see createVersion). */
+  private tenantCapsLockKey(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:caps-lock`;
   }
   private versionsKey(name: string): string {
     return `${this.prefix}:model:{${name}}:versions`;
@@ -137,8 +166,31 @@ export class ModelRegistry {
    * number again); the version's record is on disk before the version exists in Redis.
    * @throws UNAVAILABLE (503) while the registry in Redis is lost or being rebuilt.
    */
-  async createVersion(name: string, blob: { sha256: string; size: number }, options: { uploadId?: string; configAtUpload?: unknown } = {}): Promise<ModelVersion> {
+  async createVersion(name: string, blob: { sha256: string; size: number }, options: CreateVersionOptions = {}): Promise<ModelVersion> {
     await this.indexTenants();
+    if (options.caps === undefined || !hasTenantCaps(options.caps)) return this.createVersionNow(name, blob, options);
+    const { tenant } = splitQualifiedName(name);
+    const lock = await this.acquireCapsLock(tenant);
+    try {
+      checkTenantCaps(tenant, options.caps, await this.tenantHoldings(tenant, name), blob.size, options.onCapRefused);
+      return await this.createVersionNow(name, blob, options);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** One capped upload of a tenant at a time is checked and created; waits for the one ahead (at most capsLockWaitMs). */
+  private async acquireCapsLock(tenant: string): Promise<RedisLock> {
+    const deadline = Date.now() + capsLockWaitMs;
+    for (;;) {
+      const lock = await RedisLock.tryAcquire(this.redis, this.tenantCapsLockKey(tenant), capsLockLeaseMs);
+      if (lock !== undefined) return lock;
+      if (Date.now() > deadline) throw errors.tenantUploadsBusy();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  private async createVersionNow(name: string, blob: { sha256: string; size: number }, options: CreateVersionOptions): Promise<ModelVersion> {
     const version = await this.allocateVersion(name);
     const record: ModelVersion = {
       name,
@@ -159,7 +211,8 @@ export class ModelRegistry {
       .zadd(this.versionsKey(name), Number(version), version)
       .sadd(this.modelsKey(), name)
       .sadd(this.tenantModelsKey(tenant), name)
-      .incrby(this.tenantStoredBytesKey(tenant), blob.size);
+      .hincrby(this.tenantHoldingsKey(tenant), 'versions', 1)
+      .hincrby(this.tenantHoldingsKey(tenant), 'bytes', blob.size);
     await this.blobReferences.addReference(transaction, blob.sha256, `${name}/${version}`, options.uploadId).exec();
     await this.announce({ type: 'version-created', name, version });
     return record;
@@ -220,21 +273,23 @@ export class ModelRegistry {
     return (await this.redis.smembers(this.tenantModelsKey(tenant))).sort();
   }
 
-  /** How many models a tenant has. */
-  async countTenantModels(tenant: string): Promise<number> {
+  /**
+   * What a tenant holds now: its models, its versions over all of them and their bytes (each version's size as
+   * uploaded), and whether `model` (a qualified name) is one of its models already.
+   */
+  async tenantHoldings(tenant: string, model?: string): Promise<TenantHoldings> {
     await this.indexTenants();
-    return this.redis.scard(this.tenantModelsKey(tenant));
-  }
-
-  /** How many versions a model has (any state). */
-  async countVersions(name: string): Promise<number> {
-    return this.redis.zcard(this.versionsKey(name));
-  }
-
-  /** Bytes of a tenant's live versions (each version's size, as uploaded); 0 for a tenant with none. */
-  async storedBytes(tenant: string): Promise<number> {
-    await this.indexTenants();
-    return Number((await this.redis.get(this.tenantStoredBytesKey(tenant))) ?? 0);
+    const replies = await this.redis
+      .multi()
+      .scard(this.tenantModelsKey(tenant))
+      .hmget(this.tenantHoldingsKey(tenant), 'versions', 'bytes')
+      .sismember(this.tenantModelsKey(tenant), model ?? '')
+      .exec();
+    const [models, counts, member] = (replies ?? []).map(([error, value]) => {
+      if (error !== null) throw error;
+      return value;
+    }) as [number, Array<string | null>, number];
+    return { models, versions: Number(counts[0] ?? 0), storedBytes: Number(counts[1] ?? 0), hasModel: member === 1 };
   }
 
   /** Records a state change; `extra` carries the signature, warm-up result or reason that goes with it. */
@@ -304,7 +359,7 @@ export class ModelRegistry {
     // deletes of one version racing must not subtract it twice).
     const transaction = this.redis
       .multi()
-      .eval(deleteVersionHashScript, 2, this.versionKey(name, version), this.tenantStoredBytesKey(tenant))
+      .eval(deleteVersionHashScript, 2, this.versionKey(name, version), this.tenantHoldingsKey(tenant))
       .zrem(this.versionsKey(name), version);
     const replies = await this.blobReferences
       .dropReference(transaction, record.sha256, `${name}/${version}`)
@@ -376,7 +431,8 @@ export class ModelRegistry {
           .zadd(this.versionsKey(model.name), Number(stored.version), stored.version)
           .sadd(this.modelsKey(), model.name)
           .sadd(this.tenantModelsKey(tenant), model.name)
-          .incrby(this.tenantStoredBytesKey(tenant), stored.size);
+          .hincrby(this.tenantHoldingsKey(tenant), 'versions', 1)
+          .hincrby(this.tenantHoldingsKey(tenant), 'bytes', stored.size);
         await this.blobReferences.addReference(transaction, stored.sha256, `${model.name}/${stored.version}`).exec();
         restored.push({ name: model.name, version: stored.version, sha256: stored.sha256, state: record.state });
       }
@@ -409,20 +465,21 @@ if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
 /**
- * KEYS: a version hash, its tenant's stored-bytes counter. Deletes the hash; only when it existed does its `size`
- * leave the counter (which goes at 0: a tenant with nothing stored leaves no key). Returns 1 when it deleted the
- * version, 0 when it was gone already.
+ * KEYS: a version hash, its tenant's holdings hash. Deletes the version hash; only when it existed does the version
+ * leave its tenant's holdings (which go with its last version: a tenant holding nothing leaves no key). Returns 1
+ * when it deleted the version, 0 when it was gone already.
  */
 const deleteVersionHashScript = `
 local size = tonumber(redis.call('HGET', KEYS[1], 'size') or '0')
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-if redis.call('DECRBY', KEYS[2], size) <= 0 then redis.call('DEL', KEYS[2]) end
+redis.call('HINCRBY', KEYS[2], 'bytes', -size)
+if redis.call('HINCRBY', KEYS[2], 'versions', -1) <= 0 then redis.call('DEL', KEYS[2]) end
 return 1`;
 
 /**
  * KEYS: the global models set, the tenant-index marker. ARGV: the registry's key prefix.
  * Unless the marker says it was done: puts every model name into its tenant's set ("<tenant>~<name>", else the
- * default tenant's) and adds the sizes of its versions to its tenant's stored bytes; then sets the marker.
+ * default tenant's) and counts its versions and their sizes in its tenant's holdings; then sets the marker.
  */
 const indexTenantsScript = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -433,7 +490,8 @@ for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   redis.call('SADD', ARGV[1] .. ':tenant:' .. tenant .. ':models', name)
   for _, version in ipairs(redis.call('ZRANGE', ARGV[1] .. ':model:{' .. name .. '}:versions', 0, -1)) do
     local size = tonumber(redis.call('HGET', ARGV[1] .. ':model:{' .. name .. '}:v:' .. version, 'size') or '0')
-    redis.call('INCRBY', ARGV[1] .. ':tenant:' .. tenant .. ':stored-bytes', size)
+    redis.call('HINCRBY', ARGV[1] .. ':tenant:' .. tenant .. ':holdings', 'versions', 1)
+    redis.call('HINCRBY', ARGV[1] .. ':tenant:' .. tenant .. ':holdings', 'bytes', size)
   end
 end
 redis.call('SET', KEYS[2], '1')

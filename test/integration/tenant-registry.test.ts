@@ -7,6 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { ErrorCode, GantryError } from '../../src/errors.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 
@@ -45,13 +46,13 @@ describe('ModelRegistry tenant index (real Redis)', () => {
     assert.deepEqual(await registry.listTenantModelNames('acme'), ['acme~mlp']);
     assert.deepEqual(await registry.listTenantModelNames('globex'), ['globex~mlp']);
     assert.deepEqual(await registry.listTenantModelNames('initech'), []);
-    assert.equal(await registry.countTenantModels('acme'), 1);
-    assert.equal(await registry.countVersions('acme~mlp'), 2);
-    assert.equal(await registry.countVersions('globex~mlp'), 1);
+    assert.deepEqual(await registry.tenantHoldings('acme', 'acme~mlp'), { models: 1, versions: 2, storedBytes: 42, hasModel: true });
+    assert.deepEqual(await registry.tenantHoldings('acme', 'acme~other'), { models: 1, versions: 2, storedBytes: 42, hasModel: false });
+    assert.deepEqual(await registry.tenantHoldings('initech'), { models: 0, versions: 0, storedBytes: 0, hasModel: false });
     // Each version counts its own size, even where two versions share a blob.
-    assert.equal(await registry.storedBytes('default'), 100);
-    assert.equal(await registry.storedBytes('acme'), 42);
-    assert.equal(await registry.storedBytes('globex'), 7);
+    assert.equal((await registry.tenantHoldings('default')).storedBytes, 100);
+    assert.equal((await registry.tenantHoldings('acme')).storedBytes, 42);
+    assert.equal((await registry.tenantHoldings('globex')).storedBytes, 7);
   });
 
   test('deleting versions and models takes their bytes and names out of their tenant only, once', async () => {
@@ -63,19 +64,19 @@ describe('ModelRegistry tenant index (real Redis)', () => {
 
     // Two deletes of one version racing subtract its bytes once.
     await Promise.all([registry.deleteVersion('acme~a', '1'), registry.deleteVersion('acme~a', '1')]);
-    assert.equal(await registry.storedBytes('acme'), 25);
+    assert.deepEqual(await registry.tenantHoldings('acme'), { models: 2, versions: 2, storedBytes: 25, hasModel: false });
     assert.deepEqual(await registry.listTenantModelNames('acme'), ['acme~a', 'acme~b']);
 
     // The last version going takes the model out of its tenant's set.
     await registry.deleteVersion('acme~a', '2');
     assert.deepEqual(await registry.listTenantModelNames('acme'), ['acme~b']);
-    assert.equal(await registry.storedBytes('acme'), 5);
+    assert.equal((await registry.tenantHoldings('acme')).storedBytes, 5);
 
     await registry.deleteModel('acme~b');
     assert.deepEqual(await registry.listTenantModelNames('acme'), []);
-    assert.equal(await registry.storedBytes('acme'), 0);
+    assert.deepEqual(await registry.tenantHoldings('acme'), { models: 0, versions: 0, storedBytes: 0, hasModel: false });
     assert.deepEqual(await registry.listTenantModelNames('globex'), ['globex~a']);
-    assert.equal(await registry.storedBytes('globex'), 1000);
+    assert.equal((await registry.tenantHoldings('globex')).storedBytes, 1000);
   });
 
   test('a registry from before tenants is indexed once into the default tenant, its bytes counted once', async () => {
@@ -93,15 +94,15 @@ describe('ModelRegistry tenant index (real Redis)', () => {
 
     const first = new ModelRegistry(redis, prefix);
     assert.deepEqual(await first.listTenantModelNames('default'), ['old-a', 'old-b']);
-    assert.equal(await first.storedBytes('default'), 333);
+    assert.deepEqual(await first.tenantHoldings('default'), { models: 2, versions: 3, storedBytes: 333, hasModel: false });
 
     // A second process (its own registry object) finds the index built and counts nothing again.
     const second = new ModelRegistry(redis, prefix);
     await second.createVersion('old-b', { sha256: shaB, size: 1 });
-    assert.equal(await second.storedBytes('default'), 334);
-    assert.equal(await first.storedBytes('default'), 334);
+    assert.equal((await second.tenantHoldings('default')).storedBytes, 334);
+    assert.equal((await first.tenantHoldings('default')).storedBytes, 334);
     await second.deleteVersion('old-a', '1');
-    assert.equal(await first.storedBytes('default'), 34);
+    assert.deepEqual(await first.tenantHoldings('default'), { models: 2, versions: 3, storedBytes: 34, hasModel: false });
   });
 
   test('a restore after Redis lost its data puts back each tenant\'s set and bytes, and is not counted twice later', async () => {
@@ -118,12 +119,59 @@ describe('ModelRegistry tenant index (real Redis)', () => {
       new Set(),
     );
     assert.deepEqual(await registry.listTenantModelNames('acme'), ['acme~m']);
-    assert.equal(await registry.storedBytes('acme'), 11);
-    assert.equal(await registry.storedBytes('default'), 9);
+    assert.equal((await registry.tenantHoldings('acme')).storedBytes, 11);
+    assert.equal((await registry.tenantHoldings('default')).storedBytes, 9);
     // A process started after the restore must not index (and count) the restored versions again.
     const later = new ModelRegistry(redis, prefix);
-    assert.equal(await later.storedBytes('acme'), 11);
+    assert.equal((await later.tenantHoldings('acme')).storedBytes, 11);
     assert.deepEqual(await later.listTenantModelNames('default'), ['m']);
-    assert.equal(await later.storedBytes('default'), 9);
+    assert.equal((await later.tenantHoldings('default')).storedBytes, 9);
+  });
+
+  test('caps hold under concurrent uploads of one tenant: 409 for models and versions, 413 for bytes, naming the cap', async () => {
+    const registry = new ModelRegistry(redis, freshPrefix());
+    const refusedBy: string[] = [];
+    const capped = (caps: object) => ({ caps, onCapRefused: (limit: string) => refusedBy.push(limit) });
+    const outcome = (promise: Promise<unknown>) =>
+      promise.then(
+        () => 'created',
+        (error: unknown) => {
+          assert.ok(error instanceof GantryError, String(error));
+          return `${error.httpStatus} ${error.message}`;
+        },
+      );
+
+    // Ten new models at once against maxModels 3: exactly three are created.
+    const models = await Promise.all(Array.from({ length: 10 }, (_, index) => outcome(registry.createVersion(`acme~m${index}`, { sha256: shaA, size: 1 }, capped({ maxModels: 3 })))));
+    assert.equal(models.filter((result) => result === 'created').length, 3, models.join('\n'));
+    for (const refusal of models.filter((result) => result !== 'created')) {
+      assert.match(refusal, /^409 Tenant 'acme' has 3 models, its cap \(maxModels\)/);
+    }
+    const names = models.flatMap((result, index) => (result === 'created' ? [`acme~m${index}`] : []));
+    // A new version of a model it has is no new model.
+    assert.equal(await outcome(registry.createVersion(names[0]!, { sha256: shaA, size: 1 }, capped({ maxModels: 3 }))), 'created');
+
+    // Versions over all its models: it has 4; eight more at once against maxVersions 6 create exactly two.
+    const versions = await Promise.all(
+      Array.from({ length: 8 }, (_, index) => outcome(registry.createVersion(names[index % names.length]!, { sha256: shaB, size: 1 }, capped({ maxVersions: 6 })))),
+    );
+    assert.equal(versions.filter((result) => result === 'created').length, 2, versions.join('\n'));
+    assert.match(versions.find((result) => result !== 'created')!, /^409 Tenant 'acme' has 6 model versions, its cap \(maxVersions, over all its models\)/);
+
+    // Bytes: 6 stored; uploads of 10 bytes at once against 36 leave room for three (to a model it has: the first
+    // would otherwise create a fourth model).
+    const bytes = await Promise.all(Array.from({ length: 6 }, () => outcome(registry.createVersion(names[1]!, { sha256: shaA, size: 10 }, capped({ maxStoredBytes: 36 })))));
+    assert.equal(bytes.filter((result) => result === 'created').length, 3, bytes.join('\n'));
+    assert.match(bytes.find((result) => result !== 'created')!, /^413 This upload of 10 bytes would take tenant 'acme' past its cap on stored model bytes \(maxStoredBytes, 36 bytes; 36 stored now\)/);
+    assert.deepEqual(await registry.tenantHoldings('acme'), { models: 3, versions: 9, storedBytes: 36, hasModel: false });
+
+    // Another tenant is not held back by acme's caps, and acme under its caps still uploads.
+    assert.equal(await outcome(registry.createVersion('globex~m0', { sha256: shaA, size: 1000 }, capped({ maxModels: 1, maxVersions: 1, maxStoredBytes: 1000 }))), 'created');
+    const [firstVersion] = await registry.listVersions(names[0]!);
+    await registry.deleteVersion(names[0]!, firstVersion!.version);
+    assert.equal(await outcome(registry.createVersion(names[2]!, { sha256: shaA, size: 1 }, capped({ maxStoredBytes: 36, maxVersions: 9, maxModels: 3 }))), 'created');
+
+    assert.deepEqual([...new Set(refusedBy)].sort(), ['tenant_models', 'tenant_stored_bytes', 'tenant_versions']);
+    assert.equal(refusedBy.length, 7 + 6 + 3);
   });
 });

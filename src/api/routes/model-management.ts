@@ -10,6 +10,7 @@ import { executionConfigOf } from '../../registry/model-config.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
+import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
 import { forModel, requestedModel } from '../requested-model.js';
 import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
@@ -67,8 +68,15 @@ const drainableRestBytes = 1024 * 1024;
 /** `/v1/models…` — upload, list, inspect and delete model versions. */
 export async function modelManagementRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const { registry, store, producer, config, catalog, blobCollector } = services;
+  const { registry, store, producer, config, catalog, blobCollector, limits, metrics } = services;
   const references = registry.blobReferences;
+  const countCapRefusal = (limit: TenantCapLimit) => metrics.limitRejections.inc({ limit });
+
+  /** The caps of a model's tenant (its limits' maxModels, maxVersions, maxStoredBytes; none set: no caps). */
+  const capsOf = async (tenant: string): Promise<TenantCaps> => {
+    const { maxModels, maxVersions, maxStoredBytes } = await limits.tenantLimits(tenant);
+    return { maxModels, maxVersions, maxStoredBytes };
+  };
 
   // Uploads stream to disk: the raw body is handed over untouched, so memory stays flat for any size, and
   // the size limit is enforced by the store while it writes.
@@ -140,8 +148,16 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
         const declared = Number(request.headers['content-length']);
         const uploadId = randomUUID();
+        const { tenant } = splitQualifiedName(model);
+        const caps = await capsOf(tenant);
         let blob: StoredBlob;
         try {
+          // A tenant at a cap is refused before the body is read (a raw body's Content-Length is the file's size);
+          // the check that counts is the one made with the version's creation, below.
+          if (hasTenantCaps(caps)) {
+            const rawBytes = !request.isMultipart() && Number.isSafeInteger(declared) && declared > 0 ? declared : undefined;
+            checkTenantCaps(tenant, caps, await registry.tenantHoldings(tenant, model), rawBytes, countCapRefusal);
+          }
           blob = await storeUpload(request, uploadId);
         } catch (error) {
           // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
@@ -159,7 +175,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         const modelConfig = await services.modelConfigs.get(model);
         let record: ModelVersion;
         try {
-          record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig });
+          record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig, caps, onCapRefused: countCapRefusal });
         } catch (error) {
           await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
           throw error;
