@@ -96,6 +96,20 @@ const configSchema = z.object({
   GANTRY_MAX_TENANTS: z.coerce.number().int().positive().default(1000),
   /** Most API keys per tenant (revoked keys count until their record expires, 30 days after the revocation). */
   GANTRY_MAX_KEYS_PER_TENANT: z.coerce.number().int().positive().default(1000),
+  // Limits per tenant and key, and usage metering (README "Limits per tenant and key", "Usage").
+  /** How often each API process adds the usage it metered to Redis (also at shutdown). */
+  GANTRY_USAGE_FLUSH_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** How long hourly usage stays in Redis before it expires. */
+  GANTRY_USAGE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3660).default(400),
+  /** Longest span one GET /v1/usage may cover, in hours (31 days by default: a month's bill). */
+  GANTRY_MAX_USAGE_QUERY_HOURS: z.coerce.number().int().min(1).max(24 * 400).default(31 * 24),
+  /**
+   * Inference requests of one tenant one API process runs at once; more wait (before their bodies are read) for
+   * the tenant's earlier ones, so one flooding tenant cannot crowd out the others. 0: no share. The admin is exempt.
+   */
+  GANTRY_TENANT_MAX_INFLIGHT: z.coerce.number().int().min(0).max(100_000).default(16),
+  /** Tenants that get their own label on the per-tenant metrics; the rest are counted under tenant="_other". */
+  GANTRY_MAX_TENANT_METRICS: z.coerce.number().int().min(0).max(10_000).default(100),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -20,6 +20,7 @@ import type { AdminKeyOutcome } from '../auth/admin-key.js';
 import { logAdminKey } from '../auth/admin-key-notice.js';
 import { startControlPlane } from '../auth/control-plane.js';
 import { LimitStore } from '../limits/limit-store.js';
+import { UsageMeter } from '../usage/usage-meter.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from './model-catalog.js';
 import type { ApiServices } from './services.js';
@@ -129,6 +130,15 @@ export class ApiRole {
 
     const controlPlane = await startControlPlane({ redis, subscriber, config, logger, onAdminKey });
 
+    const usage = new UsageMeter(redis, {
+      prefix,
+      flushIntervalMs: config.GANTRY_USAGE_FLUSH_INTERVAL_MS,
+      retentionDays: config.GANTRY_USAGE_RETENTION_DAYS,
+      logger,
+    });
+    // Flushed once more when the app closes (plugins/usage-metering.ts), after the last request was answered.
+    usage.start();
+
     let role: ApiRole | undefined;
     const services: ApiServices = {
       config,
@@ -140,6 +150,7 @@ export class ApiRole {
       producer,
       metrics,
       limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),
+      usage,
       guardian,
       blobCollector,
       tenants: controlPlane.tenants,

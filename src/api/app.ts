@@ -9,6 +9,8 @@ import loadShedding from './plugins/load-shedding.js';
 import openApi from './plugins/openapi.js';
 import principal from './plugins/principal.js';
 import routeList from './plugins/route-list.js';
+import requestLimits from './plugins/request-limits.js';
+import usageMetering from './plugins/usage-metering.js';
 import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
 import { modelConfigRoutes } from './routes/model-config.js';
@@ -19,6 +21,8 @@ import { serverHealthRoutes } from './routes/server-health.js';
 import { statisticsRoutes } from './routes/statistics.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { keyRoutes } from './routes/keys.js';
+import { limitRoutes } from './routes/limits.js';
+import { usageRoutes } from './routes/usage.js';
 import type { ApiServices } from './services.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -66,6 +70,16 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(openApi, { version: packageJson.version });
   await app.register(httpMetrics, { metrics: services.metrics });
   await app.register(principal, { authenticator: services.authenticator, metricsPublic: metricsArePublic(config) });
+  // After the principal (they read it), before the routes (metering hooks onto the inference routes as they are added).
+  await app.register(usageMetering, { meter: services.usage, metrics: services.metrics, maxTenantMetrics: config.GANTRY_MAX_TENANT_METRICS });
+  await app.register(requestLimits, {
+    redis: services.redis,
+    prefix: config.GANTRY_QUEUE_PREFIX,
+    limits: services.limits,
+    meter: services.usage,
+    metrics: services.metrics,
+    maxTenantInflight: config.GANTRY_TENANT_MAX_INFLIGHT,
+  });
   await app.register(serverHealthRoutes, services);
   await app.register(modelMetadataRoutes, services);
   await app.register(inferRoutes, services);
@@ -75,5 +89,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(statisticsRoutes, services);
   await app.register(tenantRoutes, services);
   await app.register(keyRoutes, services);
+  await app.register(limitRoutes, services);
+  await app.register(usageRoutes, services);
   return app;
 }

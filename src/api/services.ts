@@ -11,6 +11,7 @@ import type { KeyStore } from '../auth/key-store.js';
 import type { TenantStore } from '../auth/tenant-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { LimitStore } from '../limits/limit-store.js';
+import type { UsageMeter } from '../usage/usage-meter.js';
 import type { ModelCatalog } from './model-catalog.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
@@ -26,6 +27,8 @@ export interface ApiServices {
   metrics: ApiMetrics;
   /** Tenants' and keys' limits (rates, quotas, caps), cached per process. */
   limits: LimitStore;
+  /** Meters inference requests per tenant, key and model; flushed to Redis about every second and at close. */
+  usage: UsageMeter;
   /** Whether the registry in Redis is this store's and intact (readiness says why not). */
   guardian: RegistryGuardian;
   /** The only remover of model files; told of deletions so it runs when their grace period ends. */

@@ -58,6 +58,13 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /v1/keys/:keyId': ['keys:write'],
   'PATCH /v1/keys/:keyId': ['keys:write'],
   'DELETE /v1/keys/:keyId': ['keys:write'],
+  // Limits: a tenant's are the admin's; a key's also a keys:write key's of the same tenant (the route checks the tenant)
+  'GET /v1/tenants/:tenant/limits': ['admin'],
+  'PUT /v1/tenants/:tenant/limits': ['admin'],
+  'GET /v1/keys/:keyId/limits': ['keys:write'],
+  'PUT /v1/keys/:keyId/limits': ['keys:write'],
+  // Usage: a tenant's key sees its own tenant's, the admin everyone's (the route narrows it)
+  'GET /v1/usage': ['usage:read'],
   // Prometheus: every tenant's numbers, so not a tenant's to read (public on a loopback bind: GANTRY_METRICS_PUBLIC)
   'GET /metrics': ['metrics:read'],
   // The OpenAPI document and its UI describe the interface, not anyone's data.

@@ -137,6 +137,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       if (!services.isAcceptingWork()) throw errors.shuttingDown();
       const serving = await catalog.serving(model, version);
       labels = { model, version: serving.version };
+      request.usage = { model, version: serving.version }; // metered by plugins/usage-metering.ts
       const modelConfig = await catalog.config(model);
       const descriptors = describeInputs(body);
       validateInputs(serving.signature, descriptors);
@@ -167,6 +168,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
           },
         },
       );
+      request.usage = { model, version: serving.version, rows: outcome.rows, computeNs: outcome.computeNs };
 
       const outputs: ResponseOutput[] = outcome.outputs.map((tensor) => {
         const topN = classifications.get(tensor.name);
