@@ -20,7 +20,7 @@ interface Reply {
 
 describe('tenant isolation (gantry start)', () => {
   let gantry: GantryProcess;
-  const keys = { admin: adminKey, acme: '', globex: '', acmeNarrow: '' };
+  const keys = { admin: adminKey, acme: '', globex: '', acmeNarrow: '', acmeReader: '' };
   type Caller = keyof typeof keys;
 
   async function call(caller: Caller, method: string, urlPath: string, body?: unknown): Promise<Reply> {
@@ -90,6 +90,7 @@ describe('tenant isolation (gantry start)', () => {
     keys.acme = await makeKey('acme');
     keys.globex = await makeKey('globex');
     keys.acmeNarrow = await makeKey('acme', { models: ['shared'] });
+    keys.acmeReader = await makeKey('acme', { scopes: ['models:read', 'infer'] });
 
     for (const [caller, name, fixture] of [
       ['acme', 'shared', 'multi-io.onnx'],
@@ -105,6 +106,18 @@ describe('tenant isolation (gantry start)', () => {
 
   after(async () => {
     await gantry?.cleanup();
+  });
+
+  test("a version's sha256 is shown only to callers who may manage the model (models:write)", async () => {
+    const shasIn = (reply: Reply) => JSON.stringify(reply.body).match(/"sha256"/g)?.length ?? 0;
+    for (const urlPath of ['/v1/models', '/v1/models/shared', '/v1/models/shared/versions/1']) {
+      const reader = await call('acmeReader', 'GET', urlPath);
+      assert.equal(reader.status, 200, reader.text);
+      assert.equal(shasIn(reader), 0, `${urlPath} for a read-only key: ${reader.text}`);
+      const manager = await call('acme', 'GET', urlPath);
+      assert.equal(manager.status, 200, manager.text);
+      assert.ok(shasIn(manager) > 0, `${urlPath} for a models:write key: ${manager.text}`);
+    }
   });
 
   test('each tenant gets its own `shared`: metadata, config, readiness and inference', async () => {

@@ -12,6 +12,7 @@ import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
+import { hasScope } from '../../auth/principal.js';
 import { forModel, requestedModel } from '../requested-model.js';
 import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
@@ -20,7 +21,7 @@ import { visibleModelNames } from '../visible-models.js';
 const versionSummarySchema = z.object({
   version: z.string(),
   state: z.enum(modelStates),
-  sha256: z.string(),
+  sha256: z.string().optional().describe("The file's sha256; shown only to callers allowed to manage the model (models:write)"),
   size: z.number(),
   createdAt: z.string(),
 });
@@ -46,15 +47,19 @@ const modelListSchema = z.object({
 });
 const uploadQuerySchema = z.object({ wait: z.enum(['true', 'false']).default('true') });
 
-function summary(record: ModelVersion) {
-  return { version: record.version, state: record.state, sha256: record.sha256, size: record.size, createdAt: record.createdAt };
+/**
+ * A version's summary. Its sha256 names its file in the content-addressed store: only callers who may manage the
+ * model see it (a key that can only read or infer has no use for it, and a file name is worth keeping from callers).
+ */
+function summary(record: ModelVersion, showsBlob: boolean) {
+  return { version: record.version, state: record.state, ...(showsBlob ? { sha256: record.sha256 } : {}), size: record.size, createdAt: record.createdAt };
 }
 
 /** A version as a caller sees it: `name` is the model's name as shown to that caller (`RequestedModel.shown`). */
-function detail(record: ModelVersion, name: string) {
+function detail(record: ModelVersion, name: string, showsBlob: boolean) {
   return {
     name,
-    ...summary(record),
+    ...summary(record, showsBlob),
     platform: onnxPlatform,
     ...(record.reason === undefined ? {} : { reason: record.reason }),
     ...(record.warmup === undefined ? {} : { warmup: record.warmup }),
@@ -188,7 +193,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         if (request.query.wait === 'false') {
           // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
           load.catch(() => undefined);
-          return reply.status(202).send(detail(record, requested.shown));
+          return reply.status(202).send(detail(record, requested.shown, true));
         }
         try {
           await load;
@@ -199,14 +204,14 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
           }
           if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
             // No worker answered in time; the load request stays queued and completes when one does.
-            return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record, requested.shown));
+            return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record, requested.shown, true));
           }
           throw error;
         }
         const loaded = await registry.getVersion(model, record.version);
         if (loaded === undefined) throw errors.modelNotFound(model, record.version);
         catalog.invalidate(model);
-        return reply.status(201).send(detail(loaded, requested.shown));
+        return reply.status(201).send(detail(loaded, requested.shown, true));
       });
     },
   );
@@ -217,7 +222,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       names.map(async (name) => ({
         name: displayModelName(request.principal, name),
         tenant: splitQualifiedName(name).tenant,
-        versions: (await registry.listVersions(name)).map(summary),
+        versions: (await registry.listVersions(name)).map((record) => summary(record, hasScope(request.principal, 'models:write'))),
       })),
     );
     // A model deleted between the listing and the read of its versions is left out.
@@ -232,7 +237,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       return forModel(model, async () => {
         const versions = await registry.listVersions(model.qualified);
         if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-        return { name: model.shown, versions: versions.map((record) => detail(record, model.shown)) };
+        return { name: model.shown, versions: versions.map((record) => detail(record, model.shown, hasScope(request.principal, 'models:write'))) };
       });
     },
   );
@@ -246,7 +251,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       return forModel(model, async () => {
         const record = await registry.getVersion(model.qualified, version);
         if (record === undefined) throw errors.modelNotFound(model.qualified, version);
-        return detail(record, model.shown);
+        return detail(record, model.shown, hasScope(request.principal, 'models:write'));
       });
     },
   );
