@@ -1,9 +1,6 @@
 import type { Config } from '../config.js';
-import { createRedis, waitForReady } from '../queue/redis-connection.js';
-import { runningPrivateRedisUrl } from '../runtime/embedded-redis.js';
+import { commandRedisUrl, connectCommandRedis } from '../runtime/command-redis.js';
 import { rotateAdminKey } from './admin-key.js';
-
-const connectTimeoutMs = 3000;
 
 /**
  * `gantry admin-key rotate`: a new admin key, printed on stdout, and the old one refused at once by every API
@@ -15,18 +12,14 @@ export async function runAdminKeyCommand(config: Config, argument: string | unde
     print('Usage: gantry admin-key rotate    prints a new admin key and revokes the old one at once');
     return 2;
   }
-  const redisUrl = config.REDIS_URL ?? (await runningPrivateRedisUrl(config.GANTRY_DATA_DIR)) ?? 'redis://127.0.0.1:6379';
-  const redis = createRedis(redisUrl, 'producer', 'admin-key');
-  redis.on('error', () => undefined);
+  const redis = await connectCommandRedis(await commandRedisUrl(config), 'admin-key');
+  if (redis === undefined) {
+    print(
+      'No Redis answers for this deployment. Set REDIS_URL (and GANTRY_QUEUE_PREFIX) as the API has them; with `gantry start` and its private redis-server, run this while it runs, with the same GANTRY_DATA_DIR.',
+    );
+    return 1;
+  }
   try {
-    try {
-      await waitForReady(redis, connectTimeoutMs);
-    } catch {
-      print(
-        'No Redis answers for this deployment. Set REDIS_URL (and GANTRY_QUEUE_PREFIX) as the API has them; with `gantry start` and its private redis-server, run this while it runs, with the same GANTRY_DATA_DIR.',
-      );
-      return 1;
-    }
     const key = await rotateAdminKey(redis, config.GANTRY_QUEUE_PREFIX);
     print(`New admin key (shown this once; the old one is refused from now on by every API process):\n\n  ${key}\n`);
     if (config.GANTRY_ADMIN_KEY !== undefined) {

@@ -1,15 +1,14 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
-import { createRedis, waitForReady, type Redis } from '../queue/redis-connection.js';
+import { createRedis, type Redis } from '../queue/redis-connection.js';
+import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry, deploymentMarkerKey, type RestoredVersion } from '../registry/model-registry.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
 
-/** How long repair waits for Redis to answer before saying what to do. */
-const connectTimeoutMs = 3000;
 /** How long repair waits for an API process that is rebuilding the registry itself. */
 const busyWaitMs = 30_000;
 
@@ -31,21 +30,18 @@ function describeRedis(url: string): string {
  * Prints what it did on stdout. Returns the process exit code: 0 restored (or nothing to restore), 1 otherwise.
  */
 export async function runRepairCommand(config: Config, logger: Logger, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<number> {
-  const redisUrl = config.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = await commandRedisUrl(config);
   const where = describeRedis(redisUrl);
   const prefix = config.GANTRY_QUEUE_PREFIX;
-  const redis = createRedis(redisUrl, 'producer', 'repair');
-  redis.on('error', () => undefined);
+  const redis = await connectCommandRedis(redisUrl, 'repair');
+  if (redis === undefined) {
+    print(
+      `No Redis answers at ${where}${config.REDIS_URL === undefined ? ' (REDIS_URL is not set)' : ''}. Start the Redis this deployment uses, or set REDIS_URL to it, and run \`gantry repair\` again. ` +
+        "With `gantry start` and its private redis-server (no REDIS_URL), run it while Gantry runs, with the same GANTRY_DATA_DIR; or just start Gantry: the API finds a lost registry and rebuilds it by itself.",
+    );
+    return 1;
+  }
   try {
-    try {
-      await waitForReady(redis, connectTimeoutMs);
-    } catch {
-      print(
-        `No Redis answers at ${where}${config.REDIS_URL === undefined ? ' (REDIS_URL is not set)' : ''}. Start the Redis this deployment uses, or set REDIS_URL to it, and run \`gantry repair\` again. ` +
-          "With `gantry start` and its private redis-server (no REDIS_URL), start Gantry instead: the API finds a lost registry and rebuilds it by itself.",
-      );
-      return 1;
-    }
     const store = new FileModelStore(config.GANTRY_DATA_DIR);
     const records = store.registryRecords(prefix);
     const deploymentId = await records.readDeploymentId();
