@@ -14,7 +14,7 @@ export interface PrincipalPluginOptions {
 }
 
 /** The principal of a request to a public route: nobody in particular, with no scope. */
-const publicPrincipal: Principal = Object.freeze({ tenant: defaultTenant, keyId: 'public', scopes: new Set<Scope>() });
+export const publicPrincipal: Principal = Object.freeze({ tenant: defaultTenant, keyId: 'public', scopes: new Set<Scope>() });
 
 // A request to no route at all still needs a key: only what is public answers without one.
 const unmatchedRoute: RouteRequirement = 'any key';

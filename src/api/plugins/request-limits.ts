@@ -11,6 +11,7 @@ import { hasQuota, hasRateLimit, type KeyLimits, type TenantLimits } from '../..
 import type { ApiMetrics } from '../../metrics/api-metrics.js';
 import type { UsageMeter } from '../../usage/usage-meter.js';
 import { isMeteredRoute } from './usage-metering.js';
+import { publicPrincipal } from './principal.js';
 
 export interface RequestLimitsOptions {
   redis: Redis;
@@ -78,8 +79,9 @@ async function requestLimitsPlugin(app: FastifyInstance, options: RequestLimitsO
   // A callback hook: a caller whose limits are in memory and who has none makes no promise and no Redis call.
   app.addHook('onRequest', (request, reply, done) => {
     const principal = request.principal;
-    // No principal: a public route (health) or a request authentication refused.
-    if (principal === null || principal === undefined || isAdmin(principal)) return done();
+    // No principal (a request authentication refused) or the public one (health, docs): nothing to limit, and
+    // readiness must answer from memory while Redis is away.
+    if (principal === null || principal === undefined || principal === publicPrincipal || isAdmin(principal)) return done();
     if (share.enabled && isMeteredRoute(request.method, request.routeOptions.url ?? '')) {
       const slot = share.acquire(principal.tenant);
       reply.raw.once('close', slot.release);
