@@ -11,6 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, startGantry, type GantryProcess } from '../helpers/gantry-process.js';
+import { call as sharedCall, type HttpReply } from './support.js';
 import { Cleanup, mlpRequest, sleep, startPrivateRedis, type PrivateRedis } from '../reliability/harness.test.js';
 
 const adminKey = 'gantry-limits-test-admin-key-0123456789abcdef';
@@ -19,12 +20,7 @@ const flushIntervalMs = 200;
 /** How long another API process may take to see usage flushed elsewhere: a flush interval plus 1 s of cache, with room. */
 const crossProcessLagMs = flushIntervalMs + 1000 + 500;
 
-interface Reply {
-  status: number;
-  body: any;
-  text: string;
-  headers: Headers;
-}
+type Reply = HttpReply;
 
 describe('rate limits, quotas and usage metering (two gantry api, one worker, one Redis)', () => {
   const cleanup = new Cleanup();
@@ -44,21 +40,8 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
     await worker.stop();
   };
 
-  async function call(api: number, key: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-    const response = await fetch(`${apis[api]!.baseUrl}${urlPath}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-    });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed, text, headers: response.headers };
-  }
+  const call = (api: number, key: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
+    sharedCall(apis[api]!.baseUrl, method, urlPath, body, { authorization: `Bearer ${key}`, ...headers });
   const admin = (method: string, urlPath: string, body?: unknown) => call(0, adminKey, method, urlPath, body);
 
   async function newTenant(id: string): Promise<void> {

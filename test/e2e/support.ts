@@ -16,15 +16,21 @@ export interface JsonReply {
   headers: Headers;
 }
 
+/** What `call` gives back: the reply and its body as sent (for messages, and answers that are not JSON: CSV). */
+export interface HttpReply extends JsonReply {
+  text: string;
+}
+
 /**
  * Any HTTP call, with the test admin key unless `headers` carries another `authorization` (or `{}` via
- * `anonymous`); the body is parsed as JSON when there is one (204 gives `undefined`).
+ * `anonymous`). An object body is sent as JSON, a string as it is; the answer is parsed as JSON when it is JSON
+ * (204 gives `undefined`, anything else its text).
  */
-export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<JsonReply> {
+export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<HttpReply> {
   const init: RequestInit = { method, headers: { ...headers } };
   if (body !== undefined) {
     init.headers = { 'content-type': 'application/json', ...headers };
-    init.body = JSON.stringify(body);
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
   }
   const response = await fetch(`${baseUrl}${urlPath}`, init);
   const text = await response.text();
@@ -36,7 +42,7 @@ export async function call(baseUrl: string, method: string, urlPath: string, bod
       parsed = text;
     }
   }
-  return { status: response.status, body: parsed, headers: response.headers };
+  return { status: response.status, body: parsed, text, headers: response.headers };
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {

@@ -9,33 +9,19 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fixturePath, startGantry, type GantryProcess } from '../helpers/gantry-process.js';
+import { call as sharedCall, type HttpReply } from './support.js';
 
 const adminKey = 'gantry-tenancy-test-admin-key-0123456789abcdef';
 
-interface Reply {
-  status: number;
-  body: any;
-  text: string;
-}
+type Reply = HttpReply;
 
 describe('tenant isolation (gantry start)', () => {
   let gantry: GantryProcess;
   const keys = { admin: adminKey, acme: '', globex: '', acmeNarrow: '', acmeReader: '' };
   type Caller = keyof typeof keys;
 
-  async function call(caller: Caller, method: string, urlPath: string, body?: unknown): Promise<Reply> {
-    const headers: Record<string, string> = { authorization: `Bearer ${keys[caller]}` };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${gantry.baseUrl}${urlPath}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? undefined : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed, text };
-  }
+  const call = (caller: Caller, method: string, urlPath: string, body?: unknown): Promise<Reply> =>
+    sharedCall(gantry.baseUrl, method, urlPath, body, { authorization: `Bearer ${keys[caller]}` });
 
   async function upload(caller: Caller, name: string, fixture: string): Promise<Reply> {
     const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, {
@@ -44,7 +30,7 @@ describe('tenant isolation (gantry start)', () => {
       body: await readFile(fixturePath(fixture)),
     });
     const text = await response.text();
-    return { status: response.status, body: JSON.parse(text), text };
+    return { status: response.status, body: JSON.parse(text), text, headers: response.headers };
   }
 
   const acmeRequest = {
