@@ -116,14 +116,6 @@ export class ModelConsumerPool {
     return this.open.has(model);
   }
 
-  get activeCount(): number {
-    return this.open.size;
-  }
-
-  get waitingCount(): number {
-    return this.waiting.size;
-  }
-
   /** Stops opening consumers and pauses the open ones (a restart that waits for the jobs in progress). */
   async pauseAll(): Promise<void> {
     this.paused = true;
