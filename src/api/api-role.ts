@@ -22,7 +22,7 @@ import { startControlPlane } from '../auth/control-plane.js';
 import { LimitStore } from '../limits/limit-store.js';
 import { UsageMeter } from '../usage/usage-meter.js';
 import { buildApp } from './app.js';
-import { ModelCatalog } from './model-catalog.js';
+import { ModelCatalog } from '../inference/model-catalog.js';
 import type { ApiServices } from './services.js';
 
 /**

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { errors } from '../errors.js';
 
 /**
  * Path parameters are checked in the handler rather than by the schema so that a bad name gets the precise
@@ -8,11 +7,3 @@ import { errors } from '../errors.js';
  */
 export const modelParamsSchema = z.object({ model: z.string() });
 export const modelVersionParamsSchema = z.object({ model: z.string(), version: z.string() });
-
-const versionPattern = /^[1-9][0-9]{0,15}$/;
-
-export function checkVersion(version: string | undefined): string | undefined {
-  if (version === undefined) return undefined;
-  if (!versionPattern.test(version)) throw errors.invalidVersion(version);
-  return version;
-}

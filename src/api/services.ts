@@ -12,7 +12,7 @@ import type { TenantStore } from '../auth/tenant-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { LimitStore } from '../limits/limit-store.js';
 import type { UsageMeter } from '../usage/usage-meter.js';
-import type { ModelCatalog } from './model-catalog.js';
+import type { ModelCatalog } from '../inference/model-catalog.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { ModelCatalog } from '../../src/api/model-catalog.js';
+import { ModelCatalog } from '../../src/inference/model-catalog.js';
 import { loadConfig } from '../../src/config.js';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { Principal, Scope } from '../../src/auth/principal.js';
 import { anonymousAdmin } from '../../src/auth/principal.js';
 import { ErrorCode, GantryError, errors } from '../../src/errors.js';
-import { forModel, inCallersTerms, requestedModel } from '../../src/api/requested-model.js';
+import { forModel, inCallersTerms, requestedModel } from '../../src/inference/requested-model.js';
 
 const acme: Principal = { tenant: 'acme', keyId: 'k1', scopes: new Set<Scope>(['infer', 'models:read']) };
 const acmeNarrow: Principal = { ...acme, keyId: 'k2', models: new Set(['shared']) };

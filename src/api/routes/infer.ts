@@ -20,8 +20,9 @@ import { readScheduleParameters } from '../../protocol/schedule-parameters.js';
 import type { Tensor, TensorDescriptor } from '../../protocol/tensor.js';
 import { checkBytesElementCount, resolveRequestedOutputs, validateInputs } from '../../protocol/validate-inputs.js';
 import { executionConfigOf } from '../../registry/model-config.js';
-import { inCallersTerms, requestedModel } from '../requested-model.js';
-import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { inCallersTerms, requestedModel } from '../../inference/requested-model.js';
+import { checkVersion } from '../../inference/requested-version.js';
+import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import { registerInferenceBodyReading } from '../inference-body.js';
 import type { ApiServices } from '../services.js';
 

@@ -7,8 +7,9 @@ import type { Datatype } from '../../protocol/datatypes.js';
 import type { ModelSignature, TensorSpec } from '../../protocol/signature.js';
 import { modelConfigPatchSchema, modelConfigSchema, type ModelConfig } from '../../registry/model-config.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
-import { forModel, requestedModel } from '../requested-model.js';
-import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
+import { checkVersion } from '../../inference/requested-version.js';
+import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
 /** Triton's names for the protocol's datatypes (model_config.proto's DataType; BYTES is TYPE_STRING there). */

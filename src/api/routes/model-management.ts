@@ -13,10 +13,11 @@ import type { StoredBlob } from '../../registry/model-store.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
 import { hasScope } from '../../auth/principal.js';
-import { forModel, requestedModel } from '../requested-model.js';
-import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
+import { checkVersion } from '../../inference/requested-version.js';
+import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
-import { visibleModelNames } from '../visible-models.js';
+import { visibleModelNames } from '../../inference/visible-models.js';
 
 const versionSummarySchema = z.object({
   version: z.string(),

@@ -2,8 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { errors } from '../../errors.js';
 import { errorBodySchema, modelMetadataSchema, modelReadySchema, onnxPlatform } from '../../protocol/oip-schemas.js';
-import { forModel, requestedModel } from '../requested-model.js';
-import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
+import { checkVersion } from '../../inference/requested-version.js';
+import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
 /** GET /v2/models/{m}[/versions/{v}] and …/ready — the protocol's model metadata and model readiness. */

@@ -6,10 +6,10 @@ import { errorBodySchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import { displayModelName } from '../../auth/model-names.js';
-import { forModel, requestedModel } from '../requested-model.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { modelParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
-import { visibleModelNames } from '../visible-models.js';
+import { visibleModelNames } from '../../inference/visible-models.js';
 
 /** The reason an unloaded version carries; index shows it, and load clears it. */
 export const unloadedReason = 'unloaded';

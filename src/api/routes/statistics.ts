@@ -6,10 +6,11 @@ import { errorBodySchema } from '../../protocol/oip-schemas.js';
 import { readStatistics, type TritonModelStats } from '../../registry/model-statistics.js';
 import { displayModelName } from '../../auth/model-names.js';
 import type { Principal } from '../../auth/principal.js';
-import { forModel, requestedModel } from '../requested-model.js';
-import { checkVersion, modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
+import { checkVersion } from '../../inference/requested-version.js';
+import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
-import { visibleModelNames } from '../visible-models.js';
+import { visibleModelNames } from '../../inference/visible-models.js';
 
 // extension_statistics.md, "Statistics Response JSON Object": $duration_stat, $batch_stats, $model_stat.
 const durationStatSchema = z.object({ count: z.number(), ns: z.number() });
