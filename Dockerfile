@@ -33,6 +33,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8080 \
+    GANTRY_GRPC_PORT=8081 \
     GANTRY_DATA_DIR=/data \
     GANTRY_WORKER_METRICS_PORT=9091 \
     GANTRY_DEVICE=cpu
@@ -43,6 +44,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The gRPC service's .proto files, read at start-up by the API role (GANTRY_GRPC_PORT).
+COPY proto ./proto
 
 # The model store (content-addressed blobs under $GANTRY_DATA_DIR/blobs). A fresh named volume mounted here
 # takes this directory's owner, so the non-root user can write to it.
@@ -52,7 +55,7 @@ RUN mkdir -p /data && chown node:node /data
 # containers can share one model volume.
 USER node
 
-EXPOSE 8080 9091
+EXPOSE 8080 8081 9091
 
 # No curl in slim images: ask Node. This checks the API's liveness endpoint; worker containers override the
 # healthcheck (docker-compose.yml) to probe http://127.0.0.1:$GANTRY_WORKER_METRICS_PORT/health instead.

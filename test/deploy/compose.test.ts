@@ -233,6 +233,8 @@ test('.env.example lists every variable docker-compose.yml reads, and works as a
   writeFileSync(filled, example.replace(/^GANTRY_ADMIN_KEY=$/m, `GANTRY_ADMIN_KEY=${testAdminKey}`).replace(/^REDIS_PASSWORD=$/m, `REDIS_PASSWORD=${testRedisPassword}`));
   const config = await parseYaml(compose(['config'], filled));
   assert.match(String(config.services.api.ports[0]), /^127\.0\.0\.1:8080:8080/);
+  assert.match(String(config.services.api.ports[1]), /^127\.0\.0\.1:8081:8081/, 'the api publishes its gRPC port on loopback');
+  assert.equal(envOf(config.services.api).GANTRY_GRPC_PORT, '8081');
   assert.equal(envOf(config.services.worker).REDIS_URL, `redis://:${testRedisPassword}@redis:6379`);
   assert.equal(envOf(config.services.api).GANTRY_ADMIN_KEY, testAdminKey);
 });
@@ -249,7 +251,9 @@ test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build insta
     assert.match(text, /^WORKDIR \/app$/m, `${name} WORKDIR /app`);
     assert.match(text, /GANTRY_DATA_DIR=\/data/, `${name} GANTRY_DATA_DIR=/data`);
     assert.match(text, /HOST=0\.0\.0\.0/, `${name} HOST=0.0.0.0`);
-    assert.match(text, /^EXPOSE 8080 9091$/m, `${name} exposes 8080 and 9091`);
+    assert.match(text, /^EXPOSE 8080 8081 9091$/m, `${name} exposes 8080 (HTTP), 8081 (gRPC) and 9091 (worker metrics)`);
+    assert.match(text, /GANTRY_GRPC_PORT=8081/, `${name} GANTRY_GRPC_PORT=8081`);
+    assert.match(text, /^COPY proto \.\/proto$/m, `${name} ships the gRPC .proto files the API loads`);
     assert.match(text, /^HEALTHCHECK [\s\S]*?CMD node -e /m, `${name} healthcheck uses node`);
     assert.match(text, /COPY --from=build \/app\/package\.json/, `${name} ships package.json ("type": "module")`);
     const instructions = text.split('\n').filter((line) => !line.trimStart().startsWith('#')).join('\n');

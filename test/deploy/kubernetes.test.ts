@@ -142,6 +142,11 @@ test('api Deployment: probes on 8080, config from the ConfigMap, models volume a
   );
   const service = find(manifests, 'Service', 'gantry-api');
   assert.equal(service.spec.ports[0].port, 8080);
+  // gRPC: the Service's named port reaches the container's.
+  const grpcPort = (service.spec.ports as Doc[]).find((p) => p.name === 'grpc');
+  assert.equal(grpcPort?.port, 8081);
+  assert.equal(grpcPort?.targetPort, 'grpc');
+  assert.equal(resolvePort(container, 'grpc'), 8081);
   assertModelsVolume(api, container);
   assert.equal(api.spec.template.metadata.annotations?.['prometheus.io/port'], '8080');
 });
@@ -187,6 +192,7 @@ test('ConfigMap, Redis and the models PVC', async () => {
   }
   assert.equal(config.data.HOST, '0.0.0.0');
   assert.equal(config.data.PORT, '8080');
+  assert.equal(config.data.GANTRY_GRPC_PORT, '8081');
   assert.equal(config.data.GANTRY_DATA_DIR, '/data');
   assert.equal(config.data.GANTRY_WORKER_METRICS_PORT, '9091');
   assert.ok(['cpu', 'cuda', 'auto'].includes(config.data.GANTRY_DEVICE));
