@@ -1,40 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { serverLiveSchema, serverMetadataSchema, serverReadySchema } from '../../protocol/oip-schemas.js';
+import { serverMetadata, unreadyReason } from '../../inference/server-status.js';
 import type { ApiServices } from '../services.js';
-
-const packageJson = createRequire(import.meta.url)('../../../../package.json') as { version: string };
-
-/** Protocol extensions this server implements; only what is really there is listed. */
-export const implementedExtensions: string[] = [
-  'binary_tensor_data',
-  'classification',
-  'model_configuration',
-  'model_repository',
-  'schedule_policy',
-  'statistics',
-];
 
 /** The protocol's readiness body, plus (when not ready) why, for operators and probes' logs. */
 const readinessSchema = serverReadySchema.extend({ reason: z.string().optional() });
 
-/** Why this API is not ready, or undefined when it is. */
-function unreadyReason(services: ApiServices): string | undefined {
-  if (!services.isAcceptingWork()) return 'The server is shutting down.';
-  if (services.redis.status !== 'ready') return 'Redis is unreachable.';
-  return services.guardian.unreadyReason();
-}
-
 /** GET /v2, /v2/health/live, /v2/health/ready. */
 export async function serverHealthRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  typed.get('/v2', { schema: { tags: ['health'], summary: 'Server metadata', response: { 200: serverMetadataSchema } } }, async () => ({
-    name: 'gantry',
-    version: packageJson.version,
-    extensions: implementedExtensions,
-  }));
+  typed.get('/v2', { schema: { tags: ['health'], summary: 'Server metadata', response: { 200: serverMetadataSchema } } }, async () => serverMetadata());
   typed.get('/v2/health/live', { schema: { tags: ['health'], summary: 'Liveness', response: { 200: serverLiveSchema } } }, async () => ({ live: true }));
   typed.get(
     '/v2/health/ready',
