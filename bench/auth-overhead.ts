@@ -15,7 +15,7 @@ import path from 'node:path';
 import { ApiRole } from '../src/api/api-role.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
-import { adminAuthorization, deleteKeys, testAdminKey } from '../test/helpers/gantry-process.js';
+import { adminAuthorization, deleteKeys, testAdminKey } from '../support/gantry-process.js';
 
 const [roundsText = '20', requestsText = '3000'] = process.argv.slice(2);
 const rounds = Number(roundsText);

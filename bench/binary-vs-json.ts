@@ -6,7 +6,7 @@
  * at REDIS_URL or 127.0.0.1:6379) and stops it at the end.
  */
 import { request } from 'undici';
-import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../support/gantry-process.js';
 
 const runs = Number(process.argv[2] ?? 7);
 const warmup = Number(process.argv[3] ?? 2);

@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { deleteKeys, freePort, testAdminKey, withAdminKey } from '../test/helpers/gantry-process.js';
+import { deleteKeys, freePort, testAdminKey, withAdminKey } from '../support/gantry-process.js';
 import { benchInput, benchModels, benchRequest, repositoryRoot, type BenchModel } from './models.js';
 
 const [baselineCli, candidateCli = path.join(repositoryRoot, 'dist/src/cli.js'), roundsText = '3', secondsText = '10', connectionsText = '64'] = process.argv.slice(2);

@@ -5,7 +5,7 @@
  * one answer splitter.
  */
 
-import { adminAuthorization } from '../test/helpers/gantry-process.js';
+import { adminAuthorization } from '../support/gantry-process.js';
 
 /** How tensors travel: OIP v2 JSON, or the binary tensor data extension (JSON header + raw bytes). */
 export type Encoding = 'json' | 'binary';

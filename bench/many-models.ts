@@ -8,9 +8,9 @@
  * Prints one line per phase and the bounds: clients ≤ fixed + workers × GANTRY_MAX_ACTIVE_MODEL_QUEUES, idle
  * commands/s the same with 0 and with `models` models.
  */
-import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../test/helpers/gantry-process.js';
-import { eachLimited, measureRedisFootprint, trackPeakClients, type RedisFootprint } from '../test/helpers/redis-footprint.js';
-import { startPrivateRedis, sleep } from '../test/reliability/harness.test.js';
+import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../support/gantry-process.js';
+import { eachLimited, measureRedisFootprint, trackPeakClients, type RedisFootprint } from '../support/redis-footprint.js';
+import { startPrivateRedis, sleep } from '../support/private-redis.js';
 
 const [modelsText = '2000', workersText = '2', idleWaitText = '40'] = process.argv.slice(2);
 const modelCount = Number(modelsText);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mulberry32 } from '../test/fixtures/onnx-builder.js';
+import { mulberry32 } from '../support/prng.js';
 import { encodeInferRequest, splitInferResponse, type Encoding, type InferRequest, type InputTensor } from './infer-encoding.js';
 
 // The protocol lives in infer-encoding.ts (gpu-check uses it too); these stay importable from here for the bench.

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
-import { freePort, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { freePort, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../support/gantry-process.js';
 import {
   benchInput,
   benchModels,

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fixturePath, freePort, startGantry, withAdminKey } from '../test/helpers/gantry-process.js';
+import { fixturePath, freePort, startGantry, withAdminKey } from '../support/gantry-process.js';
 
 const argument = (name: string) => {
   const index = process.argv.indexOf(`--${name}`);

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
-import { startGantry, testAdminKey, type GantryProcess } from '../test/helpers/gantry-process.js';
+import { startGantry, testAdminKey, type GantryProcess } from '../support/gantry-process.js';
 import { benchInput, benchModels, benchRequest, percentile, repositoryRoot, type BenchModel } from './models.js';
 
 const [secondsText = '8', connectionsText = '64'] = process.argv.slice(2);

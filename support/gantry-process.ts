@@ -1,3 +1,8 @@
+/**
+ * Starting real gantry processes for tests and benchmarks: free ports, a queue prefix and data directory of their
+ * own, the test admin key, and cleanup of every Redis key and file they made. Shared by test/ and bench/ (which
+ * must not import test/).
+ */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -5,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { freePort } from '../../src/runtime/free-port.js';
+import { freePort } from '../src/runtime/free-port.js';
 
-/** The repository root, found from this file's place in dist/test/helpers/. */
-export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+/** The repository root, found from this file's place in dist/support/. */
+export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const cliPath = path.join(repositoryRoot, 'dist/src/cli.js');
 export const fixtureModelsDirectory = path.join(repositoryRoot, 'test/fixtures/models');
 
@@ -32,6 +37,8 @@ export function withAdminKey(headers: Record<string, string> = {}): Record<strin
 
 export interface GantryProcess {
   baseUrl: string;
+  /** `host:port` of the gRPC endpoint (GANTRY_GRPC_PORT, a free port unless `env` sets it). */
+  grpcAddress: string;
   /** The worker's metrics/health server (for `start` and `worker`). */
   workerUrl: string;
   prefix: string;
@@ -78,6 +85,8 @@ export async function startGantry(options: StartOptions = {}): Promise<GantryPro
   const redisUrl = options.redisUrl ?? 'redis://127.0.0.1:6379';
   const port = await freePort();
   const workerPort = await freePort();
+  // Every process gets a gRPC port of its own: the default (8081) would collide between concurrent processes.
+  const grpcPort = options.env?.GANTRY_GRPC_PORT ?? String(await freePort());
   const child = spawn(process.execPath, [cliPath, command], {
     env: {
       PATH: process.env.PATH ?? '',
@@ -88,6 +97,7 @@ export async function startGantry(options: StartOptions = {}): Promise<GantryPro
       GANTRY_QUEUE_PREFIX: prefix,
       GANTRY_DATA_DIR: dataDirectory,
       GANTRY_WORKER_METRICS_PORT: String(workerPort),
+      GANTRY_GRPC_PORT: grpcPort,
       GANTRY_ADMIN_KEY: testAdminKey,
       LOG_LEVEL: 'warn',
       ...options.env,
@@ -114,6 +124,7 @@ export async function startGantry(options: StartOptions = {}): Promise<GantryPro
   };
   return {
     baseUrl,
+    grpcAddress: `127.0.0.1:${grpcPort}`,
     workerUrl,
     prefix,
     dataDirectory,

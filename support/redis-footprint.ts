@@ -1,3 +1,4 @@
+/** What a Redis server costs its clients (connections, commands per second): measured by tests and benchmarks. */
 import { Redis } from 'ioredis';
 
 /** What a Redis server costs its clients at one moment: connections, and commands per second over a window. */

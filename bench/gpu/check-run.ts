@@ -2,7 +2,7 @@
  * One run of the check: its options, the report being filled, the gantries it started and its progress log. It is
  * handed to each stage, and to the deadline and the ending, instead of state kept in modules.
  */
-import type { GantryProcess } from '../../test/helpers/gantry-process.js';
+import type { GantryProcess } from '../../support/gantry-process.js';
 import type { GpuCheckOptions } from './options.js';
 import { emptyReport, type GpuCheckReport } from './report.js';
 

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { repositoryRoot } from '../../test/helpers/gantry-process.js';
+import { repositoryRoot } from '../../support/gantry-process.js';
 import type { GpuCheckOptions } from './options.js';
 
 /** A command's output (stdout and stderr, or its error); undefined when the command does not exist. */

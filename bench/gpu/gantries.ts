@@ -1,5 +1,5 @@
 /** Starting the two gantries (device under test and CPU reference) and waiting until each can serve. */
-import { startGantry, type GantryProcess } from '../../test/helpers/gantry-process.js';
+import { startGantry, type GantryProcess } from '../../support/gantry-process.js';
 import type { CheckRun } from './check-run.js';
 import type { Device } from './options.js';
 import type { PerGantry } from './report.js';

@@ -1,5 +1,5 @@
 /** Report notes quoted from what a gantry printed: onnxruntime's own messages, and the tail after a crash. */
-import type { GantryProcess } from '../../test/helpers/gantry-process.js';
+import type { GantryProcess } from '../../support/gantry-process.js';
 
 /** Terminal colour codes (pino-pretty, onnxruntime) would show as garbage in Markdown. */
 // eslint-disable-next-line no-control-regex

@@ -1,5 +1,5 @@
 /** Sending a check model's request to a gantry and reading the answer's outputs in any datatype. */
-import type { GantryProcess } from '../../test/helpers/gantry-process.js';
+import type { GantryProcess } from '../../support/gantry-process.js';
 import { inferenceHeaderContentLength, splitInferResponse, type InferRequest } from '../infer-encoding.js';
 import type { CheckModel } from './model-catalogue.js';
 

@@ -1,7 +1,7 @@
 /** The models gpu-check uploads to both gantries, their seeded inputs, and how far their outputs may differ. */
 import path from 'node:path';
-import { randomFloats } from '../../test/e2e/support.js';
-import { fixturePath, repositoryRoot } from '../../test/helpers/gantry-process.js';
+import { randomFloats } from '../../support/prng.js';
+import { fixturePath, repositoryRoot } from '../../support/gantry-process.js';
 import type { InputTensor } from '../infer-encoding.js';
 
 export interface Tolerance {

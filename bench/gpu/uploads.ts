@@ -1,5 +1,5 @@
 /** The upload stage for one model: to both gantries at once, timed until READY (session and warm-up included). */
-import { uploadModel, type GantryProcess } from '../../test/helpers/gantry-process.js';
+import { uploadModel, type GantryProcess } from '../../support/gantry-process.js';
 import type { CheckRun } from './check-run.js';
 import { formatFixed } from './format.js';
 import type { GantryPair } from './gantries.js';

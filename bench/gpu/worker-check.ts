@@ -1,5 +1,5 @@
 /** Whether a gantry's worker runs on the device it was started for, from its own /metrics and log. */
-import type { GantryProcess } from '../../test/helpers/gantry-process.js';
+import type { GantryProcess } from '../../support/gantry-process.js';
 import type { CheckRun } from './check-run.js';
 import type { Device } from './options.js';
 

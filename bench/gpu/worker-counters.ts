@@ -2,7 +2,7 @@
  * The worker-side counters read before and after a measured window: the model's statistics
  * (`GET /v2/models/{m}/stats`) and the compute histogram on the worker's /metrics.
  */
-import { withAdminKey, type GantryProcess } from '../../test/helpers/gantry-process.js';
+import { withAdminKey, type GantryProcess } from '../../support/gantry-process.js';
 
 export interface WorkerCounters {
   inferenceCount: number;

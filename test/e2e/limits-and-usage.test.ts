@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, startGantry, type GantryProcess } from '../helpers/gantry-process.js';
 import { call as sharedCall, type HttpReply } from './support.js';
-import { Cleanup, mlpRequest, sleep, startPrivateRedis, type PrivateRedis } from '../reliability/harness.test.js';
+import { Cleanup, mlpRequest, sleep, startPrivateRedis, type PrivateRedis } from '../helpers/reliability-harness.js';
 
 const adminKey = 'gantry-limits-test-admin-key-0123456789abcdef';
 // Flushes five times a second, so the cross-process staleness bound (flush + 1 s cache) stays short.

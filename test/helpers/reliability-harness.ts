@@ -1,30 +1,23 @@
 /**
- * Shared helpers for the reliability tests (fault injection against real processes). It holds no tests: it is
- * named *.test.ts only because this folder's files are all owned as tests, so `node --test` runs it as an empty
- * file. Everything here starts real processes (gantry, redis-server) and cleans up after itself.
+ * Helpers for the reliability tests (fault injection against real processes). Everything here starts real
+ * processes (gantry, redis-server) or talks to them, and cleans up after itself.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { deleteKeys, freePort, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
+import { randomFloats } from '../../support/prng.js';
+import { sleep } from '../../support/private-redis.js';
+import { deleteKeys, withAdminKey, type GantryProcess } from './gantry-process.js';
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+export { startPrivateRedis, sleep, type PrivateRedis } from '../../support/private-redis.js';
 
-/** Deterministic floats (mulberry32), already float32-exact. */
+/** Deterministic floats in [-1, 1) (the shared mulberry32), already float32-exact. */
 export function floats(seed: number, count: number): number[] {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Array.from(Float32Array.from({ length: count }, () => next() * 2 - 1));
+  return randomFloats(seed, count);
 }
 
 /** A slow.onnx request: ~3.6 µs per iteration on the dev box. */
@@ -236,63 +229,6 @@ export class Cleanup {
       }
     }
   }
-}
-
-/** A private redis-server with AOF in its own directory, on a free port; can be shut down and restarted. */
-export interface PrivateRedis {
-  port: number;
-  url: string;
-  directory: string;
-  process: () => ChildProcess;
-  /** `redis-cli shutdown` (AOF is fsynced); resolves once the process exited. */
-  shutdown: () => Promise<void>;
-  /** Starts redis-server again on the same port and directory; resolves once it answers PING. */
-  restart: () => Promise<void>;
-  cleanup: () => Promise<void>;
-}
-
-async function pingUntilUp(port: number, child: ChildProcess, timeoutMs = 10_000): Promise<void> {
-  await waitUntil(
-    () => {
-      if (child.exitCode !== null) throw new Error('redis-server exited');
-      return spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG';
-    },
-    timeoutMs,
-    `redis-server on ${port}`,
-  );
-}
-
-export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort();
-  const directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-reliability-redis-'));
-  const launch = () =>
-    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--dir', directory], {
-      stdio: 'ignore',
-    });
-  let child = launch();
-  await pingUntilUp(port, child);
-  const exited = (c: ChildProcess) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((resolve) => c.once('exit', () => resolve())));
-  return {
-    port,
-    url: `redis://127.0.0.1:${port}`,
-    directory,
-    process: () => child,
-    shutdown: async () => {
-      spawnSync('redis-cli', ['-p', String(port), 'shutdown'], { encoding: 'utf8' });
-      await exited(child);
-    },
-    restart: async () => {
-      child = launch();
-      await pingUntilUp(port, child);
-    },
-    cleanup: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited(child);
-      }
-      await rm(directory, { recursive: true, force: true });
-    },
-  };
 }
 
 /** Status counts as `{ "200": n, … }` (0 for transport failures). */

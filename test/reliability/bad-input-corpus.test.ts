@@ -6,7 +6,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerChildOf, workerRequestsTotal, type TimedReply } from './harness.test.js';
+import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerChildOf, workerRequestsTotal, type TimedReply } from '../helpers/reliability-harness.js';
 
 interface BadCase {
   name: string;

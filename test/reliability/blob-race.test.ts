@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, describeReply, mlpRequest, sleep, timedCall, waitUntil, type TimedReply } from './harness.test.js';
+import { Cleanup, describeReply, mlpRequest, sleep, timedCall, waitUntil, type TimedReply } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { activeJobs, Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, timedCall, waitUntil, workerChildOf } from './harness.test.js';
+import { activeJobs, Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, timedCall, waitUntil, workerChildOf } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -33,7 +33,7 @@ import {
   timedCall,
   waitUntil,
   type TimedReply,
-} from './harness.test.js';
+} from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -28,7 +28,7 @@ import {
   waitUntil,
   workerChildOf,
   type TimedReply,
-} from './harness.test.js';
+} from '../helpers/reliability-harness.js';
 
 const MiB = 1024 ** 2;
 const mb = (bytes: number) => `${(bytes / MiB).toFixed(0)} MB`;

@@ -30,7 +30,7 @@ import {
   waitUntil,
   workerChildOf,
   type TimedReply,
-} from './harness.test.js';
+} from '../helpers/reliability-harness.js';
 
 const mebibyte = 1024 ** 2;
 

@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import path from 'node:path';
 import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, onnx } from '../fixtures/onnx-builder.js';
 import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil, workerChildOf } from './harness.test.js';
+import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil, workerChildOf } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 let gantry: GantryProcess;

@@ -8,7 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { eachLimited, measureRedisFootprint, trackPeakClients } from '../helpers/redis-footprint.js';
-import { startPrivateRedis, sleep, type PrivateRedis } from './harness.test.js';
+import { startPrivateRedis, sleep, type PrivateRedis } from '../helpers/reliability-harness.js';
 
 const modelCount = 150;
 const maxActivePerWorker = 8;

@@ -6,7 +6,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, countStatuses, describeReply, infer, putConfig, sleep, slowRequest, timedCall } from './harness.test.js';
+import { Cleanup, countStatuses, describeReply, infer, putConfig, sleep, slowRequest, timedCall } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 let gantry: GantryProcess;

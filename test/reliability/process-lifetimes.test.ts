@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isProcessRunning } from '../../src/runtime/process-liveness.js';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, infer, mlpRequest, sleep, timedCall, waitUntil } from './harness.test.js';
+import { Cleanup, infer, mlpRequest, sleep, timedCall, waitUntil } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { startPrivateRedis, sleep, type PrivateRedis } from './harness.test.js';
+import { startPrivateRedis, sleep, type PrivateRedis } from '../helpers/reliability-harness.js';
 
 const request = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] };
 

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, workerChildOf, type TimedReply } from './harness.test.js';
+import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, workerChildOf, type TimedReply } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { cliPath, fixturePath, freePort, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, describeReply, mlpRequest, sleep, timedCall, waitUntil } from './harness.test.js';
+import { Cleanup, describeReply, mlpRequest, sleep, timedCall, waitUntil } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { deleteKeys, fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { jobAttemptsStarted, Cleanup, describeReply, infer, sleep, slowRequest, waitUntil } from './harness.test.js';
+import { jobAttemptsStarted, Cleanup, describeReply, infer, sleep, slowRequest, waitUntil } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 const redisUrl = 'redis://127.0.0.1:6379';

@@ -25,7 +25,7 @@ import {
   waitUntil,
   workerRequestsTotal,
   type TimedReply,
-} from './harness.test.js';
+} from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());

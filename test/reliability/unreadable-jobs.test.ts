@@ -17,7 +17,7 @@ import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { ReplyListener } from '../../src/queue/reply-listener.js';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, describeReply, infer, mlpRequest, sharedDeployment, sumMetric, waitUntil } from './harness.test.js';
+import { Cleanup, describeReply, infer, mlpRequest, sharedDeployment, sumMetric, waitUntil } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 const logger = pino({ level: 'silent' });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, timedCall, waitUntil } from './harness.test.js';
+import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, timedCall, waitUntil } from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 let gantry: GantryProcess;
