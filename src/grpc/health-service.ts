@@ -1,0 +1,123 @@
+import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { unreadyReason, type ReadinessSources } from '../inference/server-status.js';
+
+/** The services grpc.health.v1 answers for: the server as a whole ("") and the inference service. */
+export const healthCheckedServices: readonly string[] = ['', 'inference.GRPCInferenceService'];
+
+type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+
+/**
+ * Watch streams open at once. Each is an HTTP/2 stream held open for as long as its client likes; the callers
+ * are load balancers and probes, a handful per server, so 100 leaves ample room while a client that opens
+ * streams in a loop cannot pile up unbounded ones (the 101st is refused RESOURCE_EXHAUSTED).
+ */
+export const maxHealthWatchers = 100;
+
+/**
+ * How often Watch looks at readiness. Readiness has no change event of its own (Redis' connection state, the
+ * registry guardian and shutdown each change it), so one timer, running only while someone watches, reads it.
+ */
+const watchPollMs = 250;
+
+interface HealthCheckRequest {
+  service?: string;
+}
+
+/**
+ * The standard gRPC health service (grpc.health.v1.Health, proto/health.proto): Check answers SERVING while the
+ * server is ready (the same readiness as REST's /v2/health/ready and gRPC's ServerReady) and NOT_SERVING
+ * otherwise, a draining server included; Watch sends the status now and each change, until the client ends the
+ * call or the server closes. Unknown services: Check answers NOT_FOUND, Watch SERVICE_UNKNOWN (the protocol's rules).
+ */
+export class HealthService {
+  private readonly watchers = new Set<{ stream: ServerWritableStream<HealthCheckRequest, unknown>; last: ServingStatus }>();
+  private poller: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly sources: ReadinessSources) {}
+
+  /** The handlers for `server.addService(<grpc.health.v1.Health>.service, health.implementation)`. */
+  get implementation(): UntypedServiceImplementation {
+    return {
+      Check: (call: ServerUnaryCall<HealthCheckRequest, unknown>, callback: sendUnaryData<unknown>) => this.check(call, callback),
+      Watch: (call: ServerWritableStream<HealthCheckRequest, unknown>) => this.watch(call),
+    };
+  }
+
+  /** Watch streams now open (for tests: it must stay bounded and drop to zero when clients leave). */
+  get watcherCount(): number {
+    return this.watchers.size;
+  }
+
+  /** Ends every Watch stream (after a last NOT_SERVING) and refuses new ones: called when the gRPC server shuts down. */
+  close(): void {
+    this.closed = true;
+    this.stopPolling();
+    for (const watcher of this.watchers) {
+      if (watcher.last !== 'NOT_SERVING' && watcher.last !== 'SERVICE_UNKNOWN') watcher.stream.write({ status: 'NOT_SERVING' });
+      watcher.stream.end();
+    }
+    this.watchers.clear();
+  }
+
+  private current(service: string): ServingStatus {
+    if (!healthCheckedServices.includes(service)) return 'SERVICE_UNKNOWN';
+    return !this.closed && unreadyReason(this.sources) === undefined ? 'SERVING' : 'NOT_SERVING';
+  }
+
+  private check(call: ServerUnaryCall<HealthCheckRequest, unknown>, callback: sendUnaryData<unknown>): void {
+    const service = call.request.service ?? '';
+    const answer = this.current(service);
+    if (answer === 'SERVICE_UNKNOWN') {
+      callback({ code: status.NOT_FOUND, details: unknownServiceMessage(service) });
+      return;
+    }
+    callback(null, { status: answer });
+  }
+
+  private watch(stream: ServerWritableStream<HealthCheckRequest, unknown>): void {
+    if (this.closed) {
+      stream.emit('error', { code: status.UNAVAILABLE, details: 'The server is shutting down; retry on another instance.' });
+      return;
+    }
+    if (this.watchers.size >= maxHealthWatchers) {
+      stream.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.` });
+      return;
+    }
+    const service = stream.request.service ?? '';
+    const watcher = { stream, last: this.current(service) };
+    this.watchers.add(watcher);
+    stream.write({ status: watcher.last });
+    stream.on('cancelled', () => this.forget(watcher));
+    stream.on('error', () => this.forget(watcher));
+    this.startPolling();
+  }
+
+  private forget(watcher: { stream: ServerWritableStream<HealthCheckRequest, unknown>; last: ServingStatus }): void {
+    this.watchers.delete(watcher);
+    if (this.watchers.size === 0) this.stopPolling();
+  }
+
+  private startPolling(): void {
+    if (this.poller !== undefined) return;
+    this.poller = setInterval(() => {
+      for (const watcher of this.watchers) {
+        const now = this.current(watcher.stream.request.service ?? '');
+        if (now === watcher.last) continue;
+        watcher.last = now;
+        watcher.stream.write({ status: now });
+      }
+    }, watchPollMs);
+    this.poller.unref();
+  }
+
+  private stopPolling(): void {
+    if (this.poller === undefined) return;
+    clearInterval(this.poller);
+    this.poller = undefined;
+  }
+}
+
+function unknownServiceMessage(service: string): string {
+  return `Unknown service '${service.slice(0, 100)}' for health checks: ask for '' (the server) or 'inference.GRPCInferenceService'.`;
+}
