@@ -82,6 +82,35 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
 const unlisted: RouteRequirement = ['admin'];
 
 /**
+ * What each gRPC method needs (full method path, as grpc-js names it), mapped to what its REST twin needs above.
+ * Kept apart from `routeScopes` because that table lists exactly the Fastify routes (a test checks both ways);
+ * enforced by src/grpc/call-principal.ts. A method missing here needs `admin`, as an unlisted route does.
+ * grpc.health.v1's Check and Watch are public like GET /v2/health/ready.
+ */
+export const grpcMethodScopes: Readonly<Record<string, RouteRequirement>> = {
+  '/inference.GRPCInferenceService/ServerLive': 'public',
+  '/inference.GRPCInferenceService/ServerReady': 'public',
+  '/inference.GRPCInferenceService/ServerMetadata': 'any key',
+  '/inference.GRPCInferenceService/ModelReady': readOrInfer,
+  '/inference.GRPCInferenceService/ModelMetadata': readOrInfer,
+  '/inference.GRPCInferenceService/ModelInfer': ['infer'],
+  '/inference.GRPCInferenceService/ModelStreamInfer': ['infer'],
+  '/inference.GRPCInferenceService/ModelConfig': readModels,
+  '/inference.GRPCInferenceService/ModelStatistics': readModels,
+  '/inference.GRPCInferenceService/RepositoryIndex': readModels,
+  '/inference.GRPCInferenceService/RepositoryModelLoad': writeModels,
+  '/inference.GRPCInferenceService/RepositoryModelUnload': writeModels,
+  '/grpc.health.v1.Health/Check': 'public',
+  '/grpc.health.v1.Health/Watch': 'public',
+};
+
+/** The requirement of a gRPC method by its full path (`/package.Service/Method`); unlisted ones need `admin`. */
+export function grpcRequirementOf(methodPath: string): RouteRequirement {
+  return grpcMethodScopes[methodPath] ?? unlisted;
+}
+
+
+/**
  * The requirement of a route by its method and Fastify url (`request.routeOptions.url`). HEAD is answered by a
  * GET route (Fastify adds one per GET) and needs what the GET needs.
  */

@@ -1,0 +1,198 @@
+import { Server, ServerCredentials, status, type GrpcObject, type ServiceDefinition, type UntypedServiceImplementation, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../auth/principal.js';
+import { ErrorCode, GantryError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { GrpcMetrics } from '../metrics/grpc-metrics.js';
+import { callPrincipal } from './call-principal.js';
+import type { GrpcCallContext, UnaryHandlers } from './grpc-call-context.js';
+import { statusName, toServiceError } from './grpc-status.js';
+import { loadProtos } from './proto-files.js';
+
+/** Limits and usage metering for the calls that are inferences, shared with REST (src/limits/, src/usage/). */
+export interface InferenceCallGate {
+  /** Whether a method's calls are inferences: limited by the tenant share and quotas, and metered. */
+  isMetered(methodPath: string): boolean;
+  /**
+   * Admits a call (rate limits; for metered calls also quotas and the tenant's share of this process) before its
+   * handler runs. Resolves to a release for what the call holds.
+   * @throws RESOURCE_EXHAUSTED with REST's message when a limit refuses it.
+   */
+  admit(principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void>;
+  /** Meters a metered call once it ended; `outcome` is its error code (undefined for success). A refused call the gate meters itself. */
+  meter(context: GrpcCallContext, outcome: ErrorCode | 'cancelled' | undefined): void;
+}
+
+export interface GrpcServerOptions {
+  /** Handlers by service (`inference.GRPCInferenceService`) and method name; declared methods without one answer UNIMPLEMENTED. */
+  services: Record<string, UnaryHandlers>;
+  authenticator: Authenticator | undefined;
+  gate: InferenceCallGate | undefined;
+  metrics: GrpcMetrics;
+  logger: Logger;
+  /** Largest request message (GANTRY_MAX_REQUEST_BYTES); grpc-js answers RESOURCE_EXHAUSTED past it. */
+  maxReceiveMessageBytes: number;
+  /** Largest response message (GANTRY_MAX_RESPONSE_BYTES plus room for the metadata around the tensors). */
+  maxSendMessageBytes: number;
+}
+
+/** The host:port form grpc-js binds (IPv6 addresses in brackets). */
+function bindAddress(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Milliseconds until a call's deadline, or undefined when it has none. */
+function remainingMs(deadline: grpc.Deadline): number | undefined {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return undefined;
+  return Math.max(0, at - Date.now());
+}
+
+/**
+ * The Open Inference Protocol over gRPC (@grpc/grpc-js), served by the API role beside the HTTP server: every
+ * call is authenticated from its metadata, scope-checked from the one table, admitted by the same limits as REST
+ * and answered by a handler that calls the same views and inference service as REST's routes. The method
+ * handlers come from small modules (inference-methods.ts; Triton's extensions and health in their own files).
+ */
+export class GrpcServer {
+  private readonly server: Server;
+  private readonly inFlight = new Set<AbortController>();
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: GrpcServerOptions) {
+    this.server = new Server({
+      'grpc.max_receive_message_length': options.maxReceiveMessageBytes,
+      'grpc.max_send_message_length': options.maxSendMessageBytes,
+    });
+    const definitions = grpc.loadPackageDefinition(loadProtos());
+    for (const [serviceName, handlers] of Object.entries(options.services)) {
+      const service = serviceDefinition(definitions, serviceName);
+      this.server.addService(service, this.implementation(serviceName, service, handlers));
+    }
+  }
+
+  /** Calls being answered now (shutdown waits for them). */
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  /** Binds and starts serving. @returns the bound port (the real one when `port` is 0 is not used: 0 turns gRPC off upstream). */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(bindAddress(host, port), ServerCredentials.createInsecure(), (error, boundPort) => (error === null ? resolve(boundPort) : reject(error)));
+    });
+  }
+
+  /**
+   * Graceful shutdown: no new calls are taken (grpc-js refuses them), calls in flight get their answers within
+   * `timeoutMs`, then whatever is left is cancelled. Idempotent.
+   */
+  close(timeoutMs: number): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.options.logger.warn({ calls: this.inFlight.size }, 'gRPC calls still running at the end of the shutdown timeout; cancelling them');
+        this.server.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    return this.closing;
+  }
+
+  private implementation(serviceName: string, service: ServiceDefinition, handlers: UnaryHandlers): UntypedServiceImplementation {
+    const implementation: UntypedServiceImplementation = {};
+    for (const [methodName, method] of Object.entries(service)) {
+      const handler = handlers[methodName];
+      if (method.requestStream || method.responseStream) {
+        // Streaming methods (ModelStreamInfer, health Watch) are served by their own modules or not at all.
+        const streaming = handlers[methodName] as unknown as grpc.UntypedHandleCall | undefined;
+        implementation[methodName] = streaming ?? ((call: grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) => {
+          this.count(method.path, status.UNIMPLEMENTED, 0);
+          call.emit('error', { code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
+        });
+        continue;
+      }
+      implementation[methodName] =
+        handler === undefined
+          ? (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+              this.count(method.path, status.UNIMPLEMENTED, 0);
+              callback({ code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
+            }
+          : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void this.answer(method.path, handler, call, callback);
+    }
+    return implementation;
+  }
+
+  private async answer(methodPath: string, handler: UnaryHandlers[string], call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): Promise<void> {
+    const startedAt = process.hrtime.bigint();
+    const controller = new AbortController();
+    // A deadline passing also cancels the call: grpc-js has answered DEADLINE_EXCEEDED by then.
+    call.once('cancelled', () => controller.abort());
+    this.inFlight.add(controller);
+    const { gate, logger } = this.options;
+    let context: GrpcCallContext | undefined;
+    let release: (() => void) | undefined;
+    let metered = false;
+    try {
+      const principal = await callPrincipal(this.options.authenticator, methodPath, call.metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused'));
+      context = { principal, methodPath, metadata: call.metadata, timeoutMs: remainingMs(call.getDeadline()), signal: controller.signal, log: logger };
+      metered = gate?.isMetered(methodPath) ?? false;
+      if (gate !== undefined) release = await this.admitted(gate, principal, metered, context);
+      const response = await handler(call.request as never, context);
+      if (metered) gate!.meter(context, controller.signal.aborted ? 'cancelled' : undefined);
+      this.count(methodPath, status.OK, startedAt);
+      callback(null, response);
+    } catch (error) {
+      const { serviceError, isUnexpected } = toServiceError(error);
+      if (isUnexpected) logger.error({ err: { type: (error as Error)?.name, message: String((error as Error)?.message).slice(0, 1000), stack: (error as Error)?.stack?.slice(0, 4000) }, method: methodPath }, 'gRPC call failed');
+      else logger.info({ code: statusName(serviceError.code!), reason: serviceError.details, method: methodPath }, 'gRPC call rejected');
+      if (metered && context !== undefined && !(error instanceof AdmissionRefusal)) {
+        gate!.meter(context, controller.signal.aborted ? 'cancelled' : error instanceof GantryError ? error.code : ErrorCode.Internal);
+      }
+      this.count(methodPath, serviceError.code!, startedAt);
+      callback(serviceError, null, serviceError.metadata);
+    } finally {
+      release?.();
+      this.inFlight.delete(controller);
+    }
+  }
+
+  /** Runs the gate's admission; a refusal (which the gate metered) is marked so the call is not metered twice. */
+  private async admitted(gate: InferenceCallGate, principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void> {
+    try {
+      return await gate.admit(principal, metered, context);
+    } catch (error) {
+      throw new AdmissionRefusal(error);
+    }
+  }
+
+  private count(methodPath: string, code: number, startedAt: bigint | 0): void {
+    const method = methodPath.slice(methodPath.lastIndexOf('/') + 1);
+    this.options.metrics.requests.inc({ method, code: statusName(code) });
+    if (startedAt !== 0) this.options.metrics.duration.observe({ method }, Number(process.hrtime.bigint() - startedAt) / 1e9);
+  }
+}
+
+/** A limit's refusal (already metered by the gate), answered with the refusal's own code and message. */
+class AdmissionRefusal extends GantryError {
+  constructor(refusal: unknown) {
+    const gantry = refusal instanceof GantryError ? refusal : undefined;
+    super(gantry?.code ?? ErrorCode.Internal, gantry?.message ?? String(refusal), { ...(gantry?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: gantry.retryAfterSeconds }), cause: refusal });
+  }
+}
+
+function unimplementedMessage(serviceName: string, methodName: string): string {
+  return `${serviceName}/${methodName} is not served by Gantry (docs/protocol.md lists the gRPC methods it serves).`;
+}
+
+function serviceDefinition(definitions: GrpcObject, serviceName: string): ServiceDefinition {
+  let node: unknown = definitions;
+  for (const part of serviceName.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
+  const service = (node as { service?: ServiceDefinition } | undefined)?.service;
+  if (service === undefined) throw new Error(`The protos in proto/ declare no service ${serviceName}`);
+  return service;
+}
