@@ -6,6 +6,8 @@ const booleanFlag = z.enum(['true', 'false', '1', '0']).transform((value) => val
 const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
+  /** Port of the Open Inference Protocol over gRPC, served by the API role on HOST; 0 turns gRPC off. */
+  GANTRY_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
   REDIS_URL: z.string().url().optional(),
   GANTRY_DATA_DIR: z.string().min(1).default('./data'),
   /**
