@@ -23,6 +23,7 @@ import { LimitStore } from '../limits/limit-store.js';
 import { UsageMeter } from '../usage/usage-meter.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from '../inference/model-catalog.js';
+import { InferenceService } from '../inference/inference-service.js';
 import type { ApiServices } from './services.js';
 
 /**
@@ -140,6 +141,8 @@ export class ApiRole {
     usage.start();
 
     let role: ApiRole | undefined;
+    const isAcceptingWork = () => role?.accepting ?? false;
+    const inference = new InferenceService({ catalog, producer, config, metrics, isAcceptingWork });
     const services: ApiServices = {
       config,
       redis,
@@ -148,6 +151,7 @@ export class ApiRole {
       modelConfigs,
       store,
       producer,
+      inference,
       metrics,
       limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),
       usage,
@@ -156,7 +160,7 @@ export class ApiRole {
       tenants: controlPlane.tenants,
       keys: controlPlane.keys,
       authenticator: controlPlane.authenticator,
-      isAcceptingWork: () => role?.accepting ?? false,
+      isAcceptingWork,
     };
     const app = await buildApp(services, { ...loggerOptions(config, 'api') });
     role = new ApiRole(app, services, subscriber, replies);

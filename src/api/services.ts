@@ -13,6 +13,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { LimitStore } from '../limits/limit-store.js';
 import type { UsageMeter } from '../usage/usage-meter.js';
 import type { ModelCatalog } from '../inference/model-catalog.js';
+import type { InferenceService } from '../inference/inference-service.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {
@@ -24,6 +25,8 @@ export interface ApiServices {
   modelConfigs: ModelConfigStore;
   store: FileModelStore;
   producer: InferenceProducer;
+  /** The data plane: every inference call, whichever transport it came on, runs through it. */
+  inference: InferenceService;
   metrics: ApiMetrics;
   /** Tenants' and keys' limits (rates, quotas, caps), cached per process. */
   limits: LimitStore;

@@ -17,14 +17,14 @@ export function createApiMetrics(sources: ApiMetricSources) {
     registry,
     inferenceRequests: new Counter({
       name: 'gantry_inference_requests_total',
-      help: 'Inference requests answered by the API, by outcome (success, client_error, timeout, unavailable, error).',
-      labelNames: ['model', 'version', 'outcome'] as const,
+      help: 'Inference requests answered by the API, by outcome (success, client_error, timeout, unavailable, error) and protocol (rest, grpc).',
+      labelNames: ['model', 'version', 'outcome', 'protocol'] as const,
       registers: [registry],
     }),
     inferenceDuration: new Histogram({
       name: 'gantry_inference_request_duration_seconds',
-      help: 'End-to-end inference latency seen by the API, from request to response.',
-      labelNames: ['model', 'version'] as const,
+      help: 'End-to-end inference latency seen by the API, from request to response, by protocol (rest, grpc).',
+      labelNames: ['model', 'version', 'protocol'] as const,
       buckets: latencyBucketsSeconds,
       registers: [registry],
     }),

@@ -1,0 +1,138 @@
+import type { Config } from '../config.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
+import type { ApiMetrics } from '../metrics/api-metrics.js';
+import { isNestingTooDeep } from '../protocol/json-tensor-codec.js';
+import { readScheduleParameters } from '../protocol/schedule-parameters.js';
+import { checkBytesElementCount, validateInputs } from '../protocol/validate-inputs.js';
+import type { InferenceProducer } from '../queue/inference-producer.js';
+import { executionConfigOf } from '../registry/model-config.js';
+import type { InferenceCall, InferenceResult } from './inference-call.js';
+import { decodeInputs, describeInputs } from './input-decoding.js';
+import type { ModelCatalog } from './model-catalog.js';
+import { jsonOutputNames, presentOutputs, selectOutputs } from './output-selection.js';
+import { inCallersTerms, requestedModel } from './requested-model.js';
+import { checkVersion } from './requested-version.js';
+
+/** What the inference service is built from. */
+export interface InferenceServiceDependencies {
+  /** Serving versions, signatures and model configurations. */
+  catalog: ModelCatalog;
+  /** Queues a checked request for the workers and waits for its answer. */
+  producer: Pick<InferenceProducer, 'submit'>;
+  config: Pick<Config, 'GANTRY_MAX_BYTES_ELEMENTS' | 'GANTRY_INFER_TIMEOUT_MS' | 'GANTRY_MAX_RESPONSE_BYTES' | 'GANTRY_MAX_JSON_OUTPUT_ELEMENTS'>;
+  metrics: Pick<ApiMetrics, 'inferenceRequests' | 'inferenceDuration' | 'limitRejections'>;
+  /** False once shutdown began: new calls are refused (503) while accepted ones finish. */
+  isAcceptingWork: () => boolean;
+}
+
+/** The outcome label of `gantry_inference_requests_total` for an error. */
+function outcomeLabel(error: unknown): string {
+  if (!(error instanceof GantryError)) return 'error';
+  switch (error.code) {
+    case ErrorCode.InvalidArgument:
+    case ErrorCode.NotFound:
+    case ErrorCode.PayloadTooLarge:
+    case ErrorCode.Cancelled:
+      return 'client_error';
+    case ErrorCode.DeadlineExceeded:
+      return 'timeout';
+    case ErrorCode.Unavailable:
+    case ErrorCode.ResourceExhausted:
+      return 'unavailable';
+    default:
+      return 'error';
+  }
+}
+
+/**
+ * The data plane: runs one inference call, whichever transport it came on (REST, gRPC; later asynchronous jobs,
+ * batch files, the CLI). Transports read their wire format into an {@link InferenceCall} and write the
+ * {@link InferenceResult} back in theirs; everything in between happens here, once, with the same checks, order
+ * and messages for every transport:
+ *
+ * 1. the model is resolved in the caller's tenant (another tenant's model is not found) and the version checked;
+ * 2. refused (503) once shutdown began; the serving version and the model's configuration are looked up (404,
+ *    503 when nothing is READY);
+ * 3. the inputs' datatypes, names and shapes are checked against the signature, then the BYTES element limit
+ *    (GANTRY_MAX_BYTES_ELEMENTS), then every input's data is decoded (JSON, parse-thread decoded, raw, typed);
+ * 4. the outputs are selected, their `classification` and (REST) binary-data parameters read, and the schedule
+ *    parameters `priority` and `timeout` (the sooner of it, or the model's default, and the call's own limit);
+ * 5. the request is queued with the caller's signal, its deadline and output limits, and its outputs classified.
+ *
+ * Errors leave as {@link GantryError}s naming the model as the caller wrote it (the transport maps their codes to
+ * its statuses). `call.usage` is filled in as the model, version, rows and compute become known, also when the
+ * call fails. Each call counts in `gantry_inference_requests_total` (by outcome) and, when answered,
+ * `gantry_inference_request_duration_seconds`, labelled by transport.
+ */
+export class InferenceService {
+  constructor(private readonly dependencies: InferenceServiceDependencies) {}
+
+  async infer(call: InferenceCall): Promise<InferenceResult> {
+    const { catalog, producer, config, metrics, isAcceptingWork } = this.dependencies;
+    const started = process.hrtime.bigint();
+    // Resolved in the caller's tenant before anything is looked up: another tenant's model is not found.
+    const requested = requestedModel(call.principal, call.model);
+    const model = requested.qualified;
+    const version = checkVersion(call.version);
+    // Until the model is known the label stays generic: names as callers wrote them would make it unbounded.
+    let labels = { model: '', version: '', protocol: call.protocol };
+    try {
+      if (!isAcceptingWork()) throw errors.shuttingDown();
+      const serving = await catalog.serving(model, version);
+      labels = { ...labels, model, version: serving.version };
+      if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
+      const modelConfig = await catalog.config(model);
+      const descriptors = describeInputs(call.inputs);
+      validateInputs(serving.signature, descriptors);
+      this.countingLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
+      const inputs = this.countingLimit('nesting_depth', () => decodeInputs(call.inputs, descriptors), isNestingTooDeep);
+      const selection = selectOutputs(serving.signature, call.outputs, call.parameters, call.protocol);
+      const schedule = readScheduleParameters(call.parameters);
+      const ownTimeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
+      const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
+
+      const outcome = await producer.submit(
+        { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) },
+        {
+          inputs,
+          outputs: selection.names,
+          deadline: Date.now() + timeoutMs,
+          timeoutMs,
+          priority: schedule.priority ?? modelConfig.defaultPriority,
+          ...(call.signal === undefined ? {} : { signal: call.signal }),
+          maxQueueSize: modelConfig.maxQueueSize,
+          // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
+          outputLimits: {
+            maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
+            maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
+            jsonOutputs: jsonOutputNames(selection),
+          },
+        },
+      );
+      if (call.usage !== undefined) Object.assign(call.usage, { rows: outcome.rows, computeNs: outcome.computeNs });
+
+      const result: InferenceResult = {
+        modelName: requested.shown,
+        modelVersion: serving.version,
+        ...(call.id === undefined ? {} : { id: call.id }),
+        outputs: presentOutputs(outcome.outputs, selection, modelConfig.labels),
+      };
+      metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
+      metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      return result;
+    } catch (error) {
+      metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
+      throw inCallersTerms(error, requested);
+    }
+  }
+
+  /** Runs `check`; when it throws a limit's error (all its errors, or those `isLimit` picks), counts the limit. */
+  private countingLimit<T>(limit: string, check: () => T, isLimit: (error: unknown) => boolean = () => true): T {
+    try {
+      return check();
+    } catch (error) {
+      if (isLimit(error)) this.dependencies.metrics.limitRejections.inc({ limit });
+      throw error;
+    }
+  }
+}
