@@ -2,6 +2,9 @@ import { describeValue, errors } from '../errors.js';
 import { byteSizeOf, elementCount, type Datatype } from './datatypes.js';
 import { countBytesElements } from './bytes-elements.js';
 import { encodeJsonData } from './json-tensor-codec.js';
+import { restoreExactIntegers } from './exact-json-integers.js';
+import { exactResponseText, needsExactJson } from './exact-json-response.js';
+import { formatShape } from './shape-text.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -62,14 +65,17 @@ export function splitBinaryBody(
     if (parsed > maxHeaderBytes) throw errors.jsonRequestTooLarge(maxHeaderBytes);
     length = parsed;
   }
+  const text = body.subarray(0, length).toString('utf8');
   let header: unknown;
   try {
-    header = JSON.parse(body.subarray(0, length).toString('utf8'));
+    header = JSON.parse(text);
   } catch (error) {
     const detail = error instanceof Error ? `: ${error.message.slice(0, 200)}` : '';
     const which = headerLength === undefined ? 'The request body' : `The JSON header (first ${length} bytes of the body)`;
     throw errors.invalidArgument(`${which} is not valid JSON${detail}.`);
   }
+  // INT64/UINT64 numbers beyond 2^53 were rounded by JSON.parse: read those inputs' data again, exactly.
+  restoreExactIntegers(header, text);
   return { header, binary: body.subarray(length) };
 }
 
@@ -80,10 +86,6 @@ export interface BinaryCapableInput {
   shape: number[];
   parameters?: Record<string, unknown> | undefined;
   data?: unknown;
-}
-
-function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
 }
 
 /**
@@ -193,45 +195,58 @@ export interface ResponseOutput {
   parameters?: Record<string, unknown> | undefined;
 }
 
+/** An inference response, ready to send (see encodeInferResponseParts). */
+export interface EncodedInferResponse {
+  /**
+   * The response as an object (INT64/UINT64 values beyond 2^53 in it are decimal strings: a JavaScript number
+   * cannot hold them). Sent as it is unless `serialized` or `parts` is set.
+   */
+  json: object;
+  /**
+   * The whole JSON response as text, set only when some output answered as JSON is INT64/UINT64 and the
+   * response has no binary parts: those values are written as exact JSON numbers, as Triton does. Send it
+   * verbatim as application/json instead of `json`.
+   */
+  serialized?: string;
+  /** With binary outputs: the JSON header (exact numbers too), then each binary output's bytes. */
+  parts?: Uint8Array[];
+  /** The JSON header's length in bytes (the Inference-Header-Content-Length of the response). */
+  headerLength?: number;
+  /** The whole body's length in bytes. */
+  byteLength?: number;
+}
+
 /**
- * Builds an inference response. Without binary outputs it is the plain JSON object; with some, it is a JSON header
- * (binary outputs carry `binary_data_size` and no `data`) followed by their bytes, as a list of parts so that a
- * multi-megabyte tensor is sent as it is instead of being copied into one new buffer.
+ * Builds an inference response. Without binary outputs it is the plain JSON object (and, with 64-bit JSON
+ * outputs, its exact text in `serialized`); with some, it is a JSON header (binary outputs carry
+ * `binary_data_size` and no `data`) followed by their bytes, as a list of parts so that a multi-megabyte tensor is
+ * sent as it is instead of being copied into one new buffer.
  */
-export function encodeInferResponseParts(
-  response: ResponseEnvelope,
-  outputs: readonly ResponseOutput[],
-): { json: object; parts?: Uint8Array[]; headerLength?: number; byteLength?: number } {
+export function encodeInferResponseParts(response: ResponseEnvelope, outputs: readonly ResponseOutput[]): EncodedInferResponse {
   const json: Record<string, unknown> = { model_name: response.model_name };
   if (response.model_version !== undefined) json.model_version = response.model_version;
   if (response.id !== undefined) json.id = response.id;
   if (response.parameters !== undefined) json.parameters = response.parameters;
 
   const binaryParts: Uint8Array[] = [];
-  json.outputs = outputs.map(({ tensor, binary, jsonData, parameters }) => {
+  let exact: Map<number, Tensor> | undefined;
+  const jsonOutputs = outputs.map(({ tensor, binary, jsonData, parameters }, index) => {
     const out: Record<string, unknown> = { name: tensor.name, datatype: tensor.datatype, shape: tensor.shape };
     if (binary) {
       out.parameters = { ...parameters, [binaryDataSizeParameter]: tensor.data.byteLength };
       binaryParts.push(tensor.data);
     } else {
       if (parameters !== undefined) out.parameters = parameters;
+      if (jsonData === undefined && needsExactJson(tensor.datatype)) (exact ??= new Map()).set(index, tensor);
       out.data = jsonData ?? encodeJsonData(tensor.datatype, tensor.data);
     }
     return out;
   });
+  json.outputs = jsonOutputs;
 
-  if (binaryParts.length === 0) return { json };
-  const header = Buffer.from(JSON.stringify(json), 'utf8');
+  const text = exact === undefined ? undefined : exactResponseText({ ...json, outputs: jsonOutputs }, exact);
+  if (binaryParts.length === 0) return text === undefined ? { json } : { json, serialized: text };
+  const header = Buffer.from(text ?? JSON.stringify(json), 'utf8');
   const byteLength = binaryParts.reduce((sum, part) => sum + part.byteLength, header.byteLength);
   return { json, parts: [header, ...binaryParts], headerLength: header.byteLength, byteLength };
-}
-
-/** The same response as one value: the JSON object, or the whole binary body in one buffer. */
-export function encodeInferResponse(
-  response: ResponseEnvelope,
-  outputs: readonly ResponseOutput[],
-): { body: Buffer | object; headerLength?: number } {
-  const encoded = encodeInferResponseParts(response, outputs);
-  if (encoded.parts === undefined) return { body: encoded.json };
-  return { body: Buffer.concat(encoded.parts, encoded.byteLength), headerLength: encoded.headerLength! };
 }

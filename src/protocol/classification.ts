@@ -3,6 +3,7 @@ import { elementCount } from './datatypes.js';
 import { writeBytesElements } from './bytes-elements.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import type { Tensor } from './tensor.js';
+import { formatShape } from './shape-text.js';
 import { typedView } from './typed-view.js';
 
 /**
@@ -106,7 +107,7 @@ export function classify(output: Tensor, topN: number, labels?: readonly string[
     throw errors.invalidArgument(`Output '${output.name}': classification needs an output with a class dimension, but it is a scalar.`);
   }
   if (scores.count !== elementCount(output.shape)) {
-    throw errors.internal(`Output '${output.name}' holds ${scores.count} values but its shape [${output.shape.join(',')}] needs ${elementCount(output.shape)}.`);
+    throw errors.internal(`Output '${output.name}' holds ${scores.count} values but its shape ${formatShape(output.shape)} needs ${elementCount(output.shape)}.`);
   }
   const keep = Math.min(topN, classes);
   const rows = classes === 0 ? elementCount(output.shape.slice(0, -1)) : scores.count / classes;

@@ -1,8 +1,9 @@
-import { type Datatype, elementCount } from './datatypes.js';
+import { byteSizeOf, type Datatype, elementCount } from './datatypes.js';
 import { typedView } from './typed-view.js';
 import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 import { ErrorCode, GantryError, describeValue, errors, isErrorCode } from '../errors.js';
 import { readBytesStrings, writeBytesElements } from './bytes-elements.js';
+import { formatShape } from './shape-text.js';
 
 type JsonScalar = number | string | boolean;
 
@@ -88,39 +89,12 @@ const integerRanges: Partial<Record<Datatype, [number, number]>> = {
   INT32: [-0x80000000, 0x7fffffff],
 };
 
-function typedArrayFor(datatype: Datatype, count: number): ArrayBufferView & { [index: number]: number | bigint } {
-  switch (datatype) {
-    case 'BOOL':
-    case 'UINT8':
-      return new Uint8Array(count);
-    case 'UINT16':
-    case 'FP16':
-      return new Uint16Array(count);
-    case 'UINT32':
-      return new Uint32Array(count);
-    case 'UINT64':
-      return new BigUint64Array(count);
-    case 'INT8':
-      return new Int8Array(count);
-    case 'INT16':
-      return new Int16Array(count);
-    case 'INT32':
-      return new Int32Array(count);
-    case 'INT64':
-      return new BigInt64Array(count);
-    case 'FP32':
-      return new Float32Array(count);
-    case 'FP64':
-      return new Float64Array(count);
-    case 'BYTES':
-      throw new Error('BYTES has no fixed-size typed array');
-  }
-}
-
 /** Largest magnitudes that round to a finite value of each float type. */
 const floatLimits = { FP16: 65504, FP32: 3.4028234663852886e38, FP64: Number.MAX_VALUE } as const;
 
 const decimalInteger = /^-?\d{1,20}$/;
+
+const sixtyFourBitRanges = { INT64: '-9223372036854775808 to 9223372036854775807', UINT64: '0 to 18446744073709551615' } as const;
 
 function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | undefined {
   let big: bigint;
@@ -133,7 +107,6 @@ function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | un
   return inRange ? big : undefined;
 }
 
-
 /**
  * Decodes a JSON `data` field into raw tensor bytes.
  * @throws GantryError(INVALID_ARGUMENT) naming the input when `data` nests deeper than maxNestingDepth(rank), an
@@ -145,7 +118,7 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
   const expected = elementCount(shape);
   if (flat.length !== expected) {
     throw errors.invalidArgument(
-      `Input '${inputName.slice(0, 100)}': shape [${shape.join(',')}] needs ${expected} elements but data has ${flat.length}.`,
+      `Input '${inputName.slice(0, 100)}': shape ${formatShape(shape)} needs ${expected} elements but data has ${flat.length}.`,
     );
   }
   const bad = (index: number, what: string) =>
@@ -161,7 +134,8 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
     return writeBytesElements(elements);
   }
 
-  const target = typedArrayFor(datatype, flat.length);
+  // A fresh buffer is aligned, so typedView wraps it without a copy.
+  const target = typedView(datatype, new Uint8Array(flat.length * byteSizeOf(datatype))) as ArrayBufferView & { [index: number]: number | bigint };
   if (datatype === 'BOOL') {
     for (let index = 0; index < flat.length; index++) {
       const value = flat[index];
@@ -171,7 +145,7 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
   } else if (datatype === 'INT64' || datatype === 'UINT64') {
     for (let index = 0; index < flat.length; index++) {
       const big = toBigInteger(flat[index], datatype);
-      if (big === undefined) throw bad(index, `an integer in ${datatype} range (a JSON string for values beyond 2^53)`);
+      if (big === undefined) throw bad(index, `an integer in ${datatype} range (${sixtyFourBitRanges[datatype]}), as a JSON number or a decimal string`);
       target[index] = big;
     }
   } else if (datatype === 'FP32' || datatype === 'FP64' || datatype === 'FP16') {

@@ -1,14 +1,11 @@
 import { errors } from '../errors.js';
 import { elementCount } from './datatypes.js';
+import { formatShape } from './shape-text.js';
 import type { ModelSignature, TensorSpec } from './signature.js';
 import type { TensorDescriptor } from './tensor.js';
 
 /** Above this many elements a single tensor is refused before any memory is allocated for it. */
 export const maxElementsPerTensor = 2 ** 31 - 1;
-
-function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
-}
 
 function checkShapeAgainstSpec(input: TensorDescriptor, spec: TensorSpec): void {
   const { shape } = input;

@@ -2,17 +2,20 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   bf16Message,
-  encodeInferResponse,
+  encodeInferResponseParts,
   inferenceHeaderContentLength,
   splitBinaryBody,
   takeBinaryInputs,
   wantsBinaryOutput,
   type BinaryCapableInput,
+  type EncodedInferResponse,
 } from '../../src/protocol/binary-extension.js';
 import { writeBytesElements } from '../../src/protocol/bytes-elements.js';
 import { decodeJsonData, encodeJsonData } from '../../src/protocol/json-tensor-codec.js';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
+import { inferResponseSchema } from '../../src/protocol/oip-schemas.js';
+import { parse as losslessParse } from 'lossless-json';
 
 function assertInvalid(fn: () => unknown, pattern: RegExp): void {
   assert.throws(fn, (error: unknown) => {
@@ -249,7 +252,15 @@ describe('wantsBinaryOutput', () => {
   });
 });
 
-describe('encodeInferResponse', () => {
+/** The whole body of an encoded response in one buffer, as a client receives it. */
+function bodyOf(encoded: EncodedInferResponse): Buffer {
+  assert.ok(encoded.parts !== undefined, 'expected a binary response');
+  const body = Buffer.concat(encoded.parts);
+  assert.equal(body.byteLength, encoded.byteLength);
+  return body;
+}
+
+describe('encodeInferResponseParts', () => {
   const fp32: Tensor = {
     name: 'output0',
     datatype: 'FP32',
@@ -260,13 +271,14 @@ describe('encodeInferResponse', () => {
   const text: Tensor = { name: 'label', datatype: 'BYTES', shape: [2], data: decodeJsonData('label', 'BYTES', [2], ['cat', 'é']) };
 
   test('all JSON: a plain object, using jsonData', () => {
-    const result = encodeInferResponse({ model_name: 'm', model_version: '1', id: '42' }, [
+    const result = encodeInferResponseParts({ model_name: 'm', model_version: '1', id: '42' }, [
       { tensor: int32, binary: false, jsonData: [7] },
       { tensor: text, binary: false, jsonData: ['cat', 'é'], parameters: { note: 'x' } },
     ]);
     assert.equal(result.headerLength, undefined);
-    assert.ok(!Buffer.isBuffer(result.body));
-    assert.deepEqual(result.body, {
+    assert.equal(result.parts, undefined);
+    assert.equal(result.serialized, undefined);
+    assert.deepEqual(result.json, {
       model_name: 'm',
       model_version: '1',
       id: '42',
@@ -278,21 +290,21 @@ describe('encodeInferResponse', () => {
   });
 
   test('all JSON: data is computed from the tensor when jsonData is omitted; absent fields are left out', () => {
-    const result = encodeInferResponse({ model_name: 'm' }, [{ tensor: fp32, binary: false }]);
-    assert.deepEqual(result.body, {
+    const result = encodeInferResponseParts({ model_name: 'm' }, [{ tensor: fp32, binary: false }]);
+    assert.equal(result.serialized, undefined);
+    assert.deepEqual(result.json, {
       model_name: 'm',
       outputs: [{ name: 'output0', datatype: 'FP32', shape: [3, 2], data: [1, 2, 3, 4, 5, 6.5] }],
     });
   });
 
   test('mixed binary and JSON outputs: exact byte layout and header length', () => {
-    const result = encodeInferResponse({ model_name: 'm', model_version: '2', parameters: { p: 1 } }, [
+    const result = encodeInferResponseParts({ model_name: 'm', model_version: '2', parameters: { p: 1 } }, [
       { tensor: fp32, binary: true },
       { tensor: int32, binary: false, jsonData: [7] },
       { tensor: text, binary: true, parameters: { note: 'x' } },
     ]);
-    assert.ok(Buffer.isBuffer(result.body));
-    const body = result.body;
+    const body = bodyOf(result);
     const expectedHeader = JSON.stringify({
       model_name: 'm',
       model_version: '2',
@@ -304,6 +316,7 @@ describe('encodeInferResponse', () => {
       ],
     });
     assert.equal(result.headerLength, Buffer.byteLength(expectedHeader));
+    assert.equal(result.parts!.length, 3, 'the tensors are sent as they are, not copied into one buffer');
     assert.equal(body.subarray(0, result.headerLength).toString('utf8'), expectedHeader);
     const expectedTail = Buffer.concat([fp32.data, text.data]);
     assert.equal(expectedTail.byteLength, 24 + 13); // "cat" = 4 + 3, "é" = 4 + 2
@@ -318,10 +331,83 @@ describe('encodeInferResponse', () => {
   });
 
   test('header length counts UTF-8 bytes, not characters', () => {
-    const result = encodeInferResponse({ model_name: 'modèle-🐢' }, [{ tensor: int32, binary: true }]);
-    const body = result.body as Buffer;
+    const result = encodeInferResponseParts({ model_name: 'modèle-🐢' }, [{ tensor: int32, binary: true }]);
+    const body = bodyOf(result);
     assert.equal(body.byteLength, result.headerLength! + 4);
     assert.deepEqual(JSON.parse(body.subarray(0, result.headerLength).toString('utf8')).model_name, 'modèle-🐢');
+  });
+});
+
+describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers', () => {
+  const int64Values = [-(2n ** 63n), -1n, 0n, 2n ** 53n + 1n, 2n ** 63n - 1n];
+  const uint64Values = [0n, 2n ** 53n + 1n, 2n ** 64n - 1n];
+  const int64: Tensor = { name: 'signed', datatype: 'INT64', shape: [1, 5], data: new Uint8Array(BigInt64Array.from(int64Values).buffer) };
+  const uint64: Tensor = { name: 'unsigned', datatype: 'UINT64', shape: [3], data: new Uint8Array(BigUint64Array.from(uint64Values).buffer) };
+  const fp32: Tensor = { name: 'scores', datatype: 'FP32', shape: [2], data: decodeJsonData('scores', 'FP32', [2], [0.5, -1]) };
+
+  /** Reads JSON text keeping every integer exact (as tritonclient's and Triton's parsers do): integers as bigints. */
+  function parseExact(text: string): any {
+    return losslessParse(text, undefined, (digits) => (/^-?\d+$/.test(digits) ? BigInt(digits) : Number(digits)));
+  }
+
+  test('all JSON: `serialized` is the whole response with the digits exact, in the object\'s key order', () => {
+    const result = encodeInferResponseParts({ model_name: 'm', model_version: '3', id: 'r1', parameters: { note: 'n' } }, [
+      { tensor: int64, binary: false },
+      { tensor: fp32, binary: false, parameters: { p: true } },
+      { tensor: uint64, binary: false },
+    ]);
+    assert.equal(result.parts, undefined);
+    const serialized = result.serialized!;
+    assert.equal(typeof serialized, 'string');
+    assert.equal(
+      serialized,
+      '{"model_name":"m","model_version":"3","id":"r1","parameters":{"note":"n"},"outputs":[' +
+        '{"name":"signed","datatype":"INT64","shape":[1,5],"data":[-9223372036854775808,-1,0,9007199254740993,9223372036854775807]},' +
+        '{"name":"scores","datatype":"FP32","shape":[2],"parameters":{"p":true},"data":[0.5,-1]},' +
+        '{"name":"unsigned","datatype":"UINT64","shape":[3],"data":[0,9007199254740993,18446744073709551615]}]}',
+    );
+    const exact = parseExact(serialized);
+    assert.deepEqual(exact.outputs[0].data, int64Values);
+    assert.deepEqual(exact.outputs[2].data, uint64Values);
+    // Valid OIP for any JSON reader: the response schema accepts it, and a plain JSON.parse only rounds.
+    const plain = JSON.parse(serialized);
+    assert.ok(inferResponseSchema.safeParse(plain).success);
+    assert.deepEqual(plain.outputs[1].data, [0.5, -1]);
+    // The object form is unchanged: numbers while exact, decimal strings beyond 2^53.
+    assert.deepEqual((result.json as any).outputs[2].data, [0, '9007199254740993', '18446744073709551615']);
+  });
+
+  test('responses without a 64-bit JSON output keep the object path (no `serialized`)', () => {
+    assert.equal(encodeInferResponseParts({ model_name: 'm' }, [{ tensor: fp32, binary: false }]).serialized, undefined);
+    // A 64-bit output sent as binary needs no exact text either.
+    const binaryOnly = encodeInferResponseParts({ model_name: 'm' }, [{ tensor: int64, binary: true }]);
+    assert.equal(binaryOnly.serialized, undefined);
+    assert.equal(binaryOnly.parts![0]!.toString(), JSON.stringify({ model_name: 'm', outputs: [{ name: 'signed', datatype: 'INT64', shape: [1, 5], parameters: { binary_data_size: 40 } }] }));
+  });
+
+  test('binary extension: the JSON header carries exact numbers for the JSON outputs', () => {
+    const result = encodeInferResponseParts({ model_name: 'm' }, [
+      { tensor: fp32, binary: true },
+      { tensor: uint64, binary: false },
+    ]);
+    assert.equal(result.serialized, undefined);
+    const body = bodyOf(result);
+    const headerText = body.subarray(0, result.headerLength).toString('utf8');
+    assert.equal(
+      headerText,
+      '{"model_name":"m","outputs":[{"name":"scores","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}},' +
+        '{"name":"unsigned","datatype":"UINT64","shape":[3],"data":[0,9007199254740993,18446744073709551615]}]}',
+    );
+    assert.deepEqual(parseExact(headerText).outputs[1].data, uint64Values);
+    assert.deepEqual(encodeJsonData('FP32', body.subarray(result.headerLength)), [0.5, -1]);
+  });
+
+  test('misaligned output bytes are written exactly too', () => {
+    const backing = new Uint8Array(8 * 2 + 1);
+    backing.set(new Uint8Array(BigInt64Array.from([2n ** 62n + 1n, -5n]).buffer), 1);
+    const tensor: Tensor = { name: 'odd', datatype: 'INT64', shape: [2], data: backing.subarray(1) };
+    const result = encodeInferResponseParts({ model_name: 'm' }, [{ tensor, binary: false }]);
+    assert.match(result.serialized!, /"data":\[4611686018427387905,-5\]/);
   });
 });
 
