@@ -1,6 +1,8 @@
 /**
  * Architecture rules on the compiled output (dist/src): no import cycles; the API never loads onnxruntime or
- * worker code (so an API replica stays small and never runs a model); the worker never loads API code.
+ * worker code (so an API replica stays small and never runs a model); the worker never loads API code; the
+ * transports (the REST infer route, the gRPC service) reach the queue and the protocol's checks only through the
+ * data plane (src/inference/), which itself knows no transport.
  * madge (devDependency) gives the graph of local imports; package imports are read from the files themselves.
  */
 import { test, describe, before } from 'node:test';
@@ -86,6 +88,38 @@ function pathTo(graph: Graph, root: string, isTarget: (file: string) => boolean)
     }
   }
   return undefined;
+}
+
+/** The transports: thin adapters over the data plane. */
+export function isTransport(file: string): boolean {
+  return file === 'api/routes/infer.js' || file.startsWith('grpc/');
+}
+
+/** What only the data plane may use: the queue, and the protocol's checks, decoders and output handling. */
+export function isDataPlaneInternal(file: string): boolean {
+  return (
+    file.startsWith('queue/') ||
+    [
+      'protocol/validate-inputs.js',
+      'protocol/json-tensor-codec.js',
+      'protocol/classification.js',
+      'protocol/schedule-parameters.js',
+      'protocol/typed-contents.js',
+    ].includes(file)
+  );
+}
+
+/** Folders whose modules may import the data plane (src/inference/): its transports and the role that builds it. */
+const dataPlaneImporters = ['api/', 'grpc/', 'inference/'];
+
+/** Each transport module's direct imports of what only the data plane may use, as "from → to". */
+export function transportViolations(graph: Graph): string[] {
+  const found: string[] = [];
+  for (const [file, imports] of graph) {
+    if (!isTransport(file)) continue;
+    for (const target of imports) if (isDataPlaneInternal(target)) found.push(`${file} → ${target}`);
+  }
+  return found.sort();
 }
 
 describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
@@ -179,6 +213,35 @@ describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
     for (const root of workerRoots) {
       const apiPath = pathTo(runsGraph, root, (file) => file.startsWith('api/'));
       assert.equal(apiPath, undefined, `${root} reaches API code: ${apiPath?.join(' → ')}`);
+    }
+  });
+
+  test('the transports reach the queue and the protocol checks only through the data plane (src/inference/)', () => {
+    assert.ok(files.includes('api/routes/infer.js'));
+    assert.deepEqual(transportViolations(graph), [], 'a transport imports what only src/inference/ may use: go through InferenceService');
+  });
+
+  test('the transport rule catches a forbidden import (self-check)', () => {
+    const planted: Graph = new Map([...graph].map(([file, imports]) => [file, new Set(imports)]));
+    planted.get('api/routes/infer.js')!.add('protocol/validate-inputs.js');
+    planted.set('grpc/planted.js', new Set(['queue/inference-producer.js', 'inference/inference-service.js']));
+    assert.deepEqual(transportViolations(planted), ['api/routes/infer.js → protocol/validate-inputs.js', 'grpc/planted.js → queue/inference-producer.js']);
+  });
+
+  test('the data plane (src/inference/) reaches no transport or worker code, even transitively', () => {
+    const roots = files.filter((file) => file.startsWith('inference/'));
+    assert.ok(roots.includes('inference/inference-service.js'));
+    for (const root of roots) {
+      const transportPath = pathTo(runsGraph, root, (file) => file.startsWith('api/') || file.startsWith('grpc/') || file.startsWith('worker/'));
+      assert.equal(transportPath, undefined, `${root} reaches transport or worker code: ${transportPath?.join(' → ')}`);
+    }
+  });
+
+  test('only api/ and grpc/ import the data plane', () => {
+    for (const [file, imports] of graph) {
+      if (dataPlaneImporters.some((folder) => file.startsWith(folder))) continue;
+      const used = [...imports].filter((target) => target.startsWith('inference/'));
+      assert.deepEqual(used, [], `${file} imports the data plane; only ${dataPlaneImporters.join(', ')} may`);
     }
   });
 });
