@@ -84,6 +84,43 @@ describe('decodeJsonBody', () => {
   });
 });
 
+describe('decodeJsonBody: INT64/UINT64 JSON numbers exact (the parse thread\'s path)', () => {
+  const text =
+    '{"inputs":[{"name":"s","datatype":"INT64","shape":[2,2],"data":[[-9223372036854775808,9223372036854775807],["9007199254740993",-0]]},' +
+    '{"name":"u","datatype":"UINT64","shape":[2],"data":[18446744073709551615,9007199254740993]},' +
+    '{"name":"f","datatype":"FP32","shape":[1],"data":[1e20]}]}';
+
+  function bigints(decoded: ReturnType<typeof decodeJsonBody>, index: number, View: BigInt64ArrayConstructor | BigUint64ArrayConstructor): bigint[] {
+    const bytes = Buffer.from(decoded.inputs[index]!.bytes!);
+    return [...new View(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / 8)];
+  }
+
+  test('a JSON body: the extremes decode exactly, and the data is replaced by the marker as for any input', () => {
+    const decoded = decodeJsonBody(Buffer.from(text), options);
+    assert.deepEqual(bigints(decoded, 0, BigInt64Array), [-(2n ** 63n), 2n ** 63n - 1n, 2n ** 53n + 1n, 0n]);
+    assert.deepEqual(bigints(decoded, 1, BigUint64Array), [2n ** 64n - 1n, 2n ** 53n + 1n]);
+    assert.deepEqual(Buffer.from(decoded.inputs[2]!.bytes!), Buffer.from(decodeJsonData('f', 'FP32', [1], [1e20])));
+    for (const input of (decoded.header as { inputs: Array<{ data: unknown }> }).inputs) assert.equal(input.data, decodedDataMarker);
+  });
+
+  test('a binary-extension body: the JSON header is read exactly, the binary part is left as it is', () => {
+    const header = Buffer.from(text.replace(']}]}', ']},{"name":"b","datatype":"UINT8","shape":[2],"parameters":{"binary_data_size":2}}]}'));
+    const decoded = decodeJsonBody(Buffer.concat([header, Buffer.from([0x39, 0x5d])]), { ...options, headerLength: String(header.byteLength) });
+    assert.deepEqual(bigints(decoded, 1, BigUint64Array), [2n ** 64n - 1n, 2n ** 53n + 1n]);
+    assert.equal(decoded.binaryOffset, header.byteLength);
+  });
+
+  test('an out-of-range number is that input\'s decode error, naming the element', () => {
+    const decoded = decodeJsonBody(Buffer.from(text.replace('18446744073709551615', '18446744073709551616')), options);
+    assert.match(decodeErrorFromWire(decoded.inputs[1]!.error!).message, /Input 'u' \(UINT64\): element 0 is .*UINT64 range/);
+    assert.ok(decoded.inputs[0]!.bytes !== undefined);
+  });
+
+  test('the cost check still comes first: a too costly body is refused before anything is parsed or read again', () => {
+    assert.throws(() => decodeJsonBody(Buffer.from(text), { ...options, bounds: { maxContainers: 3, maxStrings: 100, maxValues: 100 } }), /more than 3 arrays and objects/);
+  });
+});
+
 describe('jsonPartLength', () => {
   test('the whole body, or a valid header length; undefined for what splitBinaryBody must refuse', () => {
     assert.equal(jsonPartLength(100, undefined, 50), 100);

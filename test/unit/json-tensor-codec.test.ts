@@ -118,6 +118,21 @@ describe('64-bit integers', () => {
     assert.deepEqual(out, ['9007199254740992']);
   });
 
+  test('negative zero is 0, and exact decimal strings of the extremes are read exactly', () => {
+    const signed = decodeJsonData('z', 'INT64', [3], [-0, '-9223372036854775808', '9223372036854775807']);
+    assert.deepEqual([...new BigInt64Array(signed.buffer, signed.byteOffset, 3)], [0n, -(2n ** 63n), 2n ** 63n - 1n]);
+    const unsigned = decodeJsonData('z', 'UINT64', [2], [-0, '18446744073709551615']);
+    assert.deepEqual([...new BigUint64Array(unsigned.buffer, unsigned.byteOffset, 2)], [0n, 2n ** 64n - 1n]);
+  });
+
+  test('a 64-bit refusal names the element and the range, and says both forms are accepted', () => {
+    assert.throws(
+      () => decodeJsonData('ids', 'UINT64', [2], [1, '18446744073709551616']),
+      /^GantryError: Input 'ids' \(UINT64\): element 1 is "18446744073709551616", expected an integer in UINT64 range \(0 to 18446744073709551615\), as a JSON number or a decimal string\.$/,
+    );
+    assert.throws(() => decodeJsonData('ids', 'INT64', [1], [2 ** 64]), /element 0 is 18446744073709552000, expected an integer in INT64 range \(-9223372036854775808 to 9223372036854775807\)/);
+  });
+
   test('out-of-range and unsafe 64-bit values are rejected', () => {
     assertInvalid(() => decodeJsonData('i64', 'INT64', [1], ['9223372036854775808']), 'i64');
     assertInvalid(() => decodeJsonData('i64', 'INT64', [1], ['-9223372036854775809']), 'i64');
