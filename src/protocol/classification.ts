@@ -62,30 +62,18 @@ function numericCompare(values: ArrayLike<number | bigint>): (a: number, b: numb
 }
 
 function scoresOf(output: Tensor): Scores {
-  switch (output.datatype) {
-    case 'BYTES':
-    case 'BOOL':
-      throw errors.invalidArgument(
-        `Output '${output.name}': classification needs a numeric output, but it is ${output.datatype}.`,
-      );
-    case 'FP16': {
-      const bits = typedView('FP16', output.data) as Uint16Array;
-      const values = Float64Array.from(bits, fromFloat16Bits);
-      return { count: values.length, compare: numericCompare(values), text: (i) => shortestText(values[i]!, sameFloat16) };
-    }
-    case 'FP32': {
-      const values = typedView('FP32', output.data) as Float32Array;
-      return { count: values.length, compare: numericCompare(values), text: (i) => shortestText(values[i]!, Math.fround) };
-    }
-    case 'FP64': {
-      const values = typedView('FP64', output.data) as Float64Array;
-      return { count: values.length, compare: numericCompare(values), text: (i) => String(values[i]!) };
-    }
-    default: {
-      const values = typedView(output.datatype, output.data) as ArrayLike<number | bigint>;
-      return { count: values.length, compare: numericCompare(values), text: (i) => String(values[i]!) };
-    }
+  const { datatype } = output;
+  if (datatype === 'BYTES' || datatype === 'BOOL') {
+    throw errors.invalidArgument(`Output '${output.name}': classification needs a numeric output, but it is ${datatype}.`);
   }
+  const view = typedView(datatype, output.data);
+  if (datatype === 'FP16') {
+    const values = Float64Array.from(view as Uint16Array, fromFloat16Bits);
+    return { count: values.length, compare: numericCompare(values), text: (i) => shortestText(values[i]!, sameFloat16) };
+  }
+  // FP32 values are written in their own precision; FP64 and integers (64-bit ones as bigints) in full.
+  const text = datatype === 'FP32' ? (i: number) => shortestText(view[i] as number, Math.fround) : (i: number) => String(view[i]!);
+  return { count: view.length, compare: numericCompare(view), text };
 }
 
 /**
