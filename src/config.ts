@@ -57,6 +57,11 @@ const configSchema = z.object({
   GANTRY_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
   /** Most output elements one request may have answered as JSON; past it, binary_data_output is needed. */
   GANTRY_MAX_JSON_OUTPUT_ELEMENTS: z.coerce.number().int().positive().default(4_000_000),
+  /**
+   * Inference answers of at least this many bytes are compressed for a caller whose Accept-Encoding asks for gzip
+   * or deflate; smaller ones cost more CPU to compress than they save on a LAN. 0 compresses every answer asked for.
+   */
+  GANTRY_RESPONSE_COMPRESSION_MIN_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
   /** Input bytes one API process keeps queued or running for one model. */
   GANTRY_MAX_QUEUED_BYTES_PER_MODEL: z.coerce.number().int().positive().default(512 * 1024 ** 2),
   /**

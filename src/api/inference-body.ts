@@ -7,12 +7,16 @@ import { checkJsonCost, couldExceedJsonCost, isJsonTooCostly, jsonCostBounds } f
 import { readBoundedBody } from './bounded-body.js';
 import { InflightBytes, type InflightReservation } from './inflight-bytes.js';
 import { JsonParsePool, limitOfParseError, offThreadParseMinBytes, parseThreadHeapMb } from './json-parse-pool.js';
+import { readDecompressedBody, requestCodingOf, type RequestCoding } from './request-decompression.js';
+import { registerResponseCompression } from './response-compression.js';
 import type { ApiServices } from './services.js';
 
 /** What the preParsing hook decided about a body, for the parser that reads it. */
 interface BodyRead {
   reply: FastifyReply;
   binary: boolean;
+  /** How the body is compressed (Content-Encoding); limits and the in-flight budget apply to it decompressed. */
+  coding: RequestCoding;
   limitBytes: number;
   contentLength: number | undefined;
   reservation: InflightReservation;
@@ -35,11 +39,21 @@ declare module 'fastify' {
 }
 
 /**
- * How the inference route reads its bodies, within the limits (README "Limits"): before a byte is read, a body
- * too large for its kind (binary or JSON) or for the in-flight budget is refused; then it is read into one buffer,
+ * A Content-Type Fastify can parse (`type/subtype`, parameters aside); any other value it refuses with 415
+ * before a body parser is even chosen.
+ */
+const parsableMediaType = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(?:;|$)/;
+
+/**
+ * How the inference route reads its bodies, within the limits (README "Limits"). Like Triton it reads any
+ * body whatever its Content-Type (tritonclient.http sends none): as JSON, or as a JSON header plus raw tensors
+ * when Inference-Header-Content-Length is present; a `Content-Encoding: gzip | deflate` body is decompressed as
+ * it arrives, the limits and the header length applying to it decompressed. Before a byte is read, a body too
+ * large for its kind (binary or JSON) or for the in-flight budget is refused; then it is read into one buffer,
  * its JSON part checked for parse cost, and parsed on the event loop when small or in a parse thread when large
  * (which also decodes the inputs' `data`). The handler finds the JSON header as the request body and the rest on
- * `request.inferBody`. Registered inside the route's own context, so other routes keep Fastify's parsers.
+ * `request.inferBody`. Answers are compressed for callers that ask (Accept-Encoding). Registered inside the
+ * route's own context, so other routes keep Fastify's parsers.
  */
 export function registerInferenceBodyReading(app: FastifyInstance, services: ApiServices): void {
   const { config, metrics } = services;
@@ -74,6 +88,12 @@ export function registerInferenceBodyReading(app: FastifyInstance, services: Api
         })
       : undefined;
   if (parsePool !== undefined) app.addHook('onClose', () => parsePool.close());
+  registerResponseCompression(app, { minBytes: config.GANTRY_RESPONSE_COMPRESSION_MIN_BYTES });
+  const decompressedTooLarge = (coding: RequestCoding, limitBytes: number, binary: boolean) =>
+    new GantryError(
+      ErrorCode.PayloadTooLarge,
+      `The request body, decompressed (Content-Encoding: ${coding}), exceeds ${limitBytes} bytes, the limit of ${binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES ? 'GANTRY_MAX_REQUEST_BYTES' : 'GANTRY_MAX_JSON_REQUEST_BYTES'}.`,
+    );
 
   // Before a byte of the body is read: refuse what is too large or does not fit the in-flight budget, and tie
   // the body's reservation to the response, so it is released exactly once on every path.
@@ -81,32 +101,51 @@ export function registerInferenceBodyReading(app: FastifyInstance, services: Api
   app.addHook('preParsing', (request, reply, payload, done) => {
     const binary = request.headers[inferenceHeaderContentLength] !== undefined;
     const limitBytes = binary ? config.GANTRY_MAX_REQUEST_BYTES : maxJsonBytes;
+    let coding: RequestCoding;
+    try {
+      coding = requestCodingOf(request.headers['content-encoding']);
+    } catch (error) {
+      return done(error as Error);
+    }
+    // A Content-Type Fastify cannot parse would be refused (415) before the catch-all parser below is chosen.
+    const contentType = request.headers['content-type'];
+    if (contentType !== undefined && !parsableMediaType.test(contentType)) delete request.headers['content-type'];
     const lengthHeader = request.headers['content-length'];
-    const contentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
+    const sentLength = lengthHeader === undefined ? undefined : Number(lengthHeader);
     const reservation = inflight.open();
     reply.raw.once('close', () => reservation.release());
-    if (contentLength !== undefined) {
-      if (contentLength > limitBytes) return done(refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary)));
-      if (!reservation.grow(contentLength)) return done(refuse(reply, 'inflight_bytes', busy()));
+    if (sentLength !== undefined) {
+      if (sentLength > limitBytes) return done(refuse(reply, binary ? 'request_body' : 'json_body', tooLarge(binary)));
+      // A compressed body is reserved as it inflates: its Content-Length says nothing of what it will hold.
+      if (coding === 'identity' && !reservation.grow(sentLength)) return done(refuse(reply, 'inflight_bytes', busy()));
     }
-    request.inferBody = { read: { reply, binary, limitBytes, contentLength, reservation } };
+    const contentLength = coding === 'identity' ? sentLength : undefined;
+    request.inferBody = { read: { reply, binary, coding, limitBytes, contentLength, reservation } };
     done(null, payload);
   });
 
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser(['application/json', 'application/octet-stream'], async (request: FastifyRequest, payload: Readable) => {
+  // Every body is read here, whatever its Content-Type says, or without one.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', async (request: FastifyRequest, payload: Readable) => {
     const state = request.inferBody;
     if (state === null) throw errors.internal('The request body was not prepared for reading.');
     const { read } = state;
+    const limitOptions = {
+      limitBytes: read.limitBytes,
+      reservation: read.reservation,
+      tooLarge: () => refuse(read.reply, read.binary ? 'request_body' : 'json_body', tooLarge(read.binary)),
+      busy: () => refuse(read.reply, 'inflight_bytes', busy()),
+    };
     let body: Buffer;
     try {
-      body = await readBoundedBody(payload, {
-        limitBytes: read.limitBytes,
-        contentLength: read.contentLength,
-        reservation: read.reservation,
-        tooLarge: () => refuse(read.reply, read.binary ? 'request_body' : 'json_body', tooLarge(read.binary)),
-        busy: () => refuse(read.reply, 'inflight_bytes', busy()),
-      });
+      body =
+        read.coding === 'identity'
+          ? await readBoundedBody(payload, { ...limitOptions, contentLength: read.contentLength })
+          : await readDecompressedBody(payload, {
+              ...limitOptions,
+              coding: read.coding,
+              decompressedTooLarge: () => refuse(read.reply, 'decompressed_body', decompressedTooLarge(read.coding, read.limitBytes, read.binary)),
+            });
     } catch (error) {
       // A body that ended early or was cut: its reservation goes now, not when the (dead) response closes.
       read.reservation.release();

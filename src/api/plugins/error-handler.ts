@@ -1,4 +1,4 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ErrorCode, GantryError, httpStatusFor } from '../../errors.js';
@@ -34,6 +34,22 @@ function validationMessage(error: FastifyError): string {
   return `Invalid request: ${error.message}`;
 }
 
+/** Body types routes parse, in the order a 415 answer lists them. */
+const namedContentTypes = ['application/json', 'application/octet-stream', 'multipart/form-data'];
+
+/**
+ * What a 415 says: the Content-Type sent (or that none was) and those the route takes, read from the parsers of
+ * the route's own context (`server`), so each route's answer stays true as routes change.
+ */
+function unsupportedContentTypeMessage(request: FastifyRequest, server: FastifyInstance): string {
+  const sent = request.headers['content-type'];
+  const accepted = namedContentTypes.filter((type) => server.hasContentTypeParser(type));
+  const route = `${request.method} ${request.routeOptions.url ?? request.url.split('?')[0]}`;
+  const takes = accepted.length === 0 ? 'takes no request body' : `takes ${accepted.join(' or ')}`;
+  const what = sent === undefined || sent === '' ? 'A request body without a Content-Type' : `Content-Type '${sent.slice(0, 100)}'`;
+  return `${what} is not supported here: ${route} ${takes}.`;
+}
+
 /**
  * The one place errors become HTTP responses. 4xx bodies say what was wrong; 5xx bodies stay generic and the
  * detail goes to the log.
@@ -57,9 +73,9 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     } else if ((error as FastifyError).statusCode === 413 || (error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       code = ErrorCode.PayloadTooLarge;
       message = `The request body is larger than the limit of ${app.initialConfig.bodyLimit} bytes (GANTRY_MAX_REQUEST_BYTES).`;
-    } else if ((error as FastifyError).statusCode === 415) {
+    } else if ((error as FastifyError).code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       code = ErrorCode.InvalidArgument;
-      message = `Unsupported Content-Type '${request.headers['content-type'] ?? ''}'.`;
+      message = unsupportedContentTypeMessage(request, reply.server);
     } else if (typeof (error as FastifyError).statusCode === 'number' && (error as FastifyError).statusCode! < 500) {
       code = ErrorCode.InvalidArgument;
       message = error.message;
