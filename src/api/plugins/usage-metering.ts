@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ApiMetrics } from '../../metrics/api-metrics.js';
-import { TenantMetricLabels } from '../../usage/tenant-metric-labels.js';
 import type { UsageMeter } from '../../usage/usage-meter.js';
+import { UsageRecorder } from '../../usage/usage-recorder.js';
 import type { UsageOutcome } from '../../usage/usage-record.js';
 
 /**
@@ -23,6 +23,10 @@ export interface RequestUsage {
 }
 
 declare module 'fastify' {
+  interface FastifyInstance {
+    /** Meters inference calls for every transport (the gRPC server records through this one too). */
+    usageRecorder: UsageRecorder;
+  }
   interface FastifyRequest {
     /** The usage of an inference request (null on routes that are not metered). */
     usage: RequestUsage | null;
@@ -56,14 +60,20 @@ export interface UsageMeteringOptions {
 /**
  * Meters every inference request once, when its response has been sent (or when its client went away first):
  * tenant and key from `request.principal`, model, version, rows and compute from `request.usage`, bytes in from
- * Content-Length and bytes out from the response's Content-Length. The meter flushes to Redis on its own and
+ * Content-Length and bytes out from the response's Content-Length (src/usage/usage-recorder.ts records it). The meter flushes to Redis on its own and
  * once more when the app closes. The hooks go on the metered routes only, so other routes pay nothing.
  */
 async function usageMeteringPlugin(app: FastifyInstance, options: UsageMeteringOptions): Promise<void> {
   const { meter, metrics } = options;
-  const labels = new TenantMetricLabels(options.maxTenantMetrics, (bound) =>
-    app.log.warn({ maxTenants: bound }, 'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics'),
-  );
+  const recorder = new UsageRecorder({
+    meter,
+    tenantRequests: metrics.tenantRequests,
+    tenantComputeSeconds: metrics.tenantComputeSeconds,
+    maxTenantMetrics: options.maxTenantMetrics,
+    onTenantBound: (bound) =>
+      app.log.warn({ maxTenants: bound }, 'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics'),
+  });
+  app.decorate('usageRecorder', recorder);
   app.decorateRequest('usage', null);
 
   /** Meters one request; `reply` is undefined when the client went away before its answer was sent. */
@@ -75,22 +85,16 @@ async function usageMeteringPlugin(app: FastifyInstance, options: UsageMeteringO
     const usage = (request.usage ??= {});
     if (usage.metered === true) return;
     usage.metered = true;
-    const computeNs = usage.computeNs ?? 0;
-    const outcome = reply === undefined ? 'client_error' : outcomeOf(reply.statusCode, usage);
-    meter.record({
-      tenant: principal.tenant,
-      keyId: principal.keyId,
-      model: usage.model ?? '',
-      version: usage.version ?? '',
-      outcome,
-      rows: usage.rows ?? 0,
-      computeNs,
+    recorder.record({
+      principal,
+      model: usage.model,
+      version: usage.version,
+      rows: usage.rows,
+      computeNs: usage.computeNs,
+      outcome: reply === undefined ? 'client_error' : outcomeOf(reply.statusCode, usage),
       bytesIn: Number(request.headers['content-length'] ?? 0) || 0,
       bytesOut: reply === undefined ? 0 : Number(reply.getHeader('content-length') ?? 0) || 0,
     });
-    const tenant = labels.labelFor(principal.tenant);
-    metrics.tenantRequests.inc({ tenant });
-    if (computeNs > 0) metrics.tenantComputeSeconds.inc({ tenant }, computeNs / 1e9);
   };
 
   app.addHook('onRoute', (route: RouteOptions) => {
