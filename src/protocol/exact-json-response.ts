@@ -30,7 +30,8 @@ export function exactResponseText(response: { outputs: Array<Record<string, unkn
   const outputTexts = outputs.map((output, index) => {
     const tensor = exact.get(index);
     if (tensor === undefined) return JSON.stringify(output);
-    const { data: _approximate, ...fields } = output;
+    const fields = { ...output };
+    delete fields.data;
     return `${JSON.stringify(fields).slice(0, -1)},"data":[${exactNumbers(tensor)}]}`;
   });
   // The envelope always has model_name, so its text ends in "}" after at least one member.

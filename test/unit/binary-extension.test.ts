@@ -346,8 +346,12 @@ describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers',
   const fp32: Tensor = { name: 'scores', datatype: 'FP32', shape: [2], data: decodeJsonData('scores', 'FP32', [2], [0.5, -1]) };
 
   /** Reads JSON text keeping every integer exact (as tritonclient's and Triton's parsers do): integers as bigints. */
-  function parseExact(text: string): any {
-    return losslessParse(text, undefined, (digits) => (/^-?\d+$/.test(digits) ? BigInt(digits) : Number(digits)));
+  interface ParsedResponse {
+    outputs: Array<{ data: unknown[] }>;
+  }
+
+  function parseExact(text: string): ParsedResponse {
+    return losslessParse(text, undefined, (digits) => (/^-?\d+$/.test(digits) ? BigInt(digits) : Number(digits))) as ParsedResponse;
   }
 
   test('all JSON: `serialized` is the whole response with the digits exact, in the object\'s key order', () => {
@@ -367,14 +371,14 @@ describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers',
         '{"name":"unsigned","datatype":"UINT64","shape":[3],"data":[0,9007199254740993,18446744073709551615]}]}',
     );
     const exact = parseExact(serialized);
-    assert.deepEqual(exact.outputs[0].data, int64Values);
-    assert.deepEqual(exact.outputs[2].data, uint64Values);
+    assert.deepEqual(exact.outputs[0]!.data, int64Values);
+    assert.deepEqual(exact.outputs[2]!.data, uint64Values);
     // Valid OIP for any JSON reader: the response schema accepts it, and a plain JSON.parse only rounds.
-    const plain = JSON.parse(serialized);
+    const plain = JSON.parse(serialized) as ParsedResponse;
     assert.ok(inferResponseSchema.safeParse(plain).success);
-    assert.deepEqual(plain.outputs[1].data, [0.5, -1]);
+    assert.deepEqual(plain.outputs[1]!.data, [0.5, -1]);
     // The object form is unchanged: numbers while exact, decimal strings beyond 2^53.
-    assert.deepEqual((result.json as any).outputs[2].data, [0, '9007199254740993', '18446744073709551615']);
+    assert.deepEqual((result.json as ParsedResponse).outputs[2]!.data, [0, '9007199254740993', '18446744073709551615']);
   });
 
   test('responses without a 64-bit JSON output keep the object path (no `serialized`)', () => {
@@ -398,7 +402,7 @@ describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers',
       '{"model_name":"m","outputs":[{"name":"scores","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}},' +
         '{"name":"unsigned","datatype":"UINT64","shape":[3],"data":[0,9007199254740993,18446744073709551615]}]}',
     );
-    assert.deepEqual(parseExact(headerText).outputs[1].data, uint64Values);
+    assert.deepEqual(parseExact(headerText).outputs[1]!.data, uint64Values);
     assert.deepEqual(encodeJsonData('FP32', body.subarray(result.headerLength)), [0.5, -1]);
   });
 
