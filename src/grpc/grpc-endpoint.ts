@@ -1,0 +1,73 @@
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import type { RequestAdmission } from '../limits/request-admission.js';
+import type { Logger } from '../logger.js';
+import { createGrpcMetrics } from '../metrics/grpc-metrics.js';
+import type { UsageRecorder } from '../usage/usage-recorder.js';
+import { GrpcServer } from './grpc-server.js';
+import { HealthService } from './health-service.js';
+import { inferenceCallGate } from './inference-call-gate.js';
+import { inferenceMethods, type InferenceMethodSources } from './inference-methods.js';
+import { tritonModelConfigHandlers } from './triton-model-config.js';
+import { tritonModelStatisticsHandlers } from './triton-model-statistics.js';
+import { tritonRepositoryHandlers } from './triton-repository.js';
+
+/** What the gRPC methods read: the API role's services (ApiServices fits) and the inference service. */
+export type GrpcEndpointSources = InferenceMethodSources &
+  Parameters<typeof tritonModelConfigHandlers>[0] &
+  Parameters<typeof tritonModelStatisticsHandlers>[0] &
+  Parameters<typeof tritonRepositoryHandlers>[0] & {
+    config: Pick<Config, 'HOST' | 'GANTRY_GRPC_PORT' | 'GANTRY_MAX_REQUEST_BYTES' | 'GANTRY_MAX_RESPONSE_BYTES'>;
+    metrics: { registry: Registry };
+  };
+
+/**
+ * Room in a response message beyond its output tensors (names, datatypes, shapes, parameters): outputs themselves
+ * are bounded by GANTRY_MAX_RESPONSE_BYTES on the worker, so the message limit only adds this.
+ */
+const responseMessageOverheadBytes = 1024 * 1024;
+
+/** The started gRPC endpoint: close it on the API's shutdown path. */
+export interface GrpcEndpoint {
+  port: number;
+  /** Ends health watches, lets calls in flight finish within `timeoutMs`, then cancels the rest. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * Starts the Open Inference Protocol over gRPC on HOST:GANTRY_GRPC_PORT, or nothing when the port is 0. The
+ * limits and the usage recorder are the REST plugins' own objects (app.requestAdmission, app.usageRecorder), so
+ * both transports share one tenant share, one set of rate counters and one usage report.
+ */
+export async function startGrpcEndpoint(sources: GrpcEndpointSources, admission: RequestAdmission, recorder: UsageRecorder, logger: Logger): Promise<GrpcEndpoint | undefined> {
+  const { config } = sources;
+  if (config.GANTRY_GRPC_PORT === 0) return undefined;
+  const health = new HealthService(sources);
+  const server = new GrpcServer({
+    services: {
+      'inference.GRPCInferenceService': {
+        ...inferenceMethods(sources),
+        ...tritonModelConfigHandlers(sources),
+        ...tritonModelStatisticsHandlers(sources),
+        ...tritonRepositoryHandlers(sources),
+      },
+      'grpc.health.v1.Health': health.handlers,
+    },
+    authenticator: sources.authenticator,
+    gate: inferenceCallGate(admission, recorder),
+    metrics: createGrpcMetrics(sources.metrics.registry),
+    logger: logger.child({ transport: 'grpc' }),
+    maxReceiveMessageBytes: config.GANTRY_MAX_REQUEST_BYTES,
+    maxSendMessageBytes: config.GANTRY_MAX_RESPONSE_BYTES + responseMessageOverheadBytes,
+  });
+  const port = await server.listen(config.HOST, config.GANTRY_GRPC_PORT);
+  logger.info({ host: config.HOST, port }, 'gRPC endpoint listening (Open Inference Protocol)');
+  return {
+    port,
+    close: (timeoutMs) => {
+      // Open Watch streams would hold the graceful shutdown until its timeout.
+      health.close();
+      return server.close(timeoutMs);
+    },
+  };
+}
