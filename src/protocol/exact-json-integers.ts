@@ -112,6 +112,11 @@ const openBracket = 0x5b;
 const closeBracket = 0x5d;
 const openBrace = 0x7b;
 const closeBrace = 0x7d;
+const minus = 0x2d;
+const digitZero = 0x30;
+const digitNine = 0x39;
+
+const plainInteger = /^-?\d{1,20}$/;
 
 /**
  * Walks JSON text that JSON.parse has already accepted (so it checks nothing), by character positions in the
@@ -120,38 +125,55 @@ const closeBrace = 0x7d;
 class JsonTextScanner {
   constructor(private readonly text: string) {}
 
-  /** The `data` of the request's inputs at `indices`, with 64-bit numbers exact; by input index. */
+  /**
+   * The `data` of the request's inputs at `indices`, with 64-bit numbers exact; by input index. One pass over the
+   * text: each member is read where it is met, and a later duplicate key reads its value again and replaces it.
+   */
   inputData(indices: ReadonlySet<number>): Map<number, unknown> {
-    const found = new Map<number, unknown>();
-    const inputsAt = this.memberValue(this.skipSpace(0), 'inputs');
-    if (inputsAt === undefined || this.text.charCodeAt(inputsAt) !== openBracket) return found;
-    let position = this.skipSpace(inputsAt + 1);
-    for (let index = 0; this.text.charCodeAt(position) !== closeBracket; index++) {
-      if (indices.has(index) && this.text.charCodeAt(position) === openBrace) {
-        const dataAt = this.memberValue(position, 'data');
-        if (dataAt !== undefined) found.set(index, this.readElements(dataAt));
-      }
-      position = this.skipSpace(this.skipValue(position));
-      if (this.text.charCodeAt(position) === comma) position = this.skipSpace(position + 1);
-    }
+    let found = new Map<number, unknown>();
+    const rootAt = this.skipSpace(0);
+    if (this.text.charCodeAt(rootAt) !== openBrace) return found;
+    this.readMembers(rootAt, (key, valueAt) => {
+      if (key !== 'inputs' || this.text.charCodeAt(valueAt) !== openBracket) return undefined;
+      found = new Map();
+      return this.readInputs(valueAt, indices, found);
+    });
     return found;
   }
 
-  /** Where the value of the object's last member named `name` starts (the object starts at `objectAt`). */
-  private memberValue(objectAt: number, name: string): number | undefined {
-    if (this.text.charCodeAt(objectAt) !== openBrace) return undefined;
-    let found: number | undefined;
+  /** Reads the inputs array starting at `arrayAt` into `found`; returns the position after it. */
+  private readInputs(arrayAt: number, indices: ReadonlySet<number>, found: Map<number, unknown>): number {
+    let position = this.skipSpace(arrayAt + 1);
+    for (let index = 0; this.text.charCodeAt(position) !== closeBracket; index++) {
+      if (indices.has(index) && this.text.charCodeAt(position) === openBrace) {
+        position = this.readMembers(position, (key, valueAt) => {
+          if (key !== 'data') return undefined;
+          const { value, end } = this.readElements(valueAt);
+          found.set(index, value);
+          return end;
+        });
+      } else position = this.skipValue(position);
+      position = this.skipSpace(position);
+      if (this.text.charCodeAt(position) === comma) position = this.skipSpace(position + 1);
+    }
+    return position + 1;
+  }
+
+  /**
+   * Walks the members of the object starting at `objectAt`, in order, calling `read` with each key and where its
+   * value starts; `read` returns the position after the value when it read it, undefined to have it skipped.
+   * @returns the position after the object.
+   */
+  private readMembers(objectAt: number, read: (key: string, valueAt: number) => number | undefined): number {
     let position = this.skipSpace(objectAt + 1);
     while (this.text.charCodeAt(position) === quote) {
       const keyEnd = this.skipString(position);
       const key = this.stringValue(position, keyEnd);
-      position = this.skipSpace(keyEnd);
-      position = this.skipSpace(position + 1); // the colon
-      if (key === name) found = position;
-      position = this.skipSpace(this.skipValue(position));
+      position = this.skipSpace(this.skipSpace(keyEnd) + 1); // past the colon
+      position = this.skipSpace(read(key, position) ?? this.skipValue(position));
       if (this.text.charCodeAt(position) === comma) position = this.skipSpace(position + 1);
     }
-    return found;
+    return position + 1;
   }
 
   /**
@@ -159,16 +181,21 @@ class JsonTextScanner {
    * (or as JSON.parse reads them when they are not integers of at most 20 digits), everything else as JSON.parse
    * reads it. Iterative: no nesting can overflow the stack.
    */
-  private readElements(valueAt: number): unknown {
-    if (this.text.charCodeAt(valueAt) !== openBracket) return this.readScalar(valueAt, this.skipValue(valueAt));
+  private readElements(valueAt: number): { value: unknown; end: number } {
+    if (this.text.charCodeAt(valueAt) !== openBracket) {
+      const end = this.skipValue(valueAt);
+      return { value: this.readScalar(valueAt, end), end };
+    }
     const root: unknown[] = [];
     const stack: unknown[][] = [root];
     let position = this.skipSpace(valueAt + 1);
-    while (stack.length > 0) {
+    for (;;) {
       const code = this.text.charCodeAt(position);
       if (code === closeBracket) {
         stack.pop();
-        position = this.skipSpace(position + 1);
+        position++;
+        if (stack.length === 0) return { value: root, end: position };
+        position = this.skipSpace(position);
       } else if (code === comma) {
         position = this.skipSpace(position + 1);
       } else if (code === openBracket) {
@@ -182,13 +209,18 @@ class JsonTextScanner {
         position = this.skipSpace(end);
       }
     }
-    return root;
   }
 
   private readScalar(start: number, end: number): unknown {
     const source = this.text.slice(start, end);
-    const value: unknown = JSON.parse(source);
-    if (typeof value !== 'number' || Math.abs(value) < exactLimit) return value;
+    const first = this.text.charCodeAt(start);
+    const isNumber = first === minus || (first >= digitZero && first <= digitNine);
+    // Strings and literals as JSON.parse reads them; Number() reads a JSON number's text exactly as it does.
+    if (!isNumber) return JSON.parse(source) as unknown;
+    const value = Number(source);
+    if (Math.abs(value) < exactLimit) return value;
+    // Plain digits are already the exact decimal text (valid JSON has no leading zeros).
+    if (plainInteger.test(source)) return source;
     return exactIntegerText(source) ?? value;
   }
 
