@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
-import { inferenceQueueName } from '../queue/names.js';
+import { inferenceQueueName } from '../redis-keys.js';
 import { createRedis, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { BlobCollector } from '../registry/blob-collector.js';
@@ -25,6 +25,7 @@ import { buildApp } from './app.js';
 import { ModelCatalog } from '../inference/model-catalog.js';
 import { InferenceService } from '../inference/inference-service.js';
 import type { ApiServices } from './services.js';
+import { startGrpcEndpoint, type GrpcEndpoint } from '../grpc/grpc-endpoint.js';
 
 /**
  * The API role: the HTTP server, its Redis connections (a fail-fast producer and a subscriber for replies
@@ -32,6 +33,8 @@ import type { ApiServices } from './services.js';
  */
 export class ApiRole {
   readonly app: FastifyInstance;
+  /** The data plane every transport calls (the REST routes through `app`; tests call it directly). */
+  readonly inference: InferenceService;
   private readonly redis: Redis;
   private readonly subscriber: Redis;
   private readonly replies: ReplyListener;
@@ -41,9 +44,15 @@ export class ApiRole {
   private accepting = true;
   private stopControlPlane: () => void = () => undefined;
   private closing: Promise<void> | undefined;
+  private readonly services: ApiServices;
+  private readonly logger: Logger;
+  private grpc: GrpcEndpoint | undefined;
 
-  private constructor(app: FastifyInstance, services: ApiServices, subscriber: Redis, replies: ReplyListener) {
+  private constructor(app: FastifyInstance, services: ApiServices, subscriber: Redis, replies: ReplyListener, logger: Logger) {
     this.app = app;
+    this.services = services;
+    this.logger = logger;
+    this.inference = services.inference;
     this.redis = services.redis;
     this.subscriber = subscriber;
     this.replies = replies;
@@ -163,7 +172,7 @@ export class ApiRole {
       isAcceptingWork,
     };
     const app = await buildApp(services, { ...loggerOptions(config, 'api') });
-    role = new ApiRole(app, services, subscriber, replies);
+    role = new ApiRole(app, services, subscriber, replies, logger);
     role.stopControlPlane = controlPlane.stop;
     return role;
   }
@@ -173,15 +182,27 @@ export class ApiRole {
   }
 
   /**
+   * Starts the Open Inference Protocol over gRPC on HOST:GANTRY_GRPC_PORT (nothing when it is 0), sharing the REST
+   * plugins' limits and usage recorder. @returns the bound port, or undefined when gRPC is off.
+   */
+  async listenGrpc(): Promise<number | undefined> {
+    this.grpc = await startGrpcEndpoint(this.services, this.app.requestAdmission, this.app.usageRecorder, this.logger);
+    return this.grpc?.port;
+  }
+
+  /**
    * Shutdown: readiness goes false and new inferences are refused at once; requests already accepted get their
    * answers (bounded by the shutdown timeout); then connections close.
    */
   close(timeoutMs: number): Promise<void> {
     this.closing ??= (async () => {
       this.accepting = false;
+      // gRPC takes no new calls from here; its calls in flight drain with the HTTP requests below.
+      const grpcClosed = this.grpc?.close(timeoutMs);
       const deadline = Date.now() + timeoutMs;
       while (this.replies.pendingInferenceCount > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       this.replies.rejectAll(errors.shuttingDown());
+      await grpcClosed;
       await this.guardian.stop();
       await this.blobCollector.stop();
       await this.app.close();

@@ -90,6 +90,8 @@ export class InferenceService {
       const schedule = readScheduleParameters(call.parameters);
       const ownTimeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
       const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
+      // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
+      if (call.signal?.aborted === true) throw errors.cancelled();
 
       const outcome = await producer.submit(
         { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) },
