@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { hashKey, newAdminKey } from './api-key-format.js';
 import { publishAuthEvent } from './auth-events.js';
-import { adminKeyKey } from './auth-redis-keys.js';
+import { adminKeyKey } from '../redis-keys.js';
 
 /** Where the admin key in force came from. */
 export type AdminKeySource = 'environment' | 'generated' | 'rotated';

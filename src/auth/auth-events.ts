@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { authEventsChannel } from './auth-redis-keys.js';
+import { authEventsChannel } from '../redis-keys.js';
 
 /**
  * What every API process must forget from its authentication caches, published on one channel whenever a

@@ -6,7 +6,7 @@ import { subscribeWhenReady } from '../queue/redis-connection.js';
 import { ensureAdminKey, readAdminKey } from './admin-key.js';
 import { keyIdOf } from './api-key-format.js';
 import { parseAuthEvent, type AuthEvent } from './auth-events.js';
-import { authEventsChannel } from './auth-redis-keys.js';
+import { authEventsChannel } from '../redis-keys.js';
 import type { KeyStore, StoredApiKey } from './key-store.js';
 import { defaultTenant, type Principal, type Scope } from './principal.js';
 import type { TenantRecord, TenantStore } from './tenant-store.js';

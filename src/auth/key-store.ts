@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { errors } from '../errors.js';
 import { hashKey, keyIdPattern, newApiKey } from './api-key-format.js';
 import { publishAuthEvent, type AuthChangeListener } from './auth-events.js';
-import { apiKeyKey, tenantKey, tenantKeyIndexKey } from './auth-redis-keys.js';
+import { apiKeyKey, tenantKey, tenantKeyIndexKey } from '../redis-keys.js';
 import { scopes as knownScopes, type Scope } from './principal.js';
 
 /** An API key as listed and answered: never its secret, never its hash. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { errors } from '../errors.js';
 import { publishAuthEvent, type AuthChangeListener } from './auth-events.js';
-import { apiKeyKey, tenantIndexKey, tenantKey, tenantKeyIndexKey } from './auth-redis-keys.js';
+import { apiKeyKey, tenantIndexKey, tenantKey, tenantKeyIndexKey } from '../redis-keys.js';
 import { defaultTenant } from './principal.js';
 
 /** A tenant: an owner of models and keys. */

@@ -2,10 +2,9 @@ import type { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
-import { registryEventsChannel } from '../queue/names.js';
-import { subscribeWhenReady } from '../queue/redis-connection.js';
 import type { ModelConfig, ModelConfigStore } from '../registry/model-config.js';
-import type { ModelRegistry, ModelVersion, RegistryEvent } from '../registry/model-registry.js';
+import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
+import { followRegistryEvents } from '../registry/registry-events.js';
 
 /** How long a cached version list is trusted when no invalidation event arrives (a missed event heals). */
 const cacheTtlMs = 2000;
@@ -38,21 +37,16 @@ export class ModelCatalog {
 
   /** Follows registry events on an already-connected subscriber connection. */
   async follow(subscriber: Redis): Promise<void> {
-    const channel = registryEventsChannel(this.prefix);
-    // 'messageBuffer', not 'message': a 'message' listener makes ioredis decode every message on this connection
-    // to a string, the multi-megabyte inference replies included.
-    subscriber.on('messageBuffer', (from: Buffer, message: Buffer) => {
-      if (from.toString() !== channel) return;
-      try {
-        const event = JSON.parse(message.toString('utf8')) as RegistryEvent;
-        this.invalidate(event.name);
-        if (event.type === 'model-deleted') for (const listener of this.deletionListeners) listener(event.name);
-      } catch {
+    await followRegistryEvents(subscriber, this.prefix, (event) => {
+      if (event === undefined) {
+        // Unreadable (or from a newer version): forget everything rather than guess which model it meant.
         this.cache.clear();
         this.configs.clear();
+        return;
       }
+      this.invalidate(event.name);
+      if (event.type === 'model-deleted') for (const listener of this.deletionListeners) listener(event.name);
     });
-    await subscribeWhenReady(subscriber, channel);
   }
 
   /** Calls `listener` with the name of each deleted model (from any API process), so per-model state can go. */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { tenantKey } from '../auth/auth-redis-keys.js';
+import { keyLimitsKey, tenantKey } from '../redis-keys.js';
 import { errors } from '../errors.js';
 import { RefreshingCache } from './refreshing-cache.js';
 import { keyLimitsSchema, tenantLimitsSchema, type KeyLimits, type TenantLimits } from './tenant-limits.js';
@@ -10,11 +10,6 @@ import { keyLimitsSchema, tenantLimitsSchema, type KeyLimits, type TenantLimits 
  * tenant when it is deleted and `POST`/`PATCH /v1/tenants` can set them too.
  */
 export const tenantLimitsField = 'limits';
-
-/** A key's limits: one JSON string beside the key's record (which is rewritten whole on every change of the key). */
-export function keyLimitsKey(prefix: string, keyId: string): string {
-  return `${prefix}:limits:key:${keyId}`;
-}
 
 /**
  * How long a process answers limits from memory before it reads them again (in the background). No answer is

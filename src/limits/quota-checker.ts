@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { errors } from '../errors.js';
-import { usageTotalKey } from '../usage/usage-keys.js';
+import { usageTotalKey } from '../redis-keys.js';
 import { periodKey, type PeriodTotals, type QuotaTotals, type UsageMeter } from '../usage/usage-meter.js';
 import { dayOf, monthOf, nextDayStart, nextMonthStart } from '../usage/usage-record.js';
 import { RefreshingCache } from './refreshing-cache.js';

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { rateCounterKey } from '../redis-keys.js';
 
 /** One rate to count: at most `limit` requests per `windowMs`, for one key or one tenant. */
 export interface RateRule {
@@ -43,15 +44,6 @@ for i = 1, rules do
   counts[i + 1] = count
 end
 return counts`;
-
-/**
- * The counter key of a rule for one window. The window number comes from this process's clock: processes on
- * hosts whose clocks agree to a few ms (NTP) share windows; a skew only moves a window's edge by that much. The
- * tenant's hash tag keeps a tenant's and its keys' counters on one Redis Cluster shard (one script touches them).
- */
-export function rateCounterKey(prefix: string, tenant: string, counter: string, windowMs: number, window: number): string {
-  return `${prefix}:rate{${tenant}}:${counter}:${windowMs}:${window}`;
-}
 
 /**
  * Counts requests against per-key and per-tenant rates in Redis: one round trip (one script) per request that

@@ -8,6 +8,30 @@ import type { Redis } from 'ioredis';
  */
 
 /**
+ * Tensor bytes up to this size ride inside the message that carries them (a job's JSON as base64, a reply
+ * after its header); larger ones get a key of their own. The one place this is decided, for jobs and replies.
+ */
+export const inlineValueLimitBytes = 64 * 1024;
+
+/** How long a value written for a request lives: until its deadline plus a margin, at least a second. */
+export function valueTtlMs(deadline: number): number {
+  return Math.max(1000, deadline - Date.now() + 5000);
+}
+
+/**
+ * Places tensor bytes for a message: when they fit inline (inlineValueLimitBytes) nothing is written and the
+ * caller carries `parts` in its message; otherwise they are written under `keyFor()`, expiring with the deadline
+ * so a lost message leaves nothing behind, before the message that names the key is sent.
+ * @returns undefined when the bytes go inline, else the key they were written under.
+ */
+export async function placeValue(redis: Redis, parts: readonly Uint8Array[], byteLength: number, keyFor: () => string, deadline: number): Promise<string | undefined> {
+  if (byteLength <= inlineValueLimitBytes) return undefined;
+  const key = keyFor();
+  await writeLargeValue(redis, key, parts, valueTtlMs(deadline));
+  return key;
+}
+
+/**
  * Writes `value` under `key`, expiring after `ttlMs`. The commands go out one by one on the connection, not as
  * an ioredis pipeline: a pipeline concatenates every command it carries into one more buffer before writing,
  * a second copy of the whole value. Commands sent on one connection still run in order, so a PUBLISH issued

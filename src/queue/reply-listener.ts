@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { errors, fromWire, type GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
 import { readLargeValue, readLargeValueRange } from './large-values.js';
-import { replyChannel } from './names.js';
+import { replyChannel } from '../redis-keys.js';
+import { ProcessIds } from './process-ids.js';
 import { subscribeWhenReady } from './redis-connection.js';
 import { decodeReply, type InferenceReplyHeader, type InferenceResult, type LoadReplyHeader } from './reply-codec.js';
 
@@ -24,16 +24,26 @@ interface Waiter<T> {
   maxOutputBytes?: number;
 }
 
+/** One registered wait for a reply: the id to put in the job, the reply, and a way to stop waiting. */
+export interface ReplyWait<T> {
+  correlationId: string;
+  /** Resolves with the worker's answer; rejects with its error, the one given to `cancel`, or rejectAll's. */
+  reply: Promise<T>;
+  /** Stops waiting (timeout, client gone): `reply` rejects with `reason`, and a reply arriving later is dropped. */
+  cancel: (reason: GantryError) => void;
+}
+
 /**
  * Receives the replies addressed to this process on its own pub/sub channel and hands each result to the
- * request waiting for it. One subscription per process, so no queue-wide event stream is read.
+ * request waiting for it. One subscription per process, so no queue-wide event stream is read. It is the only
+ * owner of correlation state: callers register a wait and get its id, its reply and a cancel, nothing more.
  */
 export class ReplyListener {
   readonly channel: string;
+  /** Where this process's correlation and job ids come from (the channel is named after the same process id). */
+  readonly ids = new ProcessIds();
   private readonly inferenceWaiters = new Map<string, Waiter<InferenceOutcome>>();
   private readonly loadWaiters = new Map<string, Waiter<ModelSignature>>();
-  private nextCorrelation = 0;
-  private readonly processId = randomUUID();
 
   constructor(
     private readonly subscriber: Redis,
@@ -42,7 +52,7 @@ export class ReplyListener {
     prefix: string,
     private readonly logger: Logger,
   ) {
-    this.channel = replyChannel(prefix, this.processId);
+    this.channel = replyChannel(prefix, this.ids.processId);
   }
 
   async start(): Promise<void> {
@@ -52,23 +62,28 @@ export class ReplyListener {
     await subscribeWhenReady(this.subscriber, this.channel);
   }
 
-  /** A process-unique id that ties a queued request to its reply. */
-  newCorrelationId(): string {
-    return `${this.processId.slice(0, 8)}-${(this.nextCorrelation++).toString(36)}`;
+  /** Waits for one inference request's reply; a reply announcing more than `maxOutputBytes` is refused unread. */
+  expectInference(options: { maxOutputBytes?: number } = {}): ReplyWait<InferenceOutcome> {
+    return this.expect(this.inferenceWaiters, options.maxOutputBytes);
   }
 
-  waitForInference(correlationId: string, waiter: Waiter<InferenceOutcome>): void {
-    this.inferenceWaiters.set(correlationId, waiter);
+  /** Waits for one load request's reply (the signature the worker read). */
+  expectLoad(): ReplyWait<ModelSignature> {
+    return this.expect(this.loadWaiters, undefined);
   }
 
-  waitForLoad(correlationId: string, waiter: Waiter<ModelSignature>): void {
-    this.loadWaiters.set(correlationId, waiter);
-  }
-
-  /** Stops waiting (timeout or client gone); a reply arriving later is dropped. */
-  forget(correlationId: string): void {
-    this.inferenceWaiters.delete(correlationId);
-    this.loadWaiters.delete(correlationId);
+  private expect<T>(waiters: Map<string, Waiter<T>>, maxOutputBytes: number | undefined): ReplyWait<T> {
+    const correlationId = this.ids.nextCorrelationId();
+    const reply = new Promise<T>((resolve, reject) => {
+      waiters.set(correlationId, { resolve, reject, ...(maxOutputBytes === undefined ? {} : { maxOutputBytes }) });
+    });
+    const cancel = (reason: GantryError) => {
+      const waiter = waiters.get(correlationId);
+      if (waiter === undefined) return;
+      waiters.delete(correlationId);
+      waiter.reject(reason);
+    };
+    return { correlationId, reply, cancel };
   }
 
   /** Inference requests still waiting for an answer (what shutdown waits for; loads finish without a client). */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { isValidQualifiedModelName } from '../auth/model-names.js';
-import { workDoorbellKey } from './names.js';
+import { workDoorbellKey } from '../redis-keys.js';
 
 /**
  * Entries the doorbell stream keeps (approximately: MAXLEN ~). A worker reads it in pages of `readCount`, so it

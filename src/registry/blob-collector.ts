@@ -5,6 +5,7 @@ import { isRedisUnavailableError } from '../queue/redis-connection.js';
 import type { BlobReferences } from './blob-references.js';
 import type { StoredBlob } from './model-store.js';
 import { RedisLock } from './redis-lock.js';
+import { blobCollectorLockKey } from '../redis-keys.js';
 
 /** What the collection needs of the model store (the file store has it; an object store can too). */
 export interface CollectableStore {
@@ -122,7 +123,7 @@ export class BlobCollector {
 
   private async pass(): Promise<CollectionPass> {
     if (!this.options.isRegistryTrusted()) return { skipped: 'registry-untrusted', collected: [] };
-    const lock = await RedisLock.tryAcquire(this.redis, `${this.prefix}:blob-gc:lock`, lockLeaseMs);
+    const lock = await RedisLock.tryAcquire(this.redis, blobCollectorLockKey(this.prefix), lockLeaseMs);
     if (lock === undefined) return { skipped: 'busy', collected: [] };
     try {
       return await this.collect(lock);

@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 import { errors } from '../errors.js';
+import { blobCollectingKey, blobPendingKey, blobReferencesKey, unreferencedBlobsKey } from '../redis-keys.js';
 
 /** How long a pending reference protects a blob whose upload died between publishing it and creating its version. */
 export const pendingReferenceTtlMs = 10 * 60_000;
@@ -89,16 +90,16 @@ export class BlobReferences {
   ) {}
 
   referencesKey(sha256: string): string {
-    return `${this.prefix}:blob:${sha256}:refs`;
+    return blobReferencesKey(this.prefix, sha256);
   }
   private pendingKey(sha256: string): string {
-    return `${this.prefix}:blob:${sha256}:pending`;
+    return blobPendingKey(this.prefix, sha256);
   }
   private claimKey(sha256: string): string {
-    return `${this.prefix}:blob:${sha256}:collecting`;
+    return blobCollectingKey(this.prefix, sha256);
   }
   private unreferencedKey(): string {
-    return `${this.prefix}:blobs:unreferenced`;
+    return unreferencedBlobsKey(this.prefix);
   }
 
   /**

@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { defaultExecutionSettings, type ExecutionSettings } from '../queue/job-contracts.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
-import { registryEventsChannel } from '../queue/names.js';
-import type { RegistryEvent } from './model-registry.js';
+import { modelConfigKey } from '../redis-keys.js';
+import { publishRegistryEvent } from './registry-events.js';
 import type { RegistryRecords } from './registry-records.js';
 import { onnxruntimeThreadsOf } from './thread-budget.js';
 
@@ -55,11 +55,6 @@ export function defaultModelConfig(): ModelConfig {
   return modelConfigSchema.parse({});
 }
 
-/** The Redis key of a model's configuration; the `{name}` hash tag keeps it on the model's shard. */
-export function modelConfigKey(prefix: string, name: string): string {
-  return `${prefix}:model:{${name}}:config`;
-}
-
 /** Replaces the stored document only if nobody changed it since it was read (an optimistic update). */
 const compareAndSetScript = `
 local current = redis.call('GET', KEYS[1])
@@ -104,8 +99,7 @@ export class ModelConfigStore {
       const written = await this.redis.eval(compareAndSetScript, 1, key, stored ?? '', JSON.stringify(next));
       if (written === 1) {
         await this.records?.writeModelConfig(name, next);
-        const event: RegistryEvent = { type: 'config-changed', name };
-        await this.redis.publish(registryEventsChannel(this.prefix), JSON.stringify(event));
+        await publishRegistryEvent(this.redis, this.prefix, { type: 'config-changed', name });
         return next;
       }
     }

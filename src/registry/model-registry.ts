@@ -3,14 +3,13 @@ import { splitQualifiedName, tenantSeparator } from '../auth/model-names.js';
 import { defaultTenant } from '../auth/principal.js';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
-import { registryEventsChannel } from '../queue/names.js';
+import { deploymentMarkerKey, modelConfigKey, modelVersionsKey, modelsKey, nextVersionKey, statisticsKey, tenantCapsLockKey, tenantHoldingsKey, tenantModelsIndexedKey, tenantModelsKey, versionKey } from '../redis-keys.js';
 import { BlobReferences } from './blob-references.js';
-import { modelConfigKey } from './model-config.js';
-import { statisticsKey } from './model-statistics.js';
 import type { ModelState } from './model-state.js';
 import { RedisLock } from './redis-lock.js';
 import type { RegistryRecords, StoredModel } from './registry-records.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps, type TenantHoldings } from './tenant-caps.js';
+import { publishRegistryEvent, type RegistryEvent } from './registry-events.js';
 
 /**
  * Lease of a tenant's caps lock: checking the caps and creating a version takes milliseconds (one durable record
@@ -47,31 +46,7 @@ export interface ModelVersion {
   warmup?: string;
 }
 
-export interface RegistryEvent {
-  type:
-    | 'version-created'
-    | 'version-changed'
-    | 'version-deleted'
-    | 'model-deleted'
-    /** The model's run-time configuration (model-config.ts) changed. */
-    | 'config-changed'
-    /** Every version was made UNAVAILABLE ("unloaded"); workers drop the model's sessions. */
-    | 'model-unloaded'
-    /** A repository load request finished with the model READY. */
-    | 'model-loaded';
-  name: string;
-  version?: string;
-  /** The blob of a deleted version, so workers can release its sessions. */
-  sha256?: string;
-}
-
-/**
- * The Redis key naming the deployment this registry belongs to. The same id is kept in the model store: Redis
- * without it, beside a store with it, has lost its data (registry-guardian.ts).
- */
-export function deploymentMarkerKey(prefix: string): string {
-  return `${prefix}:deployment`;
-}
+export type { RegistryEvent } from './registry-events.js';
 
 /**
  * How the API's registry keeps every version durable: its records in the model store, and the deployment id
@@ -110,15 +85,15 @@ export class ModelRegistry {
   }
 
   private modelsKey(): string {
-    return `${this.prefix}:models`;
+    return modelsKey(this.prefix);
   }
   /** The qualified names of one tenant's models: a tenant's list never reads another tenant's names. */
   private tenantModelsKey(tenant: string): string {
-    return `${this.prefix}:tenant:${tenant}:models`;
+    return tenantModelsKey(this.prefix, tenant);
   }
   /** Set once every model in modelsKey is also in its tenant's set (see indexTenants). */
   private tenantIndexKey(): string {
-    return `${this.prefix}:tenant-index`;
+    return tenantModelsIndexedKey(this.prefix);
   }
   /**
    * What one tenant's live versions hold, a hash: `versions` (over all its models) and `bytes` (each version counts
@@ -126,20 +101,20 @@ export class ModelRegistry {
    * deletes a version, so the caps (tenant-caps.ts) read exact numbers.
    */
   private tenantHoldingsKey(tenant: string): string {
-    return `${this.prefix}:tenant:${tenant}:holdings`;
+    return tenantHoldingsKey(this.prefix, tenant);
   }
   /** Held while a capped tenant's version is checked against its caps and created (see createVersion). */
   private tenantCapsLockKey(tenant: string): string {
-    return `${this.prefix}:tenant:${tenant}:caps-lock`;
+    return tenantCapsLockKey(this.prefix, tenant);
   }
   private versionsKey(name: string): string {
-    return `${this.prefix}:model:{${name}}:versions`;
+    return modelVersionsKey(this.prefix, name);
   }
   private nextVersionKey(name: string): string {
-    return `${this.prefix}:model:{${name}}:next-version`;
+    return nextVersionKey(this.prefix, name);
   }
   private versionKey(name: string, version: string): string {
-    return `${this.prefix}:model:{${name}}:v:${version}`;
+    return versionKey(this.prefix, name, version);
   }
 
   /**
@@ -154,7 +129,7 @@ export class ModelRegistry {
   }
 
   private async announce(event: RegistryEvent): Promise<void> {
-    await this.redis.publish(registryEventsChannel(this.prefix), JSON.stringify(event));
+    await publishRegistryEvent(this.redis, this.prefix, event);
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { statisticsKey } from '../redis-keys.js';
 
 /**
  * Triton's statistics extension (extension_statistics.md, "Statistics Response JSON Object"), counted in Redis
@@ -68,11 +69,6 @@ export interface ExecutionRecord {
   computeOutputNs: number;
   /** When the execution finished, ms since the epoch. */
   finishedAtMs: number;
-}
-
-/** The Redis hash holding one version's statistics; the `{name}` hash tag keeps it on the model's shard. */
-export function statisticsKey(prefix: string, model: string, version: string): string {
-  return `${prefix}:stats:{${model}}:${version}`;
 }
 
 /** HSET the field only when the new value is larger: last_inference never goes back. */

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
-import { deploymentMarkerKey, type ModelRegistry, type RestoredVersion } from './model-registry.js';
+import { type ModelRegistry, type RestoredVersion } from './model-registry.js';
 import { rebuildRegistry, type RebuildDependencies } from './registry-rebuild.js';
 import type { RegistryRecords } from './registry-records.js';
+import { deploymentMarkerKey } from '../redis-keys.js';
 
 /**
  * Where the registry in Redis stands, as this API process last saw it:

@@ -2,9 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
 import { executionConfigOf, type ModelConfigStore } from './model-config.js';
-import { deploymentMarkerKey, type ModelRegistry, type RestoredVersion } from './model-registry.js';
+import { type ModelRegistry, type RestoredVersion } from './model-registry.js';
 import type { RegistryRecords } from './registry-records.js';
 import { RedisLock } from './redis-lock.js';
+import { deploymentMarkerKey, registryRebuildLockKey } from '../redis-keys.js';
 
 /** Lease of the rebuild lock: far longer than rebuilding thousands of versions takes. */
 const rebuildLockLeaseMs = 120_000;
@@ -34,7 +35,7 @@ export interface RebuildOutcome {
  */
 export async function rebuildRegistry(dependencies: RebuildDependencies, options: { fillIn?: boolean } = {}): Promise<RebuildOutcome> {
   const { redis, prefix, registry, records, store, deploymentId } = dependencies;
-  const lock = await RedisLock.tryAcquire(redis, `${prefix}:registry:rebuild-lock`, rebuildLockLeaseMs);
+  const lock = await RedisLock.tryAcquire(redis, registryRebuildLockKey(prefix), rebuildLockLeaseMs);
   if (lock === undefined) return { status: 'busy', restored: [] };
   try {
     if (options.fillIn !== true && (await redis.get(deploymentMarkerKey(prefix))) === deploymentId) return { status: 'intact', restored: [] };

@@ -5,9 +5,10 @@ import { createRedis, type Redis } from '../queue/redis-connection.js';
 import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { ModelConfigStore } from '../registry/model-config.js';
-import { ModelRegistry, deploymentMarkerKey, type RestoredVersion } from '../registry/model-registry.js';
+import { ModelRegistry, type RestoredVersion } from '../registry/model-registry.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
+import { deploymentMarkerKey } from '../redis-keys.js';
 
 /** How long repair waits for an API process that is rebuilding the registry itself. */
 const busyWaitMs = 30_000;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
-import { hourlyUsageKey, usageFlushKey, usageTenantsKey, usageTotalKey } from './usage-keys.js';
+import { hourlyUsageKey, usageFlushKey, usageTenantsKey, usageTotalKey } from '../redis-keys.js';
 import { dayOf, hourOf, isLimitRefusal, monthOf, usageField, usageMeasures, type UsageEvent } from './usage-record.js';
 
 /** A tenant's quota-counted usage in one period (what quotas are checked against). */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { hourlyUsageKey, usageTenantsKey } from './usage-keys.js';
+import { hourlyUsageKey, usageTenantsKey } from '../redis-keys.js';
 import { emptyCounts, hourOf, parseUsageField, usageOutcomes, type UsageCounts, type UsageOutcome } from './usage-record.js';
 
 export type UsageGrouping = 'tenant' | 'key' | 'model';

@@ -5,8 +5,8 @@ import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import type { Tensor } from '../protocol/tensor.js';
 import { maxReplyBytesPerRequest, type InferenceJob, type QueuedRequest, type TensorLayout } from '../queue/job-contracts.js';
 import { randomUUID } from 'node:crypto';
-import { readLargeValue, writeLargeValue } from '../queue/large-values.js';
-import { replyBodyKey } from '../queue/names.js';
+import { placeValue, readLargeValue } from '../queue/large-values.js';
+import { replyBodyKey } from '../redis-keys.js';
 import { encodeReply, type InferenceReplyHeader, type InferenceResult } from '../queue/reply-codec.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import { FencedOffError, type JobFence } from './job-fence.js';
@@ -222,21 +222,12 @@ function checkOutputLimits(request: QueuedRequest, outputs: readonly Tensor[], d
   return undefined;
 }
 
-/** Replies up to this size travel in the pub/sub message; larger outputs wait in a key of their own. */
-const inlineReplyLimitBytes = 64 * 1024;
-
-/** Publishes one reply message; large output bytes go to a key first (see large-values.ts for why). */
+/** Publishes one reply message; large output bytes go to a key first (large-values.ts decides which). */
 async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bodies: Uint8Array[], dependencies: InferenceProcessorDependencies): Promise<void> {
   const { redis, prefix } = dependencies;
   const bodyLength = bodies.reduce((sum, body) => sum + body.byteLength, 0);
-  if (bodyLength <= inlineReplyLimitBytes) {
-    await redis.publish(job.replyTo, encodeReply(header, bodies));
-    return;
-  }
-  const bodyKey = replyBodyKey(prefix, job.model, randomUUID());
-  const announcement = encodeReply({ ...header, bodyKey, bodyLength });
-  await writeLargeValue(redis, bodyKey, bodies, Math.max(1000, job.deadline - Date.now() + 5000));
-  await redis.publish(job.replyTo, announcement);
+  const bodyKey = await placeValue(redis, bodies, bodyLength, () => replyBodyKey(prefix, job.model, randomUUID()), job.deadline);
+  await redis.publish(job.replyTo, bodyKey === undefined ? encodeReply(header, bodies) : encodeReply({ ...header, bodyKey, bodyLength }));
 }
 
 /**

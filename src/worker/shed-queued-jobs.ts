@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { inferenceJobSchema } from '../queue/job-contracts.js';
-import { inferenceQueueName, payloadKey } from '../queue/names.js';
+import { inferenceQueueName, payloadKey, payloadKeyPrefix } from '../redis-keys.js';
 import { encodeReply } from '../queue/reply-codec.js';
 
 /** Queued jobs answered per call: a model's queue holds at most maxQueueSize requests per API anyway. */
@@ -32,7 +32,7 @@ export async function shedQueuedJobs(redis: Redis, prefix: string, model: string
       );
       if (!removed) continue;
       const data = parsed.data;
-      if (data.payloadKey !== undefined && data.payloadKey.startsWith(payloadKey(prefix, model, ''))) await redis.del(data.payloadKey).catch(() => undefined);
+      if (data.payloadKey !== undefined && data.payloadKey.startsWith(payloadKeyPrefix(prefix, model))) await redis.del(data.payloadKey).catch(() => undefined);
       await redis.publish(data.replyTo, encodeReply({ kind: 'infer', results: data.requests.map(({ correlationId }) => ({ correlationId, error: wire })) }));
       answered += data.requests.length;
     }

@@ -5,7 +5,7 @@ import { errors, type GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { jobSchemaVersion } from '../queue/job-contracts.js';
-import { replyChannel } from '../queue/names.js';
+import { payloadKeyPrefix, replyChannel } from '../redis-keys.js';
 import { encodeReply } from '../queue/reply-codec.js';
 
 /** Which queue a job came from: the shape of its reply depends on it. */
@@ -113,7 +113,7 @@ function readReplyAddress(data: unknown, kind: JobKind, prefix: string): ReplyAd
 /** A large inference job's input bytes wait in a key of their own; nobody will read them now. */
 async function deletePayload(data: unknown, kind: JobKind, { redis, prefix }: UnreadableJobDependencies): Promise<void> {
   const key = fieldOf(data, 'payloadKey');
-  if (kind !== 'inference' || typeof key !== 'string' || !key.startsWith(`${prefix}:payload{`)) return;
+  if (kind !== 'inference' || typeof key !== 'string' || !key.startsWith(payloadKeyPrefix(prefix))) return;
   // It expires with the job's deadline anyway.
   await redis.del(key).catch(() => 0);
 }

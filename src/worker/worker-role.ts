@@ -7,10 +7,11 @@ import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
-import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../queue/names.js';
-import { createRedis, subscribeWhenReady } from '../queue/redis-connection.js';
+import { controlQueueName, inferenceQueueName } from '../redis-keys.js';
+import { createRedis } from '../queue/redis-connection.js';
 import { DoorbellListener } from '../queue/work-doorbell.js';
-import { ModelRegistry, type RegistryEvent } from '../registry/model-registry.js';
+import { ModelRegistry } from '../registry/model-registry.js';
+import { followRegistryEvents, type RegistryEvent } from '../registry/registry-events.js';
 import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { resolveExecutionProviders } from './execution-device.js';
@@ -187,8 +188,10 @@ export class WorkerRole {
       (job) => handleLoadJob(job, this.dependencies(), { lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
       controlConcurrency,
     );
-    this.subscriber.on('message', (_channel, message) => this.onRegistryEvent(message));
-    await subscribeWhenReady(this.subscriber, registryEventsChannel(this.config.GANTRY_QUEUE_PREFIX));
+    await followRegistryEvents(this.subscriber, this.config.GANTRY_QUEUE_PREFIX, (event) => {
+      // An unreadable event changes nothing here: sessions are keyed by sha256 and age out of the LRU anyway.
+      if (event !== undefined) this.onRegistryEvent(event);
+    });
     this.consumers.start();
     this.doorbell.start();
     this.ready = true;
@@ -239,13 +242,7 @@ export class WorkerRole {
     return consumer;
   }
 
-  private onRegistryEvent(message: string): void {
-    let event: RegistryEvent;
-    try {
-      event = JSON.parse(message) as RegistryEvent;
-    } catch {
-      return;
-    }
+  private onRegistryEvent(event: RegistryEvent): void {
     if (event.type === 'model-deleted') this.consumers.forget(event.name);
     // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
     if (event.type === 'version-deleted' && event.sha256 !== undefined) this.sessions.evict(event.sha256);

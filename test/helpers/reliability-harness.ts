@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { inferenceQueueKey } from '../../src/redis-keys.js';
 import { randomFloats } from '../../support/prng.js';
 import { sleep } from '../../support/private-redis.js';
 import { deleteKeys, withAdminKey, type GantryProcess } from './gantry-process.js';
@@ -193,7 +194,7 @@ export async function activeJobs(redisUrl: string, prefix: string, model: string
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    return await redis.llen(`${prefix}:infer{${model}}:active`);
+    return await redis.llen(inferenceQueueKey(prefix, model, 'active'));
   } finally {
     redis.disconnect();
   }
@@ -204,9 +205,9 @@ export async function jobAttemptsStarted(redisUrl: string, prefix: string, model
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
-    const ids = await redis.lrange(`${prefix}:infer{${model}}:active`, 0, -1);
+    const ids = await redis.lrange(inferenceQueueKey(prefix, model, 'active'), 0, -1);
     let attemptsStarted = 0;
-    for (const id of ids) attemptsStarted = Math.max(attemptsStarted, Number((await redis.hget(`${prefix}:infer{${model}}:${id}`, 'ats')) ?? 0));
+    for (const id of ids) attemptsStarted = Math.max(attemptsStarted, Number((await redis.hget(inferenceQueueKey(prefix, model, id), 'ats')) ?? 0));
     return { active: ids.length, attemptsStarted };
   } finally {
     redis.disconnect();

@@ -14,9 +14,10 @@ import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { BlobCollector } from '../../src/registry/blob-collector.js';
-import { ModelRegistry, deploymentMarkerKey } from '../../src/registry/model-registry.js';
+import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore, type StoredBlob } from '../../src/registry/model-store.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
+import { deploymentMarkerKey } from '../../src/redis-keys.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const logger = pino({ level: 'silent' });

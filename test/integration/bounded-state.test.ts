@@ -22,7 +22,7 @@ import type { Tensor } from '../../src/protocol/tensor.js';
 import { InferenceProducer, queuedRequestOverheadBytes, type ModelTarget } from '../../src/queue/inference-producer.js';
 import { defaultExecutionSettings, jobSchemaVersion, type InferenceJob } from '../../src/queue/job-contracts.js';
 import { writeLargeValue } from '../../src/queue/large-values.js';
-import { inferenceQueueName, payloadKey, replyBodyKey } from '../../src/queue/names.js';
+import { inferenceQueueName, payloadKey, replyBodyKey } from '../../src/redis-keys.js';
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { decodeReply, encodeReply, type InferenceReplyHeader } from '../../src/queue/reply-codec.js';
 import { ReplyListener } from '../../src/queue/reply-listener.js';
@@ -236,13 +236,14 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
   });
 
   test('the API refuses a reply bigger than its request allows, unread, and still takes the others of the message', async () => {
-    const small = replies.newCorrelationId();
-    const big = replies.newCorrelationId();
-    const answered = new Promise<Tensor[]>((resolve, reject) =>
-      replies.waitForInference(small, { resolve: (outcome) => resolve(outcome.outputs), reject, maxOutputBytes: 1000 }),
-    );
-    const refused = new Promise<GantryError>((resolve, reject) =>
-      replies.waitForInference(big, { resolve: () => reject(new Error('a reply past the limit was accepted')), reject: resolve, maxOutputBytes: 100_000 }),
+    const smallWait = replies.expectInference({ maxOutputBytes: 1000 });
+    const bigWait = replies.expectInference({ maxOutputBytes: 100_000 });
+    const small = smallWait.correlationId;
+    const big = bigWait.correlationId;
+    const answered = smallWait.reply.then((outcome) => outcome.outputs);
+    const refused = bigWait.reply.then(
+      () => Promise.reject(new Error('a reply past the limit was accepted')),
+      (error: GantryError) => error,
     );
     // As an older worker (one that checks no limit) would publish it: 200 KB for a request allowed 100 KB.
     const bodyKey = replyBodyKey(prefix, 'tiny-mlp', 'guard-test');

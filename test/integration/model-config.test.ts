@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../../src/errors.js';
-import { ModelConfigStore, defaultModelConfig, modelConfigKey } from '../../src/registry/model-config.js';
-import { ModelRegistry, type RegistryEvent } from '../../src/registry/model-registry.js';
-import { registryEventsChannel } from '../../src/queue/names.js';
+import { ModelConfigStore, defaultModelConfig } from '../../src/registry/model-config.js';
+import { ModelRegistry } from '../../src/registry/model-registry.js';
+import { parseRegistryEvent, type RegistryEvent } from '../../src/registry/registry-events.js';
+import { modelConfigKey, registryEventsChannel } from '../../src/redis-keys.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
@@ -45,7 +46,7 @@ describe('ModelConfigStore (real Redis)', () => {
     await subscriber.unsubscribe();
     subscriber.removeAllListeners('message');
     subscriber.on('message', (channel: string, message: string) => {
-      if (channel === registryEventsChannel(prefix)) events.push(JSON.parse(message) as RegistryEvent);
+      if (channel === registryEventsChannel(prefix)) events.push(parseRegistryEvent(message) ?? assert.fail(`not a registry event: ${message}`));
     });
     await subscriber.subscribe(registryEventsChannel(prefix));
   });

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { StatisticsRecorder, readStatistics, statisticsKey, type ExecutionRecord } from '../../src/registry/model-statistics.js';
+import { StatisticsRecorder, readStatistics, type ExecutionRecord } from '../../src/registry/model-statistics.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
+import { statisticsKey } from '../../src/redis-keys.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 

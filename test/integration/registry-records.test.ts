@@ -14,10 +14,11 @@ import { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { FileRegistryRecords } from '../../src/registry/file-registry-records.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
-import { ModelRegistry, deploymentMarkerKey } from '../../src/registry/model-registry.js';
+import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
 import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
+import { deploymentMarkerKey } from '../../src/redis-keys.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const signature = {

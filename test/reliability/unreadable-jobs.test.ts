@@ -13,9 +13,9 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ErrorCode, type GantryError } from '../../src/errors.js';
-import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../../src/queue/names.js';
+import { controlQueueName, inferenceQueueName, registryEventsChannel } from '../../src/redis-keys.js';
 import { createRedis } from '../../src/queue/redis-connection.js';
-import { ReplyListener } from '../../src/queue/reply-listener.js';
+import { ReplyListener, type ReplyWait } from '../../src/queue/reply-listener.js';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, describeReply, infer, mlpRequest, sharedDeployment, sumMetric, waitUntil } from '../helpers/reliability-harness.js';
 
@@ -62,31 +62,22 @@ before(async () => {
 });
 after(() => cleanup.run());
 
-/** Resolves with the error an inference request was answered with, and how long after `since` it came. */
-function inferenceAnswer(correlationId: string, since: () => number): Promise<{ error: GantryError; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer for ${correlationId} within 5 s`)), 5000);
-    replies.waitForInference(correlationId, {
-      resolve: () => reject(new Error('an unreadable job was answered with outputs')),
-      reject: (error) => {
-        clearTimeout(timer);
-        resolve({ error, ms: Date.now() - since() });
-      },
-    });
+/**
+ * Resolves with the error a registered wait (an inference or load request) was answered with, and how long
+ * after `since` it came; rejects when it was answered with a result, or not within 5 s.
+ */
+function errorAnswer(wait: ReplyWait<unknown>, since: () => number): Promise<{ error: GantryError; ms: number }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer for ${wait.correlationId} within 5 s`)), 5000);
   });
-}
-
-function loadAnswer(correlationId: string, since: () => number): Promise<{ error: GantryError; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer for ${correlationId} within 5 s`)), 5000);
-    replies.waitForLoad(correlationId, {
-      resolve: () => reject(new Error('an unreadable load job was answered with a signature')),
-      reject: (error) => {
-        clearTimeout(timer);
-        resolve({ error, ms: Date.now() - since() });
-      },
-    });
-  });
+  const answer = wait.reply.then(
+    () => {
+      throw new Error(`${wait.correlationId}: an unreadable job was answered with a result`);
+    },
+    (error: GantryError) => ({ error, ms: Date.now() - since() }),
+  );
+  return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A worker counter summed over the samples whose labels include every one of `labels` (all when empty). */
@@ -122,9 +113,10 @@ test('the normal path makes no lock check: short jobs are trusted for half a loc
 });
 
 test('an inference job of a newer contract (v99) is answered 503 within a second, each of its requests', async () => {
-  const ids = [replies.newCorrelationId(), replies.newCorrelationId()];
+  const waits = [replies.expectInference(), replies.expectInference()];
+  const ids = waits.map((wait) => wait.correlationId);
   let addedAt = Date.now();
-  const answers = Promise.all(ids.map((id) => inferenceAnswer(id, () => addedAt)));
+  const answers = Promise.all(waits.map((wait) => errorAnswer(wait, () => addedAt)));
   // A newer API's job: fields this worker does not know, and the ones it does in another shape.
   const job = await inferenceQueue.add('infer', {
     schemaVersion: 99,
@@ -147,9 +139,10 @@ test('an inference job of a newer contract (v99) is answered 503 within a second
 });
 
 test('a malformed inference job (valid replyTo, broken requests) is answered 500 within a second', async () => {
-  const id = replies.newCorrelationId();
+  const wait = replies.expectInference();
+  const id = wait.correlationId;
   let addedAt = Date.now();
-  const answer = inferenceAnswer(id, () => addedAt);
+  const answer = errorAnswer(wait, () => addedAt);
   const job = await inferenceQueue.add('infer', {
     schemaVersion: 1,
     model: 'mlp',
@@ -171,10 +164,12 @@ test('a malformed inference job (valid replyTo, broken requests) is answered 500
 });
 
 test('a load job of a newer contract, and a malformed one, are answered within a second', async () => {
-  const newer = replies.newCorrelationId();
-  const malformed = replies.newCorrelationId();
+  const newerWait = replies.expectLoad();
+  const malformedWait = replies.expectLoad();
+  const newer = newerWait.correlationId;
+  const malformed = malformedWait.correlationId;
   let addedAt = Date.now();
-  const answers = [loadAnswer(newer, () => addedAt), loadAnswer(malformed, () => addedAt)];
+  const answers = [errorAnswer(newerWait, () => addedAt), errorAnswer(malformedWait, () => addedAt)];
   await controlQueue.add('load', { schemaVersion: 2, model: 'mlp', version: '2', replyTo: replies.channel, correlationId: newer, blob: { sha256: 'x' } });
   await controlQueue.add('load', { schemaVersion: 1, model: 'mlp', replyTo: replies.channel, correlationId: malformed });
   addedAt = Date.now();

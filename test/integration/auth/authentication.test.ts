@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { ApiRole } from '../../../src/api/api-role.js';
-import { adminKeyKey, apiKeyKey } from '../../../src/auth/auth-redis-keys.js';
+import { adminKeyKey, apiKeyKey } from '../../../src/redis-keys.js';
 import { isListed, routeScopes } from '../../../src/auth/route-scopes.js';
 import { ConfigError, loadConfig, type ConfigInput } from '../../../src/config.js';
 import { createLogger } from '../../../src/logger.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../../../src/errors.js';
-import { tenantKey } from '../../../src/auth/auth-redis-keys.js';
+import { tenantKey } from '../../../src/redis-keys.js';
 import { TenantStore } from '../../../src/auth/tenant-store.js';
 import { LimitStore, tenantLimitsField } from '../../../src/limits/limit-store.js';
 import { deleteKeys } from '../../helpers/gantry-process.js';
