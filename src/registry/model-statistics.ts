@@ -56,85 +56,16 @@ export interface TritonModelStats {
   batch_stats: TritonBatchStats[];
 }
 
-export interface ExecutionRecord {
-  /** The batch size the model ran with (1 for a model that does not batch). */
-  batchSize: number;
-  /**
-   * The requests the execution served. `batchSize` is the request's own batch size (its share of the
-   * execution's batch); it counts toward inference_count and defaults to 1.
-   */
-  requests: Array<{ ok: boolean; queueNs: number; totalNs: number; batchSize?: number }>;
-  computeInputNs: number;
-  computeInferNs: number;
-  computeOutputNs: number;
-  /** When the execution finished, ms since the epoch. */
-  finishedAtMs: number;
-}
-
 /** HSET the field only when the new value is larger: last_inference never goes back. */
 const setIfGreaterScript = `
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 return 0`;
 
-const computePhases = ['compute_input', 'compute_infer', 'compute_output'] as const;
-
-function nanoseconds(value: number): number {
-  return Number.isFinite(value) && value > 0 ? Math.round(value) : 0;
-}
-
-/** Adds executions to the shared totals; one instance per worker process (or per connection). */
-export class StatisticsRecorder {
-  constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {}
-
-  /** Records one execution in a single round trip (a pipeline of HINCRBYs and one tiny script). */
-  async record(model: string, version: string, execution: ExecutionRecord): Promise<void> {
-    const increments = new Map<string, number>();
-    const add = (field: string, amount: number) => {
-      if (amount !== 0) increments.set(field, (increments.get(field) ?? 0) + amount);
-    };
-    const computeNs = {
-      compute_input: nanoseconds(execution.computeInputNs),
-      compute_infer: nanoseconds(execution.computeInferNs),
-      compute_output: nanoseconds(execution.computeOutputNs),
-    };
-    let succeeded = 0;
-    for (const request of execution.requests) {
-      if (request.ok) {
-        succeeded++;
-        add('success_count', 1);
-        add('success_ns', nanoseconds(request.totalNs));
-        add('queue_count', 1);
-        add('queue_ns', nanoseconds(request.queueNs));
-        for (const phase of computePhases) {
-          add(`${phase}_count`, 1);
-          add(`${phase}_ns`, computeNs[phase]);
-        }
-        add('inference_count', Math.max(1, Math.round(request.batchSize ?? 1)));
-      } else {
-        add('fail_count', 1);
-        add('fail_ns', nanoseconds(request.totalNs));
-      }
-    }
-    if (succeeded > 0) {
-      add('execution_count', 1);
-      const batchSize = Math.max(1, Math.round(execution.batchSize));
-      for (const phase of computePhases) {
-        add(`batch:${batchSize}:${phase}_count`, 1);
-        add(`batch:${batchSize}:${phase}_ns`, computeNs[phase]);
-      }
-    }
-    await addStatistics(this.redis, this.prefix, model, version, increments, execution.finishedAtMs);
-  }
-}
-
 /**
  * The low-level writer: adds counters (field → amount, fields as in the hash layout above) to a version's
  * totals and raises last_inference to `lastInferenceMs` if that is later, in one round trip (a pipeline of
- * HINCRBYs and one tiny script). For callers that gather counters themselves, e.g. a worker's buffer.
+ * HINCRBYs and one tiny script). Workers gather the counters in memory first (worker/statistics-buffer.ts).
  */
 export async function addStatistics(
   redis: Redis,

@@ -2,29 +2,35 @@ import { test, describe, before, after, beforeEach, afterEach } from 'node:test'
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { StatisticsRecorder, readStatistics, type ExecutionRecord } from '../../src/registry/model-statistics.js';
-import { deleteKeys } from '../helpers/gantry-process.js';
+import { addStatistics, readStatistics } from '../../src/registry/model-statistics.js';
 import { statisticsKey } from '../../src/redis-keys.js';
+import { StatisticsBuffer } from '../../src/worker/statistics-buffer.js';
+import { deleteKeys } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 
-/** An execution of `size` requests of batch size 1, all successful, with fixed durations. */
-function execution(size: number, finishedAtMs: number, failed = 0): ExecutionRecord {
-  return {
-    batchSize: size,
-    requests: [
-      ...Array.from({ length: size }, () => ({ ok: true, queueNs: 100, totalNs: 1_000 })),
-      ...Array.from({ length: failed }, () => ({ ok: false, queueNs: 7, totalNs: 50 })),
-    ],
-    computeInputNs: 10 * size,
-    computeInferNs: 200 * size,
-    computeOutputNs: 5 * size,
-    finishedAtMs,
-  };
+/** A worker's statistics buffer writing to Redis over `redis`, as worker-role.ts builds it. */
+function workerStatistics(redis: Redis, prefix: string): StatisticsBuffer {
+  return new StatisticsBuffer((model, version, increments, lastInferenceMs) => addStatistics(redis, prefix, model, version, increments, lastInferenceMs), pino({ level: 'silent' }));
 }
 
-describe('StatisticsRecorder and readStatistics (real Redis)', () => {
+/**
+ * Records one execution the way the worker does (inference-processor.ts): each request, then the execution once
+ * when any request succeeded. `size` successful requests of one row each, `failed` failures, fixed durations;
+ * each successful request is charged the execution's full compute time.
+ */
+function recordExecution(statistics: StatisticsBuffer, model: string, version: string, size: number, finishedAtMs: number, failed = 0): void {
+  const compute = { computeInputNs: 10 * size, computeInferNs: 200 * size, computeOutputNs: 5 * size };
+  for (let index = 0; index < size; index++) statistics.recordRequest(model, version, { ok: true, rows: 1, queueNs: 100, totalNs: 1_000, ...compute, finishedAtMs });
+  for (let index = 0; index < failed; index++) {
+    statistics.recordRequest(model, version, { ok: false, rows: 0, queueNs: 7, totalNs: 50, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+  }
+  if (size > 0) statistics.recordExecution(model, version, { batchSize: size, ...compute });
+}
+
+describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real Redis)', () => {
   let workerA: Redis;
   let workerB: Redis;
   let reader: Redis;
@@ -58,19 +64,18 @@ describe('StatisticsRecorder and readStatistics (real Redis)', () => {
   });
 
   test('two workers recording concurrently add up, per request and per batch size', async () => {
-    const recorderA = new StatisticsRecorder(workerA, prefix);
-    const recorderB = new StatisticsRecorder(workerB, prefix);
+    const statisticsA = workerStatistics(workerA, prefix);
+    const statisticsB = workerStatistics(workerB, prefix);
     const base = 1_700_000_000_000;
     // Worker A: batches of 1, 4, 4 (the newest finish time is B's); worker B: batches of 8, 1, plus 2 failures.
-    await Promise.all([
-      recorderA.record('mlp', '1', execution(1, base + 10)),
-      recorderA.record('mlp', '1', execution(4, base + 30)),
-      recorderA.record('mlp', '1', execution(4, base + 20)),
-      recorderB.record('mlp', '1', execution(8, base + 50)),
-      recorderB.record('mlp', '1', execution(1, base + 40, 2)),
-      // Another version is counted apart.
-      recorderB.record('mlp', '2', execution(2, base + 999)),
-    ]);
+    recordExecution(statisticsA, 'mlp', '1', 1, base + 10);
+    recordExecution(statisticsA, 'mlp', '1', 4, base + 30);
+    recordExecution(statisticsA, 'mlp', '1', 4, base + 20);
+    recordExecution(statisticsB, 'mlp', '1', 8, base + 50);
+    recordExecution(statisticsB, 'mlp', '1', 1, base + 40, 2);
+    // Another version is counted apart.
+    recordExecution(statisticsB, 'mlp', '2', 2, base + 999);
+    await Promise.all([statisticsA.flush(), statisticsB.flush()]);
     const stats = await readStatistics(reader, prefix, 'mlp', '1');
     const requests = 1 + 4 + 4 + 8 + 1;
     assert.equal(stats.name, 'mlp');
@@ -108,8 +113,15 @@ describe('StatisticsRecorder and readStatistics (real Redis)', () => {
   });
 
   test('many concurrent records lose nothing', async () => {
-    const recorders = [new StatisticsRecorder(workerA, prefix), new StatisticsRecorder(workerB, prefix)];
-    await Promise.all(Array.from({ length: 200 }, (_, index) => recorders[index % 2]!.record('busy', '1', execution(1 + (index % 3), 1_000 + index))));
+    const buffers = [workerStatistics(workerA, prefix), workerStatistics(workerB, prefix)];
+    // Every execution flushed on its own, both workers' writes interleaving in Redis.
+    const flushes: Promise<void>[] = [];
+    for (let index = 0; index < 200; index++) {
+      const statistics = buffers[index % 2]!;
+      recordExecution(statistics, 'busy', '1', 1 + (index % 3), 1_000 + index);
+      flushes.push(statistics.flush());
+    }
+    await Promise.all(flushes);
     const stats = await readStatistics(reader, prefix, 'busy', '1');
     assert.equal(stats.execution_count, 200);
     assert.equal(stats.inference_count, Array.from({ length: 200 }, (_, index) => 1 + (index % 3)).reduce((a, b) => a + b, 0));
@@ -117,18 +129,11 @@ describe('StatisticsRecorder and readStatistics (real Redis)', () => {
   });
 
   test('an execution whose every request failed counts failures only; a request\'s own batch size counts in inference_count', async () => {
-    const recorder = new StatisticsRecorder(workerA, prefix);
-    await recorder.record('m', '1', {
-      batchSize: 3,
-      requests: [
-        { ok: false, queueNs: 5, totalNs: 70 },
-        { ok: false, queueNs: 5, totalNs: 30 },
-      ],
-      computeInputNs: 1,
-      computeInferNs: 2,
-      computeOutputNs: 3,
-      finishedAtMs: 5_000,
-    });
+    const statistics = workerStatistics(workerA, prefix);
+    const failure = { ok: false, rows: 0, queueNs: 5, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs: 5_000 };
+    statistics.recordRequest('m', '1', { ...failure, totalNs: 70 });
+    statistics.recordRequest('m', '1', { ...failure, totalNs: 30 });
+    await statistics.flush();
     let stats = await readStatistics(reader, prefix, 'm', '1');
     assert.deepEqual(stats.inference_stats.fail, { count: 2, ns: 100 });
     assert.equal(stats.execution_count, 0);
@@ -137,7 +142,9 @@ describe('StatisticsRecorder and readStatistics (real Redis)', () => {
     assert.equal(stats.last_inference, 5_000);
 
     // One request carrying a batch of 6 (a client-side batch) is 6 inferences in one execution.
-    await recorder.record('m', '1', { batchSize: 6, requests: [{ ok: true, queueNs: 1, totalNs: 9, batchSize: 6 }], computeInputNs: 1, computeInferNs: 1, computeOutputNs: 1, finishedAtMs: 4_000 });
+    statistics.recordRequest('m', '1', { ok: true, rows: 6, queueNs: 1, totalNs: 9, computeInputNs: 1, computeInferNs: 1, computeOutputNs: 1, finishedAtMs: 4_000 });
+    statistics.recordExecution('m', '1', { batchSize: 6, computeInputNs: 1, computeInferNs: 1, computeOutputNs: 1 });
+    await statistics.flush();
     stats = await readStatistics(reader, prefix, 'm', '1');
     assert.equal(stats.inference_count, 6);
     assert.equal(stats.execution_count, 1);
@@ -147,7 +154,9 @@ describe('StatisticsRecorder and readStatistics (real Redis)', () => {
   test('deleting a version deletes its statistics', async () => {
     const registry = new ModelRegistry(reader, prefix);
     const { version } = await registry.createVersion('doomed', { sha256: 'c'.repeat(64), size: 1 });
-    await new StatisticsRecorder(workerA, prefix).record('doomed', version, execution(2, 1));
+    const statistics = workerStatistics(workerA, prefix);
+    recordExecution(statistics, 'doomed', version, 2, 1);
+    await statistics.flush();
     assert.equal(await reader.exists(statisticsKey(prefix, 'doomed', version)), 1);
     await registry.deleteModel('doomed');
     assert.equal(await reader.exists(statisticsKey(prefix, 'doomed', version)), 0);
