@@ -1,17 +1,10 @@
+/**
+ * The tensor work behind dynamic batching: which requests may share an execution, stacking their inputs and
+ * cutting the outputs back. Whether a model may batch at all is registry/batching-support.ts's canBatch.
+ */
 import { elementCount } from '../protocol/datatypes.js';
 import { readBytesElements } from '../protocol/bytes-elements.js';
-import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
-
-/**
- * A model can take several requests in one execution only when every input and every output has a dynamic
- * leading (batch) dimension. Scalars, fixed batch sizes and state tensors batched on another axis (Silero VAD's
- * `[2, batch, 128]`) fail this test and run one request at a time.
- */
-export function canBatch(signature: ModelSignature): boolean {
-  const batchable = (shape: number[]) => shape.length >= 1 && shape[0] === -1;
-  return signature.inputs.every((spec) => batchable(spec.shape)) && signature.outputs.every((spec) => batchable(spec.shape));
-}
 
 /**
  * Requests share a batch only when everything but the batch dimension matches: the same inputs with the same

@@ -3,7 +3,8 @@ import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { RunTiming } from './instance-messages.js';
 import type { ModelInstances } from './model-instances.js';
-import { batchCompatibilityKey, batchRows, canBatch, concatenateInputs, splitOutput } from './batch-tensors.js';
+import { canBatch } from '../registry/batching-support.js';
+import { batchCompatibilityKey, batchRows, concatenateInputs, splitOutput } from './batch-tensors.js';
 
 export interface BatchingSettings {
   /** Most rows (along dimension 0) in one execution; 0 or 1 turns batching off. */

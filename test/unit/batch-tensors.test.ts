@@ -1,10 +1,11 @@
 /**
- * The pure tensor helpers behind dynamic batching (src/worker/batch-tensors.ts): which signatures may batch, which
+ * The pure tensor helpers behind dynamic batching (src/worker/batch-tensors.ts, and canBatch of src/registry/batching-support.ts): which signatures may batch, which
  * requests may share a batch, and stacking/cutting tensors along dimension 0 without changing a byte.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { batchCompatibilityKey, batchRows, canBatch, concatenateInputs, splitOutput } from '../../src/worker/batch-tensors.js';
+import { canBatch } from '../../src/registry/batching-support.js';
+import { batchCompatibilityKey, batchRows, concatenateInputs, splitOutput } from '../../src/worker/batch-tensors.js';
 import { readBytesElements, writeBytesElements } from '../../src/protocol/bytes-elements.js';
 import type { ModelSignature } from '../../src/protocol/signature.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
