@@ -334,7 +334,7 @@ describe('requests as tritonclient.http sends them', () => {
       await assertStillServing();
     }
     // Sent chunked, an empty body reaches the reader (with Content-Length: 0 there is no body to read).
-    const empty = await post(gantry.baseUrl, '/v2/models/multi/infer', Readable.from([]), { ...clientHeaders, 'Content-Encoding': 'gzip' });
+    const empty = await post(gantry.baseUrl, '/v2/models/multi/infer', Readable.from([]), { ...clientHeaders, 'Content-Encoding': 'gzip', 'Transfer-Encoding': 'chunked' });
     assert.equal(empty.status, 400, describe400(empty));
     assert.match(JSON.parse(empty.body.toString('utf8')).error, /empty, yet its Content-Encoding says gzip/);
   });

@@ -5,6 +5,7 @@
  */
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerChildOf, workerRequestsTotal, type TimedReply } from '../helpers/reliability-harness.js';
 
@@ -123,10 +124,14 @@ export function badCorpus(): BadCase[] {
   binary('100 KB binary body', header, Buffer.alloc(100 * 1024), String(header.byteLength));
   cases.push({ name: '100 KB garbage', body: Buffer.alloc(100 * 1024, 0x7b), headers: { 'content-type': 'application/json' } });
 
-  // Content types and addresses.
-  cases.push({ name: 'text/plain body', body: text, headers: { 'content-type': 'text/plain' } });
-  cases.push({ name: 'no content type', body: text, headers: {} });
-  cases.push({ name: 'multipart content type', body: text, headers: { 'content-type': 'multipart/form-data; boundary=x' } });
+  // Content types, codings and addresses. Any Content-Type (or none) is read as JSON, as Triton reads it
+  // (test/e2e/triton-http-client.test.ts): the bad bodies here are bad whatever they are labelled.
+  cases.push({ name: 'garbage labelled text/plain', body: Buffer.from('{"inputs": [1, 2'), headers: { 'content-type': 'text/plain' } });
+  cases.push({ name: 'garbage without a content type', body: Buffer.from('not json at all'), headers: {} });
+  cases.push({ name: 'unknown Content-Encoding', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'br' } });
+  cases.push({ name: 'gzip Content-Encoding on a plain body', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
+  cases.push({ name: 'deflate Content-Encoding on a plain body', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'deflate' } });
+  cases.push({ name: 'gzip body inflating past the limit', body: gzipSync(Buffer.alloc(1024 * 1024, 0x20)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
   for (const path of ['/v2/models/nope/infer', '/v2/models/mlp/versions/99/infer', '/v2/models/mlp/versions/abc/infer', '/v2/models/mlp/versions/0/infer', '/v2/models/..%2Fetc/infer', `/v2/models/${'m'.repeat(300)}/infer`]) {
     json(`address ${path.slice(0, 40)}`, valid(), path);
   }
