@@ -108,7 +108,9 @@ function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | un
 }
 
 /**
- * Decodes a JSON `data` field into raw tensor bytes.
+ * Decodes a JSON `data` field into raw tensor bytes. INT64/UINT64 elements are numbers below 2^53 or decimal
+ * strings; a number of 2^53 or more is refused, since JSON.parse may have rounded it (splitBinaryBody has already
+ * replaced the exact ones by their decimal strings: exact-json-integers.ts).
  * @throws GantryError(INVALID_ARGUMENT) naming the input when `data` nests deeper than maxNestingDepth(rank), an
  * element has the wrong type or range, or the
  * element count does not match the shape.
@@ -171,7 +173,8 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
 
 /**
  * Encodes raw tensor bytes as a flat JSON `data` array. 64-bit integers stay numbers while they are exact
- * (|v| ≤ 2^53 − 1) and become decimal strings beyond, so no value is ever silently rounded.
+ * (|v| ≤ 2^53 − 1) and become decimal strings beyond, so no value is ever silently rounded. (Inference responses
+ * write them as exact JSON numbers instead: encodeInferResponseParts' `serialized`, exact-json-response.ts.)
  */
 export function encodeJsonData(datatype: Datatype, bytes: Uint8Array): JsonScalar[] {
   if (datatype === 'BYTES') return readBytesStrings(bytes);
