@@ -45,8 +45,13 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       { model_name: result.modelName, model_version: result.modelVersion, ...(result.id === undefined ? {} : { id: result.id }) },
       result.outputs,
     );
-    // Without binary outputs the body is the plain JSON response object.
-    if (response.parts === undefined) return response.json as z.infer<typeof inferResponseSchema>;
+    if (response.parts === undefined) {
+      // 64-bit integer outputs are written as exact JSON numbers, which a JavaScript object cannot hold: the
+      // encoder's text goes out as it is, past the response schema's serializer.
+      if (response.serialized !== undefined) return reply.type('application/json; charset=utf-8').send(response.serialized);
+      // Otherwise the body is the plain JSON response object.
+      return response.json as z.infer<typeof inferResponseSchema>;
+    }
     // The header and the tensors go out as they are, without first being copied into one buffer.
     return reply
       .header(inferenceHeaderContentLength, String(response.headerLength))
