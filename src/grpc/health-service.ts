@@ -1,10 +1,18 @@
-import { status, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { unreadyReason, type ReadinessSources } from '../inference/server-status.js';
+import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import { ErrorCode, GantryError } from "../errors.js";
+import {
+  unreadyReason,
+  type ReadinessSources,
+} from "../inference/server-status.js";
+import type { UnaryHandler, UnaryHandlers } from "./grpc-call-context.js";
 
 /** The services grpc.health.v1 answers for: the server as a whole ("") and the inference service. */
-export const healthCheckedServices: readonly string[] = ['', 'inference.GRPCInferenceService'];
+export const healthCheckedServices: readonly string[] = [
+  "",
+  "inference.GRPCInferenceService",
+];
 
-type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
+type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 
 /**
  * Watch streams open at once. Each is an HTTP/2 stream held open for as long as its client likes; the callers
@@ -30,17 +38,27 @@ interface HealthCheckRequest {
  * call or the server closes. Unknown services: Check answers NOT_FOUND, Watch SERVICE_UNKNOWN (the protocol's rules).
  */
 export class HealthService {
-  private readonly watchers = new Set<{ stream: ServerWritableStream<HealthCheckRequest, unknown>; last: ServingStatus }>();
+  private readonly watchers = new Set<{
+    stream: ServerWritableStream<HealthCheckRequest, unknown>;
+    last: ServingStatus;
+  }>();
   private poller: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly sources: ReadinessSources) {}
 
-  /** The handlers for `server.addService(<grpc.health.v1.Health>.service, health.implementation)`. */
-  get implementation(): UntypedServiceImplementation {
+  /**
+   * The handlers of `grpc.health.v1.Health` for the gRPC server: Check as a unary handler (metered and logged like
+   * every call), Watch as grpc-js' own server-streaming handler, which the server passes through as it is.
+   */
+  get handlers(): UnaryHandlers {
+    const check: UnaryHandler<HealthCheckRequest> = async (request) =>
+      this.check(request.service ?? "");
+    const watch = (stream: ServerWritableStream<HealthCheckRequest, unknown>) =>
+      this.watch(stream);
     return {
-      Check: (call: ServerUnaryCall<HealthCheckRequest, unknown>, callback: sendUnaryData<unknown>) => this.check(call, callback),
-      Watch: (call: ServerWritableStream<HealthCheckRequest, unknown>) => this.watch(call),
+      Check: check as UnaryHandler<never, unknown>,
+      Watch: watch as unknown as UnaryHandler<never, unknown>,
     };
   }
 
@@ -54,46 +72,57 @@ export class HealthService {
     this.closed = true;
     this.stopPolling();
     for (const watcher of this.watchers) {
-      if (watcher.last !== 'NOT_SERVING' && watcher.last !== 'SERVICE_UNKNOWN') watcher.stream.write({ status: 'NOT_SERVING' });
+      if (watcher.last !== "NOT_SERVING" && watcher.last !== "SERVICE_UNKNOWN")
+        watcher.stream.write({ status: "NOT_SERVING" });
       watcher.stream.end();
     }
     this.watchers.clear();
   }
 
   private current(service: string): ServingStatus {
-    if (!healthCheckedServices.includes(service)) return 'SERVICE_UNKNOWN';
-    return !this.closed && unreadyReason(this.sources) === undefined ? 'SERVING' : 'NOT_SERVING';
+    if (!healthCheckedServices.includes(service)) return "SERVICE_UNKNOWN";
+    return !this.closed && unreadyReason(this.sources) === undefined
+      ? "SERVING"
+      : "NOT_SERVING";
   }
 
-  private check(call: ServerUnaryCall<HealthCheckRequest, unknown>, callback: sendUnaryData<unknown>): void {
-    const service = call.request.service ?? '';
+  private check(service: string): { status: ServingStatus } {
     const answer = this.current(service);
-    if (answer === 'SERVICE_UNKNOWN') {
-      callback({ code: status.NOT_FOUND, details: unknownServiceMessage(service) });
-      return;
-    }
-    callback(null, { status: answer });
+    if (answer === "SERVICE_UNKNOWN")
+      throw new GantryError(ErrorCode.NotFound, unknownServiceMessage(service));
+    return { status: answer };
   }
 
-  private watch(stream: ServerWritableStream<HealthCheckRequest, unknown>): void {
+  private watch(
+    stream: ServerWritableStream<HealthCheckRequest, unknown>,
+  ): void {
     if (this.closed) {
-      stream.emit('error', { code: status.UNAVAILABLE, details: 'The server is shutting down; retry on another instance.' });
+      stream.emit("error", {
+        code: status.UNAVAILABLE,
+        details: "The server is shutting down; retry on another instance.",
+      });
       return;
     }
     if (this.watchers.size >= maxHealthWatchers) {
-      stream.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.` });
+      stream.emit("error", {
+        code: status.RESOURCE_EXHAUSTED,
+        details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.`,
+      });
       return;
     }
-    const service = stream.request.service ?? '';
+    const service = stream.request.service ?? "";
     const watcher = { stream, last: this.current(service) };
     this.watchers.add(watcher);
     stream.write({ status: watcher.last });
-    stream.on('cancelled', () => this.forget(watcher));
-    stream.on('error', () => this.forget(watcher));
+    stream.on("cancelled", () => this.forget(watcher));
+    stream.on("error", () => this.forget(watcher));
     this.startPolling();
   }
 
-  private forget(watcher: { stream: ServerWritableStream<HealthCheckRequest, unknown>; last: ServingStatus }): void {
+  private forget(watcher: {
+    stream: ServerWritableStream<HealthCheckRequest, unknown>;
+    last: ServingStatus;
+  }): void {
     this.watchers.delete(watcher);
     if (this.watchers.size === 0) this.stopPolling();
   }
@@ -102,7 +131,7 @@ export class HealthService {
     if (this.poller !== undefined) return;
     this.poller = setInterval(() => {
       for (const watcher of this.watchers) {
-        const now = this.current(watcher.stream.request.service ?? '');
+        const now = this.current(watcher.stream.request.service ?? "");
         if (now === watcher.last) continue;
         watcher.last = now;
         watcher.stream.write({ status: now });
