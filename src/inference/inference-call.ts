@@ -36,15 +36,19 @@ export type InputContent =
    */
   | { kind: 'deferred'; read: () => Exclude<InputContent, { kind: 'deferred' }> };
 
+/** One input tensor of a call. */
 export interface CallInput {
   name: string;
   /** As the caller wrote it: checked by the service. */
   datatype: string;
+  /** As the caller wrote it: checked against the model's signature by the service. */
   shape: number[];
+  /** The input's own parameters (REST's `binary_data_size` is read by the transport, never by the service). */
   parameters?: Record<string, unknown>;
   content: InputContent;
 }
 
+/** One output a call asks for. */
 export interface CallOutput {
   name: string;
   /** Output parameters: `classification`, and on REST `binary_data`. */
@@ -66,6 +70,7 @@ export interface CallUsage {
 export interface InferenceCall {
   /** Who is calling: model names resolve in its tenant and allow-list. */
   principal: Principal;
+  /** The transport it came on: the metrics' `protocol` label; on gRPC every output is raw bytes. */
   protocol: TransportProtocol;
   /** The model as the caller named it (bare, or `<tenant>~<name>` for an admin). */
   model: string;
@@ -90,6 +95,7 @@ export interface InferenceCall {
   usage?: CallUsage;
 }
 
+/** One output of the answer. */
 export interface ResultOutput {
   /** The output as the model produced it, or its top-N classification (a BYTES tensor). */
   tensor: Tensor;
@@ -101,7 +107,9 @@ export interface ResultOutput {
 export interface InferenceResult {
   /** The model's name as the caller may see it (bare within its own tenant). */
   modelName: string;
+  /** The version that served the call. */
   modelVersion: string;
+  /** The call's id, when it had one. */
   id?: string;
   /** In the order the outputs were asked for, or the model's order when none were. */
   outputs: ResultOutput[];
