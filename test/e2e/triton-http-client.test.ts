@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { createGzip, deflateRawSync, deflateSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib';
+import { parse as parseExactJson } from 'lossless-json';
 import { fixturePath, inferJson, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 
 /** What the client's HTTP library (geventhttpclient) sends besides the body: no Content-Type, ever. */
@@ -168,6 +169,8 @@ describe('requests as tritonclient.http sends them', () => {
     for (const [name, file] of [
       ['multi', 'multi-io.onnx'],
       ['mlp', 'tiny-mlp.onnx'],
+      ['int64', 'identity-int64.onnx'],
+      ['uint64', 'identity-uint64.onnx'],
     ] as const) {
       const upload = await uploadModel(gantry.baseUrl, name, fixturePath(file));
       assert.equal(upload.status, 201, JSON.stringify(upload.body));
@@ -211,6 +214,30 @@ describe('requests as tritonclient.http sends them', () => {
   test('a JSON and a binary input without Content-Type; JSON and binary outputs decode as the client decodes them', async () => {
     const { body, headers } = mixedRequest();
     assertMixedAnswer(await post(gantry.baseUrl, '/v2/models/multi/versions/1/infer', body, headers));
+  });
+
+  test('64-bit integers at their extremes as JSON numbers (numpy tolist() through json.dumps) come back exact, as JSON numbers and as binary', async () => {
+    // The client's json.loads keeps integers exact: read the answers the same way (every integer as a BigInt).
+    const exactJson = (bytes: Buffer) => parseExactJson(bytes.toString('utf8'), null, (text) => (/^-?\d+$/.test(text) ? BigInt(text) : Number(text))) as any;
+    const cases = [
+      { model: 'int64', datatype: 'INT64', values: [-(2n ** 63n), 2n ** 63n - 1n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 0n] },
+      { model: 'uint64', datatype: 'UINT64', values: [2n ** 64n - 1n, 2n ** 63n, 2n ** 53n + 1n, 1n, 0n] },
+    ];
+    for (const { model, datatype, values } of cases) {
+      // json.dumps writes Python ints as their digits: JSON numbers far past 2^53.
+      const header = `{"inputs": [{"name": "input", "shape": [1, ${values.length}], "datatype": "${datatype}", "data": [${values.join(', ')}]}], "outputs": [{"name": "output", "parameters": {"binary_data": false}}]}`;
+      const json = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(header), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(header)) });
+      assert.equal(json.status, 200, describe400(json));
+      assert.deepEqual(exactJson(json.body).outputs[0].data, values, `${datatype} as JSON numbers`);
+
+      const binaryHeader = header.replace('"binary_data": false', '"binary_data": true');
+      const binary = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(binaryHeader), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(binaryHeader)) });
+      assert.equal(binary.status, 200, describe400(binary));
+      const bytes = decodeLikeClient(binary).binary.get('output')!;
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const decoded = values.map((_, index) => (datatype === 'INT64' ? view.getBigInt64(index * 8, true) : view.getBigUint64(index * 8, true)));
+      assert.deepEqual(decoded, values, `${datatype} as binary`);
+    }
   });
 
   test('any Content-Type is read the same way, even one Fastify cannot parse', async () => {
