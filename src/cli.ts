@@ -59,6 +59,7 @@ async function runApi(config: Config, logger: Logger, redisUrl: string, bannerFo
   const address = await api.listen(config.HOST, config.PORT);
   listening = address;
   logger.info({ address }, 'Gantry API listening');
+  await api.listenGrpc();
   if (generatedKey !== undefined) process.stdout.write(adminKeyBanner(generatedKey, address));
   return api;
 }
