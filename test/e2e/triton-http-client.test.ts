@@ -79,8 +79,14 @@ function tritonRequest(request: object, binaryInputs: Buffer[], compression?: 'g
   return { body, headers };
 }
 
+/** The JSON part of an inference answer, as far as these tests read it. */
+interface InferAnswer {
+  model_name: string;
+  outputs: Array<{ name: string; data?: unknown[]; parameters?: { binary_data_size?: number } }>;
+}
+
 interface DecodedResult {
-  json: any;
+  json: InferAnswer;
   /** Each binary output's bytes, by name. */
   binary: Map<string, Buffer>;
 }
@@ -90,9 +96,9 @@ function decodeLikeClient(reply: RawReply): DecodedResult {
   const encoding = reply.headers['content-encoding'];
   const whole = encoding === 'gzip' ? gunzipSync(reply.body) : encoding === 'deflate' ? inflateSync(reply.body) : reply.body;
   const headerLength = reply.headers['inference-header-content-length'];
-  if (headerLength === undefined) return { json: JSON.parse(whole.toString('utf8')), binary: new Map() };
+  if (headerLength === undefined) return { json: JSON.parse(whole.toString('utf8')) as InferAnswer, binary: new Map() };
   const length = Number(headerLength);
-  const json = JSON.parse(whole.subarray(0, length).toString('utf8'));
+  const json = JSON.parse(whole.subarray(0, length).toString('utf8')) as InferAnswer;
   const binary = new Map<string, Buffer>();
   let offset = length;
   for (const output of json.outputs) {
@@ -143,8 +149,8 @@ function mixedRequest(compression?: 'gzip' | 'deflate', responseCompression?: 'g
 function assertMixedAnswer(reply: RawReply): void {
   assert.equal(reply.status, 200, describe400(reply));
   const result = decodeLikeClient(reply);
-  const sum = result.json.outputs.find((output: any) => output.name === 'sum');
-  assert.deepEqual(sum.data, a.map((value, index) => value + b[index]!));
+  const sum = result.json.outputs.find((output) => output.name === 'sum');
+  assert.deepEqual(sum?.data, a.map((value, index) => value + b[index]!));
   assert.deepEqual(floatsOf(result.binary.get('product')!), a.map((value, index) => value * b[index]!));
 }
 
@@ -218,7 +224,7 @@ describe('requests as tritonclient.http sends them', () => {
 
   test('64-bit integers at their extremes as JSON numbers (numpy tolist() through json.dumps) come back exact, as JSON numbers and as binary', async () => {
     // The client's json.loads keeps integers exact: read the answers the same way (every integer as a BigInt).
-    const exactJson = (bytes: Buffer) => parseExactJson(bytes.toString('utf8'), null, (text) => (/^-?\d+$/.test(text) ? BigInt(text) : Number(text))) as any;
+    const exactJson = (bytes: Buffer) => parseExactJson(bytes.toString('utf8'), null, (text) => (/^-?\d+$/.test(text) ? BigInt(text) : Number(text))) as InferAnswer;
     const cases = [
       { model: 'int64', datatype: 'INT64', values: [-(2n ** 63n), 2n ** 63n - 1n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 0n] },
       { model: 'uint64', datatype: 'UINT64', values: [2n ** 64n - 1n, 2n ** 63n, 2n ** 53n + 1n, 1n, 0n] },
@@ -228,7 +234,7 @@ describe('requests as tritonclient.http sends them', () => {
       const header = `{"inputs": [{"name": "input", "shape": [1, ${values.length}], "datatype": "${datatype}", "data": [${values.join(', ')}]}], "outputs": [{"name": "output", "parameters": {"binary_data": false}}]}`;
       const json = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(header), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(header)) });
       assert.equal(json.status, 200, describe400(json));
-      assert.deepEqual(exactJson(json.body).outputs[0].data, values, `${datatype} as JSON numbers`);
+      assert.deepEqual(exactJson(json.body).outputs[0]!.data, values, `${datatype} as JSON numbers`);
 
       const binaryHeader = header.replace('"binary_data": false', '"binary_data": true');
       const binary = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(binaryHeader), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(binaryHeader)) });
@@ -291,7 +297,7 @@ describe('requests as tritonclient.http sends them', () => {
       const jsonReply = await post(gantry.baseUrl, '/v2/models/mlp/infer', json.body, json.headers);
       assert.equal(jsonReply.status, 200, describe400(jsonReply));
       assert.equal(jsonReply.headers['content-encoding'], coding);
-      assert.deepEqual(decodeLikeClient(jsonReply).json.outputs[0].data, expected);
+      assert.deepEqual(decodeLikeClient(jsonReply).json.outputs[0]!.data, expected);
     }
   });
 
@@ -308,7 +314,7 @@ describe('requests as tritonclient.http sends them', () => {
     assert.equal(refused.status, 200, describe400(refused));
     assert.ok(refused.body.byteLength >= compressionMinBytes);
     assert.equal(refused.headers['content-encoding'], undefined);
-    assert.equal(decodeLikeClient(refused).json.outputs[0].data.length, 8 * 16);
+    assert.equal(decodeLikeClient(refused).json.outputs[0]!.data!.length, 8 * 16);
   });
 
   test('a compression bomb is refused with 413 naming the limit, and the API never holds it inflated', async () => {
