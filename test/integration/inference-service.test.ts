@@ -348,4 +348,13 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
     assert.ok(counted('gantry_inference_requests_total', { model: 'multi-io', version: '1', outcome: 'success', protocol: 'rest' }) >= 1);
     assert.ok(counted('gantry_inference_request_duration_seconds_count', { model: 'multi-io', version: '1', protocol: 'grpc' }) >= 1);
   });
+
+  // Last: it shuts the API role down (after() closing it again is a no-op).
+  test('once shutdown began, calls are refused as unavailable, before anything is looked up', async () => {
+    await role.close(1000);
+    const error = await failure(infer({ model: 'no-such-model', inputs: [] }));
+    assert.equal(error.code, ErrorCode.Unavailable);
+    assert.equal(error.message, 'The server is shutting down; retry on another instance.');
+    assert.equal(error.retryAfterSeconds, 1);
+  });
 });
