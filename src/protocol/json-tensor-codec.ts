@@ -107,6 +107,12 @@ function toBigInteger(value: unknown, datatype: 'INT64' | 'UINT64'): bigint | un
   return inRange ? big : undefined;
 }
 
+/** An element as an error names it: JSON.parse reads a number too large for a double (1e400) as Infinity, which JSON would show as null. */
+function describeElement(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'a number too large for a double';
+  return describeValue(value);
+}
+
 /**
  * Decodes a JSON `data` field into raw tensor bytes. INT64/UINT64 elements are numbers below 2^53 or decimal
  * strings; a number of 2^53 or more is refused, since JSON.parse may have rounded it (splitBinaryBody has already
@@ -124,7 +130,7 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
     );
   }
   const bad = (index: number, what: string) =>
-    errors.invalidArgument(`Input '${inputName.slice(0, 100)}' (${datatype}): element ${index} is ${describeValue(flat[index])}, expected ${what}.`);
+    errors.invalidArgument(`Input '${inputName.slice(0, 100)}' (${datatype}): element ${index} is ${describeElement(flat[index])}, expected ${what}.`);
 
   if (datatype === 'BYTES') {
     const elements: Uint8Array[] = new Array(flat.length);

@@ -133,6 +133,12 @@ describe('64-bit integers', () => {
     assert.throws(() => decodeJsonData('ids', 'INT64', [1], [2 ** 64]), /element 0 is 18446744073709552000, expected an integer in INT64 range \(-9223372036854775808 to 9223372036854775807\)/);
   });
 
+  test('a number JSON.parse read as Infinity (1e400) is named as too large, not as null', () => {
+    const body = JSON.parse('[1e400]') as unknown[];
+    assert.throws(() => decodeJsonData('big', 'INT64', [1], body), /element 0 is a number too large for a double, expected an integer in INT64 range/);
+    assert.throws(() => decodeJsonData('big', 'FP32', [1], body), /element 0 is a number too large for a double, expected a number within/);
+  });
+
   test('out-of-range and unsafe 64-bit values are rejected', () => {
     assertInvalid(() => decodeJsonData('i64', 'INT64', [1], ['9223372036854775808']), 'i64');
     assertInvalid(() => decodeJsonData('i64', 'INT64', [1], ['-9223372036854775809']), 'i64');
