@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { withAdminKey } from '../helpers/gantry-process.js';
+import { assertErrorBody, httpCall } from '../helpers/http.js';
 
+/** A reply: status, headers, the body parsed when it is JSON, and how long it took (test/helpers/http.ts reads them). */
 export interface Reply {
   status: number;
   headers: Headers;
@@ -15,40 +17,17 @@ export interface Reply {
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Any HTTP call with an optional JSON body; the answer is parsed as JSON when it is JSON. */
-export async function http(baseUrl: string, method: string, path: string, body?: unknown, init: RequestInit = {}): Promise<Reply> {
-  const started = Date.now();
-  // Every call authenticates with the test admin key (test/helpers/gantry-process.ts) unless init says otherwise.
-  const request: RequestInit = { method, ...init, headers: withAdminKey(init.headers as Record<string, string> | undefined) };
-  if (body !== undefined) {
-    request.headers = withAdminKey({ 'content-type': 'application/json', ...(init.headers as Record<string, string> | undefined) });
-    request.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const response = await fetch(`${baseUrl}${path}`, request);
-  const text = await response.text();
-  let parsed: unknown = undefined;
-  if (text.length > 0) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-  }
-  return { status: response.status, headers: response.headers, body: parsed, elapsedMs: Date.now() - started };
+/** Any HTTP call with an optional JSON body (a string is sent as it is), with the test admin key unless `init` names another. */
+export function http(baseUrl: string, method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Reply> {
+  const headers = body === undefined ? withAdminKey(init.headers) : withAdminKey({ 'content-type': 'application/json', ...init.headers });
+  return httpCall(baseUrl, method, path, { headers, ...(body === undefined ? {} : { body }), ...(init.signal === undefined ? {} : { signal: init.signal }) });
 }
 
 /**
  * The protocol's error object (inference_rest.md, "... Response JSON Error Object"; the extension documents
  * repeat it): an HTTP error status and a body holding an `error` string. Gantry adds `code` and `requestId`.
  */
-export function assertErrorBody(reply: Reply, status: number, code?: string): void {
-  assert.equal(reply.status, status, `expected ${status}, got ${reply.status}: ${JSON.stringify(reply.body)}`);
-  assert.equal(typeof reply.body, 'object', `error body is not JSON: ${String(reply.body)}`);
-  assert.equal(typeof reply.body.error, 'string');
-  assert.ok(reply.body.error.length > 0, 'error message is empty');
-  assert.equal(typeof reply.body.requestId, 'string');
-  if (code !== undefined) assert.equal(reply.body.code, code, JSON.stringify(reply.body));
-}
+export { assertErrorBody };
 
 export function inferPath(model: string, version?: string): string {
   return version === undefined ? `/v2/models/${model}/infer` : `/v2/models/${model}/versions/${version}/infer`;

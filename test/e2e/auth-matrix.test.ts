@@ -14,6 +14,7 @@ import { routeScopes, type RouteRequirement } from '../../src/auth/route-scopes.
 import type { Scope } from '../../src/auth/principal.js';
 import { fixturePath, startGantry, testAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { call, waitUntil, type JsonReply } from './support.js';
+import { httpCall } from '../helpers/http.js';
 
 const model = 'matrix-model';
 const modelFile = fixturePath('identity-float.onnx');
@@ -111,10 +112,8 @@ async function send(baseUrl: string, entry: string, spec: RouteCase, ids: Ids, k
   return call(baseUrl, method, spec.path(ids), spec.body, headers);
 }
 
-async function rawCall(baseUrl: string, method: string, urlPath: string, body: Buffer, headers: Record<string, string>): Promise<JsonReply> {
-  const response = await fetch(`${baseUrl}${urlPath}`, { method, headers: { ...headers, 'content-type': 'application/octet-stream' }, body: body as unknown as BodyInit });
-  const text = await response.text();
-  return { status: response.status, body: text.length > 0 ? JSON.parse(text) : undefined, headers: response.headers };
+function rawCall(baseUrl: string, method: string, urlPath: string, body: Buffer, headers: Record<string, string>): Promise<JsonReply> {
+  return httpCall(baseUrl, method, urlPath, { body, headers: { ...headers, 'content-type': 'application/octet-stream' } });
 }
 
 async function createKey(baseUrl: string, body: Record<string, unknown>, key = testAdminKey): Promise<{ key: string; id: string }> {

@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
+import { httpCall } from '../helpers/http.js';
 
 const prometheusBinary = process.env.PROMETHEUS_BIN ?? 'prometheus';
 const havePrometheus = spawnSync(prometheusBinary, ['--version'], { encoding: 'utf8' }).status === 0;
@@ -82,13 +83,8 @@ const randomInput = (rows = 1) => ({
   inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 256], data: Array.from({ length: rows * 256 }, () => Math.random() - 0.5) }],
 });
 
-async function infer(baseUrl: string, body: unknown): Promise<{ status: number; body: any }> {
-  const response = await fetch(`${baseUrl}/v2/models/${modelName}/infer`, {
-    method: 'POST',
-    headers: withAdminKey({ 'content-type': 'application/json', 'x-request-id': tracedRequestId }),
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await response.json() };
+function infer(baseUrl: string, body: unknown): Promise<{ status: number; body: any }> {
+  return httpCall(baseUrl, 'POST', `/v2/models/${modelName}/infer`, { body, headers: withAdminKey({ 'x-request-id': tracedRequestId }) });
 }
 
 /** Two kinds of 400: a tensor of the wrong shape (counted as outcome="client_error"), and a body the schema rejects. */

@@ -9,6 +9,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { withAdminKey } from '../helpers/gantry-process.js';
+import { assertErrorBody, httpCall, type HttpReply } from '../helpers/http.js';
 
 export interface JsonReply {
   status: number;
@@ -17,57 +18,27 @@ export interface JsonReply {
 }
 
 /** What `call` gives back: the reply and its body as sent (for messages, and answers that are not JSON: CSV). */
-export interface HttpReply extends JsonReply {
-  text: string;
-}
+export type { HttpReply } from '../helpers/http.js';
 
 /**
  * Any HTTP call, with the test admin key unless `headers` carries another `authorization` (or `{}` via
- * `anonymous`). An object body is sent as JSON, a string as it is; the answer is parsed as JSON when it is JSON
- * (204 gives `undefined`, anything else its text).
+ * `anonymous`). An object body is sent as JSON, a string as it is (both as application/json unless `headers`
+ * says otherwise); the answer is parsed as JSON when it is JSON (204 gives `undefined`, anything else its text).
  */
-export async function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<HttpReply> {
-  const init: RequestInit = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    init.headers = { 'content-type': 'application/json', ...headers };
-    init.body = typeof body === 'string' ? body : JSON.stringify(body);
-  }
-  const response = await fetch(`${baseUrl}${urlPath}`, init);
-  const text = await response.text();
-  let parsed: unknown;
-  if (text.length > 0) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = text;
-    }
-  }
-  return { status: response.status, body: parsed, text, headers: response.headers };
+export function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<HttpReply> {
+  if (body === undefined) return httpCall(baseUrl, method, urlPath, { headers });
+  return httpCall(baseUrl, method, urlPath, { body, headers: { 'content-type': 'application/json', ...headers } });
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {
   return createHash('sha256').update(await readFile(filePath)).digest('hex');
 }
 
-/** Asserts an error reply: status, code, a non-empty message matching `message`, and a requestId. */
-export function assertError(reply: JsonReply, status: number, code: string, message?: RegExp): void {
-  assert.equal(reply.status, status, `expected ${status} ${code}, got ${reply.status}: ${JSON.stringify(reply.body)}`);
-  assert.equal(reply.body?.code, code, JSON.stringify(reply.body));
-  assert.equal(typeof reply.body?.error, 'string');
-  assert.ok(reply.body.error.length > 0);
-  assert.equal(typeof reply.body?.requestId, 'string');
-  if (message !== undefined) assert.match(reply.body.error, message);
-}
+/** Asserts an error reply: status, code, a non-empty message matching `message`, and a requestId (test/helpers/http.ts). */
+export const assertError: (reply: JsonReply, status: number, code: string, message?: RegExp) => void = assertErrorBody;
 
-/** The same seeded PRNG the fixtures use (deterministic pseudo-random inputs). */
-export { mulberry32 } from '../fixtures/onnx-builder.js';
-import { mulberry32 } from '../fixtures/onnx-builder.js';
-
-/** `count` floats uniform in [low, high), already rounded to float32 so gateway and reference see the same bits. */
-export function randomFloats(seed: number, count: number, low = -1, high = 1): number[] {
-  const next = mulberry32(seed);
-  return Array.from(Float32Array.from({ length: count }, () => low + (high - low) * next()));
-}
+/** The one seeded PRNG (support/prng.ts): deterministic pseudo-random inputs, float32-exact where they are floats. */
+export { mulberry32, randomFloats } from '../../support/prng.js';
 
 export function maxAbsDiff(actual: readonly number[], expected: ArrayLike<number>): number {
   assert.equal(actual.length, expected.length, 'element count differs');

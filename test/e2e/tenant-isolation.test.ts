@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fixturePath, startGantry, type GantryProcess } from '../helpers/gantry-process.js';
 import { call as sharedCall, type HttpReply } from './support.js';
+import { httpCall } from '../helpers/http.js';
 
 const adminKey = 'gantry-tenancy-test-admin-key-0123456789abcdef';
 
@@ -24,13 +25,10 @@ describe('tenant isolation (gantry start)', () => {
     sharedCall(gantry.baseUrl, method, urlPath, body, { authorization: `Bearer ${keys[caller]}` });
 
   async function upload(caller: Caller, name: string, fixture: string): Promise<Reply> {
-    const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, {
-      method: 'POST',
+    return httpCall(gantry.baseUrl, 'POST', `/v1/models/${name}/versions`, {
       headers: { authorization: `Bearer ${keys[caller]}`, 'content-type': 'application/octet-stream' },
       body: await readFile(fixturePath(fixture)),
     });
-    const text = await response.text();
-    return { status: response.status, body: JSON.parse(text), text, headers: response.headers };
   }
 
   const acmeRequest = {

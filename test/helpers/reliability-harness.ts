@@ -13,6 +13,7 @@ import { inferenceQueueKey } from '../../src/redis-keys.js';
 import { randomFloats } from '../../support/prng.js';
 import { sleep } from '../../support/private-redis.js';
 import { deleteKeys, withAdminKey, type GantryProcess } from './gantry-process.js';
+import { httpCall } from './http.js';
 
 export { startPrivateRedis, sleep, type PrivateRedis } from '../../support/private-redis.js';
 
@@ -58,22 +59,14 @@ export async function timedCall(
 ): Promise<TimedReply> {
   const startedAt = Date.now();
   const t0 = performance.now();
+  const headers = init.headers ?? (init.body === undefined ? {} : { 'content-type': 'application/json' });
   try {
-    const response = await fetch(url, {
-      method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
-      headers: (init.anonymous === true ? (headers: Record<string, string>) => headers : withAdminKey)(init.headers ?? (init.body === undefined ? {} : { 'content-type': 'application/json' })),
-      ...(init.body === undefined ? {} : { body: init.body as unknown as BodyInit }),
+    const reply = await httpCall(url, init.method ?? (init.body === undefined ? 'GET' : 'POST'), '', {
+      headers: init.anonymous === true ? headers : withAdminKey(headers),
+      ...(init.body === undefined ? {} : { body: init.body }),
       signal: AbortSignal.timeout(init.timeoutMs ?? 30_000),
     });
-    const text = await response.text();
-    let body: unknown = text;
-    try {
-      body = text.length > 0 ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON
-    }
-    const finishedAt = Date.now();
-    return { status: response.status, body, headers: response.headers, ms: performance.now() - t0, startedAt, finishedAt };
+    return { status: reply.status, body: reply.body, headers: reply.headers, ms: performance.now() - t0, startedAt, finishedAt: Date.now() };
   } catch (error) {
     const finishedAt = Date.now();
     const cause = (error as { cause?: { code?: string } }).cause?.code;

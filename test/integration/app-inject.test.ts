@@ -13,19 +13,20 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import type { InjectOptions } from 'fastify';
 import { adminAuthorization, deleteKeys, repositoryRoot, testAdminKey } from '../helpers/gantry-process.js';
+import { assertErrorBody } from '../helpers/http.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-function assertErrorBody(body: unknown, code: string, requestId?: string): void {
-  assert.equal(typeof body, 'object');
-  const record = body as Record<string, unknown>;
-  assert.deepEqual(Object.keys(record).sort(), ['code', 'error', 'requestId']);
-  assert.equal(record.code, code);
-  assert.equal(typeof record.error, 'string');
-  assert.ok((record.error as string).length > 0);
-  assert.equal(typeof record.requestId, 'string');
-  if (requestId !== undefined) assert.equal(record.requestId, requestId);
+/**
+ * The shared error-body assertion (test/helpers/http.ts) on an injected response, plus what inject() can see
+ * exactly: the body holds nothing but code, error and requestId, and the requestId is the one given.
+ */
+function assertInjectedError(response: { statusCode: number; json: () => any }, status: number, code: string, requestId?: string): void {
+  const body = response.json();
+  assertErrorBody({ status: response.statusCode, body }, status, code);
+  assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'requestId']);
+  if (requestId !== undefined) assert.equal(body.requestId, requestId);
 }
 
 describe('API app via inject()', { timeout: 60_000 }, () => {
@@ -78,28 +79,24 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
 
   test('unknown route → 404 with the error body', async () => {
     const response = await inject({ method: 'GET', url: '/v2/no/such/route?x=1' });
-    assert.equal(response.statusCode, 404);
-    assertErrorBody(response.json(), 'NOT_FOUND', response.headers['x-request-id'] as string);
+    assertInjectedError(response, 404, 'NOT_FOUND', response.headers['x-request-id'] as string);
     assert.doesNotMatch(response.json().error, /x=1/);
   });
 
   test('unknown model → 404 with the error body (metadata, readiness and infer)', async () => {
     const metadata = await inject({ method: 'GET', url: '/v2/models/no-such-model' });
-    assert.equal(metadata.statusCode, 404);
-    assertErrorBody(metadata.json(), 'NOT_FOUND');
+    assertInjectedError(metadata, 404, 'NOT_FOUND');
     assert.match(metadata.json().error, /no-such-model/);
 
     const ready = await inject({ method: 'GET', url: '/v2/models/no-such-model/ready' });
-    assert.equal(ready.statusCode, 404);
-    assertErrorBody(ready.json(), 'NOT_FOUND');
+    assertInjectedError(ready, 404, 'NOT_FOUND');
 
     const infer = await inject({
       method: 'POST',
       url: '/v2/models/no-such-model/infer',
       payload: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1], data: [1] }] },
     });
-    assert.equal(infer.statusCode, 404);
-    assertErrorBody(infer.json(), 'NOT_FOUND');
+    assertInjectedError(infer, 404, 'NOT_FOUND');
   });
 
   test('invalid JSON body → 400 with the error body', async () => {
@@ -109,14 +106,12 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
       headers: { 'content-type': 'application/json' },
       payload: '{"inputs": [',
     });
-    assert.equal(response.statusCode, 400);
-    assertErrorBody(response.json(), 'INVALID_ARGUMENT', response.headers['x-request-id'] as string);
+    assertInjectedError(response, 400, 'INVALID_ARGUMENT', response.headers['x-request-id'] as string);
   });
 
   test('a body that is JSON but not an inference request → 400', async () => {
     const response = await inject({ method: 'POST', url: '/v2/models/some-model/infer', payload: { inputs: 'nope' } });
-    assert.equal(response.statusCode, 400);
-    assertErrorBody(response.json(), 'INVALID_ARGUMENT');
+    assertInjectedError(response, 400, 'INVALID_ARGUMENT');
     assert.match(response.json().error, /inputs/);
   });
 
@@ -130,8 +125,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
       headers: { 'content-type': 'application/json' },
       payload,
     });
-    assert.equal(response.statusCode, 413);
-    assertErrorBody(response.json(), 'PAYLOAD_TOO_LARGE');
+    assertInjectedError(response, 413, 'PAYLOAD_TOO_LARGE');
     assert.match(response.json().error, /1000/);
   });
 
@@ -141,7 +135,7 @@ describe('API app via inject()', { timeout: 60_000 }, () => {
 
     const onError = await inject({ method: 'GET', url: '/v2/models/absent', headers: { 'x-request-id': 'trace-404' } });
     assert.equal(onError.headers['x-request-id'], 'trace-404');
-    assertErrorBody(onError.json(), 'NOT_FOUND', 'trace-404');
+    assertInjectedError(onError, 404, 'NOT_FOUND', 'trace-404');
 
     const replaced = await inject({ method: 'GET', url: '/v2', headers: { 'x-request-id': 'has spaces <and> junk' } });
     assert.match(replaced.headers['x-request-id'] as string, uuidPattern);
