@@ -5,6 +5,7 @@ import { byteSizeOf, elementCount, isDatatype, type Datatype } from '../protocol
 import type { DecodedInputData } from '../protocol/decoded-json-body.js';
 import { decodeErrorFromWire, decodeJsonData } from '../protocol/json-tensor-codec.js';
 import type { Tensor, TensorDescriptor } from '../protocol/tensor.js';
+import { formatShape } from '../protocol/shape-text.js';
 import { decodeTypedContents } from '../protocol/typed-contents.js';
 import type { CallInput, InputContent } from './inference-call.js';
 
@@ -63,10 +64,6 @@ function takeDecoded(decoded: DecodedInputData | undefined, inputName: string): 
   if (decoded === undefined) throw errors.internal(`Input '${inputName.slice(0, 100)}' was not decoded by the JSON parse thread.`);
   if (decoded.error !== undefined) throw decodeErrorFromWire(decoded.error);
   return decoded.bytes;
-}
-
-function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
 }
 
 /**

@@ -2,6 +2,7 @@ import { describeValue, errors } from '../errors.js';
 import { writeBytesElements } from './bytes-elements.js';
 import { elementCount, type Datatype } from './datatypes.js';
 import { toFloat16Bits } from './float16.js';
+import { formatShape } from './shape-text.js';
 
 /**
  * The Open Inference Protocol's gRPC typed tensor contents (`InferTensorContents`), as @grpc/proto-loader gives
@@ -75,10 +76,6 @@ const smallIntegerRanges: Partial<Record<Datatype, readonly [number, number]>> =
 const int64Range = [-(2n ** 63n), 2n ** 63n - 1n] as const;
 const uint64Range = [0n, 2n ** 64n - 1n] as const;
 const decimalInteger = /^-?\d{1,20}$/;
-
-function formatShape(shape: readonly number[]): string {
-  return `[${shape.join(',')}]`;
-}
 
 /**
  * Decodes an input's typed contents into Gantry's raw tensor layout (little-endian, BOOL one byte, BYTES as
