@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { readLargeValue, writeLargeValue } from '../../src/queue/large-values.js';
+import { inlineValueLimitBytes, placeValue, readLargeValue, writeLargeValue } from '../../src/queue/large-values.js';
 
 describe('large values through Redis', () => {
   let redis: Redis;
@@ -64,5 +64,18 @@ describe('large values through Redis', () => {
     assert.equal(await readLargeValue(redis, key('never-written'), 10), undefined);
     await writeLargeValue(redis, key('short'), randomBytes(100), 10_000);
     assert.equal(await readLargeValue(redis, key('short'), 101), undefined);
+  });
+
+  test('placeValue: up to inlineValueLimitBytes nothing is written (the message carries the bytes); above, they go to the key, expiring after the deadline', async () => {
+    const deadline = Date.now() + 30_000;
+    const atLimit = [randomBytes(inlineValueLimitBytes - 1), randomBytes(1)];
+    assert.equal(await placeValue(redis, atLimit, inlineValueLimitBytes, () => key('inline'), deadline), undefined);
+    assert.equal(await redis.exists(key('inline')), 0, 'an inline value writes no key');
+    const over = [randomBytes(inlineValueLimitBytes), randomBytes(1)];
+    const placed = await placeValue(redis, over, inlineValueLimitBytes + 1, () => key('own-key'), deadline);
+    assert.equal(placed, key('own-key'));
+    assert.deepEqual(await readLargeValue(redis, placed, inlineValueLimitBytes + 1), Buffer.concat(over));
+    const ttl = await redis.pttl(placed);
+    assert.ok(ttl > 30_000 && ttl <= 35_000, `expires with the deadline plus its margin (${ttl} ms)`);
   });
 });
