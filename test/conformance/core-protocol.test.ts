@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { parse as parseLossless, stringify } from 'lossless-json';
 import { startGantry, uploadModel, fixturePath, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import {
   assertErrorBody,
@@ -70,9 +71,9 @@ const datatypeCases: DatatypeCase[] = [
   {
     model: 'identity-uint64',
     datatype: 'UINT64',
-    // Values beyond 2^53 travel as JSON strings so they are not rounded.
-    json: [0, 9007199254740991, '9007199254740993', '18446744073709551615'],
-    expectedJson: [0, 9007199254740991, '9007199254740993', '18446744073709551615'],
+    // As Triton reads and writes them: JSON numbers, exact at any magnitude (the answer is read losslessly below).
+    json: [0, 9007199254740991, 9007199254740993n, 18446744073709551615n],
+    expectedJson: [0, 9007199254740991, 9007199254740993n, 18446744073709551615n],
     binary: bytesOf(BigUint64Array.from([0n, 9007199254740991n, 9007199254740993n, 18446744073709551615n])),
     byteSize: 8,
   },
@@ -89,8 +90,8 @@ const datatypeCases: DatatypeCase[] = [
   {
     model: 'identity-int64',
     datatype: 'INT64',
-    json: ['-9223372036854775808', -1, 0, '9223372036854775807'],
-    expectedJson: ['-9223372036854775808', -1, 0, '9223372036854775807'],
+    json: [-9223372036854775808n, -1, 0, 9223372036854775807n],
+    expectedJson: [-9223372036854775808n, -1, 0, 9223372036854775807n],
     binary: bytesOf(BigInt64Array.from([-9223372036854775808n, -1n, 0n, 9223372036854775807n])),
     byteSize: 8,
   },
@@ -130,8 +131,20 @@ const datatypeCases: DatatypeCase[] = [
   },
 ];
 
+/** A JSON number's exact value: a bigint where a double would round it, as a client with a 64-bit-exact parser reads it. */
+const exactNumber = (digits: string): number | bigint => (/^-?\d+$/.test(digits) && !Number.isSafeInteger(Number(digits)) ? BigInt(digits) : Number(digits));
+
+/**
+ * An inference in JSON sent and read as Triton's clients do: 64-bit integers (bigints here) written as JSON numbers,
+ * the answer read without rounding them (lossless-json; a devDependency of the tests only).
+ */
+async function inferExactJson(baseUrl: string, model: string, request: unknown): Promise<Reply & { text: string }> {
+  const reply = (await inferJson(baseUrl, model, stringify(request))) as Reply & { text: string };
+  return { ...reply, body: parseLossless(reply.text, undefined, exactNumber) };
+}
+
 function single(reply: Reply): any {
-  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  assert.equal(reply.status, 200, stringify(reply.body));
   assert.equal(reply.body.outputs.length, 1);
   return reply.body.outputs[0];
 }
@@ -248,7 +261,7 @@ describe('inference (inference_rest.md "Inference")', () => {
 
   for (const testCase of datatypeCases) {
     test(`${testCase.datatype} round-trips exactly as JSON ("Tensor Data Types")`, async () => {
-      const reply = await inferJson(base, testCase.model, { inputs: [{ name: 'input', shape: [2, 2], datatype: testCase.datatype, data: testCase.json }] });
+      const reply = await inferExactJson(base, testCase.model, { inputs: [{ name: 'input', shape: [2, 2], datatype: testCase.datatype, data: testCase.json }] });
       const output = single(reply);
       assert.equal(output.name, 'output');
       assert.equal(output.datatype, testCase.datatype);
@@ -277,11 +290,12 @@ describe('inference (inference_rest.md "Inference")', () => {
     });
   }
 
-  test('INT64/UINT64 accept strings and answer beyond-2^53 values as exact strings', async () => {
-    const int64 = single(await inferJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 3], datatype: 'INT64', data: ['9223372036854775807', '-9223372036854775808', '9007199254740993'] }] }));
-    assert.deepEqual(int64.data, ['9223372036854775807', '-9223372036854775808', '9007199254740993']);
-    const uint64 = single(await inferJson(base, 'identity-uint64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT64', data: ['18446744073709551615'] }] }));
-    assert.deepEqual(uint64.data, ['18446744073709551615']);
+  test('INT64/UINT64 also accept decimal strings and answer beyond-2^53 values as exact JSON numbers', async () => {
+    const int64Reply = await inferExactJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 3], datatype: 'INT64', data: ['9223372036854775807', '-9223372036854775808', '9007199254740993'] }] });
+    assert.deepEqual(single(int64Reply).data, [9223372036854775807n, -9223372036854775808n, 9007199254740993n]);
+    assert.match(int64Reply.text, /"data":\[9223372036854775807,-9223372036854775808,9007199254740993\]/, 'numbers, not strings, on the wire');
+    const uint64 = single(await inferExactJson(base, 'identity-uint64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT64', data: ['18446744073709551615'] }] }));
+    assert.deepEqual(uint64.data, [18446744073709551615n]);
   });
 
   test('BYTES as binary in, JSON out: non-ASCII and empty strings survive', async () => {
@@ -418,8 +432,8 @@ describe('inference (inference_rest.md "Inference")', () => {
     assertErrorBody(await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'FP32', data: [1] }] }), 400, 'INVALID_ARGUMENT');
     // out-of-range integer
     assertErrorBody(await inferJson(base, 'identity-uint8', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT8', data: [256] }] }), 400, 'INVALID_ARGUMENT');
-    // INT64 beyond 2^53 as a JSON number cannot be exact
-    assertErrorBody(await inferJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'INT64', data: [2 ** 60] }] }), 400, 'INVALID_ARGUMENT');
+    // INT64 out of range as a JSON number (2^63 is written 9223372036854776000)
+    assertErrorBody(await inferJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'INT64', data: [2 ** 63] }] }), 400, 'INVALID_ARGUMENT');
     // unknown input and unknown requested output
     assertErrorBody(await inferJson(base, 'identity-int32', { inputs: [{ name: 'nope', shape: [1, 1], datatype: 'INT32', data: [1] }] }), 400, 'INVALID_ARGUMENT');
     assertErrorBody(
