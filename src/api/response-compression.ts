@@ -58,7 +58,9 @@ export interface ResponseCompressionOptions {
 export function registerResponseCompression(app: FastifyInstance, options: ResponseCompressionOptions): void {
   const { minBytes } = options;
   app.addHook('onSend', (request, reply, payload, done) => {
-    void reply.header('vary', 'Accept-Encoding');
+    const vary = reply.getHeader('vary');
+    if (vary === undefined) void reply.header('vary', 'Accept-Encoding');
+    else if (!/accept-encoding/i.test(String(vary))) void reply.header('vary', `${String(vary)}, Accept-Encoding`);
     const coding = responseCodingFor(request.headers['accept-encoding']);
     if (coding === undefined || reply.hasHeader('content-encoding') || payload === null || payload === undefined) return done(null, payload);
     if (payload instanceof Readable) {
