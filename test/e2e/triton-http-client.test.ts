@@ -389,5 +389,9 @@ describe('requests as tritonclient.http sends them', () => {
     const message = JSON.parse(reply.body.toString('utf8')).error as string;
     assert.match(message, /without a Content-Type/);
     assert.match(message, /POST \/v1\/models\/:model\/versions takes .*application\/octet-stream.* or multipart\/form-data/);
+
+    const index = await post(gantry.baseUrl, '/v2/repository/index', Buffer.from('<ready/>'), { ...clientHeaders, 'Content-Type': 'application/xml', 'Content-Length': '8' });
+    assert.equal(index.status, 415, describe400(index));
+    assert.equal(JSON.parse(index.body.toString('utf8')).error, "Content-Type 'application/xml' is not supported here: POST /v2/repository/index takes application/json.");
   });
 });
