@@ -1,18 +1,12 @@
-import { status, type ServerWritableStream } from "@grpc/grpc-js";
-import { ErrorCode, GantryError } from "../errors.js";
-import {
-  unreadyReason,
-  type ReadinessSources,
-} from "../inference/server-status.js";
-import type { UnaryHandler, UnaryHandlers } from "./grpc-call-context.js";
+import { status, type ServerWritableStream } from '@grpc/grpc-js';
+import { ErrorCode, GantryError } from '../errors.js';
+import { unreadyReason, type ReadinessSources } from '../inference/server-status.js';
+import type { UnaryHandler, UnaryHandlers } from './grpc-call-context.js';
 
 /** The services grpc.health.v1 answers for: the server as a whole ("") and the inference service. */
-export const healthCheckedServices: readonly string[] = [
-  "",
-  "inference.GRPCInferenceService",
-];
+export const healthCheckedServices: readonly string[] = ['', 'inference.GRPCInferenceService'];
 
-type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
+type ServingStatus = 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
 /**
  * Watch streams open at once. Each is an HTTP/2 stream held open for as long as its client likes; the callers
@@ -31,6 +25,12 @@ interface HealthCheckRequest {
   service?: string;
 }
 
+/** An open Watch stream and the status it was last sent. */
+interface Watcher {
+  stream: ServerWritableStream<HealthCheckRequest, unknown>;
+  last: ServingStatus;
+}
+
 /**
  * The standard gRPC health service (grpc.health.v1.Health, proto/health.proto): Check answers SERVING while the
  * server is ready (the same readiness as REST's /v2/health/ready and gRPC's ServerReady) and NOT_SERVING
@@ -38,10 +38,7 @@ interface HealthCheckRequest {
  * call or the server closes. Unknown services: Check answers NOT_FOUND, Watch SERVICE_UNKNOWN (the protocol's rules).
  */
 export class HealthService {
-  private readonly watchers = new Set<{
-    stream: ServerWritableStream<HealthCheckRequest, unknown>;
-    last: ServingStatus;
-  }>();
+  private readonly watchers = new Set<Watcher>();
   private poller: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -52,14 +49,9 @@ export class HealthService {
    * every call), Watch as grpc-js' own server-streaming handler, which the server passes through as it is.
    */
   get handlers(): UnaryHandlers {
-    const check: UnaryHandler<HealthCheckRequest> = async (request) =>
-      this.check(request.service ?? "");
-    const watch = (stream: ServerWritableStream<HealthCheckRequest, unknown>) =>
-      this.watch(stream);
-    return {
-      Check: check as UnaryHandler<never, unknown>,
-      Watch: watch as unknown as UnaryHandler<never, unknown>,
-    };
+    const check: UnaryHandler<HealthCheckRequest> = async (request) => this.check(request.service ?? '');
+    const watch = (stream: ServerWritableStream<HealthCheckRequest, unknown>) => this.watch(stream);
+    return { Check: check as UnaryHandler<never, unknown>, Watch: watch as unknown as UnaryHandler<never, unknown> };
   }
 
   /** Watch streams now open (for tests: it must stay bounded and drop to zero when clients leave). */
@@ -72,57 +64,42 @@ export class HealthService {
     this.closed = true;
     this.stopPolling();
     for (const watcher of this.watchers) {
-      if (watcher.last !== "NOT_SERVING" && watcher.last !== "SERVICE_UNKNOWN")
-        watcher.stream.write({ status: "NOT_SERVING" });
+      if (watcher.last !== 'NOT_SERVING' && watcher.last !== 'SERVICE_UNKNOWN') watcher.stream.write({ status: 'NOT_SERVING' });
       watcher.stream.end();
     }
     this.watchers.clear();
   }
 
   private current(service: string): ServingStatus {
-    if (!healthCheckedServices.includes(service)) return "SERVICE_UNKNOWN";
-    return !this.closed && unreadyReason(this.sources) === undefined
-      ? "SERVING"
-      : "NOT_SERVING";
+    if (!healthCheckedServices.includes(service)) return 'SERVICE_UNKNOWN';
+    return !this.closed && unreadyReason(this.sources) === undefined ? 'SERVING' : 'NOT_SERVING';
   }
 
   private check(service: string): { status: ServingStatus } {
     const answer = this.current(service);
-    if (answer === "SERVICE_UNKNOWN")
-      throw new GantryError(ErrorCode.NotFound, unknownServiceMessage(service));
+    if (answer === 'SERVICE_UNKNOWN') throw new GantryError(ErrorCode.NotFound, unknownServiceMessage(service));
     return { status: answer };
   }
 
-  private watch(
-    stream: ServerWritableStream<HealthCheckRequest, unknown>,
-  ): void {
+  private watch(stream: ServerWritableStream<HealthCheckRequest, unknown>): void {
     if (this.closed) {
-      stream.emit("error", {
-        code: status.UNAVAILABLE,
-        details: "The server is shutting down; retry on another instance.",
-      });
+      stream.emit('error', { code: status.UNAVAILABLE, details: 'The server is shutting down; retry on another instance.' });
       return;
     }
     if (this.watchers.size >= maxHealthWatchers) {
-      stream.emit("error", {
-        code: status.RESOURCE_EXHAUSTED,
-        details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.`,
-      });
+      stream.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.` });
       return;
     }
-    const service = stream.request.service ?? "";
-    const watcher = { stream, last: this.current(service) };
+    const service = stream.request.service ?? '';
+    const watcher: Watcher = { stream, last: this.current(service) };
     this.watchers.add(watcher);
     stream.write({ status: watcher.last });
-    stream.on("cancelled", () => this.forget(watcher));
-    stream.on("error", () => this.forget(watcher));
+    stream.on('cancelled', () => this.forget(watcher));
+    stream.on('error', () => this.forget(watcher));
     this.startPolling();
   }
 
-  private forget(watcher: {
-    stream: ServerWritableStream<HealthCheckRequest, unknown>;
-    last: ServingStatus;
-  }): void {
+  private forget(watcher: Watcher): void {
     this.watchers.delete(watcher);
     if (this.watchers.size === 0) this.stopPolling();
   }
@@ -131,7 +108,7 @@ export class HealthService {
     if (this.poller !== undefined) return;
     this.poller = setInterval(() => {
       for (const watcher of this.watchers) {
-        const now = this.current(watcher.stream.request.service ?? "");
+        const now = this.current(watcher.stream.request.service ?? '');
         if (now === watcher.last) continue;
         watcher.last = now;
         watcher.stream.write({ status: now });

@@ -1,11 +1,6 @@
-import { errors } from "../errors.js";
-import {
-  loadModel,
-  repositoryIndex,
-  unloadModel,
-  type RepositorySources,
-} from "../inference/repository-actions.js";
-import type { UnaryHandler, UnaryHandlers } from "./grpc-call-context.js";
+import { errors } from '../errors.js';
+import { loadModel, repositoryIndex, unloadModel, type RepositorySources } from '../inference/repository-actions.js';
+import type { UnaryHandler, UnaryHandlers } from './grpc-call-context.js';
 
 /** The repository requests as @grpc/proto-loader decodes them (`keepCase`, no defaults: an empty field is absent); parameters map to ModelRepositoryParameter. */
 interface WireRepositoryIndexRequest {
@@ -23,7 +18,7 @@ interface WireRepositoryModelRequest {
  * either. tritonclient leaves repository_name empty; a named repository is refused rather than read as this one.
  */
 function checkRepositoryName(repositoryName: string | undefined): void {
-  if (repositoryName === undefined || repositoryName === "") return;
+  if (repositoryName === undefined || repositoryName === '') return;
   throw errors.invalidArgument(
     `Repository '${repositoryName.slice(0, 100)}' does not exist: Gantry has one model repository, unnamed; leave repository_name empty.`,
   );
@@ -33,42 +28,20 @@ function checkRepositoryName(repositoryName: string | undefined): void {
  * RepositoryIndex, RepositoryModelLoad and RepositoryModelUnload (Triton's extension), over the same actions as
  * REST's POST /v2/repository/index, …/models/{m}/load and …/models/{m}/unload, with the same scopes and messages.
  */
-export function tritonRepositoryHandlers(
-  sources: RepositorySources,
-): UnaryHandlers {
-  const index: UnaryHandler<WireRepositoryIndexRequest> = async (
-    request,
-    context,
-  ) => {
+export function tritonRepositoryHandlers(sources: RepositorySources): UnaryHandlers {
+  const index: UnaryHandler<WireRepositoryIndexRequest> = async (request, context) => {
     checkRepositoryName(request.repository_name);
-    return {
-      models: await repositoryIndex(
-        sources,
-        context.principal,
-        request.ready === true,
-      ),
-    };
+    return { models: await repositoryIndex(sources, context.principal, request.ready === true) };
   };
-  const load: UnaryHandler<WireRepositoryModelRequest> = async (
-    request,
-    context,
-  ) => {
+  const load: UnaryHandler<WireRepositoryModelRequest> = async (request, context) => {
     checkRepositoryName(request.repository_name);
-    await loadModel(
-      sources,
-      context.principal,
-      request.model_name ?? "",
-      Object.keys(request.parameters ?? {}),
-    );
+    await loadModel(sources, context.principal, request.model_name ?? '', Object.keys(request.parameters ?? {}));
     return {};
   };
   // Unload takes "unload_dependents" and ignores it, as REST does: no Gantry model depends on another.
-  const unload: UnaryHandler<WireRepositoryModelRequest> = async (
-    request,
-    context,
-  ) => {
+  const unload: UnaryHandler<WireRepositoryModelRequest> = async (request, context) => {
     checkRepositoryName(request.repository_name);
-    await unloadModel(sources, context.principal, request.model_name ?? "");
+    await unloadModel(sources, context.principal, request.model_name ?? '');
     return {};
   };
   return {

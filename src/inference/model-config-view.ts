@@ -1,43 +1,35 @@
-import { z } from "zod";
-import type { Principal } from "../auth/principal.js";
-import type { Config } from "../config.js";
-import { errors } from "../errors.js";
-import type { Datatype } from "../protocol/datatypes.js";
-import { onnxPlatform } from "../protocol/oip-schemas.js";
-import type { ModelSignature, TensorSpec } from "../protocol/signature.js";
-import { canBatch } from "../registry/batching-support.js";
-import {
-  modelConfigSchema,
-  type ModelConfig,
-  type ModelConfigStore,
-} from "../registry/model-config.js";
-import type { ModelVersion } from "../registry/model-registry.js";
-import type { ModelCatalog } from "./model-catalog.js";
-import { forModel, requestedModel } from "./requested-model.js";
-import { checkVersion } from "./requested-version.js";
+import { z } from 'zod';
+import type { Principal } from '../auth/principal.js';
+import type { Config } from '../config.js';
+import { errors } from '../errors.js';
+import type { Datatype } from '../protocol/datatypes.js';
+import { onnxPlatform } from '../protocol/oip-schemas.js';
+import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
+import { canBatch } from '../registry/batching-support.js';
+import { modelConfigSchema, type ModelConfig, type ModelConfigStore } from '../registry/model-config.js';
+import type { ModelVersion } from '../registry/model-registry.js';
+import type { ModelCatalog } from './model-catalog.js';
+import { forModel, requestedModel } from './requested-model.js';
+import { checkVersion } from './requested-version.js';
 
 /** Triton's names for the protocol's datatypes (model_config.proto's DataType; BYTES is TYPE_STRING there). */
 export const tritonDataTypes: Record<Datatype, string> = {
-  BOOL: "TYPE_BOOL",
-  UINT8: "TYPE_UINT8",
-  UINT16: "TYPE_UINT16",
-  UINT32: "TYPE_UINT32",
-  UINT64: "TYPE_UINT64",
-  INT8: "TYPE_INT8",
-  INT16: "TYPE_INT16",
-  INT32: "TYPE_INT32",
-  INT64: "TYPE_INT64",
-  FP16: "TYPE_FP16",
-  FP32: "TYPE_FP32",
-  FP64: "TYPE_FP64",
-  BYTES: "TYPE_STRING",
+  BOOL: 'TYPE_BOOL',
+  UINT8: 'TYPE_UINT8',
+  UINT16: 'TYPE_UINT16',
+  UINT32: 'TYPE_UINT32',
+  UINT64: 'TYPE_UINT64',
+  INT8: 'TYPE_INT8',
+  INT16: 'TYPE_INT16',
+  INT32: 'TYPE_INT32',
+  INT64: 'TYPE_INT64',
+  FP16: 'TYPE_FP16',
+  FP32: 'TYPE_FP32',
+  FP64: 'TYPE_FP64',
+  BYTES: 'TYPE_STRING',
 };
 
-const tensorConfigSchema = z.object({
-  name: z.string(),
-  data_type: z.string(),
-  dims: z.array(z.number()),
-});
+const tensorConfigSchema = z.object({ name: z.string(), data_type: z.string(), dims: z.array(z.number()) });
 
 /**
  * The model configuration extension's answer (extension_model_configuration.md): the JSON form of Triton's
@@ -53,30 +45,21 @@ export const tritonModelConfigSchema = z.object({
   max_batch_size: z.number(),
   input: z.array(tensorConfigSchema),
   output: z.array(tensorConfigSchema),
-  instance_group: z.array(
-    z.object({ name: z.string(), count: z.number(), kind: z.string() }),
-  ),
+  instance_group: z.array(z.object({ name: z.string(), count: z.number(), kind: z.string() })),
   dynamic_batching: z
     .object({
       preferred_batch_size: z.array(z.number()),
       max_queue_delay_microseconds: z.number(),
-      default_queue_policy: z.object({
-        max_queue_size: z.number(),
-        default_timeout_microseconds: z.number(),
-      }),
+      default_queue_policy: z.object({ max_queue_size: z.number(), default_timeout_microseconds: z.number() }),
     })
     .optional()
-    .describe("Present only when the model batches (max_batch_size > 0)."),
+    .describe('Present only when the model batches (max_batch_size > 0).'),
   parameters: z.record(z.string(), z.object({ string_value: z.string() })),
   gantry: modelConfigSchema,
 });
 export type TritonModelConfig = z.infer<typeof tritonModelConfigSchema>;
 
-const instanceKinds = {
-  cpu: "KIND_CPU",
-  cuda: "KIND_GPU",
-  auto: "KIND_AUTO",
-} as const;
+const instanceKinds = { cpu: 'KIND_CPU', cuda: 'KIND_GPU', auto: 'KIND_AUTO' } as const;
 
 /** The server settings a configuration answer shows. */
 export interface ConfigDefaults {
@@ -85,13 +68,7 @@ export interface ConfigDefaults {
 }
 
 /** Builds the Triton view of a model's configuration from its run-time configuration and a version's signature. */
-export function tritonModelConfig(
-  name: string,
-  versions: string[],
-  signature: ModelSignature,
-  config: ModelConfig,
-  server: ConfigDefaults,
-): TritonModelConfig {
+export function tritonModelConfig(name: string, versions: string[], signature: ModelSignature, config: ModelConfig, server: ConfigDefaults): TritonModelConfig {
   const batching = config.maxBatchSize > 0 && canBatch(signature);
   // Triton's convention: when max_batch_size > 0 the batch dimension is implicit and left out of `dims`;
   // when it is 0 the dims are the full shape. -1 marks a dynamic dimension in both.
@@ -103,18 +80,12 @@ export function tritonModelConfig(
   return {
     name,
     platform: onnxPlatform,
-    backend: "onnxruntime",
+    backend: 'onnxruntime',
     versions,
     max_batch_size: batching ? config.maxBatchSize : 0,
     input: signature.inputs.map(tensor),
     output: signature.outputs.map(tensor),
-    instance_group: [
-      {
-        name: name,
-        count: config.instances,
-        kind: instanceKinds[server.device],
-      },
-    ],
+    instance_group: [{ name: name, count: config.instances, kind: instanceKinds[server.device] }],
     ...(batching
       ? {
           dynamic_batching: {
@@ -122,8 +93,7 @@ export function tritonModelConfig(
             max_queue_delay_microseconds: config.maxQueueDelayMicroseconds,
             default_queue_policy: {
               max_queue_size: config.maxQueueSize,
-              default_timeout_microseconds:
-                (config.inferTimeoutMs ?? server.inferTimeoutMs) * 1000,
+              default_timeout_microseconds: (config.inferTimeoutMs ?? server.inferTimeoutMs) * 1000,
             },
           },
         }
@@ -133,9 +103,7 @@ export function tritonModelConfig(
       intra_op_thread_count: { string_value: String(config.intraOpThreads) },
       inter_op_thread_count: { string_value: String(config.interOpThreads) },
       graph_optimization_level: { string_value: config.graphOptimizationLevel },
-      optimized_model_cache: {
-        string_value: String(config.optimizedModelCache),
-      },
+      optimized_model_cache: { string_value: String(config.optimizedModelCache) },
     },
     gantry: config,
   };
@@ -147,24 +115,17 @@ export function tritonModelConfig(
  * described by its newest version with a known signature, so its configuration can be read and changed
  * before it is loaded again.
  */
-function describedVersion(
-  versions: ModelVersion[],
-  model: string,
-  version: string | undefined,
-): ModelVersion & { signature: ModelSignature } {
+function describedVersion(versions: ModelVersion[], model: string, version: string | undefined): ModelVersion & { signature: ModelSignature } {
   if (version !== undefined) {
     const found = versions.find((candidate) => candidate.version === version);
     if (found === undefined) throw errors.modelNotFound(model, version);
-    if (found.signature === undefined)
-      throw errors.modelNotReady(model, version, found.state);
+    if (found.signature === undefined) throw errors.modelNotReady(model, version, found.state);
     return found as ModelVersion & { signature: ModelSignature };
   }
   const newestFirst = [...versions].reverse();
   const chosen =
-    newestFirst.find(
-      (candidate) =>
-        candidate.state === "READY" && candidate.signature !== undefined,
-    ) ?? newestFirst.find((candidate) => candidate.signature !== undefined);
+    newestFirst.find((candidate) => candidate.state === 'READY' && candidate.signature !== undefined) ??
+    newestFirst.find((candidate) => candidate.signature !== undefined);
   if (chosen === undefined) throw errors.noReadyVersion(model);
   return chosen as ModelVersion & { signature: ModelSignature };
 }
@@ -173,7 +134,7 @@ function describedVersion(
 export interface ModelConfigSources {
   catalog: ModelCatalog;
   modelConfigs: ModelConfigStore;
-  config: Pick<Config, "GANTRY_INFER_TIMEOUT_MS" | "GANTRY_DEVICE">;
+  config: Pick<Config, 'GANTRY_INFER_TIMEOUT_MS' | 'GANTRY_DEVICE'>;
 }
 
 /**
@@ -181,12 +142,7 @@ export interface ModelConfigSources {
  * @throws 400 for a malformed name or version; 404 for a model or version the caller cannot see; 503 when no
  * version has a known signature yet.
  */
-export async function describeModelConfig(
-  sources: ModelConfigSources,
-  principal: Principal,
-  modelName: string,
-  requestedVersion?: string,
-): Promise<TritonModelConfig> {
+export async function describeModelConfig(sources: ModelConfigSources, principal: Principal, modelName: string, requestedVersion?: string): Promise<TritonModelConfig> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   return forModel(model, async () => {
@@ -198,10 +154,7 @@ export async function describeModelConfig(
       versions.map((candidate) => candidate.version),
       described.signature,
       await sources.modelConfigs.get(model.qualified),
-      {
-        inferTimeoutMs: sources.config.GANTRY_INFER_TIMEOUT_MS,
-        device: sources.config.GANTRY_DEVICE,
-      },
+      { inferTimeoutMs: sources.config.GANTRY_INFER_TIMEOUT_MS, device: sources.config.GANTRY_DEVICE },
     );
   });
 }

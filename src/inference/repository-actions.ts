@@ -1,20 +1,14 @@
-import { displayModelName } from "../auth/model-names.js";
-import type { Principal } from "../auth/principal.js";
-import type { Config } from "../config.js";
-import { ErrorCode, GantryError, errors } from "../errors.js";
-import type { InferenceProducer } from "../queue/inference-producer.js";
-import {
-  executionConfigOf,
-  type ModelConfigStore,
-} from "../registry/model-config.js";
-import type {
-  ModelRegistry,
-  ModelVersion,
-} from "../registry/model-registry.js";
-import type { FileModelStore } from "../registry/model-store.js";
-import type { ModelCatalog } from "./model-catalog.js";
-import { forModel, requestedModel } from "./requested-model.js";
-import { visibleModelNames } from "./visible-models.js";
+import { displayModelName } from '../auth/model-names.js';
+import type { Principal } from '../auth/principal.js';
+import type { Config } from '../config.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
+import type { InferenceProducer } from '../queue/inference-producer.js';
+import { executionConfigOf, type ModelConfigStore } from '../registry/model-config.js';
+import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
+import type { FileModelStore } from '../registry/model-store.js';
+import type { ModelCatalog } from './model-catalog.js';
+import { forModel, requestedModel } from './requested-model.js';
+import { visibleModelNames } from './visible-models.js';
 
 /**
  * Triton's model repository extension over Gantry's registry (REST POST /v2/repository/…, gRPC RepositoryIndex,
@@ -23,7 +17,7 @@ import { visibleModelNames } from "./visible-models.js";
  */
 
 /** The reason an unloaded version carries; the index shows it, and load clears it. */
-export const unloadedReason = "unloaded";
+export const unloadedReason = 'unloaded';
 
 /** One version in the repository index. */
 export interface RepositoryIndexEntry {
@@ -37,33 +31,22 @@ export interface RepositoryIndexEntry {
 export interface RepositorySources {
   registry: ModelRegistry;
   catalog: ModelCatalog;
-  store: Pick<FileModelStore, "exists">;
-  producer: Pick<InferenceProducer, "requestLoad">;
+  store: Pick<FileModelStore, 'exists'>;
+  producer: Pick<InferenceProducer, 'requestLoad'>;
   modelConfigs: ModelConfigStore;
-  config: Pick<Config, "GANTRY_LOAD_TIMEOUT_MS">;
+  config: Pick<Config, 'GANTRY_LOAD_TIMEOUT_MS'>;
   /** False once shutdown began: loads are refused then. */
   isAcceptingWork: () => boolean;
 }
 
 /** Every version of the caller's models (the admin's: every tenant's), only the READY ones when `onlyReady`. */
-export async function repositoryIndex(
-  sources: Pick<RepositorySources, "registry">,
-  principal: Principal,
-  onlyReady: boolean,
-): Promise<RepositoryIndexEntry[]> {
+export async function repositoryIndex(sources: Pick<RepositorySources, 'registry'>, principal: Principal, onlyReady: boolean): Promise<RepositoryIndexEntry[]> {
   const names = await visibleModelNames(sources.registry, principal);
-  const perModel = await Promise.all(
-    names.map((name) => sources.registry.listVersions(name)),
-  );
+  const perModel = await Promise.all(names.map((name) => sources.registry.listVersions(name)));
   return perModel
     .flat()
-    .filter((record) => !onlyReady || record.state === "READY")
-    .map((record) => ({
-      name: displayModelName(principal, record.name),
-      version: record.version,
-      state: record.state,
-      reason: record.reason ?? "",
-    }));
+    .filter((record) => !onlyReady || record.state === 'READY')
+    .map((record) => ({ name: displayModelName(principal, record.name), version: record.version, state: record.state, reason: record.reason ?? '' }));
 }
 
 /**
@@ -73,27 +56,19 @@ export async function repositoryIndex(
  * @throws 400/404 for the name; 501 for load parameters; 503 while shutting down or when the newest version
  * did not become READY; 412 when no version has its file in the store.
  */
-export async function loadModel(
-  sources: RepositorySources,
-  principal: Principal,
-  modelName: string,
-  parameterNames: readonly string[],
-): Promise<void> {
+export async function loadModel(sources: RepositorySources, principal: Principal, modelName: string, parameterNames: readonly string[]): Promise<void> {
   const requested = requestedModel(principal, modelName);
   await forModel(requested, async () => {
     if (parameterNames.length > 0) {
       throw errors.unsupported(
-        `Load parameters are not supported (got ${parameterNames.map((name) => `'${name}'`).join(", ")}); upload files with POST /v1/models/{model}/versions and change the configuration with PUT /v1/models/{model}/config.`,
+        `Load parameters are not supported (got ${parameterNames.map((name) => `'${name}'`).join(', ')}); upload files with POST /v1/models/{model}/versions and change the configuration with PUT /v1/models/{model}/config.`,
       );
     }
     await loadEveryVersion(sources, requested.qualified);
   });
 }
 
-async function loadEveryVersion(
-  sources: RepositorySources,
-  model: string,
-): Promise<void> {
+async function loadEveryVersion(sources: RepositorySources, model: string): Promise<void> {
   const { registry, catalog } = sources;
   if (!sources.isAcceptingWork()) throw errors.shuttingDown();
   const versions = await registry.listVersions(model);
@@ -102,51 +77,32 @@ async function loadEveryVersion(
   const loadable: ModelVersion[] = [];
   for (const record of versions) {
     if (await sources.store.exists(record.sha256)) loadable.push(record);
-    else
-      await registry.updateVersion(model, record.version, {
-        state: "UNAVAILABLE",
-        reason: "the model file is missing from the store",
-      });
+    else await registry.updateVersion(model, record.version, { state: 'UNAVAILABLE', reason: 'the model file is missing from the store' });
   }
   const newest = loadable.at(-1);
   if (newest === undefined) {
     catalog.invalidate(model);
-    throw new GantryError(
-      ErrorCode.FailedPrecondition,
-      `No version of model '${model}' has its model file in the store any more; upload it again.`,
-    );
+    throw new GantryError(ErrorCode.FailedPrecondition, `No version of model '${model}' has its model file in the store any more; upload it again.`);
   }
 
   const settings = executionConfigOf(await sources.modelConfigs.get(model));
   for (const record of loadable) {
     await registry.resetRunStrikes(model, record.version);
-    await registry.updateVersion(model, record.version, { state: "LOADING" });
+    await registry.updateVersion(model, record.version, { state: 'LOADING' });
   }
   catalog.invalidate(model);
   const outcomes = await Promise.allSettled(
-    loadable.map((record) =>
-      sources.producer.requestLoad(
-        { model, version: record.version, sha256: record.sha256, settings },
-        sources.config.GANTRY_LOAD_TIMEOUT_MS,
-      ),
-    ),
+    loadable.map((record) => sources.producer.requestLoad({ model, version: record.version, sha256: record.sha256, settings }, sources.config.GANTRY_LOAD_TIMEOUT_MS)),
   );
   // The worker records each outcome (READY, or UNAVAILABLE with onnxruntime's reason) before it replies.
   catalog.invalidate(model);
   const newestOutcome = outcomes.at(-1)!;
-  if (newestOutcome.status === "rejected") {
-    throw newestOutcome.reason instanceof GantryError
-      ? newestOutcome.reason
-      : errors.internal("Loading the model failed.");
+  if (newestOutcome.status === 'rejected') {
+    throw newestOutcome.reason instanceof GantryError ? newestOutcome.reason : errors.internal('Loading the model failed.');
   }
   const loaded = await registry.getVersion(model, newest.version);
-  if (loaded?.state !== "READY")
-    throw errors.modelNotReady(
-      model,
-      newest.version,
-      loaded?.state ?? "UNAVAILABLE",
-    );
-  await registry.announceModelEvent("model-loaded", model);
+  if (loaded?.state !== 'READY') throw errors.modelNotReady(model, newest.version, loaded?.state ?? 'UNAVAILABLE');
+  await registry.announceModelEvent('model-loaded', model);
 }
 
 /**
@@ -154,20 +110,13 @@ async function loadEveryVersion(
  * "unload_dependents" needs nothing more: no Gantry model depends on another.
  * @throws 400/404 for the name.
  */
-export async function unloadModel(
-  sources: Pick<RepositorySources, "registry" | "catalog">,
-  principal: Principal,
-  modelName: string,
-): Promise<void> {
+export async function unloadModel(sources: Pick<RepositorySources, 'registry' | 'catalog'>, principal: Principal, modelName: string): Promise<void> {
   const requested = requestedModel(principal, modelName);
   const model = requested.qualified;
   await forModel(requested, async () => {
-    const changed = await sources.registry.setAllVersionsState(model, {
-      state: "UNAVAILABLE",
-      reason: unloadedReason,
-    });
+    const changed = await sources.registry.setAllVersionsState(model, { state: 'UNAVAILABLE', reason: unloadedReason });
     if (changed.length === 0) throw errors.modelNotFound(model);
     sources.catalog.invalidate(model);
-    await sources.registry.announceModelEvent("model-unloaded", model);
+    await sources.registry.announceModelEvent('model-unloaded', model);
   });
 }

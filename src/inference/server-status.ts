@@ -1,19 +1,17 @@
-import { createRequire } from "node:module";
-import type { Redis } from "ioredis";
-import type { RegistryGuardian } from "../registry/registry-guardian.js";
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
+import type { RegistryGuardian } from '../registry/registry-guardian.js';
 
-const packageJson = createRequire(import.meta.url)("../../../package.json") as {
-  version: string;
-};
+const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
 /** Protocol extensions this server implements; only what is really there is listed. */
 export const implementedExtensions: readonly string[] = [
-  "binary_tensor_data",
-  "classification",
-  "model_configuration",
-  "model_repository",
-  "schedule_policy",
-  "statistics",
+  'binary_tensor_data',
+  'classification',
+  'model_configuration',
+  'model_repository',
+  'schedule_policy',
+  'statistics',
 ];
 
 /** The server metadata every transport answers (REST GET /v2, gRPC ServerMetadata). */
@@ -25,17 +23,13 @@ export interface ServerMetadata {
 
 /** The server's name, version and extensions. */
 export function serverMetadata(): ServerMetadata {
-  return {
-    name: "gantry",
-    version: packageJson.version,
-    extensions: [...implementedExtensions],
-  };
+  return { name: 'gantry', version: packageJson.version, extensions: [...implementedExtensions] };
 }
 
 /** What readiness looks at. */
 export interface ReadinessSources {
-  redis: Pick<Redis, "status">;
-  guardian: Pick<RegistryGuardian, "unreadyReason">;
+  redis: Pick<Redis, 'status'>;
+  guardian: Pick<RegistryGuardian, 'unreadyReason'>;
   /** False once shutdown began. */
   isAcceptingWork: () => boolean;
 }
@@ -46,7 +40,7 @@ export interface ReadinessSources {
  * service all answer from this, so probes of either transport agree.
  */
 export function unreadyReason(sources: ReadinessSources): string | undefined {
-  if (!sources.isAcceptingWork()) return "The server is shutting down.";
-  if (sources.redis.status !== "ready") return "Redis is unreachable.";
+  if (!sources.isAcceptingWork()) return 'The server is shutting down.';
+  if (sources.redis.status !== 'ready') return 'Redis is unreachable.';
   return sources.guardian.unreadyReason();
 }

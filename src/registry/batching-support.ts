@@ -1,4 +1,4 @@
-import type { ModelSignature } from "../protocol/signature.js";
+import type { ModelSignature } from '../protocol/signature.js';
 
 /**
  * A model can take several requests in one execution only when every input and every output has a dynamic
@@ -8,8 +8,5 @@ import type { ModelSignature } from "../protocol/signature.js";
  */
 export function canBatch(signature: ModelSignature): boolean {
   const batchable = (shape: number[]) => shape.length >= 1 && shape[0] === -1;
-  return (
-    signature.inputs.every((spec) => batchable(spec.shape)) &&
-    signature.outputs.every((spec) => batchable(spec.shape))
-  );
+  return signature.inputs.every((spec) => batchable(spec.shape)) && signature.outputs.every((spec) => batchable(spec.shape));
 }
