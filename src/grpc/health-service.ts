@@ -1,6 +1,7 @@
 import { status, type ServerWritableStream } from '@grpc/grpc-js';
 import { ErrorCode, GantryError } from '../errors.js';
 import { unreadyReason, type ReadinessSources } from '../inference/server-status.js';
+import type { GrpcMetrics } from '../metrics/grpc-metrics.js';
 import type { UnaryHandler, UnaryHandlers } from './grpc-call-context.js';
 
 /** The services grpc.health.v1 answers for: the server as a whole ("") and the inference service. */
@@ -42,7 +43,16 @@ export class HealthService {
   private poller: NodeJS.Timeout | undefined;
   private closed = false;
 
-  constructor(private readonly sources: ReadinessSources) {}
+  /**
+   * @param metrics where Watch streams are counted, as the gRPC server counts every other call
+   * (gantry_grpc_requests_total{method="Watch"}: OK when the server ended the stream, CANCELLED when the client
+   * left, RESOURCE_EXHAUSTED past maxHealthWatchers, UNAVAILABLE while shutting down). The server passes Watch
+   * through untouched, so only this service sees those outcomes.
+   */
+  constructor(
+    private readonly sources: ReadinessSources,
+    private readonly metrics?: Pick<GrpcMetrics, 'requests'>,
+  ) {}
 
   /**
    * The handlers of `grpc.health.v1.Health` for the gRPC server: Check as a unary handler (metered and logged like
@@ -66,6 +76,7 @@ export class HealthService {
     for (const watcher of this.watchers) {
       if (watcher.last !== 'NOT_SERVING' && watcher.last !== 'SERVICE_UNKNOWN') watcher.stream.write({ status: 'NOT_SERVING' });
       watcher.stream.end();
+      this.count('OK');
     }
     this.watchers.clear();
   }
@@ -84,10 +95,12 @@ export class HealthService {
   private watch(stream: ServerWritableStream<HealthCheckRequest, unknown>): void {
     if (this.closed) {
       stream.emit('error', { code: status.UNAVAILABLE, details: 'The server is shutting down; retry on another instance.' });
+      this.count('UNAVAILABLE');
       return;
     }
     if (this.watchers.size >= maxHealthWatchers) {
       stream.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.` });
+      this.count('RESOURCE_EXHAUSTED');
       return;
     }
     const service = stream.request.service ?? '';
@@ -100,8 +113,13 @@ export class HealthService {
   }
 
   private forget(watcher: Watcher): void {
-    this.watchers.delete(watcher);
+    if (!this.watchers.delete(watcher)) return;
+    this.count('CANCELLED');
     if (this.watchers.size === 0) this.stopPolling();
+  }
+
+  private count(code: 'OK' | 'CANCELLED' | 'RESOURCE_EXHAUSTED' | 'UNAVAILABLE'): void {
+    this.metrics?.requests.inc({ method: 'Watch', code });
   }
 
   private startPolling(): void {

@@ -406,12 +406,13 @@ describe('grpc.health.v1 Watch follows readiness', () => {
     let accepting = true;
     let guardianReason: string | undefined;
     const redis = { status: 'ready' as string };
-    const healthService = new HealthService({ redis: redis as never, guardian: { unreadyReason: () => guardianReason }, isAcceptingWork: () => accepting });
+    const metrics = createGrpcMetrics(new Registry());
+    const healthService = new HealthService({ redis: redis as never, guardian: { unreadyReason: () => guardianReason }, isAcceptingWork: () => accepting }, metrics);
     const server = new GrpcServer({
       services: { 'grpc.health.v1.Health': healthService.handlers },
       authenticator: undefined,
       gate: undefined,
-      metrics: createGrpcMetrics(new Registry()),
+      metrics,
       logger: createLogger({ LOG_LEVEL: 'warn' }, 'test'),
       maxReceiveMessageBytes: 1 << 20,
       maxSendMessageBytes: 1 << 20,
@@ -461,6 +462,9 @@ describe('grpc.health.v1 Watch follows readiness', () => {
       await ended;
       assert.equal(seen.at(-1), 'NOT_SERVING');
       assert.equal(healthService.watcherCount, 0);
+      // Every Watch outcome is counted where the other calls are.
+      const counted = Object.fromEntries((await metrics.requests.get()).values.filter((value) => value.labels.method === 'Watch').map((value) => [value.labels.code, value.value]));
+      assert.deepEqual(counted, { RESOURCE_EXHAUSTED: 1, CANCELLED: maxHealthWatchers - 1, OK: 1 });
     } finally {
       client.close();
       await server.close(1000);
