@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { freePort } from '../src/runtime/free-port.js';
+import type { JsonBody } from './json-body.js';
 
 /** The repository root, found from this file's place in dist/support/. */
 export const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -167,7 +168,7 @@ export async function deleteKeys(redisUrl: string, prefix: string): Promise<void
 }
 
 /** Uploads a model file as a raw body; returns the status and parsed JSON body. */
-export async function uploadModel(baseUrl: string, name: string, filePath: string, query = ''): Promise<{ status: number; body: any }> {
+export async function uploadModel(baseUrl: string, name: string, filePath: string, query = ''): Promise<{ status: number; body: JsonBody }> {
   const bytes = await readFile(filePath);
   const response = await fetch(`${baseUrl}/v1/models/${encodeURIComponent(name)}/versions${query}`, {
     method: 'POST',
@@ -178,7 +179,7 @@ export async function uploadModel(baseUrl: string, name: string, filePath: strin
 }
 
 /** POSTs a JSON inference request; returns the status and parsed JSON body. */
-export async function inferJson(baseUrl: string, model: string, request: unknown, version?: string): Promise<{ status: number; body: any }> {
+export async function inferJson(baseUrl: string, model: string, request: unknown, version?: string): Promise<{ status: number; body: JsonBody }> {
   const url = version === undefined ? `${baseUrl}/v2/models/${model}/infer` : `${baseUrl}/v2/models/${model}/versions/${version}/infer`;
   const response = await fetch(url, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/json' }), body: JSON.stringify(request) });
   return { status: response.status, body: await response.json() };

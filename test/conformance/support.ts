@@ -6,12 +6,13 @@
 import assert from 'node:assert/strict';
 import { withAdminKey } from '../helpers/gantry-process.js';
 import { assertErrorBody, httpCall } from '../helpers/http.js';
+import type { JsonBody } from '../../support/json-body.js';
 
 /** A reply: status, headers, the body parsed when it is JSON, and how long it took (test/helpers/http.ts reads them). */
 export interface Reply {
   status: number;
   headers: Headers;
-  body: any;
+  body: JsonBody;
   elapsedMs: number;
 }
 
@@ -39,7 +40,7 @@ export async function inferJson(baseUrl: string, model: string, request: unknown
 
 export interface BinaryReply extends Reply {
   /** The JSON part of the response (the whole body when there is no Inference-Header-Content-Length). */
-  header: any;
+  header: JsonBody;
   /** The bytes after the JSON part. */
   binary: Buffer;
   raw: Buffer;
@@ -130,7 +131,7 @@ export function float16Bits(value: number): number {
 }
 
 /** Statistics of one model version (extension_statistics.md, "Statistics Response JSON Object"). */
-export async function modelStats(baseUrl: string, model: string, version = '1'): Promise<any> {
+export async function modelStats(baseUrl: string, model: string, version = '1'): Promise<JsonBody> {
   const reply = await http(baseUrl, 'GET', `/v2/models/${model}/versions/${version}/stats`);
   assert.equal(reply.status, 200, JSON.stringify(reply.body));
   return reply.body.model_stats[0];

@@ -10,10 +10,11 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { withAdminKey } from '../helpers/gantry-process.js';
 import { assertErrorBody, httpCall, type HttpReply } from '../helpers/http.js';
+import type { JsonBody } from '../../support/json-body.js';
 
 export interface JsonReply {
   status: number;
-  body: any;
+  body: JsonBody;
   headers: Headers;
 }
 

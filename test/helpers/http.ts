@@ -4,13 +4,14 @@
  * errors with `assertErrorBody`, so a change to how replies are read or errors are shaped is made once.
  */
 import assert from 'node:assert/strict';
+import type { JsonBody } from '../../support/json-body.js';
 
 /** A reply as read by httpCall: the status, the headers, the body parsed when it is JSON, and its text. */
 export interface HttpReply {
   status: number;
   headers: Headers;
   /** The parsed JSON body; the text when it is not JSON; undefined when empty (204). */
-  body: any;
+  body: JsonBody;
   /** The body as sent (for messages, and answers that are not JSON: CSV, Prometheus text). */
   text: string;
   /** Milliseconds from sending to the whole body being read. */
@@ -56,7 +57,7 @@ export async function httpCall(baseUrl: string, method: string, path: string, op
  * Asserts an error reply: the status, a JSON body with a non-empty `error` message (the protocol's error object)
  * and a `requestId` (Gantry's addition), and when given the `code` and a message matching `message`.
  */
-export function assertErrorBody(reply: { status: number; body: any }, status: number, code?: string, message?: RegExp): void {
+export function assertErrorBody(reply: { status: number; body: JsonBody }, status: number, code?: string, message?: RegExp): void {
   assert.equal(reply.status, status, `expected ${status}${code === undefined ? '' : ` ${code}`}, got ${reply.status}: ${JSON.stringify(reply.body)}`);
   assert.equal(typeof reply.body, 'object', `error body is not JSON: ${String(reply.body)}`);
   assert.equal(typeof reply.body.error, 'string', JSON.stringify(reply.body));

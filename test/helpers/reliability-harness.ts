@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { inferenceQueueKey } from '../../src/redis-keys.js';
 import { randomFloats } from '../../support/prng.js';
 import { sleep } from '../../support/private-redis.js';
+import type { JsonBody } from '../../support/json-body.js';
 import { deleteKeys, withAdminKey, type GantryProcess } from './gantry-process.js';
 import { httpCall } from './http.js';
 
@@ -39,7 +40,7 @@ export function mlpRequest(seed = 1): unknown {
 
 export interface TimedReply {
   status: number;
-  body: any;
+  body: JsonBody;
   headers: Headers;
   /** Milliseconds from sending to the whole response being read. */
   ms: number;
