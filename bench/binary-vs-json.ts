@@ -7,6 +7,7 @@
  */
 import { request } from 'undici';
 import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../support/gantry-process.js';
+import { mulberry32 } from '../support/prng.js';
 
 const runs = Number(process.argv[2] ?? 7);
 const warmup = Number(process.argv[3] ?? 2);
@@ -22,13 +23,8 @@ function median(values: number[]): number {
 
 /** Deterministic float32 values, not all representable in few decimal digits (so JSON pays full price). */
 function makeInput(): Float32Array {
-  const values = new Float32Array(elements);
-  let state = 12345;
-  for (let index = 0; index < elements; index++) {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    values[index] = state / 4294967296 - 0.5;
-  }
-  return values;
+  const next = mulberry32(12345);
+  return Float32Array.from({ length: elements }, () => next() - 0.5);
 }
 
 async function viaJson(baseUrl: string, input: Float32Array): Promise<{ ms: number; output: Float32Array }> {

@@ -30,7 +30,7 @@ function listJsFiles(directory: string, base = directory): string[] {
 }
 
 /** Every module specifier a compiled ES module imports: static imports, re-exports, dynamic imports, require. */
-export function importSpecifiers(source: string): string[] {
+function importSpecifiers(source: string): string[] {
   const patterns = [
     /\b(?:import|export)\s[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g,
     /\bimport\s*['"]([^'"]+)['"]/g,
@@ -44,7 +44,7 @@ export function importSpecifiers(source: string): string[] {
 }
 
 /** Files a module starts as a worker thread or child process (`new URL('./x.js', import.meta.url)`): not imports, but still code it runs. */
-export function launchedFiles(source: string): string[] {
+function launchedFiles(source: string): string[] {
   return [...source.matchAll(/\bnew\s+URL\(\s*['"]([^'"]+\.js)['"]\s*,\s*import\.meta\.url\s*\)/g)].map((match) => match[1]!);
 }
 
@@ -91,12 +91,12 @@ function pathTo(graph: Graph, root: string, isTarget: (file: string) => boolean)
 }
 
 /** The transports: thin adapters over the data plane. */
-export function isTransport(file: string): boolean {
+function isTransport(file: string): boolean {
   return file === 'api/routes/infer.js' || file.startsWith('grpc/');
 }
 
 /** What only the data plane may use: the queue, and the protocol's checks, decoders and output handling. */
-export function isDataPlaneInternal(file: string): boolean {
+function isDataPlaneInternal(file: string): boolean {
   return (
     file.startsWith('queue/') ||
     [
@@ -113,7 +113,7 @@ export function isDataPlaneInternal(file: string): boolean {
 const dataPlaneImporters = ['api/', 'grpc/', 'inference/'];
 
 /** Each transport module's direct imports of what only the data plane may use, as "from → to". */
-export function transportViolations(graph: Graph): string[] {
+function transportViolations(graph: Graph): string[] {
   const found: string[] = [];
   for (const [file, imports] of graph) {
     if (!isTransport(file)) continue;

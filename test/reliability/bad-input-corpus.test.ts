@@ -25,7 +25,7 @@ const valid = () => ({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 25
 type Mutable = { inputs: any[]; outputs?: any; parameters?: any; id?: any; [key: string]: any };
 
 /** The corpus, generated: mutations of one valid request, broken JSON texts and broken binary bodies. */
-export function badCorpus(): BadCase[] {
+function badCorpus(): BadCase[] {
   const cases: BadCase[] = [];
   const json = (name: string, request: unknown, path?: string) => cases.push({ name, body: JSON.stringify(request), ...(path === undefined ? {} : { path }) });
   const mutate = (name: string, change: (request: Mutable) => void) => {
