@@ -1,7 +1,7 @@
-import type { Metadata } from "@grpc/grpc-js";
-import type { Principal } from "../auth/principal.js";
-import type { CallUsage } from "../inference/inference-call.js";
-import type { Logger } from "../logger.js";
+import type { Metadata } from '@grpc/grpc-js';
+import type { Principal } from '../auth/principal.js';
+import type { CallUsage } from '../inference/inference-call.js';
+import type { Logger } from '../logger.js';
 
 /**
  * What a gRPC method handler is given besides its request message: who is calling (resolved once from the
@@ -26,10 +26,7 @@ export interface GrpcCallContext {
 }
 
 /** A unary method: its request message in, its response message out (or a thrown error, mapped by grpc-status.ts). */
-export type UnaryHandler<Request = never, Response = unknown> = (
-  request: Request,
-  context: GrpcCallContext,
-) => Promise<Response>;
+export type UnaryHandler<Request = never, Response = unknown> = (request: Request, context: GrpcCallContext) => Promise<Response>;
 
 /** One service's unary methods by method name (`ModelInfer`). */
 export type UnaryHandlers = Record<string, UnaryHandler<never, unknown>>;

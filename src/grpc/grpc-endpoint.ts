@@ -1,33 +1,23 @@
-import type { Registry } from "prom-client";
-import type { Config } from "../config.js";
-import type { RequestAdmission } from "../limits/request-admission.js";
-import type { Logger } from "../logger.js";
-import { createGrpcMetrics } from "../metrics/grpc-metrics.js";
-import type { UsageRecorder } from "../usage/usage-recorder.js";
-import { GrpcServer } from "./grpc-server.js";
-import { HealthService } from "./health-service.js";
-import { inferenceCallGate } from "./inference-call-gate.js";
-import {
-  inferenceMethods,
-  inferenceStreams,
-  type InferenceMethodSources,
-} from "./inference-methods.js";
-import { tritonModelConfigHandlers } from "./triton-model-config.js";
-import { tritonModelStatisticsHandlers } from "./triton-model-statistics.js";
-import { tritonRepositoryHandlers } from "./triton-repository.js";
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import type { RequestAdmission } from '../limits/request-admission.js';
+import type { Logger } from '../logger.js';
+import { createGrpcMetrics } from '../metrics/grpc-metrics.js';
+import type { UsageRecorder } from '../usage/usage-recorder.js';
+import { GrpcServer } from './grpc-server.js';
+import { HealthService } from './health-service.js';
+import { inferenceCallGate } from './inference-call-gate.js';
+import { inferenceMethods, inferenceStreams, type InferenceMethodSources } from './inference-methods.js';
+import { tritonModelConfigHandlers } from './triton-model-config.js';
+import { tritonModelStatisticsHandlers } from './triton-model-statistics.js';
+import { tritonRepositoryHandlers } from './triton-repository.js';
 
 /** What the gRPC methods read: the API role's services (ApiServices fits) and the inference service. */
 export type GrpcEndpointSources = InferenceMethodSources &
   Parameters<typeof tritonModelConfigHandlers>[0] &
   Parameters<typeof tritonModelStatisticsHandlers>[0] &
   Parameters<typeof tritonRepositoryHandlers>[0] & {
-    config: Pick<
-      Config,
-      | "HOST"
-      | "GANTRY_GRPC_PORT"
-      | "GANTRY_MAX_REQUEST_BYTES"
-      | "GANTRY_MAX_RESPONSE_BYTES"
-    >;
+    config: Pick<Config, 'HOST' | 'GANTRY_GRPC_PORT' | 'GANTRY_MAX_REQUEST_BYTES' | 'GANTRY_MAX_RESPONSE_BYTES'>;
     metrics: { registry: Registry };
   };
 
@@ -49,40 +39,33 @@ export interface GrpcEndpoint {
  * limits and the usage recorder are the REST plugins' own objects (app.requestAdmission, app.usageRecorder), so
  * both transports share one tenant share, one set of rate counters and one usage report.
  */
-export async function startGrpcEndpoint(
-  sources: GrpcEndpointSources,
-  admission: RequestAdmission,
-  recorder: UsageRecorder,
-  logger: Logger,
-): Promise<GrpcEndpoint | undefined> {
+export async function startGrpcEndpoint(sources: GrpcEndpointSources, admission: RequestAdmission, recorder: UsageRecorder, logger: Logger): Promise<GrpcEndpoint | undefined> {
   const { config } = sources;
   if (config.GANTRY_GRPC_PORT === 0) return undefined;
-  const health = new HealthService(sources);
+  // One set of gRPC metrics for the server and the health service's Watch streams (names register once).
+  const metrics = createGrpcMetrics(sources.metrics.registry);
+  const health = new HealthService(sources, metrics);
   const methods = inferenceMethods(sources);
   const server = new GrpcServer({
     services: {
-      "inference.GRPCInferenceService": {
+      'inference.GRPCInferenceService': {
         ...methods,
         ...tritonModelConfigHandlers(sources),
         ...tritonModelStatisticsHandlers(sources),
         ...tritonRepositoryHandlers(sources),
       },
-      "grpc.health.v1.Health": health.handlers,
+      'grpc.health.v1.Health': health.handlers,
     },
-    streams: { "inference.GRPCInferenceService": inferenceStreams(methods) },
+    streams: { 'inference.GRPCInferenceService': inferenceStreams(methods) },
     authenticator: sources.authenticator,
     gate: inferenceCallGate(admission, recorder),
-    metrics: createGrpcMetrics(sources.metrics.registry),
-    logger: logger.child({ transport: "grpc" }),
+    metrics,
+    logger: logger.child({ transport: 'grpc' }),
     maxReceiveMessageBytes: config.GANTRY_MAX_REQUEST_BYTES,
-    maxSendMessageBytes:
-      config.GANTRY_MAX_RESPONSE_BYTES + responseMessageOverheadBytes,
+    maxSendMessageBytes: config.GANTRY_MAX_RESPONSE_BYTES + responseMessageOverheadBytes,
   });
   const port = await server.listen(config.HOST, config.GANTRY_GRPC_PORT);
-  logger.info(
-    { host: config.HOST, port },
-    "gRPC endpoint listening (Open Inference Protocol)",
-  );
+  logger.info({ host: config.HOST, port }, 'gRPC endpoint listening (Open Inference Protocol)');
   return {
     port,
     close: (timeoutMs) => {

@@ -1,29 +1,14 @@
-import {
-  Server,
-  ServerCredentials,
-  status,
-  type GrpcObject,
-  type ServiceDefinition,
-  type ServiceError,
-  type UntypedServiceImplementation,
-  type sendUnaryData,
-  type ServerUnaryCall,
-} from "@grpc/grpc-js";
-import * as grpc from "@grpc/grpc-js";
-import type { Authenticator } from "../auth/authenticator.js";
-import type { Principal } from "../auth/principal.js";
-import { ErrorCode, GantryError } from "../errors.js";
-import type { Logger } from "../logger.js";
-import type { GrpcMetrics } from "../metrics/grpc-metrics.js";
-import { callPrincipal } from "./call-principal.js";
-import type {
-  GrpcCallContext,
-  StreamOfUnary,
-  UnaryHandler,
-  UnaryHandlers,
-} from "./grpc-call-context.js";
-import { statusName, toServiceError } from "./grpc-status.js";
-import { loadProtos } from "./proto-files.js";
+import { Server, ServerCredentials, status, type GrpcObject, type ServiceDefinition, type ServiceError, type UntypedServiceImplementation, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../auth/principal.js';
+import { ErrorCode, GantryError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { GrpcMetrics } from '../metrics/grpc-metrics.js';
+import { callPrincipal } from './call-principal.js';
+import type { GrpcCallContext, StreamOfUnary, UnaryHandler, UnaryHandlers } from './grpc-call-context.js';
+import { statusName, toServiceError } from './grpc-status.js';
+import { loadProtos } from './proto-files.js';
 
 /** Limits and usage metering for the calls that are inferences, shared with REST (src/limits/, src/usage/). */
 export interface InferenceCallGate {
@@ -34,16 +19,9 @@ export interface InferenceCallGate {
    * handler runs. Resolves to a release for what the call holds.
    * @throws RESOURCE_EXHAUSTED with REST's message when a limit refuses it.
    */
-  admit(
-    principal: Principal,
-    metered: boolean,
-    context: GrpcCallContext,
-  ): Promise<() => void>;
+  admit(principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void>;
   /** Meters a metered call once it ended; `outcome` is its error code (undefined for success). A refused call the gate meters itself. */
-  meter(
-    context: GrpcCallContext,
-    outcome: ErrorCode | "cancelled" | undefined,
-  ): void;
+  meter(context: GrpcCallContext, outcome: ErrorCode | 'cancelled' | undefined): void;
 }
 
 export interface GrpcServerOptions {
@@ -63,9 +41,7 @@ export interface GrpcServerOptions {
 
 /** The host:port form grpc-js binds (IPv6 addresses in brackets). */
 function bindAddress(host: string, port: number): string {
-  return host.includes(":") && !host.startsWith("[")
-    ? `[${host}]:${port}`
-    : `${host}:${port}`;
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** Milliseconds until a call's deadline, or undefined when it has none. */
@@ -91,21 +67,13 @@ export class GrpcServer {
 
   constructor(private readonly options: GrpcServerOptions) {
     this.server = new Server({
-      "grpc.max_receive_message_length": options.maxReceiveMessageBytes,
-      "grpc.max_send_message_length": options.maxSendMessageBytes,
+      'grpc.max_receive_message_length': options.maxReceiveMessageBytes,
+      'grpc.max_send_message_length': options.maxSendMessageBytes,
     });
     const definitions = grpc.loadPackageDefinition(loadProtos());
     for (const [serviceName, handlers] of Object.entries(options.services)) {
       const service = serviceDefinition(definitions, serviceName);
-      this.server.addService(
-        service,
-        this.implementation(
-          serviceName,
-          service,
-          handlers,
-          options.streams?.[serviceName] ?? {},
-        ),
-      );
+      this.server.addService(service, this.implementation(serviceName, service, handlers, options.streams?.[serviceName] ?? {}));
     }
   }
 
@@ -118,17 +86,8 @@ export class GrpcServer {
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       const address = bindAddress(host, port);
-      this.server.bindAsync(
-        address,
-        ServerCredentials.createInsecure(),
-        (error, boundPort) =>
-          error === null
-            ? resolve(boundPort)
-            : reject(
-                new Error(
-                  `Could not serve gRPC on ${address} (HOST, GANTRY_GRPC_PORT): ${error.message}. Free the port, choose another, or set GANTRY_GRPC_PORT=0 to turn gRPC off.`,
-                ),
-              ),
+      this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) =>
+        error === null ? resolve(boundPort) : reject(new Error(`Could not serve gRPC on ${address} (HOST, GANTRY_GRPC_PORT): ${error.message}. Free the port, choose another, or set GANTRY_GRPC_PORT=0 to turn gRPC off.`)),
       );
     });
   }
@@ -141,10 +100,7 @@ export class GrpcServer {
     this.shuttingDown = true;
     this.closing ??= new Promise<void>((resolve) => {
       const force = setTimeout(() => {
-        this.options.logger.warn(
-          { calls: this.inFlight.size },
-          "gRPC calls still running at the end of the shutdown timeout; cancelling them",
-        );
+        this.options.logger.warn({ calls: this.inFlight.size }, 'gRPC calls still running at the end of the shutdown timeout; cancelling them');
         this.server.forceShutdown();
         resolve();
       }, timeoutMs);
@@ -158,82 +114,40 @@ export class GrpcServer {
     return this.closing;
   }
 
-  private implementation(
-    serviceName: string,
-    service: ServiceDefinition,
-    handlers: UnaryHandlers,
-    streams: Record<string, StreamOfUnary>,
-  ): UntypedServiceImplementation {
+  private implementation(serviceName: string, service: ServiceDefinition, handlers: UnaryHandlers, streams: Record<string, StreamOfUnary>): UntypedServiceImplementation {
     const implementation: UntypedServiceImplementation = {};
     for (const [methodName, method] of Object.entries(service)) {
       const handler = handlers[methodName];
       const stream = streams[methodName];
-      if (
-        stream !== undefined &&
-        method.requestStream &&
-        method.responseStream
-      ) {
-        implementation[methodName] = (
-          call: grpc.ServerDuplexStream<unknown, unknown>,
-        ) => this.serveStream(method.path, stream, call);
+      if (stream !== undefined && method.requestStream && method.responseStream) {
+        implementation[methodName] = (call: grpc.ServerDuplexStream<unknown, unknown>) => this.serveStream(method.path, stream, call);
         continue;
       }
       if (method.requestStream || method.responseStream) {
         // Streaming methods (ModelStreamInfer, health Watch) are served by their own modules or not at all.
-        const streaming = handlers[methodName] as unknown as
-          grpc.UntypedHandleCall | undefined;
-        implementation[methodName] =
-          streaming ??
-          ((
-            call:
-              | grpc.ServerDuplexStream<unknown, unknown>
-              | grpc.ServerWritableStream<unknown, unknown>,
-          ) => {
-            this.count(method.path, status.UNIMPLEMENTED, 0);
-            call.emit("error", {
-              code: status.UNIMPLEMENTED,
-              details: unimplementedMessage(serviceName, methodName),
-            });
-          });
+        const streaming = handlers[methodName] as unknown as grpc.UntypedHandleCall | undefined;
+        implementation[methodName] = streaming ?? ((call: grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) => {
+          this.count(method.path, status.UNIMPLEMENTED, 0);
+          call.emit('error', { code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
+        });
         continue;
       }
       implementation[methodName] =
         handler === undefined
-          ? (
-              _call: ServerUnaryCall<unknown, unknown>,
-              callback: sendUnaryData<unknown>,
-            ) => {
+          ? (_call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
               this.count(method.path, status.UNIMPLEMENTED, 0);
-              callback({
-                code: status.UNIMPLEMENTED,
-                details: unimplementedMessage(serviceName, methodName),
-              });
+              callback({ code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
             }
-          : (
-              call: ServerUnaryCall<unknown, unknown>,
-              callback: sendUnaryData<unknown>,
-            ) => void this.answer(method.path, handler, call, callback);
+          : (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => void this.answer(method.path, handler, call, callback);
     }
     return implementation;
   }
 
-  private async answer(
-    methodPath: string,
-    handler: UnaryHandler<never, unknown>,
-    call: ServerUnaryCall<unknown, unknown>,
-    callback: sendUnaryData<unknown>,
-  ): Promise<void> {
+  private async answer(methodPath: string, handler: UnaryHandler<never, unknown>, call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): Promise<void> {
     const cancelled = new AbortController();
     // A deadline passing also cancels the call: grpc-js has answered DEADLINE_EXCEEDED by then.
-    call.once("cancelled", () => cancelled.abort());
-    const outcome = await this.run(
-      methodPath,
-      handler,
-      call.request,
-      call.metadata,
-      call.getDeadline(),
-      cancelled.signal,
-    );
+    call.once('cancelled', () => cancelled.abort());
+    const outcome = await this.run(methodPath, handler, call.request, call.metadata, call.getDeadline(), cancelled.signal);
     if (outcome.failure === undefined) callback(null, outcome.response);
     else callback(outcome.failure, null, outcome.failure.metadata);
   }
@@ -244,47 +158,24 @@ export class GrpcServer {
    * its request's id; a failed request is answered in the stream (`error_message`) and the stream goes on, as
    * Triton does. The stream ends once the client has ended its side and every answer is written, or at shutdown.
    */
-  private serveStream(
-    methodPath: string,
-    stream: StreamOfUnary,
-    call: grpc.ServerDuplexStream<unknown, unknown>,
-  ): void {
+  private serveStream(methodPath: string, stream: StreamOfUnary, call: grpc.ServerDuplexStream<unknown, unknown>): void {
     const cancelled = new AbortController();
-    call.once("cancelled", () => cancelled.abort());
+    call.once('cancelled', () => cancelled.abort());
     let pending = 0;
     let clientEnded = false;
     const endIfDone = () => {
-      if (
-        pending === 0 &&
-        (clientEnded || this.shuttingDown) &&
-        !cancelled.signal.aborted &&
-        call.writable
-      )
-        call.end();
+      if (pending === 0 && (clientEnded || this.shuttingDown) && !cancelled.signal.aborted && call.writable) call.end();
     };
     this.openStreams.add(endIfDone);
-    call.once("close", () => this.openStreams.delete(endIfDone));
+    call.once('close', () => this.openStreams.delete(endIfDone));
     // A stream without a valid key (or the scope) is refused as a whole, before any message is read.
     const refused = (error: unknown) => {
       const { serviceError } = toServiceError(error);
       this.count(methodPath, serviceError.code!, 0);
-      call.emit("error", serviceError);
+      call.emit('error', serviceError);
     };
     const { authenticator, logger } = this.options;
-    new Promise<unknown>((resolve) =>
-      resolve(
-        callPrincipal(
-          authenticator,
-          methodPath,
-          call.metadata,
-          (reason, keyId) =>
-            logger.debug(
-              { reason, keyId, method: methodPath },
-              "API key refused",
-            ),
-        ),
-      ),
-    ).then(
+    new Promise<unknown>((resolve) => resolve(callPrincipal(authenticator, methodPath, call.metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused')))).then(
       () =>
         this.readStream(methodPath, stream, call, cancelled.signal, {
           started: () => pending++,
@@ -301,140 +192,60 @@ export class GrpcServer {
     );
   }
 
-  private readStream(
-    methodPath: string,
-    stream: StreamOfUnary,
-    call: grpc.ServerDuplexStream<unknown, unknown>,
-    cancelled: AbortSignal,
-    progress: { started(): void; finished(): void; clientEnded(): void },
-  ): void {
-    call.on("data", (request: unknown) => {
+  /** Answers each message of an authenticated stream as it arrives, telling the stream what is pending. */
+  private readStream(methodPath: string, stream: StreamOfUnary, call: grpc.ServerDuplexStream<unknown, unknown>, cancelled: AbortSignal, progress: { started(): void; finished(): void; clientEnded(): void }): void {
+    call.on('data', (request: unknown) => {
       progress.started();
-      void this.run(
-        methodPath,
-        stream.handler,
-        request,
-        call.metadata,
-        call.getDeadline(),
-        cancelled,
-      ).then((outcome) => {
-        if (!cancelled.aborted && call.writable)
-          call.write(
-            outcome.failure === undefined
-              ? stream.answer(outcome.response)
-              : stream.failure(outcome.failure.details ?? ""),
-          );
+      void this.run(methodPath, stream.handler, request, call.metadata, call.getDeadline(), cancelled).then((outcome) => {
+        if (!cancelled.aborted && call.writable) call.write(outcome.failure === undefined ? stream.answer(outcome.response) : stream.failure(outcome.failure.details ?? ''));
         progress.finished();
       });
     });
-    call.on("end", progress.clientEnded);
+    call.on('end', progress.clientEnded);
   }
 
   /**
    * One request through the whole path: the caller from the metadata and the method's scope, the limits, the
    * handler, metering, logging and the metrics. Never throws: a failure comes back as the ServiceError to send.
    */
-  private async run(
-    methodPath: string,
-    handler: UnaryHandler<never, unknown>,
-    request: unknown,
-    metadata: grpc.Metadata,
-    deadline: grpc.Deadline,
-    callCancelled: AbortSignal,
-  ): Promise<{ response?: unknown; failure?: Partial<ServiceError> }> {
+  private async run(methodPath: string, handler: UnaryHandler<never, unknown>, request: unknown, metadata: grpc.Metadata, deadline: grpc.Deadline, callCancelled: AbortSignal): Promise<{ response?: unknown; failure?: Partial<ServiceError> }> {
     const startedAt = process.hrtime.bigint();
     const controller = new AbortController();
     const abort = () => controller.abort();
     if (callCancelled.aborted) abort();
-    else callCancelled.addEventListener("abort", abort, { once: true });
+    else callCancelled.addEventListener('abort', abort, { once: true });
     this.inFlight.add(controller);
     const { gate, logger } = this.options;
     let context: GrpcCallContext | undefined;
     let release: (() => void) | undefined;
     let metered = false;
     try {
-      const principal = await callPrincipal(
-        this.options.authenticator,
-        methodPath,
-        metadata,
-        (reason, keyId) =>
-          logger.debug(
-            { reason, keyId, method: methodPath },
-            "API key refused",
-          ),
-      );
-      context = {
-        principal,
-        methodPath,
-        metadata,
-        timeoutMs: remainingMs(deadline),
-        signal: controller.signal,
-        log: logger,
-      };
+      const principal = await callPrincipal(this.options.authenticator, methodPath, metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused'));
+      context = { principal, methodPath, metadata, timeoutMs: remainingMs(deadline), signal: controller.signal, log: logger };
       metered = gate?.isMetered(methodPath) ?? false;
-      if (gate !== undefined)
-        release = await this.admitted(gate, principal, metered, context);
+      if (gate !== undefined) release = await this.admitted(gate, principal, metered, context);
       const response = await handler(request as never, context);
-      if (metered)
-        gate!.meter(
-          context,
-          controller.signal.aborted ? "cancelled" : undefined,
-        );
+      if (metered) gate!.meter(context, controller.signal.aborted ? 'cancelled' : undefined);
       this.count(methodPath, status.OK, startedAt);
       return { response };
     } catch (error) {
       const { serviceError, isUnexpected } = toServiceError(error);
-      if (isUnexpected)
-        logger.error(
-          {
-            err: {
-              type: (error as Error)?.name,
-              message: String((error as Error)?.message).slice(0, 1000),
-              stack: (error as Error)?.stack?.slice(0, 4000),
-            },
-            method: methodPath,
-          },
-          "gRPC call failed",
-        );
-      else
-        logger.info(
-          {
-            code: statusName(serviceError.code!),
-            reason: serviceError.details,
-            method: methodPath,
-          },
-          "gRPC call rejected",
-        );
-      if (
-        metered &&
-        context !== undefined &&
-        !(error instanceof AdmissionRefusal)
-      ) {
-        gate!.meter(
-          context,
-          controller.signal.aborted
-            ? "cancelled"
-            : error instanceof GantryError
-              ? error.code
-              : ErrorCode.Internal,
-        );
+      if (isUnexpected) logger.error({ err: { type: (error as Error)?.name, message: String((error as Error)?.message).slice(0, 1000), stack: (error as Error)?.stack?.slice(0, 4000) }, method: methodPath }, 'gRPC call failed');
+      else logger.info({ code: statusName(serviceError.code!), reason: serviceError.details, method: methodPath }, 'gRPC call rejected');
+      if (metered && context !== undefined && !(error instanceof AdmissionRefusal)) {
+        gate!.meter(context, controller.signal.aborted ? 'cancelled' : error instanceof GantryError ? error.code : ErrorCode.Internal);
       }
       this.count(methodPath, serviceError.code!, startedAt);
       return { failure: serviceError };
     } finally {
       release?.();
-      callCancelled.removeEventListener("abort", abort);
+      callCancelled.removeEventListener('abort', abort);
       this.inFlight.delete(controller);
     }
   }
 
   /** Runs the gate's admission; a refusal (which the gate metered) is marked so the call is not metered twice. */
-  private async admitted(
-    gate: InferenceCallGate,
-    principal: Principal,
-    metered: boolean,
-    context: GrpcCallContext,
-  ): Promise<() => void> {
+  private async admitted(gate: InferenceCallGate, principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void> {
     try {
       return await gate.admit(principal, metered, context);
     } catch (error) {
@@ -443,13 +254,9 @@ export class GrpcServer {
   }
 
   private count(methodPath: string, code: number, startedAt: bigint | 0): void {
-    const method = methodPath.slice(methodPath.lastIndexOf("/") + 1);
+    const method = methodPath.slice(methodPath.lastIndexOf('/') + 1);
     this.options.metrics.requests.inc({ method, code: statusName(code) });
-    if (startedAt !== 0)
-      this.options.metrics.duration.observe(
-        { method },
-        Number(process.hrtime.bigint() - startedAt) / 1e9,
-      );
+    if (startedAt !== 0) this.options.metrics.duration.observe({ method }, Number(process.hrtime.bigint() - startedAt) / 1e9);
   }
 }
 
@@ -457,16 +264,7 @@ export class GrpcServer {
 class AdmissionRefusal extends GantryError {
   constructor(refusal: unknown) {
     const gantry = refusal instanceof GantryError ? refusal : undefined;
-    super(
-      gantry?.code ?? ErrorCode.Internal,
-      gantry?.message ?? String(refusal),
-      {
-        ...(gantry?.retryAfterSeconds === undefined
-          ? {}
-          : { retryAfterSeconds: gantry.retryAfterSeconds }),
-        cause: refusal,
-      },
-    );
+    super(gantry?.code ?? ErrorCode.Internal, gantry?.message ?? String(refusal), { ...(gantry?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: gantry.retryAfterSeconds }), cause: refusal });
   }
 }
 
@@ -474,16 +272,10 @@ function unimplementedMessage(serviceName: string, methodName: string): string {
   return `${serviceName}/${methodName} is not served by Gantry (docs/protocol.md lists the gRPC methods it serves).`;
 }
 
-function serviceDefinition(
-  definitions: GrpcObject,
-  serviceName: string,
-): ServiceDefinition {
+function serviceDefinition(definitions: GrpcObject, serviceName: string): ServiceDefinition {
   let node: unknown = definitions;
-  for (const part of serviceName.split("."))
-    node = (node as Record<string, unknown> | undefined)?.[part];
-  const service = (node as { service?: ServiceDefinition } | undefined)
-    ?.service;
-  if (service === undefined)
-    throw new Error(`The protos in proto/ declare no service ${serviceName}`);
+  for (const part of serviceName.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
+  const service = (node as { service?: ServiceDefinition } | undefined)?.service;
+  if (service === undefined) throw new Error(`The protos in proto/ declare no service ${serviceName}`);
   return service;
 }

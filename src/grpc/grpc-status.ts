@@ -1,5 +1,5 @@
-import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { ErrorCode, GantryError } from "../errors.js";
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { ErrorCode, GantryError } from '../errors.js';
 
 /**
  * Gantry's error codes as gRPC status codes: the one mapping every gRPC method answers through (REST's is
@@ -33,45 +33,26 @@ export function grpcStatusFor(code: ErrorCode): status {
 }
 
 /** What an unexpected failure tells the caller; the detail goes to the log only (like REST's 500 body). */
-export const internalErrorMessage =
-  "Internal server error; the details are in the server log.";
+export const internalErrorMessage = 'Internal server error; the details are in the server log.';
 
 /**
  * The error a gRPC handler answers with: a GantryError keeps its message (the same words REST sends) and, when it
  * has one, its Retry-After as `retry-after` trailing metadata (seconds); anything else is INTERNAL with a generic
  * message, and `isUnexpected` tells the caller to log it.
  */
-export function toServiceError(error: unknown): {
-  serviceError: Partial<ServiceError>;
-  isUnexpected: boolean;
-} {
+export function toServiceError(error: unknown): { serviceError: Partial<ServiceError>; isUnexpected: boolean } {
   if (!(error instanceof GantryError)) {
-    return {
-      serviceError: {
-        code: status.INTERNAL,
-        details: internalErrorMessage,
-        metadata: new Metadata(),
-      },
-      isUnexpected: true,
-    };
+    return { serviceError: { code: status.INTERNAL, details: internalErrorMessage, metadata: new Metadata() }, isUnexpected: true };
   }
   const metadata = new Metadata();
-  if (error.retryAfterSeconds !== undefined)
-    metadata.set("retry-after", String(error.retryAfterSeconds));
+  if (error.retryAfterSeconds !== undefined) metadata.set('retry-after', String(error.retryAfterSeconds));
   const code = grpcStatusFor(error.code);
   // An INTERNAL GantryError may carry a worker's detail meant for the log; callers get the generic words.
-  if (code === status.INTERNAL)
-    return {
-      serviceError: { code, details: internalErrorMessage, metadata },
-      isUnexpected: true,
-    };
-  return {
-    serviceError: { code, details: error.message, metadata },
-    isUnexpected: false,
-  };
+  if (code === status.INTERNAL) return { serviceError: { code, details: internalErrorMessage, metadata }, isUnexpected: true };
+  return { serviceError: { code, details: error.message, metadata }, isUnexpected: false };
 }
 
 /** The name of a status code for metric labels and logs (`NOT_FOUND`); `OK` for 0. */
 export function statusName(code: number): string {
-  return status[code] ?? "UNKNOWN";
+  return status[code] ?? 'UNKNOWN';
 }

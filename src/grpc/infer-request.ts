@@ -1,12 +1,7 @@
-import type { Principal } from "../auth/principal.js";
-import { errors } from "../errors.js";
-import type {
-  CallInput,
-  CallOutput,
-  InferenceCall,
-  TypedContents,
-} from "../inference/inference-call.js";
-import { plainParameters, type WireParameter } from "./infer-parameters.js";
+import type { Principal } from '../auth/principal.js';
+import { errors } from '../errors.js';
+import type { CallInput, CallOutput, InferenceCall, TypedContents } from '../inference/inference-call.js';
+import { plainParameters, type WireParameter } from './infer-parameters.js';
 
 /** `ModelInferRequest` as @grpc/proto-loader decodes it (`keepCase`, `longs: String`, `bytes: Buffer`, `arrays`). */
 export interface WireInferRequest {
@@ -14,13 +9,7 @@ export interface WireInferRequest {
   model_version: string;
   id: string;
   parameters?: Record<string, WireParameter>;
-  inputs: Array<{
-    name: string;
-    datatype: string;
-    shape: string[];
-    parameters?: Record<string, WireParameter>;
-    contents?: TypedContents;
-  }>;
+  inputs: Array<{ name: string; datatype: string; shape: string[]; parameters?: Record<string, WireParameter>; contents?: TypedContents }>;
   outputs: Array<{ name: string; parameters?: Record<string, WireParameter> }>;
   raw_input_contents: Buffer[];
 }
@@ -28,9 +17,7 @@ export interface WireInferRequest {
 /** True when any typed contents field holds an element. */
 function hasTypedElements(contents: TypedContents | undefined): boolean {
   if (contents === undefined) return false;
-  return Object.values(contents).some(
-    (values) => Array.isArray(values) && values.length > 0,
-  );
+  return Object.values(contents).some((values) => Array.isArray(values) && values.length > 0);
 }
 
 /**
@@ -43,17 +30,11 @@ function callInputs(request: WireInferRequest): CallInput[] {
   const raw = request.raw_input_contents;
   if (raw.length > 0) {
     if (raw.length !== request.inputs.length) {
-      throw errors.invalidArgument(
-        `The request has ${raw.length} raw_input_contents for ${request.inputs.length} inputs; send exactly one per input, in the order of 'inputs'.`,
-      );
+      throw errors.invalidArgument(`The request has ${raw.length} raw_input_contents for ${request.inputs.length} inputs; send exactly one per input, in the order of 'inputs'.`);
     }
-    const typed = request.inputs.find((input) =>
-      hasTypedElements(input.contents),
-    );
+    const typed = request.inputs.find((input) => hasTypedElements(input.contents));
     if (typed !== undefined) {
-      throw errors.invalidArgument(
-        `Input '${typed.name.slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`,
-      );
+      throw errors.invalidArgument(`Input '${typed.name.slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`);
     }
   }
   return request.inputs.map((input, index) => ({
@@ -61,16 +42,11 @@ function callInputs(request: WireInferRequest): CallInput[] {
     datatype: input.datatype,
     shape: input.shape.map(Number),
     ...withParameters(input.parameters),
-    content:
-      raw.length > 0
-        ? { kind: "raw", bytes: raw[index]! }
-        : { kind: "typed", contents: input.contents ?? {} },
+    content: raw.length > 0 ? { kind: 'raw', bytes: raw[index]! } : { kind: 'typed', contents: input.contents ?? {} },
   }));
 }
 
-function withParameters(
-  parameters: Record<string, WireParameter> | undefined,
-): { parameters?: Record<string, unknown> } {
+function withParameters(parameters: Record<string, WireParameter> | undefined): { parameters?: Record<string, unknown> } {
   const plain = plainParameters(parameters);
   return plain === undefined ? {} : { parameters: plain };
 }
@@ -86,26 +62,18 @@ export interface CallSurroundings {
  * A `ModelInferRequest` as the inference service's call: names, shapes and parameters as plain values, each
  * input's data as raw bytes or typed contents, the client's deadline and cancellation. Nothing is validated here.
  */
-export function inferenceCallOf(
-  request: WireInferRequest,
-  surroundings: CallSurroundings,
-): InferenceCall {
-  const outputs: CallOutput[] = request.outputs.map((output) => ({
-    name: output.name,
-    ...withParameters(output.parameters),
-  }));
+export function inferenceCallOf(request: WireInferRequest, surroundings: CallSurroundings): InferenceCall {
+  const outputs: CallOutput[] = request.outputs.map((output) => ({ name: output.name, ...withParameters(output.parameters) }));
   return {
     principal: surroundings.principal,
-    protocol: "grpc",
+    protocol: 'grpc',
     model: request.model_name,
-    ...(request.model_version === "" ? {} : { version: request.model_version }),
-    ...(request.id === "" ? {} : { id: request.id }),
+    ...(request.model_version === '' ? {} : { version: request.model_version }),
+    ...(request.id === '' ? {} : { id: request.id }),
     inputs: callInputs(request),
     ...(outputs.length === 0 ? {} : { outputs }),
     ...withParameters(request.parameters),
-    ...(surroundings.timeoutMs === undefined
-      ? {}
-      : { timeoutMs: surroundings.timeoutMs }),
+    ...(surroundings.timeoutMs === undefined ? {} : { timeoutMs: surroundings.timeoutMs }),
     signal: surroundings.signal,
     usage: {},
   };

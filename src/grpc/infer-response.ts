@@ -1,4 +1,4 @@
-import type { InferenceResult } from "../inference/inference-call.js";
+import type { InferenceResult } from '../inference/inference-call.js';
 
 /** `ModelInferResponse` as @grpc/proto-loader encodes it (64-bit shape dimensions as decimal strings). */
 export interface WireInferResponse {
@@ -18,18 +18,8 @@ export function inferResponseOf(result: InferenceResult): WireInferResponse {
   return {
     model_name: result.modelName,
     model_version: result.modelVersion,
-    id: result.id ?? "",
-    outputs: result.outputs.map(({ tensor }) => ({
-      name: tensor.name,
-      datatype: tensor.datatype,
-      shape: tensor.shape.map(String),
-    })),
-    raw_output_contents: result.outputs.map(({ tensor }) =>
-      Buffer.from(
-        tensor.data.buffer,
-        tensor.data.byteOffset,
-        tensor.data.byteLength,
-      ),
-    ),
+    id: result.id ?? '',
+    outputs: result.outputs.map(({ tensor }) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape.map(String) })),
+    raw_output_contents: result.outputs.map(({ tensor }) => Buffer.from(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength)),
   };
 }

@@ -1,21 +1,12 @@
-import type { Redis } from "ioredis";
-import { isAdmin, type Principal } from "../auth/principal.js";
-import { errors } from "../errors.js";
-import type { UsageMeter } from "../usage/usage-meter.js";
-import type { LimitStore } from "./limit-store.js";
-import { QuotaChecker } from "./quota-checker.js";
-import {
-  RateLimiter,
-  rateRulesFor,
-  type RateStanding,
-} from "./rate-limiter.js";
-import { TenantConcurrency, type TenantSlot } from "./tenant-concurrency.js";
-import {
-  hasQuota,
-  hasRateLimit,
-  type KeyLimits,
-  type TenantLimits,
-} from "./tenant-limits.js";
+import type { Redis } from 'ioredis';
+import { isAdmin, type Principal } from '../auth/principal.js';
+import { errors } from '../errors.js';
+import type { UsageMeter } from '../usage/usage-meter.js';
+import type { LimitStore } from './limit-store.js';
+import { QuotaChecker } from './quota-checker.js';
+import { RateLimiter, rateRulesFor, type RateStanding } from './rate-limiter.js';
+import { TenantConcurrency, type TenantSlot } from './tenant-concurrency.js';
+import { hasQuota, hasRateLimit, type KeyLimits, type TenantLimits } from './tenant-limits.js';
 
 export interface RequestAdmissionOptions {
   redis: Redis;
@@ -30,7 +21,7 @@ export interface RequestAdmissionOptions {
 }
 
 /** Why a limit refused a request, as usage metering records it. */
-export type UsageRefusal = "rate_limited" | "quota_exceeded";
+export type UsageRefusal = 'rate_limited' | 'quota_exceeded';
 
 /** What the limits said about one request. */
 export interface AdmissionDecision {
@@ -60,14 +51,7 @@ export class RequestAdmission {
 
   constructor(private readonly options: RequestAdmissionOptions) {
     this.rates = new RateLimiter(options.redis, options.prefix);
-    this.quotas = new QuotaChecker(
-      options.redis,
-      options.prefix,
-      options.meter,
-      options.onRefreshError === undefined
-        ? {}
-        : { onRefreshError: options.onRefreshError },
-    );
+    this.quotas = new QuotaChecker(options.redis, options.prefix, options.meter, options.onRefreshError === undefined ? {} : { onRefreshError: options.onRefreshError });
     this.share = new TenantConcurrency(options.maxTenantInflight);
   }
 
@@ -81,51 +65,26 @@ export class RequestAdmission {
    * `ready` before going on and releases the slot when the call ends (or its client leaves).
    */
   shareSlot(principal: Principal): TenantSlot | undefined {
-    return this.share.enabled
-      ? this.share.acquire(principal.tenant)
-      : undefined;
+    return this.share.enabled ? this.share.acquire(principal.tenant) : undefined;
   }
 
   /**
    * Checks the rates (and, for an inference, the quotas) of a caller. Synchronous, with no Redis call, when the
    * caller's limits are cached and it has none; a promise otherwise.
    */
-  check(
-    principal: Principal,
-    inference: boolean,
-  ): AdmissionDecision | Promise<AdmissionDecision> {
+  check(principal: Principal, inference: boolean): AdmissionDecision | Promise<AdmissionDecision> {
     const { limits } = this.options;
     const keyLimits = limits.peekKeyLimits(principal.keyId);
     const tenantLimits = limits.peekTenantLimits(principal.tenant);
     if (keyLimits === undefined || tenantLimits === undefined) {
-      return Promise.all([
-        limits.keyLimits(principal.keyId),
-        limits.tenantLimits(principal.tenant),
-      ]).then(([key, tenant]) =>
-        this.checkLimits(principal, inference, key, tenant),
-      );
+      return Promise.all([limits.keyLimits(principal.keyId), limits.tenantLimits(principal.tenant)]).then(([key, tenant]) => this.checkLimits(principal, inference, key, tenant));
     }
-    if (
-      !hasRateLimit(keyLimits) &&
-      !hasRateLimit(tenantLimits) &&
-      !(inference && hasQuota(tenantLimits))
-    )
-      return admitted;
+    if (!hasRateLimit(keyLimits) && !hasRateLimit(tenantLimits) && !(inference && hasQuota(tenantLimits))) return admitted;
     return this.checkLimits(principal, inference, keyLimits, tenantLimits);
   }
 
-  private async checkLimits(
-    principal: Principal,
-    inference: boolean,
-    keyLimits: KeyLimits,
-    tenantLimits: TenantLimits,
-  ): Promise<AdmissionDecision> {
-    const rules = rateRulesFor(
-      principal.tenant,
-      principal.keyId,
-      keyLimits,
-      tenantLimits,
-    );
+  private async checkLimits(principal: Principal, inference: boolean, keyLimits: KeyLimits, tenantLimits: TenantLimits): Promise<AdmissionDecision> {
+    const rules = rateRulesFor(principal.tenant, principal.keyId, keyLimits, tenantLimits);
     let standing: RateStanding | undefined;
     if (rules.length > 0) {
       const decision = await this.rates.take(principal.tenant, rules);
@@ -133,27 +92,16 @@ export class RequestAdmission {
       if (!decision.allowed) {
         const { rule, resetMs } = decision.standing;
         this.options.onRejection(rule.limit);
-        const whose =
-          rule.limit === "rate_key"
-            ? `key '${rule.owner}'`
-            : `tenant '${rule.owner}'`;
-        const error = errors.rateLimited(
-          whose,
-          rule.max,
-          rule.windowMs === 1000 ? "second" : "minute",
-          Math.max(1, Math.ceil(resetMs / 1000)),
-        );
-        return { standing, refusal: { error, usage: "rate_limited" } };
+        const whose = rule.limit === 'rate_key' ? `key '${rule.owner}'` : `tenant '${rule.owner}'`;
+        const error = errors.rateLimited(whose, rule.max, rule.windowMs === 1000 ? 'second' : 'minute', Math.max(1, Math.ceil(resetMs / 1000)));
+        return { standing, refusal: { error, usage: 'rate_limited' } };
       }
     }
     if (inference && hasQuota(tenantLimits)) {
       const refusal = await this.quotas.refusal(principal.tenant, tenantLimits);
       if (refusal !== undefined) {
         this.options.onRejection(refusal.limit);
-        return {
-          ...(standing === undefined ? {} : { standing }),
-          refusal: { error: refusal.error, usage: "quota_exceeded" },
-        };
+        return { ...(standing === undefined ? {} : { standing }), refusal: { error: refusal.error, usage: 'quota_exceeded' } };
       }
     }
     return standing === undefined ? admitted : { standing };

@@ -1,5 +1,5 @@
-import { Counter, Histogram, type Registry } from "prom-client";
-import { latencyBucketsSeconds } from "./buckets.js";
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { latencyBucketsSeconds } from './buckets.js';
 
 /**
  * The gRPC transport's own metrics, on the API's registry (the inference metrics carry `protocol` themselves).
@@ -8,15 +8,15 @@ import { latencyBucketsSeconds } from "./buckets.js";
 export function createGrpcMetrics(registry: Registry) {
   return {
     requests: new Counter({
-      name: "gantry_grpc_requests_total",
-      help: "gRPC calls answered, by method and gRPC status code (OK, NOT_FOUND, RESOURCE_EXHAUSTED, ...).",
-      labelNames: ["method", "code"] as const,
+      name: 'gantry_grpc_requests_total',
+      help: 'gRPC calls answered, by method and gRPC status code (OK, NOT_FOUND, RESOURCE_EXHAUSTED, ...).',
+      labelNames: ['method', 'code'] as const,
       registers: [registry],
     }),
     duration: new Histogram({
-      name: "gantry_grpc_request_duration_seconds",
-      help: "Time from a gRPC call arriving to its answer, by method.",
-      labelNames: ["method"] as const,
+      name: 'gantry_grpc_request_duration_seconds',
+      help: 'Time from a gRPC call arriving to its answer, by method.',
+      labelNames: ['method'] as const,
       buckets: latencyBucketsSeconds,
       registers: [registry],
     }),

@@ -1,9 +1,9 @@
-import type { Counter } from "prom-client";
-import type { Principal } from "../auth/principal.js";
-import { ErrorCode } from "../errors.js";
-import { TenantMetricLabels } from "./tenant-metric-labels.js";
-import type { UsageMeter } from "./usage-meter.js";
-import type { UsageOutcome } from "./usage-record.js";
+import type { Counter } from 'prom-client';
+import type { Principal } from '../auth/principal.js';
+import { ErrorCode } from '../errors.js';
+import { TenantMetricLabels } from './tenant-metric-labels.js';
+import type { UsageMeter } from './usage-meter.js';
+import type { UsageOutcome } from './usage-record.js';
 
 /** What one metered inference call used, as its transport learned it. */
 export interface CallUsageRecord {
@@ -22,8 +22,8 @@ export interface CallUsageRecord {
 export interface UsageRecorderOptions {
   meter: UsageMeter;
   /** `gantry_tenant_requests_total` and `gantry_tenant_compute_seconds_total`. */
-  tenantRequests: Counter<"tenant">;
-  tenantComputeSeconds: Counter<"tenant">;
+  tenantRequests: Counter<'tenant'>;
+  tenantComputeSeconds: Counter<'tenant'>;
   /** GANTRY_MAX_TENANT_METRICS. */
   maxTenantMetrics: number;
   /** Told once when more tenants than GANTRY_MAX_TENANT_METRICS were metered. */
@@ -39,10 +39,7 @@ export class UsageRecorder {
   private readonly labels: TenantMetricLabels;
 
   constructor(private readonly options: UsageRecorderOptions) {
-    this.labels = new TenantMetricLabels(
-      options.maxTenantMetrics,
-      options.onTenantBound,
-    );
+    this.labels = new TenantMetricLabels(options.maxTenantMetrics, options.onTenantBound);
   }
 
   record(call: CallUsageRecord): void {
@@ -50,8 +47,8 @@ export class UsageRecorder {
     this.options.meter.record({
       tenant: call.principal.tenant,
       keyId: call.principal.keyId,
-      model: call.model ?? "",
-      version: call.version ?? "",
+      model: call.model ?? '',
+      version: call.version ?? '',
       outcome: call.outcome,
       rows: call.rows ?? 0,
       computeNs,
@@ -60,8 +57,7 @@ export class UsageRecorder {
     });
     const tenant = this.labels.labelFor(call.principal.tenant);
     this.options.tenantRequests.inc({ tenant });
-    if (computeNs > 0)
-      this.options.tenantComputeSeconds.inc({ tenant }, computeNs / 1e9);
+    if (computeNs > 0) this.options.tenantComputeSeconds.inc({ tenant }, computeNs / 1e9);
   }
 }
 
@@ -72,17 +68,17 @@ export class UsageRecorder {
 export function usageOutcomeOf(code: ErrorCode | undefined): UsageOutcome {
   switch (code) {
     case undefined:
-      return "success";
+      return 'success';
     case ErrorCode.DeadlineExceeded:
-      return "timeout";
+      return 'timeout';
     case ErrorCode.Unavailable:
     case ErrorCode.ResourceExhausted:
-      return "unavailable";
+      return 'unavailable';
     case ErrorCode.Internal:
     case ErrorCode.InsufficientStorage:
     case ErrorCode.Unsupported:
-      return "error";
+      return 'error';
     default:
-      return "client_error";
+      return 'client_error';
   }
 }

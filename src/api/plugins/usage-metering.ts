@@ -1,14 +1,9 @@
-import type {
-  FastifyInstance,
-  FastifyReply,
-  FastifyRequest,
-  RouteOptions,
-} from "fastify";
-import fp from "fastify-plugin";
-import type { ApiMetrics } from "../../metrics/api-metrics.js";
-import type { UsageMeter } from "../../usage/usage-meter.js";
-import { UsageRecorder } from "../../usage/usage-recorder.js";
-import type { UsageOutcome } from "../../usage/usage-record.js";
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import type { ApiMetrics } from '../../metrics/api-metrics.js';
+import type { UsageMeter } from '../../usage/usage-meter.js';
+import { UsageRecorder } from '../../usage/usage-recorder.js';
+import type { UsageOutcome } from '../../usage/usage-record.js';
 
 /**
  * What a metered request used, filled in as it goes: the inference route names the model version once it is
@@ -22,12 +17,12 @@ export interface RequestUsage {
   /** This request's share of the model's compute on the worker, in ns. */
   computeNs?: number;
   /** Set when a rate limit or quota refused the request before it ran. */
-  refusal?: "rate_limited" | "quota_exceeded";
+  refusal?: 'rate_limited' | 'quota_exceeded';
   /** Set once the request was metered (so an aborted request whose answer is sent anyway is not counted twice). */
   metered?: boolean;
 }
 
-declare module "fastify" {
+declare module 'fastify' {
   interface FastifyInstance {
     /** Meters inference calls for every transport (the gRPC server records through this one too). */
     usageRecorder: UsageRecorder;
@@ -39,10 +34,7 @@ declare module "fastify" {
 }
 
 /** The routes whose requests are metered: the inference calls. Management routes are rate-limited, not metered. */
-export const meteredRoutes: ReadonlySet<string> = new Set([
-  "POST /v2/models/:model/infer",
-  "POST /v2/models/:model/versions/:version/infer",
-]);
+export const meteredRoutes: ReadonlySet<string> = new Set(['POST /v2/models/:model/infer', 'POST /v2/models/:model/versions/:version/infer']);
 
 export function isMeteredRoute(method: string, url: string): boolean {
   return meteredRoutes.has(`${method} ${url}`);
@@ -51,11 +43,11 @@ export function isMeteredRoute(method: string, url: string): boolean {
 /** The outcome of a metered request from its status (the inference route's outcome words), or the limit that refused it. */
 function outcomeOf(statusCode: number, usage: RequestUsage): UsageOutcome {
   if (usage.refusal !== undefined) return usage.refusal;
-  if (statusCode < 400) return "success";
-  if (statusCode === 504) return "timeout";
-  if (statusCode === 429 || statusCode === 503) return "unavailable";
-  if (statusCode < 500) return "client_error";
-  return "error";
+  if (statusCode < 400) return 'success';
+  if (statusCode === 504) return 'timeout';
+  if (statusCode === 429 || statusCode === 503) return 'unavailable';
+  if (statusCode < 500) return 'client_error';
+  return 'error';
 }
 
 export interface UsageMeteringOptions {
@@ -71,10 +63,7 @@ export interface UsageMeteringOptions {
  * Content-Length and bytes out from the response's Content-Length (src/usage/usage-recorder.ts records it). The meter flushes to Redis on its own and
  * once more when the app closes. The hooks go on the metered routes only, so other routes pay nothing.
  */
-async function usageMeteringPlugin(
-  app: FastifyInstance,
-  options: UsageMeteringOptions,
-): Promise<void> {
+async function usageMeteringPlugin(app: FastifyInstance, options: UsageMeteringOptions): Promise<void> {
   const { meter, metrics } = options;
   const recorder = new UsageRecorder({
     meter,
@@ -82,19 +71,13 @@ async function usageMeteringPlugin(
     tenantComputeSeconds: metrics.tenantComputeSeconds,
     maxTenantMetrics: options.maxTenantMetrics,
     onTenantBound: (bound) =>
-      app.log.warn(
-        { maxTenants: bound },
-        'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics',
-      ),
+      app.log.warn({ maxTenants: bound }, 'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics'),
   });
-  app.decorate("usageRecorder", recorder);
-  app.decorateRequest("usage", null);
+  app.decorate('usageRecorder', recorder);
+  app.decorateRequest('usage', null);
 
   /** Meters one request; `reply` is undefined when the client went away before its answer was sent. */
-  const meterRequest = (
-    request: FastifyRequest,
-    reply: FastifyReply | undefined,
-  ) => {
+  const meterRequest = (request: FastifyRequest, reply: FastifyReply | undefined) => {
     const principal = request.principal;
     // No principal: refused by authentication, before anyone's usage began.
     if (principal === null || principal === undefined) return;
@@ -108,27 +91,17 @@ async function usageMeteringPlugin(
       version: usage.version,
       rows: usage.rows,
       computeNs: usage.computeNs,
-      outcome:
-        reply === undefined
-          ? "client_error"
-          : outcomeOf(reply.statusCode, usage),
-      bytesIn: Number(request.headers["content-length"] ?? 0) || 0,
-      bytesOut:
-        reply === undefined
-          ? 0
-          : Number(reply.getHeader("content-length") ?? 0) || 0,
+      outcome: reply === undefined ? 'client_error' : outcomeOf(reply.statusCode, usage),
+      bytesIn: Number(request.headers['content-length'] ?? 0) || 0,
+      bytesOut: reply === undefined ? 0 : Number(reply.getHeader('content-length') ?? 0) || 0,
     });
   };
 
-  app.addHook("onRoute", (route: RouteOptions) => {
+  app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (!methods.some((method) => isMeteredRoute(method, route.url))) return;
     // Callback hooks: no promise per request.
-    const onResponse = (
-      request: FastifyRequest,
-      reply: FastifyReply,
-      done: () => void,
-    ) => {
+    const onResponse = (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
       meterRequest(request, reply);
       done();
     };
@@ -137,17 +110,11 @@ async function usageMeteringPlugin(
       meterRequest(request, undefined);
       done();
     };
-    route.onResponse = [
-      ...asArray(route.onResponse),
-      onResponse,
-    ] as RouteOptions["onResponse"];
-    route.onRequestAbort = [
-      ...asArray(route.onRequestAbort),
-      onRequestAbort,
-    ] as RouteOptions["onRequestAbort"];
+    route.onResponse = [...asArray(route.onResponse), onResponse] as RouteOptions['onResponse'];
+    route.onRequestAbort = [...asArray(route.onRequestAbort), onRequestAbort] as RouteOptions['onRequestAbort'];
   });
 
-  app.addHook("onClose", async () => {
+  app.addHook('onClose', async () => {
     await meter.close();
   });
 }
@@ -157,4 +124,4 @@ function asArray<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value];
 }
 
-export default fp(usageMeteringPlugin, { name: "usage-metering" });
+export default fp(usageMeteringPlugin, { name: 'usage-metering' });
