@@ -449,8 +449,19 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     );
   });
 
-  test('a deadline shorter than the run: DEADLINE_EXCEEDED', async () => {
+  test('a deadline shorter than the run: DEADLINE_EXCEEDED; one that passes while queued: the request never runs', async () => {
     await assertFails(grpc('ModelInfer', inferRequest('slow', slowInputs(500_000), 'raw'), { key: testAdminKey, deadlineMs: 200 }), status.DEADLINE_EXCEEDED);
+
+    // A model of its own: the first call keeps it busy for about a second; the second, with a 200 ms deadline,
+    // waits behind it. Had the deadline not reached the queue, it would run once the first is done.
+    assert.equal((await uploadModel(gantry.baseUrl, 'slow-deadline', fixturePath('slow.onnx'))).status, 201);
+    const first = grpc('ModelInfer', inferRequest('slow-deadline', slowInputs(300_000), 'raw'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await assertFails(grpc('ModelInfer', inferRequest('slow-deadline', slowInputs(300_000), 'raw'), { key: testAdminKey, deadlineMs: 200 }), status.DEADLINE_EXCEEDED);
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const statistics = await call(gantry.baseUrl, 'GET', '/v2/models/slow-deadline/stats');
+    assert.equal(statistics.body.model_stats[0].inference_stats.success.count, 1, 'only the first call ran');
   });
 
   test('a cancelled call is dropped from the queue: it never runs', async () => {
