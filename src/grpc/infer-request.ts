@@ -3,14 +3,17 @@ import { errors } from '../errors.js';
 import type { CallInput, CallOutput, InferenceCall, TypedContents } from '../inference/inference-call.js';
 import { plainParameters, type WireParameter } from './infer-parameters.js';
 
-/** `ModelInferRequest` as @grpc/proto-loader decodes it (`keepCase`, `longs: String`, `bytes: Buffer`, `arrays`). */
+/**
+ * `ModelInferRequest` as @grpc/proto-loader decodes it (`keepCase`, `longs: String`, `bytes: Buffer`, `arrays`, no
+ * defaults): proto3 does not send empty strings, so a field left empty by the client is absent here.
+ */
 export interface WireInferRequest {
-  model_name: string;
-  model_version: string;
-  id: string;
+  model_name?: string;
+  model_version?: string;
+  id?: string;
   parameters?: Record<string, WireParameter>;
-  inputs: Array<{ name: string; datatype: string; shape: string[]; parameters?: Record<string, WireParameter>; contents?: TypedContents }>;
-  outputs: Array<{ name: string; parameters?: Record<string, WireParameter> }>;
+  inputs: Array<{ name?: string; datatype?: string; shape: string[]; parameters?: Record<string, WireParameter>; contents?: TypedContents }>;
+  outputs: Array<{ name?: string; parameters?: Record<string, WireParameter> }>;
   raw_input_contents: Buffer[];
 }
 
@@ -34,12 +37,12 @@ function callInputs(request: WireInferRequest): CallInput[] {
     }
     const typed = request.inputs.find((input) => hasTypedElements(input.contents));
     if (typed !== undefined) {
-      throw errors.invalidArgument(`Input '${typed.name.slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`);
+      throw errors.invalidArgument(`Input '${(typed.name ?? '').slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`);
     }
   }
   return request.inputs.map((input, index) => ({
-    name: input.name,
-    datatype: input.datatype,
+    name: input.name ?? '',
+    datatype: input.datatype ?? '',
     shape: input.shape.map(Number),
     ...withParameters(input.parameters),
     content: raw.length > 0 ? { kind: 'raw', bytes: raw[index]! } : { kind: 'typed', contents: input.contents ?? {} },
@@ -63,13 +66,13 @@ export interface CallSurroundings {
  * input's data as raw bytes or typed contents, the client's deadline and cancellation. Nothing is validated here.
  */
 export function inferenceCallOf(request: WireInferRequest, surroundings: CallSurroundings): InferenceCall {
-  const outputs: CallOutput[] = request.outputs.map((output) => ({ name: output.name, ...withParameters(output.parameters) }));
+  const outputs: CallOutput[] = request.outputs.map((output) => ({ name: output.name ?? '', ...withParameters(output.parameters) }));
   return {
     principal: surroundings.principal,
     protocol: 'grpc',
-    model: request.model_name,
-    ...(request.model_version === '' ? {} : { version: request.model_version }),
-    ...(request.id === '' ? {} : { id: request.id }),
+    model: request.model_name ?? '',
+    ...(request.model_version === undefined || request.model_version === '' ? {} : { version: request.model_version }),
+    ...(request.id === undefined || request.id === '' ? {} : { id: request.id }),
     inputs: callInputs(request),
     ...(outputs.length === 0 ? {} : { outputs }),
     ...withParameters(request.parameters),

@@ -19,9 +19,10 @@ export interface InferenceMethodSources extends ReadinessSources {
   authenticator: Authenticator | undefined;
 }
 
+/** ModelReadyRequest and ModelMetadataRequest; an empty field is absent (proto3 does not send it). */
 interface ModelRequest {
-  name: string;
-  version: string;
+  name?: string;
+  version?: string;
 }
 
 /** The version as the views take it: the protocol's empty string means the default version. */
@@ -40,11 +41,11 @@ export function inferenceMethods(sources: InferenceMethodSources): UnaryHandlers
     ServerReady: async () => ({ ready: unreadyReason(sources) === undefined }),
     ServerMetadata: async () => serverMetadata(),
     ModelReady: async (request: ModelRequest, context: GrpcCallContext) => {
-      const readiness = await modelReadiness(sources.catalog, context.principal, request.name, versionOf(request));
+      const readiness = await modelReadiness(sources.catalog, context.principal, request.name ?? '', versionOf(request));
       return { ready: readiness.ready };
     },
     ModelMetadata: async (request: ModelRequest, context: GrpcCallContext) => {
-      const metadata = await modelMetadata(sources.catalog, context.principal, request.name, versionOf(request));
+      const metadata = await modelMetadata(sources.catalog, context.principal, request.name ?? '', versionOf(request));
       const tensors = (specs: typeof metadata.inputs) => specs.map((spec) => ({ name: spec.name, datatype: spec.datatype, shape: spec.shape.map(String) }));
       return { name: metadata.name, versions: metadata.versions, platform: metadata.platform, inputs: tensors(metadata.inputs), outputs: tensors(metadata.outputs) };
     },

@@ -372,6 +372,9 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     const unknownRest = await restBinaryInfer(gantry, 'no-such-model', inputs);
     assert.equal(unknownRest.status, 404);
     await assertFails(grpc('ModelInfer', inferRequest('no-such-model', inputs, 'raw')), status.NOT_FOUND, unknownRest.error?.error);
+    // Nothing set at all (proto3 sends no empty fields): a bad name, not a server error.
+    await assertFails(grpc('ModelInfer', {}), status.INVALID_ARGUMENT, /Invalid model name ''/);
+    await assertFails(grpc('ModelMetadata', {}), status.INVALID_ARGUMENT, /Invalid model name ''/);
 
     const badShape = inputs.map((input) => ({ ...input, shape: [...input.shape.slice(0, -1), input.shape.at(-1)! + 1] }));
     const badRest = await restBinaryInfer(gantry, 'tiny-mlp', badShape);
