@@ -40,7 +40,8 @@ declare module 'autocannon' {
   /** The running instance: an EventEmitter that is also thenable (resolves with the result). */
   interface Instance extends PromiseLike<Result> {
     on(event: 'response', listener: (client: unknown, statusCode: number, bytes: number, responseTime: number) => void): Instance;
-    on(event: string, listener: (...args: any[]) => void): Instance;
+    /** Any other event; `never[]` lets a listener of any parameter types be passed. */
+    on(event: string, listener: (...args: never[]) => void): Instance;
     stop(): void;
   }
   function autocannon(options: Options): Instance;

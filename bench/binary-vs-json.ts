@@ -7,6 +7,7 @@
  */
 import { request } from 'undici';
 import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../support/gantry-process.js';
+import type { JsonBody } from '../support/json-body.js';
 import { mulberry32 } from '../support/prng.js';
 
 const runs = Number(process.argv[2] ?? 7);
@@ -31,7 +32,7 @@ async function viaJson(baseUrl: string, input: Float32Array): Promise<{ ms: numb
   const started = performance.now();
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, elements], datatype: 'FP32', data: Array.from(input) }] });
   const response = await request(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/json' }), body });
-  const parsed = (await response.body.json()) as any;
+  const parsed = (await response.body.json()) as JsonBody;
   if (response.statusCode !== 200) throw new Error(`JSON request failed: ${response.statusCode} ${JSON.stringify(parsed).slice(0, 300)}`);
   const output = Float32Array.from(parsed.outputs[0].data as number[]);
   return { ms: performance.now() - started, output };
@@ -107,7 +108,7 @@ async function main(): Promise<void> {
     console.log(`outputs equal inputs bit for bit: yes (all ${blocks * (warmup + runs)} requests of each mode)`);
     console.log(`JSON / binary = ${ratio.toFixed(1)}× (target ≥ 20×: ${ratio >= 20 ? 'met' : 'NOT met'})`);
     // Where the time goes on the worker side (both modes together; the worker sees identical raw bytes).
-    const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey() })).json()) as any;
+    const stats = (await (await fetch(`${gantry.baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey() })).json()) as JsonBody;
     const entry = stats.model_stats?.[0];
     if (entry !== undefined) {
       const perRequest = (name: string) => {

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
+import type { JsonBody } from '../support/json-body.js';
 import { startGantry, testAdminKey, type GantryProcess } from '../support/gantry-process.js';
 import { benchInput, benchModels, benchRequest, percentile, repositoryRoot, type BenchModel } from './models.js';
 
@@ -28,7 +29,7 @@ const floodRateLimit = 200;
 const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
 const body = typeof request.body === 'string' ? request.body : Buffer.from(request.body).toString();
 
-async function call(gantry: GantryProcess, key: string, method: string, urlPath: string, payload?: unknown): Promise<any> {
+async function call(gantry: GantryProcess, key: string, method: string, urlPath: string, payload?: unknown): Promise<JsonBody> {
   const response = await fetch(`${gantry.baseUrl}${urlPath}`, {
     method,
     headers: { authorization: `Bearer ${key}`, ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },

@@ -76,7 +76,7 @@ function toFields(key: StoredApiKey): Record<string, string> {
 function parseStored(id: string, fields: Record<string, string>): StoredApiKey | undefined {
   if (fields.hash === undefined || fields.tenant === undefined) return undefined;
   const known = new Set<string>(knownScopes);
-  let scopes: Scope[] = [];
+  let scopes: Scope[];
   let models: string[] | undefined;
   try {
     scopes = (JSON.parse(fields.scopes ?? '[]') as string[]).filter((scope): scope is Scope => known.has(scope));

@@ -205,10 +205,10 @@ export class FileModelStore {
     const limited = (this.limits.maxStoreBytes ?? 0) > 0 || (this.limits.minFreeDiskBytes ?? 0) > 0;
     let room: Room | undefined;
     let nextMeasureAt = recheckEveryBytes;
-    const store = this;
     let output: WriteStream | undefined;
     const meter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
+      // An arrow function, so that `this` is the store (the stream itself is never needed here).
+      transform: (chunk: Buffer, _encoding, callback) => {
         size += chunk.byteLength;
         if (size > maxBytes) {
           callback(errors.uploadTooLarge(maxBytes));
@@ -220,7 +220,7 @@ export class FileModelStore {
           return;
         }
         try {
-          store.checkRoom(room, Math.max(size, expectedBytes ?? 0), false);
+          this.checkRoom(room, Math.max(size, expectedBytes ?? 0), false);
         } catch (error) {
           callback(error as Error);
           return;
@@ -231,7 +231,7 @@ export class FileModelStore {
           return;
         }
         nextMeasureAt = size + recheckEveryBytes;
-        store.measureRoom(temporaryPath).then(
+        this.measureRoom(temporaryPath).then(
           (measured) => {
             room = measured;
             callback(null, chunk);

@@ -123,8 +123,8 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
 async function run(request: Extract<InstanceRequest, { type: 'run' }>): Promise<{ response: InstanceResponse; transfer: ArrayBuffer[] }> {
   if (session === undefined) return { response: fail(request.id, ErrorCode.Unavailable, 'the model is not loaded in this instance'), transfer: [] };
   const started = process.hrtime.bigint();
-  let inputsReady = started;
-  let inferred = started;
+  let inputsReady: bigint;
+  let inferred: bigint;
   let outputs: ThreadTensor[];
   try {
     const feeds: Record<string, ort.Tensor> = {};

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { GantryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { inferenceJobSchema } from '../queue/job-contracts.js';
-import { inferenceQueueName, payloadKey, payloadKeyPrefix } from '../redis-keys.js';
+import { inferenceQueueName, payloadKeyPrefix } from '../redis-keys.js';
 import { encodeReply } from '../queue/reply-codec.js';
 
 /** Queued jobs answered per call: a model's queue holds at most maxQueueSize requests per API anyway. */
