@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseLossless, stringify } from 'lossless-json';
+import type { JsonBody } from '../../support/json-body.js';
 import { startGantry, uploadModel, fixturePath, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import {
   assertErrorBody,
@@ -143,7 +144,7 @@ async function inferExactJson(baseUrl: string, model: string, request: unknown):
   return { ...reply, body: parseLossless(reply.text, undefined, exactNumber) };
 }
 
-function single(reply: Reply): any {
+function single(reply: Reply): JsonBody {
   assert.equal(reply.status, 200, stringify(reply.body));
   assert.equal(reply.body.outputs.length, 1);
   return reply.body.outputs[0];
@@ -361,7 +362,7 @@ describe('inference (inference_rest.md "Inference")', () => {
       [bytesOf(b)],
     );
     assert.equal(reply.status, 200, JSON.stringify(reply.header));
-    assert.deepEqual(reply.header.outputs.map((output: any) => output.name), ['product', 'sum']);
+    assert.deepEqual(reply.header.outputs.map((output: { name: string }) => output.name), ['product', 'sum']);
     assert.equal(reply.binary.byteLength, 32);
     assert.equal(Number(reply.headers.get('inference-header-content-length')) + 32, Number(reply.headers.get('content-length')));
     assert.deepEqual([...new Float32Array(new Uint8Array(reply.binary.subarray(0, 16)).buffer)], [10, 40, 90, 160]);
@@ -387,7 +388,7 @@ describe('inference (inference_rest.md "Inference")', () => {
       [bytesOf(a), bytesOf(b)],
     );
     assert.equal(reply.status, 200, JSON.stringify(reply.header));
-    const sizes = reply.header.outputs.map((output: any) => output.parameters.binary_data_size);
+    const sizes = reply.header.outputs.map((output: { parameters: { binary_data_size: number } }) => output.parameters.binary_data_size);
     assert.deepEqual(sizes, [a.byteLength, a.byteLength]);
     const first = new Float32Array(new Uint8Array(reply.binary.subarray(0, a.byteLength)).buffer);
     const second = new Float32Array(new Uint8Array(reply.binary.subarray(a.byteLength)).buffer);
@@ -457,7 +458,7 @@ describe('inference (inference_rest.md "Inference")', () => {
       headers: withAdminKey({ 'content-type': 'application/octet-stream', 'inference-header-content-length': '0' }),
       body: Float32Array.from([1, 2, 3, 4]),
     });
-    const body = (await response.json()) as any;
+    const body = (await response.json()) as JsonBody;
     assert.equal(response.status, 400, JSON.stringify(body));
     assert.equal(typeof body.error, 'string');
   });

@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { JsonBody } from '../../support/json-body.js';
 import { startGantry, uploadModel, fixturePath, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertErrorBody, http, inferJson, modelStats, pollFor } from './support.js';
 
@@ -127,7 +128,7 @@ describe('statistics extension (extension_statistics.md)', () => {
     assert.ok(stats.last_inference > Date.now() - 60_000 && stats.last_inference <= Date.now() + 1_000, `last_inference ${stats.last_inference}`);
     // "batch_stats": executions per batch size; they add up to execution_count.
     assert.ok(Array.isArray(stats.batch_stats));
-    const executions = stats.batch_stats.reduce((sum: number, entry: any) => sum + entry.compute_infer.count, 0);
+    const executions = stats.batch_stats.reduce((sum: number, entry: { compute_infer: { count: number } }) => sum + entry.compute_infer.count, 0);
     assert.equal(executions, stats.execution_count);
 
     // A [3,256] request is 3 inferences.
@@ -135,7 +136,7 @@ describe('statistics extension (extension_statistics.md)', () => {
     const afterBatch = await pollFor(() => modelStats(base, 'stats-mlp'), (value) => value.inference_stats.success.count >= 8);
     assert.equal(afterBatch.inference_stats.success.count, 8);
     assert.equal(afterBatch.inference_count, 10);
-    assert.ok(afterBatch.batch_stats.some((entry: any) => entry.batch_size >= 3), JSON.stringify(afterBatch.batch_stats));
+    assert.ok(afterBatch.batch_stats.some((entry: { batch_size: number }) => entry.batch_size >= 3), JSON.stringify(afterBatch.batch_stats));
   });
 
   test('GET /v2/models/stats, /v2/models/{m}/stats and /v2/models/{m}/versions/{v}/stats agree', async () => {
@@ -143,8 +144,8 @@ describe('statistics extension (extension_statistics.md)', () => {
     const all = await http(base, 'GET', '/v2/models/stats');
     assert.equal(all.status, 200);
     assert.ok(Array.isArray(all.body.model_stats));
-    const fromAll = all.body.model_stats.find((entry: any) => entry.name === 'stats-mlp' && entry.version === '1');
-    assert.ok(all.body.model_stats.some((entry: any) => entry.name === 'cfg-mlp'), 'every model is listed');
+    const fromAll = all.body.model_stats.find((entry: { name: string; version: string }) => entry.name === 'stats-mlp' && entry.version === '1');
+    assert.ok(all.body.model_stats.some((entry: { name: string }) => entry.name === 'cfg-mlp'), 'every model is listed');
     const perModel = await http(base, 'GET', '/v2/models/stats-mlp/stats');
     assert.equal(perModel.status, 200);
     assert.equal(perModel.body.model_stats.length, 1);
@@ -221,7 +222,7 @@ describe('classification extension (extension_classification.md)', () => {
   };
 
   /** "<value>:<index>[:<label>]", top-n by value, highest first ("Classification Extension"). */
-  const checkClassified = (output: any, scores: number[][], withLabels: boolean) => {
+  const checkClassified = (output: JsonBody, scores: number[][], withLabels: boolean) => {
     assert.equal(output.name, 'scores');
     assert.equal(output.datatype, 'BYTES');
     assert.deepEqual(output.shape, [2, 2], 'shape [batch-size, count]');

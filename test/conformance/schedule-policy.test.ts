@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { JsonBody } from '../../support/json-body.js';
 import { startGantry, uploadModel, fixturePath, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertErrorBody, http, inferJson, modelStats, pollFor, sleep, type Reply } from './support.js';
 
@@ -43,7 +44,7 @@ after(async () => {
 });
 
 /** Waits until the worker's counters settle at `success` successful requests, then returns the stats. */
-async function settledStats(model: string, success: number): Promise<any> {
+async function settledStats(model: string, success: number): Promise<JsonBody> {
   await pollFor(() => modelStats(base, model), (value) => value.inference_stats.success.count >= success);
   await sleep(150); // anything late would show up now
   return modelStats(base, model);

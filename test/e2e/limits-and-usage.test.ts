@@ -22,6 +22,21 @@ const crossProcessLagMs = flushIntervalMs + 1000 + 500;
 
 type Reply = HttpReply;
 
+/** A row of GET /v1/usage's JSON answer: the fields these tests read (src/api/routes/usage.ts answers them). */
+interface UsageRow {
+  tenant: string;
+  /** groupBy=key only. */
+  key?: string;
+  /** groupBy=model only. */
+  model?: string;
+  requests: number;
+  rows: number;
+  computeSeconds: number;
+  bytesIn: number;
+  bytesOut: number;
+  outcomes: { success: number; client_error: number };
+}
+
 describe('rate limits, quotas and usage metering (two gantry api, one worker, one Redis)', () => {
   const cleanup = new Cleanup();
   let redis: PrivateRedis;
@@ -250,7 +265,7 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
       for (const groupBy of ['tenant', 'key', 'model'] as const) {
         const report = await admin('GET', `/v1/usage?groupBy=${groupBy}`);
         assert.equal(report.status, 200, report.text);
-        const rows = (report.body.usage as any[]).filter((row) => row.tenant === 'meter-a' || row.tenant === 'meter-b');
+        const rows = (report.body.usage as UsageRow[]).filter((row) => row.tenant === 'meter-a' || row.tenant === 'meter-b');
         const wanted = [...expected].filter(([group]) => group.startsWith(`${groupBy}:`));
         assert.equal(rows.length, wanted.length, `${when}: groupBy=${groupBy}: ${JSON.stringify(rows)}`);
         for (const [group, numbers] of wanted) {
@@ -270,7 +285,7 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
       // A tenant's key sees its own tenant only, models by their bare names; another tenant is not found.
       const own = await call(1, a1.key, 'GET', '/v1/usage?groupBy=model');
       assert.equal(own.status, 200, own.text);
-      assert.deepEqual((own.body.usage as any[]).map((row) => [row.tenant, row.model, row.requests]).sort(), [
+      assert.deepEqual((own.body.usage as UsageRow[]).map((row) => [row.tenant, row.model, row.requests]).sort(), [
         ['meter-a', '', 1],
         ['meter-a', 'mlp', 6],
         ['meter-a', 'mlp2', 4],
@@ -286,7 +301,7 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
       assert.deepEqual(columns.slice(0, 3), ['tenant', 'key', 'requests']);
       const fromCsv = lines.map((line) => Object.fromEntries(line.split(',').map((value, index) => [columns[index], value])));
       assert.equal(fromCsv.length, json.body.usage.length);
-      for (const row of json.body.usage as any[]) {
+      for (const row of json.body.usage as UsageRow[]) {
         const line = fromCsv.find((candidate) => candidate.key === row.key)!;
         assert.ok(line !== undefined, `CSV has key ${row.key}`);
         assert.deepEqual(

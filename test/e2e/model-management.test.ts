@@ -6,6 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { JsonBody } from '../../support/json-body.js';
 import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertError, blobDirectory, call, sha256OfFile, waitUntil } from './support.js';
 
@@ -41,7 +42,7 @@ describe('model management', () => {
 
     const list = await call(gantry.baseUrl, 'GET', '/v1/models');
     assert.equal(list.status, 200);
-    const summary = (upload: { body: any }) => ({
+    const summary = (upload: { body: JsonBody }) => ({
       version: upload.body.version,
       state: 'READY',
       sha256: upload.body.sha256,
@@ -147,7 +148,7 @@ describe('model management', () => {
     assert.equal(upload.body.state, 'LOADING');
     assert.equal(upload.body.sha256, await sha256OfFile(fixturePath('tiny-mlp.onnx')));
 
-    let last: any;
+    let last: JsonBody;
     await waitUntil(
       async () => {
         last = (await call(gantry.baseUrl, 'GET', '/v1/models/async-model/versions/1')).body;

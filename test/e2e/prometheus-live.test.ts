@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall } from '../helpers/http.js';
+import type { JsonBody } from '../../support/json-body.js';
 
 const prometheusBinary = process.env.PROMETHEUS_BIN ?? 'prometheus';
 const havePrometheus = spawnSync(prometheusBinary, ['--version'], { encoding: 'utf8' }).status === 0;
@@ -83,7 +84,7 @@ const randomInput = (rows = 1) => ({
   inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 256], data: Array.from({ length: rows * 256 }, () => Math.random() - 0.5) }],
 });
 
-function infer(baseUrl: string, body: unknown): Promise<{ status: number; body: any }> {
+function infer(baseUrl: string, body: unknown): Promise<{ status: number; body: JsonBody }> {
   return httpCall(baseUrl, 'POST', `/v2/models/${modelName}/infer`, { body, headers: withAdminKey({ 'x-request-id': tracedRequestId }) });
 }
 
@@ -115,10 +116,27 @@ async function sendInferences(baseUrl: string, count: number, concurrency = 8): 
   );
 }
 
+/** A Grafana dashboard panel as far as dashboardQueries reads it: a row holds panels, a graph holds targets. */
+interface DashboardPanel {
+  title?: unknown;
+  panels?: DashboardPanel[];
+  targets?: { expr?: unknown }[];
+}
+
+/** An alerting rule as Prometheus's /api/v1/rules answers it (the fields this test reads). */
+interface PrometheusAlertRule {
+  name: string;
+  query: string;
+  health: string;
+  lastError?: string;
+  lastEvaluation: string;
+  state: string;
+}
+
 /** Every `targets[].expr` of the dashboard, panels nested in rows included. */
-function dashboardQueries(dashboard: any): Array<{ title: string; expr: string }> {
+function dashboardQueries(dashboard: { panels?: DashboardPanel[] }): Array<{ title: string; expr: string }> {
   const found: Array<{ title: string; expr: string }> = [];
-  const walk = (panels: any[] | undefined) => {
+  const walk = (panels: DashboardPanel[] | undefined) => {
     for (const panel of panels ?? []) {
       walk(panel.panels);
       for (const target of panel.targets ?? []) if (typeof target.expr === 'string') found.push({ title: String(panel.title), expr: target.expr });
@@ -269,7 +287,7 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     prometheus.stdout?.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString()));
     prometheus.stderr?.on('data', (chunk: Buffer) => (prometheusOutput += chunk.toString()));
 
-    const api = async (pathAndQuery: string): Promise<any> => {
+    const api = async (pathAndQuery: string): Promise<JsonBody> => {
       const response = await fetch(`${promUrl}${pathAndQuery}`);
       return response.json();
     };
@@ -285,7 +303,7 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
 
     await waitFor('both targets up', async () => {
       const targets = await api('/api/v1/targets');
-      const active: any[] = targets.data.activeTargets;
+      const active: { labels: { job: string }; health: string }[] = targets.data.activeTargets;
       const healthOf = (job: string) => active.find((target) => target.labels.job === job)?.health;
       return healthOf('gantry-api') === 'up' && healthOf('gantry-worker') === 'up';
     });
@@ -337,7 +355,7 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     );
     assert.equal(byName.status, 'success');
     assert.deepEqual(
-      byName.data.result.map((series: any) => series.metric.model),
+      byName.data.result.map((series: { metric: { model: string } }) => series.metric.model),
       [modelName],
     );
     const labelValues = await api('/api/v1/label/model/values');
@@ -346,10 +364,10 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     // Alert rules: every `- alert:` in alerts.yml is loaded, evaluated with health "ok", and its expr runs.
     const alertNames = [...(await readFile(alertsPath, 'utf8')).matchAll(/^\s*-\s*alert:\s*(\S+)/gm)].map((match) => match[1]!);
     assert.ok(alertNames.length >= 5);
-    let rules: any[] = [];
+    let rules: PrometheusAlertRule[] = [];
     await waitFor('every alert rule evaluated', async () => {
       const reply = await api('/api/v1/rules?type=alert');
-      rules = reply.data.groups.flatMap((group: any) => group.rules);
+      rules = reply.data.groups.flatMap((group: { rules: PrometheusAlertRule[] }) => group.rules);
       return rules.length === alertNames.length && rules.every((rule) => rule.health !== 'unknown' && rule.lastEvaluation !== '0001-01-01T00:00:00Z');
     });
     assert.deepEqual(rules.map((rule) => rule.name).sort(), [...alertNames].sort());

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { JsonBody } from '../../support/json-body.js';
 import { deleteKeys, fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { assertError, ort, randomFloats } from './support.js';
 
@@ -55,7 +56,7 @@ describe('inference timeout', () => {
     const estimatedSlowRunMs = (performance.now() - calibrationStarted) * 20;
     const windowMs = Math.max(10_000, 2 * estimatedSlowRunMs + 2_000);
     const deadline = Date.now() + windowMs;
-    let fast: { status: number; body: any } | undefined;
+    let fast: { status: number; body: JsonBody } | undefined;
     while (Date.now() < deadline) {
       fast = await inferJson(gantry.baseUrl, 'slow', slowRequest(1));
       if (fast.status === 200) break;

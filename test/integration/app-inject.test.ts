@@ -12,6 +12,7 @@ import { ApiRole } from '../../src/api/api-role.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import type { InjectOptions } from 'fastify';
+import type { JsonBody } from '../../support/json-body.js';
 import { adminAuthorization, deleteKeys, repositoryRoot, testAdminKey } from '../helpers/gantry-process.js';
 import { assertErrorBody } from '../helpers/http.js';
 
@@ -22,7 +23,7 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
  * The shared error-body assertion (test/helpers/http.ts) on an injected response, plus what inject() can see
  * exactly: the body holds nothing but code, error and requestId, and the requestId is the one given.
  */
-function assertInjectedError(response: { statusCode: number; json: () => any }, status: number, code: string, requestId?: string): void {
+function assertInjectedError(response: { statusCode: number; json: () => JsonBody }, status: number, code: string, requestId?: string): void {
   const body = response.json();
   assertErrorBody({ status: response.statusCode, body }, status, code);
   assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'requestId']);

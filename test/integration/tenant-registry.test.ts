@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { ErrorCode, GantryError } from '../../src/errors.js';
+import { GantryError } from '../../src/errors.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 
@@ -137,7 +137,7 @@ describe('ModelRegistry tenant index (real Redis)', () => {
         () => 'created',
         (error: unknown) => {
           assert.ok(error instanceof GantryError, String(error));
-          return `${error.httpStatus} ${error.message}`;
+          return `${error.httpStatus} ${error.code} ${error.message}`;
         },
       );
 
@@ -145,7 +145,7 @@ describe('ModelRegistry tenant index (real Redis)', () => {
     const models = await Promise.all(Array.from({ length: 10 }, (_, index) => outcome(registry.createVersion(`acme~m${index}`, { sha256: shaA, size: 1 }, capped({ maxModels: 3 })))));
     assert.equal(models.filter((result) => result === 'created').length, 3, models.join('\n'));
     for (const refusal of models.filter((result) => result !== 'created')) {
-      assert.match(refusal, /^409 Tenant 'acme' has 3 models, its cap \(maxModels\)/);
+      assert.match(refusal, /^409 FAILED_PRECONDITION Tenant 'acme' has 3 models, its cap \(maxModels\)/);
     }
     const names = models.flatMap((result, index) => (result === 'created' ? [`acme~m${index}`] : []));
     // A new version of a model it has is no new model.
@@ -156,13 +156,13 @@ describe('ModelRegistry tenant index (real Redis)', () => {
       Array.from({ length: 8 }, (_, index) => outcome(registry.createVersion(names[index % names.length]!, { sha256: shaB, size: 1 }, capped({ maxVersions: 6 })))),
     );
     assert.equal(versions.filter((result) => result === 'created').length, 2, versions.join('\n'));
-    assert.match(versions.find((result) => result !== 'created')!, /^409 Tenant 'acme' has 6 model versions, its cap \(maxVersions, over all its models\)/);
+    assert.match(versions.find((result) => result !== 'created')!, /^409 FAILED_PRECONDITION Tenant 'acme' has 6 model versions, its cap \(maxVersions, over all its models\)/);
 
     // Bytes: 6 stored; uploads of 10 bytes at once against 36 leave room for three (to a model it has: the first
     // would otherwise create a fourth model).
     const bytes = await Promise.all(Array.from({ length: 6 }, () => outcome(registry.createVersion(names[1]!, { sha256: shaA, size: 10 }, capped({ maxStoredBytes: 36 })))));
     assert.equal(bytes.filter((result) => result === 'created').length, 3, bytes.join('\n'));
-    assert.match(bytes.find((result) => result !== 'created')!, /^413 This upload of 10 bytes would take tenant 'acme' past its cap on stored model bytes \(maxStoredBytes, 36 bytes; 36 stored now\)/);
+    assert.match(bytes.find((result) => result !== 'created')!, /^413 PAYLOAD_TOO_LARGE This upload of 10 bytes would take tenant 'acme' past its cap on stored model bytes \(maxStoredBytes, 36 bytes; 36 stored now\)/);
     assert.deepEqual(await registry.tenantHoldings('acme'), { models: 3, versions: 9, storedBytes: 36, hasModel: false });
 
     // Another tenant is not held back by acme's caps, and acme under its caps still uploads.

@@ -22,15 +22,24 @@ let workerPid: number;
 after(() => cleanup.run());
 
 const valid = () => ({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: floats(5, 256) }] });
-type Mutable = { inputs: any[]; outputs?: any; parameters?: any; id?: any; [key: string]: any };
+/** One input of the request being broken: the mutations set its fields to values of any type, or delete them. */
+type LooseInput = Record<string, unknown>;
+/** The valid request opened up for breaking: its fields take values of any type. */
+interface Mutable {
+  inputs: LooseInput[];
+  outputs?: unknown;
+  parameters?: unknown;
+  id?: unknown;
+}
 
 /** The corpus, generated: mutations of one valid request, broken JSON texts and broken binary bodies. */
 function badCorpus(): BadCase[] {
   const cases: BadCase[] = [];
   const json = (name: string, request: unknown, path?: string) => cases.push({ name, body: JSON.stringify(request), ...(path === undefined ? {} : { path }) });
-  const mutate = (name: string, change: (request: Mutable) => void) => {
-    const request = valid() as Mutable;
-    change(request);
+  /** `change` breaks the request, or its first input (given on its own, as most mutations break that). */
+  const mutate = (name: string, change: (request: Mutable, input: LooseInput) => void) => {
+    const request: Mutable = valid();
+    change(request, request.inputs[0]!);
     json(name, request);
   };
 
@@ -47,38 +56,38 @@ function badCorpus(): BadCase[] {
   // Wrong types at every level.
   const wrong: unknown[] = [null, 0, 1.5, -1, '', 'x', true, {}, [], [[]], { a: 1 }];
   for (const value of wrong) json(`body = ${JSON.stringify(value)}`, value);
-  for (const value of wrong) mutate(`inputs = ${JSON.stringify(value)}`, (request) => (request.inputs = value as any));
-  for (const value of [null, 0, 'x', true, [], [1]]) mutate(`inputs[0] = ${JSON.stringify(value)}`, (request) => (request.inputs[0] = value));
-  for (const value of [null, 0, 1, {}, [], '', true, 'nope', 'INPUT', 'input ', 'a'.repeat(5000)]) mutate(`name = ${JSON.stringify(value).slice(0, 30)}`, (request) => (request.inputs[0].name = value));
+  for (const value of wrong) mutate(`inputs = ${JSON.stringify(value)}`, (request) => (request.inputs = value as LooseInput[])); // not an array of inputs: the point
+  for (const value of [null, 0, 'x', true, [], [1]] as unknown[]) mutate(`inputs[0] = ${JSON.stringify(value)}`, (request) => (request.inputs[0] = value as LooseInput)); // not an input: the point
+  for (const value of [null, 0, 1, {}, [], '', true, 'nope', 'INPUT', 'input ', 'a'.repeat(5000)]) mutate(`name = ${JSON.stringify(value).slice(0, 30)}`, (_request, input) => (input.name = value));
   for (const value of [null, 0, 32, {}, [], '', 'FP33', 'fp32', 'FLOAT', 'float32', 'BF16', 'BYTES', 'FP64', 'FP16', 'INT32', 'INT64', 'UINT8', 'BOOL', 'INT8', 'x'.repeat(1000)]) {
-    mutate(`datatype = ${JSON.stringify(value).slice(0, 30)}`, (request) => (request.inputs[0].datatype = value));
+    mutate(`datatype = ${JSON.stringify(value).slice(0, 30)}`, (_request, input) => (input.datatype = value));
   }
   const shapes: unknown[] = [
     null, '1,256', '[1,256]', 256, {}, ['1', '256'], [1.5, 256], [1, 256.5], [-1, 256], [-5, 256], [1, -256], [0, 256], [2, 256], [1, 255], [1, 257], [256], [1, 256, 1], [],
     [1e12, 256], [2 ** 31, 2 ** 31], [2 ** 31 - 1, 2 ** 31 - 1], [2 ** 53, 2], [Number.MAX_SAFE_INTEGER, 256], [2 ** 32, 2 ** 32, 2 ** 32], [1e308, 1], [1, 1e308],
     Array.from({ length: 64 }, () => 2), Array.from({ length: 1000 }, () => 1), [true, 256], [null, 256], [[1], 256],
   ];
-  for (const shape of shapes) mutate(`shape = ${JSON.stringify(shape).slice(0, 40)}`, (request) => (request.inputs[0].shape = shape));
+  for (const shape of shapes) mutate(`shape = ${JSON.stringify(shape).slice(0, 40)}`, (_request, input) => (input.shape = shape));
   const datas: unknown[] = [
     null, {}, { a: 1 }, 'abc', 1, true, [], floats(1, 255), floats(1, 257), floats(1, 100_00).slice(0, 512), Array.from({ length: 256 }, () => 'x'),
     Array.from({ length: 256 }, () => true), Array.from({ length: 256 }, () => null), Array.from({ length: 256 }, () => ({})), Array.from({ length: 256 }, () => [1, 2]),
     Array.from({ length: 256 }, (_, i) => (i === 100 ? '1' : 0)), Array.from({ length: 256 }, (_, i) => (i === 255 ? null : 0)), [floats(1, 128), floats(2, 129)],
     [floats(1, 256), floats(2, 256)], [[[0]]],
   ];
-  for (const data of datas) mutate(`data = ${JSON.stringify(data)?.slice(0, 40)}`, (request) => (request.inputs[0].data = data));
-  mutate('no data at all', (request) => delete request.inputs[0].data);
+  for (const data of datas) mutate(`data = ${JSON.stringify(data)?.slice(0, 40)}`, (_request, input) => (input.data = data));
+  mutate('no data at all', (_request, input) => delete input.data);
   mutate('no inputs', (request) => (request.inputs = []));
-  mutate('input given twice', (request) => request.inputs.push(valid().inputs[0]));
+  mutate('input given twice', (request) => request.inputs.push(valid().inputs[0]!));
   mutate('extra unknown input', (request) => request.inputs.push({ name: 'extra', datatype: 'FP32', shape: [1], data: [1] }));
-  mutate('BYTES data in FP32 with BYTES datatype', (request) => {
-    request.inputs[0].datatype = 'BYTES';
-    request.inputs[0].data = Array.from({ length: 256 }, () => 'abc');
+  mutate('BYTES data in FP32 with BYTES datatype', (_request, input) => {
+    input.datatype = 'BYTES';
+    input.data = Array.from({ length: 256 }, () => 'abc');
   });
 
   // Request and output parameters of the wrong type or out of range.
   const parameterValues: Array<[string, unknown]> = [
     ['priority', 'high'], ['priority', -1], ['priority', 1.5], ['priority', 2 ** 40], ['priority', {}], ['priority', true], ['timeout', -1], ['timeout', '1000'], ['timeout', 0.5],
-    ['timeout', 2 ** 60], ['timeout', []], ['binary_data_output', 'yes'], ['binary_data_output', 1], ['binary_data_output', null === null ? 'true' : ''], ['binary_data_output', {}],
+    ['timeout', 2 ** 60], ['timeout', []], ['binary_data_output', 'yes'], ['binary_data_output', 1], ['binary_data_output', 'true'], ['binary_data_output', {}],
   ];
   for (const [key, value] of parameterValues) mutate(`parameters.${key} = ${JSON.stringify(value)}`, (request) => (request.parameters = { [key]: value }));
   for (const value of ['x', 1, [], true]) mutate(`parameters = ${JSON.stringify(value)}`, (request) => (request.parameters = value));
@@ -89,14 +98,14 @@ function badCorpus(): BadCase[] {
     [{ name: 'output', parameters: { binary_data: 'yes' } }], [{ name: 'output', parameters: { binary_data: 1 } }], [{ name: 'output', parameters: 'x' }],
   ];
   for (const value of outputs) mutate(`outputs = ${JSON.stringify(value)}`, (request) => (request.outputs = value));
-  mutate('binary_data_size without a binary body', (request) => {
-    delete request.inputs[0].data;
-    request.inputs[0].parameters = { binary_data_size: 1024 };
+  mutate('binary_data_size without a binary body', (_request, input) => {
+    delete input.data;
+    input.parameters = { binary_data_size: 1024 };
   });
   for (const size of [-1, 'x', 1.5, 0, 1023, 1025, 2 ** 40, null, {}]) {
-    mutate(`binary_data_size = ${JSON.stringify(size)} (no body)`, (request) => {
-      delete request.inputs[0].data;
-      request.inputs[0].parameters = { binary_data_size: size };
+    mutate(`binary_data_size = ${JSON.stringify(size)} (no body)`, (_request, input) => {
+      delete input.data;
+      input.parameters = { binary_data_size: size };
     });
   }
 

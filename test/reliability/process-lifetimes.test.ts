@@ -47,7 +47,11 @@ function descendants(pid: number): number[] {
   const stack = [pid];
   while (stack.length > 0) {
     const parent = stack.pop()!;
-    for (const entry of table) if (entry.parent === parent) (found.push(entry.pid), stack.push(entry.pid));
+    for (const entry of table) {
+      if (entry.parent !== parent) continue;
+      found.push(entry.pid);
+      stack.push(entry.pid);
+    }
   }
   return found;
 }
