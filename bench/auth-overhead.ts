@@ -25,7 +25,15 @@ const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 async function app(auth: 'on' | 'off') {
   const prefix = `bench-auth-${auth}-${randomBytes(3).toString('hex')}`;
   const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-bench-auth-'));
-  const config = loadConfig({ GANTRY_QUEUE_PREFIX: prefix, GANTRY_DATA_DIR: dataDirectory, LOG_LEVEL: 'silent', REDIS_URL: redisUrl, GANTRY_ADMIN_KEY: testAdminKey, GANTRY_AUTH: auth, GANTRY_MAX_EVENT_LOOP_DELAY_MS: '0' });
+  const config = loadConfig({
+    GANTRY_QUEUE_PREFIX: prefix,
+    GANTRY_DATA_DIR: dataDirectory,
+    LOG_LEVEL: 'silent',
+    REDIS_URL: redisUrl,
+    GANTRY_ADMIN_KEY: testAdminKey,
+    GANTRY_AUTH: auth,
+    GANTRY_MAX_EVENT_LOOP_DELAY_MS: '0',
+  });
   const role = await ApiRole.create({ ...config, REDIS_URL: redisUrl }, createLogger(config, 'bench'));
   await role.app.ready();
   return {
@@ -57,7 +65,12 @@ function median(values: number[]): number {
 const on = await app('on');
 const off = await app('off');
 try {
-  const created = await on.role.app.inject({ method: 'POST', url: '/v1/keys', headers: { authorization: adminAuthorization }, payload: { name: 'bench', scopes: ['infer'] } });
+  const created = await on.role.app.inject({
+    method: 'POST',
+    url: '/v1/keys',
+    headers: { authorization: adminAuthorization },
+    payload: { name: 'bench', scopes: ['infer'] },
+  });
   const tenantAuthorization = `Bearer ${(created.json() as { key: string }).key}`;
   const sides = [
     { label: 'auth on, admin key', run: () => round(on.role), values: [] as number[] },

@@ -31,7 +31,11 @@ function makeInput(): Float32Array {
 async function viaJson(baseUrl: string, input: Float32Array): Promise<{ ms: number; output: Float32Array }> {
   const started = performance.now();
   const body = JSON.stringify({ inputs: [{ name: 'input', shape: [1, elements], datatype: 'FP32', data: Array.from(input) }] });
-  const response = await request(`${baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/json' }), body });
+  const response = await request(`${baseUrl}/v2/models/${model}/infer`, {
+    method: 'POST',
+    headers: withAdminKey({ 'content-type': 'application/json' }),
+    body,
+  });
   const parsed = (await response.body.json()) as JsonBody;
   if (response.statusCode !== 200) throw new Error(`JSON request failed: ${response.statusCode} ${JSON.stringify(parsed).slice(0, 300)}`);
   const output = Float32Array.from(parsed.outputs[0].data as number[]);
@@ -79,7 +83,9 @@ async function main(): Promise<void> {
     if (upload.status !== 201) throw new Error(`upload failed: ${upload.status} ${JSON.stringify(upload.body)}`);
     const input = makeInput();
     const jsonBytes = JSON.stringify(Array.from(input)).length;
-    console.log(`tensor: FP32 [1, ${elements}] = ${(input.byteLength / 1024 ** 2).toFixed(1)} MiB binary, ~${(jsonBytes / 1024 ** 2).toFixed(1)} MiB as JSON data`);
+    console.log(
+      `tensor: FP32 [1, ${elements}] = ${(input.byteLength / 1024 ** 2).toFixed(1)} MiB binary, ~${(jsonBytes / 1024 ** 2).toFixed(1)} MiB as JSON data`,
+    );
     console.log(`runs: ${blocks} blocks per mode, each ${warmup} warm-up + ${runs} measured requests, sequential, one connection`);
 
     // Each mode runs in blocks of its own, alternating JSON and binary blocks so that drift (CPU frequency,

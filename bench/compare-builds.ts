@@ -16,7 +16,8 @@ import autocannon from 'autocannon';
 import { deleteKeys, freePort, testAdminKey, withAdminKey } from '../support/gantry-process.js';
 import { benchInput, benchModels, benchRequest, repositoryRoot, type BenchModel } from './models.js';
 
-const [baselineCli, candidateCli = path.join(repositoryRoot, 'dist/src/cli.js'), roundsText = '3', secondsText = '10', connectionsText = '64'] = process.argv.slice(2);
+const [baselineCli, candidateCli = path.join(repositoryRoot, 'dist/src/cli.js'), roundsText = '3', secondsText = '10', connectionsText = '64'] =
+  process.argv.slice(2);
 if (baselineCli === undefined) {
   process.stderr.write('usage: node dist/bench/compare-builds.js <baseline-cli.js> [candidate-cli.js] [rounds] [seconds] [connections]\n');
   process.exit(2);
@@ -88,7 +89,11 @@ async function measure(cli: string): Promise<Round> {
     const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
     const options = { url: `${url}/v2/models/${tinyModel.name}/infer`, method: 'POST' as const, headers: request.headers, body: request.body, connections };
     await autocannon({ ...options, duration: 2 });
-    const workerPid = Number(spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split('\n')[0]);
+    const workerPid = Number(
+      spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
+        .stdout.trim()
+        .split('\n')[0],
+    );
     const before = [await cpuMs(child.pid!), await cpuMs(workerPid)];
     const result = await autocannon({ ...options, duration: seconds });
     const after = [await cpuMs(child.pid!), await cpuMs(workerPid)];
@@ -121,7 +126,9 @@ for (let round = 1; round <= rounds; round++) {
   for (const which of order) {
     const result = await measure(which === 'baseline' ? baselineCli : candidateCli);
     (which === 'baseline' ? baseline : candidate).push(result);
-    console.log(`round ${round} ${which}: ${result.requestsPerSecond.toFixed(0)} req/s, CPU per request: API ${result.apiMicroseconds.toFixed(0)} µs, worker ${result.workerMicroseconds.toFixed(0)} µs`);
+    console.log(
+      `round ${round} ${which}: ${result.requestsPerSecond.toFixed(0)} req/s, CPU per request: API ${result.apiMicroseconds.toFixed(0)} µs, worker ${result.workerMicroseconds.toFixed(0)} µs`,
+    );
   }
 }
 const summary = (rows: Round[], name: string) =>

@@ -5,8 +5,21 @@
  */
 import autocannon from 'autocannon';
 
-const options = JSON.parse(process.env.FLOOD_OPTIONS ?? '{}') as { url: string; headers: Record<string, string>; body: string; connections: number; seconds: number };
-const result = await autocannon({ url: options.url, method: 'POST', headers: options.headers, body: options.body, connections: options.connections, duration: options.seconds });
+const options = JSON.parse(process.env.FLOOD_OPTIONS ?? '{}') as {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  seconds: number;
+};
+const result = await autocannon({
+  url: options.url,
+  method: 'POST',
+  headers: options.headers,
+  body: options.body,
+  connections: options.connections,
+  duration: options.seconds,
+});
 process.stdout.write(
   `${JSON.stringify({ okPerSecond: result['2xx'] / result.duration, non2xxPerSecond: result.non2xx / result.duration, errors: result.errors, timeouts: result.timeouts })}\n`,
 );

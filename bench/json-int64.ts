@@ -106,14 +106,18 @@ console.log(
 // (b) INT64 beyond 2^53: as exact JSON numbers (the scanner reads the data again) and as decimal strings.
 const int64Count = 50_000;
 const int64Random = pseudoRandom(678);
-const int64Values = Array.from({ length: int64Count }, () => (BigInt(Math.floor(int64Random.next().value! * 2 ** 31)) << 32n) | BigInt(Math.floor(int64Random.next().value! * 2 ** 32)));
+const int64Values = Array.from(
+  { length: int64Count },
+  () => (BigInt(Math.floor(int64Random.next().value! * 2 ** 31)) << 32n) | BigInt(Math.floor(int64Random.next().value! * 2 ** 32)),
+);
 const int64Envelope = (dataText: string) => Buffer.from(`{"inputs":[{"name":"ids","datatype":"INT64","shape":[1,${int64Count}],"data":[${dataText}]}]}`);
 const asNumbers = int64Envelope(int64Values.join(','));
 const asStrings = int64Envelope(int64Values.map((value) => `"${value}"`).join(','));
 // Both must decode to the same exact bytes, or the comparison means nothing.
 const fromNumbers = Buffer.from(decodeJsonData('ids', 'INT64', [1, int64Count], (splitBinaryBody(asNumbers, undefined).header as RequestBody).inputs[0]!.data));
 const fromStrings = Buffer.from(decodeJsonData('ids', 'INT64', [1, int64Count], (splitBinaryBody(asStrings, undefined).header as RequestBody).inputs[0]!.data));
-if (!fromNumbers.equals(fromStrings) || !fromNumbers.equals(Buffer.from(BigInt64Array.from(int64Values).buffer))) throw new Error('INT64 numbers and strings decode differently');
+if (!fromNumbers.equals(fromStrings) || !fromNumbers.equals(Buffer.from(BigInt64Array.from(int64Values).buffer)))
+  throw new Error('INT64 numbers and strings decode differently');
 const int64Results = measure({
   'INT64 as decimal strings': () => decodeAll(splitBinaryBody(asStrings, undefined).header),
   'INT64 as exact JSON numbers': () => decodeAll(splitBinaryBody(asNumbers, undefined).header),
@@ -128,9 +132,14 @@ printRows(
 // (c) An INT64 output answered in JSON: exact numbers (the serialized text) against the object form stringified.
 const output: Tensor = { name: 'ids', datatype: 'INT64', shape: [1, int64Count], data: new Uint8Array(BigInt64Array.from(int64Values).buffer) };
 const outputResults = measure({
-  'object form (decimal strings), JSON.stringify': () => JSON.stringify(encodeInferResponseParts({ model_name: 'm' }, [{ tensor: output, binary: false }]).json),
+  'object form (decimal strings), JSON.stringify': () =>
+    JSON.stringify(encodeInferResponseParts({ model_name: 'm' }, [{ tensor: output, binary: false }]).json),
   'exact numbers (serialized)': () => encodeInferResponseParts({ model_name: 'm' }, [{ tensor: output, binary: false }]).serialized,
 });
-printRows(`(c) INT64 output of ${int64Count} values answered as JSON (median of ${runs})`, outputResults, 'object form (decimal strings), JSON.stringify', 'exact numbers (serialized)', [
-  'both include encodeInferResponseParts, which builds the object form either way',
-]);
+printRows(
+  `(c) INT64 output of ${int64Count} values answered as JSON (median of ${runs})`,
+  outputResults,
+  'object form (decimal strings), JSON.stringify',
+  'exact numbers (serialized)',
+  ['both include encodeInferResponseParts, which builds the object form either way'],
+);

@@ -19,7 +19,10 @@ const idleWaitSeconds = Number(idleWaitText);
 const maxActivePerWorker = 32; // GANTRY_MAX_ACTIVE_MODEL_QUEUES's default
 
 function line(phase: string, footprint: RedisFootprint): string {
-  const busiest = Object.entries(footprint.commandsPerSecondByName).slice(0, 6).map(([name, rate]) => `${name} ${rate}`).join(', ');
+  const busiest = Object.entries(footprint.commandsPerSecondByName)
+    .slice(0, 6)
+    .map(([name, rate]) => `${name} ${rate}`)
+    .join(', ');
   return `${phase.padEnd(34)} clients ${String(footprint.clients).padStart(4)}   idle commands/s ${footprint.commandsPerSecond.toFixed(1).padStart(6)}   (${busiest})`;
 }
 

@@ -81,6 +81,9 @@ export function decodeInferResponse(body: Buffer, headerLength: string | null): 
   return splitInferResponse(body, headerLength).map((output) => ({
     name: output.name,
     shape: output.shape,
-    data: output.binaryData === undefined ? Float32Array.from(output.jsonData!.flat(Infinity as 1) as number[]) : new Float32Array(Uint8Array.from(output.binaryData).buffer),
+    data:
+      output.binaryData === undefined
+        ? Float32Array.from(output.jsonData!.flat(Infinity as 1) as number[])
+        : new Float32Array(Uint8Array.from(output.binaryData).buffer),
   }));
 }

@@ -71,7 +71,12 @@ async function infer(body: InferBody, binary: Buffer | undefined, reply: Fastify
   const header = Buffer.from(
     JSON.stringify({
       model_name: modelName,
-      outputs: entries.map(([name, tensor], index) => ({ name, datatype: 'FP32', shape: tensor.dims, parameters: { binary_data_size: raw[index]!.byteLength } })),
+      outputs: entries.map(([name, tensor], index) => ({
+        name,
+        datatype: 'FP32',
+        shape: tensor.dims,
+        parameters: { binary_data_size: raw[index]!.byteLength },
+      })),
     }),
   );
   return reply

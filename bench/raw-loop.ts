@@ -18,7 +18,13 @@ export interface RawLoopResult {
   p99Ms: number;
 }
 
-async function loop(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, seconds: number, concurrency: number, latencies?: number[]): Promise<number> {
+async function loop(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  seconds: number,
+  concurrency: number,
+  latencies?: number[],
+): Promise<number> {
   const end = performance.now() + seconds * 1000;
   let runs = 0;
   const lane = async () => {

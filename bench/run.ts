@@ -177,7 +177,12 @@ async function verify(label: string, url: string, model: BenchModel, request: Be
 /** Waits until a target has worked off what an ended autocannon run left in flight (one request, answered). */
 async function drain(url: string, request: BenchRequest): Promise<void> {
   try {
-    const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body as unknown as BodyInit, signal: AbortSignal.timeout(120_000) });
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: request.headers,
+      body: request.body as unknown as BodyInit,
+      signal: AbortSignal.timeout(120_000),
+    });
     await response.arrayBuffer();
   } catch (error) {
     log(`drain probe failed: ${(error as Error).message}`);
@@ -256,7 +261,9 @@ function table(rows: Row[]): string {
 }
 
 function find(rows: Row[], model: BenchModel, encoding: Encoding, connections: number, target: Target): Row | undefined {
-  return rows.find((r) => r.model === model.label && r.encoding === (target === 'raw loop' ? '' : encoding) && r.connections === connections && r.target === target);
+  return rows.find(
+    (r) => r.model === model.label && r.encoding === (target === 'raw loop' ? '' : encoding) && r.connections === connections && r.target === target,
+  );
 }
 
 function ratios(rows: Row[]): string[] {
@@ -284,7 +291,9 @@ function ratios(rows: Row[]): string[] {
 function targets(rows: Row[]): string[] {
   const lines: string[] = [];
   const check = (what: string, actual: number | undefined, goal: string, ok: boolean | undefined) =>
-    lines.push(`${ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS'}  ${what}: ${actual === undefined || !Number.isFinite(actual) ? 'n/a' : actual.toFixed(2)} (target ${goal})`);
+    lines.push(
+      `${ok === undefined ? 'n/a ' : ok ? 'PASS' : 'MISS'}  ${what}: ${actual === undefined || !Number.isFinite(actual) ? 'n/a' : actual.toFixed(2)} (target ${goal})`,
+    );
   const tiny64 = find(rows, tinyModel, 'json', 64, 'gantry')?.gantryOverPlain;
   check('tiny model (json), 64 conns, gantry/plain req/s', tiny64, '>= 1.30', tiny64 === undefined ? undefined : tiny64 >= 1.3);
   const ocr64 = find(rows, ocrModel, 'binary', 64, 'gantry')?.gantryOverPlain;
@@ -323,7 +332,11 @@ async function startBenchGantry(redisUrl: string, env: Record<string, string> = 
 }
 
 async function putConfig(gantry: GantryProcess, model: string, patch: Record<string, unknown>): Promise<void> {
-  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/config`, { method: 'PUT', headers: withAdminKey({ 'content-type': 'application/json' }), body: JSON.stringify(patch) });
+  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/config`, {
+    method: 'PUT',
+    headers: withAdminKey({ 'content-type': 'application/json' }),
+    body: JSON.stringify(patch),
+  });
   if (response.status !== 200) throw new Error(`PUT config ${JSON.stringify(patch)} answered ${response.status}: ${await response.text()}`);
 }
 
@@ -336,7 +349,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const redisUrl = await chooseRedis();
   const loadAtStart = os.loadavg();
-  log(`redis ${redisUrl}; ${quick ? 'quick' : 'full'} run: ${durationSeconds}s per point after ${warmupSeconds}s warm-up; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `redis ${redisUrl}; ${quick ? 'quick' : 'full'} run: ${durationSeconds}s per point after ${warmupSeconds}s warm-up; load average ${loadAtStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
 
   const gantry = await startBenchGantry(redisUrl);
   log(`gantry up at ${gantry.baseUrl} (prefix ${gantry.prefix})`);
@@ -367,22 +382,50 @@ async function main(): Promise<void> {
       let rawResult = rawResults.get(rawKey);
       if (rawResult === undefined) {
         log(`${model.name} x${connections}: raw loop`);
-        const raw = await spawnNode('raw-loop.js', [model.name, String(Math.min(seconds, durationSeconds)), String(connections), String(warmupSeconds)], undefined);
+        const raw = await spawnNode(
+          'raw-loop.js',
+          [model.name, String(Math.min(seconds, durationSeconds)), String(connections), String(warmupSeconds)],
+          undefined,
+        );
         rawResult = JSON.parse(raw.output().trim().split('\n').pop()!) as RawLoopResult;
         rawResults.set(rawKey, rawResult);
-        rows.push({ model: model.label, encoding: '', connections, target: 'raw loop', requestsPerSecond: rawResult.runsPerSecond, p50Ms: rawResult.p50Ms, p99Ms: rawResult.p99Ms, non2xx: 0, errors: 0, timeouts: 0, total: rawResult.runs });
+        rows.push({
+          model: model.label,
+          encoding: '',
+          connections,
+          target: 'raw loop',
+          requestsPerSecond: rawResult.runsPerSecond,
+          p50Ms: rawResult.p50Ms,
+          p99Ms: rawResult.p99Ms,
+          non2xx: 0,
+          errors: 0,
+          timeouts: 0,
+          total: rawResult.runs,
+        });
       }
       log(`${model.name} (${encoding}) x${connections}: plain server`);
       const plainRow: Row = { model: model.label, encoding, connections, target: 'plain server', ...(await drive(plainUrl, request, connections, seconds)) };
       log(`${model.name} (${encoding}) x${connections}: gantry`);
-      const gantryRow: Row = { model: model.label, encoding, connections, target: 'gantry', ...(await drive(gantryUrl, request, connections, seconds, counts)) };
+      const gantryRow: Row = {
+        model: model.label,
+        encoding,
+        connections,
+        target: 'gantry',
+        ...(await drive(gantryUrl, request, connections, seconds, counts)),
+      };
       gantryRow.gantryOverPlain = gantryRow.requestsPerSecond / plainRow.requestsPerSecond;
       gantryRow.gantryOverRaw = gantryRow.requestsPerSecond / rawResult.runsPerSecond;
       rows.push(plainRow, gantryRow);
       if (model === tinyModel && encoding === 'json' && connections >= 64) {
         log(`${model.name} (${encoding}) x${connections}: gantry with batching off (maxBatchSize 0)`);
         await putConfig(gantry, model.name, { maxBatchSize: 0 });
-        const offRow: Row = { model: model.label, encoding, connections, target: 'gantry, batching off', ...(await drive(gantryUrl, request, connections, seconds, counts)) };
+        const offRow: Row = {
+          model: model.label,
+          encoding,
+          connections,
+          target: 'gantry, batching off',
+          ...(await drive(gantryUrl, request, connections, seconds, counts)),
+        };
         offRow.gantryOverPlain = offRow.requestsPerSecond / plainRow.requestsPerSecond;
         offRow.gantryOverRaw = offRow.requestsPerSecond / rawResult.runsPerSecond;
         rows.push(offRow);
@@ -472,7 +515,12 @@ async function knobsMain(): Promise<void> {
   const request = benchRequest(model, benchInput(model.shape), encoding);
   const only = process.env.BENCH_KNOBS?.split(',').map((name) => name.trim());
   const variants = only === undefined ? knobVariants : knobVariants.filter((variant) => only.some((name) => variant.name.startsWith(name)));
-  log(`knobs: ${model.name} ${encoding} x${connections}, ${seconds}s per variant, ${repeat} round(s); load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `knobs: ${model.name} ${encoding} x${connections}, ${seconds}s per variant, ${repeat} round(s); load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   const plainPort = await freePort();
   const plain = await spawnNode('plain-server.js', [model.path, String(plainPort), model.name], 'listening');
   cleanups.push(() => stopChild(plain.child));
@@ -489,7 +537,9 @@ async function knobsMain(): Promise<void> {
       await drain(url, request);
       const measured = await drive(url, request, connections, seconds, () => readCounts(gantry.baseUrl, model.name));
       runs.get(variant.name)!.push(measured);
-      log(`round ${round + 1} ${variant.name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50Ms.toFixed(1)} ms, p99 ${measured.p99Ms.toFixed(1)} ms, avg batch ${format(measured.averageBatch, 2)}; load ${os.loadavg()[0]!.toFixed(2)}`);
+      log(
+        `round ${round + 1} ${variant.name}: ${measured.requestsPerSecond.toFixed(0)} req/s, p50 ${measured.p50Ms.toFixed(1)} ms, p99 ${measured.p99Ms.toFixed(1)} ms, avg batch ${format(measured.averageBatch, 2)}; load ${os.loadavg()[0]!.toFixed(2)}`,
+      );
       await gantry.cleanup();
       children.delete(gantry.child);
     }
@@ -501,7 +551,9 @@ async function knobsMain(): Promise<void> {
   };
   const plainRps = median(plainRuns.map((run) => run.requestsPerSecond));
   console.log('');
-  console.log(`| variant (${model.label}, ${encoding}, ${connections} conns) | median req/s | each run req/s | median p50 ms | median p99 ms | avg batch | non-2xx | gantry/plain |`);
+  console.log(
+    `| variant (${model.label}, ${encoding}, ${connections} conns) | median req/s | each run req/s | median p50 ms | median p99 ms | avg batch | non-2xx | gantry/plain |`,
+  );
   console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
   const summary = variants.map((variant) => {
     const list = runs.get(variant.name)!;
@@ -526,7 +578,10 @@ async function knobsMain(): Promise<void> {
   console.log('');
   console.log(
     `plain server: ${plainRuns.map((run) => run.requestsPerSecond.toFixed(0)).join(', ')} req/s (before, then after each round; ratio uses the median). ` +
-      `Load average at end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`,
+      `Load average at end ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}.`,
   );
   const resultsDirectory = path.join(repositoryRoot, 'bench/results');
   await mkdir(resultsDirectory, { recursive: true });

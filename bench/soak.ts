@@ -27,7 +27,10 @@ async function rss(pid: number | undefined): Promise<number> {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
 }
 const children = (pid: number) =>
-  spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').map(Number).filter((n) => n > 0);
+  spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map(Number)
+    .filter((n) => n > 0);
 
 async function main(): Promise<void> {
   let redisUrl = argument('redis-url');
@@ -36,17 +39,29 @@ async function main(): Promise<void> {
   if (redisUrl === undefined) {
     const port = await freePort();
     redisDir = await mkdtemp(path.join(os.tmpdir(), 'gantry-soak-redis-'));
-    redisProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--save', '', '--dir', redisDir], { stdio: 'ignore' });
+    redisProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--save', '', '--dir', redisDir], {
+      stdio: 'ignore',
+    });
     redisUrl = `redis://127.0.0.1:${port}`;
     for (let i = 0; i < 100 && spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout.trim() !== 'PONG'; i++) await sleep(100);
   }
-  const gantry = await startGantry({ redisUrl, env: { GANTRY_MAX_REQUEST_BYTES: String(4 * 1024 * 1024), GANTRY_SHUTDOWN_TIMEOUT_MS: '5000', GANTRY_INFER_TIMEOUT_MS: '10000' } });
+  const gantry = await startGantry({
+    redisUrl,
+    env: { GANTRY_MAX_REQUEST_BYTES: String(4 * 1024 * 1024), GANTRY_SHUTDOWN_TIMEOUT_MS: '5000', GANTRY_INFER_TIMEOUT_MS: '10000' },
+  });
   const counts = new Map<string, number>();
   const errors = new Map<string, number>();
   const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
   try {
-    for (const [name, file] of [['mlp', 'tiny-mlp.onnx'], ['slow', 'slow.onnx']] as const) {
-      const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, { method: 'POST', headers: withAdminKey({ 'content-type': 'application/octet-stream' }), body: await readFile(fixturePath(file)) });
+    for (const [name, file] of [
+      ['mlp', 'tiny-mlp.onnx'],
+      ['slow', 'slow.onnx'],
+    ] as const) {
+      const response = await fetch(`${gantry.baseUrl}/v1/models/${name}/versions`, {
+        method: 'POST',
+        headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
+        body: await readFile(fixturePath(file)),
+      });
       if (response.status !== 201) throw new Error(`upload ${name}: ${response.status} ${await response.text()}`);
     }
     const apiPid = gantry.child.pid!;
@@ -55,10 +70,25 @@ async function main(): Promise<void> {
     const rssStart = { api: await rss(startPids.api), worker: await rss(startPids.worker) };
 
     const mlpJson = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: floats(256) }] });
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [4, 256], parameters: { binary_data_size: 4096 } }], parameters: { binary_data_output: true } }));
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [4, 256], parameters: { binary_data_size: 4096 } }],
+        parameters: { binary_data_output: true },
+      }),
+    );
     const mlpBinary = Buffer.concat([header, Buffer.from(Float32Array.from(floats(1024)).buffer)]);
-    const slowJson = JSON.stringify({ inputs: [{ name: 'iterations', datatype: 'INT64', shape: [], data: [5000] }, { name: 'x', datatype: 'FP32', shape: [1, 256], data: floats(256) }] });
-    const bad = ['{', '{"inputs":[]}', JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2 ** 31, 2 ** 31], data: [] }] }), JSON.stringify({ inputs: [{ name: 'nope', datatype: 'FP32', shape: [1], data: [1] }] })];
+    const slowJson = JSON.stringify({
+      inputs: [
+        { name: 'iterations', datatype: 'INT64', shape: [], data: [5000] },
+        { name: 'x', datatype: 'FP32', shape: [1, 256], data: floats(256) },
+      ],
+    });
+    const bad = [
+      '{',
+      '{"inputs":[]}',
+      JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2 ** 31, 2 ** 31], data: [] }] }),
+      JSON.stringify({ inputs: [{ name: 'nope', datatype: 'FP32', shape: [1], data: [1] }] }),
+    ];
     const identity = await readFile(fixturePath('identity-float.onnx'));
 
     const call = async (kind: string, url: string, init: RequestInit) => {
@@ -76,15 +106,31 @@ async function main(): Promise<void> {
       while (Date.now() < deadline) {
         n++;
         const pick = (n * 7 + id) % 20;
-        if (pick < 10) await call('json', `${gantry.baseUrl}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: mlpJson });
-        else if (pick < 14) await call('binary', `${gantry.baseUrl}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) }, body: mlpBinary });
-        else if (pick < 16) await call('slow', `${gantry.baseUrl}/v2/models/slow/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: slowJson });
-        else await call('bad', `${gantry.baseUrl}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bad[n % bad.length]! });
+        if (pick < 10)
+          await call('json', `${gantry.baseUrl}/v2/models/mlp/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: mlpJson });
+        else if (pick < 14)
+          await call('binary', `${gantry.baseUrl}/v2/models/mlp/infer`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.byteLength) },
+            body: mlpBinary,
+          });
+        else if (pick < 16)
+          await call('slow', `${gantry.baseUrl}/v2/models/slow/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: slowJson });
+        else
+          await call('bad', `${gantry.baseUrl}/v2/models/mlp/infer`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: bad[n % bad.length]!,
+          });
       }
     };
     const churn = async () => {
       while (Date.now() < deadline) {
-        await call('upload', `${gantry.baseUrl}/v1/models/churn/versions`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: identity });
+        await call('upload', `${gantry.baseUrl}/v1/models/churn/versions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/octet-stream' },
+          body: identity,
+        });
         await sleep(2000);
         await call('delete', `${gantry.baseUrl}/v1/models/churn`, { method: 'DELETE' });
         await sleep(3000);

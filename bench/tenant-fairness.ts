@@ -60,7 +60,11 @@ async function quietLoad(gantry: GantryProcess, key: string, durationMs: number)
   let next = Date.now();
   while (Date.now() < end) {
     const started = performance.now();
-    const response = await fetch(`${gantry.baseUrl}/v2/models/mlp/infer`, { method: 'POST', headers: { ...request.headers, authorization: `Bearer ${key}` }, body });
+    const response = await fetch(`${gantry.baseUrl}/v2/models/mlp/infer`, {
+      method: 'POST',
+      headers: { ...request.headers, authorization: `Bearer ${key}` },
+      body,
+    });
     await response.arrayBuffer();
     if (response.status === 200) latencies.push(performance.now() - started);
     else failures++;
@@ -73,8 +77,17 @@ async function quietLoad(gantry: GantryProcess, key: string, durationMs: number)
 
 /** Runs the flood in its own process for `floodSeconds`; resolves with what it reported. */
 function flood(gantry: GantryProcess, key: string, floodSeconds: number): Promise<{ okPerSecond: number; non2xxPerSecond: number; errors: number }> {
-  const options = { url: `${gantry.baseUrl}/v2/models/mlp/infer`, headers: { ...request.headers, authorization: `Bearer ${key}` }, body, connections: floodConnections, seconds: floodSeconds };
-  const child = spawn(process.execPath, [path.join(repositoryRoot, 'dist/bench/flood-client.js')], { env: { ...process.env, FLOOD_OPTIONS: JSON.stringify(options) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const options = {
+    url: `${gantry.baseUrl}/v2/models/mlp/infer`,
+    headers: { ...request.headers, authorization: `Bearer ${key}` },
+    body,
+    connections: floodConnections,
+    seconds: floodSeconds,
+  };
+  const child = spawn(process.execPath, [path.join(repositoryRoot, 'dist/bench/flood-client.js')], {
+    env: { ...process.env, FLOOD_OPTIONS: JSON.stringify(options) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return new Promise((resolve, reject) => {
@@ -85,7 +98,10 @@ function flood(gantry: GantryProcess, key: string, floodSeconds: number): Promis
 const format = (ms: number) => ms.toFixed(2);
 
 // GANTRY_TENANT_MAX_INFLIGHT from the environment (e.g. 0 to see the flood without the tenant share) goes to gantry.
-const gantry = await startGantry({ command: 'start', env: process.env.GANTRY_TENANT_MAX_INFLIGHT === undefined ? {} : { GANTRY_TENANT_MAX_INFLIGHT: process.env.GANTRY_TENANT_MAX_INFLIGHT } });
+const gantry = await startGantry({
+  command: 'start',
+  env: process.env.GANTRY_TENANT_MAX_INFLIGHT === undefined ? {} : { GANTRY_TENANT_MAX_INFLIGHT: process.env.GANTRY_TENANT_MAX_INFLIGHT },
+});
 try {
   const quietKey = await tenantWithModel(gantry, 'quiet');
   const floodKey = await tenantWithModel(gantry, 'flood');
@@ -112,14 +128,18 @@ try {
     [`flood, ${floodConnections} connections`, loaded, floodResult],
     [`flood held to ${floodRateLimit} req/s (tenant rate limit)`, limited, limitedResult],
   ] as const;
-  process.stdout.write('| quiet tenant while | quiet p50 ms | quiet p99 ms | quiet answered | quiet failed | p50 / unloaded | flood 2xx/s | flood 429 or other/s |\n|---|---|---|---|---|---|---|---|\n');
+  process.stdout.write(
+    '| quiet tenant while | quiet p50 ms | quiet p99 ms | quiet answered | quiet failed | p50 / unloaded | flood 2xx/s | flood 429 or other/s |\n|---|---|---|---|---|---|---|---|\n',
+  );
   for (const [label, run, floodNumbers] of rows) {
     process.stdout.write(
       `| ${label} | ${format(p50(run))} | ${format(percentile(run.latencies, 99))} | ${run.latencies.length} | ${run.failures} | ${(p50(run) / p50(unloaded)).toFixed(2)}× | ${floodNumbers === undefined ? '' : floodNumbers.okPerSecond.toFixed(0)} | ${floodNumbers === undefined ? '' : floodNumbers.non2xxPerSecond.toFixed(0)} |\n`,
     );
   }
   const ratio = p50(loaded) / p50(unloaded);
-  process.stdout.write(`\nquiet p50 under the flood / unloaded: ${ratio.toFixed(2)}× (target ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'}); with the flooding tenant rate-limited: ${(p50(limited) / p50(unloaded)).toFixed(2)}×\n`);
+  process.stdout.write(
+    `\nquiet p50 under the flood / unloaded: ${ratio.toFixed(2)}× (target ≤ 2×: ${ratio <= 2 ? 'met' : 'NOT met'}); with the flooding tenant rate-limited: ${(p50(limited) / p50(unloaded)).toFixed(2)}×\n`,
+  );
 } finally {
   await gantry.cleanup();
 }

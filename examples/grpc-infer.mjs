@@ -33,7 +33,9 @@ const metadata = new grpc.Metadata();
 if (process.env.GANTRY_KEY) metadata.set('authorization', `Bearer ${process.env.GANTRY_KEY}`);
 
 const call = (method, request) =>
-  new Promise((resolve, reject) => client[method](request, metadata, { deadline: Date.now() + 10_000 }, (error, reply) => (error ? reject(error) : resolve(reply))));
+  new Promise((resolve, reject) =>
+    client[method](request, metadata, { deadline: Date.now() + 10_000 }, (error, reply) => (error ? reject(error) : resolve(reply))),
+  );
 
 // Bytes per element of each fixed-size datatype; BYTES inputs get one empty string per element.
 const elementBytes = { BOOL: 1, UINT8: 1, INT8: 1, UINT16: 2, INT16: 2, FP16: 2, UINT32: 4, INT32: 4, FP32: 4, UINT64: 8, INT64: 8, FP64: 8 };
@@ -52,7 +54,12 @@ function ones(datatype, count) {
 }
 
 function firstValues(datatype, bytes) {
-  const readers = { FP32: (b, o) => b.readFloatLE(o), FP64: (b, o) => b.readDoubleLE(o), INT64: (b, o) => b.readBigInt64LE(o), INT32: (b, o) => b.readInt32LE(o) };
+  const readers = {
+    FP32: (b, o) => b.readFloatLE(o),
+    FP64: (b, o) => b.readDoubleLE(o),
+    INT64: (b, o) => b.readBigInt64LE(o),
+    INT32: (b, o) => b.readInt32LE(o),
+  };
   const read = readers[datatype];
   if (read === undefined) return `${bytes.length} bytes`;
   const size = datatype === 'INT32' || datatype === 'FP32' ? 4 : 8;

@@ -147,7 +147,10 @@ async function runStart(config: Config, logger: Logger): Promise<void> {
       // leaves the restart to whoever supervises it.
       onLockLost: (error) => {
         lockLost = true;
-        logger.fatal({ err: error, directory: config.GANTRY_DATA_DIR }, 'lost the lock on the data directory (removed, replaced or not refreshable); shutting down');
+        logger.fatal(
+          { err: error, directory: config.GANTRY_DATA_DIR },
+          'lost the lock on the data directory (removed, replaced or not refreshable); shutting down',
+        );
         void shutdown?.();
       },
     });
@@ -172,6 +175,6 @@ async function runStart(config: Config, logger: Logger): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`gantry failed to start: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  process.stderr.write(`gantry failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

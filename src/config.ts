@@ -16,12 +16,24 @@ const configSchema = z.object({
    * Gantry's to write into).
    */
   GANTRY_EMBEDDED_REDIS: z.enum(['auto', 'private']).default('auto'),
-  GANTRY_MAX_UPLOAD_BYTES: z.coerce.number().int().positive().default(2 * 1024 ** 3),
+  GANTRY_MAX_UPLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(2 * 1024 ** 3),
   // A request's inputs and outputs each cross Redis as one value, whose maximum is 512 MB: both stay under 480 MiB.
-  GANTRY_MAX_REQUEST_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
+  GANTRY_MAX_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(480 * 1024 ** 2)
+    .default(256 * 1024 ** 2),
   GANTRY_INFER_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   GANTRY_LOAD_TIMEOUT_MS: z.coerce.number().int().positive().default(120_000),
-  GANTRY_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+$/).default('gantry'),
+  GANTRY_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('gantry'),
   GANTRY_WORKER_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9091),
   GANTRY_WORKER_CONCURRENCY: z.coerce.number().int().positive().default(4),
   GANTRY_JOB_LOCK_MS: z.coerce.number().int().min(1000).default(5000),
@@ -38,9 +50,17 @@ const configSchema = z.object({
   GANTRY_HEAP_GROWTH_PERCENT: z.coerce.number().int().min(0).max(1000).default(300),
   // Limits on what one caller can make Gantry spend (README "Limits"; docs/operations.md "Limits").
   /** Largest JSON inference body, or JSON header of a binary-extension body: JSON tensors cost ~10x their bytes. */
-  GANTRY_MAX_JSON_REQUEST_BYTES: z.coerce.number().int().positive().default(64 * 1024 ** 2),
+  GANTRY_MAX_JSON_REQUEST_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 ** 2),
   /** Bytes of request bodies one API process holds at once (being received or waiting for an answer). */
-  GANTRY_MAX_INFLIGHT_BYTES: z.coerce.number().int().positive().default(1024 ** 3),
+  GANTRY_MAX_INFLIGHT_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 ** 3),
   /** Whole time a client may take to send a request, headers and body (an upload included). */
   GANTRY_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(300_000),
   /** Time a client may take to send its request headers. */
@@ -54,16 +74,29 @@ const configSchema = z.object({
   /** Most BYTES (string) elements in one request, over all its inputs. */
   GANTRY_MAX_BYTES_ELEMENTS: z.coerce.number().int().positive().default(1_000_000),
   /** Largest output, in tensor bytes, one request may produce (checked on the worker before it is sent). */
-  GANTRY_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().max(480 * 1024 ** 2).default(256 * 1024 ** 2),
+  GANTRY_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(480 * 1024 ** 2)
+    .default(256 * 1024 ** 2),
   /** Most output elements one request may have answered as JSON; past it, binary_data_output is needed. */
   GANTRY_MAX_JSON_OUTPUT_ELEMENTS: z.coerce.number().int().positive().default(4_000_000),
   /**
    * Inference answers of at least this many bytes are compressed for a caller whose Accept-Encoding asks for gzip
    * or deflate; smaller ones cost more CPU to compress than they save on a LAN. 0 compresses every answer asked for.
    */
-  GANTRY_RESPONSE_COMPRESSION_MIN_BYTES: z.coerce.number().int().min(0).default(64 * 1024),
+  GANTRY_RESPONSE_COMPRESSION_MIN_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024),
   /** Input bytes one API process keeps queued or running for one model. */
-  GANTRY_MAX_QUEUED_BYTES_PER_MODEL: z.coerce.number().int().positive().default(512 * 1024 ** 2),
+  GANTRY_MAX_QUEUED_BYTES_PER_MODEL: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(512 * 1024 ** 2),
   /**
    * How long a worker may take to load and warm up a model before the load is stopped for real. Below
    * GANTRY_LOAD_TIMEOUT_MS, so an upload waiting for its load hears the stop (422) instead of giving up with 202.
@@ -78,12 +111,20 @@ const configSchema = z.object({
   /** Bytes the model store may hold; 0 means only the disk's own size bounds it. */
   GANTRY_MAX_STORE_BYTES: z.coerce.number().int().min(0).default(0),
   /** Free disk space an upload must leave behind on the store's filesystem. */
-  GANTRY_MIN_FREE_DISK_BYTES: z.coerce.number().int().min(0).default(1024 ** 3),
+  GANTRY_MIN_FREE_DISK_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(1024 ** 3),
   /**
    * How long a model file stays in the store after its last version went (deleted or refused), before the
    * garbage collection removes it; 0 removes it at the next pass.
    */
-  GANTRY_BLOB_GC_GRACE_MS: z.coerce.number().int().min(0).default(5 * 60_000),
+  GANTRY_BLOB_GC_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(5 * 60_000),
   /** Longest time between two garbage collection passes of one API process (they also run when a grace period ends). */
   GANTRY_BLOB_GC_INTERVAL_MS: z.coerce.number().int().min(10).default(60_000),
   /** How often the API checks that Redis still holds the deployment marker (a Redis that lost its data has none). */
@@ -109,7 +150,12 @@ const configSchema = z.object({
   /** How long hourly usage stays in Redis before it expires. */
   GANTRY_USAGE_RETENTION_DAYS: z.coerce.number().int().min(1).max(3660).default(400),
   /** Longest span one GET /v1/usage may cover, in hours (31 days by default: a month's bill). */
-  GANTRY_MAX_USAGE_QUERY_HOURS: z.coerce.number().int().min(1).max(24 * 400).default(31 * 24),
+  GANTRY_MAX_USAGE_QUERY_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 400)
+    .default(31 * 24),
   /**
    * Inference requests of one tenant one API process runs at once; more wait (before their bodies are read) for
    * the tenant's earlier ones, so one flooding tenant cannot crowd out the others. 0: no share. The admin is exempt.

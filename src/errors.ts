@@ -119,17 +119,14 @@ export const errors = {
     ),
   invalidVersion: (version: string) =>
     new GantryError(ErrorCode.InvalidArgument, `Invalid version '${version.slice(0, 50)}': versions are positive integers such as "1".`),
-  modelNotFound: (name: string, version?: string) =>
-    new GantryError(ErrorCode.NotFound, `Unknown ${describeVersion(name, version)}.`),
+  modelNotFound: (name: string, version?: string) => new GantryError(ErrorCode.NotFound, `Unknown ${describeVersion(name, version)}.`),
   modelNotReady: (name: string, version: string | undefined, state: string) =>
     new GantryError(ErrorCode.Unavailable, `${capitalize(describeVersion(name, version))} is not ready (state ${state}).`, {
       retryAfterSeconds: 1,
     }),
-  noReadyVersion: (name: string) =>
-    new GantryError(ErrorCode.Unavailable, `Model '${name}' has no READY version yet.`, { retryAfterSeconds: 1 }),
+  noReadyVersion: (name: string) => new GantryError(ErrorCode.Unavailable, `Model '${name}' has no READY version yet.`, { retryAfterSeconds: 1 }),
   invalidModel: (reason: string) => new GantryError(ErrorCode.InvalidModel, `The uploaded file is not a loadable ONNX model: ${reason}`),
-  uploadTooLarge: (limitBytes: number) =>
-    new GantryError(ErrorCode.PayloadTooLarge, `The upload exceeds GANTRY_MAX_UPLOAD_BYTES (${limitBytes} bytes).`),
+  uploadTooLarge: (limitBytes: number) => new GantryError(ErrorCode.PayloadTooLarge, `The upload exceeds GANTRY_MAX_UPLOAD_BYTES (${limitBytes} bytes).`),
   requestTooLarge: (limitBytes: number) =>
     new GantryError(ErrorCode.PayloadTooLarge, `The request body exceeds GANTRY_MAX_REQUEST_BYTES (${limitBytes} bytes).`),
   deadlineExceeded: (milliseconds: number) =>
@@ -156,14 +153,20 @@ export const errors = {
   tooManyBytesElements: (count: number, limit: number) =>
     new GantryError(ErrorCode.InvalidArgument, `The request has ${count} BYTES elements, more than GANTRY_MAX_BYTES_ELEMENTS (${limit}).`),
   nestingTooDeep: (inputName: string, limit: number) =>
-    new GantryError(ErrorCode.InvalidArgument, `Input '${inputName.slice(0, 100)}': 'data' is nested more than ${limit} levels deep; nest it as the shape says, or send it flat.`),
+    new GantryError(
+      ErrorCode.InvalidArgument,
+      `Input '${inputName.slice(0, 100)}': 'data' is nested more than ${limit} levels deep; nest it as the shape says, or send it flat.`,
+    ),
   jsonTooComplex: (what: string, excess: string) =>
     new GantryError(
       ErrorCode.InvalidArgument,
       `${what} is too costly to parse as JSON: ${excess}. Send tensor data flat rather than nested per element, or large tensors with the binary tensor extension (binary_data_size).`,
     ),
   outputTooLarge: (bytes: number, limitBytes: number) =>
-    new GantryError(ErrorCode.OutputTooLarge, `The model's outputs for this request are ${bytes} bytes, more than GANTRY_MAX_RESPONSE_BYTES (${limitBytes}); ask for fewer outputs or a smaller input.`),
+    new GantryError(
+      ErrorCode.OutputTooLarge,
+      `The model's outputs for this request are ${bytes} bytes, more than GANTRY_MAX_RESPONSE_BYTES (${limitBytes}); ask for fewer outputs or a smaller input.`,
+    ),
   jsonOutputTooLarge: (elements: number, limit: number) =>
     new GantryError(
       ErrorCode.OutputTooLarge,
@@ -175,16 +178,19 @@ export const errors = {
       `Model '${model}' has ${limitBytes} bytes of requests waiting or running (GANTRY_MAX_QUEUED_BYTES_PER_MODEL); retry shortly.`,
       { retryAfterSeconds: 1 },
     ),
-  runStopped: (limitMs: number) =>
-    new GantryError(ErrorCode.DeadlineExceeded, `The model ran longer than GANTRY_MAX_RUN_MS (${limitMs} ms) and was stopped.`),
+  runStopped: (limitMs: number) => new GantryError(ErrorCode.DeadlineExceeded, `The model ran longer than GANTRY_MAX_RUN_MS (${limitMs} ms) and was stopped.`),
   loadStopped: (limitMs: number) =>
-    new GantryError(ErrorCode.InvalidModel, `The uploaded file is not a loadable ONNX model: it did not load and warm up within GANTRY_LOAD_DEADLINE_MS (${limitMs} ms) and was stopped.`),
+    new GantryError(
+      ErrorCode.InvalidModel,
+      `The uploaded file is not a loadable ONNX model: it did not load and warm up within GANTRY_LOAD_DEADLINE_MS (${limitMs} ms) and was stopped.`,
+    ),
   threadBudget: (threads: number, budget: number) =>
     new GantryError(
       ErrorCode.InvalidArgument,
       `This configuration needs ${threads} onnxruntime threads per worker (instances x (intraOpThreads + interOpThreads)), more than GANTRY_MAX_THREADS_PER_WORKER (${budget}).`,
     ),
-  storeFull: (what: string) => new GantryError(ErrorCode.InsufficientStorage, `The model store has no room: ${what}. Delete unused model versions, or raise the limit.`),
+  storeFull: (what: string) =>
+    new GantryError(ErrorCode.InsufficientStorage, `The model store has no room: ${what}. Delete unused model versions, or raise the limit.`),
   modelUnloaded: () =>
     new GantryError(ErrorCode.Unavailable, 'The model was unloaded or deleted while this request waited for it or ran; retry if it is still served.', {
       retryAfterSeconds: 1,
@@ -193,11 +199,10 @@ export const errors = {
   registryUnavailable: () =>
     new GantryError(
       ErrorCode.Unavailable,
-      'The model registry is unavailable: Redis lost its data or holds another deployment\'s, and the registry is being rebuilt from the model store (GET /v2/health/ready says why; `gantry repair` rebuilds it by hand); retry shortly.',
+      "The model registry is unavailable: Redis lost its data or holds another deployment's, and the registry is being rebuilt from the model store (GET /v2/health/ready says why; `gantry repair` rebuilds it by hand); retry shortly.",
       { retryAfterSeconds: 5 },
     ),
-  storeBusy: () =>
-    new GantryError(ErrorCode.Unavailable, 'The model store is removing a file with these same bytes; retry shortly.', { retryAfterSeconds: 1 }),
+  storeBusy: () => new GantryError(ErrorCode.Unavailable, 'The model store is removing a file with these same bytes; retry shortly.', { retryAfterSeconds: 1 }),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   /** A job queued in a contract version this worker does not read (a rolling upgrade): 503, so callers retry. */
   unsupportedJobContract: (version: number, supportedVersion: number) =>
@@ -219,10 +224,17 @@ export const errors = {
     ),
   /** `needed` names the scope(s): "scope 'models:write'". */
   missingScope: (needed: string, route: string) =>
-    new GantryError(ErrorCode.PermissionDenied, `This key may not call ${route}: that needs ${needed}, which the key lacks; use a key that has it, or ask an admin to add it.`),
+    new GantryError(
+      ErrorCode.PermissionDenied,
+      `This key may not call ${route}: that needs ${needed}, which the key lacks; use a key that has it, or ask an admin to add it.`,
+    ),
   tenantDisabled: (tenant: string) =>
     new GantryError(ErrorCode.PermissionDenied, `Tenant '${tenant}' is disabled; ask an admin to enable it (PATCH /v1/tenants/${tenant} {"disabled": false}).`),
-  cannotGrant: (what: string) => new GantryError(ErrorCode.PermissionDenied, `This key cannot grant ${what}: a key may only hand out what it holds itself, and only an admin grants 'admin'.`),
+  cannotGrant: (what: string) =>
+    new GantryError(
+      ErrorCode.PermissionDenied,
+      `This key cannot grant ${what}: a key may only hand out what it holds itself, and only an admin grants 'admin'.`,
+    ),
   tenantNotFound: (tenant: string) => new GantryError(ErrorCode.NotFound, `Unknown tenant '${tenant.slice(0, 64)}'.`),
   tenantExists: (tenant: string) => new GantryError(ErrorCode.AlreadyExists, `Tenant '${tenant}' already exists.`),
   keyNotFound: (keyId: string) => new GantryError(ErrorCode.NotFound, `Unknown key '${keyId.slice(0, 64)}'.`),
@@ -261,7 +273,9 @@ export const errors = {
       `${uploadBytes === undefined ? 'An upload' : `This upload of ${uploadBytes} bytes`} would take tenant '${tenant}' past its cap on stored model bytes (maxStoredBytes, ${limitBytes} bytes; ${storedBytes} stored now); delete unused versions, or ask an admin to raise the tenant's maxStoredBytes.`,
     ),
   tenantUploadsBusy: () =>
-    new GantryError(ErrorCode.Unavailable, "Another upload of this tenant is being checked against the tenant's caps; retry shortly.", { retryAfterSeconds: 1 }),
+    new GantryError(ErrorCode.Unavailable, "Another upload of this tenant is being checked against the tenant's caps; retry shortly.", {
+      retryAfterSeconds: 1,
+    }),
   unsupported: (message: string) => new GantryError(ErrorCode.Unsupported, message),
   internal: (message = 'Internal error.') => new GantryError(ErrorCode.Internal, message),
 };

@@ -18,8 +18,14 @@ export interface Comparison {
 export function compareOutputs(what: string, model: CheckModel, actual: OutputTensor[], reference: OutputTensor[]): Comparison {
   const result: Comparison = { what, model: model.name, elements: 0, maxAbs: 0, maxRel: 0, outside: 0, pass: true };
   const { abs, rel } = model.tolerance;
-  const actualNames = actual.map((o) => o.name).sort().join(',');
-  const referenceNames = reference.map((o) => o.name).sort().join(',');
+  const actualNames = actual
+    .map((o) => o.name)
+    .sort()
+    .join(',');
+  const referenceNames = reference
+    .map((o) => o.name)
+    .sort()
+    .join(',');
   if (actualNames !== referenceNames || actual.length === 0) {
     return { ...result, pass: false, problem: `outputs differ: [${actualNames}] vs [${referenceNames}]` };
   }

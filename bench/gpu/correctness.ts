@@ -30,7 +30,10 @@ export async function compareAnswers(run: CheckRun, gantries: GantryPair, model:
   ];
   for (const check of checks) {
     run.report.comparisons.push(check);
-    if (!check.pass) run.fail(`${model.name} ${check.what}: ${check.problem ?? `${check.outside} of ${check.elements} elements outside tolerance, max abs ${formatScientific(check.maxAbs)}`}`);
+    if (!check.pass)
+      run.fail(
+        `${model.name} ${check.what}: ${check.problem ?? `${check.outside} of ${check.elements} elements outside tolerance, max abs ${formatScientific(check.maxAbs)}`}`,
+      );
   }
   run.log(`${model.name}: max abs diff ${formatScientific(checks[0]!.maxAbs)} (binary), ${formatScientific(checks[1]!.maxAbs)} (json)`);
 }

@@ -9,7 +9,13 @@ const withoutColours = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '');
 function onnxruntimeLines(gantry: GantryProcess): string[] {
   const seen = new Set<string>();
   for (const line of gantry.output().split('\n')) {
-    if (/\[[WE]:onnxruntime/.test(line)) seen.add(withoutColours(line).replace(/^\S+ \S+ \[/, '[').trim().slice(0, 900));
+    if (/\[[WE]:onnxruntime/.test(line))
+      seen.add(
+        withoutColours(line)
+          .replace(/^\S+ \S+ \[/, '[')
+          .trim()
+          .slice(0, 900),
+      );
   }
   return [...seen].slice(0, 15);
 }

@@ -21,7 +21,11 @@ export interface LatencyResult {
   executions: number;
 }
 
-export async function measureLatency(target: LabelledGantry, model: CheckModel, options: Pick<GpuCheckOptions, 'requestCount' | 'warmupRequests'>): Promise<LatencyResult> {
+export async function measureLatency(
+  target: LabelledGantry,
+  model: CheckModel,
+  options: Pick<GpuCheckOptions, 'requestCount' | 'warmupRequests'>,
+): Promise<LatencyResult> {
   const { gantry, label: device } = target;
   const request = encodeInferRequest(model.inputs, 'binary');
   const once = async () => {

@@ -35,7 +35,9 @@ async function measureLatencies(run: CheckRun, gantries: GantryPair, model: Chec
   for (const target of referenceThenDeviceUnderTest(run, gantries)) {
     const result = await measureLatency(target, model, run.options);
     run.report.latencies.push(result);
-    run.log(`${target.label}/${model.name}: p50 ${formatFixed(result.p50Ms)} ms, p99 ${formatFixed(result.p99Ms)} ms, compute_infer ${formatFixed(result.computeMs, 3)} ms`);
+    run.log(
+      `${target.label}/${model.name}: p50 ${formatFixed(result.p50Ms)} ms, p99 ${formatFixed(result.p99Ms)} ms, compute_infer ${formatFixed(result.computeMs, 3)} ms`,
+    );
   }
 }
 
@@ -44,7 +46,9 @@ async function measureThroughputs(run: CheckRun, gantries: GantryPair, model: Ch
   for (const target of referenceThenDeviceUnderTest(run, gantries)) {
     const result = await measureThroughput(target, model, run.options);
     run.report.throughputs.push(result);
-    run.log(`${target.label}/${model.name} @${run.options.connections}: ${result.requestsPerSecond.toFixed(1)} req/s, avg batch ${formatFixed(result.averageBatch)}, non-2xx ${result.non2xx}, errors ${result.errors}`);
+    run.log(
+      `${target.label}/${model.name} @${run.options.connections}: ${result.requestsPerSecond.toFixed(1)} req/s, avg batch ${formatFixed(result.averageBatch)}, non-2xx ${result.non2xx}, errors ${result.errors}`,
+    );
     if (result.non2xx > 0 || result.errors + result.timeouts > 0) {
       run.fail(`${target.label}/${model.name} under load: ${result.non2xx} non-2xx, ${result.errors} errors, ${result.timeouts} timeouts`);
     }

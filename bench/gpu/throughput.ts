@@ -25,10 +25,21 @@ export interface ThroughputResult {
   timeouts: number;
 }
 
-export async function measureThroughput(target: LabelledGantry, model: CheckModel, options: Pick<GpuCheckOptions, 'connections' | 'throughputSeconds'>): Promise<ThroughputResult> {
+export async function measureThroughput(
+  target: LabelledGantry,
+  model: CheckModel,
+  options: Pick<GpuCheckOptions, 'connections' | 'throughputSeconds'>,
+): Promise<ThroughputResult> {
   const { gantry, label: device } = target;
   const request = encodeInferRequest(model.inputs, 'binary');
-  const settings = { url: inferUrl(gantry, model), method: 'POST', headers: request.headers, body: request.body, connections: options.connections, timeout: 60 };
+  const settings = {
+    url: inferUrl(gantry, model),
+    method: 'POST',
+    headers: request.headers,
+    body: request.body,
+    connections: options.connections,
+    timeout: 60,
+  };
   // One more request, answered, so work left in flight by an ended autocannon run does not count in the next window.
   const drain = () => sendInferRequest(gantry, model, request).then((response) => response.arrayBuffer());
   await autocannon({ ...settings, duration: 1 });

@@ -22,7 +22,8 @@ export async function uploadToBoth(run: CheckRun, gantries: GantryPair, model: C
     if (result.upload.status !== 201 || result.upload.body?.state !== 'READY') {
       throw new Error(`${label}: upload answered ${result.upload.status}: ${JSON.stringify(result.upload.body).slice(0, 800)}`);
     }
-    if (result.upload.body.warmup !== undefined && result.upload.body.warmup !== 'ok') run.report.notes.push(`${label} ${model.name} warm-up: ${JSON.stringify(result.upload.body.warmup)}`);
+    if (result.upload.body.warmup !== undefined && result.upload.body.warmup !== 'ok')
+      run.report.notes.push(`${label} ${model.name} warm-up: ${JSON.stringify(result.upload.body.warmup)}`);
   }
   run.log(`${model.name} READY on both (${formatFixed(onDut.seconds)} s / ${formatFixed(onRef.seconds)} s)`);
 }

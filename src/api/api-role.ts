@@ -65,7 +65,11 @@ export class ApiRole {
    * @param onAdminKey told what start-up did about the admin key (a generated key is shown once: the CLI prints
    *   it); by default a generated key goes to the log.
    */
-  static async create(config: Config & { REDIS_URL: string }, logger: Logger, onAdminKey: (outcome: AdminKeyOutcome) => void = (outcome) => logAdminKey(outcome, logger)): Promise<ApiRole> {
+  static async create(
+    config: Config & { REDIS_URL: string },
+    logger: Logger,
+    onAdminKey: (outcome: AdminKeyOutcome) => void = (outcome) => logAdminKey(outcome, logger),
+  ): Promise<ApiRole> {
     const prefix = config.GANTRY_QUEUE_PREFIX;
     const redis = createRedis(config.REDIS_URL, 'producer', 'api');
     const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber');
@@ -118,7 +122,9 @@ export class ApiRole {
           modelConfigs,
           logger,
           requestLoad: (target) =>
-            producer.requestLoad(target, config.GANTRY_LOAD_TIMEOUT_MS).then((signature) => registry.recordSignature(target.model, target.version, signature).catch(() => undefined)),
+            producer
+              .requestLoad(target, config.GANTRY_LOAD_TIMEOUT_MS)
+              .then((signature) => registry.recordSignature(target.model, target.version, signature).catch(() => undefined)),
         }),
       onLoss: () => metrics.registryLosses.inc(),
       onRestored: (count) => metrics.registryRestoredVersions.inc(count),

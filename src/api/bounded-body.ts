@@ -54,7 +54,8 @@ export function readBoundedBody(stream: Readable, options: BoundedBodyOptions): 
     };
     const onEnd = () => {
       if (whole !== undefined) {
-        if (received !== whole.byteLength) return finish(errors.invalidArgument(`The request body ended after ${received} of its ${whole.byteLength} bytes (Content-Length).`));
+        if (received !== whole.byteLength)
+          return finish(errors.invalidArgument(`The request body ended after ${received} of its ${whole.byteLength} bytes (Content-Length).`));
         return finish(undefined, whole);
       }
       finish(undefined, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received));

@@ -72,9 +72,14 @@ export function registerInferenceBodyReading(app: FastifyInstance, services: Api
     return error;
   };
   const busy = () =>
-    errors.serverBusy(`request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`, 'GANTRY_MAX_INFLIGHT_BYTES');
+    errors.serverBusy(
+      `request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`,
+      'GANTRY_MAX_INFLIGHT_BYTES',
+    );
   const tooLarge = (binary: boolean) =>
-    binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES) : errors.jsonRequestTooLarge(maxJsonBytes);
+    binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES
+      ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES)
+      : errors.jsonRequestTooLarge(maxJsonBytes);
   // What a JSON body may cost to parse (containers, strings), checked before any parse.
   const costBounds = jsonCostBounds(config.GANTRY_MAX_BYTES_ELEMENTS);
   // Large JSON parts are parsed off the event loop (so no body can stall other callers or liveness); threads

@@ -36,7 +36,9 @@ function handle(request: JsonParseRequest): { reply: JsonParseReply; transfer: A
     return { reply: { id: request.id, ok: true, header: decoded.header, inputs, binary }, transfer };
   } catch (error) {
     const wire =
-      error instanceof GantryError ? { code: error.code, message: error.message } : { code: ErrorCode.Internal, message: 'Internal error while parsing a JSON body.' };
+      error instanceof GantryError
+        ? { code: error.code, message: error.message }
+        : { code: ErrorCode.Internal, message: 'Internal error while parsing a JSON body.' };
     return { reply: { id: request.id, ok: false, error: wire, limit: isJsonTooCostly(error) ? 'json_cost' : undefined }, transfer: [] };
   }
 }

@@ -112,7 +112,11 @@ export function readDecompressedBody(stream: Readable, options: DecompressedBody
     const startInflater = (head: Buffer) => {
       const zlibOptions = { chunkSize: inflateChunkBytes };
       const started: Transform =
-        coding === 'gzip' ? createGunzip(zlibOptions) : startsWithZlibHeader(head[0]!, head[1] ?? 0) ? createInflate(zlibOptions) : createInflateRaw(zlibOptions);
+        coding === 'gzip'
+          ? createGunzip(zlibOptions)
+          : startsWithZlibHeader(head[0]!, head[1] ?? 0)
+            ? createInflate(zlibOptions)
+            : createInflateRaw(zlibOptions);
       inflater = started;
       started.on('data', (chunk: Buffer) => {
         if (decompressedBytes + chunk.byteLength > limitBytes) return finish(options.decompressedTooLarge());
@@ -153,7 +157,10 @@ export function readDecompressedBody(stream: Readable, options: DecompressedBody
       // The request has been read whole; its 'close' that follows is no disconnection.
       ended = true;
       if (inflater === undefined) {
-        if (pending === undefined) return finish(errors.invalidArgument(`The request body is empty, yet its Content-Encoding says ${coding}: send ${coding} data, or no Content-Encoding.`));
+        if (pending === undefined)
+          return finish(
+            errors.invalidArgument(`The request body is empty, yet its Content-Encoding says ${coding}: send ${coding} data, or no Content-Encoding.`),
+          );
         startInflater(pending);
         inflater!.write(pending);
       }

@@ -71,7 +71,10 @@ export function registerResponseCompression(app: FastifyInstance, options: Respo
       reply.removeHeader('content-length');
       void reply.header('content-encoding', coding);
       // A failing source or a client gone destroys both ends; Fastify sees the compressor fail and ends the answer.
-      return done(null, pipeline(payload, compressor, () => {}));
+      return done(
+        null,
+        pipeline(payload, compressor, () => {}),
+      );
     }
     if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return done(null, payload);
     const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;

@@ -38,7 +38,11 @@ export async function readAdminKey(redis: Redis, prefix: string): Promise<AdminK
 }
 
 async function writeAdminKey(redis: Redis, prefix: string, record: AdminKeyRecord): Promise<void> {
-  await redis.multi().del(adminKeyKey(prefix)).hset(adminKeyKey(prefix), { ...record }).exec();
+  await redis
+    .multi()
+    .del(adminKeyKey(prefix))
+    .hset(adminKeyKey(prefix), { ...record })
+    .exec();
   await publishAuthEvent(redis, prefix, { type: 'admin-key' });
 }
 

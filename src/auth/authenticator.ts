@@ -144,7 +144,11 @@ export class Authenticator {
     return this.afterAdminCheck(presented, presentedHash, onRefused);
   }
 
-  private afterAdminCheck(presented: string, presentedHash: Buffer, onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined): Principal | Promise<Principal> {
+  private afterAdminCheck(
+    presented: string,
+    presentedHash: Buffer,
+    onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined,
+  ): Principal | Promise<Principal> {
     if (this.adminHash !== undefined && timingSafeEqual(presentedHash, this.adminHash)) {
       if (this.options.ttlMs > 0) this.adminVerified = presented;
       return adminPrincipal;
@@ -160,7 +164,12 @@ export class Authenticator {
     });
   }
 
-  private checkKey(cached: CachedKey, presented: string, presentedHash: Buffer, onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined): Principal | Promise<Principal> {
+  private checkKey(
+    cached: CachedKey,
+    presented: string,
+    presentedHash: Buffer,
+    onRefused: ((reason: RefusalReason, keyId?: string) => void) | undefined,
+  ): Principal | Promise<Principal> {
     if (!timingSafeEqual(presentedHash, cached.hash)) throw this.refusal('wrong secret', cached.stored.id, onRefused);
     cached.verified = presented;
     return this.checkKeyState(cached, onRefused);

@@ -42,7 +42,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
   if (redis.status === 'ready') await setUp();
   else {
-    redis.once('ready', () => void setUp().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'could not set up the default tenant and the admin key')));
+    redis.once(
+      'ready',
+      () => void setUp().catch((error: unknown) => logger.error({ err: (error as Error).message }, 'could not set up the default tenant and the admin key')),
+    );
   }
   if (config.GANTRY_AUTH === 'off') {
     logger.warn('GANTRY_AUTH=off: every request is treated as the admin (allowed only because HOST is a loopback address)');

@@ -116,7 +116,14 @@ export class KeyStore {
    */
   async create(request: NewApiKey): Promise<{ key: string; record: ApiKeyRecord }> {
     const { keyId, key } = newApiKey();
-    const stored: StoredApiKey = { id: keyId, hash: hashKey(key), tenant: request.tenant, name: request.name, scopes: request.scopes, createdAt: new Date().toISOString() };
+    const stored: StoredApiKey = {
+      id: keyId,
+      hash: hashKey(key),
+      tenant: request.tenant,
+      name: request.name,
+      scopes: request.scopes,
+      createdAt: new Date().toISOString(),
+    };
     if (request.models !== undefined) stored.models = request.models;
     if (request.expiresAt !== undefined) stored.expiresAt = request.expiresAt;
     const outcome = (await this.redis.eval(
@@ -191,7 +198,11 @@ export class KeyStore {
     if (current === undefined) throw errors.keyNotFound(keyId);
     if (current.revokedAt === undefined) {
       current.revokedAt = new Date().toISOString();
-      await this.redis.multi().hset(apiKeyKey(this.prefix, keyId), 'revokedAt', current.revokedAt).expire(apiKeyKey(this.prefix, keyId), revokedKeyRetentionSeconds).exec();
+      await this.redis
+        .multi()
+        .hset(apiKeyKey(this.prefix, keyId), 'revokedAt', current.revokedAt)
+        .expire(apiKeyKey(this.prefix, keyId), revokedKeyRetentionSeconds)
+        .exec();
     }
     await publishAuthEvent(this.redis, this.prefix, { type: 'key', keyId }, this.onChange);
     return publicRecord(current);

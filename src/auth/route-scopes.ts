@@ -109,7 +109,6 @@ export function grpcRequirementOf(methodPath: string): RouteRequirement {
   return grpcMethodScopes[methodPath] ?? unlisted;
 }
 
-
 /**
  * The requirement of a route by its method and Fastify url (`request.routeOptions.url`). HEAD is answered by a
  * GET route (Fastify adds one per GET) and needs what the GET needs.

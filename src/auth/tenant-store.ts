@@ -45,7 +45,13 @@ export class TenantStore {
   /** Creates the default tenant's record if it is missing (every API start; idempotent). */
   async ensureDefaultTenant(): Promise<void> {
     const key = tenantKey(this.prefix, defaultTenant);
-    await this.redis.multi().hsetnx(key, 'name', 'Default tenant').hsetnx(key, 'createdAt', new Date().toISOString()).hsetnx(key, 'disabled', '0').sadd(tenantIndexKey(this.prefix), defaultTenant).exec();
+    await this.redis
+      .multi()
+      .hsetnx(key, 'name', 'Default tenant')
+      .hsetnx(key, 'createdAt', new Date().toISOString())
+      .hsetnx(key, 'disabled', '0')
+      .sadd(tenantIndexKey(this.prefix), defaultTenant)
+      .exec();
   }
 
   /**

@@ -22,7 +22,12 @@ function metadataValue(metadata: Metadata, key: string): string | string[] | und
  * @param authenticator undefined when GANTRY_AUTH=off: every caller is then the admin.
  * @throws UNAUTHENTICATED without a valid key; PERMISSION_DENIED naming the missing scope (and for a disabled tenant).
  */
-export function callPrincipal(authenticator: Authenticator | undefined, methodPath: string, metadata: Metadata, onRefused?: (reason: string, keyId?: string) => void): Principal | Promise<Principal> {
+export function callPrincipal(
+  authenticator: Authenticator | undefined,
+  methodPath: string,
+  metadata: Metadata,
+  onRefused?: (reason: string, keyId?: string) => void,
+): Principal | Promise<Principal> {
   if (authenticator === undefined) return anonymousAdmin;
   const requirement = grpcRequirementOf(methodPath);
   if (requirement === 'public') return publicGrpcPrincipal;
@@ -31,7 +36,8 @@ export function callPrincipal(authenticator: Authenticator | undefined, methodPa
   // Two authorization values are no one key; presentedKey refuses a list like a missing key.
   const presented = Array.isArray(authorization) ? undefined : presentedKey({ authorization, 'x-api-key': apiKey });
   const admit = (principal: Principal): Principal => {
-    if (requirement !== 'any key' && !requirement.some((scope) => hasScope(principal, scope))) throw errors.missingScope(describeRequirement(requirement), `gRPC ${methodPath}`);
+    if (requirement !== 'any key' && !requirement.some((scope) => hasScope(principal, scope)))
+      throw errors.missingScope(describeRequirement(requirement), `gRPC ${methodPath}`);
     return principal;
   };
   const principal = authenticator.authenticate(presented, onRefused);

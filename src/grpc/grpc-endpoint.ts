@@ -39,7 +39,12 @@ export interface GrpcEndpoint {
  * limits and the usage recorder are the REST plugins' own objects (app.requestAdmission, app.usageRecorder), so
  * both transports share one tenant share, one set of rate counters and one usage report.
  */
-export async function startGrpcEndpoint(sources: GrpcEndpointSources, admission: RequestAdmission, recorder: UsageRecorder, logger: Logger): Promise<GrpcEndpoint | undefined> {
+export async function startGrpcEndpoint(
+  sources: GrpcEndpointSources,
+  admission: RequestAdmission,
+  recorder: UsageRecorder,
+  logger: Logger,
+): Promise<GrpcEndpoint | undefined> {
   const { config } = sources;
   if (config.GANTRY_GRPC_PORT === 0) return undefined;
   // One set of gRPC metrics for the server and the health service's Watch streams (names register once).

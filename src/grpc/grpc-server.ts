@@ -1,4 +1,14 @@
-import { Server, ServerCredentials, status, type GrpcObject, type ServiceDefinition, type ServiceError, type UntypedServiceImplementation, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type GrpcObject,
+  type ServiceDefinition,
+  type ServiceError,
+  type UntypedServiceImplementation,
+  type sendUnaryData,
+  type ServerUnaryCall,
+} from '@grpc/grpc-js';
 import * as grpc from '@grpc/grpc-js';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
@@ -87,7 +97,13 @@ export class GrpcServer {
     return new Promise((resolve, reject) => {
       const address = bindAddress(host, port);
       this.server.bindAsync(address, ServerCredentials.createInsecure(), (error, boundPort) =>
-        error === null ? resolve(boundPort) : reject(new Error(`Could not serve gRPC on ${address} (HOST, GANTRY_GRPC_PORT): ${error.message}. Free the port, choose another, or set GANTRY_GRPC_PORT=0 to turn gRPC off.`)),
+        error === null
+          ? resolve(boundPort)
+          : reject(
+              new Error(
+                `Could not serve gRPC on ${address} (HOST, GANTRY_GRPC_PORT): ${error.message}. Free the port, choose another, or set GANTRY_GRPC_PORT=0 to turn gRPC off.`,
+              ),
+            ),
       );
     });
   }
@@ -114,7 +130,12 @@ export class GrpcServer {
     return this.closing;
   }
 
-  private implementation(serviceName: string, service: ServiceDefinition, handlers: UnaryHandlers, streams: Record<string, StreamOfUnary>): UntypedServiceImplementation {
+  private implementation(
+    serviceName: string,
+    service: ServiceDefinition,
+    handlers: UnaryHandlers,
+    streams: Record<string, StreamOfUnary>,
+  ): UntypedServiceImplementation {
     const implementation: UntypedServiceImplementation = {};
     for (const [methodName, method] of Object.entries(service)) {
       const handler = handlers[methodName];
@@ -126,10 +147,12 @@ export class GrpcServer {
       if (method.requestStream || method.responseStream) {
         // Streaming methods (ModelStreamInfer, health Watch) are served by their own modules or not at all.
         const streaming = handlers[methodName] as unknown as grpc.UntypedHandleCall | undefined;
-        implementation[methodName] = streaming ?? ((call: grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) => {
-          this.count(method.path, status.UNIMPLEMENTED, 0);
-          call.emit('error', { code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
-        });
+        implementation[methodName] =
+          streaming ??
+          ((call: grpc.ServerDuplexStream<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>) => {
+            this.count(method.path, status.UNIMPLEMENTED, 0);
+            call.emit('error', { code: status.UNIMPLEMENTED, details: unimplementedMessage(serviceName, methodName) });
+          });
         continue;
       }
       implementation[methodName] =
@@ -143,7 +166,12 @@ export class GrpcServer {
     return implementation;
   }
 
-  private async answer(methodPath: string, handler: UnaryHandler<never, unknown>, call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): Promise<void> {
+  private async answer(
+    methodPath: string,
+    handler: UnaryHandler<never, unknown>,
+    call: ServerUnaryCall<unknown, unknown>,
+    callback: sendUnaryData<unknown>,
+  ): Promise<void> {
     const cancelled = new AbortController();
     // A deadline passing also cancels the call: grpc-js has answered DEADLINE_EXCEEDED by then.
     call.once('cancelled', () => cancelled.abort());
@@ -175,7 +203,11 @@ export class GrpcServer {
       call.emit('error', serviceError);
     };
     const { authenticator, logger } = this.options;
-    new Promise<unknown>((resolve) => resolve(callPrincipal(authenticator, methodPath, call.metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused')))).then(
+    new Promise<unknown>((resolve) =>
+      resolve(
+        callPrincipal(authenticator, methodPath, call.metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused')),
+      ),
+    ).then(
       () =>
         this.readStream(methodPath, stream, call, cancelled.signal, {
           started: () => pending++,
@@ -193,11 +225,18 @@ export class GrpcServer {
   }
 
   /** Answers each message of an authenticated stream as it arrives, telling the stream what is pending. */
-  private readStream(methodPath: string, stream: StreamOfUnary, call: grpc.ServerDuplexStream<unknown, unknown>, cancelled: AbortSignal, progress: { started(): void; finished(): void; clientEnded(): void }): void {
+  private readStream(
+    methodPath: string,
+    stream: StreamOfUnary,
+    call: grpc.ServerDuplexStream<unknown, unknown>,
+    cancelled: AbortSignal,
+    progress: { started(): void; finished(): void; clientEnded(): void },
+  ): void {
     call.on('data', (request: unknown) => {
       progress.started();
       void this.run(methodPath, stream.handler, request, call.metadata, call.getDeadline(), cancelled).then((outcome) => {
-        if (!cancelled.aborted && call.writable) call.write(outcome.failure === undefined ? stream.answer(outcome.response) : stream.failure(outcome.failure.details ?? ''));
+        if (!cancelled.aborted && call.writable)
+          call.write(outcome.failure === undefined ? stream.answer(outcome.response) : stream.failure(outcome.failure.details ?? ''));
         progress.finished();
       });
     });
@@ -208,7 +247,14 @@ export class GrpcServer {
    * One request through the whole path: the caller from the metadata and the method's scope, the limits, the
    * handler, metering, logging and the metrics. Never throws: a failure comes back as the ServiceError to send.
    */
-  private async run(methodPath: string, handler: UnaryHandler<never, unknown>, request: unknown, metadata: grpc.Metadata, deadline: grpc.Deadline, callCancelled: AbortSignal): Promise<{ response?: unknown; failure?: Partial<ServiceError> }> {
+  private async run(
+    methodPath: string,
+    handler: UnaryHandler<never, unknown>,
+    request: unknown,
+    metadata: grpc.Metadata,
+    deadline: grpc.Deadline,
+    callCancelled: AbortSignal,
+  ): Promise<{ response?: unknown; failure?: Partial<ServiceError> }> {
     const startedAt = process.hrtime.bigint();
     const controller = new AbortController();
     const abort = () => controller.abort();
@@ -220,7 +266,9 @@ export class GrpcServer {
     let release: (() => void) | undefined;
     let metered = false;
     try {
-      const principal = await callPrincipal(this.options.authenticator, methodPath, metadata, (reason, keyId) => logger.debug({ reason, keyId, method: methodPath }, 'API key refused'));
+      const principal = await callPrincipal(this.options.authenticator, methodPath, metadata, (reason, keyId) =>
+        logger.debug({ reason, keyId, method: methodPath }, 'API key refused'),
+      );
       context = { principal, methodPath, metadata, timeoutMs: remainingMs(deadline), signal: controller.signal, log: logger };
       metered = gate?.isMetered(methodPath) ?? false;
       if (gate !== undefined) release = await this.admitted(gate, principal, metered, context);
@@ -230,7 +278,14 @@ export class GrpcServer {
       return { response };
     } catch (error) {
       const { serviceError, isUnexpected } = toServiceError(error);
-      if (isUnexpected) logger.error({ err: { type: (error as Error)?.name, message: String((error as Error)?.message).slice(0, 1000), stack: (error as Error)?.stack?.slice(0, 4000) }, method: methodPath }, 'gRPC call failed');
+      if (isUnexpected)
+        logger.error(
+          {
+            err: { type: (error as Error)?.name, message: String((error as Error)?.message).slice(0, 1000), stack: (error as Error)?.stack?.slice(0, 4000) },
+            method: methodPath,
+          },
+          'gRPC call failed',
+        );
       else logger.info({ code: statusName(serviceError.code!), reason: serviceError.details, method: methodPath }, 'gRPC call rejected');
       if (metered && context !== undefined && !(error instanceof AdmissionRefusal)) {
         gate!.meter(context, controller.signal.aborted ? 'cancelled' : error instanceof GantryError ? error.code : ErrorCode.Internal);
@@ -264,7 +319,10 @@ export class GrpcServer {
 class AdmissionRefusal extends GantryError {
   constructor(refusal: unknown) {
     const gantry = refusal instanceof GantryError ? refusal : undefined;
-    super(gantry?.code ?? ErrorCode.Internal, gantry?.message ?? String(refusal), { ...(gantry?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: gantry.retryAfterSeconds }), cause: refusal });
+    super(gantry?.code ?? ErrorCode.Internal, gantry?.message ?? String(refusal), {
+      ...(gantry?.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: gantry.retryAfterSeconds }),
+      cause: refusal,
+    });
   }
 }
 

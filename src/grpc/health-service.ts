@@ -99,7 +99,10 @@ export class HealthService {
       return;
     }
     if (this.watchers.size >= maxHealthWatchers) {
-      stream.emit('error', { code: status.RESOURCE_EXHAUSTED, details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.` });
+      stream.emit('error', {
+        code: status.RESOURCE_EXHAUSTED,
+        details: `This server already has ${maxHealthWatchers} health Watch streams open; close one or use Check.`,
+      });
       this.count('RESOURCE_EXHAUSTED');
       return;
     }

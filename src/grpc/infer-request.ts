@@ -33,11 +33,15 @@ function callInputs(request: WireInferRequest): CallInput[] {
   const raw = request.raw_input_contents;
   if (raw.length > 0) {
     if (raw.length !== request.inputs.length) {
-      throw errors.invalidArgument(`The request has ${raw.length} raw_input_contents for ${request.inputs.length} inputs; send exactly one per input, in the order of 'inputs'.`);
+      throw errors.invalidArgument(
+        `The request has ${raw.length} raw_input_contents for ${request.inputs.length} inputs; send exactly one per input, in the order of 'inputs'.`,
+      );
     }
     const typed = request.inputs.find((input) => hasTypedElements(input.contents));
     if (typed !== undefined) {
-      throw errors.invalidArgument(`Input '${(typed.name ?? '').slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`);
+      throw errors.invalidArgument(
+        `Input '${(typed.name ?? '').slice(0, 100)}' has typed 'contents' while the request uses raw_input_contents; send every input one way, not both.`,
+      );
     }
   }
   return request.inputs.map((input, index) => ({

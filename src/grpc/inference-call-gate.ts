@@ -48,7 +48,8 @@ export function inferenceCallGate(admission: RequestAdmission, recorder: UsageRe
       }
       return slot === undefined ? () => undefined : slot.release;
     },
-    meter: (context: GrpcCallContext, outcome: ErrorCode | 'cancelled' | undefined) => meter(context, outcome === 'cancelled' ? 'client_error' : usageOutcomeOf(outcome)),
+    meter: (context: GrpcCallContext, outcome: ErrorCode | 'cancelled' | undefined) =>
+      meter(context, outcome === 'cancelled' ? 'client_error' : usageOutcomeOf(outcome)),
   };
 }
 

@@ -47,7 +47,13 @@ export function inferenceMethods(sources: InferenceMethodSources): UnaryHandlers
     ModelMetadata: async (request: ModelRequest, context: GrpcCallContext) => {
       const metadata = await modelMetadata(sources.catalog, context.principal, request.name ?? '', versionOf(request));
       const tensors = (specs: typeof metadata.inputs) => specs.map((spec) => ({ name: spec.name, datatype: spec.datatype, shape: spec.shape.map(String) }));
-      return { name: metadata.name, versions: metadata.versions, platform: metadata.platform, inputs: tensors(metadata.inputs), outputs: tensors(metadata.outputs) };
+      return {
+        name: metadata.name,
+        versions: metadata.versions,
+        platform: metadata.platform,
+        inputs: tensors(metadata.inputs),
+        outputs: tensors(metadata.outputs),
+      };
     },
     ModelInfer: async (request: WireInferRequest, context: GrpcCallContext) => {
       const call = inferenceCallOf(request, context);

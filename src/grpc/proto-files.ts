@@ -9,7 +9,16 @@ export const protoFolder = fileURLToPath(new URL(import.meta.url.includes('/dist
  * strings (exact, unlike numbers), bytes as Buffers (no copy), repeated fields always present, and oneofs naming
  * the choice that is set (`parameter_choice`).
  */
-export const loaderOptions: protoLoader.Options = { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: false, arrays: true, oneofs: true, includeDirs: [protoFolder] };
+export const loaderOptions: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  bytes: Buffer,
+  defaults: false,
+  arrays: true,
+  oneofs: true,
+  includeDirs: [protoFolder],
+};
 
 /** The project's protos, loaded once: the inference service (with ModelConfig) and grpc.health.v1. */
 export function loadProtos(): protoLoader.PackageDefinition {

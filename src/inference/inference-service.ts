@@ -88,7 +88,8 @@ export class InferenceService {
       const inputs = this.countingLimit('nesting_depth', () => decodeInputs(call.inputs, descriptors), isNestingTooDeep);
       const selection = selectOutputs(serving.signature, call.outputs, call.parameters, call.protocol);
       const schedule = readScheduleParameters(call.parameters);
-      const ownTimeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
+      const ownTimeoutMs =
+        schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
       const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
       // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
       if (call.signal?.aborted === true) throw errors.cancelled();

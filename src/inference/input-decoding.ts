@@ -83,6 +83,8 @@ function checkRawSize(descriptor: TensorDescriptor, bytes: Uint8Array): void {
   }
   const expected = count * byteSizeOf(datatype as Datatype);
   if (bytes.byteLength !== expected) {
-    throw errors.invalidArgument(`Input '${name}': ${datatype} shape ${formatShape(shape)} needs ${expected} bytes but its binary data holds ${bytes.byteLength}.`);
+    throw errors.invalidArgument(
+      `Input '${name}': ${datatype} shape ${formatShape(shape)} needs ${expected} bytes but its binary data holds ${bytes.byteLength}.`,
+    );
   }
 }

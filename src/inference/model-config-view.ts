@@ -142,7 +142,12 @@ export interface ModelConfigSources {
  * @throws 400 for a malformed name or version; 404 for a model or version the caller cannot see; 503 when no
  * version has a known signature yet.
  */
-export async function describeModelConfig(sources: ModelConfigSources, principal: Principal, modelName: string, requestedVersion?: string): Promise<TritonModelConfig> {
+export async function describeModelConfig(
+  sources: ModelConfigSources,
+  principal: Principal,
+  modelName: string,
+  requestedVersion?: string,
+): Promise<TritonModelConfig> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   return forModel(model, async () => {

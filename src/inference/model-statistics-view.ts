@@ -25,7 +25,9 @@ async function everyVersionStats(sources: StatisticsSources, principal: Principa
   const versions = await sources.registry.listVersions(model);
   if (versions.length === 0) throw errors.modelNotFound(model);
   const shown = displayModelName(principal, model);
-  return Promise.all(versions.map(async (record) => ({ ...(await readStatistics(sources.redis, sources.config.GANTRY_QUEUE_PREFIX, model, record.version)), name: shown })));
+  return Promise.all(
+    versions.map(async (record) => ({ ...(await readStatistics(sources.redis, sources.config.GANTRY_QUEUE_PREFIX, model, record.version)), name: shown })),
+  );
 }
 
 /**
@@ -33,7 +35,12 @@ async function everyVersionStats(sources: StatisticsSources, principal: Principa
  * the admin's: every tenant's), of every version of one model, or of one version.
  * @throws 400 for a malformed name or version; 404 for a model or version the caller cannot see.
  */
-export async function modelStatistics(sources: StatisticsSources, principal: Principal, modelName?: string, requestedVersion?: string): Promise<StatisticsAnswer> {
+export async function modelStatistics(
+  sources: StatisticsSources,
+  principal: Principal,
+  modelName?: string,
+  requestedVersion?: string,
+): Promise<StatisticsAnswer> {
   if (modelName === undefined || modelName === '') {
     const names = await visibleModelNames(sources.registry, principal);
     const perModel = await Promise.all(

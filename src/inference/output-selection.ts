@@ -28,7 +28,10 @@ export function selectOutputs(
   protocol: TransportProtocol,
 ): OutputSelection {
   const parametersByName = new Map((requested ?? []).map((output) => [output.name, output.parameters]));
-  const names = resolveRequestedOutputs(signature, requested?.map((output) => output.name));
+  const names = resolveRequestedOutputs(
+    signature,
+    requested?.map((output) => output.name),
+  );
   const classifications = new Map<string, number>();
   const binary = new Set<string>();
   // Every classification is read before any binary flag, so the first bad parameter is the one it always was.

@@ -92,7 +92,9 @@ async function loadEveryVersion(sources: RepositorySources, model: string): Prom
   }
   catalog.invalidate(model);
   const outcomes = await Promise.allSettled(
-    loadable.map((record) => sources.producer.requestLoad({ model, version: record.version, sha256: record.sha256, settings }, sources.config.GANTRY_LOAD_TIMEOUT_MS)),
+    loadable.map((record) =>
+      sources.producer.requestLoad({ model, version: record.version, sha256: record.sha256, settings }, sources.config.GANTRY_LOAD_TIMEOUT_MS),
+    ),
   );
   // The worker records each outcome (READY, or UNAVAILABLE with onnxruntime's reason) before it replies.
   catalog.invalidate(model);

@@ -61,7 +61,9 @@ export function restInferenceCall(request: RestInferRequest): InferenceCall {
     ...(request.version === undefined ? {} : { version: request.version }),
     ...(body.id === undefined ? {} : { id: body.id }),
     inputs,
-    ...(body.outputs === undefined ? {} : { outputs: body.outputs.map((output) => ({ name: output.name, ...(output.parameters === undefined ? {} : { parameters: output.parameters }) })) }),
+    ...(body.outputs === undefined
+      ? {}
+      : { outputs: body.outputs.map((output) => ({ name: output.name, ...(output.parameters === undefined ? {} : { parameters: output.parameters }) })) }),
     ...(body.parameters === undefined ? {} : { parameters: body.parameters }),
     ...(request.signal === undefined ? {} : { signal: request.signal }),
   };

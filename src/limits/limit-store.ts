@@ -45,7 +45,12 @@ export class LimitStore {
       10_000,
       options.onRefreshError,
     );
-    this.keys = new RefreshingCache(async (keyId) => parseStored(keyLimitsSchema, await redis.get(keyLimitsKey(prefix, keyId))), ttlMs, 10_000, options.onRefreshError);
+    this.keys = new RefreshingCache(
+      async (keyId) => parseStored(keyLimitsSchema, await redis.get(keyLimitsKey(prefix, keyId))),
+      ttlMs,
+      10_000,
+      options.onRefreshError,
+    );
   }
 
   /** A tenant's limits (cached; `{}` when it has none). */

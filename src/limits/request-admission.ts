@@ -51,7 +51,12 @@ export class RequestAdmission {
 
   constructor(private readonly options: RequestAdmissionOptions) {
     this.rates = new RateLimiter(options.redis, options.prefix);
-    this.quotas = new QuotaChecker(options.redis, options.prefix, options.meter, options.onRefreshError === undefined ? {} : { onRefreshError: options.onRefreshError });
+    this.quotas = new QuotaChecker(
+      options.redis,
+      options.prefix,
+      options.meter,
+      options.onRefreshError === undefined ? {} : { onRefreshError: options.onRefreshError },
+    );
     this.share = new TenantConcurrency(options.maxTenantInflight);
   }
 
@@ -77,7 +82,9 @@ export class RequestAdmission {
     const keyLimits = limits.peekKeyLimits(principal.keyId);
     const tenantLimits = limits.peekTenantLimits(principal.tenant);
     if (keyLimits === undefined || tenantLimits === undefined) {
-      return Promise.all([limits.keyLimits(principal.keyId), limits.tenantLimits(principal.tenant)]).then(([key, tenant]) => this.checkLimits(principal, inference, key, tenant));
+      return Promise.all([limits.keyLimits(principal.keyId), limits.tenantLimits(principal.tenant)]).then(([key, tenant]) =>
+        this.checkLimits(principal, inference, key, tenant),
+      );
     }
     if (!hasRateLimit(keyLimits) && !hasRateLimit(tenantLimits) && !(inference && hasQuota(tenantLimits))) return admitted;
     return this.checkLimits(principal, inference, keyLimits, tenantLimits);

@@ -77,12 +77,12 @@ export function createApiMetrics(sources: ApiMetricSources) {
     }),
     registryLost: new Gauge({
       name: 'gantry_registry_lost',
-      help: '1 while the model registry in Redis is lost, being rebuilt, reloading or another deployment\'s; else 0.',
+      help: "1 while the model registry in Redis is lost, being rebuilt, reloading or another deployment's; else 0.",
       registers: [registry],
     }),
     registryLosses: new Counter({
       name: 'gantry_registry_losses_total',
-      help: 'Times this API found the model registry in Redis lost (no deployment marker) or another deployment\'s.',
+      help: "Times this API found the model registry in Redis lost (no deployment marker) or another deployment's.",
       registers: [registry],
     }),
     registryRestoredVersions: new Counter({

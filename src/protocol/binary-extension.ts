@@ -53,9 +53,7 @@ export function splitBinaryBody(
     const text = headerLength.trim();
     const parsed = Number(text);
     if (!decimalDigits.test(text) || !Number.isSafeInteger(parsed)) {
-      throw errors.invalidArgument(
-        `Inference-Header-Content-Length '${headerLength.slice(0, 40)}' is not a non-negative integer byte count.`,
-      );
+      throw errors.invalidArgument(`Inference-Header-Content-Length '${headerLength.slice(0, 40)}' is not a non-negative integer byte count.`);
     }
     if (parsed > body.byteLength) {
       throw errors.invalidArgument(`Inference-Header-Content-Length ${parsed} is larger than the body (${body.byteLength} bytes).`);
@@ -109,9 +107,7 @@ export function takeBinaryInputs(inputs: readonly BinaryCapableInput[], binary: 
       continue;
     }
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-      throw errors.invalidArgument(
-        `Input '${input.name}': parameter '${binaryDataSizeParameter}' must be a non-negative integer, got ${describeValue(size)}.`,
-      );
+      throw errors.invalidArgument(`Input '${input.name}': parameter '${binaryDataSizeParameter}' must be a non-negative integer, got ${describeValue(size)}.`);
     }
     if (hasData) {
       throw errors.invalidArgument(`Input '${input.name}' has both 'data' and '${binaryDataSizeParameter}'; give one or the other.`);

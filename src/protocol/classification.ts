@@ -85,9 +85,7 @@ function scoresOf(output: Tensor): Scores {
  */
 export function classify(output: Tensor, topN: number, labels?: readonly string[]): Tensor {
   if (typeof topN !== 'number' || !Number.isSafeInteger(topN) || topN < 1) {
-    throw errors.invalidArgument(
-      `Output '${output.name}': parameter '${classificationParameter}' must be a positive integer, got ${describeValue(topN)}.`,
-    );
+    throw errors.invalidArgument(`Output '${output.name}': parameter '${classificationParameter}' must be a positive integer, got ${describeValue(topN)}.`);
   }
   const scores = scoresOf(output);
   const classes = output.shape[output.shape.length - 1];
@@ -95,7 +93,9 @@ export function classify(output: Tensor, topN: number, labels?: readonly string[
     throw errors.invalidArgument(`Output '${output.name}': classification needs an output with a class dimension, but it is a scalar.`);
   }
   if (scores.count !== elementCount(output.shape)) {
-    throw errors.internal(`Output '${output.name}' holds ${scores.count} values but its shape ${formatShape(output.shape)} needs ${elementCount(output.shape)}.`);
+    throw errors.internal(
+      `Output '${output.name}' holds ${scores.count} values but its shape ${formatShape(output.shape)} needs ${elementCount(output.shape)}.`,
+    );
   }
   const keep = Math.min(topN, classes);
   const rows = classes === 0 ? elementCount(output.shape.slice(0, -1)) : scores.count / classes;

@@ -3,39 +3,13 @@
  * little-endian bytes in row-major order; BYTES tensors use the binary extension's layout (each element a 4-byte
  * little-endian length followed by its bytes), so one representation serves JSON, binary bodies and the queue.
  */
-export const datatypes = [
-  'BOOL',
-  'UINT8',
-  'UINT16',
-  'UINT32',
-  'UINT64',
-  'INT8',
-  'INT16',
-  'INT32',
-  'INT64',
-  'FP16',
-  'FP32',
-  'FP64',
-  'BYTES',
-] as const;
+export const datatypes = ['BOOL', 'UINT8', 'UINT16', 'UINT32', 'UINT64', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 
 export type Datatype = (typeof datatypes)[number];
 
 /** onnxruntime-node's names for the same element types. */
 export type OrtElementType =
-  | 'bool'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'int8'
-  | 'int16'
-  | 'int32'
-  | 'int64'
-  | 'float16'
-  | 'float32'
-  | 'float64'
-  | 'string';
+  'bool' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'int8' | 'int16' | 'int32' | 'int64' | 'float16' | 'float32' | 'float64' | 'string';
 
 interface DatatypeInfo {
   /** Bytes per element; 0 for BYTES, whose elements vary in length. */
@@ -59,9 +33,7 @@ const infoByDatatype: Record<Datatype, DatatypeInfo> = {
   BYTES: { byteSize: 0, ortType: 'string' },
 };
 
-const datatypeByOrtType = new Map<string, Datatype>(
-  Object.entries(infoByDatatype).map(([datatype, info]) => [info.ortType, datatype as Datatype]),
-);
+const datatypeByOrtType = new Map<string, Datatype>(Object.entries(infoByDatatype).map(([datatype, info]) => [info.ortType, datatype as Datatype]));
 
 export function isDatatype(value: unknown): value is Datatype {
   return typeof value === 'string' && value in infoByDatatype;

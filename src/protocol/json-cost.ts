@@ -119,7 +119,9 @@ export function checkJsonCost(bytes: Uint8Array, bounds: JsonCostBounds, what = 
     throw refuse(`it holds more than ${bounds.maxContainers} arrays and objects (the most allowed), ${where}`);
   }
   if (cost.strings > bounds.maxStrings) {
-    throw refuse(`it holds more than ${bounds.maxStrings} strings (the most allowed: GANTRY_MAX_BYTES_ELEMENTS + ${jsonStringMargin} for names and keys), ${where}`);
+    throw refuse(
+      `it holds more than ${bounds.maxStrings} strings (the most allowed: GANTRY_MAX_BYTES_ELEMENTS + ${jsonStringMargin} for names and keys), ${where}`,
+    );
   }
   if (cost.values > bounds.maxValues) throw refuse(`it holds more than ${bounds.maxValues} values (the most allowed), ${where}`);
   return { containers: cost.containers, strings: cost.strings, values: cost.values };

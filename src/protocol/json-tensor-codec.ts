@@ -125,9 +125,7 @@ export function decodeJsonData(inputName: string, datatype: Datatype, shape: num
   const flat = flattenData(data, maxNestingDepth(shape.length), inputName);
   const expected = elementCount(shape);
   if (flat.length !== expected) {
-    throw errors.invalidArgument(
-      `Input '${inputName.slice(0, 100)}': shape ${formatShape(shape)} needs ${expected} elements but data has ${flat.length}.`,
-    );
+    throw errors.invalidArgument(`Input '${inputName.slice(0, 100)}': shape ${formatShape(shape)} needs ${expected} elements but data has ${flat.length}.`);
   }
   const bad = (index: number, what: string) =>
     errors.invalidArgument(`Input '${inputName.slice(0, 100)}' (${datatype}): element ${index} is ${describeElement(flat[index])}, expected ${what}.`);

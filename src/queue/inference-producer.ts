@@ -84,7 +84,11 @@ export class InferenceProducer {
       ...(options.onLimitRejection === undefined ? {} : { onLimitRejection: options.onLimitRejection }),
     });
     this.lanes = new CoalescingLanes(
-      { maxRequestsPerJob: options.maxRequestsPerJob, maxJobsInFlight: options.maxJobsInFlight, maxPayloadBytesPerJob: options.maxPayloadBytesPerJob ?? maxPayloadBytesPerJob },
+      {
+        maxRequestsPerJob: options.maxRequestsPerJob,
+        maxJobsInFlight: options.maxJobsInFlight,
+        maxPayloadBytesPerJob: options.maxPayloadBytesPerJob ?? maxPayloadBytesPerJob,
+      },
       (target, priority, batch) => this.sendJob(target, priority, batch),
     );
     this.loader = new ModelLoader(redis, replies, options.prefix, logger);

@@ -34,7 +34,9 @@ export function encodeInferenceJob(target: ModelTarget, priority: number, reques
       correlationId,
       inputs: submission.inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, byteLength: input.data.byteLength })),
       outputs: submission.outputs,
-      ...(limits === undefined ? {} : { maxOutputBytes: limits.maxOutputBytes, maxJsonOutputElements: limits.maxJsonOutputElements, jsonOutputs: limits.jsonOutputs }),
+      ...(limits === undefined
+        ? {}
+        : { maxOutputBytes: limits.maxOutputBytes, maxJsonOutputElements: limits.maxJsonOutputElements, jsonOutputs: limits.jsonOutputs }),
     });
     for (const input of submission.inputs) {
       parts.push(input.data);

@@ -24,7 +24,13 @@ export function valueTtlMs(deadline: number): number {
  * so a lost message leaves nothing behind, before the message that names the key is sent.
  * @returns undefined when the bytes go inline, else the key they were written under.
  */
-export async function placeValue(redis: Redis, parts: readonly Uint8Array[], byteLength: number, keyFor: () => string, deadline: number): Promise<string | undefined> {
+export async function placeValue(
+  redis: Redis,
+  parts: readonly Uint8Array[],
+  byteLength: number,
+  keyFor: () => string,
+  deadline: number,
+): Promise<string | undefined> {
   if (byteLength <= inlineValueLimitBytes) return undefined;
   const key = keyFor();
   await writeLargeValue(redis, key, parts, valueTtlMs(deadline));

@@ -92,8 +92,7 @@ export class DoorbellListener {
     while (!this.stopped) {
       try {
         const reply = (await this.redis.xread('COUNT', readCount, 'BLOCK', readBlockMs, 'STREAMS', this.key, lastId)) as
-          | [string, [string, string[]][]][]
-          | null;
+          [string, [string, string[]][]][] | null;
         failures = 0;
         const models = new Set<string>();
         for (const [, entries] of reply ?? []) {

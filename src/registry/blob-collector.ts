@@ -103,7 +103,8 @@ export class BlobCollector {
         (pass) => this.afterPass(pass),
         (error: unknown) => {
           // Redis away is routine (the pass runs again later); anything else is worth a warning.
-          if (isRedisUnavailableError(error)) this.options.logger.debug({ err: (error as Error).message }, 'blob garbage collection pass skipped: Redis unavailable');
+          if (isRedisUnavailableError(error))
+            this.options.logger.debug({ err: (error as Error).message }, 'blob garbage collection pass skipped: Redis unavailable');
           else this.options.logger.warn({ err: error }, 'blob garbage collection pass failed; retrying later');
           this.schedule(this.options.intervalMs);
         },
@@ -163,7 +164,10 @@ export class BlobCollector {
     }
     if (collected.length > 0) {
       const bytes = collected.reduce((total, blob) => total + blob.size, 0);
-      this.options.logger.info({ blobs: collected.length, bytes, sha256: collected.map((blob) => blob.sha256) }, 'unreferenced model files removed by garbage collection');
+      this.options.logger.info(
+        { blobs: collected.length, bytes, sha256: collected.map((blob) => blob.sha256) },
+        'unreferenced model files removed by garbage collection',
+      );
     }
     return { collected };
   }

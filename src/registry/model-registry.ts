@@ -3,7 +3,19 @@ import { splitQualifiedName, tenantSeparator } from '../auth/model-names.js';
 import { defaultTenant } from '../auth/principal.js';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
-import { deploymentMarkerKey, modelConfigKey, modelVersionsKey, modelsKey, nextVersionKey, statisticsKey, tenantCapsLockKey, tenantHoldingsKey, tenantModelsIndexedKey, tenantModelsKey, versionKey } from '../redis-keys.js';
+import {
+  deploymentMarkerKey,
+  modelConfigKey,
+  modelVersionsKey,
+  modelsKey,
+  nextVersionKey,
+  statisticsKey,
+  tenantCapsLockKey,
+  tenantHoldingsKey,
+  tenantModelsIndexedKey,
+  tenantModelsKey,
+  versionKey,
+} from '../redis-keys.js';
 import { BlobReferences } from './blob-references.js';
 import type { ModelState } from './model-state.js';
 import { RedisLock } from './redis-lock.js';
@@ -177,7 +189,11 @@ export class ModelRegistry {
     };
     if (this.durability !== undefined) {
       const { name: _name, state: _state, ...kept } = record;
-      await this.durability.records.writeVersion({ name, ...kept, ...(options.configAtUpload === undefined ? {} : { configAtUpload: options.configAtUpload }) });
+      await this.durability.records.writeVersion({
+        name,
+        ...kept,
+        ...(options.configAtUpload === undefined ? {} : { configAtUpload: options.configAtUpload }),
+      });
     }
     const { tenant } = splitQualifiedName(name);
     const transaction = this.redis
@@ -198,7 +214,9 @@ export class ModelRegistry {
     const deploymentId = this.durability.deploymentId();
     if (deploymentId === undefined) throw errors.registryUnavailable();
     const highestStored = await this.durability.records.highestVersion(name);
-    const allocated = Number(await this.redis.eval(allocateVersionScript, 2, deploymentMarkerKey(this.prefix), this.nextVersionKey(name), deploymentId, highestStored));
+    const allocated = Number(
+      await this.redis.eval(allocateVersionScript, 2, deploymentMarkerKey(this.prefix), this.nextVersionKey(name), deploymentId, highestStored),
+    );
     if (allocated <= 0) throw errors.registryUnavailable();
     return String(allocated);
   }

@@ -126,4 +126,3 @@ export async function readStatistics(redis: Redis, prefix: string, model: string
 export async function deleteStatistics(redis: Redis, prefix: string, model: string, version: string): Promise<void> {
   await redis.del(statisticsKey(prefix, model, version));
 }
-

@@ -102,7 +102,14 @@ export class FileModelStore {
   /** Every published blob with its size in bytes (the garbage collection's candidates). */
   async listBlobs(): Promise<StoredBlob[]> {
     const names = (await listNames(this.blobDirectory)).filter((name) => sha256Pattern.test(name));
-    const sizes = await Promise.all(names.map((name) => stat(path.join(this.blobDirectory, name)).then((info) => info.size, () => -1)));
+    const sizes = await Promise.all(
+      names.map((name) =>
+        stat(path.join(this.blobDirectory, name)).then(
+          (info) => info.size,
+          () => -1,
+        ),
+      ),
+    );
     return names.map((sha256, index) => ({ sha256, size: sizes[index]! })).filter((blob) => blob.size >= 0);
   }
 
@@ -145,7 +152,14 @@ export class FileModelStore {
     let total = 0;
     for (const folder of [this.blobDirectory, this.temporaryDirectory]) {
       const names = (await listNames(folder)).filter((name) => path.join(folder, name) !== except);
-      const sizes = await Promise.all(names.map((name) => stat(path.join(folder, name)).then((info) => info.size, () => 0)));
+      const sizes = await Promise.all(
+        names.map((name) =>
+          stat(path.join(folder, name)).then(
+            (info) => info.size,
+            () => 0,
+          ),
+        ),
+      );
       for (const size of sizes) total += size;
     }
     return total;
@@ -177,12 +191,16 @@ export class FileModelStore {
     const what = finalSizeKnown ? `this upload of ${bytes} bytes` : `this upload (${bytes} bytes so far)`;
     if (maxStoreBytes > 0 && room.otherBytes + bytes > maxStoreBytes) {
       this.limits.onLimitRejection?.('store_bytes');
-      throw errors.storeFull(`it holds ${room.otherBytes} bytes and ${what} would bring it to ${room.otherBytes + bytes}, more than GANTRY_MAX_STORE_BYTES (${maxStoreBytes})`);
+      throw errors.storeFull(
+        `it holds ${room.otherBytes} bytes and ${what} would bring it to ${room.otherBytes + bytes}, more than GANTRY_MAX_STORE_BYTES (${maxStoreBytes})`,
+      );
     }
     const freeAfter = room.freeBytes - Math.max(0, bytes - room.writtenBytes);
     if (minFreeDiskBytes > 0 && freeAfter < minFreeDiskBytes) {
       this.limits.onLimitRejection?.('disk_free');
-      throw errors.storeFull(`${what} would leave ${Math.max(0, freeAfter)} bytes free on its disk, less than GANTRY_MIN_FREE_DISK_BYTES (${minFreeDiskBytes})`);
+      throw errors.storeFull(
+        `${what} would leave ${Math.max(0, freeAfter)} bytes free on its disk, less than GANTRY_MIN_FREE_DISK_BYTES (${minFreeDiskBytes})`,
+      );
     }
   }
 
@@ -201,7 +219,8 @@ export class FileModelStore {
     const temporaryPath = path.join(this.temporaryDirectory, `${randomUUID()}.partial`);
     const hash = createHash('sha256');
     let size = 0;
-    const expectedBytes = options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
+    const expectedBytes =
+      options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
     const limited = (this.limits.maxStoreBytes ?? 0) > 0 || (this.limits.minFreeDiskBytes ?? 0) > 0;
     let room: Room | undefined;
     let nextMeasureAt = recheckEveryBytes;

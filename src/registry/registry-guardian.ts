@@ -138,7 +138,8 @@ export class RegistryGuardian {
     }
     if (redisDeploymentId === this.storeDeploymentId) {
       if (this.condition.kind === 'restoring') return;
-      if (this.condition.kind !== 'intact' && this.condition.kind !== 'unchecked') logger.warn({ deployment: this.storeDeploymentId }, 'the model registry in Redis is this deployment\'s again');
+      if (this.condition.kind !== 'intact' && this.condition.kind !== 'unchecked')
+        logger.warn({ deployment: this.storeDeploymentId }, "the model registry in Redis is this deployment's again");
       this.setCondition({ kind: 'intact' });
       return;
     }
@@ -172,7 +173,10 @@ export class RegistryGuardian {
     try {
       outcome = await rebuildRegistry({ ...this.options, deploymentId });
     } catch (error) {
-      logger.error({ err: error, deployment: deploymentId }, 'rebuilding the model registry from the model store failed; retrying at the next check (or run `gantry repair`)');
+      logger.error(
+        { err: error, deployment: deploymentId },
+        'rebuilding the model registry from the model store failed; retrying at the next check (or run `gantry repair`)',
+      );
       this.setCondition({ kind: 'rebuild-failed' });
       return;
     }
@@ -187,7 +191,11 @@ export class RegistryGuardian {
     }
     this.options.onRestored?.(outcome.restored.length);
     logger.error(
-      { deployment: deploymentId, restored: outcome.restored.length, versions: outcome.restored.map((version) => `${version.name}/${version.version}`).slice(0, 50) },
+      {
+        deployment: deploymentId,
+        restored: outcome.restored.length,
+        versions: outcome.restored.map((version) => `${version.name}/${version.version}`).slice(0, 50),
+      },
       'model registry rebuilt from the model store after Redis lost its data; loading the restored versions',
     );
     const loading = outcome.restored.filter((version) => version.state === 'LOADING').length;
@@ -227,7 +235,10 @@ export class RegistryGuardian {
       }
     }
     this.storeDeploymentId = await records.claimDeploymentId(deploymentId);
-    logger.info({ deployment: this.storeDeploymentId, adopted: redisDeploymentId !== null, recorded }, redisDeploymentId === null ? 'new deployment: marker recorded in Redis and the model store' : 'existing registry in Redis adopted by this model store');
+    logger.info(
+      { deployment: this.storeDeploymentId, adopted: redisDeploymentId !== null, recorded },
+      redisDeploymentId === null ? 'new deployment: marker recorded in Redis and the model store' : 'existing registry in Redis adopted by this model store',
+    );
     await this.compare();
   }
 }

@@ -194,10 +194,16 @@ async function stopLeftover(directory: string, logger: Logger, stopTimeoutMs: nu
   }
   if (!Number.isInteger(record.pid) || !Number.isInteger(record.port) || !isProcessRunning(record.pid)) return;
   if (!(await runsOnDirectory(record, directory))) {
-    logger.warn({ pid: record.pid, directory }, "the pid recorded for this directory's redis-server runs, but not as a redis-server on this directory (a reused pid); leaving it alone");
+    logger.warn(
+      { pid: record.pid, directory },
+      "the pid recorded for this directory's redis-server runs, but not as a redis-server on this directory (a reused pid); leaving it alone",
+    );
     return;
   }
-  logger.warn({ pid: record.pid, port: record.port, directory }, 'stopping the private redis-server a previous start left running on this directory before starting a new one');
+  logger.warn(
+    { pid: record.pid, port: record.port, directory },
+    'stopping the private redis-server a previous start left running on this directory before starting a new one',
+  );
   await stopProcess(record.pid, stopTimeoutMs);
 }
 

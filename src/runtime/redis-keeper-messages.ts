@@ -11,9 +11,7 @@ export type ToKeeper = { type: 'stop'; timeoutMs: number };
 
 /** From the keeper to the start process. */
 export type FromKeeper =
-  | { type: 'spawned'; pid: number }
-  | { type: 'spawn-failed'; message: string }
-  | { type: 'exited'; code: number | null; signal: string | null };
+  { type: 'spawned'; pid: number } | { type: 'spawn-failed'; message: string } | { type: 'exited'; code: number | null; signal: string | null };
 
 /**
  * How long the keeper gives redis-server to stop after SIGTERM once the start process is gone, before SIGKILL.

@@ -57,7 +57,8 @@ export class RedisKeeper {
     const redisPid = spawnedPid;
     const kept = new RedisKeeper(keeper, redisPid, redisExited, keeperExited);
     void redisExited.then((exit) => {
-      if (!kept.stopping) logger.error({ ...exit, pid: redisPid }, 'the private redis-server exited while Gantry runs; Redis is unavailable until Gantry is restarted');
+      if (!kept.stopping)
+        logger.error({ ...exit, pid: redisPid }, 'the private redis-server exited while Gantry runs; Redis is unavailable until Gantry is restarted');
     });
     void keeperExited.then(() => {
       if (!kept.stopping && isProcessRunning(redisPid)) {

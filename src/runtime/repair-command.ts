@@ -30,7 +30,11 @@ function describeRedis(url: string): string {
  * marker is intact still gets back any version it lacks; one holding another deployment's marker is taken over.
  * Prints what it did on stdout. Returns the process exit code: 0 restored (or nothing to restore), 1 otherwise.
  */
-export async function runRepairCommand(config: Config, logger: Logger, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<number> {
+export async function runRepairCommand(
+  config: Config,
+  logger: Logger,
+  print: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+): Promise<number> {
   const redisUrl = await commandRedisUrl(config);
   const where = describeRedis(redisUrl);
   const prefix = config.GANTRY_QUEUE_PREFIX;
@@ -38,7 +42,7 @@ export async function runRepairCommand(config: Config, logger: Logger, print: (l
   if (redis === undefined) {
     print(
       `No Redis answers at ${where}${config.REDIS_URL === undefined ? ' (REDIS_URL is not set)' : ''}. Start the Redis this deployment uses, or set REDIS_URL to it, and run \`gantry repair\` again. ` +
-        "With `gantry start` and its private redis-server (no REDIS_URL), run it while Gantry runs, with the same GANTRY_DATA_DIR; or just start Gantry: the API finds a lost registry and rebuilds it by itself.",
+        'With `gantry start` and its private redis-server (no REDIS_URL), run it while Gantry runs, with the same GANTRY_DATA_DIR; or just start Gantry: the API finds a lost registry and rebuilds it by itself.',
     );
     return 1;
   }
@@ -55,13 +59,16 @@ export async function runRepairCommand(config: Config, logger: Logger, print: (l
     const redisDeploymentId = await redis.get(deploymentMarkerKey(prefix));
     print(`Model store: ${store.describeLocation()} (deployment ${deploymentId}); Redis: ${where}, prefix '${prefix}'.`);
     if (redisDeploymentId === null) print('Redis has no deployment marker: its registry was lost. Rebuilding it from the model store.');
-    else if (redisDeploymentId !== deploymentId) print(`Redis holds another deployment's marker (${redisDeploymentId}); replacing it with this store's and restoring this store's versions.`);
+    else if (redisDeploymentId !== deploymentId)
+      print(`Redis holds another deployment's marker (${redisDeploymentId}); replacing it with this store's and restoring this store's versions.`);
     else print('The registry in Redis is intact; restoring any version it lacks.');
 
     const registry = new ModelRegistry(redis, prefix);
     const outcome = await rebuildWhenFree(() => rebuildRegistry({ redis, prefix, registry, records, store, deploymentId }, { fillIn: true }));
     if (outcome.status === 'busy') {
-      print(`Another process (an API) has been rebuilding the registry for ${busyWaitMs / 1000} s; check GET /v2/health/ready, or run \`gantry repair\` again.`);
+      print(
+        `Another process (an API) has been rebuilding the registry for ${busyWaitMs / 1000} s; check GET /v2/health/ready, or run \`gantry repair\` again.`,
+      );
       return 1;
     }
     if (outcome.restored.length === 0) {
@@ -69,7 +76,8 @@ export async function runRepairCommand(config: Config, logger: Logger, print: (l
       return 0;
     }
     print(`Restored ${outcome.restored.length} version(s):`);
-    for (const version of outcome.restored) print(`  ${describeVersion(version)}  ${version.state}${version.state === 'UNAVAILABLE' ? ' (its model file is missing from the store)' : ''}`);
+    for (const version of outcome.restored)
+      print(`  ${describeVersion(version)}  ${version.state}${version.state === 'UNAVAILABLE' ? ' (its model file is missing from the store)' : ''}`);
     logger.info({ restored: outcome.restored.length, deployment: deploymentId }, 'gantry repair restored the registry');
     await loadAndReport(outcome.restored, redis, redisUrl, config, logger, print);
     return 0;
@@ -93,7 +101,14 @@ async function rebuildWhenFree(rebuild: () => Promise<RebuildOutcome>): Promise<
 }
 
 /** Queues a load of each restored version and prints how each went (a version not loaded in time stays queued). */
-async function loadAndReport(restored: RestoredVersion[], redis: Redis, redisUrl: string, config: Config, logger: Logger, print: (line: string) => void): Promise<void> {
+async function loadAndReport(
+  restored: RestoredVersion[],
+  redis: Redis,
+  redisUrl: string,
+  config: Config,
+  logger: Logger,
+  print: (line: string) => void,
+): Promise<void> {
   const loading = restored.filter((version) => version.state === 'LOADING');
   if (loading.length === 0) return;
   const subscriber = createRedis(redisUrl, 'consumer', 'repair-subscriber');
@@ -102,7 +117,9 @@ async function loadAndReport(restored: RestoredVersion[], redis: Redis, redisUrl
   const producer = new InferenceProducer(redis, replies, { prefix: config.GANTRY_QUEUE_PREFIX, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);
   try {
     await replies.start();
-    print(`Asked the workers to load ${loading.length} version(s); waiting up to ${Math.round(config.GANTRY_LOAD_TIMEOUT_MS / 1000)} s (GANTRY_LOAD_TIMEOUT_MS)…`);
+    print(
+      `Asked the workers to load ${loading.length} version(s); waiting up to ${Math.round(config.GANTRY_LOAD_TIMEOUT_MS / 1000)} s (GANTRY_LOAD_TIMEOUT_MS)…`,
+    );
     const outcomes = await loadRestoredVersions(loading, {
       modelConfigs: new ModelConfigStore(redis, config.GANTRY_QUEUE_PREFIX),
       logger,

@@ -84,7 +84,10 @@ const dayMs = 24 * hourMs;
  * dies without closing loses what it had not flushed (at most one interval's worth).
  */
 export class UsageMeter {
-  private pending = new Map<string, { event: UsageEvent; hour: string; day: string; month: string; requests: number; rows: number; computeNs: number; bytesIn: number; bytesOut: number }>();
+  private pending = new Map<
+    string,
+    { event: UsageEvent; hour: string; day: string; month: string; requests: number; rows: number; computeNs: number; bytesIn: number; bytesOut: number }
+  >();
   /** Quota-counted usage recorded here and not yet confirmed in Redis (pending and in-flight batches). */
   private readonly unflushed = new Map<string, PeriodTotals>();
   private inFlight: FlushBatch | undefined;
@@ -204,7 +207,11 @@ export class UsageMeter {
     }
     let answer: string[];
     try {
-      answer = (await (this.redis as unknown as Record<string, (...values: unknown[]) => Promise<string[]>>)[this.scriptName]!(keys.length, ...keys, ...args)) as string[];
+      answer = (await (this.redis as unknown as Record<string, (...values: unknown[]) => Promise<string[]>>)[this.scriptName]!(
+        keys.length,
+        ...keys,
+        ...args,
+      )) as string[];
     } catch (error) {
       this.options.logger.warn({ err: (error as Error).message, requests: sumRequests(batch) }, 'could not write metered usage to Redis; retrying');
       return false;
@@ -238,10 +245,19 @@ export class UsageMeter {
       const { tenant, keyId, model, version, outcome } = entry.event;
       tenants.add(tenant);
       const hourly = hourlyUsageKey(prefix, tenant, entry.hour);
-      const values = { requests: entry.requests, rows: entry.rows, compute_ns: Math.round(entry.computeNs), bytes_in: entry.bytesIn, bytes_out: entry.bytesOut };
+      const values = {
+        requests: entry.requests,
+        rows: entry.rows,
+        compute_ns: Math.round(entry.computeNs),
+        bytes_in: entry.bytesIn,
+        bytes_out: entry.bytesOut,
+      };
       for (const measure of usageMeasures) add(hourly, usageField(keyId, model, version, outcome, measure), values[measure]);
       if (isLimitRefusal(outcome)) continue;
-      for (const [period, when] of [['day', entry.day], ['month', entry.month]] as const) {
+      for (const [period, when] of [
+        ['day', entry.day],
+        ['month', entry.month],
+      ] as const) {
         const totalKey = usageTotalKey(prefix, tenant, period, when);
         totals.set(totalKey, periodKey(tenant, period, when));
         add(totalKey, 'requests', entry.requests);

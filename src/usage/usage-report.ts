@@ -57,7 +57,8 @@ export async function readUsage(redis: Redis, prefix: string, query: UsageQuery)
         const row = rowFor(rows, query, tenant, hour, parsed.keyId, parsed.model);
         const amount = Number(text);
         row.counts[parsed.measure] += amount;
-        if (parsed.measure === 'requests' && (usageOutcomes as readonly string[]).includes(parsed.outcome)) row.outcomes[parsed.outcome as UsageOutcome] += amount;
+        if (parsed.measure === 'requests' && (usageOutcomes as readonly string[]).includes(parsed.outcome))
+          row.outcomes[parsed.outcome as UsageOutcome] += amount;
       }
     });
   }

@@ -7,7 +7,8 @@ import { ModelInstances } from './model-instances.js';
  * A one-node Identity model (float32 [batch,width]), embedded so the probe needs no file shipped beside the
  * code. Built by test/fixtures/build-fixtures.ts (identity-float.onnx).
  */
-const identityModelBase64 = 'CAgSFGdhbnRyeS10ZXN0LWZpeHR1cmVzGgExMhtJZGVudGl0eSBmb3IgZmxvYXQgdGVuc29ycy46gwEKKgoFaW5wdXQSBm91dHB1dBoPSWRlbnRpdHlfb3V0cHV0IghJZGVudGl0eRIOaWRlbnRpdHlfZmxvYXRaIQoFaW5wdXQSGAoWCAESEgoHEgViYXRjaAoHEgV3aWR0aGIiCgZvdXRwdXQSGAoWCAESEgoHEgViYXRjaAoHEgV3aWR0aEIECgAQEQ==';
+const identityModelBase64 =
+  'CAgSFGdhbnRyeS10ZXN0LWZpeHR1cmVzGgExMhtJZGVudGl0eSBmb3IgZmxvYXQgdGVuc29ycy46gwEKKgoFaW5wdXQSBm91dHB1dBoPSWRlbnRpdHlfb3V0cHV0IghJZGVudGl0eRIOaWRlbnRpdHlfZmxvYXRaIQoFaW5wdXQSGAoWCAESEgoHEgViYXRjaAoHEgV3aWR0aGIiCgZvdXRwdXQSGAoWCAESEgoHEgViYXRjaAoHEgV3aWR0aEIECgAQEQ==';
 
 /**
  * Creates a CUDA-only session for a tiny model in an instance thread (the worker's main thread never loads

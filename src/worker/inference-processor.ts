@@ -15,8 +15,25 @@ import type { SessionCache } from './session-cache.js';
 
 /** Where per-request and per-execution statistics go (Triton's statistics extension, kept in Redis). */
 export interface StatisticsSink {
-  recordRequest(model: string, version: string, request: { ok: boolean; rows: number; queueNs: number; totalNs: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number; finishedAtMs: number }): void;
-  recordExecution(model: string, version: string, execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number }): void;
+  recordRequest(
+    model: string,
+    version: string,
+    request: {
+      ok: boolean;
+      rows: number;
+      queueNs: number;
+      totalNs: number;
+      computeInputNs: number;
+      computeInferNs: number;
+      computeOutputNs: number;
+      finishedAtMs: number;
+    },
+  ): void;
+  recordExecution(
+    model: string,
+    version: string,
+    execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number },
+  ): void;
 }
 
 export interface InferenceProcessorDependencies {
@@ -103,7 +120,13 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
         job.requests.map((request, index) =>
-          model.batcher.submit(inputsByRequest[index]!, request.outputs, { priority: job.priority, deadline: job.deadline, timeoutMs: job.deadline - job.enqueuedAt, model: job.model, version: job.version }),
+          model.batcher.submit(inputsByRequest[index]!, request.outputs, {
+            priority: job.priority,
+            deadline: job.deadline,
+            timeoutMs: job.deadline - job.enqueuedAt,
+            model: job.model,
+            version: job.version,
+          }),
         ),
       );
       const finishedAtMs = Date.now();
@@ -126,7 +149,13 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           bodies.push(output.data);
           bytes += output.data.byteLength;
         }
-        answers.push({ result: { correlationId, outputs: layouts, computeNs: computeShareNs(run.value), rows: run.value.rows }, bodies, bytes, finishedAtMs, run: run.value });
+        answers.push({
+          result: { correlationId, outputs: layouts, computeNs: computeShareNs(run.value), rows: run.value.rows },
+          bodies,
+          bytes,
+          finishedAtMs,
+          run: run.value,
+        });
       });
       ran = true;
     }
@@ -142,7 +171,12 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   record(job, answers, queueNs, ran, dependencies);
   // Timings go to the statistics in Redis, not to the API: the reply carries only results.
   for (const group of replyGroups(answers)) {
-    await publishReply(job, { kind: 'infer', results: group.map((answered) => answered.result) }, group.flatMap((answered) => answered.bodies), dependencies);
+    await publishReply(
+      job,
+      { kind: 'infer', results: group.map((answered) => answered.result) },
+      group.flatMap((answered) => answered.bodies),
+      dependencies,
+    );
   }
   if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
 }
@@ -166,7 +200,17 @@ function record(job: InferenceJob, answers: readonly AnsweredRequest[], queueNs:
   const labels = { model: job.model, version: job.version };
   for (const { result, finishedAtMs, run } of answers) {
     if (run !== undefined) observe(job, run, queueNs, finishedAtMs, dependencies);
-    else statistics.recordRequest(job.model, job.version, { ok: false, rows: 0, queueNs, totalNs: (finishedAtMs - job.enqueuedAt) * 1e6, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+    else
+      statistics.recordRequest(job.model, job.version, {
+        ok: false,
+        rows: 0,
+        queueNs,
+        totalNs: (finishedAtMs - job.enqueuedAt) * 1e6,
+        computeInputNs: 0,
+        computeInferNs: 0,
+        computeOutputNs: 0,
+        finishedAtMs,
+      });
     metrics.workerRequests.inc({ ...labels, outcome: result.error === undefined ? 'success' : result.error.code.toLowerCase() });
   }
   if (ran) metrics.queueDuration.observe(labels, queueNs / 1e9);
@@ -223,7 +267,12 @@ function checkOutputLimits(request: QueuedRequest, outputs: readonly Tensor[], d
 }
 
 /** Publishes one reply message; large output bytes go to a key first (large-values.ts decides which). */
-async function publishReply(job: InferenceJob, header: InferenceReplyHeader, bodies: Uint8Array[], dependencies: InferenceProcessorDependencies): Promise<void> {
+async function publishReply(
+  job: InferenceJob,
+  header: InferenceReplyHeader,
+  bodies: Uint8Array[],
+  dependencies: InferenceProcessorDependencies,
+): Promise<void> {
   const { redis, prefix } = dependencies;
   const bodyLength = bodies.reduce((sum, body) => sum + body.byteLength, 0);
   const bodyKey = await placeValue(redis, bodies, bodyLength, () => replyBodyKey(prefix, job.model, randomUUID()), job.deadline);

@@ -22,8 +22,7 @@ export interface SessionSettings {
 }
 
 export type InstanceRequestBody =
-  | { type: 'load'; modelPath: string; settings: SessionSettings; warmup: boolean }
-  | { type: 'run'; inputs: ThreadTensor[]; outputNames: string[] };
+  { type: 'load'; modelPath: string; settings: SessionSettings; warmup: boolean } | { type: 'run'; inputs: ThreadTensor[]; outputNames: string[] };
 
 export type InstanceRequest = InstanceRequestBody & { id: number };
 

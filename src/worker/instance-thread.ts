@@ -35,7 +35,9 @@ function rejectAbsurdShapes(signature: ModelSignature): void {
   for (const spec of [...signature.inputs, ...signature.outputs]) {
     const fixedElements = spec.shape.reduce((product, dimension) => (dimension > 0 ? product * dimension : product), 1);
     if (fixedElements > maxElementsPerTensor) {
-      throw new Error(`'${spec.name}' declares shape [${spec.shape.join(',')}] (${fixedElements} elements), more than the ${maxElementsPerTensor} a tensor may have`);
+      throw new Error(
+        `'${spec.name}' declares shape [${spec.shape.join(',')}] (${fixedElements} elements), more than the ${maxElementsPerTensor} a tensor may have`,
+      );
     }
   }
 }

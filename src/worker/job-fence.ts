@@ -88,6 +88,9 @@ export function leaveToItsOwner(
   { metrics, logger }: { metrics: Pick<WorkerMetrics, 'fencedJobs'>; logger: Logger },
 ): WaitingError {
   metrics.fencedJobs.inc({ kind, stage: fenced.stage });
-  logger.warn({ queue: job.queueName, jobId: job.id, kind, stage: fenced.stage }, 'job left to the worker that took it over: this worker lost its lock (event loop stalled past GANTRY_JOB_LOCK_MS)');
+  logger.warn(
+    { queue: job.queueName, jobId: job.id, kind, stage: fenced.stage },
+    'job left to the worker that took it over: this worker lost its lock (event loop stalled past GANTRY_JOB_LOCK_MS)',
+  );
   return new WaitingError(fenced.message);
 }

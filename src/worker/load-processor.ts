@@ -49,8 +49,7 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   } catch (error) {
     if (error instanceof FencedOffError) throw error;
     await fence?.check('before_answer');
-    const wire =
-      error instanceof GantryError ? error.toWire() : { code: ErrorCode.Internal, message: 'The worker failed while loading the model.' };
+    const wire = error instanceof GantryError ? error.toWire() : { code: ErrorCode.Internal, message: 'The worker failed while loading the model.' };
     if (!(error instanceof GantryError)) logger.error({ ...context, err: error }, 'model load failed');
     else logger.warn({ ...context, reason: error.message }, 'model version rejected');
     await registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: wire.message });

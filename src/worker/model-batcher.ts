@@ -137,7 +137,7 @@ export class ModelBatcher {
     if (!this.batching || head.rows >= this.settings.maxBatchSize) return this.queue.splice(0, 1);
     const batch: QueuedItem[] = [];
     let rows = 0;
-    for (let index = 0; index < this.queue.length && rows < this.settings.maxBatchSize; ) {
+    for (let index = 0; index < this.queue.length && rows < this.settings.maxBatchSize;) {
       const item = this.queue[index]!;
       if (item.key === head.key && rows + item.rows <= this.settings.maxBatchSize) {
         batch.push(item);
@@ -225,7 +225,13 @@ export class ModelBatcher {
     }
     const totalRows = rows.reduce((sum, count) => sum + count, 0);
     batch.forEach((item, index) => {
-      item.resolve({ outputs: pieces.map((piece) => piece![index]!), timing: run.timing, batchSize: totalRows, rows: item.rows, reportsExecution: index === 0 });
+      item.resolve({
+        outputs: pieces.map((piece) => piece![index]!),
+        timing: run.timing,
+        batchSize: totalRows,
+        rows: item.rows,
+        reportsExecution: index === 0,
+      });
     });
   }
 
@@ -244,4 +250,3 @@ export class ModelBatcher {
     for (const item of this.queue.splice(0)) item.reject(error);
   }
 }
-

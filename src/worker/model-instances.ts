@@ -205,7 +205,11 @@ export class ModelInstances {
    * source (a job payload is a view into ioredis's reply pool) is never detached. `requesters` name the model
    * versions whose requests are in the run, for the watchdog's strike if it has to stop the run.
    */
-  async run(inputs: readonly Tensor[], outputNames: string[], options: { inputsOwned?: boolean; requesters?: readonly RunRequester[] } = {}): Promise<RunOutput> {
+  async run(
+    inputs: readonly Tensor[],
+    outputNames: string[],
+    options: { inputsOwned?: boolean; requesters?: readonly RunRequester[] } = {},
+  ): Promise<RunOutput> {
     let thread: InstanceThread | undefined;
     for (const candidate of this.threads) {
       if (!candidate.retired && (thread === undefined || candidate.inFlight < thread.inFlight)) thread = candidate;
@@ -262,7 +266,14 @@ function inPlace(inputs: readonly Tensor[]): ThreadInputs | undefined {
   if (!inputs.every((input) => input.data.buffer === buffer && input.data.byteOffset % 8 === 0)) return undefined;
   return {
     buffer,
-    inputs: inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, buffer, byteOffset: input.data.byteOffset, byteLength: input.data.byteLength })),
+    inputs: inputs.map((input) => ({
+      name: input.name,
+      datatype: input.datatype,
+      shape: input.shape,
+      buffer,
+      byteOffset: input.data.byteOffset,
+      byteLength: input.data.byteLength,
+    })),
   };
 }
 

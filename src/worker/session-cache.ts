@@ -41,7 +41,9 @@ export interface SessionCacheOptions {
 
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
 function sessionKey(sha256: string, settings: ExecutionSettings): string {
-  return [sha256, settings.instances, settings.intraOpThreads, settings.interOpThreads, settings.graphOptimizationLevel, settings.optimizedModelCache].join(':');
+  return [sha256, settings.instances, settings.intraOpThreads, settings.interOpThreads, settings.graphOptimizationLevel, settings.optimizedModelCache].join(
+    ':',
+  );
 }
 
 /**
@@ -125,7 +127,10 @@ export class SessionCache {
     // A blob is loaded from a folder of its own, never from the store's (see isolated-model-path.ts).
     const isolated = modelPath === this.store.pathOf(sha256) ? await this.isolation.isolate(modelPath) : undefined;
     try {
-      ({ instances, loaded } = await ModelInstances.load(isolated?.modelPath ?? modelPath, settings.instances, sessionSettings, { watchdog: this.options.watchdog, label: sha256 }));
+      ({ instances, loaded } = await ModelInstances.load(isolated?.modelPath ?? modelPath, settings.instances, sessionSettings, {
+        watchdog: this.options.watchdog,
+        label: sha256,
+      }));
     } finally {
       this.reserved.delete(key);
       await isolated?.remove();
@@ -196,7 +201,11 @@ export class SessionCache {
     await mkdir(this.options.cacheDirectory, { recursive: true });
     // Written under a private name and renamed, so a concurrent worker never reads half a file.
     const partial = `${optimizedPath}.${process.pid}.partial`;
-    return { modelPath: this.store.pathOf(sha256), sessionSettings: { ...sessionSettings, optimizedModelPath: partial }, optimizedTarget: { partial, final: optimizedPath } };
+    return {
+      modelPath: this.store.pathOf(sha256),
+      sessionSettings: { ...sessionSettings, optimizedModelPath: partial },
+      optimizedTarget: { partial, final: optimizedPath },
+    };
   }
 
   private async keepOptimized(target: { partial: string; final: string }): Promise<void> {

@@ -38,7 +38,16 @@ export class StatisticsBuffer implements StatisticsSink {
   recordRequest(
     model: string,
     version: string,
-    request: { ok: boolean; rows: number; queueNs: number; totalNs: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number; finishedAtMs: number },
+    request: {
+      ok: boolean;
+      rows: number;
+      queueNs: number;
+      totalNs: number;
+      computeInputNs: number;
+      computeInferNs: number;
+      computeOutputNs: number;
+      finishedAtMs: number;
+    },
   ): void {
     const entry = this.entry(model, version);
     const add = (field: string, amount: number) => entry.increments.set(field, (entry.increments.get(field) ?? 0) + Math.round(amount));
@@ -61,7 +70,11 @@ export class StatisticsBuffer implements StatisticsSink {
     add('inference_count', request.rows);
   }
 
-  recordExecution(model: string, version: string, execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number }): void {
+  recordExecution(
+    model: string,
+    version: string,
+    execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number },
+  ): void {
     const entry = this.entry(model, version);
     const add = (field: string, amount: number) => entry.increments.set(field, (entry.increments.get(field) ?? 0) + Math.round(amount));
     add('execution_count', 1);

@@ -102,8 +102,7 @@ export class WorkerRole {
     this.doorbell = new DoorbellListener(this.doorbellConnection, config.GANTRY_QUEUE_PREFIX, (models) => void this.onRung(models), logger, idleMs);
     const statisticsRedis = this.commands;
     this.statistics = new StatisticsBuffer(
-      (model, version, increments, lastInferenceMs) =>
-        addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
+      (model, version, increments, lastInferenceMs) => addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
       logger,
     );
     this.watchdog = new RunWatchdog(
@@ -135,7 +134,11 @@ export class WorkerRole {
     );
     if (stopped.kind === 'run') {
       this.restart.keep(
-        recordRunStrikes(this.registry, stopped.requesters, { maxStrikes: this.config.GANTRY_MAX_RUN_STRIKES, limitMs: this.config.GANTRY_MAX_RUN_MS, logger: this.logger }),
+        recordRunStrikes(this.registry, stopped.requesters, {
+          maxStrikes: this.config.GANTRY_MAX_RUN_STRIKES,
+          limitMs: this.config.GANTRY_MAX_RUN_MS,
+          logger: this.logger,
+        }),
       );
     }
     this.restartWorker(`a ${stopped.kind} of blob ${stopped.label} ran past its limit`);
@@ -199,7 +202,15 @@ export class WorkerRole {
   }
 
   private dependencies() {
-    return { prefix: this.config.GANTRY_QUEUE_PREFIX, redis: this.commands, sessions: this.sessions, registry: this.registry, metrics: this.metrics, statistics: this.statistics, logger: this.logger };
+    return {
+      prefix: this.config.GANTRY_QUEUE_PREFIX,
+      redis: this.commands,
+      sessions: this.sessions,
+      registry: this.registry,
+      metrics: this.metrics,
+      statistics: this.statistics,
+      logger: this.logger,
+    };
   }
 
   private createConsumer(queueName: string, processor: (job: Job) => Promise<void>, concurrency = this.config.GANTRY_WORKER_CONCURRENCY): BullWorker {
@@ -304,7 +315,10 @@ export class WorkerRole {
         this.config.GANTRY_SHUTDOWN_TIMEOUT_MS,
       );
       if (!drained) {
-        this.logger.warn({ timeoutMs: this.config.GANTRY_SHUTDOWN_TIMEOUT_MS }, 'jobs still running at GANTRY_SHUTDOWN_TIMEOUT_MS; ending the worker, they are re-run after their lock expires');
+        this.logger.warn(
+          { timeoutMs: this.config.GANTRY_SHUTDOWN_TIMEOUT_MS },
+          'jobs still running at GANTRY_SHUTDOWN_TIMEOUT_MS; ending the worker, they are re-run after their lock expires',
+        );
         await this.statistics.flush();
         await endWorkerProcess('shutdown timeout with jobs still running', { restart: false });
       }

@@ -8,18 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { parse as parseLossless, stringify } from 'lossless-json';
 import type { JsonBody } from '../../support/json-body.js';
 import { startGantry, uploadModel, fixturePath, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
-import {
-  assertErrorBody,
-  binaryOutputs,
-  bytesOf,
-  float16Bits,
-  http,
-  inferBinary,
-  inferJson,
-  packStrings,
-  unpackStrings,
-  type Reply,
-} from './support.js';
+import { assertErrorBody, binaryOutputs, bytesOf, float16Bits, http, inferBinary, inferJson, packStrings, unpackStrings, type Reply } from './support.js';
 
 let gantry: GantryProcess;
 let base: string;
@@ -58,9 +47,30 @@ interface DatatypeCase {
 }
 
 const datatypeCases: DatatypeCase[] = [
-  { model: 'identity-bool', datatype: 'BOOL', json: [true, false, false, true], expectedJson: [true, false, false, true], binary: Buffer.from([1, 0, 0, 1]), byteSize: 1 },
-  { model: 'identity-uint8', datatype: 'UINT8', json: [0, 1, 128, 255], expectedJson: [0, 1, 128, 255], binary: bytesOf(Uint8Array.from([0, 1, 128, 255])), byteSize: 1 },
-  { model: 'identity-uint16', datatype: 'UINT16', json: [0, 1, 32768, 65535], expectedJson: [0, 1, 32768, 65535], binary: bytesOf(Uint16Array.from([0, 1, 32768, 65535])), byteSize: 2 },
+  {
+    model: 'identity-bool',
+    datatype: 'BOOL',
+    json: [true, false, false, true],
+    expectedJson: [true, false, false, true],
+    binary: Buffer.from([1, 0, 0, 1]),
+    byteSize: 1,
+  },
+  {
+    model: 'identity-uint8',
+    datatype: 'UINT8',
+    json: [0, 1, 128, 255],
+    expectedJson: [0, 1, 128, 255],
+    binary: bytesOf(Uint8Array.from([0, 1, 128, 255])),
+    byteSize: 1,
+  },
+  {
+    model: 'identity-uint16',
+    datatype: 'UINT16',
+    json: [0, 1, 32768, 65535],
+    expectedJson: [0, 1, 32768, 65535],
+    binary: bytesOf(Uint16Array.from([0, 1, 32768, 65535])),
+    byteSize: 2,
+  },
   {
     model: 'identity-uint32',
     datatype: 'UINT32',
@@ -78,8 +88,22 @@ const datatypeCases: DatatypeCase[] = [
     binary: bytesOf(BigUint64Array.from([0n, 9007199254740991n, 9007199254740993n, 18446744073709551615n])),
     byteSize: 8,
   },
-  { model: 'identity-int8', datatype: 'INT8', json: [-128, -1, 0, 127], expectedJson: [-128, -1, 0, 127], binary: bytesOf(Int8Array.from([-128, -1, 0, 127])), byteSize: 1 },
-  { model: 'identity-int16', datatype: 'INT16', json: [-32768, -1, 0, 32767], expectedJson: [-32768, -1, 0, 32767], binary: bytesOf(Int16Array.from([-32768, -1, 0, 32767])), byteSize: 2 },
+  {
+    model: 'identity-int8',
+    datatype: 'INT8',
+    json: [-128, -1, 0, 127],
+    expectedJson: [-128, -1, 0, 127],
+    binary: bytesOf(Int8Array.from([-128, -1, 0, 127])),
+    byteSize: 1,
+  },
+  {
+    model: 'identity-int16',
+    datatype: 'INT16',
+    json: [-32768, -1, 0, 32767],
+    expectedJson: [-32768, -1, 0, 32767],
+    binary: bytesOf(Int16Array.from([-32768, -1, 0, 32767])),
+    byteSize: 2,
+  },
   {
     model: 'identity-int32',
     datatype: 'INT32',
@@ -255,14 +279,28 @@ describe('inference (inference_rest.md "Inference")', () => {
 
   test('tensor data may be nested or flat ("Tensor Data")', async () => {
     const flat = await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [2, 2], datatype: 'INT32', data: [1, 2, 4, 5] }] });
-    const nested = await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [2, 2], datatype: 'INT32', data: [[1, 2], [4, 5]] }] });
+    const nested = await inferJson(base, 'identity-int32', {
+      inputs: [
+        {
+          name: 'input',
+          shape: [2, 2],
+          datatype: 'INT32',
+          data: [
+            [1, 2],
+            [4, 5],
+          ],
+        },
+      ],
+    });
     assert.deepEqual(single(flat).data, [1, 2, 4, 5]);
     assert.deepEqual(single(nested).data, [1, 2, 4, 5]);
   });
 
   for (const testCase of datatypeCases) {
     test(`${testCase.datatype} round-trips exactly as JSON ("Tensor Data Types")`, async () => {
-      const reply = await inferExactJson(base, testCase.model, { inputs: [{ name: 'input', shape: [2, 2], datatype: testCase.datatype, data: testCase.json }] });
+      const reply = await inferExactJson(base, testCase.model, {
+        inputs: [{ name: 'input', shape: [2, 2], datatype: testCase.datatype, data: testCase.json }],
+      });
       const output = single(reply);
       assert.equal(output.name, 'output');
       assert.equal(output.datatype, testCase.datatype);
@@ -292,16 +330,25 @@ describe('inference (inference_rest.md "Inference")', () => {
   }
 
   test('INT64/UINT64 also accept decimal strings and answer beyond-2^53 values as exact JSON numbers', async () => {
-    const int64Reply = await inferExactJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 3], datatype: 'INT64', data: ['9223372036854775807', '-9223372036854775808', '9007199254740993'] }] });
+    const int64Reply = await inferExactJson(base, 'identity-int64', {
+      inputs: [{ name: 'input', shape: [1, 3], datatype: 'INT64', data: ['9223372036854775807', '-9223372036854775808', '9007199254740993'] }],
+    });
     assert.deepEqual(single(int64Reply).data, [9223372036854775807n, -9223372036854775808n, 9007199254740993n]);
     assert.match(int64Reply.text, /"data":\[9223372036854775807,-9223372036854775808,9007199254740993\]/, 'numbers, not strings, on the wire');
-    const uint64 = single(await inferExactJson(base, 'identity-uint64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT64', data: ['18446744073709551615'] }] }));
+    const uint64 = single(
+      await inferExactJson(base, 'identity-uint64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT64', data: ['18446744073709551615'] }] }),
+    );
     assert.deepEqual(uint64.data, [18446744073709551615n]);
   });
 
   test('BYTES as binary in, JSON out: non-ASCII and empty strings survive', async () => {
     const values = ['', 'ünïcødé', '中文', '🎉🎉', ''];
-    const reply = await inferBinary(base, 'identity-string', { inputs: [{ name: 'input', shape: [1, 5], datatype: 'BYTES', parameters: { binary_data_size: packStrings(values).byteLength } }] }, [packStrings(values)]);
+    const reply = await inferBinary(
+      base,
+      'identity-string',
+      { inputs: [{ name: 'input', shape: [1, 5], datatype: 'BYTES', parameters: { binary_data_size: packStrings(values).byteLength } }] },
+      [packStrings(values)],
+    );
     assert.equal(reply.status, 200, JSON.stringify(reply.header));
     assert.equal(reply.headers.get('inference-header-content-length'), null, 'no binary output was asked for');
     assert.deepEqual(reply.header.outputs[0].data, values);
@@ -309,7 +356,12 @@ describe('inference (inference_rest.md "Inference")', () => {
 
   test('BYTES JSON in, binary out: 4-byte little-endian length then bytes', async () => {
     const values = ['a', '', 'ßß'];
-    const reply = await inferBinary(base, 'identity-string', { inputs: [{ name: 'input', shape: [3, 1], datatype: 'BYTES', data: values }], outputs: [{ name: 'output', parameters: { binary_data: true } }] }, []);
+    const reply = await inferBinary(
+      base,
+      'identity-string',
+      { inputs: [{ name: 'input', shape: [3, 1], datatype: 'BYTES', data: values }], outputs: [{ name: 'output', parameters: { binary_data: true } }] },
+      [],
+    );
     assert.equal(reply.status, 200, JSON.stringify(reply.header));
     const bytes = binaryOutputs(reply).get('output')!;
     assert.deepEqual([...bytes], [1, 0, 0, 0, 0x61, 0, 0, 0, 0, 4, 0, 0, 0, 0xc3, 0x9f, 0xc3, 0x9f]);
@@ -357,12 +409,18 @@ describe('inference (inference_rest.md "Inference")', () => {
           { name: 'b', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } },
         ],
         // product first: the binary part must follow the order of the JSON outputs, not the model's.
-        outputs: [{ name: 'product', parameters: { binary_data: true } }, { name: 'sum', parameters: { binary_data: true } }],
+        outputs: [
+          { name: 'product', parameters: { binary_data: true } },
+          { name: 'sum', parameters: { binary_data: true } },
+        ],
       },
       [bytesOf(b)],
     );
     assert.equal(reply.status, 200, JSON.stringify(reply.header));
-    assert.deepEqual(reply.header.outputs.map((output: { name: string }) => output.name), ['product', 'sum']);
+    assert.deepEqual(
+      reply.header.outputs.map((output: { name: string }) => output.name),
+      ['product', 'sum'],
+    );
     assert.equal(reply.binary.byteLength, 32);
     assert.equal(Number(reply.headers.get('inference-header-content-length')) + 32, Number(reply.headers.get('content-length')));
     assert.deepEqual([...new Float32Array(new Uint8Array(reply.binary.subarray(0, 16)).buffer)], [10, 40, 90, 160]);
@@ -392,7 +450,10 @@ describe('inference (inference_rest.md "Inference")', () => {
     assert.deepEqual(sizes, [a.byteLength, a.byteLength]);
     const first = new Float32Array(new Uint8Array(reply.binary.subarray(0, a.byteLength)).buffer);
     const second = new Float32Array(new Uint8Array(reply.binary.subarray(a.byteLength)).buffer);
-    const byName = new Map([[reply.header.outputs[0].name, first], [reply.header.outputs[1].name, second]]);
+    const byName = new Map([
+      [reply.header.outputs[0].name, first],
+      [reply.header.outputs[1].name, second],
+    ]);
     for (let index = 0; index < a.length; index++) {
       if (byName.get('sum')![index] !== Math.fround(a[index]! + b[index]!)) assert.fail(`sum[${index}]`);
       if (byName.get('product')![index] !== Math.fround(a[index]! * b[index]!)) assert.fail(`product[${index}]`);
@@ -428,15 +489,35 @@ describe('inference (inference_rest.md "Inference")', () => {
 
   test('malformed requests: 4xx with {"error": string} ("Inference Response JSON Error Object")', async () => {
     // wrong element count for the shape
-    assertErrorBody(await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [2, 2], datatype: 'INT32', data: [1, 2, 3] }] }), 400, 'INVALID_ARGUMENT');
+    assertErrorBody(
+      await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [2, 2], datatype: 'INT32', data: [1, 2, 3] }] }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     // wrong datatype for the model's input
-    assertErrorBody(await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'FP32', data: [1] }] }), 400, 'INVALID_ARGUMENT');
+    assertErrorBody(
+      await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'FP32', data: [1] }] }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     // out-of-range integer
-    assertErrorBody(await inferJson(base, 'identity-uint8', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT8', data: [256] }] }), 400, 'INVALID_ARGUMENT');
+    assertErrorBody(
+      await inferJson(base, 'identity-uint8', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'UINT8', data: [256] }] }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     // INT64 out of range as a JSON number (2^63 is written 9223372036854776000)
-    assertErrorBody(await inferJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'INT64', data: [2 ** 63] }] }), 400, 'INVALID_ARGUMENT');
+    assertErrorBody(
+      await inferJson(base, 'identity-int64', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'INT64', data: [2 ** 63] }] }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     // unknown input and unknown requested output
-    assertErrorBody(await inferJson(base, 'identity-int32', { inputs: [{ name: 'nope', shape: [1, 1], datatype: 'INT32', data: [1] }] }), 400, 'INVALID_ARGUMENT');
+    assertErrorBody(
+      await inferJson(base, 'identity-int32', { inputs: [{ name: 'nope', shape: [1, 1], datatype: 'INT32', data: [1] }] }),
+      400,
+      'INVALID_ARGUMENT',
+    );
     assertErrorBody(
       await inferJson(base, 'identity-int32', { inputs: [{ name: 'input', shape: [1, 1], datatype: 'INT32', data: [1] }], outputs: [{ name: 'nope' }] }),
       400,
@@ -447,7 +528,12 @@ describe('inference (inference_rest.md "Inference")', () => {
     assert.ok(garbage.status >= 400 && garbage.status < 500, String(garbage.status));
     assert.equal(typeof garbage.body.error, 'string');
     // binary_data_size larger than the body
-    const short = await inferBinary(base, 'identity-int32', { inputs: [{ name: 'input', shape: [1, 2], datatype: 'INT32', parameters: { binary_data_size: 8 } }] }, [Buffer.alloc(4)]);
+    const short = await inferBinary(
+      base,
+      'identity-int32',
+      { inputs: [{ name: 'input', shape: [1, 2], datatype: 'INT32', parameters: { binary_data_size: 8 } }] },
+      [Buffer.alloc(4)],
+    );
     assertErrorBody(short, 400, 'INVALID_ARGUMENT');
   });
 
@@ -472,7 +558,15 @@ describe("the specs' own examples, adapted to the fixture models", () => {
       id: '42',
       inputs: [
         { name: 'a', shape: [2, 4], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6, 7, 8] },
-        { name: 'b', shape: [2, 4], datatype: 'FP32', data: [[0.5, 0.5, 0.5, 0.5], [1, 1, 1, 1]] },
+        {
+          name: 'b',
+          shape: [2, 4],
+          datatype: 'FP32',
+          data: [
+            [0.5, 0.5, 0.5, 0.5],
+            [1, 1, 1, 1],
+          ],
+        },
       ],
       outputs: [{ name: 'sum' }],
     });

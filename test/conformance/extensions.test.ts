@@ -104,11 +104,20 @@ describe('statistics extension (extension_statistics.md)', () => {
       assert.equal(reply.status, 200, JSON.stringify(reply.body));
     }
     // Two bad requests: wrong shape, wrong datatype. They are not successful inferences.
-    assert.equal((await inferJson(base, 'stats-mlp', { inputs: [{ name: 'input', shape: [1, 255], datatype: 'FP32', data: new Array(255).fill(0) }] })).status, 400);
-    assert.equal((await inferJson(base, 'stats-mlp', { inputs: [{ name: 'input', shape: [1, 256], datatype: 'FP64', data: new Array(256).fill(0) }] })).status, 400);
+    assert.equal(
+      (await inferJson(base, 'stats-mlp', { inputs: [{ name: 'input', shape: [1, 255], datatype: 'FP32', data: new Array(255).fill(0) }] })).status,
+      400,
+    );
+    assert.equal(
+      (await inferJson(base, 'stats-mlp', { inputs: [{ name: 'input', shape: [1, 256], datatype: 'FP64', data: new Array(256).fill(0) }] })).status,
+      400,
+    );
 
     // Workers flush their counters every ~20 ms.
-    const stats = await pollFor(() => modelStats(base, 'stats-mlp'), (value) => value.inference_stats.success.count >= 7);
+    const stats = await pollFor(
+      () => modelStats(base, 'stats-mlp'),
+      (value) => value.inference_stats.success.count >= 7,
+    );
     // "$model_stat"
     assert.equal(stats.name, 'stats-mlp');
     assert.equal(stats.version, '1');
@@ -133,10 +142,16 @@ describe('statistics extension (extension_statistics.md)', () => {
 
     // A [3,256] request is 3 inferences.
     assert.equal((await inferJson(base, 'stats-mlp', mlpRequest(3))).status, 200);
-    const afterBatch = await pollFor(() => modelStats(base, 'stats-mlp'), (value) => value.inference_stats.success.count >= 8);
+    const afterBatch = await pollFor(
+      () => modelStats(base, 'stats-mlp'),
+      (value) => value.inference_stats.success.count >= 8,
+    );
     assert.equal(afterBatch.inference_stats.success.count, 8);
     assert.equal(afterBatch.inference_count, 10);
-    assert.ok(afterBatch.batch_stats.some((entry: { batch_size: number }) => entry.batch_size >= 3), JSON.stringify(afterBatch.batch_stats));
+    assert.ok(
+      afterBatch.batch_stats.some((entry: { batch_size: number }) => entry.batch_size >= 3),
+      JSON.stringify(afterBatch.batch_stats),
+    );
   });
 
   test('GET /v2/models/stats, /v2/models/{m}/stats and /v2/models/{m}/versions/{v}/stats agree', async () => {
@@ -145,7 +160,10 @@ describe('statistics extension (extension_statistics.md)', () => {
     assert.equal(all.status, 200);
     assert.ok(Array.isArray(all.body.model_stats));
     const fromAll = all.body.model_stats.find((entry: { name: string; version: string }) => entry.name === 'stats-mlp' && entry.version === '1');
-    assert.ok(all.body.model_stats.some((entry: { name: string }) => entry.name === 'cfg-mlp'), 'every model is listed');
+    assert.ok(
+      all.body.model_stats.some((entry: { name: string }) => entry.name === 'cfg-mlp'),
+      'every model is listed',
+    );
     const perModel = await http(base, 'GET', '/v2/models/stats-mlp/stats');
     assert.equal(perModel.status, 200);
     assert.equal(perModel.body.model_stats.length, 1);
@@ -264,7 +282,7 @@ describe('classification extension (extension_classification.md)', () => {
     checkClassified(reply.body.outputs[0], scores, false);
   });
 
-  test('the spec\'s example ordering: [1, 5, 10, 4] top-2 → indices 2, 1', async () => {
+  test("the spec's example ordering: [1, 5, 10, 4] top-2 → indices 2, 1", async () => {
     // The "Classification Extension" worked example, fed through an identity model standing in for a scorer.
     const upload = await uploadModel(base, 'scorer', fixturePath('identity-float.onnx'));
     assert.equal(upload.status, 201);

@@ -68,7 +68,8 @@ function compareMessages(where: string, ours: MessageDescriptor, theirs: Message
       continue;
     }
     for (const property of ['number', 'type', 'label', 'typeName'] as const) {
-      if (field[property] !== reference[property]) problems.push(`${where}.${field.name}: ${property} ${field[property]}, the reference's is ${reference[property]}`);
+      if (field[property] !== reference[property])
+        problems.push(`${where}.${field.name}: ${property} ${field[property]}, the reference's is ${reference[property]}`);
     }
   }
   // A oneof the project declares is the reference's, by name.
@@ -87,7 +88,7 @@ function compareMessages(where: string, ours: MessageDescriptor, theirs: Message
   }
 }
 
-test('every message, enum and field of proto/ is the reference protocol\'s (name, number, type, label, message type)', { skip }, () => {
+test("every message, enum and field of proto/ is the reference protocol's (name, number, type, label, message type)", { skip }, () => {
   const ours = load(path.join(repositoryRoot, 'proto'));
   const theirs = load(referenceFolder!);
   const problems: string[] = [];
@@ -139,7 +140,8 @@ test("every method of the reference's services is declared, with the same path, 
       });
       const wanted = shape(method);
       const got = shape(mine);
-      if (JSON.stringify(got) !== JSON.stringify(wanted)) problems.push(`${serviceName}/${methodName}: ${JSON.stringify(got)}, the reference's is ${JSON.stringify(wanted)}`);
+      if (JSON.stringify(got) !== JSON.stringify(wanted))
+        problems.push(`${serviceName}/${methodName}: ${JSON.stringify(got)}, the reference's is ${JSON.stringify(wanted)}`);
     }
   }
   assert.deepEqual(problems, []);

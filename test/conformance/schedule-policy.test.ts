@@ -32,7 +32,11 @@ before(async () => {
     // One instance, no batching: queued requests run strictly one after another.
     const put = await http(base, 'PUT', `/v1/models/${name}/config`, { instances: 1, maxBatchSize: 0 });
     assert.equal(put.status, 200, JSON.stringify(put.body));
-    const ready = await pollFor(() => http(base, 'GET', `/v2/models/${name}/ready`), (value) => value.status === 200, 10_000);
+    const ready = await pollFor(
+      () => http(base, 'GET', `/v2/models/${name}/ready`),
+      (value) => value.status === 200,
+      10_000,
+    );
     assert.equal(ready.status, 200);
     // Warm-up, so session creation does not count as queue time below.
     assert.equal((await inferJson(base, name, slowRequest(1))).status, 200);
@@ -45,7 +49,10 @@ after(async () => {
 
 /** Waits until the worker's counters settle at `success` successful requests, then returns the stats. */
 async function settledStats(model: string, success: number): Promise<JsonBody> {
-  await pollFor(() => modelStats(base, model), (value) => value.inference_stats.success.count >= success);
+  await pollFor(
+    () => modelStats(base, model),
+    (value) => value.inference_stats.success.count >= success,
+  );
   await sleep(150); // anything late would show up now
   return modelStats(base, model);
 }

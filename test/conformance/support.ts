@@ -19,7 +19,13 @@ export interface Reply {
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Any HTTP call with an optional JSON body (a string is sent as it is), with the test admin key unless `init` names another. */
-export function http(baseUrl: string, method: string, path: string, body?: unknown, init: { headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Reply> {
+export function http(
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  init: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Reply> {
   const headers = body === undefined ? withAdminKey(init.headers) : withAdminKey({ 'content-type': 'application/json', ...init.headers });
   return httpCall(baseUrl, method, path, { headers, ...(body === undefined ? {} : { body }), ...(init.signal === undefined ? {} : { signal: init.signal }) });
 }

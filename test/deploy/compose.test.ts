@@ -50,7 +50,6 @@ function compose(args: string[], envFile = secretsEnvFile): string {
   return result.stdout;
 }
 
-
 const EXPECTED_SERVICES = ['api', 'grafana', 'prometheus', 'redis', 'worker', 'worker-gpu'];
 
 function portHostIp(port: Doc): string | undefined {
@@ -106,7 +105,10 @@ test('docker-compose config succeeds and describes the whole stack', { skip }, a
   assert.match(redisCommand, /--maxmemory-policy\s+noeviction/);
   assert.ok(services.redis.healthcheck, 'redis has a healthcheck');
   assert.match(JSON.stringify(services.redis.healthcheck.test), /redis-cli.*ping/);
-  assert.ok(volumeTargets(services.redis).some((v) => v.target === '/data'), 'redis keeps its AOF on a volume');
+  assert.ok(
+    volumeTargets(services.redis).some((v) => v.target === '/data'),
+    'redis keeps its AOF on a volume',
+  );
 
   // The three roles of the one image.
   assert.deepEqual([services.api.command].flat(), ['node', 'dist/src/cli.js', 'api']);
@@ -164,17 +166,12 @@ test('docker-compose config succeeds and describes the whole stack', { skip }, a
     volumeTargets(services.prometheus).some((v) => v.source.endsWith('/deploy/prometheus') && v.target === '/etc/prometheus'),
     'prometheus mounts deploy/prometheus',
   );
-  assert.ok(
-    [services.prometheus.command].flat().includes('--config.file=/etc/prometheus/prometheus.yml'),
-    'prometheus reads deploy/prometheus/prometheus.yml',
-  );
+  assert.ok([services.prometheus.command].flat().includes('--config.file=/etc/prometheus/prometheus.yml'), 'prometheus reads deploy/prometheus/prometheus.yml');
   const grafanaEnv = envOf(services.grafana);
   assert.equal(String(grafanaEnv.GF_AUTH_ANONYMOUS_ENABLED), 'true');
   assert.equal(grafanaEnv.GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
   assert.ok(
-    volumeTargets(services.grafana).some(
-      (v) => v.source.endsWith('/deploy/grafana/provisioning') && v.target === '/etc/grafana/provisioning',
-    ),
+    volumeTargets(services.grafana).some((v) => v.source.endsWith('/deploy/grafana/provisioning') && v.target === '/etc/grafana/provisioning'),
     'grafana mounts deploy/grafana/provisioning',
   );
   const providers = readFileSync(join(root, 'deploy/grafana/provisioning/dashboards/gantry.yml'), 'utf8');
@@ -185,9 +182,7 @@ test('docker-compose config succeeds and describes the whole stack', { skip }, a
   );
 
   // The published ports of the three web UIs.
-  const hostPorts = Object.fromEntries(
-    ['api', 'prometheus', 'grafana'].map((name) => [name, String(services[name].ports[0])]),
-  );
+  const hostPorts = Object.fromEntries(['api', 'prometheus', 'grafana'].map((name) => [name, String(services[name].ports[0])]));
   assert.match(hostPorts.api ?? '', /^127\.0\.0\.1:8080:8080/);
   assert.match(hostPorts.prometheus ?? '', /^127\.0\.0\.1:9090:9090/);
   assert.match(hostPorts.grafana ?? '', /^127\.0\.0\.1:3000:3000/);
@@ -230,7 +225,10 @@ test('.env.example lists every variable docker-compose.yml reads, and works as a
   // As it is, .env.example has empty secrets, and compose refuses it; with them filled in, it is a working .env.
   assert.notEqual(runCompose(['config', '--quiet'], join(root, '.env.example')).status, 0, 'compose accepts .env.example with empty secrets');
   const filled = join(envDirectory, 'filled.env');
-  writeFileSync(filled, example.replace(/^GANTRY_ADMIN_KEY=$/m, `GANTRY_ADMIN_KEY=${testAdminKey}`).replace(/^REDIS_PASSWORD=$/m, `REDIS_PASSWORD=${testRedisPassword}`));
+  writeFileSync(
+    filled,
+    example.replace(/^GANTRY_ADMIN_KEY=$/m, `GANTRY_ADMIN_KEY=${testAdminKey}`).replace(/^REDIS_PASSWORD=$/m, `REDIS_PASSWORD=${testRedisPassword}`),
+  );
   const config = await parseYaml(compose(['config'], filled));
   assert.match(String(config.services.api.ports[0]), /^127\.0\.0\.1:8080:8080/);
   assert.match(String(config.services.api.ports[1]), /^127\.0\.0\.1:8081:8081/, 'the api publishes its gRPC port on loopback');
@@ -242,7 +240,10 @@ test('.env.example lists every variable docker-compose.yml reads, and works as a
 test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build installs onnxruntime CUDA libs', () => {
   const cpu = readFileSync(join(root, 'Dockerfile'), 'utf8');
   const cuda = readFileSync(join(root, 'Dockerfile.cuda'), 'utf8');
-  for (const [name, text] of [['Dockerfile', cpu], ['Dockerfile.cuda', cuda]] as const) {
+  for (const [name, text] of [
+    ['Dockerfile', cpu],
+    ['Dockerfile.cuda', cuda],
+  ] as const) {
     assert.ok((text.match(/^FROM /gm) ?? []).length >= 2, `${name} is multi-stage`);
     assert.match(text, /^RUN npm ci\b|^RUN .*\bnpm ci\b/m, `${name} runs npm ci`);
     assert.match(text, /npm run build/, `${name} builds`);
@@ -256,7 +257,10 @@ test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build insta
     assert.match(text, /^COPY proto \.\/proto$/m, `${name} ships the gRPC .proto files the API loads`);
     assert.match(text, /^HEALTHCHECK [\s\S]*?CMD node -e /m, `${name} healthcheck uses node`);
     assert.match(text, /COPY --from=build \/app\/package\.json/, `${name} ships package.json ("type": "module")`);
-    const instructions = text.split('\n').filter((line) => !line.trimStart().startsWith('#')).join('\n');
+    const instructions = text
+      .split('\n')
+      .filter((line) => !line.trimStart().startsWith('#'))
+      .join('\n');
     assert.doesNotMatch(instructions, /\bcurl\b|\bwget\b/, `${name} uses neither curl nor wget`);
   }
   assert.match(cpu, /^ARG NODE_IMAGE=node:20-bookworm-slim$/m);
@@ -267,7 +271,9 @@ test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build insta
   assert.match(cuda, /GANTRY_DEVICE=cuda/);
   assert.match(cuda, /--allow-scripts=onnxruntime-node/, 'Dockerfile.cuda allows the onnxruntime-node install script explicitly');
 
-  const ignore = readFileSync(join(root, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+  const ignore = readFileSync(join(root, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim());
   for (const entry of ['node_modules', 'dist', 'data', '.git', '.env']) assert.ok(ignore.includes(entry), `.dockerignore ${entry}`);
   for (const entry of ['src', 'package.json', 'package-lock.json', '.npmrc', 'tsconfig.json']) {
     assert.ok(!ignore.includes(entry), `.dockerignore must not exclude ${entry}`);

@@ -26,14 +26,15 @@ function repoRoot(): string {
 const root = repoRoot();
 const k8sDir = join(root, 'deploy/kubernetes');
 
-
 interface Manifest {
   file: string;
   doc: Doc;
 }
 
 async function loadAll(): Promise<Manifest[]> {
-  const files = readdirSync(k8sDir).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+  const files = readdirSync(k8sDir)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort();
   const all: Manifest[] = [];
   for (const file of files) {
     const docs = parseYamlDocuments(readFileSync(join(k8sDir, file), 'utf8'), file);
@@ -118,9 +119,7 @@ test('workloads: selectors match pod labels, containers have images, Services se
   }
   for (const { file, doc } of manifests.filter((m) => m.doc.kind === 'Service')) {
     const selector = doc.spec.selector as Record<string, string>;
-    const target = workloads.find((w) =>
-      Object.entries(selector).every(([k, v]) => w.doc.spec.template.metadata.labels?.[k] === v),
-    );
+    const target = workloads.find((w) => Object.entries(selector).every(([k, v]) => w.doc.spec.template.metadata.labels?.[k] === v));
     assert.ok(target, `${file}: Service ${doc.metadata.name} selects a workload`);
     const container = target.doc.spec.template.spec.containers[0];
     for (const port of doc.spec.ports as Doc[]) {
@@ -152,9 +151,7 @@ test('api Deployment: probes on 8080, config from the ConfigMap, models volume a
 });
 
 function assertModelsVolume(workload: Doc, container: Doc): void {
-  const volume = (workload.spec.template.spec.volumes as Doc[]).find(
-    (v) => v.persistentVolumeClaim?.claimName === 'gantry-models',
-  );
+  const volume = (workload.spec.template.spec.volumes as Doc[]).find((v) => v.persistentVolumeClaim?.claimName === 'gantry-models');
   assert.ok(volume, `${workload.metadata.name} uses the gantry-models PVC`);
   assert.ok(
     (container.volumeMounts as Doc[]).some((m) => m.name === volume.name && m.mountPath === '/data'),
@@ -169,7 +166,10 @@ test('worker Deployments: metrics port 9091, /health and /ready probes, scrape a
     const worker = find(manifests, 'Deployment', name);
     const [container] = worker.spec.template.spec.containers as Doc[];
     assert.deepEqual(container.args ?? container.command, ['node', 'dist/src/cli.js', 'worker']);
-    assert.ok((container.ports as Doc[]).some((p) => p.containerPort === 9091), `${name}: containerPort 9091`);
+    assert.ok(
+      (container.ports as Doc[]).some((p) => p.containerPort === 9091),
+      `${name}: containerPort 9091`,
+    );
     assert.deepEqual(probe(container, 'livenessProbe'), { path: '/health', port: 9091 });
     assert.deepEqual(probe(container, 'readinessProbe'), { path: '/ready', port: 9091 });
     const annotations = worker.spec.template.metadata.annotations as Record<string, string>;
@@ -235,7 +235,10 @@ test('secrets: the admin key and the Redis password come from the generated gant
   }
   fromSecret(workloads[0].spec.template.spec.containers[0], 'GANTRY_ADMIN_KEY');
   for (const worker of workloads.slice(1)) {
-    assert.ok(!(worker.spec.template.spec.containers[0].env as Doc[]).some((entry) => entry.name === 'GANTRY_ADMIN_KEY'), `${worker.metadata.name} gets no admin key`);
+    assert.ok(
+      !(worker.spec.template.spec.containers[0].env as Doc[]).some((entry) => entry.name === 'GANTRY_ADMIN_KEY'),
+      `${worker.metadata.name} gets no admin key`,
+    );
   }
   const config = find(manifests, 'ConfigMap', 'gantry-config');
   for (const secret of ['GANTRY_ADMIN_KEY', 'REDIS_URL', 'REDIS_PASSWORD']) assert.equal(config.data[secret], undefined, `the ConfigMap holds ${secret}`);
@@ -244,12 +247,20 @@ test('secrets: the admin key and the Redis password come from the generated gant
   fromSecret(redis, 'REDIS_PASSWORD');
   const redisCommand = [...(redis.command ?? []), ...(redis.args ?? [])].join(' ');
   assert.match(redisCommand, /requirepass %s.*\| exec redis-server - /, 'requirepass on stdin, not the command line');
-  for (const probeName of ['readinessProbe', 'livenessProbe']) assert.match(redis[probeName].exec.command.join(' '), /REDISCLI_AUTH=.*redis-cli ping \| grep -q PONG/);
+  for (const probeName of ['readinessProbe', 'livenessProbe'])
+    assert.match(redis[probeName].exec.command.join(' '), /REDISCLI_AUTH=.*redis-cli ping \| grep -q PONG/);
 
   const [kustomization] = parseYamlDocuments(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
   assert.deepEqual(kustomization.secretGenerator, [{ name: 'gantry-secrets', envs: ['secrets.env'] }]);
   const example = readFileSync(join(k8sDir, 'secrets.env.example'), 'utf8');
-  assert.deepEqual([...example.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]), [['GANTRY_ADMIN_KEY', ''], ['REDIS_PASSWORD', '']], 'the example holds no secret');
+  assert.deepEqual(
+    [...example.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
+    [
+      ['GANTRY_ADMIN_KEY', ''],
+      ['REDIS_PASSWORD', ''],
+    ],
+    'the example holds no secret',
+  );
   assert.match(readFileSync(join(k8sDir, '.gitignore'), 'utf8'), /^secrets\.env$/m);
 });
 

@@ -37,7 +37,6 @@ function promtool(args: string[], cwd = root): string {
   return result.stdout + result.stderr;
 }
 
-
 // ---------------------------------------------------------------------------------------------------------
 // The metric contract (src/ exports these; default prom-client process metrics are unprefixed).
 const HISTOGRAMS = [
@@ -99,9 +98,7 @@ function balanced(expr: string): boolean {
 
 /** Grafana variables → values PromQL accepts, for offline parsing. */
 function concretize(expr: string): string {
-  return expr
-    .replace(/\$__rate_interval|\$__interval|\$\{__rate_interval\}|\$\{__interval\}/g, '5m')
-    .replace(/\$\{?model\}?/g, '.*');
+  return expr.replace(/\$__rate_interval|\$__interval|\$\{__rate_interval\}|\$\{__interval\}/g, '5m').replace(/\$\{?model\}?/g, '.*');
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -137,7 +134,10 @@ test('scrape jobs: gantry-api at api:8080, gantry-worker by DNS A discovery of "
 test('alerts.yml has the required alerts, each on known metrics', async () => {
   const rules = await parseYaml(readFileSync(join(promDir, 'alerts.yml'), 'utf8'));
   const alerts: Record<string, Doc> = Object.fromEntries(
-    (rules.groups as Doc[]).flatMap((g) => g.rules as Doc[]).filter((r) => r.alert).map((r) => [r.alert, r]),
+    (rules.groups as Doc[])
+      .flatMap((g) => g.rules as Doc[])
+      .filter((r) => r.alert)
+      .map((r) => [r.alert, r]),
   );
   const required: Record<string, RegExp> = {
     GantryWorkerDown: /up\{job="gantry-worker"\} == 0[\s\S]*absent\(/,
@@ -161,10 +161,10 @@ test('alerts.yml has the required alerts, each on known metrics', async () => {
 });
 
 test('metricNames extracts selectors only', () => {
-  assert.deepEqual(
-    metricNames('sum by (model, le) (rate(gantry_batch_size_bucket{model=~"a|b",x!="sum"}[5m])) / on (model) up > bool 1e3'),
-    ['gantry_batch_size_bucket', 'up'],
-  );
+  assert.deepEqual(metricNames('sum by (model, le) (rate(gantry_batch_size_bucket{model=~"a|b",x!="sum"}[5m])) / on (model) up > bool 1e3'), [
+    'gantry_batch_size_bucket',
+    'up',
+  ]);
   assert.ok(!balanced('sum(rate(x[5m])'));
 });
 
@@ -175,9 +175,7 @@ test('Grafana dashboard: uid, title, panels with valid PromQL over the Gantry me
   assert.equal(typeof dashboard.title, 'string');
   assert.ok(Array.isArray(dashboard.panels) && dashboard.panels.length >= 10);
 
-  const datasource = await parseYaml(
-    readFileSync(join(root, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8'),
-  );
+  const datasource = await parseYaml(readFileSync(join(root, 'deploy/grafana/provisioning/datasources/prometheus.yml'), 'utf8'));
   const dsUid = datasource.datasources[0].uid;
   assert.equal(datasource.datasources[0].type, 'prometheus');
   assert.equal(datasource.datasources[0].url, 'http://prometheus:9090');
@@ -222,9 +220,7 @@ test('Grafana dashboard: uid, title, panels with valid PromQL over the Gantry me
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'gantry-dashboard-'));
-  const rules = exprs
-    .map(({ expr }, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(concretize(expr))}`)
-    .join('\n');
+  const rules = exprs.map(({ expr }, i) => `      - record: dashboard:expr_${i}\n        expr: ${JSON.stringify(concretize(expr))}`).join('\n');
   writeFileSync(join(dir, 'dashboard-rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules}\n`);
   assert.match(promtool(['check', 'rules', join(dir, 'dashboard-rules.yml')]), new RegExp(`SUCCESS: ${exprs.length} rules found`));
 });

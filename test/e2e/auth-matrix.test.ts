@@ -140,14 +140,22 @@ describe('every route × every kind of caller', { timeout: 180_000 }, () => {
     const alpha = await createKey(base, { tenant: 'alpha', name: 'alpha, all scopes', scopes: alphaScopes });
     const beta = await createKey(base, { tenant: 'beta', name: 'beta, all scopes', scopes: alphaScopes });
     const single = new Map<Scope, string>();
-    for (const scope of ['usage:read', 'infer', 'models:read', 'keys:write'] as const) single.set(scope, (await createKey(base, { tenant: 'alpha', name: scope, scopes: [scope] })).key);
+    for (const scope of ['usage:read', 'infer', 'models:read', 'keys:write'] as const)
+      single.set(scope, (await createKey(base, { tenant: 'alpha', name: scope, scopes: [scope] })).key);
     const expired = await createKey(base, { tenant: 'alpha', name: 'expiring', scopes: alphaScopes, expiresAt: new Date(Date.now() + 1000).toISOString() });
     const revoked = await createKey(base, { tenant: 'alpha', name: 'revoked', scopes: alphaScopes });
     assert.equal((await call(base, 'DELETE', `/v1/keys/${revoked.id}`)).status, 200);
-    const spare = [(await createKey(base, { tenant: 'alpha', name: 'spare 0', scopes: ['infer'] })).id, (await createKey(base, { tenant: 'alpha', name: 'spare 1', scopes: ['infer'] })).id];
+    const spare = [
+      (await createKey(base, { tenant: 'alpha', name: 'spare 0', scopes: ['infer'] })).id,
+      (await createKey(base, { tenant: 'alpha', name: 'spare 1', scopes: ['infer'] })).id,
+    ];
     for (const name of [model, 'matrix-load', 'matrix-delete', 'matrix-delete-version']) await upload(base, name, alpha.key);
     ids = { keys: { alpha, beta, single, expired: expired.key, revoked: revoked.key, spare } };
-    await waitUntil(async () => (await call(base, 'GET', '/v2', undefined, { authorization: `Bearer ${expired.key}` })).status === 401, 5000, 'the expiring key to expire');
+    await waitUntil(
+      async () => (await call(base, 'GET', '/v2', undefined, { authorization: `Bearer ${expired.key}` })).status === 401,
+      5000,
+      'the expiring key to expire',
+    );
   });
 
   after(async () => {
@@ -198,7 +206,10 @@ describe('every route × every kind of caller', { timeout: 180_000 }, () => {
       const reply = await send(gantry.baseUrl, entry, spec, ids, key);
       assert.equal(reply.status, 403, `${entry}: ${reply.status} ${JSON.stringify(reply.body)}`);
       assert.equal(reply.body.code, 'PERMISSION_DENIED');
-      assert.ok((requirement as readonly string[]).some((scope) => reply.body.error.includes(`'${scope}'`)), `${entry}: ${reply.body.error}`);
+      assert.ok(
+        (requirement as readonly string[]).some((scope) => reply.body.error.includes(`'${scope}'`)),
+        `${entry}: ${reply.body.error}`,
+      );
     }
   });
 
@@ -248,6 +259,10 @@ describe('every route × every kind of caller', { timeout: 180_000 }, () => {
     await waitUntil(async () => (await scopedOnSecond()).status === 403, 1000, 'the narrowed scope on the second process');
 
     assert.equal((await call(gantry.baseUrl, 'PATCH', '/v1/tenants/beta', { disabled: true })).status, 200);
-    await waitUntil(async () => (await call(secondApi.baseUrl, 'GET', '/v2', undefined, { authorization: `Bearer ${ids.keys.beta.key}` })).status === 403, 1000, "beta's keys refused on the second process");
+    await waitUntil(
+      async () => (await call(secondApi.baseUrl, 'GET', '/v2', undefined, { authorization: `Bearer ${ids.keys.beta.key}` })).status === 403,
+      1000,
+      "beta's keys refused on the second process",
+    );
   });
 });

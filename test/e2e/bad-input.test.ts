@@ -43,10 +43,17 @@ describe('bad input', () => {
       const list = await call(gantry.baseUrl, 'GET', '/v1/models');
       assert.equal(list.status, 200);
       assert.ok(!list.body.models.some((model: { name: string }) => model.name === name), `${name} is not listed`);
-      assert.ok(list.body.models.some((model: { name: string }) => model.name === 'mlp'), 'the good model is still listed');
+      assert.ok(
+        list.body.models.some((model: { name: string }) => model.name === 'mlp'),
+        'the good model is still listed',
+      );
 
       // A refused upload's file goes at the garbage collection's next pass (it has no grace period: nobody used it).
-      await waitUntil(async () => JSON.stringify(await listDirectory(blobDirectory(gantry.dataDirectory))) === JSON.stringify(blobsBefore), 5000, 'no new blob file');
+      await waitUntil(
+        async () => JSON.stringify(await listDirectory(blobDirectory(gantry.dataDirectory))) === JSON.stringify(blobsBefore),
+        5000,
+        'no new blob file',
+      );
       assert.deepEqual(await listDirectory(temporaryBlobDirectory(gantry.dataDirectory)), [], 'blobs/tmp is empty');
 
       const workerReady = await fetch(`${gantry.workerUrl}/ready`);
@@ -87,7 +94,12 @@ describe('bad input', () => {
     {
       what: 'unknown input',
       model: 'mlp',
-      request: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: row }, { name: 'extra', datatype: 'FP32', shape: [1], data: [1] }] },
+      request: {
+        inputs: [
+          { name: 'input', datatype: 'FP32', shape: [1, 256], data: row },
+          { name: 'extra', datatype: 'FP32', shape: [1], data: [1] },
+        ],
+      },
       message: /'extra'/,
     },
     {

@@ -76,7 +76,7 @@ describe('dynamic batching through gantry', () => {
     }
   };
 
-  test('64 concurrent tiny-mlp requests: every answer is its own input\'s; statistics show batching (executions < inferences)', async (t) => {
+  test("64 concurrent tiny-mlp requests: every answer is its own input's; statistics show batching (executions < inferences)", async (t) => {
     await burstOfMlpRequests(100);
     const after = await countsReaching('mlp', 64);
     assert.equal(after.inference, 64);

@@ -91,13 +91,19 @@ describe('core inference path', () => {
       ['product'],
     );
     assert.deepEqual(only.body.outputs[0].shape, [2, 4]);
-    assert.deepEqual(only.body.outputs[0].data, a.map((value, index) => value * b[index]!));
+    assert.deepEqual(
+      only.body.outputs[0].data,
+      a.map((value, index) => value * b[index]!),
+    );
 
     const all = await inferJson(gantry.baseUrl, 'multi', { inputs });
     assert.equal(all.status, 200, JSON.stringify(all.body));
     const byName = new Map(all.body.outputs.map((output: { name: string }) => [output.name, output]));
     assert.deepEqual([...byName.keys()].sort(), ['product', 'sum']);
-    assert.deepEqual((byName.get('sum') as { data: number[] }).data, a.map((value, index) => value + b[index]!));
+    assert.deepEqual(
+      (byName.get('sum') as { data: number[] }).data,
+      a.map((value, index) => value + b[index]!),
+    );
   });
 
   test('scalar.onnx: a shape [] input works and a scalar output comes back with shape []', async () => {

@@ -23,7 +23,11 @@ interface RawReply {
 
 /** POSTs a body exactly as given (no Content-Type unless `headers` has one, as tritonclient.http sends it). */
 async function post(model: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<RawReply> {
-  const response = await fetch(`${gantry.baseUrl}/v2/models/${model}/infer`, { method: 'POST', headers: withAdminKey(headers), body: typeof body === 'string' ? body : new Uint8Array(body) });
+  const response = await fetch(`${gantry.baseUrl}/v2/models/${model}/infer`, {
+    method: 'POST',
+    headers: withAdminKey(headers),
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
   return { status: response.status, headers: response.headers, body: Buffer.from(await response.arrayBuffer()) };
 }
 
@@ -87,8 +91,12 @@ describe('64-bit integers as JSON numbers, both ways', () => {
   });
 
   test('binary extension: a binary INT64 input answered as JSON comes back as exact numbers', async () => {
-    const header = Buffer.from(`{"inputs":[{"name":"input","shape":[1,${int64Extremes.length}],"datatype":"INT64","parameters":{"binary_data_size":${int64Extremes.length * 8}}}]}`);
-    const reply = await post('identity-int64', Buffer.concat([header, bytesOf(int64Extremes, 'INT64')]), { 'inference-header-content-length': String(header.byteLength) });
+    const header = Buffer.from(
+      `{"inputs":[{"name":"input","shape":[1,${int64Extremes.length}],"datatype":"INT64","parameters":{"binary_data_size":${int64Extremes.length * 8}}}]}`,
+    );
+    const reply = await post('identity-int64', Buffer.concat([header, bytesOf(int64Extremes, 'INT64')]), {
+      'inference-header-content-length': String(header.byteLength),
+    });
     assertExactOutput(reply, 'INT64', int64Extremes);
   });
 

@@ -69,7 +69,8 @@ const int64Max = 9223372036854775807n;
 function makeInput(name: string, datatype: string, shape: number[], seed: number): TestInput {
   const count = shape.reduce((product, dimension) => product * dimension, 1);
   const random = mulberry32(seed);
-  const integers = (low: number, high: number, extremes: number[]) => Array.from({ length: count }, (_, index) => extremes[index] ?? Math.floor(low + random() * (high - low + 1)));
+  const integers = (low: number, high: number, extremes: number[]) =>
+    Array.from({ length: count }, (_, index) => extremes[index] ?? Math.floor(low + random() * (high - low + 1)));
   const fixed = (bytesPerElement: number, write: (buffer: Buffer, value: never, offset: number) => void, values: unknown[]) => {
     const buffer = Buffer.alloc(count * bytesPerElement);
     values.forEach((value, index) => write(buffer, value as never, index * bytesPerElement));
@@ -87,7 +88,11 @@ function makeInput(name: string, datatype: string, shape: number[], seed: number
       const low = -(2 ** (bits - 1));
       const high = 2 ** (bits - 1) - 1;
       const values = integers(low, high, [low, high]);
-      const writers = { INT8: (b: Buffer, v: number, o: number) => b.writeInt8(v, o), INT16: (b: Buffer, v: number, o: number) => b.writeInt16LE(v, o), INT32: (b: Buffer, v: number, o: number) => b.writeInt32LE(v, o) };
+      const writers = {
+        INT8: (b: Buffer, v: number, o: number) => b.writeInt8(v, o),
+        INT16: (b: Buffer, v: number, o: number) => b.writeInt16LE(v, o),
+        INT32: (b: Buffer, v: number, o: number) => b.writeInt32LE(v, o),
+      };
       return { name, datatype, shape, raw: fixed(bits / 8, writers[datatype], values), typed: { int_contents: values } };
     }
     case 'UINT8':
@@ -96,16 +101,35 @@ function makeInput(name: string, datatype: string, shape: number[], seed: number
       const bits = Number(datatype.slice(4));
       const high = 2 ** bits - 1;
       const values = integers(0, high, [0, high]);
-      const writers = { UINT8: (b: Buffer, v: number, o: number) => b.writeUInt8(v, o), UINT16: (b: Buffer, v: number, o: number) => b.writeUInt16LE(v, o), UINT32: (b: Buffer, v: number, o: number) => b.writeUInt32LE(v, o) };
+      const writers = {
+        UINT8: (b: Buffer, v: number, o: number) => b.writeUInt8(v, o),
+        UINT16: (b: Buffer, v: number, o: number) => b.writeUInt16LE(v, o),
+        UINT32: (b: Buffer, v: number, o: number) => b.writeUInt32LE(v, o),
+      };
       return { name, datatype, shape, raw: fixed(bits / 8, writers[datatype], values), typed: { uint_contents: values } };
     }
     case 'INT64': {
-      const values = Array.from({ length: count }, (_, index) => [int64Min, int64Max, 9007199254740993n][index] ?? BigInt(Math.floor((random() - 0.5) * 2 ** 52)));
-      return { name, datatype, shape, raw: fixed(8, (b: Buffer, v: bigint, o: number) => b.writeBigInt64LE(v, o), values), typed: { int64_contents: values.map(String) } };
+      const values = Array.from(
+        { length: count },
+        (_, index) => [int64Min, int64Max, 9007199254740993n][index] ?? BigInt(Math.floor((random() - 0.5) * 2 ** 52)),
+      );
+      return {
+        name,
+        datatype,
+        shape,
+        raw: fixed(8, (b: Buffer, v: bigint, o: number) => b.writeBigInt64LE(v, o), values),
+        typed: { int64_contents: values.map(String) },
+      };
     }
     case 'UINT64': {
       const values = Array.from({ length: count }, (_, index) => [uint64Max, 0n, 9007199254740993n][index] ?? BigInt(Math.floor(random() * 2 ** 53)));
-      return { name, datatype, shape, raw: fixed(8, (b: Buffer, v: bigint, o: number) => b.writeBigUInt64LE(v, o), values), typed: { uint64_contents: values.map(String) } };
+      return {
+        name,
+        datatype,
+        shape,
+        raw: fixed(8, (b: Buffer, v: bigint, o: number) => b.writeBigUInt64LE(v, o), values),
+        typed: { uint64_contents: values.map(String) },
+      };
     }
     case 'FP16': {
       // Random half-precision bit patterns of finite numbers (exponent below all-ones).
@@ -135,7 +159,12 @@ function inputsFor(model: string, metadata: Pick<ModelMetadataBody, 'inputs'>): 
   if (model === 'slow') return slowInputs(3);
   if (model === 'amplifier') return [shapeInput([3, 5])];
   if (model === 'silero-vad') {
-    return [makeInput('input', 'FP32', [1, 512], 101), exactInt64('sr', 16000n), makeInput('h', 'FP32', [2, 1, 64], 102), makeInput('c', 'FP32', [2, 1, 64], 103)];
+    return [
+      makeInput('input', 'FP32', [1, 512], 101),
+      exactInt64('sr', 16000n),
+      makeInput('h', 'FP32', [2, 1, 64], 102),
+      makeInput('c', 'FP32', [2, 1, 64], 103),
+    ];
   }
   return metadata.inputs.map((spec, index) =>
     makeInput(
@@ -173,7 +202,12 @@ function slowInputs(iterations: number): TestInput[] {
 function inferRequest(model: string, inputs: TestInput[], form: 'raw' | 'typed', extra: object = {}): object {
   return {
     model_name: model,
-    inputs: inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape.map(String), ...(form === 'typed' ? { contents: input.typed } : {}) })),
+    inputs: inputs.map((input) => ({
+      name: input.name,
+      datatype: input.datatype,
+      shape: input.shape.map(String),
+      ...(form === 'typed' ? { contents: input.typed } : {}),
+    })),
     ...(form === 'raw' ? { raw_input_contents: inputs.map((input) => input.raw) } : {}),
     ...extra,
   };
@@ -213,14 +247,25 @@ interface RawOutput {
 /** The outputs of a ModelInferResponse: metadata with its raw_output_contents entry. */
 function grpcOutputs(response: WireInferResponse): RawOutput[] {
   assert.equal(response.outputs.length, response.raw_output_contents.length, 'one raw_output_contents entry per output');
-  return response.outputs.map((output, index) => ({ name: output.name, datatype: output.datatype, shape: output.shape.map(Number), bytes: Buffer.from(response.raw_output_contents[index]!) }));
+  return response.outputs.map((output, index) => ({
+    name: output.name,
+    datatype: output.datatype,
+    shape: output.shape.map(Number),
+    bytes: Buffer.from(response.raw_output_contents[index]!),
+  }));
 }
 
 /**
  * The same inference over REST's binary tensor extension (inputs raw, every output asked for as binary): the
  * outputs' raw bytes as REST answers them, or the error body.
  */
-async function restBinaryInfer(gantry: GantryProcess, model: string, inputs: TestInput[], outputs?: object[], key = testAdminKey): Promise<{ status: number; outputs: RawOutput[]; error?: { error: string; code: string } }> {
+async function restBinaryInfer(
+  gantry: GantryProcess,
+  model: string,
+  inputs: TestInput[],
+  outputs?: object[],
+  key = testAdminKey,
+): Promise<{ status: number; outputs: RawOutput[]; error?: { error: string; code: string } }> {
   const header = Buffer.from(
     JSON.stringify({
       inputs: inputs.map((input) => ({ name: input.name, datatype: input.datatype, shape: input.shape, parameters: { binary_data_size: input.raw.length } })),
@@ -271,7 +316,8 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     assert.ok(metadata !== undefined, `no metadata of ${model}`);
     return metadata;
   };
-  const grpc = (method: Parameters<typeof unaryCall>[1], request: object, options: UnaryOptions = { key: testAdminKey }) => unaryCall(client, method, request, options);
+  const grpc = (method: Parameters<typeof unaryCall>[1], request: object, options: UnaryOptions = { key: testAdminKey }) =>
+    unaryCall(client, method, request, options);
 
   before(async () => {
     gantry = await startGantry({ env: { GANTRY_MAX_REQUEST_BYTES: String(maxRequestBytes) } });
@@ -301,7 +347,8 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
       assert.deepEqual(await grpc('ModelReady', { name, version: '' }), { ready: true }, name);
       assert.deepEqual(await grpc('ModelReady', { name, version: '1' }), { ready: true }, name);
       const metadata = await grpc('ModelMetadata', { name, version: '' });
-      const tensors = (list: Array<{ name: string; datatype: string; shape: string[] }>) => list.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape.map(Number) }));
+      const tensors = (list: Array<{ name: string; datatype: string; shape: string[] }>) =>
+        list.map((tensor) => ({ name: tensor.name, datatype: tensor.datatype, shape: tensor.shape.map(Number) }));
       assert.deepEqual({ ...metadata, inputs: tensors(metadata.inputs), outputs: tensors(metadata.outputs) }, rest, name);
     }
     await assertFails(grpc('ModelReady', { name: 'no-such-model', version: '' }), status.NOT_FOUND, "Unknown model 'no-such-model'.");
@@ -324,7 +371,9 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
           rest.outputs.map(({ name, datatype, shape }) => ({ name, datatype, shape })),
           `${model} (${form}): output metadata`,
         );
-        outputs.forEach((output, index) => assert.ok(output.bytes.equals(rest.outputs[index]!.bytes), `${model} (${form}): output ${output.name} bytes differ from REST`));
+        outputs.forEach((output, index) =>
+          assert.ok(output.bytes.equals(rest.outputs[index]!.bytes), `${model} (${form}): output ${output.name} bytes differ from REST`),
+        );
       }
     }
   });
@@ -336,8 +385,16 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     const inputs = inputsFor('multi-io', metadata);
     const wanted = [names[1], names[0]];
     const response = await grpc('ModelInfer', inferRequest('multi-io', inputs, 'raw', { outputs: wanted.map((name) => ({ name })) }));
-    assert.deepEqual(grpcOutputs(response).map((output) => output.name), wanted);
-    const rest = await restBinaryInfer(gantry, 'multi-io', inputs, wanted.map((name) => ({ name, parameters: { binary_data: true } })));
+    assert.deepEqual(
+      grpcOutputs(response).map((output) => output.name),
+      wanted,
+    );
+    const rest = await restBinaryInfer(
+      gantry,
+      'multi-io',
+      inputs,
+      wanted.map((name) => ({ name, parameters: { binary_data: true } })),
+    );
     grpcOutputs(response).forEach((output, index) => assert.ok(output.bytes.equals(rest.outputs[index]!.bytes)));
     await assertFails(grpc('ModelInfer', inferRequest('multi-io', inputs, 'raw', { outputs: [{ name: 'nope' }] })), status.INVALID_ARGUMENT, /nope/);
   });
@@ -346,7 +403,10 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     const metadata = metadataOf('labelled-classifier');
     const inputs = inputsFor('labelled-classifier', metadata);
     const output = metadata.outputs[0]!.name;
-    const response = await grpc('ModelInfer', inferRequest('labelled-classifier', inputs, 'raw', { outputs: [{ name: output, parameters: { classification: { int64_param: '2' } } }] }));
+    const response = await grpc(
+      'ModelInfer',
+      inferRequest('labelled-classifier', inputs, 'raw', { outputs: [{ name: output, parameters: { classification: { int64_param: '2' } } }] }),
+    );
     const [classified] = grpcOutputs(response);
     assert.equal(classified!.datatype, 'BYTES');
     const rest = await restBinaryInfer(gantry, 'labelled-classifier', inputs, [{ name: output, parameters: { classification: 2, binary_data: true } }]);
@@ -358,13 +418,24 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
   test('schedule parameters: priority is taken, a timeout parameter shorter than the run is DEADLINE_EXCEEDED; bad ones as REST says', async () => {
     const answered = await grpc('ModelInfer', inferRequest('slow', slowInputs(3), 'raw', { parameters: { priority: { uint64_param: '1' } } }));
     assert.equal(grpcOutputs(answered).length, 1);
-    await assertFails(grpc('ModelInfer', inferRequest('slow', slowInputs(500_000), 'raw', { parameters: { timeout: { int64_param: '150000' } } })), status.DEADLINE_EXCEEDED, 'The inference did not finish within its timeout of 150 ms.');
+    await assertFails(
+      grpc('ModelInfer', inferRequest('slow', slowInputs(500_000), 'raw', { parameters: { timeout: { int64_param: '150000' } } })),
+      status.DEADLINE_EXCEEDED,
+      'The inference did not finish within its timeout of 150 ms.',
+    );
     const restBad = await call(gantry.baseUrl, 'POST', '/v2/models/slow/infer', {
-      inputs: [{ name: 'iterations', datatype: 'INT64', shape: [], data: [1] }, { name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0) }],
+      inputs: [
+        { name: 'iterations', datatype: 'INT64', shape: [], data: [1] },
+        { name: 'x', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0) },
+      ],
       parameters: { timeout: -1 },
     });
     assert.equal(restBad.status, 400, restBad.text);
-    await assertFails(grpc('ModelInfer', inferRequest('slow', slowInputs(1), 'raw', { parameters: { timeout: { int64_param: '-1' } } })), status.INVALID_ARGUMENT, restBad.body.error);
+    await assertFails(
+      grpc('ModelInfer', inferRequest('slow', slowInputs(1), 'raw', { parameters: { timeout: { int64_param: '-1' } } })),
+      status.INVALID_ARGUMENT,
+      restBad.body.error,
+    );
   });
 
   test('errors carry REST messages: unknown model NOT_FOUND, bad shape INVALID_ARGUMENT, raw and typed mixed INVALID_ARGUMENT', async () => {
@@ -389,12 +460,16 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     await assertFails(grpc('ModelInfer', short), status.INVALID_ARGUMENT, /raw_input_contents/);
   });
 
-  test('keys: none or a bad one UNAUTHENTICATED, a key without the scope PERMISSION_DENIED, another tenant\'s model NOT_FOUND', async () => {
+  test("keys: none or a bad one UNAUTHENTICATED, a key without the scope PERMISSION_DENIED, another tenant's model NOT_FOUND", async () => {
     const inputs = inputsFor('tiny-mlp', metadataOf('tiny-mlp'));
     const noKeyRest = await restBinaryInfer(gantry, 'tiny-mlp', inputs, undefined, '');
     assert.equal(noKeyRest.status, 401);
     await assertFails(grpc('ModelInfer', inferRequest('tiny-mlp', inputs, 'raw'), {}), status.UNAUTHENTICATED, noKeyRest.error?.error);
-    await assertFails(grpc('ModelInfer', inferRequest('tiny-mlp', inputs, 'raw'), { key: 'gk_nope_not-a-real-key-at-all' }), status.UNAUTHENTICATED, noKeyRest.error?.error);
+    await assertFails(
+      grpc('ModelInfer', inferRequest('tiny-mlp', inputs, 'raw'), { key: 'gk_nope_not-a-real-key-at-all' }),
+      status.UNAUTHENTICATED,
+      noKeyRest.error?.error,
+    );
     await assertFails(grpc('ServerMetadata', {}, {}), status.UNAUTHENTICATED);
 
     assert.equal((await call(gantry.baseUrl, 'POST', '/v1/tenants', { id: 'grpc-other' })).status, 201);
@@ -414,7 +489,11 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
 
   test("limits: a key's rate limit refuses gRPC calls like REST ones (RESOURCE_EXHAUSTED, retry-after), and calls are metered", async () => {
     assert.equal((await call(gantry.baseUrl, 'POST', '/v1/tenants', { id: 'grpc-limited' })).status, 201);
-    const created = await call(gantry.baseUrl, 'POST', '/v1/keys', { tenant: 'grpc-limited', name: 'limited', scopes: ['infer', 'models:write', 'models:read', 'usage:read'] });
+    const created = await call(gantry.baseUrl, 'POST', '/v1/keys', {
+      tenant: 'grpc-limited',
+      name: 'limited',
+      scopes: ['infer', 'models:write', 'models:read', 'usage:read'],
+    });
     const { key, id } = created.body as { key: string; id: string };
     const upload = await fetch(`${gantry.baseUrl}/v1/models/mlp/versions`, {
       method: 'POST',
@@ -444,7 +523,9 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     await waitUntil(
       async () => {
         const report = await call(gantry.baseUrl, 'GET', '/v1/usage?tenant=grpc-limited&groupBy=model');
-        const row = (report.body.usage as Array<{ model: string; outcomes: Record<string, number> }> | undefined)?.find((candidate) => candidate.model === 'grpc-limited~mlp');
+        const row = (report.body.usage as Array<{ model: string; outcomes: Record<string, number> }> | undefined)?.find(
+          (candidate) => candidate.model === 'grpc-limited~mlp',
+        );
         return row !== undefined && row.outcomes.success === 3;
       },
       10_000,
@@ -460,7 +541,10 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     assert.equal((await uploadModel(gantry.baseUrl, 'slow-deadline', fixturePath('slow.onnx'))).status, 201);
     const first = grpc('ModelInfer', inferRequest('slow-deadline', slowInputs(300_000), 'raw'));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    await assertFails(grpc('ModelInfer', inferRequest('slow-deadline', slowInputs(300_000), 'raw'), { key: testAdminKey, deadlineMs: 200 }), status.DEADLINE_EXCEEDED);
+    await assertFails(
+      grpc('ModelInfer', inferRequest('slow-deadline', slowInputs(300_000), 'raw'), { key: testAdminKey, deadlineMs: 200 }),
+      status.DEADLINE_EXCEEDED,
+    );
     await first;
     await new Promise((resolve) => setTimeout(resolve, 2500));
     const statistics = await call(gantry.baseUrl, 'GET', '/v2/models/slow-deadline/stats');
@@ -479,7 +563,10 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     const first = grpc('ModelInfer', inferRequest('slow-cancel', slowInputs(300_000), 'raw'));
     await new Promise((resolve) => setTimeout(resolve, 100));
     let cancel: (() => void) | undefined;
-    const second = grpc('ModelInfer', inferRequest('slow-cancel', slowInputs(300_000), 'raw'), { key: testAdminKey, onCall: (handle) => (cancel = () => handle.cancel()) });
+    const second = grpc('ModelInfer', inferRequest('slow-cancel', slowInputs(300_000), 'raw'), {
+      key: testAdminKey,
+      onCall: (handle) => (cancel = () => handle.cancel()),
+    });
     await new Promise((resolve) => setTimeout(resolve, 100));
     cancel!();
     await assertFails(second, status.CANCELLED);
@@ -499,7 +586,10 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
     const unary = grpcOutputs(await grpc('ModelInfer', inferRequest('tiny-mlp', inputs, 'raw')));
     const badShape = inputs.map((input) => ({ ...input, shape: [...input.shape.slice(0, -1), input.shape.at(-1)! + 1] }));
     const badRest = await restBinaryInfer(gantry, 'tiny-mlp', badShape);
-    const stream = client.ModelStreamInfer(keyMetadata(testAdminKey)) as ClientDuplexStream<object, { error_message: string; infer_response: WireInferResponse | null }>;
+    const stream = client.ModelStreamInfer(keyMetadata(testAdminKey)) as ClientDuplexStream<
+      object,
+      { error_message: string; infer_response: WireInferResponse | null }
+    >;
     const answers: Array<{ error_message: string; infer_response: WireInferResponse | null }> = [];
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('data', (answer) => answers.push(answer));
@@ -532,7 +622,8 @@ describe('Open Inference Protocol over gRPC (real gantry, client from the protoc
   test('metrics: gRPC calls counted by method and status code', async () => {
     await assertFails(grpc('ModelMetadata', { name: 'no-such-model', version: '' }), status.NOT_FOUND);
     const metrics = await fetch(`${gantry.baseUrl}/metrics`, { headers: { authorization: `Bearer ${testAdminKey}` } }).then((response) => response.text());
-    const count = (method: string, code: string) => Number(new RegExp(`^gantry_grpc_requests_total\\{method="${method}",code="${code}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
+    const count = (method: string, code: string) =>
+      Number(new RegExp(`^gantry_grpc_requests_total\\{method="${method}",code="${code}"\\} (\\d+)`, 'm').exec(metrics)?.[1] ?? 0);
     assert.ok(count('ModelInfer', 'OK') > 0, 'ModelInfer OK counted');
     assert.ok(count('ModelMetadata', 'NOT_FOUND') >= 1, 'ModelMetadata NOT_FOUND counted');
     assert.ok(count('ModelInfer', 'INVALID_ARGUMENT') > 0, 'ModelInfer INVALID_ARGUMENT counted');

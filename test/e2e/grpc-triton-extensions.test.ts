@@ -270,14 +270,21 @@ describe('gRPC: Triton extensions and grpc.health.v1', () => {
   });
 
   test('RepositoryModelUnload and RepositoryModelLoad, every model: the REST index shows each change', async () => {
-    const restIndex = async (name: string) => ((await call(gantry.baseUrl, 'POST', '/v2/repository/index', {})).body as Message[]).filter((entry) => entry.name === name);
+    const restIndex = async (name: string) =>
+      ((await call(gantry.baseUrl, 'POST', '/v2/repository/index', {})).body as Message[]).filter((entry) => entry.name === name);
     for (const name of Object.keys(models)) {
       await unary(inference, 'RepositoryModelUnload', { model_name: name });
       const unloaded = await restIndex(name);
-      assert.ok(unloaded.length > 0 && unloaded.every((entry) => entry.state === 'UNAVAILABLE' && entry.reason === 'unloaded'), `${name}: ${JSON.stringify(unloaded)}`);
+      assert.ok(
+        unloaded.length > 0 && unloaded.every((entry) => entry.state === 'UNAVAILABLE' && entry.reason === 'unloaded'),
+        `${name}: ${JSON.stringify(unloaded)}`,
+      );
       await unary(inference, 'RepositoryModelLoad', { model_name: name });
       const loaded = await restIndex(name);
-      assert.ok(loaded.every((entry) => entry.state === 'READY' && entry.reason === ''), `${name}: ${JSON.stringify(loaded)}`);
+      assert.ok(
+        loaded.every((entry) => entry.state === 'READY' && entry.reason === ''),
+        `${name}: ${JSON.stringify(loaded)}`,
+      );
     }
   });
 
@@ -407,7 +414,10 @@ describe('grpc.health.v1 Watch follows readiness', () => {
     let guardianReason: string | undefined;
     const redis = { status: 'ready' as string };
     const metrics = createGrpcMetrics(new Registry());
-    const healthService = new HealthService({ redis: redis as never, guardian: { unreadyReason: () => guardianReason }, isAcceptingWork: () => accepting }, metrics);
+    const healthService = new HealthService(
+      { redis: redis as never, guardian: { unreadyReason: () => guardianReason }, isAcceptingWork: () => accepting },
+      metrics,
+    );
     const server = new GrpcServer({
       services: { 'grpc.health.v1.Health': healthService.handlers },
       authenticator: undefined,
@@ -463,7 +473,9 @@ describe('grpc.health.v1 Watch follows readiness', () => {
       assert.equal(seen.at(-1), 'NOT_SERVING');
       assert.equal(healthService.watcherCount, 0);
       // Every Watch outcome is counted where the other calls are.
-      const counted = Object.fromEntries((await metrics.requests.get()).values.filter((value) => value.labels.method === 'Watch').map((value) => [value.labels.code, value.value]));
+      const counted = Object.fromEntries(
+        (await metrics.requests.get()).values.filter((value) => value.labels.method === 'Watch').map((value) => [value.labels.code, value.value]),
+      );
       assert.deepEqual(counted, { RESOURCE_EXHAUSTED: 1, CANCELLED: maxHealthWatchers - 1, OK: 1 });
     } finally {
       client.close();

@@ -174,7 +174,7 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
     assert.equal((await call(1, two.key, 'GET', '/v1/models')).status, 429);
   });
 
-  test('limits are validated, and only the admin sets a tenant\'s', async () => {
+  test("limits are validated, and only the admin sets a tenant's", async () => {
     await newTenant('limits-check');
     const { key, id } = await newKey('limits-check', ['keys:write', 'infer']);
     const bad = await admin('PUT', '/v1/tenants/limits-check/limits', { requestsPerSecond: -2, burst: 3 });
@@ -204,15 +204,23 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
     await sleep(crossProcessLagMs);
     const second: Reply[] = [];
     for (let index = 0; index < 3; index++) second.push(await infer(1, key, 'mlp'));
-    assert.deepEqual(second.map((reply) => reply.status), [200, 200, 429]);
+    assert.deepEqual(
+      second.map((reply) => reply.status),
+      [200, 200, 429],
+    );
     const refused = second[2]!;
     assert.equal(refused.body.code, 'RESOURCE_EXHAUSTED');
     const midnight = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate() + 1));
-    assert.match(refused.body.error, new RegExp(`Quota requestsPerDay of tenant 'quota' is used up \\(5 requests of 5 requests\\); it resets at ${midnight.toISOString().replace(/\./g, '\\.')}`));
+    assert.match(
+      refused.body.error,
+      new RegExp(
+        `Quota requestsPerDay of tenant 'quota' is used up \\(5 requests of 5 requests\\); it resets at ${midnight.toISOString().replace(/\./g, '\\.')}`,
+      ),
+    );
     const retryAfter = Number(refused.headers.get('retry-after'));
     assert.ok(Math.abs(retryAfter - (midnight.getTime() - Date.now()) / 1000) < 5, `Retry-After ${retryAfter}`);
     await sleep(crossProcessLagMs);
-    assert.equal((await infer(0, key, 'mlp')).status, 429, 'API 0 refuses too once it saw API 1\'s usage');
+    assert.equal((await infer(0, key, 'mlp')).status, 429, "API 0 refuses too once it saw API 1's usage");
     // Other routes are not under the quota.
     assert.equal((await call(0, key, 'GET', '/v1/models')).status, 200);
     assert.ok((await rejections('quota_requests_day')) >= 2);
@@ -271,10 +279,21 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
         for (const [group, numbers] of wanted) {
           const [, tenant, which] = group.split(':');
           // The admin sees other tenants' models by their qualified names.
-          const row = rows.find((candidate) => candidate.tenant === tenant && (groupBy === 'tenant' || (groupBy === 'key' ? candidate.key === which : candidate.model === (which === '' ? '' : `${tenant}~${which}`))));
+          const row = rows.find(
+            (candidate) =>
+              candidate.tenant === tenant &&
+              (groupBy === 'tenant' || (groupBy === 'key' ? candidate.key === which : candidate.model === (which === '' ? '' : `${tenant}~${which}`))),
+          );
           assert.ok(row !== undefined, `${when}: no row for ${group} in ${JSON.stringify(rows)}`);
           assert.deepEqual(
-            { requests: row.requests, success: row.outcomes.success, clientError: row.outcomes.client_error, rows: row.rows, bytesIn: row.bytesIn, bytesOut: row.bytesOut },
+            {
+              requests: row.requests,
+              success: row.outcomes.success,
+              clientError: row.outcomes.client_error,
+              rows: row.rows,
+              bytesIn: row.bytesIn,
+              bytesOut: row.bytesOut,
+            },
             numbers,
             `${when}: ${group}`,
           );
@@ -305,7 +324,16 @@ describe('rate limits, quotas and usage metering (two gantry api, one worker, on
         const line = fromCsv.find((candidate) => candidate.key === row.key)!;
         assert.ok(line !== undefined, `CSV has key ${row.key}`);
         assert.deepEqual(
-          [line.tenant, Number(line.requests), Number(line.success), Number(line.client_error), Number(line.rows), Number(line.compute_seconds), Number(line.bytes_in), Number(line.bytes_out)],
+          [
+            line.tenant,
+            Number(line.requests),
+            Number(line.success),
+            Number(line.client_error),
+            Number(line.rows),
+            Number(line.compute_seconds),
+            Number(line.bytes_in),
+            Number(line.bytes_out),
+          ],
           [row.tenant, row.requests, row.outcomes.success, row.outcomes.client_error, row.rows, row.computeSeconds, row.bytesIn, row.bytesOut],
         );
       }

@@ -89,7 +89,10 @@ describe('model management', () => {
 
     // Version 2 is untouched and still serves.
     const model = await call(gantry.baseUrl, 'GET', '/v1/models/doomed');
-    assert.deepEqual(model.body.versions.map((version: { version: string }) => version.version), ['2']);
+    assert.deepEqual(
+      model.body.versions.map((version: { version: string }) => version.version),
+      ['2'],
+    );
     const still = await inferJson(gantry.baseUrl, 'doomed', { inputs: multiInputs });
     assert.equal(still.status, 200, JSON.stringify(still.body));
     assert.equal(still.body.model_version, '2');
@@ -161,7 +164,9 @@ describe('model management', () => {
     assert.deepEqual(last.outputs, [{ name: 'output', datatype: 'FP32', shape: [-1, 16] }]);
     // Once READY it serves (the API's catalog may take a moment to follow the change).
     await waitUntil(
-      async () => (await inferJson(gantry.baseUrl, 'async-model', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] })).status === 200,
+      async () =>
+        (await inferJson(gantry.baseUrl, 'async-model', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }] }))
+          .status === 200,
       5_000,
       'async-model to serve',
     );

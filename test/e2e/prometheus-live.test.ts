@@ -148,9 +148,7 @@ function dashboardQueries(dashboard: { panels?: DashboardPanel[] }): Array<{ tit
 
 /** Grafana variables → PromQL Prometheus can run on its own. */
 function substituteGrafanaVariables(expr: string): string {
-  return expr
-    .replace(/\$\{?__rate_interval\}?|\$\{?__interval\}?|\$\{?__range\}?/g, '1m')
-    .replace(/\$\{model(?::[a-z]+)?\}|\$model\b/g, '.*');
+  return expr.replace(/\$\{?__rate_interval\}?|\$\{?__interval\}?|\$\{?__range\}?/g, '1m').replace(/\$\{model(?::[a-z]+)?\}|\$model\b/g, '.*');
 }
 
 let gantry: GantryProcess | undefined;
@@ -350,9 +348,7 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     assert.deepEqual(failures, [], failures.join('\n'));
 
     // The model variable's own query, with the model name in place of `.*` for one panel as Grafana would send it.
-    const byName = await api(
-      `/api/v1/query?query=${encodeURIComponent(`sum by (model) (rate(gantry_inference_requests_total{model=~"${modelName}"}[1m]))`)}`,
-    );
+    const byName = await api(`/api/v1/query?query=${encodeURIComponent(`sum by (model) (rate(gantry_inference_requests_total{model=~"${modelName}"}[1m]))`)}`);
     assert.equal(byName.status, 'success');
     assert.deepEqual(
       byName.data.result.map((series: { metric: { model: string } }) => series.metric.model),

@@ -63,7 +63,11 @@ describe('inference timeout', () => {
       assert.equal(fast.status, 504, `only timeouts are expected while the slow run finishes: ${JSON.stringify(fast.body)}`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    assert.equal(fast?.status, 200, `no fast answer within ${Math.round(windowMs)} ms (slow run estimated at ${Math.round(estimatedSlowRunMs)} ms): ${JSON.stringify(fast?.body)}`);
+    assert.equal(
+      fast?.status,
+      200,
+      `no fast answer within ${Math.round(windowMs)} ms (slow run estimated at ${Math.round(estimatedSlowRunMs)} ms): ${JSON.stringify(fast?.body)}`,
+    );
     assert.deepEqual(fast!.body.outputs[0].shape, [1, 256]);
     assert.equal(fast!.body.outputs[0].data.length, 256);
   });

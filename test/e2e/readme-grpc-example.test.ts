@@ -43,7 +43,10 @@ describe('README gRPC example (examples/grpc-infer.mjs)', () => {
     assert.match(result.stdout, /^ModelInfer: tiny-mlp version 1$/m);
     const line = result.stdout.split('\n').find((text) => text.trimStart().startsWith('output FP32 [1,16]: '));
     assert.ok(line !== undefined, result.stdout);
-    const printed = line.slice(line.indexOf(': ') + 2).split(', ').map(Number);
+    const printed = line
+      .slice(line.indexOf(': ') + 2)
+      .split(', ')
+      .map(Number);
 
     const rest = await inferJson(gantry.baseUrl, 'tiny-mlp', { inputs: [{ name: 'input', shape: [1, 256], datatype: 'FP32', data: new Array(256).fill(1) }] });
     assert.equal(rest.status, 200, JSON.stringify(rest.body));
@@ -51,7 +54,7 @@ describe('README gRPC example (examples/grpc-infer.mjs)', () => {
     assert.deepEqual(printed, restData.slice(0, printed.length));
   });
 
-  test('without a key it fails with the server\'s UNAUTHENTICATED message; an unknown model is NOT_FOUND', async () => {
+  test("without a key it fails with the server's UNAUTHENTICATED message; an unknown model is NOT_FOUND", async () => {
     const keyless = await runExample(gantry.grpcAddress, 'tiny-mlp', undefined);
     assert.equal(keyless.code, 1);
     assert.match(keyless.stderr, /UNAUTHENTICATED: /);

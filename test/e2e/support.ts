@@ -32,7 +32,9 @@ export function call(baseUrl: string, method: string, urlPath: string, body?: un
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {
-  return createHash('sha256').update(await readFile(filePath)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(filePath))
+    .digest('hex');
 }
 
 /** Asserts an error reply: status, code, a non-empty message matching `message`, and a requestId (test/helpers/http.ts). */

@@ -108,15 +108,24 @@ describe('tenant isolation (gantry start)', () => {
     const acmeMetadata = await call('acme', 'GET', '/v2/models/shared');
     assert.equal(acmeMetadata.status, 200, acmeMetadata.text);
     assert.equal(acmeMetadata.body.name, 'shared');
-    assert.deepEqual(acmeMetadata.body.inputs.map((input: { name: string }) => input.name), ['a', 'b']);
+    assert.deepEqual(
+      acmeMetadata.body.inputs.map((input: { name: string }) => input.name),
+      ['a', 'b'],
+    );
     const globexMetadata = await call('globex', 'GET', '/v2/models/shared/versions/1');
     assert.equal(globexMetadata.status, 200, globexMetadata.text);
-    assert.deepEqual(globexMetadata.body.inputs.map((input: { name: string }) => input.name), ['input']);
+    assert.deepEqual(
+      globexMetadata.body.inputs.map((input: { name: string }) => input.name),
+      ['input'],
+    );
 
     const acmeConfig = await call('acme', 'GET', '/v2/models/shared/config');
     assert.equal(acmeConfig.status, 200, acmeConfig.text);
     assert.equal(acmeConfig.body.name, 'shared');
-    assert.deepEqual(acmeConfig.body.input.map((input: { name: string }) => input.name), ['a', 'b']);
+    assert.deepEqual(
+      acmeConfig.body.input.map((input: { name: string }) => input.name),
+      ['a', 'b'],
+    );
     assertMentionsNoOtherTenant('acme', acmeConfig.text);
 
     for (const caller of ['acme', 'globex'] as const) {
@@ -181,7 +190,8 @@ describe('tenant isolation (gantry start)', () => {
     assert.deepEqual(await listed('globex'), ['globex:shared']);
     assert.deepEqual(await listed('acmeNarrow'), ['acme:shared']);
     const all = await listed('admin');
-    for (const expected of ['acme:acme~acme-only', 'acme:acme~shared', 'globex:globex~shared']) assert.ok(all.includes(expected), `${expected} in ${all.join(', ')}`);
+    for (const expected of ['acme:acme~acme-only', 'acme:acme~shared', 'globex:globex~shared'])
+      assert.ok(all.includes(expected), `${expected} in ${all.join(', ')}`);
 
     const index = async (caller: Caller) => {
       const reply = await call(caller, 'POST', '/v2/repository/index', {});
@@ -216,20 +226,34 @@ describe('tenant isolation (gantry start)', () => {
       acme = await statsOf('acme', '/v2/models/shared/stats');
       globex = await statsOf('globex', '/v2/models/shared/versions/1/stats');
     }
-    assert.deepEqual(acme.map((stat) => [stat.name, stat.version, stat.inference_count]), [['shared', '1', 2]]);
-    assert.deepEqual(globex.map((stat) => [stat.name, stat.version, stat.inference_count]), [['shared', '1', 3]]);
+    assert.deepEqual(
+      acme.map((stat) => [stat.name, stat.version, stat.inference_count]),
+      [['shared', '1', 2]],
+    );
+    assert.deepEqual(
+      globex.map((stat) => [stat.name, stat.version, stat.inference_count]),
+      [['shared', '1', 3]],
+    );
 
     const everyAcme = await statsOf('acme', '/v2/models/stats');
     assert.deepEqual(everyAcme.map((stat) => stat.name).sort(), ['acme-only', 'shared']);
     const everyGlobex = await statsOf('globex', '/v2/models/stats');
-    assert.deepEqual(everyGlobex.map((stat) => stat.name), ['shared']);
+    assert.deepEqual(
+      everyGlobex.map((stat) => stat.name),
+      ['shared'],
+    );
     const adminStats = await statsOf('admin', '/v2/models/globex~shared/stats');
-    assert.deepEqual(adminStats.map((stat) => [stat.name, stat.inference_count]), [['globex~shared', 3]]);
+    assert.deepEqual(
+      adminStats.map((stat) => [stat.name, stat.inference_count]),
+      [['globex~shared', 3]],
+    );
 
     const metrics = await call('admin', 'GET', '/metrics');
     assert.equal(metrics.status, 200);
     const successes = (model: string) => {
-      const line = metrics.text.split('\n').find((row) => row.startsWith('gantry_inference_requests_total{') && row.includes(`model="${model}"`) && row.includes('outcome="success"'));
+      const line = metrics.text
+        .split('\n')
+        .find((row) => row.startsWith('gantry_inference_requests_total{') && row.includes(`model="${model}"`) && row.includes('outcome="success"'));
       return line === undefined ? undefined : Number(line.split(' ').at(-1));
     };
     assert.equal(successes('acme~shared'), 2);
@@ -245,7 +269,10 @@ describe('tenant isolation (gantry start)', () => {
     await assertNotFound('acmeNarrow', 'GET', '/v2/models/acme-only/stats', 'acme-only');
     await assertNotFound('acmeNarrow', 'GET', '/v2/models/acme~acme-only', 'acme~acme-only');
     const stats = await call('acmeNarrow', 'GET', '/v2/models/stats');
-    assert.deepEqual(stats.body.model_stats.map((stat: { name: string }) => stat.name), ['shared']);
+    assert.deepEqual(
+      stats.body.model_stats.map((stat: { name: string }) => stat.name),
+      ['shared'],
+    );
   });
 
   test('the admin addresses each tenant’s model by its qualified name', async () => {
@@ -300,7 +327,12 @@ describe('tenant isolation (gantry start)', () => {
     const pastBytes = await upload('globex', 'shared', 'tiny-mlp.onnx');
     assert.equal(pastBytes.status, 413, pastBytes.text);
     assert.equal(pastBytes.body.code, 'PAYLOAD_TOO_LARGE');
-    assert.match(pastBytes.body.error, new RegExp(`would take tenant 'globex' past its cap on stored model bytes \\(maxStoredBytes, ${storedBytes + tinyBytes + 10} bytes; ${storedBytes + tinyBytes} stored now\\)`));
+    assert.match(
+      pastBytes.body.error,
+      new RegExp(
+        `would take tenant 'globex' past its cap on stored model bytes \\(maxStoredBytes, ${storedBytes + tinyBytes + 10} bytes; ${storedBytes + tinyBytes} stored now\\)`,
+      ),
+    );
 
     // Acme has no caps and is not held back by globex's.
     const acmeUpload = await upload('acme', 'third', 'tiny-mlp.onnx');

@@ -48,11 +48,7 @@ async function checkAgainstOnnxruntime(gantry: GantryProcess, name: string, file
   const reference = await session.run(toOrtFeeds(inputs));
   const reply = await inferJson(gantry.baseUrl, name, { inputs });
   assert.equal(reply.status, 200, JSON.stringify(reply.body));
-  assert.deepEqual(
-    reply.body.outputs.map((output: { name: string }) => output.name).sort(),
-    session.outputNames.slice().sort(),
-    'every output comes back',
-  );
+  assert.deepEqual(reply.body.outputs.map((output: { name: string }) => output.name).sort(), session.outputNames.slice().sort(), 'every output comes back');
   for (const output of reply.body.outputs as { name: string; datatype: string; shape: number[]; data: number[] }[]) {
     const expected = reference[output.name]!;
     assert.equal(output.datatype, 'FP32');

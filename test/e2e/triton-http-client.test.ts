@@ -150,8 +150,14 @@ function assertMixedAnswer(reply: RawReply): void {
   assert.equal(reply.status, 200, describe400(reply));
   const result = decodeLikeClient(reply);
   const sum = result.json.outputs.find((output) => output.name === 'sum');
-  assert.deepEqual(sum?.data, a.map((value, index) => value + b[index]!));
-  assert.deepEqual(floatsOf(result.binary.get('product')!), a.map((value, index) => value * b[index]!));
+  assert.deepEqual(
+    sum?.data,
+    a.map((value, index) => value + b[index]!),
+  );
+  assert.deepEqual(
+    floatsOf(result.binary.get('product')!),
+    a.map((value, index) => value * b[index]!),
+  );
 }
 
 async function metricsText(baseUrl: string): Promise<string> {
@@ -213,8 +219,14 @@ describe('requests as tritonclient.http sends them', () => {
     assert.equal(reply.status, 200, describe400(reply));
     const result = decodeLikeClient(reply);
     assert.equal(result.json.model_name, 'multi');
-    assert.deepEqual(floatsOf(result.binary.get('sum')!), a.map((value, index) => value + b[index]!));
-    assert.deepEqual(floatsOf(result.binary.get('product')!), a.map((value, index) => value * b[index]!));
+    assert.deepEqual(
+      floatsOf(result.binary.get('sum')!),
+      a.map((value, index) => value + b[index]!),
+    );
+    assert.deepEqual(
+      floatsOf(result.binary.get('product')!),
+      a.map((value, index) => value * b[index]!),
+    );
   });
 
   test('a JSON and a binary input without Content-Type; JSON and binary outputs decode as the client decodes them', async () => {
@@ -224,7 +236,8 @@ describe('requests as tritonclient.http sends them', () => {
 
   test('64-bit integers at their extremes as JSON numbers (numpy tolist() through json.dumps) come back exact, as JSON numbers and as binary', async () => {
     // The client's json.loads keeps integers exact: read the answers the same way (every integer as a BigInt).
-    const exactJson = (bytes: Buffer) => parseExactJson(bytes.toString('utf8'), null, (text) => (/^-?\d+$/.test(text) ? BigInt(text) : Number(text))) as InferAnswer;
+    const exactJson = (bytes: Buffer) =>
+      parseExactJson(bytes.toString('utf8'), null, (text) => (/^-?\d+$/.test(text) ? BigInt(text) : Number(text))) as InferAnswer;
     const cases = [
       { model: 'int64', datatype: 'INT64', values: [-(2n ** 63n), 2n ** 63n - 1n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 0n] },
       { model: 'uint64', datatype: 'UINT64', values: [2n ** 64n - 1n, 2n ** 63n, 2n ** 53n + 1n, 1n, 0n] },
@@ -232,12 +245,18 @@ describe('requests as tritonclient.http sends them', () => {
     for (const { model, datatype, values } of cases) {
       // json.dumps writes Python ints as their digits: JSON numbers far past 2^53.
       const header = `{"inputs": [{"name": "input", "shape": [1, ${values.length}], "datatype": "${datatype}", "data": [${values.join(', ')}]}], "outputs": [{"name": "output", "parameters": {"binary_data": false}}]}`;
-      const json = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(header), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(header)) });
+      const json = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(header), {
+        ...clientHeaders,
+        'Content-Length': String(Buffer.byteLength(header)),
+      });
       assert.equal(json.status, 200, describe400(json));
       assert.deepEqual(exactJson(json.body).outputs[0]!.data, values, `${datatype} as JSON numbers`);
 
       const binaryHeader = header.replace('"binary_data": false', '"binary_data": true');
-      const binary = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(binaryHeader), { ...clientHeaders, 'Content-Length': String(Buffer.byteLength(binaryHeader)) });
+      const binary = await post(gantry.baseUrl, `/v2/models/${model}/infer`, Buffer.from(binaryHeader), {
+        ...clientHeaders,
+        'Content-Length': String(Buffer.byteLength(binaryHeader)),
+      });
       assert.equal(binary.status, 200, describe400(binary));
       const bytes = decodeLikeClient(binary).binary.get('output')!;
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -263,7 +282,11 @@ describe('requests as tritonclient.http sends them', () => {
     // Some clients send deflate as the bare stream, without zlib's wrapper: read as well.
     const plain = mixedRequest();
     const raw = deflateRawSync(plain.body);
-    const reply = await post(gantry.baseUrl, '/v2/models/multi/infer', raw, { ...plain.headers, 'Content-Encoding': 'deflate', 'Content-Length': String(raw.byteLength) });
+    const reply = await post(gantry.baseUrl, '/v2/models/multi/infer', raw, {
+      ...plain.headers,
+      'Content-Encoding': 'deflate',
+      'Content-Length': String(raw.byteLength),
+    });
     assertMixedAnswer(reply);
   });
 
@@ -276,7 +299,10 @@ describe('requests as tritonclient.http sends them', () => {
     for (const coding of ['gzip', 'deflate'] as const) {
       // The client's default: no outputs named, all of them binary.
       const { body, headers } = tritonRequest(
-        { inputs: [{ name: 'input', shape: [batch, 256], datatype: 'FP32', parameters: { binary_data_size: batch * 256 * 4 } }], parameters: { binary_data_output: true } },
+        {
+          inputs: [{ name: 'input', shape: [batch, 256], datatype: 'FP32', parameters: { binary_data_size: batch * 256 * 4 } }],
+          parameters: { binary_data_output: true },
+        },
         [float32Bytes(input)],
         coding,
         coding,
@@ -309,7 +335,10 @@ describe('requests as tritonclient.http sends them', () => {
     assertMixedAnswer(reply);
 
     const input = Array.from({ length: 8 * 256 }, (_, index) => index / 1024);
-    const large = tritonRequest({ inputs: [{ name: 'input', shape: [8, 256], datatype: 'FP32', data: input }], outputs: [{ name: 'output', parameters: { binary_data: false } }] }, []);
+    const large = tritonRequest(
+      { inputs: [{ name: 'input', shape: [8, 256], datatype: 'FP32', data: input }], outputs: [{ name: 'output', parameters: { binary_data: false } }] },
+      [],
+    );
     const refused = await post(gantry.baseUrl, '/v2/models/mlp/infer', large.body, { ...large.headers, 'Accept-Encoding': 'gzip;q=0, deflate;q=0, identity' });
     assert.equal(refused.status, 200, describe400(refused));
     assert.ok(refused.body.byteLength >= compressionMinBytes);
@@ -327,7 +356,8 @@ describe('requests as tritonclient.http sends them', () => {
     const gzip = createGzip({ level: 9 });
     gzip.on('data', (chunk: Buffer) => compressed.push(chunk));
     const done = new Promise((resolve) => gzip.once('end', resolve));
-    for (let written = 0; written < inflatedBytes; written += zeros.byteLength) if (!gzip.write(zeros)) await new Promise((resolve) => gzip.once('drain', resolve));
+    for (let written = 0; written < inflatedBytes; written += zeros.byteLength)
+      if (!gzip.write(zeros)) await new Promise((resolve) => gzip.once('drain', resolve));
     gzip.end();
     await done;
     const bomb = Buffer.concat(compressed);
@@ -360,14 +390,22 @@ describe('requests as tritonclient.http sends them', () => {
       ['not deflate at all', Buffer.from('{"inputs": []}'), 'deflate'],
     ];
     for (const [name, bytes, coding] of cases) {
-      const reply = await post(gantry.baseUrl, '/v2/models/multi/infer', bytes, { ...headers, 'Content-Encoding': coding, 'Content-Length': String(bytes.byteLength) });
+      const reply = await post(gantry.baseUrl, '/v2/models/multi/infer', bytes, {
+        ...headers,
+        'Content-Encoding': coding,
+        'Content-Length': String(bytes.byteLength),
+      });
       assert.equal(reply.status, 400, `${name}: ${describe400(reply)}`);
       const message = JSON.parse(reply.body.toString('utf8')).error as string;
       assert.match(message, /could not be decompressed/, name);
       await assertStillServing();
     }
     // Sent chunked, an empty body reaches the reader (with Content-Length: 0 there is no body to read).
-    const empty = await post(gantry.baseUrl, '/v2/models/multi/infer', Readable.from([]), { ...clientHeaders, 'Content-Encoding': 'gzip', 'Transfer-Encoding': 'chunked' });
+    const empty = await post(gantry.baseUrl, '/v2/models/multi/infer', Readable.from([]), {
+      ...clientHeaders,
+      'Content-Encoding': 'gzip',
+      'Transfer-Encoding': 'chunked',
+    });
     assert.equal(empty.status, 400, describe400(empty));
     assert.match(JSON.parse(empty.body.toString('utf8')).error, /empty, yet its Content-Encoding says gzip/);
   });
@@ -390,8 +428,15 @@ describe('requests as tritonclient.http sends them', () => {
     assert.match(message, /without a Content-Type/);
     assert.match(message, /POST \/v1\/models\/:model\/versions takes .*application\/octet-stream.* or multipart\/form-data/);
 
-    const index = await post(gantry.baseUrl, '/v2/repository/index', Buffer.from('<ready/>'), { ...clientHeaders, 'Content-Type': 'application/xml', 'Content-Length': '8' });
+    const index = await post(gantry.baseUrl, '/v2/repository/index', Buffer.from('<ready/>'), {
+      ...clientHeaders,
+      'Content-Type': 'application/xml',
+      'Content-Length': '8',
+    });
     assert.equal(index.status, 415, describe400(index));
-    assert.equal(JSON.parse(index.body.toString('utf8')).error, "Content-Type 'application/xml' is not supported here: POST /v2/repository/index takes application/json.");
+    assert.equal(
+      JSON.parse(index.body.toString('utf8')).error,
+      "Content-Type 'application/xml' is not supported here: POST /v2/repository/index takes application/json.",
+    );
   });
 });

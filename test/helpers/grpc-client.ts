@@ -26,7 +26,15 @@ function protocolPackages(): GrpcObject {
     folder = path.join(repositoryRoot, 'proto');
     process.stderr.write(`grpc-client: the protocol's reference protos were not found; the test client uses the project's own ${folder}\n`);
   }
-  const definition = protoLoader.loadSync(['grpc_service.proto', 'health.proto'], { keepCase: true, longs: String, enums: String, bytes: Buffer, defaults: true, oneofs: true, includeDirs: [folder] });
+  const definition = protoLoader.loadSync(['grpc_service.proto', 'health.proto'], {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    bytes: Buffer,
+    defaults: true,
+    oneofs: true,
+    includeDirs: [folder],
+  });
   loaded = loadPackageDefinition(definition);
   return loaded;
 }
@@ -37,26 +45,28 @@ type GeneratedMethod = (...args: any[]) => any;
 
 /** A generated client of either service, with the protocol's method names. */
 export type GrpcClient = Client & {
-  [method in
-    | 'ServerLive'
-    | 'ServerReady'
-    | 'ModelReady'
-    | 'ServerMetadata'
-    | 'ModelMetadata'
-    | 'ModelInfer'
-    | 'ModelStreamInfer'
-    | 'ModelConfig'
-    | 'ModelStatistics'
-    | 'RepositoryIndex'
-    | 'RepositoryModelLoad'
-    | 'RepositoryModelUnload'
-    | 'SystemSharedMemoryStatus'
-    | 'SystemSharedMemoryRegister'
-    | 'CudaSharedMemoryStatus'
-    | 'TraceSetting'
-    | 'LogSettings'
-    | 'Check'
-    | 'Watch']: GeneratedMethod;
+  [
+    method in
+      | 'ServerLive'
+      | 'ServerReady'
+      | 'ModelReady'
+      | 'ServerMetadata'
+      | 'ModelMetadata'
+      | 'ModelInfer'
+      | 'ModelStreamInfer'
+      | 'ModelConfig'
+      | 'ModelStatistics'
+      | 'RepositoryIndex'
+      | 'RepositoryModelLoad'
+      | 'RepositoryModelUnload'
+      | 'SystemSharedMemoryStatus'
+      | 'SystemSharedMemoryRegister'
+      | 'CudaSharedMemoryStatus'
+      | 'TraceSetting'
+      | 'LogSettings'
+      | 'Check'
+      | 'Watch'
+  ]: GeneratedMethod;
 };
 
 type ClientConstructor = new (address: string, channelCredentials: ReturnType<typeof credentials.createInsecure>, options?: object) => GrpcClient;
@@ -98,11 +108,18 @@ export interface UnaryOptions {
 
 /** One unary call as a promise: the response, or a rejection with the ServiceError. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the answer's shape is what the test asserts
-export function unaryCall<Response = any>(client: GrpcClient, method: keyof GrpcClient & string, request: object, options: UnaryOptions = {}): Promise<Response> {
+export function unaryCall<Response = any>(
+  client: GrpcClient,
+  method: keyof GrpcClient & string,
+  request: object,
+  options: UnaryOptions = {},
+): Promise<Response> {
   const metadata = options.metadata ?? keyMetadata(options.key);
   const callOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
   return new Promise((resolve, reject) => {
-    const call = (client[method] as GeneratedMethod)(request, metadata, callOptions, (error: ServiceError | null, response: Response) => (error === null ? resolve(response) : reject(error))) as { cancel(): void };
+    const call = (client[method] as GeneratedMethod)(request, metadata, callOptions, (error: ServiceError | null, response: Response) =>
+      error === null ? resolve(response) : reject(error),
+    ) as { cancel(): void };
     options.onCall?.(call);
   });
 }

@@ -39,7 +39,11 @@ function fp32(name: string, shape: number[], values: ArrayLike<number>): Tensor 
 function randomTensor(name: string, shape: number[], seed: number): Tensor {
   const next = mulberry32(seed);
   const count = shape.reduce((a, b) => a * b, 1);
-  return fp32(name, shape, Array.from({ length: count }, () => next() * 2 - 1));
+  return fp32(
+    name,
+    shape,
+    Array.from({ length: count }, () => next() * 2 - 1),
+  );
 }
 
 function floatsOf(tensor: Tensor): Float32Array {
@@ -125,8 +129,14 @@ describe('dynamic batching on real onnxruntime', () => {
       const executions = model.executions.slice(executionsBefore);
       const oversized = executions.filter((execution) => execution.shapes[0]![0]! > maxBatchSize);
       assert.equal(oversized.length, 1, 'only the 10-row request ran above maxBatchSize');
-      assert.ok(results.some((result) => result.batchSize > result.rows), 'some requests were merged');
-      assert.ok(results.some((result) => result.batchSize > 4), 'batches grew past one request');
+      assert.ok(
+        results.some((result) => result.batchSize > result.rows),
+        'some requests were merged',
+      );
+      assert.ok(
+        results.some((result) => result.batchSize > 4),
+        'batches grew past one request',
+      );
       for (const [index, input] of [...requests, big].entries()) {
         const alone = await model.instances.run([input], ['output']);
         assert.ok(maxDiff(results[index]!.outputs[0]!, alone.outputs[0]!) <= 1e-6, `request ${index}`);
@@ -164,7 +174,11 @@ describe('dynamic batching on real onnxruntime', () => {
     });
 
     test('a queued request waits at most maxQueueDelayMicroseconds for a preferred batch that never fills', async () => {
-      const batcher = new ModelBatcher(model.instances, model.loaded.signature, { maxBatchSize: 64, preferredBatchSizes: [32], maxQueueDelayMicroseconds: 30_000 });
+      const batcher = new ModelBatcher(model.instances, model.loaded.signature, {
+        maxBatchSize: 64,
+        preferredBatchSizes: [32],
+        maxQueueDelayMicroseconds: 30_000,
+      });
       const started = performance.now();
       const result = await batcher.submit([randomTensor('input', [1, 256], 4500)], ['output']);
       const waited = performance.now() - started;
@@ -199,7 +213,10 @@ describe('dynamic batching on real onnxruntime', () => {
         }
       }
       const goodResults = settled.filter((entry): entry is PromiseFulfilledResult<BatchedResult> => entry.status === 'fulfilled').map((entry) => entry.value);
-      assert.ok(goodResults.some((result) => result.batchSize > result.rows), 'the good requests were merged');
+      assert.ok(
+        goodResults.some((result) => result.batchSize > result.rows),
+        'the good requests were merged',
+      );
       for (const [index, input] of good.entries()) {
         const alone = await model.instances.run([input], ['output']);
         assert.ok(maxDiff(goodResults[index]!.outputs[0]!, alone.outputs[0]!) <= 1e-6, `good request ${index}`);
@@ -246,25 +263,25 @@ describe('dynamic batching on real onnxruntime', () => {
       }
     });
 
-    test(
-      'a tensor whose bytes do not fit its shape is refused without killing the instance thread',
-      async () => {
-        const { instances, loaded } = await ModelInstances.load(fixturePath('tiny-mlp.onnx'), 1, sessionSettings);
-        opened.push(instances);
-        const batcher = new ModelBatcher(instances, loaded.signature, batchingOn);
-        const short = randomTensor('input', [1, 256], 5700);
-        short.data = short.data.subarray(0, 255 * 4);
-        const blocker = batcher.submit([randomTensor('input', [1, 256], 5701)], ['output']);
-        const settled = await Promise.allSettled([
-          batcher.submit([randomTensor('input', [1, 256], 5702)], ['output']),
-          batcher.submit([short], ['output']),
-          batcher.submit([randomTensor('input', [1, 256], 5703)], ['output']),
-        ]);
-        await blocker;
-        assert.deepEqual(settled.map((entry) => entry.status), ['fulfilled', 'rejected', 'fulfilled']);
-        assert.equal(instances.healthy, true);
-      },
-    );
+    test('a tensor whose bytes do not fit its shape is refused without killing the instance thread', async () => {
+      const { instances, loaded } = await ModelInstances.load(fixturePath('tiny-mlp.onnx'), 1, sessionSettings);
+      opened.push(instances);
+      const batcher = new ModelBatcher(instances, loaded.signature, batchingOn);
+      const short = randomTensor('input', [1, 256], 5700);
+      short.data = short.data.subarray(0, 255 * 4);
+      const blocker = batcher.submit([randomTensor('input', [1, 256], 5701)], ['output']);
+      const settled = await Promise.allSettled([
+        batcher.submit([randomTensor('input', [1, 256], 5702)], ['output']),
+        batcher.submit([short], ['output']),
+        batcher.submit([randomTensor('input', [1, 256], 5703)], ['output']),
+      ]);
+      await blocker;
+      assert.deepEqual(
+        settled.map((entry) => entry.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal(instances.healthy, true);
+    });
   });
 
   describe('two-batch-axes (state batched on axis 1): never merged', () => {

@@ -64,7 +64,9 @@ describe('blob references and garbage collection (real Redis, real files)', () =
   /** An upload as the route makes it: pending reference before publication, then the version. */
   async function upload(name: string, bytes: Buffer): Promise<{ sha256: string; version: string }> {
     const uploadId = randomBytes(8).toString('hex');
-    const blob = await store.put(Readable.from([bytes]), 1024 ** 2, { beforePublish: (stored) => registry.blobReferences.takePending(stored.sha256, uploadId) });
+    const blob = await store.put(Readable.from([bytes]), 1024 ** 2, {
+      beforePublish: (stored) => registry.blobReferences.takePending(stored.sha256, uploadId),
+    });
     const record = await registry.createVersion(name, blob, { uploadId });
     return { sha256: blob.sha256, version: record.version };
   }
@@ -85,27 +87,38 @@ describe('blob references and garbage collection (real Redis, real files)', () =
     const pass = await gc.runPass();
     assert.deepEqual(pass.collected, [{ sha256: first.sha256, size: 1000 }], 'past a grace period of 0');
     assert.equal(await store.exists(first.sha256), false);
-    assert.deepEqual(collected.map((blob) => blob.sha256), [first.sha256]);
+    assert.deepEqual(
+      collected.map((blob) => blob.sha256),
+      [first.sha256],
+    );
     assert.deepEqual(await redis.zrange(`${prefix}:blobs:unreferenced`, 0, -1), [], 'its grace period is forgotten');
   });
 
   test('a published blob whose version is not created yet is kept by its pending reference', async () => {
     const uploadId = 'upload-1';
-    const blob = await store.put(Readable.from([randomBytes(500)]), 1024 ** 2, { beforePublish: (stored) => registry.blobReferences.takePending(stored.sha256, uploadId) });
+    const blob = await store.put(Readable.from([randomBytes(500)]), 1024 ** 2, {
+      beforePublish: (stored) => registry.blobReferences.takePending(stored.sha256, uploadId),
+    });
     const gc = collector(0);
     assert.deepEqual((await gc.runPass()).collected, []);
     assert.deepEqual((await gc.runPass()).collected, []);
     assert.equal(await store.exists(blob.sha256), true);
     // The upload gives up: the pending reference goes and the blob with it (grace 0).
     await registry.blobReferences.releasePending(blob.sha256, uploadId);
-    assert.deepEqual((await gc.runPass()).collected.map((stored) => stored.sha256), [blob.sha256]);
+    assert.deepEqual(
+      (await gc.runPass()).collected.map((stored) => stored.sha256),
+      [blob.sha256],
+    );
   });
 
   test('a file no one ever referenced is stamped at first sight and collected once its grace period is over', async () => {
     const orphan = await store.put(Readable.from([randomBytes(300)]), 1024 ** 2);
     const gc = collector(0);
     assert.deepEqual((await gc.runPass()).collected, [], 'first sight starts the grace period');
-    assert.deepEqual((await gc.runPass()).collected.map((stored) => stored.sha256), [orphan.sha256]);
+    assert.deepEqual(
+      (await gc.runPass()).collected.map((stored) => stored.sha256),
+      [orphan.sha256],
+    );
   });
 
   test('a live record of another deployment sharing the store keeps its blob', async () => {
@@ -118,10 +131,13 @@ describe('blob references and garbage collection (real Redis, real files)', () =
     assert.equal(await store.exists(blob.sha256), true);
     await store.registryRecords('other-prefix').markDeleted('theirs', '1');
     await gc.runPass();
-    assert.deepEqual((await gc.runPass()).collected.map((stored) => stored.sha256), [blob.sha256]);
+    assert.deepEqual(
+      (await gc.runPass()).collected.map((stored) => stored.sha256),
+      [blob.sha256],
+    );
   });
 
-  test('no pass while the registry cannot be trusted (lost or another deployment\'s), nor while another process holds the lock', async () => {
+  test("no pass while the registry cannot be trusted (lost or another deployment's), nor while another process holds the lock", async () => {
     const orphan = await store.put(Readable.from([randomBytes(300)]), 1024 ** 2);
     const gc = collector(0);
     trusted = false;
@@ -131,7 +147,10 @@ describe('blob references and garbage collection (real Redis, real files)', () =
     assert.equal((await gc.runPass()).skipped, 'busy');
     await redis.del(`${prefix}:blob-gc:lock`);
     await gc.runPass();
-    assert.deepEqual((await gc.runPass()).collected.map((stored) => stored.sha256), [orphan.sha256]);
+    assert.deepEqual(
+      (await gc.runPass()).collected.map((stored) => stored.sha256),
+      [orphan.sha256],
+    );
   });
 
   test('an upload of bytes the collection has claimed waits until the removal is done, then publishes them anew', async () => {

@@ -46,10 +46,10 @@ function floatTensor(name: string, shape: number[]): Tensor {
 /** The producer's lane and count maps once the jobs just answered have been wound up (a few ticks later). */
 async function settledSizes(producer: InferenceProducer): Promise<{ lanes: number; outstanding: number }> {
   const started = Date.now();
-  while (producer.trackedSizes.lanes + producer.trackedSizes.outstanding > 0 && Date.now() - started < 2000) await new Promise((resolve) => setTimeout(resolve, 10));
+  while (producer.trackedSizes.lanes + producer.trackedSizes.outstanding > 0 && Date.now() - started < 2000)
+    await new Promise((resolve) => setTimeout(resolve, 10));
   return { lanes: producer.trackedSizes.lanes, outstanding: producer.trackedSizes.outstanding };
 }
-
 
 describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
   const prefix = `itest-bounded-${randomBytes(4).toString('hex')}`;
@@ -77,7 +77,13 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
 
   before(async () => {
     dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-bounded-'));
-    const config = loadConfig({ GANTRY_QUEUE_PREFIX: prefix, GANTRY_DATA_DIR: dataDirectory, GANTRY_WORKER_METRICS_PORT: '0', LOG_LEVEL: 'silent', REDIS_URL: redisUrl });
+    const config = loadConfig({
+      GANTRY_QUEUE_PREFIX: prefix,
+      GANTRY_DATA_DIR: dataDirectory,
+      GANTRY_WORKER_METRICS_PORT: '0',
+      LOG_LEVEL: 'silent',
+      REDIS_URL: redisUrl,
+    });
     worker = new WorkerRole({ ...config, REDIS_URL: redisUrl }, logger);
     await worker.start();
     admin = new Redis(redisUrl);
@@ -137,7 +143,13 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
 
   test('a deleted model leaves no Queue, count or catalog entry', async () => {
     const doomed = await register('identity-float.onnx', 'doomed');
-    await producer.submit(doomed, { inputs: [floatTensor('input', [1, 4])], outputs: ['output'], deadline: Date.now() + 30_000, timeoutMs: 30_000, priority: 1 });
+    await producer.submit(doomed, {
+      inputs: [floatTensor('input', [1, 4])],
+      outputs: ['output'],
+      deadline: Date.now() + 30_000,
+      timeoutMs: 30_000,
+      priority: 1,
+    });
     await catalog.config('doomed');
     await catalog.serving('doomed');
     const queuesBefore = producer.trackedSizes.queues;
@@ -159,7 +171,14 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
     const input = floatTensor('input', [1, mebibyte / 4]);
     const attempts = Array.from({ length: 20 }, (_, index) =>
       producer
-        .submit(stuck, { inputs: [input], outputs: ['output'], deadline: Date.now() + 60_000, timeoutMs: 60_000, priority: index + 1, signal: controller.signal })
+        .submit(stuck, {
+          inputs: [input],
+          outputs: ['output'],
+          deadline: Date.now() + 60_000,
+          timeoutMs: 60_000,
+          priority: index + 1,
+          signal: controller.signal,
+        })
         .then(
           () => 'answered',
           (error: GantryError) => error.code,
@@ -225,7 +244,10 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
       const started = Date.now();
       while (headers.flatMap((header) => header.results).length < 3 && Date.now() - started < 60_000) await new Promise((resolve) => setTimeout(resolve, 50));
       assert.equal(headers.length, 2, 'two messages: 48 MiB and 24 MiB');
-      assert.deepEqual(headers.flatMap((header) => header.results.map((result) => result.correlationId)), ['a', 'b', 'c']);
+      assert.deepEqual(
+        headers.flatMap((header) => header.results.map((result) => result.correlationId)),
+        ['a', 'b', 'c'],
+      );
       for (const header of headers) {
         assert.ok((header.bodyLength ?? 0) <= 64 * mebibyte, `a message body of ${header.bodyLength} bytes`);
         if (header.bodyKey !== undefined) await admin.del(header.bodyKey);

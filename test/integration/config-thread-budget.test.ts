@@ -38,7 +38,10 @@ async function budgetRejection(patch: unknown): Promise<string> {
 }
 
 test('a configuration over GANTRY_MAX_THREADS_PER_WORKER is refused, judged on the merged fields, and not stored', async () => {
-  assert.match(await budgetRejection({ instances: 16, intraOpThreads: 64, interOpThreads: 64 }), /needs 2048 onnxruntime threads .*GANTRY_MAX_THREADS_PER_WORKER \(64\)/);
+  assert.match(
+    await budgetRejection({ instances: 16, intraOpThreads: 64, interOpThreads: 64 }),
+    /needs 2048 onnxruntime threads .*GANTRY_MAX_THREADS_PER_WORKER \(64\)/,
+  );
   const within = await store.update('m', { instances: 8, intraOpThreads: 8 }, limits);
   assert.equal(within.instances, 8);
   // 8 x (8 + 1) = 72: the one-field patch is what goes over.

@@ -154,7 +154,10 @@ describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
         if (target !== undefined) runs.add(target);
       }
       runsGraph.set(file, runs);
-      packageImports.set(file, specifiers.filter((candidate) => !candidate.startsWith('.') && !candidate.startsWith('node:')));
+      packageImports.set(
+        file,
+        specifiers.filter((candidate) => !candidate.startsWith('.') && !candidate.startsWith('node:')),
+      );
     }
   });
 
@@ -193,7 +196,10 @@ describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
 
   test('positive control: the worker does reach onnxruntime-node', () => {
     const reachable = reachableFrom(runsGraph, ['worker/worker-role.js']);
-    assert.ok([...reachable].some((file) => (packageImports.get(file) ?? []).some(isOnnxRuntime)), 'the walk cannot see onnxruntime-node from the worker');
+    assert.ok(
+      [...reachable].some((file) => (packageImports.get(file) ?? []).some(isOnnxRuntime)),
+      'the walk cannot see onnxruntime-node from the worker',
+    );
   });
 
   test('nothing under api/ imports onnxruntime or worker code, even transitively', () => {

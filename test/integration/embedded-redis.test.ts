@@ -49,7 +49,13 @@ test('with no Redis answering, a private redis-server starts with AOF under the 
 test('with no Redis and no redis-server, the error says what to install', async () => {
   const nobodyListens = await freePort();
   await assert.rejects(
-    resolveRedis({ redisUrl: undefined, dataDirectory: '/nonexistent', logger, conventionalPort: nobodyListens, redisServerCommand: 'redis-server-that-does-not-exist' }),
+    resolveRedis({
+      redisUrl: undefined,
+      dataDirectory: '/nonexistent',
+      logger,
+      conventionalPort: nobodyListens,
+      redisServerCommand: 'redis-server-that-does-not-exist',
+    }),
     (error: unknown) => error instanceof RedisNotFoundError && /apt-get install redis-server/.test(error.message) && /REDIS_URL/.test(error.message),
   );
 });

@@ -37,7 +37,10 @@ function floatInput(name: string, shape: number[], values: number[]): CallInput 
 
 /** The value of the Prometheus sample `name` whose labels are exactly `labels` (any order); 0 when absent. */
 function sampleValue(exposition: string, name: string, labels: Record<string, string>): number {
-  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`).sort().join(',');
+  const wanted = Object.entries(labels)
+    .map(([label, value]) => `${label}="${value}"`)
+    .sort()
+    .join(',');
   for (const line of exposition.split('\n')) {
     const match = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
     if (match?.[1] === name && match[2]!.split(',').sort().join(',') === wanted) return Number(match[3]);
@@ -123,7 +126,11 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
   });
 
   test('JSON content: every output in the model order, the version that served and the id', async () => {
-    const result = await infer({ model: 'multi-io', id: 'request-1', inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [10, 20, 30, 40])] });
+    const result = await infer({
+      model: 'multi-io',
+      id: 'request-1',
+      inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [10, 20, 30, 40])],
+    });
     assert.equal(result.modelName, 'multi-io');
     assert.equal(result.modelVersion, '1');
     assert.equal(result.id, 'request-1');
@@ -164,10 +171,19 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
 
   test('raw BYTES content is counted by elements', async () => {
     const elements = [Buffer.from('alpha'), Buffer.from(''), Buffer.from('γ')];
-    const result = await infer({ model: 'identity-string', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1, 3], content: { kind: 'raw', bytes: writeBytesElements(elements) } }] });
-    assert.deepEqual(readBytesElements(result.outputs[0]!.tensor.data).map((element) => Buffer.from(element).toString()), ['alpha', '', 'γ']);
+    const result = await infer({
+      model: 'identity-string',
+      inputs: [{ name: 'input', datatype: 'BYTES', shape: [1, 3], content: { kind: 'raw', bytes: writeBytesElements(elements) } }],
+    });
+    assert.deepEqual(
+      readBytesElements(result.outputs[0]!.tensor.data).map((element) => Buffer.from(element).toString()),
+      ['alpha', '', 'γ'],
+    );
     const error = await failure(
-      infer({ model: 'identity-string', inputs: [{ name: 'input', datatype: 'BYTES', shape: [1, 4], content: { kind: 'raw', bytes: writeBytesElements(elements) } }] }),
+      infer({
+        model: 'identity-string',
+        inputs: [{ name: 'input', datatype: 'BYTES', shape: [1, 4], content: { kind: 'raw', bytes: writeBytesElements(elements) } }],
+      }),
     );
     assert.equal(error.message, "Input 'input': shape [1,4] needs 4 BYTES elements but its binary data holds 3.");
   });
@@ -176,7 +192,14 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
     const int64 = await infer({
       model: 'identity-int64',
       protocol: 'grpc',
-      inputs: [{ name: 'input', datatype: 'INT64', shape: [1, 3], content: { kind: 'typed', contents: { int64_contents: ['-9223372036854775808', '9223372036854775807', 9007199254740993n] } } }],
+      inputs: [
+        {
+          name: 'input',
+          datatype: 'INT64',
+          shape: [1, 3],
+          content: { kind: 'typed', contents: { int64_contents: ['-9223372036854775808', '9223372036854775807', 9007199254740993n] } },
+        },
+      ],
     });
     assert.equal(int64.outputs[0]!.binary, true);
     assert.deepEqual([...new BigInt64Array(new Uint8Array(int64.outputs[0]!.tensor.data).buffer)], [-(2n ** 63n), 2n ** 63n - 1n, 9007199254740993n]);
@@ -205,8 +228,17 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
 
   test('typed content in the wrong field, with the wrong count or out of range is refused naming the input', async () => {
     const call = (contents: object) =>
-      failure(infer({ model: 'identity-int64', protocol: 'grpc', inputs: [{ name: 'input', datatype: 'INT64', shape: [1, 2], content: { kind: 'typed', contents } }] }));
-    assert.match((await call({ int_contents: [1, 2] })).message, /^Input 'input': INT64 elements go in 'int64_contents', but 'int_contents' holds 2 elements\.$/);
+      failure(
+        infer({
+          model: 'identity-int64',
+          protocol: 'grpc',
+          inputs: [{ name: 'input', datatype: 'INT64', shape: [1, 2], content: { kind: 'typed', contents } }],
+        }),
+      );
+    assert.match(
+      (await call({ int_contents: [1, 2] })).message,
+      /^Input 'input': INT64 elements go in 'int64_contents', but 'int_contents' holds 2 elements\.$/,
+    );
     assert.match((await call({ int64_contents: ['1'] })).message, /^Input 'input': shape \[1,2\] needs 2 elements but 'int64_contents' holds 1\.$/);
     const outOfRange = await call({ int64_contents: ['1', '9223372036854775808'] });
     assert.equal(outOfRange.code, ErrorCode.InvalidArgument);
@@ -226,7 +258,12 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
       infer({
         model: 'multi-io',
         inputs: [
-          { name: 'a', datatype: 'FP32', shape: [1, 4], content: { kind: 'decoded', decoded: { error: { code: ErrorCode.InvalidArgument, message: "Input 'a': decoded badly.", nestingTooDeep: false } } } },
+          {
+            name: 'a',
+            datatype: 'FP32',
+            shape: [1, 4],
+            content: { kind: 'decoded', decoded: { error: { code: ErrorCode.InvalidArgument, message: "Input 'a': decoded badly.", nestingTooDeep: false } } },
+          },
           floatInput('b', [1, 4], [2, 2, 2, 2]),
         ],
       }),
@@ -251,13 +288,21 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
     const unknownInput = await failure(infer({ model: 'multi-io', inputs: [{ name: 'c', datatype: 'FP32', shape: [1, 4], content: deferred([1, 2, 3, 4]) }] }));
     assert.match(unknownInput.message, /^Unknown input 'c'; this model's inputs are 'a', 'b'\.$/);
     assert.equal(reads, 0, 'a deferred content was read before the inputs were checked');
-    const tooManyElements = await failure(infer({ model: 'identity-string', inputs: [{ name: 'input', datatype: 'BYTES', shape: [3, 3], content: { kind: 'json', data: [] } }] }));
+    const tooManyElements = await failure(
+      infer({ model: 'identity-string', inputs: [{ name: 'input', datatype: 'BYTES', shape: [3, 3], content: { kind: 'json', data: [] } }] }),
+    );
     assert.equal(tooManyElements.code, ErrorCode.InvalidArgument);
     assert.match(tooManyElements.message, /GANTRY_MAX_BYTES_ELEMENTS/);
 
     // Every deferred content is read before any content is decoded: the bad JSON of 'a' is found after 'b' was read.
     const badJson = await failure(
-      infer({ model: 'multi-io', inputs: [{ name: 'a', datatype: 'FP32', shape: [1, 4], content: { kind: 'json', data: [1, 2] } }, { name: 'b', datatype: 'FP32', shape: [1, 4], content: deferred([1, 2, 3, 4]) }] }),
+      infer({
+        model: 'multi-io',
+        inputs: [
+          { name: 'a', datatype: 'FP32', shape: [1, 4], content: { kind: 'json', data: [1, 2] } },
+          { name: 'b', datatype: 'FP32', shape: [1, 4], content: deferred([1, 2, 3, 4]) },
+        ],
+      }),
     );
     assert.match(badJson.message, /'a'/);
     assert.equal(reads, 1);
@@ -265,7 +310,14 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
 
   test('another tenant cannot see the model, and the error names it as the caller wrote it', async () => {
     const tenantCaller: Principal = { tenant: 'acme', keyId: 'test', scopes: new Set(['infer']) };
-    const error = await failure(role.inference.infer({ principal: tenantCaller, protocol: 'rest', model: 'multi-io', inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [1, 2, 3, 4])] }));
+    const error = await failure(
+      role.inference.infer({
+        principal: tenantCaller,
+        protocol: 'rest',
+        model: 'multi-io',
+        inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [1, 2, 3, 4])],
+      }),
+    );
     assert.equal(error.code, ErrorCode.NotFound);
     assert.match(error.message, /'multi-io'/);
     assert.doesNotMatch(error.message, /acme/);
@@ -274,25 +326,40 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
   test('output selection: only those asked for, in the order asked; an unknown one is refused', async () => {
     const inputs = [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [1, 1, 1, 1])];
     const one = await infer({ model: 'multi-io', inputs, outputs: [{ name: 'product' }] });
-    assert.deepEqual(one.outputs.map((output) => output.tensor.name), ['product']);
+    assert.deepEqual(
+      one.outputs.map((output) => output.tensor.name),
+      ['product'],
+    );
     const reversed = await infer({ model: 'multi-io', inputs, outputs: [{ name: 'product' }, { name: 'sum', parameters: { binary_data: true } }] });
-    assert.deepEqual(reversed.outputs.map((output) => [output.tensor.name, output.binary]), [
-      ['product', false],
-      ['sum', true],
-    ]);
+    assert.deepEqual(
+      reversed.outputs.map((output) => [output.tensor.name, output.binary]),
+      [
+        ['product', false],
+        ['sum', true],
+      ],
+    );
     const unknown = await failure(infer({ model: 'multi-io', inputs, outputs: [{ name: 'difference' }] }));
     assert.equal(unknown.message, "Unknown output 'difference'; this model's outputs are 'sum', 'product'.");
     const allBinary = await infer({ model: 'multi-io', inputs, parameters: { binary_data_output: true } });
-    assert.deepEqual(allBinary.outputs.map((output) => output.binary), [true, true]);
+    assert.deepEqual(
+      allBinary.outputs.map((output) => output.binary),
+      [true, true],
+    );
   });
 
   test('classification: the top classes with their labels; a bad parameter is refused', async () => {
-    const result = await infer({ model: 'classifier', inputs: [floatInput('input', [1, 4], [0.5, -0.2, 0.1, 0.9])], outputs: [{ name: 'scores', parameters: { classification: 2 } }] });
+    const result = await infer({
+      model: 'classifier',
+      inputs: [floatInput('input', [1, 4], [0.5, -0.2, 0.1, 0.9])],
+      outputs: [{ name: 'scores', parameters: { classification: 2 } }],
+    });
     const output = result.outputs[0]!.tensor;
     assert.equal(output.datatype, 'BYTES');
     assert.deepEqual(output.shape, [1, 2]);
     for (const element of readBytesElements(output.data)) assert.match(Buffer.from(element).toString(), /^[0-9.e-]+:[0-4]:(cat|dog|bird|fish|horse)$/);
-    const bad = await failure(infer({ model: 'classifier', inputs: [floatInput('input', [1, 4], [0, 0, 0, 0])], outputs: [{ name: 'scores', parameters: { classification: 0 } }] }));
+    const bad = await failure(
+      infer({ model: 'classifier', inputs: [floatInput('input', [1, 4], [0, 0, 0, 0])], outputs: [{ name: 'scores', parameters: { classification: 0 } }] }),
+    );
     assert.equal(bad.message, "Output 'scores': parameter 'classification' must be a positive integer, got 0.");
   });
 
@@ -315,7 +382,9 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
   test('a caller that went away: aborted before submission is never queued; aborted while waiting is dropped', async () => {
     const gone = new AbortController();
     gone.abort();
-    const before = await failure(infer({ model: 'multi-io', inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [1, 2, 3, 4])], signal: gone.signal }));
+    const before = await failure(
+      infer({ model: 'multi-io', inputs: [floatInput('a', [1, 4], [1, 2, 3, 4]), floatInput('b', [1, 4], [1, 2, 3, 4])], signal: gone.signal }),
+    );
     assert.equal(before.code, ErrorCode.Cancelled);
 
     const leaving = new AbortController();
@@ -326,12 +395,20 @@ describe('InferenceService (the data plane) with a real worker', { timeout: 180_
 
     // The model still answers (after the runs nobody waits for any more: the worker ends with none in flight).
     const after = await infer({ model: 'slow', inputs: slowInputs(0) });
-    assert.deepEqual(after.outputs.map((output) => output.tensor.shape), [[1, 256]]);
+    assert.deepEqual(
+      after.outputs.map((output) => output.tensor.shape),
+      [[1, 256]],
+    );
   });
 
   test('usage is filled in as the call goes, and the metrics carry the protocol', async () => {
     const usage: NonNullable<InferenceCall['usage']> = {};
-    await infer({ model: 'multi-io', protocol: 'grpc', inputs: [floatInput('a', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8]), floatInput('b', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8])], usage });
+    await infer({
+      model: 'multi-io',
+      protocol: 'grpc',
+      inputs: [floatInput('a', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8]), floatInput('b', [2, 4], [1, 2, 3, 4, 5, 6, 7, 8])],
+      usage,
+    });
     assert.equal(usage.model, 'multi-io');
     assert.equal(usage.version, '1');
     assert.equal(usage.rows, 2);

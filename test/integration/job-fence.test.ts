@@ -120,7 +120,10 @@ test('a lock another worker holds fences the job off; BullMQ neither completes n
   assert.equal(await job.getState(), 'active', "the job stays active under its new owner's lock");
   assert.equal(await admin.get(`${prefix}:${queue.name}:${job.id}:lock`), 'another-worker:1');
   const fenced = (await metrics.fencedJobs.get()).values;
-  assert.deepEqual(fenced.map((sample) => [sample.labels, sample.value]), [[{ kind: 'inference', stage: 'before_answer' }, 1]]);
+  assert.deepEqual(
+    fenced.map((sample) => [sample.labels, sample.value]),
+    [[{ kind: 'inference', stage: 'before_answer' }, 1]],
+  );
 });
 
 test('a lock that expired (nobody holds the job yet) fences it off too, and the fence stays shut', async () => {

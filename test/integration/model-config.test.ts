@@ -83,7 +83,14 @@ describe('ModelConfigStore (real Redis)', () => {
     assert.equal(first.instances, 2);
     assert.equal(first.defaultPriority, 10);
     const second = await store.update('m', { preferredBatchSizes: [4, 8], inferTimeoutMs: 500, labels: ['cat', 'dog'] });
-    assert.deepEqual(second, { ...defaultModelConfig(), maxBatchSize: 8, instances: 2, preferredBatchSizes: [4, 8], inferTimeoutMs: 500, labels: ['cat', 'dog'] });
+    assert.deepEqual(second, {
+      ...defaultModelConfig(),
+      maxBatchSize: 8,
+      instances: 2,
+      preferredBatchSizes: [4, 8],
+      inferTimeoutMs: 500,
+      labels: ['cat', 'dog'],
+    });
     assert.deepEqual(await store.get('m'), second);
     // Stored as one JSON document under the model's key.
     assert.deepEqual(JSON.parse((await redis.get(modelConfigKey(prefix, 'm')))!), second);
@@ -102,8 +109,14 @@ describe('ModelConfigStore (real Redis)', () => {
     assert.equal(await rejection(() => store.update('m', { maxBatchSize: 2.5 })), "config field 'maxBatchSize': must be an integer");
     assert.equal(await rejection(() => store.update('m', { maxBatchSize: '8' })), "config field 'maxBatchSize': must be a number");
     assert.equal(await rejection(() => store.update('m', { optimizedModelCache: 'yes' })), "config field 'optimizedModelCache': must be a boolean");
-    assert.match(await rejection(() => store.update('m', { graphOptimizationLevel: 'max' })), /^config field 'graphOptimizationLevel': must be one of 'disabled', 'basic', 'extended', 'all'$/);
-    assert.match(await rejection(() => store.update('m', { preferredBatchSizes: [4, 0] })), /^config field 'preferredBatchSizes' \(element 1\): must be at least 1$/);
+    assert.match(
+      await rejection(() => store.update('m', { graphOptimizationLevel: 'max' })),
+      /^config field 'graphOptimizationLevel': must be one of 'disabled', 'basic', 'extended', 'all'$/,
+    );
+    assert.match(
+      await rejection(() => store.update('m', { preferredBatchSizes: [4, 0] })),
+      /^config field 'preferredBatchSizes' \(element 1\): must be at least 1$/,
+    );
     assert.match(await rejection(() => store.update('m', { maxQueueDelayMicroseconds: 10_000_001 })), /maxQueueDelayMicroseconds': must be at most 10000000/);
     assert.match(await rejection(() => store.update('m', { defaultPriority: 2_097_153 })), /defaultPriority': must be at most 2097152/);
     assert.match(await rejection(() => store.update('m', { inferTimeoutMs: 0 })), /inferTimeoutMs': must be at least 1/);

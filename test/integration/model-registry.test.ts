@@ -73,7 +73,10 @@ describe('ModelRegistry (real Redis)', () => {
     try {
       const created = [];
       for (let index = 0; index < 3; index++) created.push(await registry.createVersion('mlp', { sha256: index === 1 ? shaB : shaA, size: 100 + index }));
-      assert.deepEqual(created.map((version) => version.version), ['1', '2', '3']);
+      assert.deepEqual(
+        created.map((version) => version.version),
+        ['1', '2', '3'],
+      );
       for (const version of created) assert.equal(version.state, 'LOADING');
 
       const second = await registry.getVersion('mlp', '2');
@@ -92,7 +95,10 @@ describe('ModelRegistry (real Redis)', () => {
       assert.equal(await registry.getVersion('other', '1'), undefined);
 
       const listed = await registry.listVersions('mlp');
-      assert.deepEqual(listed.map((version) => version.version), ['1', '2', '3']);
+      assert.deepEqual(
+        listed.map((version) => version.version),
+        ['1', '2', '3'],
+      );
       assert.deepEqual(await registry.listVersions('other'), []);
       assert.deepEqual(await registry.listModelNames(), ['mlp']);
       assert.equal(await registry.modelExists('mlp'), true);
@@ -100,7 +106,10 @@ describe('ModelRegistry (real Redis)', () => {
 
       // Versions are ordered numerically, not as strings ("10" after "9").
       for (let index = 4; index <= 10; index++) await registry.createVersion('mlp', { sha256: shaA, size: 1 });
-      assert.deepEqual((await registry.listVersions('mlp')).map((version) => version.version), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10']);
+      assert.deepEqual(
+        (await registry.listVersions('mlp')).map((version) => version.version),
+        ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'],
+      );
 
       // Numbering is per model.
       assert.equal((await registry.createVersion('other', { sha256: shaA, size: 1 })).version, '1');
@@ -193,7 +202,10 @@ describe('ModelRegistry (real Redis)', () => {
       await registry.createVersion('m', { sha256: shaA, size: 1 });
       await registry.deleteVersion('m', '1');
       assert.deepEqual(await registry.listModelNames(), ['m']);
-      assert.deepEqual((await registry.listVersions('m')).map((version) => version.version), ['2']);
+      assert.deepEqual(
+        (await registry.listVersions('m')).map((version) => version.version),
+        ['2'],
+      );
       await registry.deleteVersion('m', '2');
       assert.deepEqual(await registry.listModelNames(), []);
       assert.equal(await registry.modelExists('m'), false);
@@ -261,7 +273,10 @@ describe('ModelRegistry (real Redis)', () => {
     try {
       const created = await Promise.all(Array.from({ length: 20 }, () => registry.createVersion('m', { sha256: shaA, size: 1 })));
       const numbers = created.map((version) => Number(version.version)).sort((left, right) => left - right);
-      assert.deepEqual(numbers, Array.from({ length: 20 }, (_, index) => index + 1));
+      assert.deepEqual(
+        numbers,
+        Array.from({ length: 20 }, (_, index) => index + 1),
+      );
       assert.equal((await registry.listVersions('m')).length, 20);
     } finally {
       await cleanup();

@@ -13,7 +13,10 @@ const redisUrl = 'redis://127.0.0.1:6379';
 
 /** A worker's statistics buffer writing to Redis over `redis`, as worker-role.ts builds it. */
 function workerStatistics(redis: Redis, prefix: string): StatisticsBuffer {
-  return new StatisticsBuffer((model, version, increments, lastInferenceMs) => addStatistics(redis, prefix, model, version, increments, lastInferenceMs), pino({ level: 'silent' }));
+  return new StatisticsBuffer(
+    (model, version, increments, lastInferenceMs) => addStatistics(redis, prefix, model, version, increments, lastInferenceMs),
+    pino({ level: 'silent' }),
+  );
 }
 
 /**
@@ -23,14 +26,24 @@ function workerStatistics(redis: Redis, prefix: string): StatisticsBuffer {
  */
 function recordExecution(statistics: StatisticsBuffer, model: string, version: string, size: number, finishedAtMs: number, failed = 0): void {
   const compute = { computeInputNs: 10 * size, computeInferNs: 200 * size, computeOutputNs: 5 * size };
-  for (let index = 0; index < size; index++) statistics.recordRequest(model, version, { ok: true, rows: 1, queueNs: 100, totalNs: 1_000, ...compute, finishedAtMs });
+  for (let index = 0; index < size; index++)
+    statistics.recordRequest(model, version, { ok: true, rows: 1, queueNs: 100, totalNs: 1_000, ...compute, finishedAtMs });
   for (let index = 0; index < failed; index++) {
-    statistics.recordRequest(model, version, { ok: false, rows: 0, queueNs: 7, totalNs: 50, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs });
+    statistics.recordRequest(model, version, {
+      ok: false,
+      rows: 0,
+      queueNs: 7,
+      totalNs: 50,
+      computeInputNs: 0,
+      computeInferNs: 0,
+      computeOutputNs: 0,
+      finishedAtMs,
+    });
   }
   if (size > 0) statistics.recordExecution(model, version, { batchSize: size, ...compute });
 }
 
-describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real Redis)', () => {
+describe("the workers' StatisticsBuffer, addStatistics and readStatistics (real Redis)", () => {
   let workerA: Redis;
   let workerB: Redis;
   let reader: Redis;
@@ -49,7 +62,7 @@ describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real
   });
   afterEach(async () => deleteKeys(redisUrl, prefix));
 
-  test('a version that never ran reads as zeros in Triton\'s shape', async () => {
+  test("a version that never ran reads as zeros in Triton's shape", async () => {
     const stats = await readStatistics(reader, prefix, 'idle', '1');
     const zero = { count: 0, ns: 0 };
     assert.deepEqual(stats, {
@@ -102,7 +115,12 @@ describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real
     const [one, four, eight] = stats.batch_stats;
     assert.deepEqual(one, { batch_size: 1, compute_input: { count: 2, ns: 20 }, compute_infer: { count: 2, ns: 400 }, compute_output: { count: 2, ns: 10 } });
     assert.deepEqual(four, { batch_size: 4, compute_input: { count: 2, ns: 80 }, compute_infer: { count: 2, ns: 1600 }, compute_output: { count: 2, ns: 40 } });
-    assert.deepEqual(eight, { batch_size: 8, compute_input: { count: 1, ns: 80 }, compute_infer: { count: 1, ns: 1600 }, compute_output: { count: 1, ns: 40 } });
+    assert.deepEqual(eight, {
+      batch_size: 8,
+      compute_input: { count: 1, ns: 80 },
+      compute_infer: { count: 1, ns: 1600 },
+      compute_output: { count: 1, ns: 40 },
+    });
     const executions = stats.batch_stats.reduce((sum, entry) => sum + entry.compute_infer.count, 0);
     assert.equal(executions, stats.execution_count);
 
@@ -124,11 +142,14 @@ describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real
     await Promise.all(flushes);
     const stats = await readStatistics(reader, prefix, 'busy', '1');
     assert.equal(stats.execution_count, 200);
-    assert.equal(stats.inference_count, Array.from({ length: 200 }, (_, index) => 1 + (index % 3)).reduce((a, b) => a + b, 0));
+    assert.equal(
+      stats.inference_count,
+      Array.from({ length: 200 }, (_, index) => 1 + (index % 3)).reduce((a, b) => a + b, 0),
+    );
     assert.equal(stats.last_inference, 1_199);
   });
 
-  test('an execution whose every request failed counts failures only; a request\'s own batch size counts in inference_count', async () => {
+  test("an execution whose every request failed counts failures only; a request's own batch size counts in inference_count", async () => {
     const statistics = workerStatistics(workerA, prefix);
     const failure = { ok: false, rows: 0, queueNs: 5, computeInputNs: 0, computeInferNs: 0, computeOutputNs: 0, finishedAtMs: 5_000 };
     statistics.recordRequest('m', '1', { ...failure, totalNs: 70 });
@@ -142,7 +163,16 @@ describe('the workers\' StatisticsBuffer, addStatistics and readStatistics (real
     assert.equal(stats.last_inference, 5_000);
 
     // One request carrying a batch of 6 (a client-side batch) is 6 inferences in one execution.
-    statistics.recordRequest('m', '1', { ok: true, rows: 6, queueNs: 1, totalNs: 9, computeInputNs: 1, computeInferNs: 1, computeOutputNs: 1, finishedAtMs: 4_000 });
+    statistics.recordRequest('m', '1', {
+      ok: true,
+      rows: 6,
+      queueNs: 1,
+      totalNs: 9,
+      computeInputNs: 1,
+      computeInferNs: 1,
+      computeOutputNs: 1,
+      finishedAtMs: 4_000,
+    });
     statistics.recordExecution('m', '1', { batchSize: 6, computeInputNs: 1, computeInferNs: 1, computeOutputNs: 1 });
     await statistics.flush();
     stats = await readStatistics(reader, prefix, 'm', '1');

@@ -111,7 +111,10 @@ describe('FileModelStore', () => {
     assert.equal(stored.sha256, source.hash());
     assert.equal(await store.verify(stored.sha256), true);
     const megabyte = 1024 * 1024;
-    assert.ok(peakArrayBuffers - before.arrayBuffers < 30 * megabyte, `arrayBuffers grew by ${((peakArrayBuffers - before.arrayBuffers) / megabyte).toFixed(1)} MB`);
+    assert.ok(
+      peakArrayBuffers - before.arrayBuffers < 30 * megabyte,
+      `arrayBuffers grew by ${((peakArrayBuffers - before.arrayBuffers) / megabyte).toFixed(1)} MB`,
+    );
     assert.ok(peakRss - before.rss < 30 * megabyte, `rss grew by ${((peakRss - before.rss) / megabyte).toFixed(1)} MB`);
     assert.deepEqual(await temporaries(), []);
   });

@@ -28,7 +28,6 @@ import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js'
 
 const redisUrl = 'redis://127.0.0.1:6379';
 
-
 function floatsOf(tensor: Tensor): Float32Array {
   const copy = new Uint8Array(tensor.data.byteLength);
   copy.set(tensor.data);
@@ -174,7 +173,13 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     });
     const outcomes = await Promise.all(
       requests.map(({ batch, values }) =>
-        producer.submit(mlp, { inputs: [tensorOf('input', [batch, 256], values)], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 }),
+        producer.submit(mlp, {
+          inputs: [tensorOf('input', [batch, 256], values)],
+          outputs: ['output'],
+          deadline: Date.now() + 30_000,
+          priority: 1,
+          timeoutMs: 30_000,
+        }),
       ),
     );
     for (let index = 0; index < requests.length; index++) {
@@ -208,7 +213,9 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     const outcome = await producer.submit(identity, {
       inputs: [tensorOf('input', [1, 20_000], values)],
       outputs: ['output'],
-      deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000,
+      deadline: Date.now() + 30_000,
+      priority: 1,
+      timeoutMs: 30_000,
     });
     assert.deepEqual(outcome.outputs[0]?.shape, [1, 20_000]);
     assert.deepEqual(floatsOf(outcome.outputs[0]!), values);
@@ -224,7 +231,13 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
   test('a small input rides inline (no payload key)', async () => {
     payloadKeysWritten.length = 0;
     const values = randomFloats(100);
-    const outcome = await producer.submit(identity, { inputs: [tensorOf('input', [4, 25], values)], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 });
+    const outcome = await producer.submit(identity, {
+      inputs: [tensorOf('input', [4, 25], values)],
+      outputs: ['output'],
+      deadline: Date.now() + 30_000,
+      priority: 1,
+      timeoutMs: 30_000,
+    });
     assert.deepEqual(floatsOf(outcome.outputs[0]!), values);
     assert.deepEqual(payloadKeysWritten, []);
   });
@@ -232,7 +245,13 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
   test('a request whose deadline is already past rejects with DEADLINE_EXCEEDED, and counts as a failed inference', async () => {
     const failedBefore = (await readStatistics(admin, prefix, mlp.model, mlp.version)).inference_stats.fail.count;
     await assert.rejects(
-      producer.submit(mlp, { inputs: [tensorOf('input', [1, 256], randomFloats(256))], outputs: ['output'], deadline: Date.now() - 1000, priority: 1, timeoutMs: 30_000 }),
+      producer.submit(mlp, {
+        inputs: [tensorOf('input', [1, 256], randomFloats(256))],
+        outputs: ['output'],
+        deadline: Date.now() - 1000,
+        priority: 1,
+        timeoutMs: 30_000,
+      }),
       (error: unknown) => {
         assert.ok(error instanceof GantryError, String(error));
         assert.equal(error.code, ErrorCode.DeadlineExceeded);
@@ -247,14 +266,32 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     const failedAfter = (await readStatistics(admin, prefix, mlp.model, mlp.version)).inference_stats.fail.count;
     assert.equal(failedAfter - failedBefore, 1);
     // And the lane is still usable afterwards.
-    const outcome = await producer.submit(mlp, { inputs: [tensorOf('input', [1, 256], randomFloats(256))], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 });
+    const outcome = await producer.submit(mlp, {
+      inputs: [tensorOf('input', [1, 256], randomFloats(256))],
+      outputs: ['output'],
+      deadline: Date.now() + 30_000,
+      priority: 1,
+      timeoutMs: 30_000,
+    });
     assert.deepEqual(outcome.outputs[0]?.shape, [1, 16]);
   });
 
   test('an error for one request is reported to that request only', async () => {
-    const good = producer.submit(mlp, { inputs: [tensorOf('input', [1, 256], randomFloats(256))], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 });
+    const good = producer.submit(mlp, {
+      inputs: [tensorOf('input', [1, 256], randomFloats(256))],
+      outputs: ['output'],
+      deadline: Date.now() + 30_000,
+      priority: 1,
+      timeoutMs: 30_000,
+    });
     // Wrong width: the queue does not validate, onnxruntime refuses it in the worker.
-    const bad = producer.submit(mlp, { inputs: [tensorOf('input', [1, 255], randomFloats(255))], outputs: ['output'], deadline: Date.now() + 30_000, priority: 1, timeoutMs: 30_000 });
+    const bad = producer.submit(mlp, {
+      inputs: [tensorOf('input', [1, 255], randomFloats(255))],
+      outputs: ['output'],
+      deadline: Date.now() + 30_000,
+      priority: 1,
+      timeoutMs: 30_000,
+    });
     const [goodResult, badResult] = await Promise.allSettled([good, bad]);
     assert.equal(goodResult.status, 'fulfilled');
     assert.equal(badResult.status, 'rejected');
@@ -264,7 +301,25 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
   test('completed jobs leave no job keys behind (removeOnComplete)', async () => {
     // Give the workers a moment to move the last jobs to "completed" (which removes them).
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const metaSuffixes = new Set(['meta', 'id', 'events', 'wait', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'paused', 'stalled', 'stalled-check', 'marker', 'pc', 'limiter', 'de', 'waiting-children']);
+    const metaSuffixes = new Set([
+      'meta',
+      'id',
+      'events',
+      'wait',
+      'active',
+      'completed',
+      'failed',
+      'delayed',
+      'prioritized',
+      'paused',
+      'stalled',
+      'stalled-check',
+      'marker',
+      'pc',
+      'limiter',
+      'de',
+      'waiting-children',
+    ]);
     for (const queue of ['infer{tiny-mlp}', 'infer{identity-float}', 'control{gantry}']) {
       const keys = await scanKeys(admin, `${prefix}:${queue}:*`);
       const leftovers = keys.filter((key) => !metaSuffixes.has(key.slice(`${prefix}:${queue}:`.length)));

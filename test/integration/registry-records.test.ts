@@ -35,7 +35,14 @@ describe('FileRegistryRecords', () => {
 
   test('records, tombstones, signatures and configurations read back; the highest number counts deleted versions', async () => {
     const records = new FileRegistryRecords(directory, 'p');
-    await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 10, createdAt: '2026-01-01T00:00:00.000Z', configAtUpload: { maxBatchSize: 2 } });
+    await records.writeVersion({
+      name: 'm',
+      version: '1',
+      sha256: 'a'.repeat(64),
+      size: 10,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      configAtUpload: { maxBatchSize: 2 },
+    });
     await records.writeVersion({ name: 'm', version: '2', sha256: 'b'.repeat(64), size: 20, createdAt: '2026-01-02T00:00:00.000Z' });
     await records.writeVersion({ name: 'm', version: '3', sha256: 'c'.repeat(64), size: 30, createdAt: '2026-01-03T00:00:00.000Z' });
     await records.writeSignature('m', '1', signature);
@@ -51,7 +58,12 @@ describe('FileRegistryRecords', () => {
     assert.equal(model!.highestVersion, 3);
     assert.deepEqual(model!.config, { maxBatchSize: 8 });
     assert.deepEqual(
-      model!.versions.map(({ version, sha256, signature: recorded, configAtUpload }) => ({ version, sha256, recorded: recorded !== undefined, configAtUpload })),
+      model!.versions.map(({ version, sha256, signature: recorded, configAtUpload }) => ({
+        version,
+        sha256,
+        recorded: recorded !== undefined,
+        configAtUpload,
+      })),
       [
         { version: '1', sha256: 'a'.repeat(64), recorded: true, configAtUpload: { maxBatchSize: 2 } },
         { version: '2', sha256: 'b'.repeat(64), recorded: false, configAtUpload: undefined },
@@ -67,7 +79,13 @@ describe('FileRegistryRecords', () => {
     await records.writeVersion({ name: 'Mlp', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
     await records.writeVersion({ name: 'mlp', version: '1', sha256: 'b'.repeat(64), size: 1, createdAt: '' });
     assert.deepEqual((await readdir(path.join(directory, 'p', 'models'))).sort(), ['^mlp', 'mlp']);
-    assert.deepEqual((await records.readAll()).map((model) => [model.name, model.versions[0]!.sha256[0]]), [['Mlp', 'a'], ['mlp', 'b']]);
+    assert.deepEqual(
+      (await records.readAll()).map((model) => [model.name, model.versions[0]!.sha256[0]]),
+      [
+        ['Mlp', 'a'],
+        ['mlp', 'b'],
+      ],
+    );
   });
 
   test('a deployment id is claimed once: concurrent claims all get the first one', async () => {
@@ -84,7 +102,10 @@ describe('FileRegistryRecords', () => {
     await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
     await writeFile(path.join(directory, 'p', 'models', 'm', '2.json'), '{not json');
     const [model] = await records.readAll();
-    assert.deepEqual(model!.versions.map((version) => version.version), ['1']);
+    assert.deepEqual(
+      model!.versions.map((version) => version.version),
+      ['1'],
+    );
     assert.equal(model!.highestVersion, 1);
     assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
   });
@@ -134,7 +155,13 @@ describe('ModelRegistry with durable records (real Redis)', () => {
     await assert.rejects(registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 }), { code: ErrorCode.Unavailable });
     deploymentId = 'deployment-a';
     assert.equal((await registry.createVersion('m', { sha256: 'a'.repeat(64), size: 1 })).version, '1');
-    assert.deepEqual(await store.registryRecords(prefix).readAll().then((models) => models.map((model) => model.highestVersion)), [1]);
+    assert.deepEqual(
+      await store
+        .registryRecords(prefix)
+        .readAll()
+        .then((models) => models.map((model) => model.highestVersion)),
+      [1],
+    );
   });
 
   test('after a wipe, numbers go on above the highest the store knows, a deleted latest version included', async () => {
@@ -185,12 +212,21 @@ describe('ModelRegistry with durable records (real Redis)', () => {
     assert.equal((await registry.createVersion('gone', present)).version, '2', 'a deleted model keeps its numbers too');
 
     // Rebuilding an intact registry changes nothing; the fill-in mode (gantry repair) restores only what is missing.
-    assert.equal((await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' })).status, 'intact');
+    assert.equal(
+      (await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' })).status,
+      'intact',
+    );
     await registry.updateVersion('m', '1', { state: 'READY', signature });
     await redis.del(`${prefix}:model:{m}:v:2`);
     await redis.zrem(`${prefix}:model:{m}:versions`, '2');
-    const filled = await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' }, { fillIn: true });
-    assert.deepEqual(filled.restored.map(({ name, version }) => `${name}/${version}`), ['m/2']);
+    const filled = await rebuildRegistry(
+      { redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' },
+      { fillIn: true },
+    );
+    assert.deepEqual(
+      filled.restored.map(({ name, version }) => `${name}/${version}`),
+      ['m/2'],
+    );
     assert.equal((await registry.getVersion('m', '1'))?.state, 'READY', 'a version still in Redis is left as it is');
   });
 

@@ -125,7 +125,10 @@ describe('FileModelStore limits', () => {
     await mkdir(temporaryDirectory, { recursive: true });
     await mkdir(cacheFolder, { recursive: true });
     const old = new Date(Date.now() - staleTemporaryFileMs - 60_000);
-    for (const [folder, name] of [[temporaryDirectory, 'dead.partial'], [cacheFolder, `${'a'.repeat(64)}-all.onnx.99.partial`]] as const) {
+    for (const [folder, name] of [
+      [temporaryDirectory, 'dead.partial'],
+      [cacheFolder, `${'a'.repeat(64)}-all.onnx.99.partial`],
+    ] as const) {
       await writeFile(path.join(folder, name), 'x');
       await utimes(path.join(folder, name), old, old);
     }

@@ -105,7 +105,7 @@ describe('ModelRegistry tenant index (real Redis)', () => {
     assert.deepEqual(await first.tenantHoldings('default'), { models: 2, versions: 3, storedBytes: 34, hasModel: false });
   });
 
-  test('a restore after Redis lost its data puts back each tenant\'s set and bytes, and is not counted twice later', async () => {
+  test("a restore after Redis lost its data puts back each tenant's set and bytes, and is not counted twice later", async () => {
     const prefix = freshPrefix();
     const registry = new ModelRegistry(redis, prefix);
     await registry.createVersion('acme~m', { sha256: shaA, size: 11 }); // this process has now indexed
@@ -142,7 +142,9 @@ describe('ModelRegistry tenant index (real Redis)', () => {
       );
 
     // Ten new models at once against maxModels 3: exactly three are created.
-    const models = await Promise.all(Array.from({ length: 10 }, (_, index) => outcome(registry.createVersion(`acme~m${index}`, { sha256: shaA, size: 1 }, capped({ maxModels: 3 })))));
+    const models = await Promise.all(
+      Array.from({ length: 10 }, (_, index) => outcome(registry.createVersion(`acme~m${index}`, { sha256: shaA, size: 1 }, capped({ maxModels: 3 })))),
+    );
     assert.equal(models.filter((result) => result === 'created').length, 3, models.join('\n'));
     for (const refusal of models.filter((result) => result !== 'created')) {
       assert.match(refusal, /^409 FAILED_PRECONDITION Tenant 'acme' has 3 models, its cap \(maxModels\)/);
@@ -153,23 +155,39 @@ describe('ModelRegistry tenant index (real Redis)', () => {
 
     // Versions over all its models: it has 4; eight more at once against maxVersions 6 create exactly two.
     const versions = await Promise.all(
-      Array.from({ length: 8 }, (_, index) => outcome(registry.createVersion(names[index % names.length]!, { sha256: shaB, size: 1 }, capped({ maxVersions: 6 })))),
+      Array.from({ length: 8 }, (_, index) =>
+        outcome(registry.createVersion(names[index % names.length]!, { sha256: shaB, size: 1 }, capped({ maxVersions: 6 }))),
+      ),
     );
     assert.equal(versions.filter((result) => result === 'created').length, 2, versions.join('\n'));
-    assert.match(versions.find((result) => result !== 'created')!, /^409 FAILED_PRECONDITION Tenant 'acme' has 6 model versions, its cap \(maxVersions, over all its models\)/);
+    assert.match(
+      versions.find((result) => result !== 'created')!,
+      /^409 FAILED_PRECONDITION Tenant 'acme' has 6 model versions, its cap \(maxVersions, over all its models\)/,
+    );
 
     // Bytes: 6 stored; uploads of 10 bytes at once against 36 leave room for three (to a model it has: the first
     // would otherwise create a fourth model).
-    const bytes = await Promise.all(Array.from({ length: 6 }, () => outcome(registry.createVersion(names[1]!, { sha256: shaA, size: 10 }, capped({ maxStoredBytes: 36 })))));
+    const bytes = await Promise.all(
+      Array.from({ length: 6 }, () => outcome(registry.createVersion(names[1]!, { sha256: shaA, size: 10 }, capped({ maxStoredBytes: 36 })))),
+    );
     assert.equal(bytes.filter((result) => result === 'created').length, 3, bytes.join('\n'));
-    assert.match(bytes.find((result) => result !== 'created')!, /^413 PAYLOAD_TOO_LARGE This upload of 10 bytes would take tenant 'acme' past its cap on stored model bytes \(maxStoredBytes, 36 bytes; 36 stored now\)/);
+    assert.match(
+      bytes.find((result) => result !== 'created')!,
+      /^413 PAYLOAD_TOO_LARGE This upload of 10 bytes would take tenant 'acme' past its cap on stored model bytes \(maxStoredBytes, 36 bytes; 36 stored now\)/,
+    );
     assert.deepEqual(await registry.tenantHoldings('acme'), { models: 3, versions: 9, storedBytes: 36, hasModel: false });
 
     // Another tenant is not held back by acme's caps, and acme under its caps still uploads.
-    assert.equal(await outcome(registry.createVersion('globex~m0', { sha256: shaA, size: 1000 }, capped({ maxModels: 1, maxVersions: 1, maxStoredBytes: 1000 }))), 'created');
+    assert.equal(
+      await outcome(registry.createVersion('globex~m0', { sha256: shaA, size: 1000 }, capped({ maxModels: 1, maxVersions: 1, maxStoredBytes: 1000 }))),
+      'created',
+    );
     const [firstVersion] = await registry.listVersions(names[0]!);
     await registry.deleteVersion(names[0]!, firstVersion!.version);
-    assert.equal(await outcome(registry.createVersion(names[2]!, { sha256: shaA, size: 1 }, capped({ maxStoredBytes: 36, maxVersions: 9, maxModels: 3 }))), 'created');
+    assert.equal(
+      await outcome(registry.createVersion(names[2]!, { sha256: shaA, size: 1 }, capped({ maxStoredBytes: 36, maxVersions: 9, maxModels: 3 }))),
+      'created',
+    );
 
     assert.deepEqual([...new Set(refusedBy)].sort(), ['tenant_models', 'tenant_stored_bytes', 'tenant_versions']);
     assert.equal(refusedBy.length, 7 + 6 + 3);

@@ -7,7 +7,20 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, describeReply, floats, infer, isAlive, mlpRequest, rssBytes, timedCall, workerChildOf, workerRequestsTotal, type TimedReply } from '../helpers/reliability-harness.js';
+import {
+  Cleanup,
+  childPids,
+  describeReply,
+  floats,
+  infer,
+  isAlive,
+  mlpRequest,
+  rssBytes,
+  timedCall,
+  workerChildOf,
+  workerRequestsTotal,
+  type TimedReply,
+} from '../helpers/reliability-harness.js';
 
 interface BadCase {
   name: string;
@@ -46,10 +59,38 @@ function badCorpus(): BadCase[] {
   // Broken JSON text, including the non-JSON literals NaN / Infinity.
   const text = JSON.stringify(valid());
   const texts = [
-    '', ' ', '{', '}', '[', ']', '{"inputs":', '{"inputs":[', 'nul', 'undefined', "{'inputs':[]}", '{"inputs":[],}', '{inputs:[]}',
-    '/* c */{"inputs":[]}', '\u0000', '\uFEFF{', '{"a":1}{"b":2}', text.slice(0, text.length / 2), text.slice(1), `${text}x`,
-    text.replace('0.', 'NaN, 0.'), text.replace('0.', 'Infinity, 0.'), text.replace('0.', '-Infinity, 0.'), text.replace('[1,256]', '[NaN,256]'),
-    text.replace('[1,256]', '[Infinity,256]'), text.replace('[1,256]', '[1e400,256]'), text.replace('"FP32"', 'FP32'), '"just a string"', '42', 'true', 'null', '[]',
+    '',
+    ' ',
+    '{',
+    '}',
+    '[',
+    ']',
+    '{"inputs":',
+    '{"inputs":[',
+    'nul',
+    'undefined',
+    "{'inputs':[]}",
+    '{"inputs":[],}',
+    '{inputs:[]}',
+    '/* c */{"inputs":[]}',
+    '\u0000',
+    '\uFEFF{',
+    '{"a":1}{"b":2}',
+    text.slice(0, text.length / 2),
+    text.slice(1),
+    `${text}x`,
+    text.replace('0.', 'NaN, 0.'),
+    text.replace('0.', 'Infinity, 0.'),
+    text.replace('0.', '-Infinity, 0.'),
+    text.replace('[1,256]', '[NaN,256]'),
+    text.replace('[1,256]', '[Infinity,256]'),
+    text.replace('[1,256]', '[1e400,256]'),
+    text.replace('"FP32"', 'FP32'),
+    '"just a string"',
+    '42',
+    'true',
+    'null',
+    '[]',
   ];
   texts.forEach((body, index) => cases.push({ name: `broken json #${index}`, body }));
 
@@ -57,22 +98,89 @@ function badCorpus(): BadCase[] {
   const wrong: unknown[] = [null, 0, 1.5, -1, '', 'x', true, {}, [], [[]], { a: 1 }];
   for (const value of wrong) json(`body = ${JSON.stringify(value)}`, value);
   for (const value of wrong) mutate(`inputs = ${JSON.stringify(value)}`, (request) => (request.inputs = value as LooseInput[])); // not an array of inputs: the point
-  for (const value of [null, 0, 'x', true, [], [1]] as unknown[]) mutate(`inputs[0] = ${JSON.stringify(value)}`, (request) => (request.inputs[0] = value as LooseInput)); // not an input: the point
-  for (const value of [null, 0, 1, {}, [], '', true, 'nope', 'INPUT', 'input ', 'a'.repeat(5000)]) mutate(`name = ${JSON.stringify(value).slice(0, 30)}`, (_request, input) => (input.name = value));
-  for (const value of [null, 0, 32, {}, [], '', 'FP33', 'fp32', 'FLOAT', 'float32', 'BF16', 'BYTES', 'FP64', 'FP16', 'INT32', 'INT64', 'UINT8', 'BOOL', 'INT8', 'x'.repeat(1000)]) {
+  for (const value of [null, 0, 'x', true, [], [1]] as unknown[])
+    mutate(`inputs[0] = ${JSON.stringify(value)}`, (request) => (request.inputs[0] = value as LooseInput)); // not an input: the point
+  for (const value of [null, 0, 1, {}, [], '', true, 'nope', 'INPUT', 'input ', 'a'.repeat(5000)])
+    mutate(`name = ${JSON.stringify(value).slice(0, 30)}`, (_request, input) => (input.name = value));
+  for (const value of [
+    null,
+    0,
+    32,
+    {},
+    [],
+    '',
+    'FP33',
+    'fp32',
+    'FLOAT',
+    'float32',
+    'BF16',
+    'BYTES',
+    'FP64',
+    'FP16',
+    'INT32',
+    'INT64',
+    'UINT8',
+    'BOOL',
+    'INT8',
+    'x'.repeat(1000),
+  ]) {
     mutate(`datatype = ${JSON.stringify(value).slice(0, 30)}`, (_request, input) => (input.datatype = value));
   }
   const shapes: unknown[] = [
-    null, '1,256', '[1,256]', 256, {}, ['1', '256'], [1.5, 256], [1, 256.5], [-1, 256], [-5, 256], [1, -256], [0, 256], [2, 256], [1, 255], [1, 257], [256], [1, 256, 1], [],
-    [1e12, 256], [2 ** 31, 2 ** 31], [2 ** 31 - 1, 2 ** 31 - 1], [2 ** 53, 2], [Number.MAX_SAFE_INTEGER, 256], [2 ** 32, 2 ** 32, 2 ** 32], [1e308, 1], [1, 1e308],
-    Array.from({ length: 64 }, () => 2), Array.from({ length: 1000 }, () => 1), [true, 256], [null, 256], [[1], 256],
+    null,
+    '1,256',
+    '[1,256]',
+    256,
+    {},
+    ['1', '256'],
+    [1.5, 256],
+    [1, 256.5],
+    [-1, 256],
+    [-5, 256],
+    [1, -256],
+    [0, 256],
+    [2, 256],
+    [1, 255],
+    [1, 257],
+    [256],
+    [1, 256, 1],
+    [],
+    [1e12, 256],
+    [2 ** 31, 2 ** 31],
+    [2 ** 31 - 1, 2 ** 31 - 1],
+    [2 ** 53, 2],
+    [Number.MAX_SAFE_INTEGER, 256],
+    [2 ** 32, 2 ** 32, 2 ** 32],
+    [1e308, 1],
+    [1, 1e308],
+    Array.from({ length: 64 }, () => 2),
+    Array.from({ length: 1000 }, () => 1),
+    [true, 256],
+    [null, 256],
+    [[1], 256],
   ];
   for (const shape of shapes) mutate(`shape = ${JSON.stringify(shape).slice(0, 40)}`, (_request, input) => (input.shape = shape));
   const datas: unknown[] = [
-    null, {}, { a: 1 }, 'abc', 1, true, [], floats(1, 255), floats(1, 257), floats(1, 100_00).slice(0, 512), Array.from({ length: 256 }, () => 'x'),
-    Array.from({ length: 256 }, () => true), Array.from({ length: 256 }, () => null), Array.from({ length: 256 }, () => ({})), Array.from({ length: 256 }, () => [1, 2]),
-    Array.from({ length: 256 }, (_, i) => (i === 100 ? '1' : 0)), Array.from({ length: 256 }, (_, i) => (i === 255 ? null : 0)), [floats(1, 128), floats(2, 129)],
-    [floats(1, 256), floats(2, 256)], [[[0]]],
+    null,
+    {},
+    { a: 1 },
+    'abc',
+    1,
+    true,
+    [],
+    floats(1, 255),
+    floats(1, 257),
+    floats(1, 100_00).slice(0, 512),
+    Array.from({ length: 256 }, () => 'x'),
+    Array.from({ length: 256 }, () => true),
+    Array.from({ length: 256 }, () => null),
+    Array.from({ length: 256 }, () => ({})),
+    Array.from({ length: 256 }, () => [1, 2]),
+    Array.from({ length: 256 }, (_, i) => (i === 100 ? '1' : 0)),
+    Array.from({ length: 256 }, (_, i) => (i === 255 ? null : 0)),
+    [floats(1, 128), floats(2, 129)],
+    [floats(1, 256), floats(2, 256)],
+    [[[0]]],
   ];
   for (const data of datas) mutate(`data = ${JSON.stringify(data)?.slice(0, 40)}`, (_request, input) => (input.data = data));
   mutate('no data at all', (_request, input) => delete input.data);
@@ -86,16 +194,42 @@ function badCorpus(): BadCase[] {
 
   // Request and output parameters of the wrong type or out of range.
   const parameterValues: Array<[string, unknown]> = [
-    ['priority', 'high'], ['priority', -1], ['priority', 1.5], ['priority', 2 ** 40], ['priority', {}], ['priority', true], ['timeout', -1], ['timeout', '1000'], ['timeout', 0.5],
-    ['timeout', 2 ** 60], ['timeout', []], ['binary_data_output', 'yes'], ['binary_data_output', 1], ['binary_data_output', 'true'], ['binary_data_output', {}],
+    ['priority', 'high'],
+    ['priority', -1],
+    ['priority', 1.5],
+    ['priority', 2 ** 40],
+    ['priority', {}],
+    ['priority', true],
+    ['timeout', -1],
+    ['timeout', '1000'],
+    ['timeout', 0.5],
+    ['timeout', 2 ** 60],
+    ['timeout', []],
+    ['binary_data_output', 'yes'],
+    ['binary_data_output', 1],
+    ['binary_data_output', 'true'],
+    ['binary_data_output', {}],
   ];
   for (const [key, value] of parameterValues) mutate(`parameters.${key} = ${JSON.stringify(value)}`, (request) => (request.parameters = { [key]: value }));
   for (const value of ['x', 1, [], true]) mutate(`parameters = ${JSON.stringify(value)}`, (request) => (request.parameters = value));
   for (const value of [1, {}, [], true]) mutate(`id = ${JSON.stringify(value)}`, (request) => (request.id = value));
   const outputs: unknown[] = [
-    'output', 1, {}, [1], [null], [{}], [{ name: 1 }], [{ name: '' }], [{ name: 'nope' }], [{ name: 'output', parameters: { classification: 0 } }],
-    [{ name: 'output', parameters: { classification: -3 } }], [{ name: 'output', parameters: { classification: '3' } }], [{ name: 'output', parameters: { classification: 2.5 } }],
-    [{ name: 'output', parameters: { binary_data: 'yes' } }], [{ name: 'output', parameters: { binary_data: 1 } }], [{ name: 'output', parameters: 'x' }],
+    'output',
+    1,
+    {},
+    [1],
+    [null],
+    [{}],
+    [{ name: 1 }],
+    [{ name: '' }],
+    [{ name: 'nope' }],
+    [{ name: 'output', parameters: { classification: 0 } }],
+    [{ name: 'output', parameters: { classification: -3 } }],
+    [{ name: 'output', parameters: { classification: '3' } }],
+    [{ name: 'output', parameters: { classification: 2.5 } }],
+    [{ name: 'output', parameters: { binary_data: 'yes' } }],
+    [{ name: 'output', parameters: { binary_data: 1 } }],
+    [{ name: 'output', parameters: 'x' }],
   ];
   for (const value of outputs) mutate(`outputs = ${JSON.stringify(value)}`, (request) => (request.outputs = value));
   mutate('binary_data_size without a binary body', (_request, input) => {
@@ -110,23 +244,38 @@ function badCorpus(): BadCase[] {
   }
 
   // Binary tensor extension: header lengths and sizes that do not add up, truncated bodies.
-  const binaryHeader = (size: unknown) => Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], parameters: { binary_data_size: size } }] }));
+  const binaryHeader = (size: unknown) =>
+    Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], parameters: { binary_data_size: size } }] }));
   const tensorBytes = Buffer.from(Float32Array.from(floats(3, 256)).buffer);
   const binary = (name: string, header: Buffer, tail: Buffer, lengthHeader: string) =>
-    cases.push({ name, body: Buffer.concat([header, tail]), headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': lengthHeader } });
+    cases.push({
+      name,
+      body: Buffer.concat([header, tail]),
+      headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': lengthHeader },
+    });
   const header = binaryHeader(1024);
-  for (const cut of [0, 1, 100, 512, 1000, 1023]) binary(`binary body truncated to ${cut} of 1024 bytes`, header, tensorBytes.subarray(0, cut), String(header.byteLength));
+  for (const cut of [0, 1, 100, 512, 1000, 1023])
+    binary(`binary body truncated to ${cut} of 1024 bytes`, header, tensorBytes.subarray(0, cut), String(header.byteLength));
   binary('binary body 1 byte too long', header, Buffer.concat([tensorBytes, Buffer.alloc(1)]), String(header.byteLength));
   binary('binary body twice as long', header, Buffer.concat([tensorBytes, tensorBytes]), String(header.byteLength));
-  for (const size of [0, 1, 4, 512, 1020, 1028, 2048, -4, 1.5]) binary(`binary_data_size ${size} with 1024 bytes`, binaryHeader(size), tensorBytes, String(binaryHeader(size).byteLength));
+  for (const size of [0, 1, 4, 512, 1020, 1028, 2048, -4, 1.5])
+    binary(`binary_data_size ${size} with 1024 bytes`, binaryHeader(size), tensorBytes, String(binaryHeader(size).byteLength));
   for (const delta of [1, 5, 100, 5000, -1, -5, -50]) {
     binary(`Inference-Header-Content-Length off by ${delta}`, header, tensorBytes, String(header.byteLength + delta));
   }
   for (const value of ['abc', '-1', '1.5', '1e3', ' ', '0x10', '99999999999999999999', `${header.byteLength}abc`, '0']) {
     binary(`Inference-Header-Content-Length ${JSON.stringify(value)}`, header, tensorBytes, value);
   }
-  cases.push({ name: 'header length on a JSON body, too large', body: text, headers: { 'content-type': 'application/json', 'inference-header-content-length': String(text.length + 10) } });
-  cases.push({ name: 'header length on a JSON body, too small', body: text, headers: { 'content-type': 'application/json', 'inference-header-content-length': String(text.length - 10) } });
+  cases.push({
+    name: 'header length on a JSON body, too large',
+    body: text,
+    headers: { 'content-type': 'application/json', 'inference-header-content-length': String(text.length + 10) },
+  });
+  cases.push({
+    name: 'header length on a JSON body, too small',
+    body: text,
+    headers: { 'content-type': 'application/json', 'inference-header-content-length': String(text.length - 10) },
+  });
 
   // Over GANTRY_MAX_REQUEST_BYTES (65536): ~100 KB as JSON and as binary.
   json('100 KB JSON body', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: Array.from({ length: 10_000 }, () => 0.123456789) }] });
@@ -140,8 +289,19 @@ function badCorpus(): BadCase[] {
   cases.push({ name: 'unknown Content-Encoding', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'br' } });
   cases.push({ name: 'gzip Content-Encoding on a plain body', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
   cases.push({ name: 'deflate Content-Encoding on a plain body', body: text, headers: { 'content-type': 'application/json', 'content-encoding': 'deflate' } });
-  cases.push({ name: 'gzip body inflating past the limit', body: gzipSync(Buffer.alloc(1024 * 1024, 0x20)), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
-  for (const path of ['/v2/models/nope/infer', '/v2/models/mlp/versions/99/infer', '/v2/models/mlp/versions/abc/infer', '/v2/models/mlp/versions/0/infer', '/v2/models/..%2Fetc/infer', `/v2/models/${'m'.repeat(300)}/infer`]) {
+  cases.push({
+    name: 'gzip body inflating past the limit',
+    body: gzipSync(Buffer.alloc(1024 * 1024, 0x20)),
+    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+  });
+  for (const path of [
+    '/v2/models/nope/infer',
+    '/v2/models/mlp/versions/99/infer',
+    '/v2/models/mlp/versions/abc/infer',
+    '/v2/models/mlp/versions/0/infer',
+    '/v2/models/..%2Fetc/infer',
+    `/v2/models/${'m'.repeat(300)}/infer`,
+  ]) {
     json(`address ${path.slice(0, 40)}`, valid(), path);
   }
   return cases;

@@ -5,7 +5,20 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { activeJobs, Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, timedCall, waitUntil, workerChildOf } from '../helpers/reliability-harness.js';
+import {
+  activeJobs,
+  Cleanup,
+  countStatuses,
+  describeReply,
+  infer,
+  isAlive,
+  sharedDeployment,
+  sleep,
+  slowRequest,
+  timedCall,
+  waitUntil,
+  workerChildOf,
+} from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -35,7 +48,9 @@ test('(a) SIGTERM to `gantry start` under load: ready → 503 quickly, in-flight
   }
   const replies = await Promise.all(inFlight);
   const code = await exited;
-  console.log(`# shutdown(a): unready after ${unreadyAfterMs} ms; in-flight ${JSON.stringify(countStatuses(replies))}; exit ${code} after ${Date.now() - signalledAt} ms`);
+  console.log(
+    `# shutdown(a): unready after ${unreadyAfterMs} ms; in-flight ${JSON.stringify(countStatuses(replies))}; exit ${code} after ${Date.now() - signalledAt} ms`,
+  );
   assert.ok(unreadyAfterMs !== undefined && unreadyAfterMs < 500, `readiness turned 503 after ${unreadyAfterMs} ms`);
   assert.deepEqual(replies.filter((reply) => reply.status !== 200).map(describeReply), [], 'every in-flight request finishes with 200');
   assert.equal(code, 0, `exit code:\n${gantry.output().slice(-2000)}`);

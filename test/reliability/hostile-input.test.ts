@@ -169,136 +169,161 @@ describe('small limits: crowds of large, stalled and trickling bodies', () => {
   });
   after(() => cleanup.run());
 
-  test('16 bodies of 10 MB that stop after 8 MB: 6 fit the 64 MiB budget, the rest get 503 + Retry-After before sending a byte; the 6 are cut at the 2 s idle timeout and release memory and descriptors', { timeout: 90_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const descriptorsBefore = await openDescriptors(apiPid);
-    const before = await metricsText(gantry);
-    const admitted: RawConnection[] = [];
-    const refused: string[] = [];
-    await underAttack(deployment, 'stalled bodies', { apiPeakBytes: (await rssBytes(apiPid)) + 6 * bodyBytes + 150 * MiB, workerPeakBytes: 400 * MiB }, async () => {
-      // All heads at once (the idle timer of an admitted body starts at its head): a refusal comes from the
-      // head alone, at once; an admitted request waits for its body.
-      const connections = await Promise.all(Array.from({ length: 16 }, () => rawConnection(portOf(gantry))));
-      for (const connection of connections) {
-        connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': bodyBytes }));
-      }
-      // Ten refusals are expected: wait for them (a loaded box may take a moment), but not past the idle timeout.
-      const answered = () => connections.filter((connection) => connection.received().length > 0).length;
-      await waitUntil(() => answered() >= 10, 1500, 'ten refusals').catch(() => undefined);
-      await sleep(100);
-      for (const connection of connections) {
-        if (connection.received().length > 0) {
-          refused.push(connection.received());
-          connection.socket.destroy();
-        } else {
-          connection.socket.write(Buffer.alloc(8 * MiB, 0x20));
-          admitted.push(connection);
-        }
-      }
-      const started = Date.now();
-      const closedAt = await Promise.race([Promise.all(admitted.map((connection) => connection.closed)), sleep(15_000).then(() => undefined)]);
-      assert.ok(closedAt !== undefined, `every stalled body is cut by the server (open after 15 s: ${admitted.filter((c) => !c.socket.destroyed).length})`);
-      console.log(`# stalled bodies: ${admitted.length} admitted, cut within ${Math.max(...closedAt.map((at) => at - started))} ms of the last write`);
-    });
-    assert.equal(admitted.length, 6, `64 MiB holds six 10 MiB bodies: admitted ${admitted.length}, refused ${refused.length}`);
-    for (const text of refused) {
-      assert.match(text, /^HTTP\/1\.1 503 /, text.slice(0, 300));
-      assert.match(text, /\r\nretry-after: \d+\r\n/i, text.slice(0, 300));
-      assert.match(text, /GANTRY_MAX_INFLIGHT_BYTES/, text.slice(0, 500));
-    }
-    for (const connection of admitted) assert.match(connection.received(), /^(HTTP\/1\.1 408 |$)/, connection.received().slice(0, 200));
-    await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the cut connections’ descriptors to be closed');
-    // The budget came back: six 10 MB bodies at once are read again (and refused as the bad JSON they are, 400).
-    const again = await Promise.all(
-      Array.from({ length: 6 }, () => timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body: Buffer.alloc(bodyBytes, 0x20).fill('x', 0, 1), timeoutMs: 20_000 })),
-    );
-    assert.deepEqual(countStatuses(again), { 400: 6 }, again.map(describeReply).join('; '));
-    const after = await metricsText(gantry);
-    assert.ok(limitCount(after, 'inflight_bytes') - limitCount(before, 'inflight_bytes') >= refused.length, 'refusals counted as inflight_bytes');
-    assert.ok(limitCount(after, 'body_timeout') - limitCount(before, 'body_timeout') >= admitted.length, 'cuts counted as body_timeout');
-  });
-
-  test('40 trickling inference bodies and 10 trickling uploads (a byte every 300 ms, under the idle timeout) are cut at the 6 s request timeout with 408, descriptors released', { timeout: 90_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const descriptorsBefore = await openDescriptors(apiPid);
-    const connections: RawConnection[] = [];
-    await underAttack(deployment, 'trickling bodies', { apiPeakBytes: (await rssBytes(apiPid)) + 100 * MiB, workerPeakBytes: 400 * MiB }, async () => {
-      for (let index = 0; index < 50; index++) {
-        const connection = await rawConnection(portOf(gantry));
-        const upload = index >= 40;
-        connection.socket.write(
-          upload
-            ? requestHead('/v1/models/trickled/versions', { 'content-type': 'application/octet-stream', 'content-length': MiB })
-            : requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': MiB }),
-        );
-        connections.push(connection);
-      }
-      const trickle = setInterval(() => {
-        for (const connection of connections) if (!connection.socket.destroyed) connection.socket.write(' ');
-      }, 300);
-      try {
-        const started = Date.now();
-        const closed = await Promise.race([Promise.all(connections.map((connection) => connection.closed)), sleep(20_000).then(() => undefined)]);
-        assert.ok(closed !== undefined, `every trickling body is cut (still open after 20 s: ${connections.filter((c) => !c.socket.destroyed).length})`);
-        console.log(`# trickling bodies: all 50 cut after ${Math.max(...closed.map((at) => at - started))} ms`);
-      } finally {
-        clearInterval(trickle);
-      }
-    });
-    for (const connection of connections) assert.match(connection.received(), /^HTTP\/1\.1 408 /, connection.received().slice(0, 200));
-    await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the trickling connections’ descriptors to be closed');
-  });
-
-  test('80 connections that send nothing: past GANTRY_MAX_CONNECTIONS (64) they are closed at accept; the rest go at the 2 s headers timeout', { timeout: 60_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const descriptorsBefore = await openDescriptors(apiPid);
-    const before = await metricsText(gantry);
-    const connections: RawConnection[] = [];
-    await underAttack(deployment, 'idle connections', { apiPeakBytes: (await rssBytes(apiPid)) + 100 * MiB, workerPeakBytes: 400 * MiB }, async () => {
-      for (let index = 0; index < 80; index++) connections.push(await rawConnection(portOf(gantry)));
-      await sleep(500);
-      const droppedAtOnce = connections.filter((connection) => connection.socket.destroyed).length;
-      console.log(`# idle connections: ${droppedAtOnce} of 80 closed at accept`);
-      assert.ok(droppedAtOnce >= 80 - 64, `at least 16 connections past the cap are closed at once, got ${droppedAtOnce}`);
-      const closed = await Promise.race([Promise.all(connections.map((connection) => connection.closed)), sleep(15_000).then(() => undefined)]);
-      assert.ok(closed !== undefined, `idle connections are closed by the headers timeout (still open: ${connections.filter((c) => !c.socket.destroyed).length})`);
-    });
-    await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the idle connections’ descriptors to be closed');
-    const after = await metricsText(gantry);
-    assert.ok(limitCount(after, 'connections') - limitCount(before, 'connections') >= 16, 'closed-at-accept connections are counted');
-    const fresh = await infer(gantry.baseUrl, 'mlp', mlpRequest(3));
-    assert.equal(fresh.status, 200, describeReply(fresh));
-  });
-
-  test('a JSON body over GANTRY_MAX_JSON_REQUEST_BYTES (16 MiB here) is 413 from its Content-Length, before it is read; chunked, it is cut at the limit', { timeout: 60_000 }, async () => {
-    const { gantry } = deployment;
-    const connection = await rawConnection(portOf(gantry));
-    connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': 17 * MiB }));
-    await waitUntil(() => connection.received().includes('\r\n\r\n{'), 5000, 'the 413');
-    assert.match(connection.received(), /^HTTP\/1\.1 413 /);
-    assert.match(connection.received(), /GANTRY_MAX_JSON_REQUEST_BYTES/);
-    connection.socket.destroy();
-    // Without a Content-Length (chunked), the reader stops at the limit.
-    const chunked = await fetch(`${gantry.baseUrl}/v2/models/mlp/infer`, {
-      method: 'POST',
-      headers: withAdminKey({ 'content-type': 'application/json' }),
-      body: new ReadableStream({
-        start(controller) {
-          for (let index = 0; index < 20; index++) controller.enqueue(new Uint8Array(MiB).fill(0x20));
-          controller.close();
+  test(
+    '16 bodies of 10 MB that stop after 8 MB: 6 fit the 64 MiB budget, the rest get 503 + Retry-After before sending a byte; the 6 are cut at the 2 s idle timeout and release memory and descriptors',
+    { timeout: 90_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const descriptorsBefore = await openDescriptors(apiPid);
+      const before = await metricsText(gantry);
+      const admitted: RawConnection[] = [];
+      const refused: string[] = [];
+      await underAttack(
+        deployment,
+        'stalled bodies',
+        { apiPeakBytes: (await rssBytes(apiPid)) + 6 * bodyBytes + 150 * MiB, workerPeakBytes: 400 * MiB },
+        async () => {
+          // All heads at once (the idle timer of an admitted body starts at its head): a refusal comes from the
+          // head alone, at once; an admitted request waits for its body.
+          const connections = await Promise.all(Array.from({ length: 16 }, () => rawConnection(portOf(gantry))));
+          for (const connection of connections) {
+            connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': bodyBytes }));
+          }
+          // Ten refusals are expected: wait for them (a loaded box may take a moment), but not past the idle timeout.
+          const answered = () => connections.filter((connection) => connection.received().length > 0).length;
+          await waitUntil(() => answered() >= 10, 1500, 'ten refusals').catch(() => undefined);
+          await sleep(100);
+          for (const connection of connections) {
+            if (connection.received().length > 0) {
+              refused.push(connection.received());
+              connection.socket.destroy();
+            } else {
+              connection.socket.write(Buffer.alloc(8 * MiB, 0x20));
+              admitted.push(connection);
+            }
+          }
+          const started = Date.now();
+          const closedAt = await Promise.race([Promise.all(admitted.map((connection) => connection.closed)), sleep(15_000).then(() => undefined)]);
+          assert.ok(closedAt !== undefined, `every stalled body is cut by the server (open after 15 s: ${admitted.filter((c) => !c.socket.destroyed).length})`);
+          console.log(`# stalled bodies: ${admitted.length} admitted, cut within ${Math.max(...closedAt.map((at) => at - started))} ms of the last write`);
         },
-      }),
-      duplex: 'half',
-      signal: AbortSignal.timeout(20_000),
-    } as RequestInit).then(
-      async (response) => ({ status: response.status, text: await response.text() }),
-      (error: Error) => ({ status: 0, text: String(error.cause ?? error) }),
-    );
-    // The 413 may race the rest of the upload (the connection closes after it): a reset is the other outcome.
-    assert.ok(chunked.status === 413 || chunked.status === 0, `chunked over the limit: ${chunked.status} ${chunked.text.slice(0, 200)}`);
-    if (chunked.status === 413) assert.match(chunked.text, /GANTRY_MAX_JSON_REQUEST_BYTES/);
-  });
+      );
+      assert.equal(admitted.length, 6, `64 MiB holds six 10 MiB bodies: admitted ${admitted.length}, refused ${refused.length}`);
+      for (const text of refused) {
+        assert.match(text, /^HTTP\/1\.1 503 /, text.slice(0, 300));
+        assert.match(text, /\r\nretry-after: \d+\r\n/i, text.slice(0, 300));
+        assert.match(text, /GANTRY_MAX_INFLIGHT_BYTES/, text.slice(0, 500));
+      }
+      for (const connection of admitted) assert.match(connection.received(), /^(HTTP\/1\.1 408 |$)/, connection.received().slice(0, 200));
+      await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the cut connections’ descriptors to be closed');
+      // The budget came back: six 10 MB bodies at once are read again (and refused as the bad JSON they are, 400).
+      const again = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body: Buffer.alloc(bodyBytes, 0x20).fill('x', 0, 1), timeoutMs: 20_000 }),
+        ),
+      );
+      assert.deepEqual(countStatuses(again), { 400: 6 }, again.map(describeReply).join('; '));
+      const after = await metricsText(gantry);
+      assert.ok(limitCount(after, 'inflight_bytes') - limitCount(before, 'inflight_bytes') >= refused.length, 'refusals counted as inflight_bytes');
+      assert.ok(limitCount(after, 'body_timeout') - limitCount(before, 'body_timeout') >= admitted.length, 'cuts counted as body_timeout');
+    },
+  );
 
+  test(
+    '40 trickling inference bodies and 10 trickling uploads (a byte every 300 ms, under the idle timeout) are cut at the 6 s request timeout with 408, descriptors released',
+    { timeout: 90_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const descriptorsBefore = await openDescriptors(apiPid);
+      const connections: RawConnection[] = [];
+      await underAttack(deployment, 'trickling bodies', { apiPeakBytes: (await rssBytes(apiPid)) + 100 * MiB, workerPeakBytes: 400 * MiB }, async () => {
+        for (let index = 0; index < 50; index++) {
+          const connection = await rawConnection(portOf(gantry));
+          const upload = index >= 40;
+          connection.socket.write(
+            upload
+              ? requestHead('/v1/models/trickled/versions', { 'content-type': 'application/octet-stream', 'content-length': MiB })
+              : requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': MiB }),
+          );
+          connections.push(connection);
+        }
+        const trickle = setInterval(() => {
+          for (const connection of connections) if (!connection.socket.destroyed) connection.socket.write(' ');
+        }, 300);
+        try {
+          const started = Date.now();
+          const closed = await Promise.race([Promise.all(connections.map((connection) => connection.closed)), sleep(20_000).then(() => undefined)]);
+          assert.ok(closed !== undefined, `every trickling body is cut (still open after 20 s: ${connections.filter((c) => !c.socket.destroyed).length})`);
+          console.log(`# trickling bodies: all 50 cut after ${Math.max(...closed.map((at) => at - started))} ms`);
+        } finally {
+          clearInterval(trickle);
+        }
+      });
+      for (const connection of connections) assert.match(connection.received(), /^HTTP\/1\.1 408 /, connection.received().slice(0, 200));
+      await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the trickling connections’ descriptors to be closed');
+    },
+  );
+
+  test(
+    '80 connections that send nothing: past GANTRY_MAX_CONNECTIONS (64) they are closed at accept; the rest go at the 2 s headers timeout',
+    { timeout: 60_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const descriptorsBefore = await openDescriptors(apiPid);
+      const before = await metricsText(gantry);
+      const connections: RawConnection[] = [];
+      await underAttack(deployment, 'idle connections', { apiPeakBytes: (await rssBytes(apiPid)) + 100 * MiB, workerPeakBytes: 400 * MiB }, async () => {
+        for (let index = 0; index < 80; index++) connections.push(await rawConnection(portOf(gantry)));
+        await sleep(500);
+        const droppedAtOnce = connections.filter((connection) => connection.socket.destroyed).length;
+        console.log(`# idle connections: ${droppedAtOnce} of 80 closed at accept`);
+        assert.ok(droppedAtOnce >= 80 - 64, `at least 16 connections past the cap are closed at once, got ${droppedAtOnce}`);
+        const closed = await Promise.race([Promise.all(connections.map((connection) => connection.closed)), sleep(15_000).then(() => undefined)]);
+        assert.ok(
+          closed !== undefined,
+          `idle connections are closed by the headers timeout (still open: ${connections.filter((c) => !c.socket.destroyed).length})`,
+        );
+      });
+      await waitUntil(async () => (await openDescriptors(apiPid)) <= descriptorsBefore + 2, 5000, 'the idle connections’ descriptors to be closed');
+      const after = await metricsText(gantry);
+      assert.ok(limitCount(after, 'connections') - limitCount(before, 'connections') >= 16, 'closed-at-accept connections are counted');
+      const fresh = await infer(gantry.baseUrl, 'mlp', mlpRequest(3));
+      assert.equal(fresh.status, 200, describeReply(fresh));
+    },
+  );
+
+  test(
+    'a JSON body over GANTRY_MAX_JSON_REQUEST_BYTES (16 MiB here) is 413 from its Content-Length, before it is read; chunked, it is cut at the limit',
+    { timeout: 60_000 },
+    async () => {
+      const { gantry } = deployment;
+      const connection = await rawConnection(portOf(gantry));
+      connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': 17 * MiB }));
+      await waitUntil(() => connection.received().includes('\r\n\r\n{'), 5000, 'the 413');
+      assert.match(connection.received(), /^HTTP\/1\.1 413 /);
+      assert.match(connection.received(), /GANTRY_MAX_JSON_REQUEST_BYTES/);
+      connection.socket.destroy();
+      // Without a Content-Length (chunked), the reader stops at the limit.
+      const chunked = await fetch(`${gantry.baseUrl}/v2/models/mlp/infer`, {
+        method: 'POST',
+        headers: withAdminKey({ 'content-type': 'application/json' }),
+        body: new ReadableStream({
+          start(controller) {
+            for (let index = 0; index < 20; index++) controller.enqueue(new Uint8Array(MiB).fill(0x20));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+        signal: AbortSignal.timeout(20_000),
+      } as RequestInit).then(
+        async (response) => ({ status: response.status, text: await response.text() }),
+        (error: Error) => ({ status: 0, text: String(error.cause ?? error) }),
+      );
+      // The 413 may race the rest of the upload (the connection closes after it): a reset is the other outcome.
+      assert.ok(chunked.status === 413 || chunked.status === 0, `chunked over the limit: ${chunked.status} ${chunked.text.slice(0, 200)}`);
+      if (chunked.status === 413) assert.match(chunked.text, /GANTRY_MAX_JSON_REQUEST_BYTES/);
+    },
+  );
 });
 
 describe('event-loop pressure', () => {
@@ -310,27 +335,36 @@ describe('event-loop pressure', () => {
   });
   after(() => cleanup.run());
 
-  test('liveness under event-loop pressure (API frozen 2.5 s): /v2/health/live answers 200 while inferences are shed with 503', { timeout: 60_000 }, async () => {
-    const { gantry, apiPid } = pressured;
-    process.kill(apiPid, 'SIGSTOP');
-    let resumed = false;
-    try {
-      await sleep(100);
-      const lives = Array.from({ length: 5 }, () => timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 20_000 }));
-      const inferences = Array.from({ length: 5 }, () => infer(gantry.baseUrl, 'mlp', mlpRequest(2), 20_000));
-      await sleep(2400);
-      process.kill(apiPid, 'SIGCONT');
-      resumed = true;
-      const [liveReplies, inferReplies] = [await Promise.all(lives), await Promise.all(inferences)];
-      // Probes sent once the loop runs again, while the measured delay is still high.
-      const later = await Promise.all(Array.from({ length: 5 }, () => timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 5000 })));
-      console.log(`# liveness under pressure: live ${JSON.stringify(countStatuses([...liveReplies, ...later]))}, inferences ${JSON.stringify(countStatuses(inferReplies))}`);
-      for (const reply of [...liveReplies, ...later]) assert.equal(reply.status, 200, describeReply(reply));
-      assert.ok(inferReplies.some((reply) => reply.status === 503), `the frozen loop sheds inferences: ${inferReplies.map(describeReply).join('; ')}`);
-    } finally {
-      if (!resumed) process.kill(apiPid, 'SIGCONT');
-    }
-  });
+  test(
+    'liveness under event-loop pressure (API frozen 2.5 s): /v2/health/live answers 200 while inferences are shed with 503',
+    { timeout: 60_000 },
+    async () => {
+      const { gantry, apiPid } = pressured;
+      process.kill(apiPid, 'SIGSTOP');
+      let resumed = false;
+      try {
+        await sleep(100);
+        const lives = Array.from({ length: 5 }, () => timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 20_000 }));
+        const inferences = Array.from({ length: 5 }, () => infer(gantry.baseUrl, 'mlp', mlpRequest(2), 20_000));
+        await sleep(2400);
+        process.kill(apiPid, 'SIGCONT');
+        resumed = true;
+        const [liveReplies, inferReplies] = [await Promise.all(lives), await Promise.all(inferences)];
+        // Probes sent once the loop runs again, while the measured delay is still high.
+        const later = await Promise.all(Array.from({ length: 5 }, () => timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 5000 })));
+        console.log(
+          `# liveness under pressure: live ${JSON.stringify(countStatuses([...liveReplies, ...later]))}, inferences ${JSON.stringify(countStatuses(inferReplies))}`,
+        );
+        for (const reply of [...liveReplies, ...later]) assert.equal(reply.status, 200, describeReply(reply));
+        assert.ok(
+          inferReplies.some((reply) => reply.status === 503),
+          `the frozen loop sheds inferences: ${inferReplies.map(describeReply).join('; ')}`,
+        );
+      } finally {
+        if (!resumed) process.kill(apiPid, 'SIGCONT');
+      }
+    },
+  );
 });
 
 describe('real defaults: one large hostile request', () => {
@@ -353,31 +387,45 @@ describe('real defaults: one large hostile request', () => {
       timeoutMs: 60_000,
     });
 
-  test('100 MB binary BYTES input of 25 M empty elements: 400 naming GANTRY_MAX_BYTES_ELEMENTS (or the shape), API and worker memory bounded', { timeout: 120_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const elements = 25_000_000;
-    await underAttack(deployment, '100 MB of empty BYTES elements', { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: 400 * MiB }, async () => {
-      const wide = bytesBody([1, elements], elements);
-      const declaredWide = await postBinary(gantry, 'text', wide.header, wide.body);
-      assert.equal(declaredWide.status, 400, describeReply(declaredWide));
-      assert.match(declaredWide.body.error, /25000000 BYTES elements, more than GANTRY_MAX_BYTES_ELEMENTS \(1000000\)/);
-      // The shape says one element, the bytes hold 25 M: counted without an object per element, and refused.
-      const narrow = bytesBody([1, 1], elements);
-      const declaredNarrow = await postBinary(gantry, 'text', narrow.header, narrow.body);
-      assert.equal(declaredNarrow.status, 400, describeReply(declaredNarrow));
-      assert.match(declaredNarrow.body.error, /needs 1 BYTES elements but its binary data holds more than 1/);
-    });
-  });
+  test(
+    '100 MB binary BYTES input of 25 M empty elements: 400 naming GANTRY_MAX_BYTES_ELEMENTS (or the shape), API and worker memory bounded',
+    { timeout: 120_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const elements = 25_000_000;
+      await underAttack(
+        deployment,
+        '100 MB of empty BYTES elements',
+        { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: 400 * MiB },
+        async () => {
+          const wide = bytesBody([1, elements], elements);
+          const declaredWide = await postBinary(gantry, 'text', wide.header, wide.body);
+          assert.equal(declaredWide.status, 400, describeReply(declaredWide));
+          assert.match(declaredWide.body.error, /25000000 BYTES elements, more than GANTRY_MAX_BYTES_ELEMENTS \(1000000\)/);
+          // The shape says one element, the bytes hold 25 M: counted without an object per element, and refused.
+          const narrow = bytesBody([1, 1], elements);
+          const declaredNarrow = await postBinary(gantry, 'text', narrow.header, narrow.body);
+          assert.equal(declaredNarrow.status, 400, describeReply(declaredNarrow));
+          assert.match(declaredNarrow.body.error, /needs 1 BYTES elements but its binary data holds more than 1/);
+        },
+      );
+    },
+  );
 
   test('1 M empty BYTES elements (the cap) run through the model: 200, worker memory bounded', { timeout: 120_000 }, async () => {
     const { gantry, apiPid, workerPid } = deployment;
     const elements = 1_000_000;
-    await underAttack(deployment, '1 M BYTES elements', { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: (await rssBytes(workerPid)) + 300 * MiB }, async () => {
-      const { header, body } = bytesBody([1, elements], elements);
-      const reply = await postBinary(gantry, 'text', header, body);
-      assert.equal(reply.status, 200, describeReply(reply));
-      assert.equal(reply.body.outputs[0].data.length, elements);
-    });
+    await underAttack(
+      deployment,
+      '1 M BYTES elements',
+      { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: (await rssBytes(workerPid)) + 300 * MiB },
+      async () => {
+        const { header, body } = bytesBody([1, elements], elements);
+        const reply = await postBinary(gantry, 'text', header, body);
+        assert.equal(reply.status, 200, describeReply(reply));
+        assert.equal(reply.body.outputs[0].data.length, elements);
+      },
+    );
   });
 
   test('a 50 MB priority string: 400 of under 2,000 bytes that does not echo it', { timeout: 60_000 }, async () => {
@@ -403,8 +451,16 @@ describe('real defaults: one large hostile request', () => {
       ['deep data', `{"inputs":[${input(deep)}]}`, /'data' is nested more than 4 levels deep/],
       ['deep element among 255 good ones', `{"inputs":[${input(`[${deep}${',1'.repeat(255)}]`)}]}`, /'data' is nested more than 4 levels deep/],
       ['deep priority', `{"parameters":{"priority":${deep}},"inputs":[${input(row)}]}`, /'priority' must be a non-negative integer, got an array/],
-      ['deep binary_data_size', `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"parameters":{"binary_data_size":${deep}}}]}`, /binary_data_size' must be a non-negative integer/],
-      ['deep classification', `{"inputs":[${input(row)}],"outputs":[{"name":"output","parameters":{"classification":${deep}}}]}`, /'classification' must be a positive integer/],
+      [
+        'deep binary_data_size',
+        `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"parameters":{"binary_data_size":${deep}}}]}`,
+        /binary_data_size' must be a non-negative integer/,
+      ],
+      [
+        'deep classification',
+        `{"inputs":[${input(row)}],"outputs":[{"name":"output","parameters":{"classification":${deep}}}]}`,
+        /'classification' must be a positive integer/,
+      ],
     ];
     const before = await metricsText(gantry);
     for (const [what, body, expected] of cases) {
@@ -416,47 +472,64 @@ describe('real defaults: one large hostile request', () => {
     assert.equal(limitCount(after, 'nesting_depth') - limitCount(before, 'nesting_depth'), 2);
   });
 
-  test('/v2/health/live answers 200 within 2 s all through a 58 MB JSON request at the real defaults (parsed off the event loop)', { timeout: 120_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const rows = 12_000;
-    const data = Array.from({ length: rows * 256 }, (_, index) => Math.fround(Math.sin(index)));
-    const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 256], data }] });
-    const lives: TimedReply[] = [];
-    let running = true;
-    await underAttack(deployment, `a ${mb(body.length)} JSON request`, { apiPeakBytes: (await rssBytes(apiPid)) + 700 * MiB, workerPeakBytes: 600 * MiB }, async () => {
-      const probing = (async () => {
-        while (running) {
-          lives.push(await timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 10_000 }));
-          await sleep(25);
-        }
-      })();
-      const reply = await timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body, timeoutMs: 60_000 });
-      running = false;
-      await probing;
-      assert.equal(reply.status, 200, describeReply(reply));
-      assert.deepEqual(reply.body.outputs[0].shape, [rows, 16]);
-      console.log(`# liveness during a ${mb(body.length)} JSON request (answered in ${reply.ms.toFixed(0)} ms): ${lives.length} probes, slowest ${Math.max(...lives.map((live) => live.ms)).toFixed(0)} ms`);
-    });
-    for (const live of lives) {
-      assert.equal(live.status, 200, describeReply(live));
-      assert.ok(live.ms < 2000, `liveness took ${live.ms.toFixed(0)} ms`);
-    }
-  });
+  test(
+    '/v2/health/live answers 200 within 2 s all through a 58 MB JSON request at the real defaults (parsed off the event loop)',
+    { timeout: 120_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const rows = 12_000;
+      const data = Array.from({ length: rows * 256 }, (_, index) => Math.fround(Math.sin(index)));
+      const body = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [rows, 256], data }] });
+      const lives: TimedReply[] = [];
+      let running = true;
+      await underAttack(
+        deployment,
+        `a ${mb(body.length)} JSON request`,
+        { apiPeakBytes: (await rssBytes(apiPid)) + 700 * MiB, workerPeakBytes: 600 * MiB },
+        async () => {
+          const probing = (async () => {
+            while (running) {
+              lives.push(await timedCall(`${gantry.baseUrl}/v2/health/live`, { timeoutMs: 10_000 }));
+              await sleep(25);
+            }
+          })();
+          const reply = await timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body, timeoutMs: 60_000 });
+          running = false;
+          await probing;
+          assert.equal(reply.status, 200, describeReply(reply));
+          assert.deepEqual(reply.body.outputs[0].shape, [rows, 16]);
+          console.log(
+            `# liveness during a ${mb(body.length)} JSON request (answered in ${reply.ms.toFixed(0)} ms): ${lives.length} probes, slowest ${Math.max(...lives.map((live) => live.ms)).toFixed(0)} ms`,
+          );
+        },
+      );
+      for (const live of lives) {
+        assert.equal(live.status, 200, describeReply(live));
+        assert.ok(live.ms < 2000, `liveness took ${live.ms.toFixed(0)} ms`);
+      }
+    },
+  );
 
-  test('a body over the JSON limit (64 MiB by default) is 413 naming GANTRY_MAX_JSON_REQUEST_BYTES; the same bytes as a binary body are read', { timeout: 60_000 }, async () => {
-    const { gantry } = deployment;
-    const connection = await rawConnection(portOf(gantry));
-    connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': 65 * MiB }));
-    await waitUntil(() => connection.received().includes('\r\n\r\n{'), 5000, 'the 413');
-    assert.match(connection.received(), /^HTTP\/1\.1 413 /);
-    assert.match(connection.received(), /GANTRY_MAX_JSON_REQUEST_BYTES \(67108864 bytes\)/);
-    connection.socket.destroy();
-    // A binary-extension body of that size is under GANTRY_MAX_REQUEST_BYTES: it is read (and its JSON checked).
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [17_000, 1000], parameters: { binary_data_size: 17_000 * 1000 * 4 } }] }));
-    const reply = await postBinary(gantry, 'mlp', header, Buffer.concat([header, Buffer.alloc(17_000 * 1000 * 4)]));
-    assert.equal(reply.status, 400, describeReply(reply));
-    assert.match(reply.body.error, /dimension 1 must be 256/);
-  });
+  test(
+    'a body over the JSON limit (64 MiB by default) is 413 naming GANTRY_MAX_JSON_REQUEST_BYTES; the same bytes as a binary body are read',
+    { timeout: 60_000 },
+    async () => {
+      const { gantry } = deployment;
+      const connection = await rawConnection(portOf(gantry));
+      connection.socket.write(requestHead('/v2/models/mlp/infer', { 'content-type': 'application/json', 'content-length': 65 * MiB }));
+      await waitUntil(() => connection.received().includes('\r\n\r\n{'), 5000, 'the 413');
+      assert.match(connection.received(), /^HTTP\/1\.1 413 /);
+      assert.match(connection.received(), /GANTRY_MAX_JSON_REQUEST_BYTES \(67108864 bytes\)/);
+      connection.socket.destroy();
+      // A binary-extension body of that size is under GANTRY_MAX_REQUEST_BYTES: it is read (and its JSON checked).
+      const header = Buffer.from(
+        JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [17_000, 1000], parameters: { binary_data_size: 17_000 * 1000 * 4 } }] }),
+      );
+      const reply = await postBinary(gantry, 'mlp', header, Buffer.concat([header, Buffer.alloc(17_000 * 1000 * 4)]));
+      assert.equal(reply.status, 400, describeReply(reply));
+      assert.match(reply.body.error, /dimension 1 must be 256/);
+    },
+  );
 });
 
 describe('large JSON bodies are parsed off the event loop (GANTRY_JSON_PARSE_THREADS)', () => {
@@ -496,59 +569,74 @@ describe('large JSON bodies are parsed off the event loop (GANTRY_JSON_PARSE_THR
     assert.ok(slowest < 1000, `every liveness probe during ${what} answered within 1 s (slowest ${slowest.toFixed(0)} ms)`);
   }
 
-  test('a 64 MiB body of empty arrays (22 M of them): 400 from the cost bound before any parse; liveness and a tiny caller keep answering', { timeout: 120_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const bomb = `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"data":[${'[],'.repeat(Math.floor((64 * MiB - 100) / 3))}1]}]}`;
-    assert.ok(bomb.length <= 64 * MiB);
-    const before = await metricsText(gantry);
-    let reply: TimedReply | undefined;
-    const lives = await probingLiveness(gantry, async () =>
-      underAttack(deployment, 'a 64 MiB empty-array body', { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: 400 * MiB }, async () => {
-        // The bomb several times over, so the probes and the good caller overlap it for longer than one send.
-        for (let round = 0; round < 3; round++) {
-          reply = await timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body: bomb, timeoutMs: 60_000 });
-          assert.equal(reply.status, 400, describeReply(reply));
-        }
-      }),
-    );
-    assert.match(reply!.body.error, /too costly to parse as JSON: it holds more than 1000000 arrays and objects/);
-    assert.match(reply!.body.error, /binary tensor extension/);
-    assert.ok(JSON.stringify(reply!.body).length < 1000, 'the 400 is short');
-    assertLivenessKept(lives, 'three 64 MiB empty-array bodies');
-    const after = await metricsText(gantry);
-    assert.equal(limitCount(after, 'json_cost') - limitCount(before, 'json_cost'), 3, 'the refusals are counted as json_cost');
-  });
+  test(
+    'a 64 MiB body of empty arrays (22 M of them): 400 from the cost bound before any parse; liveness and a tiny caller keep answering',
+    { timeout: 120_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const bomb = `{"inputs":[{"name":"input","datatype":"FP32","shape":[1,256],"data":[${'[],'.repeat(Math.floor((64 * MiB - 100) / 3))}1]}]}`;
+      assert.ok(bomb.length <= 64 * MiB);
+      const before = await metricsText(gantry);
+      let reply: TimedReply | undefined;
+      const lives = await probingLiveness(gantry, async () =>
+        underAttack(deployment, 'a 64 MiB empty-array body', { apiPeakBytes: (await rssBytes(apiPid)) + 400 * MiB, workerPeakBytes: 400 * MiB }, async () => {
+          // The bomb several times over, so the probes and the good caller overlap it for longer than one send.
+          for (let round = 0; round < 3; round++) {
+            reply = await timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body: bomb, timeoutMs: 60_000 });
+            assert.equal(reply.status, 400, describeReply(reply));
+          }
+        }),
+      );
+      assert.match(reply!.body.error, /too costly to parse as JSON: it holds more than 1000000 arrays and objects/);
+      assert.match(reply!.body.error, /binary tensor extension/);
+      assert.ok(JSON.stringify(reply!.body).length < 1000, 'the 400 is short');
+      assertLivenessKept(lives, 'three 64 MiB empty-array bodies');
+      const after = await metricsText(gantry);
+      assert.equal(limitCount(after, 'json_cost') - limitCount(before, 'json_cost'), 3, 'the refusals are counted as json_cost');
+    },
+  );
 
-  test('4 concurrent ~50 MB JSON FP32 bodies: all 200 with the right outputs; liveness and a tiny caller keep answering; API memory bounded', { timeout: 180_000 }, async () => {
-    const { gantry, apiPid } = deployment;
-    const firstRow = floats(7, 256);
-    const row = (index: number) => (index === 0 ? firstRow : floats(index + 100, 256));
-    // Rows until the body is ~50 MB (each row is ~5 KB of JSON numbers).
-    const rows: string[] = [];
-    let length = 0;
-    while (length < 50 * 1000 * 1000) {
-      const text = JSON.stringify(row(rows.length));
-      rows.push(text);
-      length += text.length + 1;
-    }
-    const body = `{"inputs":[{"name":"input","datatype":"FP32","shape":[${rows.length},256],"data":[${rows.join(',')}]}]}`;
-    rows.length = 0;
-    const expectedFirst = await infer(gantry.baseUrl, 'mlp', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: firstRow }] });
-    assert.equal(expectedFirst.status, 200, describeReply(expectedFirst));
-    const replies: TimedReply[] = [];
-    const lives = await probingLiveness(gantry, async () =>
-      underAttack(deployment, `4 concurrent ${mb(body.length)} JSON bodies`, { apiPeakBytes: (await rssBytes(apiPid)) + 800 * MiB, workerPeakBytes: 800 * MiB }, async () => {
-        replies.push(...(await Promise.all(Array.from({ length: 4 }, () => timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body, timeoutMs: 120_000 })))));
-      }),
-    );
-    const shape = JSON.parse(body.slice(body.indexOf('"shape":') + 8, body.indexOf(']', body.indexOf('"shape":')) + 1)) as number[];
-    for (const reply of replies) {
-      assert.equal(reply.status, 200, describeReply(reply));
-      const output = reply.body.outputs[0] as { shape: number[]; data: number[] };
-      assert.deepEqual(output.shape, [shape[0], 16]);
-      assert.deepEqual(output.data.slice(0, 16), expectedFirst.body.outputs[0].data, 'row 0 gives the same output as when sent alone');
-    }
-    console.log(`# 4 concurrent ${mb(body.length)} JSON bodies answered in ${replies.map((reply) => reply.ms.toFixed(0)).join(', ')} ms`);
-    assertLivenessKept(lives, `4 concurrent ${mb(body.length)} JSON bodies`);
-  });
+  test(
+    '4 concurrent ~50 MB JSON FP32 bodies: all 200 with the right outputs; liveness and a tiny caller keep answering; API memory bounded',
+    { timeout: 180_000 },
+    async () => {
+      const { gantry, apiPid } = deployment;
+      const firstRow = floats(7, 256);
+      const row = (index: number) => (index === 0 ? firstRow : floats(index + 100, 256));
+      // Rows until the body is ~50 MB (each row is ~5 KB of JSON numbers).
+      const rows: string[] = [];
+      let length = 0;
+      while (length < 50 * 1000 * 1000) {
+        const text = JSON.stringify(row(rows.length));
+        rows.push(text);
+        length += text.length + 1;
+      }
+      const body = `{"inputs":[{"name":"input","datatype":"FP32","shape":[${rows.length},256],"data":[${rows.join(',')}]}]}`;
+      rows.length = 0;
+      const expectedFirst = await infer(gantry.baseUrl, 'mlp', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: firstRow }] });
+      assert.equal(expectedFirst.status, 200, describeReply(expectedFirst));
+      const replies: TimedReply[] = [];
+      const lives = await probingLiveness(gantry, async () =>
+        underAttack(
+          deployment,
+          `4 concurrent ${mb(body.length)} JSON bodies`,
+          { apiPeakBytes: (await rssBytes(apiPid)) + 800 * MiB, workerPeakBytes: 800 * MiB },
+          async () => {
+            replies.push(
+              ...(await Promise.all(Array.from({ length: 4 }, () => timedCall(`${gantry.baseUrl}/v2/models/mlp/infer`, { body, timeoutMs: 120_000 })))),
+            );
+          },
+        ),
+      );
+      const shape = JSON.parse(body.slice(body.indexOf('"shape":') + 8, body.indexOf(']', body.indexOf('"shape":')) + 1)) as number[];
+      for (const reply of replies) {
+        assert.equal(reply.status, 200, describeReply(reply));
+        const output = reply.body.outputs[0] as { shape: number[]; data: number[] };
+        assert.deepEqual(output.shape, [shape[0], 16]);
+        assert.deepEqual(output.data.slice(0, 16), expectedFirst.body.outputs[0].data, 'row 0 gives the same output as when sent alone');
+      }
+      console.log(`# 4 concurrent ${mb(body.length)} JSON bodies answered in ${replies.map((reply) => reply.ms.toFixed(0)).join(', ')} ms`);
+      assertLivenessKept(lives, `4 concurrent ${mb(body.length)} JSON bodies`);
+    },
+  );
 });

@@ -46,7 +46,11 @@ async function wellBehavedCaller(baseUrl: string, stop: Promise<unknown>): Promi
 
 function assertAllAnswered(replies: readonly TimedReply[], what: string): void {
   const failed = replies.filter((reply) => reply.status !== 200);
-  assert.equal(failed.length, 0, `${what}: the well-behaved caller got ${JSON.stringify(countStatuses(replies))}; first: ${failed[0] === undefined ? '' : describeReply(failed[0])}`);
+  assert.equal(
+    failed.length,
+    0,
+    `${what}: the well-behaved caller got ${JSON.stringify(countStatuses(replies))}; first: ${failed[0] === undefined ? '' : describeReply(failed[0])}`,
+  );
 }
 
 async function metricsText(url: string): Promise<string> {
@@ -55,7 +59,13 @@ async function metricsText(url: string): Promise<string> {
 }
 
 function limitCount(text: string, metric: string, limit: string): number {
-  return sumMetric(text.split('\n').filter((line) => line.startsWith('#') || line.includes(`limit="${limit}"`)).join('\n'), metric);
+  return sumMetric(
+    text
+      .split('\n')
+      .filter((line) => line.startsWith('#') || line.includes(`limit="${limit}"`))
+      .join('\n'),
+    metric,
+  );
 }
 
 function amplifierRequest(rows: number, columns: number, binary: boolean): unknown {
@@ -120,7 +130,10 @@ describe('output amplification: a 241-byte model asked for [10000, 10000] FP32 (
     gantry = await startGantry({ env: { GANTRY_MAX_RESPONSE_BYTES: String(maxResponseBytes), GANTRY_MAX_JSON_OUTPUT_ELEMENTS: String(maxJsonElements) } });
     cleanup.add(() => gantry.cleanup());
     workerPid = workerChildOf(gantry, cleanup);
-    for (const [name, file] of [['amplifier', 'amplifier.onnx'], ['tiny-mlp', 'tiny-mlp.onnx']] as const) {
+    for (const [name, file] of [
+      ['amplifier', 'amplifier.onnx'],
+      ['tiny-mlp', 'tiny-mlp.onnx'],
+    ] as const) {
       const upload = await uploadModel(gantry.baseUrl, name, fixturePath(file));
       assert.equal(upload.status, 201, JSON.stringify(upload.body));
     }
@@ -157,7 +170,9 @@ describe('output amplification: a 241-byte model asked for [10000, 10000] FP32 (
 
     const apiPeak = await peakRssBytes(apiPid);
     const workerPeak = await peakRssBytes(workerPid);
-    console.log(`# amplifier: API peak RSS ${(apiPeak / mebibyte).toFixed(0)} MiB, worker ${(workerPeak / mebibyte).toFixed(0)} MiB (idle ${(workerIdle / mebibyte).toFixed(0)} MiB); well-behaved ${wellBehaved.length} × 200`);
+    console.log(
+      `# amplifier: API peak RSS ${(apiPeak / mebibyte).toFixed(0)} MiB, worker ${(workerPeak / mebibyte).toFixed(0)} MiB (idle ${(workerIdle / mebibyte).toFixed(0)} MiB); well-behaved ${wellBehaved.length} × 200`,
+    );
     // The API never holds the output: its peak is its idle size plus small requests (idle ~110 MiB here).
     assert.ok(apiPeak < 300 * mebibyte, `API peak RSS ${apiPeak}`);
     // The worker pays for what onnxruntime made before it can be measured (400 MB natively, then its copy as a JS
@@ -209,7 +224,10 @@ describe('unbounded queues: the worker busy on slow.onnx while one caller keeps 
     gantry = await startGantry({ env: { GANTRY_MAX_QUEUED_BYTES_PER_MODEL: String(maxQueuedBytes) } });
     cleanup.add(() => gantry.cleanup());
     workerPid = workerChildOf(gantry, cleanup);
-    for (const [name, file] of [['slow', 'slow.onnx'], ['tiny-mlp', 'tiny-mlp.onnx']] as const) {
+    for (const [name, file] of [
+      ['slow', 'slow.onnx'],
+      ['tiny-mlp', 'tiny-mlp.onnx'],
+    ] as const) {
       const upload = await uploadModel(gantry.baseUrl, name, fixturePath(file));
       assert.equal(upload.status, 201, JSON.stringify(upload.body));
     }
@@ -307,12 +325,15 @@ describe('disk: the store budget, derived files and dead uploads', { timeout: 18
     await utimes(path.join(temporaryDirectory, 'dead.partial'), anHourAgo, anHourAgo);
     await writeFile(path.join(temporaryDirectory, 'recent.partial'), randomBytes(1000));
     // Deleted models' files go at once (no grace period), so the loop below can see each one go.
-    gantry = await startGantry({ dataDirectory, env: { GANTRY_MAX_STORE_BYTES: String(maxStoreBytes), GANTRY_BLOB_GC_GRACE_MS: '0', GANTRY_BLOB_GC_INTERVAL_MS: '100' } });
+    gantry = await startGantry({
+      dataDirectory,
+      env: { GANTRY_MAX_STORE_BYTES: String(maxStoreBytes), GANTRY_BLOB_GC_GRACE_MS: '0', GANTRY_BLOB_GC_INTERVAL_MS: '100' },
+    });
     cleanup.add(() => gantry.cleanup());
   });
   after(() => cleanup.run());
 
-  test('a dead upload\'s .partial is removed at start; a recent one is left alone', async () => {
+  test("a dead upload's .partial is removed at start; a recent one is left alone", async () => {
     assert.deepEqual(await temporaries(), ['recent.partial']);
     await rm(path.join(dataDirectory, 'blobs', 'tmp', 'recent.partial'));
   });
@@ -366,10 +387,17 @@ describe('disk: the store budget, derived files and dead uploads', { timeout: 18
       assert.equal(upload.status, 201, JSON.stringify(upload.body));
       const sha256 = upload.body.sha256 as string;
       // The worker wrote onnxruntime's optimized graph of it while loading.
-      assert.ok((await optimizedFiles()).some((name) => name.startsWith(`${sha256}-`)), `round ${round}: an optimized graph was cached`);
+      assert.ok(
+        (await optimizedFiles()).some((name) => name.startsWith(`${sha256}-`)),
+        `round ${round}: an optimized graph was cached`,
+      );
       const deleted = await timedCall(`${gantry.baseUrl}/v1/models/looped`, { method: 'DELETE' });
       assert.equal(deleted.status, 204, describeReply(deleted));
-      await waitUntil(async () => JSON.stringify((await blobs()).sort()) === JSON.stringify(before), 5000, `round ${round}: the blob to go with its last version`);
+      await waitUntil(
+        async () => JSON.stringify((await blobs()).sort()) === JSON.stringify(before),
+        5000,
+        `round ${round}: the blob to go with its last version`,
+      );
       assert.deepEqual((await optimizedFiles()).sort(), cachedBefore, `round ${round}: its optimized graph went too`);
       assert.deepEqual(await temporaries(), []);
     }

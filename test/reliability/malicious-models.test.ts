@@ -101,38 +101,42 @@ test('a 2 GB upload cut off after ~50 MB: no partial file, no version, API alive
   assert.equal(good.status, 200, describeReply(good));
 });
 
-test("a model whose external data names another model's blob (its sha256, which GET /v1/models lists) → 422; the other model's bytes never come back", { timeout: 30_000 }, async () => {
-  const listing = await timedCall(`${gantry.baseUrl}/v1/models/mlp`);
-  const victimSha256 = listing.body.versions[0].sha256 as string;
-  // The victim's first 64 bytes, as 16 floats, would be the output of this model on a zero input.
-  const thief = makeGraph({
-    name: 'external_data_thief',
-    inputs: [makeValueInfo('input', DataType.FLOAT, ['batch', 16])],
-    outputs: [makeValueInfo('output', DataType.FLOAT, ['batch', 16])],
-    initializers: [
-      {
-        name: 'B',
-        dataType: DataType.FLOAT,
-        dims: [16],
-        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-        externalData: [
-          { key: 'location', value: victimSha256 },
-          { key: 'offset', value: '0' },
-          { key: 'length', value: '64' },
-        ],
-      },
-    ],
-    nodes: [makeNode('Add', ['input', 'B'], ['output'])],
-  });
-  const file = path.join(gantry.dataDirectory, 'thief.onnx');
-  await writeFile(file, encodeModel(makeModel(thief, "Initializer B is external data at another model's sha256.")));
-  const blobsBefore = await blobs();
-  const reply = await uploadModel(gantry.baseUrl, 'thief', file);
-  assert.equal(reply.status, 422, `the thief must not load: ${JSON.stringify(reply.body)}`);
-  assert.match(reply.body.error, /external data/i);
-  assert.doesNotMatch(reply.body.error, new RegExp(gantry.dataDirectory), 'no server path in the message');
-  await waitUntil(async () => JSON.stringify(await blobs()) === JSON.stringify(blobsBefore), 5000, 'nothing of the thief stored');
-  assert.deepEqual(await list(path.join(gantry.dataDirectory, 'blobs', 'loading')), [], 'no load folder left behind');
-  const good = await infer(gantry.baseUrl, 'mlp', mlpRequest());
-  assert.equal(good.status, 200, describeReply(good));
-});
+test(
+  "a model whose external data names another model's blob (its sha256, which GET /v1/models lists) → 422; the other model's bytes never come back",
+  { timeout: 30_000 },
+  async () => {
+    const listing = await timedCall(`${gantry.baseUrl}/v1/models/mlp`);
+    const victimSha256 = listing.body.versions[0].sha256 as string;
+    // The victim's first 64 bytes, as 16 floats, would be the output of this model on a zero input.
+    const thief = makeGraph({
+      name: 'external_data_thief',
+      inputs: [makeValueInfo('input', DataType.FLOAT, ['batch', 16])],
+      outputs: [makeValueInfo('output', DataType.FLOAT, ['batch', 16])],
+      initializers: [
+        {
+          name: 'B',
+          dataType: DataType.FLOAT,
+          dims: [16],
+          dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+          externalData: [
+            { key: 'location', value: victimSha256 },
+            { key: 'offset', value: '0' },
+            { key: 'length', value: '64' },
+          ],
+        },
+      ],
+      nodes: [makeNode('Add', ['input', 'B'], ['output'])],
+    });
+    const file = path.join(gantry.dataDirectory, 'thief.onnx');
+    await writeFile(file, encodeModel(makeModel(thief, "Initializer B is external data at another model's sha256.")));
+    const blobsBefore = await blobs();
+    const reply = await uploadModel(gantry.baseUrl, 'thief', file);
+    assert.equal(reply.status, 422, `the thief must not load: ${JSON.stringify(reply.body)}`);
+    assert.match(reply.body.error, /external data/i);
+    assert.doesNotMatch(reply.body.error, new RegExp(gantry.dataDirectory), 'no server path in the message');
+    await waitUntil(async () => JSON.stringify(await blobs()) === JSON.stringify(blobsBefore), 5000, 'nothing of the thief stored');
+    assert.deepEqual(await list(path.join(gantry.dataDirectory, 'blobs', 'loading')), [], 'no load folder left behind');
+    const good = await infer(gantry.baseUrl, 'mlp', mlpRequest());
+    assert.equal(good.status, 200, describeReply(good));
+  },
+);

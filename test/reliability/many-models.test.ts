@@ -58,14 +58,18 @@ describe('Redis footprint with many models', { timeout: 240_000 }, () => {
     const idleAfterUploads = await measureRedisFootprint(redis.url, 3000);
     // Models that are only registered cost nothing: the same clients and commands as without them.
     assert.equal(idleAfterUploads.clients, idleWithoutModels.clients, `clients after ${modelCount} uploads: ${JSON.stringify(idleAfterUploads.clientsByName)}`);
-    assert.ok(idleAfterUploads.commandsPerSecond <= idleWithoutModels.commandsPerSecond + idleCommandsGrowthBound, `idle commands/s: ${JSON.stringify(idleAfterUploads)}`);
+    assert.ok(
+      idleAfterUploads.commandsPerSecond <= idleWithoutModels.commandsPerSecond + idleCommandsGrowthBound,
+      `idle commands/s: ${JSON.stringify(idleAfterUploads)}`,
+    );
 
     // Every model asked at once, many more than the consumer slots: they take turns, all answer.
     const peak = trackPeakClients(redis.url);
     const failures: string[] = [];
     await eachLimited(names, 32, async (name) => {
       const reply = await inferJson(api.baseUrl, name, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
-      if (reply.status !== 200 || JSON.stringify(reply.body.outputs?.[0]?.data) !== '[1,2,3,4]') failures.push(`${name}: ${reply.status} ${JSON.stringify(reply.body)}`);
+      if (reply.status !== 200 || JSON.stringify(reply.body.outputs?.[0]?.data) !== '[1,2,3,4]')
+        failures.push(`${name}: ${reply.status} ${JSON.stringify(reply.body)}`);
     });
     const peakClients = await peak.stop();
     assert.deepEqual(failures, []);
@@ -75,7 +79,12 @@ describe('Redis footprint with many models', { timeout: 240_000 }, () => {
     await sleep(idleMs + 2000);
     const idleAfterUse = await measureRedisFootprint(redis.url, 3000);
     assert.equal(idleAfterUse.clients, idleWithoutModels.clients, `clients once idle again: ${JSON.stringify(idleAfterUse.clientsByName)}`);
-    assert.ok(idleAfterUse.commandsPerSecond <= idleWithoutModels.commandsPerSecond + idleCommandsGrowthBound, `idle commands/s once idle again: ${JSON.stringify(idleAfterUse)}`);
-    process.stdout.write(`# footprint: no models ${JSON.stringify(idleWithoutModels)}; ${modelCount} idle ${JSON.stringify(idleAfterUploads)}; peak clients ${peakClients}; idle again ${JSON.stringify(idleAfterUse)}\n`);
+    assert.ok(
+      idleAfterUse.commandsPerSecond <= idleWithoutModels.commandsPerSecond + idleCommandsGrowthBound,
+      `idle commands/s once idle again: ${JSON.stringify(idleAfterUse)}`,
+    );
+    process.stdout.write(
+      `# footprint: no models ${JSON.stringify(idleWithoutModels)}; ${modelCount} idle ${JSON.stringify(idleAfterUploads)}; peak clients ${peakClients}; idle again ${JSON.stringify(idleAfterUse)}\n`,
+    );
   });
 });

@@ -91,40 +91,52 @@ function exitOf(gantry: GantryProcess): Promise<number | null> {
   return new Promise((resolve) => gantry.child.once('exit', (code) => resolve(code)));
 }
 
-test('SIGKILL of gantry start: within 2 s no worker, keeper or redis-server of it runs; a restart takes over with the model uploaded before', { timeout: 90_000 }, async () => {
-  const { dataDirectory, redisDirectory } = await dataDirectoryOfItsOwn();
-  const first = await startPrivate(dataDirectory);
-  const upload = await uploadModel(first.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
-  assert.equal(upload.status, 201, JSON.stringify(upload.body));
-  assert.equal((await infer(first.baseUrl, 'mlp', mlpRequest(1))).status, 200);
+test(
+  'SIGKILL of gantry start: within 2 s no worker, keeper or redis-server of it runs; a restart takes over with the model uploaded before',
+  { timeout: 90_000 },
+  async () => {
+    const { dataDirectory, redisDirectory } = await dataDirectoryOfItsOwn();
+    const first = await startPrivate(dataDirectory);
+    const upload = await uploadModel(first.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'));
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    assert.equal((await infer(first.baseUrl, 'mlp', mlpRequest(1))).status, 200);
 
-  const servers = redisServersOn(redisDirectory);
-  assert.equal(servers.length, 1, 'one private redis-server serves the data directory');
-  const family = descendants(first.child.pid!);
-  assert.ok(family.includes(servers[0]!), 'the redis-server runs below the start process (under its keeper)');
-  assert.ok(family.length >= 3, `the start process has a worker, a keeper and a redis-server below it: ${family.join(', ')}`);
+    const servers = redisServersOn(redisDirectory);
+    assert.equal(servers.length, 1, 'one private redis-server serves the data directory');
+    const family = descendants(first.child.pid!);
+    assert.ok(family.includes(servers[0]!), 'the redis-server runs below the start process (under its keeper)');
+    assert.ok(family.length >= 3, `the start process has a worker, a keeper and a redis-server below it: ${family.join(', ')}`);
 
-  assert.ok(first.child.kill('SIGKILL'));
-  const goneAfter = await waitUntil(() => family.every((pid) => !isProcessRunning(pid)), 2000, `the processes of the killed start (${family.join(', ')}) to end`, 20);
-  console.log(`# lifetimes: worker, keeper and redis-server gone ${goneAfter} ms after the SIGKILL of their start`);
-  assert.deepEqual(redisServersOn(redisDirectory), []);
+    assert.ok(first.child.kill('SIGKILL'));
+    const goneAfter = await waitUntil(
+      () => family.every((pid) => !isProcessRunning(pid)),
+      2000,
+      `the processes of the killed start (${family.join(', ')}) to end`,
+      20,
+    );
+    console.log(`# lifetimes: worker, keeper and redis-server gone ${goneAfter} ms after the SIGKILL of their start`);
+    assert.deepEqual(redisServersOn(redisDirectory), []);
 
-  // The killed start's lock is still on the directory; the next start sees its holder is gone and takes it.
-  const second = await startPrivate(dataDirectory, first.prefix);
-  assert.match(second.output(), new RegExp(`pid ${first.child.pid}\\).*taking its lock over`));
-  const list = await timedCall(`${second.baseUrl}/v1/models`);
-  const mlp = list.body.models.find((model: { name: string }) => model.name === 'mlp');
-  assert.ok(mlp !== undefined, `the model acknowledged before the kill is listed: ${JSON.stringify(list.body)}`);
-  await waitUntil(async () => (await infer(second.baseUrl, 'mlp', mlpRequest(2))).status === 200, 20_000, 'the model to answer after the restart');
-  assert.equal(redisServersOn(redisDirectory).length, 1);
+    // The killed start's lock is still on the directory; the next start sees its holder is gone and takes it.
+    const second = await startPrivate(dataDirectory, first.prefix);
+    assert.match(second.output(), new RegExp(`pid ${first.child.pid}\\).*taking its lock over`));
+    const list = await timedCall(`${second.baseUrl}/v1/models`);
+    const mlp = list.body.models.find((model: { name: string }) => model.name === 'mlp');
+    assert.ok(mlp !== undefined, `the model acknowledged before the kill is listed: ${JSON.stringify(list.body)}`);
+    await waitUntil(async () => (await infer(second.baseUrl, 'mlp', mlpRequest(2))).status === 200, 20_000, 'the model to answer after the restart');
+    assert.equal(redisServersOn(redisDirectory).length, 1);
 
-  // A clean stop ends everything and leaves the directory free: no lock, no owner record.
-  const secondFamily = descendants(second.child.pid!);
-  assert.equal(await second.stop(), 0, second.output());
-  assert.ok(secondFamily.every((pid) => !isProcessRunning(pid)), 'nothing of the stopped start runs');
-  assert.equal(existsSync(path.join(dataDirectory, 'gantry-start.lock')), false, 'the lock was released');
-  assert.equal(existsSync(path.join(dataDirectory, 'gantry-start-owner.json')), false, 'the owner record was removed');
-});
+    // A clean stop ends everything and leaves the directory free: no lock, no owner record.
+    const secondFamily = descendants(second.child.pid!);
+    assert.equal(await second.stop(), 0, second.output());
+    assert.ok(
+      secondFamily.every((pid) => !isProcessRunning(pid)),
+      'nothing of the stopped start runs',
+    );
+    assert.equal(existsSync(path.join(dataDirectory, 'gantry-start.lock')), false, 'the lock was released');
+    assert.equal(existsSync(path.join(dataDirectory, 'gantry-start-owner.json')), false, 'the owner record was removed');
+  },
+);
 
 test('a second gantry start on a data directory in use is refused, and one redis-server serves it throughout', { timeout: 60_000 }, async () => {
   const { dataDirectory, redisDirectory } = await dataDirectoryOfItsOwn();
@@ -153,7 +165,7 @@ test('a second gantry start on a data directory in use is refused, and one redis
   assert.match(output, /kill \d+/);
   assert.match(output, /GANTRY_DATA_DIR/);
   assert.doesNotMatch(output, /started a private redis-server/);
-  assert.deepEqual([...seen], [String(server)], 'the first start\'s redis-server, and only it, served the directory the whole time');
+  assert.deepEqual([...seen], [String(server)], "the first start's redis-server, and only it, served the directory the whole time");
   assert.equal((await fetch(`${first.baseUrl}/v2/health/ready`)).status, 200, 'the first start still serves');
 });
 

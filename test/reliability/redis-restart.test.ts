@@ -6,7 +6,22 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, childPids, countStatuses, describeReply, infer, isAlive, mlpRequest, sleep, slowRequest, startPrivateRedis, timedCall, waitUntil, workerChildOf, type TimedReply } from '../helpers/reliability-harness.js';
+import {
+  Cleanup,
+  childPids,
+  countStatuses,
+  describeReply,
+  infer,
+  isAlive,
+  mlpRequest,
+  sleep,
+  slowRequest,
+  startPrivateRedis,
+  timedCall,
+  waitUntil,
+  workerChildOf,
+  type TimedReply,
+} from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -59,7 +74,12 @@ test('Redis stopped and restarted under light load: fast 503s while down, recove
 
   const restartedAt = Date.now();
   await redis.restart();
-  const recoveredMs = await waitUntil(async () => (await infer(gantry.baseUrl, 'mlp', mlpRequest(), 2000)).status === 200, 10_000, 'inference to succeed again after Redis came back', 100);
+  const recoveredMs = await waitUntil(
+    async () => (await infer(gantry.baseUrl, 'mlp', mlpRequest(), 2000)).status === 200,
+    10_000,
+    'inference to succeed again after Redis came back',
+    100,
+  );
   console.log(`# redis-restart: inference 200 again ${recoveredMs} ms after redis-server answered PING (${Date.now() - restartedAt} ms after restart began)`);
   await waitUntil(async () => (await timedCall(`${gantry.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200, 10_000, 'API readiness');
   await waitUntil(async () => (await timedCall(`${gantry.workerUrl}/ready`, { timeoutMs: 2000 })).status === 200, 10_000, 'worker readiness');
@@ -78,7 +98,10 @@ test('Redis stopped and restarted under light load: fast 503s while down, recove
   assert.equal(list.status, 200, describeReply(list));
   const mlp = list.body.models.find((model: { name: string }) => model.name === 'mlp');
   assert.ok(mlp !== undefined, `the model is still listed: ${JSON.stringify(list.body)}`);
-  assert.deepEqual(mlp.versions.map((version: { version: string; state: string }) => [version.version, version.state]), [['1', 'READY']]);
+  assert.deepEqual(
+    mlp.versions.map((version: { version: string; state: string }) => [version.version, version.state]),
+    [['1', 'READY']],
+  );
   for (let index = 0; index < 5; index++) assert.equal((await infer(gantry.baseUrl, 'mlp', mlpRequest(index))).status, 200);
 });
 

@@ -26,10 +26,14 @@ async function startVolatileRedis(): Promise<{ url: string; restartEmpty: () => 
   const launch = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'no', '--save', '', '--dir', directory], { stdio: 'ignore' });
     const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    await waitUntil(async () => {
-      await probe.connect().catch(() => undefined);
-      return (await probe.ping().catch(() => '')) === 'PONG';
-    }, 10_000, 'redis-server to answer');
+    await waitUntil(
+      async () => {
+        await probe.connect().catch(() => undefined);
+        return (await probe.ping().catch(() => '')) === 'PONG';
+      },
+      10_000,
+      'redis-server to answer',
+    );
     probe.disconnect();
   };
   await launch();
@@ -78,82 +82,105 @@ async function versionsOf(gantry: GantryProcess, model: string): Promise<Array<{
   return reply.body.versions.map(({ version, sha256, state }: { version: string; sha256: string; state: string }) => ({ version, sha256, state }));
 }
 
-test('Redis restarts empty under a running API: error logged, readiness 503 with the reason, registry rebuilt with the same versions, numbers go on', { timeout: 120_000 }, async () => {
-  const redis = await startVolatileRedis();
-  const api = await startGantry({ command: 'api', redisUrl: redis.url, env: { GANTRY_REGISTRY_CHECK_INTERVAL_MS: '500' } });
-  cleanup.add(() => api.cleanup());
-  const firstWorker = await startGantry({ command: 'worker', redisUrl: redis.url, prefix: api.prefix, dataDirectory: api.dataDirectory });
-  cleanup.add(() => firstWorker.cleanup());
-  assert.match(api.output(), /Redis has no persistence.*appendonly yes/, 'start-up says loudly that this Redis has no persistence');
+test(
+  'Redis restarts empty under a running API: error logged, readiness 503 with the reason, registry rebuilt with the same versions, numbers go on',
+  { timeout: 120_000 },
+  async () => {
+    const redis = await startVolatileRedis();
+    const api = await startGantry({ command: 'api', redisUrl: redis.url, env: { GANTRY_REGISTRY_CHECK_INTERVAL_MS: '500' } });
+    cleanup.add(() => api.cleanup());
+    const firstWorker = await startGantry({ command: 'worker', redisUrl: redis.url, prefix: api.prefix, dataDirectory: api.dataDirectory });
+    cleanup.add(() => firstWorker.cleanup());
+    assert.match(api.output(), /Redis has no persistence.*appendonly yes/, 'start-up says loudly that this Redis has no persistence');
 
-  const v1 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'));
-  const v2 = await uploadModel(api.baseUrl, 'wiped', fixturePath('identity-float.onnx'));
-  assert.equal(v1.status, 201, JSON.stringify(v1.body));
-  assert.equal(v2.status, 201, JSON.stringify(v2.body));
-  assert.deepEqual([v1.body.version, v2.body.version], ['1', '2']);
-  const configured = await timedCall(`${api.baseUrl}/v1/models/wiped/config`, { method: 'PUT', body: JSON.stringify({ maxBatchSize: 4 }) });
-  assert.equal(configured.status, 200, describeReply(configured));
-  const before1 = await inferVersion(api.baseUrl, 'wiped', '1', mlpBody);
-  const before2 = await inferVersion(api.baseUrl, 'wiped', '2', identityRequest);
-  assert.equal(before1.status, 200, describeReply(before1));
-  assert.equal(before2.status, 200, describeReply(before2));
-  const versionsBefore = await versionsOf(api, 'wiped');
+    const v1 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'));
+    const v2 = await uploadModel(api.baseUrl, 'wiped', fixturePath('identity-float.onnx'));
+    assert.equal(v1.status, 201, JSON.stringify(v1.body));
+    assert.equal(v2.status, 201, JSON.stringify(v2.body));
+    assert.deepEqual([v1.body.version, v2.body.version], ['1', '2']);
+    const configured = await timedCall(`${api.baseUrl}/v1/models/wiped/config`, { method: 'PUT', body: JSON.stringify({ maxBatchSize: 4 }) });
+    assert.equal(configured.status, 200, describeReply(configured));
+    const before1 = await inferVersion(api.baseUrl, 'wiped', '1', mlpBody);
+    const before2 = await inferVersion(api.baseUrl, 'wiped', '2', identityRequest);
+    assert.equal(before1.status, 200, describeReply(before1));
+    assert.equal(before2.status, 200, describeReply(before2));
+    const versionsBefore = await versionsOf(api, 'wiped');
 
-  // Without a worker the restored versions cannot load, so the unready state lasts long enough to be seen.
-  await firstWorker.stop();
-  await redis.restartEmpty();
-  let unready: Awaited<ReturnType<typeof timedCall>> | undefined;
-  await waitUntil(async () => {
-    const ready = await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 });
-    // 'lost' while the rebuild runs (milliseconds), then 'rebuilt …; still loading' until a worker loads them.
-    if (ready.status === 503 && /restored version\(s\) are still loading/.test(ready.body?.reason ?? '')) unready = ready;
-    return unready !== undefined;
-  }, 15_000, 'readiness to answer 503 saying the registry was rebuilt and is loading');
-  assert.equal(unready!.body.ready, false);
-  assert.match(unready!.body.reason, /Redis lost its data; 2 restored version\(s\) are still loading/);
-  assert.match(api.output(), /"level":50[^\n]*the model registry in Redis is lost/, 'an error-level log line names the loss');
-  const whileLost = await metrics(api);
-  assert.equal(metricValue(whileLost, 'gantry_registry_losses_total'), 1);
-  assert.equal(metricValue(whileLost, 'gantry_registry_lost'), 1);
-  // The registry itself is back (versions LOADING until a worker loads them).
-  assert.deepEqual((await versionsOf(api, 'wiped')).map(({ version, sha256 }) => ({ version, sha256 })), versionsBefore.map(({ version, sha256 }) => ({ version, sha256 })));
+    // Without a worker the restored versions cannot load, so the unready state lasts long enough to be seen.
+    await firstWorker.stop();
+    await redis.restartEmpty();
+    let unready: Awaited<ReturnType<typeof timedCall>> | undefined;
+    await waitUntil(
+      async () => {
+        const ready = await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 });
+        // 'lost' while the rebuild runs (milliseconds), then 'rebuilt …; still loading' until a worker loads them.
+        if (ready.status === 503 && /restored version\(s\) are still loading/.test(ready.body?.reason ?? '')) unready = ready;
+        return unready !== undefined;
+      },
+      15_000,
+      'readiness to answer 503 saying the registry was rebuilt and is loading',
+    );
+    assert.equal(unready!.body.ready, false);
+    assert.match(unready!.body.reason, /Redis lost its data; 2 restored version\(s\) are still loading/);
+    assert.match(api.output(), /"level":50[^\n]*the model registry in Redis is lost/, 'an error-level log line names the loss');
+    const whileLost = await metrics(api);
+    assert.equal(metricValue(whileLost, 'gantry_registry_losses_total'), 1);
+    assert.equal(metricValue(whileLost, 'gantry_registry_lost'), 1);
+    // The registry itself is back (versions LOADING until a worker loads them).
+    assert.deepEqual(
+      (await versionsOf(api, 'wiped')).map(({ version, sha256 }) => ({ version, sha256 })),
+      versionsBefore.map(({ version, sha256 }) => ({ version, sha256 })),
+    );
 
-  const worker = await startGantry({ command: 'worker', redisUrl: redis.url, prefix: api.prefix, dataDirectory: api.dataDirectory });
-  cleanup.add(() => worker.cleanup());
-  await waitUntil(async () => (await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200, 30_000, 'readiness once the restored versions loaded');
-  assert.deepEqual(await versionsOf(api, 'wiped'), versionsBefore, 'the same versions, READY again');
-  // The API rings the work doorbell at most once a second per model, and its last ring went with the wiped Redis:
-  // a request within that second would wait for the next ring (reported; queue/work-doorbell.ts is not this test's).
-  await sleep(1100);
-  const after1 = await inferVersion(api.baseUrl, 'wiped', '1', mlpBody);
-  const after2 = await inferVersion(api.baseUrl, 'wiped', '2', identityRequest);
-  const logs = () => `\n--- api:\n${tail(api.output())}\n--- worker:\n${tail(worker.output())}`;
-  assert.equal(after1.status, 200, describeReply(after1) + logs());
-  assert.equal(after2.status, 200, describeReply(after2) + logs());
-  assert.deepEqual(after1.body.outputs, before1.body.outputs);
-  assert.deepEqual(after2.body.outputs, before2.body.outputs);
-  const config = await timedCall(`${api.baseUrl}/v2/models/wiped/config`);
-  assert.equal(config.body?.gantry?.maxBatchSize, 4, `the configuration came back: ${describeReply(config)}`);
-  assert.equal(metricValue(await metrics(api), 'gantry_registry_lost'), 0);
+    const worker = await startGantry({ command: 'worker', redisUrl: redis.url, prefix: api.prefix, dataDirectory: api.dataDirectory });
+    cleanup.add(() => worker.cleanup());
+    await waitUntil(
+      async () => (await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200,
+      30_000,
+      'readiness once the restored versions loaded',
+    );
+    assert.deepEqual(await versionsOf(api, 'wiped'), versionsBefore, 'the same versions, READY again');
+    // The API rings the work doorbell at most once a second per model, and its last ring went with the wiped Redis:
+    // a request within that second would wait for the next ring (reported; queue/work-doorbell.ts is not this test's).
+    await sleep(1100);
+    const after1 = await inferVersion(api.baseUrl, 'wiped', '1', mlpBody);
+    const after2 = await inferVersion(api.baseUrl, 'wiped', '2', identityRequest);
+    const logs = () => `\n--- api:\n${tail(api.output())}\n--- worker:\n${tail(worker.output())}`;
+    assert.equal(after1.status, 200, describeReply(after1) + logs());
+    assert.equal(after2.status, 200, describeReply(after2) + logs());
+    assert.deepEqual(after1.body.outputs, before1.body.outputs);
+    assert.deepEqual(after2.body.outputs, before2.body.outputs);
+    const config = await timedCall(`${api.baseUrl}/v2/models/wiped/config`);
+    assert.equal(config.body?.gantry?.maxBatchSize, 4, `the configuration came back: ${describeReply(config)}`);
+    assert.equal(metricValue(await metrics(api), 'gantry_registry_lost'), 0);
 
-  const v3 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'));
-  assert.equal(v3.status, 201, JSON.stringify(v3.body));
-  assert.equal(v3.body.version, '3', 'an upload after the wipe goes on after the highest version the store knows');
+    const v3 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'));
+    assert.equal(v3.status, 201, JSON.stringify(v3.body));
+    assert.equal(v3.body.version, '3', 'an upload after the wipe goes on after the highest version the store knows');
 
-  // A second wipe with the worker running: detected again, and everything serves again on the same processes.
-  await redis.restartEmpty();
-  await sleep(200);
-  await waitUntil(async () => metricValue(await metrics(api), 'gantry_registry_losses_total') === 2, 15_000, 'the second loss to be detected');
-  await waitUntil(async () => (await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200, 30_000, 'readiness after the second rebuild');
-  await sleep(1100); // the doorbell's ring interval, as above
-  for (const [version, body, expected] of [['1', mlpBody, before1], ['2', identityRequest, before2], ['3', mlpBody, before1]] as const) {
-    const answer = await inferVersion(api.baseUrl, 'wiped', version, body);
-    assert.equal(answer.status, 200, `v${version}: ${describeReply(answer)}`);
-    assert.deepEqual(answer.body.outputs, expected.body.outputs);
-  }
-});
+    // A second wipe with the worker running: detected again, and everything serves again on the same processes.
+    await redis.restartEmpty();
+    await sleep(200);
+    await waitUntil(async () => metricValue(await metrics(api), 'gantry_registry_losses_total') === 2, 15_000, 'the second loss to be detected');
+    await waitUntil(
+      async () => (await timedCall(`${api.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200,
+      30_000,
+      'readiness after the second rebuild',
+    );
+    await sleep(1100); // the doorbell's ring interval, as above
+    for (const [version, body, expected] of [
+      ['1', mlpBody, before1],
+      ['2', identityRequest, before2],
+      ['3', mlpBody, before1],
+    ] as const) {
+      const answer = await inferVersion(api.baseUrl, 'wiped', version, body);
+      assert.equal(answer.status, 200, `v${version}: ${describeReply(answer)}`);
+      assert.deepEqual(answer.body.outputs, expected.body.outputs);
+    }
+  },
+);
 
-test('`gantry repair` restores a registry wiped while the API was down; a deleted latest version\'s number is never reused', { timeout: 120_000 }, async () => {
+test("`gantry repair` restores a registry wiped while the API was down; a deleted latest version's number is never reused", { timeout: 120_000 }, async () => {
   const redis = await startVolatileRedis();
   const firstApi = await startGantry({ command: 'api', redisUrl: redis.url });
   cleanup.add(() => firstApi.cleanup());
@@ -169,7 +196,13 @@ test('`gantry repair` restores a registry wiped while the API was down; a delete
 
   await firstApi.stop();
   await redis.restartEmpty();
-  const environment = { PATH: process.env.PATH ?? '', REDIS_URL: redis.url, GANTRY_QUEUE_PREFIX: firstApi.prefix, GANTRY_DATA_DIR: firstApi.dataDirectory, LOG_LEVEL: 'warn' };
+  const environment = {
+    PATH: process.env.PATH ?? '',
+    REDIS_URL: redis.url,
+    GANTRY_QUEUE_PREFIX: firstApi.prefix,
+    GANTRY_DATA_DIR: firstApi.dataDirectory,
+    LOG_LEVEL: 'warn',
+  };
   const repair = spawnSync(process.execPath, [cliPath, 'repair'], { env: environment, encoding: 'utf8', timeout: 60_000 });
   assert.equal(repair.status, 0, `gantry repair exit code ${repair.status}:\n${repair.stdout}\n${repair.stderr}`);
   assert.match(repair.stdout, /no deployment marker/);
@@ -192,7 +225,11 @@ test('`gantry repair` restores a registry wiped while the API was down; a delete
   const again = spawnSync(process.execPath, [cliPath, 'repair'], { env: environment, encoding: 'utf8', timeout: 60_000 });
   assert.equal(again.status, 0, again.stdout + again.stderr);
   assert.match(again.stdout, /intact[\s\S]*Nothing to restore/);
-  const nowhere = spawnSync(process.execPath, [cliPath, 'repair'], { env: { ...environment, REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, encoding: 'utf8', timeout: 60_000 });
+  const nowhere = spawnSync(process.execPath, [cliPath, 'repair'], {
+    env: { ...environment, REDIS_URL: `redis://127.0.0.1:${await freePort()}` },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(nowhere.status, 1);
   assert.match(nowhere.stdout, /No Redis answers at 127\.0\.0\.1:\d+\. Start the Redis this deployment uses, or set REDIS_URL/);
 });

@@ -54,7 +54,12 @@ test('a request slower than GANTRY_INFER_TIMEOUT_MS=500 → 504 within ~1 s; the
   assert.equal(slow.body?.code, 'DEADLINE_EXCEEDED', describeReply(slow));
   assert.ok(slow.ms >= 450 && slow.ms < 1200, `504 after ${slow.ms.toFixed(0)} ms`);
   // The abandoned run (~7 s at 3.6 µs/iteration) cannot be interrupted; once it ends a fast request succeeds.
-  const waited = await waitUntil(async () => (await infer(api.baseUrl, 'slow', slowRequest(1), 5000)).status === 200, 40_000, 'a fast request after the slow one', 250);
+  const waited = await waitUntil(
+    async () => (await infer(api.baseUrl, 'slow', slowRequest(1), 5000)).status === 200,
+    40_000,
+    'a fast request after the slow one',
+    250,
+  );
   console.log(`# slow: 504 after ${slow.ms.toFixed(0)} ms; the worker served again ${waited} ms later`);
   assert.equal(worker.child.exitCode, null, 'the worker is alive');
 });
@@ -73,7 +78,9 @@ test(`a job that kills its worker every time ends with a clear error after ${max
     );
     await sleep(300);
     assert.ok(worker.child.kill('SIGKILL'));
-    await new Promise((resolve) => (worker.child.exitCode !== null || worker.child.signalCode !== null ? resolve(undefined) : worker.child.once('exit', resolve)));
+    await new Promise((resolve) =>
+      worker.child.exitCode !== null || worker.child.signalCode !== null ? resolve(undefined) : worker.child.once('exit', resolve),
+    );
     console.log(`# poison: attempt ${attempt} started ${tookMs} ms after waiting began; worker killed`);
     worker = await startWorker();
   }

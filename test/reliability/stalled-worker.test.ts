@@ -34,7 +34,9 @@ after(() => cleanup.run());
 async function modelStatistics(baseUrl: string, model: string): Promise<{ inferences: number; successes: number; failures: number }> {
   const response = await fetch(`${baseUrl}/v2/models/${model}/stats`, { headers: withAdminKey(), signal: AbortSignal.timeout(5000) });
   assert.equal(response.status, 200);
-  const body = (await response.json()) as { model_stats: Array<{ inference_count: number; inference_stats: { success: { count: number }; fail: { count: number } } }> };
+  const body = (await response.json()) as {
+    model_stats: Array<{ inference_count: number; inference_stats: { success: { count: number }; fail: { count: number } } }>;
+  };
   let inferences = 0;
   let successes = 0;
   let failures = 0;
@@ -97,7 +99,9 @@ test('a worker stalled past its job lock: every request answered once and counte
   // The rescuer may be quicker than that; the stall still lasts several lock periods.
   await sleep(Math.max(0, stoppedAt + 4 * lockMs - Date.now()));
   const stalledMs = Date.now() - stoppedAt;
-  console.log(`# stall: victim stopped for ${stalledMs} ms (${(stalledMs / lockMs).toFixed(1)} lock periods) holding ${heldAtStop} job(s); replies ${JSON.stringify(countStatuses(replies))}`);
+  console.log(
+    `# stall: victim stopped for ${stalledMs} ms (${(stalledMs / lockMs).toFixed(1)} lock periods) holding ${heldAtStop} job(s); replies ${JSON.stringify(countStatuses(replies))}`,
+  );
   assert.deepEqual(replies.filter((reply) => reply.status !== 200).map(describeReply), [], 'every caller gets a 200 from the rescuer');
 
   // Wake the victim, and let it be the only worker: a probe it answers was taken after its stale job was done.

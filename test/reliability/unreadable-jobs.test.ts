@@ -95,7 +95,9 @@ async function workerMetric(name: string, labels: string[] = []): Promise<number
 /** Waits (a little: it is counted just after the answer goes out) until a worker metric reaches `expected`. */
 async function expectWorkerMetric(name: string, labels: string[], expected: number): Promise<void> {
   let value = NaN;
-  await waitUntil(async () => (value = await workerMetric(name, labels)) >= expected, 2000, `${name}{${labels.join(',')}} to reach ${expected}`).catch(() => undefined);
+  await waitUntil(async () => (value = await workerMetric(name, labels)) >= expected, 2000, `${name}{${labels.join(',')}} to reach ${expected}`).catch(
+    () => undefined,
+  );
   assert.equal(value, expected, `${name}{${labels.join(',')}}`);
 }
 
@@ -198,7 +200,11 @@ test('a job without a readable reply address, or naming a channel that is no rep
   await expectWorkerMetric('gantry_worker_unreadable_jobs_total', ['kind="inference"', 'reason="contract_version"', 'outcome="unanswered"'], 2);
   await waitUntil(() => worker.output().includes(`"jobId":"${misdirected.id}"`), 5000, 'the log line of the misdirected job');
   assert.match(worker.output(), new RegExp(`"jobId":"${orphan.id}".*no readable reply address`));
-  assert.deepEqual(heard.filter((message) => message.includes('misdirected-reply')), [], 'no reply was published on the registry events channel');
+  assert.deepEqual(
+    heard.filter((message) => message.includes('misdirected-reply')),
+    [],
+    'no reply was published on the registry events channel',
+  );
 
   // The worker still serves.
   const reply = await infer(api.baseUrl, 'mlp', mlpRequest(99));

@@ -70,10 +70,14 @@ test('corrupted blob + worker restart (SIGKILL, supervisor restarts it) → UNAV
 
   const oldWorker = childPids(gantry.child.pid!)[0]!;
   process.kill(oldWorker, 'SIGKILL');
-  await waitUntil(async () => {
-    const now = childPids(gantry.child.pid!);
-    return now.length === 1 && now[0] !== oldWorker && (await timedCall(`${gantry.workerUrl}/ready`, { timeoutMs: 1000 })).status === 200;
-  }, 20_000, 'the supervisor to restart the worker');
+  await waitUntil(
+    async () => {
+      const now = childPids(gantry.child.pid!);
+      return now.length === 1 && now[0] !== oldWorker && (await timedCall(`${gantry.workerUrl}/ready`, { timeoutMs: 1000 })).status === 200;
+    },
+    20_000,
+    'the supervisor to restart the worker',
+  );
   // The fresh worker has no session: the next request makes it load, verify and refuse the blob.
   const first = await infer(gantry.baseUrl, 'mlp2', request);
   assert.equal(first.status, 503, describeReply(first));

@@ -6,7 +6,20 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
-import { Cleanup, countStatuses, describeReply, infer, isAlive, sharedDeployment, sleep, slowRequest, waitUntil, workerChildOf, workerRequestsTotal, type TimedReply } from '../helpers/reliability-harness.js';
+import {
+  Cleanup,
+  countStatuses,
+  describeReply,
+  infer,
+  isAlive,
+  sharedDeployment,
+  sleep,
+  slowRequest,
+  waitUntil,
+  workerChildOf,
+  workerRequestsTotal,
+  type TimedReply,
+} from '../helpers/reliability-harness.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -18,10 +31,7 @@ test('SIGKILL of one of two workers mid-batch: every request answered, its jobs 
   // One request per job and many jobs in flight, so both workers get work at once.
   const api = await startGantry({ ...shared, command: 'api', env: { ...env, GANTRY_MAX_REQUESTS_PER_JOB: '1', GANTRY_MAX_JOBS_IN_FLIGHT: '16' } });
   cleanup.add(() => api.stop('SIGKILL'));
-  const [victim, survivor] = await Promise.all([
-    startGantry({ ...shared, command: 'worker', env }),
-    startGantry({ ...shared, command: 'worker', env }),
-  ]);
+  const [victim, survivor] = await Promise.all([startGantry({ ...shared, command: 'worker', env }), startGantry({ ...shared, command: 'worker', env })]);
   cleanup.add(() => victim!.stop('SIGKILL'));
   cleanup.add(() => survivor!.stop('SIGKILL'));
 
@@ -55,11 +65,19 @@ test('SIGKILL of one of two workers mid-batch: every request answered, its jobs 
   // Requests that were outstanding when the worker died: how long after the kill each one was answered.
   const outstanding = replies.filter((reply) => reply.startedAt <= killedAt && reply.finishedAt >= killedAt);
   const recoveryMs = Math.max(0, ...outstanding.map((reply) => reply.finishedAt - killedAt));
-  console.log(`# worker-crash: ${replies.length} requests ${JSON.stringify(counts)}; ${outstanding.length} outstanding at the kill; slowest answered ${recoveryMs} ms after it`);
+  console.log(
+    `# worker-crash: ${replies.length} requests ${JSON.stringify(counts)}; ${outstanding.length} outstanding at the kill; slowest answered ${recoveryMs} ms after it`,
+  );
   assert.ok(outstanding.length > 0, 'some requests were in flight at the kill');
-  assert.ok(recoveryMs < 10_000, `the dead worker's jobs were answered ${recoveryMs} ms after the kill (must be < 10 s; BullMQ's default stalled interval is 30 s)`);
+  assert.ok(
+    recoveryMs < 10_000,
+    `the dead worker's jobs were answered ${recoveryMs} ms after the kill (must be < 10 s; BullMQ's default stalled interval is 30 s)`,
+  );
   // They were re-run, not timed out: the survivor took them over.
-  assert.ok(outstanding.every((reply) => reply.status === 200), `outstanding requests: ${outstanding.map(describeReply).join('; ')}`);
+  assert.ok(
+    outstanding.every((reply) => reply.status === 200),
+    `outstanding requests: ${outstanding.map(describeReply).join('; ')}`,
+  );
 
   // The survivor still serves.
   const after = await infer(api.baseUrl, 'slow', slowRequest(1));

@@ -124,7 +124,7 @@ describe('batchCompatibilityKey', () => {
     assert.equal(batchCompatibilityKey([a, b], ['sum']), batchCompatibilityKey([b, a], ['sum']));
   });
 
-  test('batchRows is the first input\'s leading dimension', () => {
+  test("batchRows is the first input's leading dimension", () => {
     assert.equal(batchRows([row(4, 3)]), 3);
   });
 });
@@ -132,15 +132,24 @@ describe('batchCompatibilityKey', () => {
 describe('concatenateInputs and splitOutput', () => {
   const rows = [1, 3, 2];
 
-  test('FP32 round trip with uneven rows [1, 3, 2] keeps every byte and every request\'s rows', () => {
+  test("FP32 round trip with uneven rows [1, 3, 2] keeps every byte and every request's rows", () => {
     const width = 3;
     let counter = 0;
-    const requests = rows.map((count) => [fp32('input', [count, width], Array.from({ length: count * width }, () => (counter++ * 1.25) - 7.5))]);
+    const requests = rows.map((count) => [
+      fp32(
+        'input',
+        [count, width],
+        Array.from({ length: count * width }, () => counter++ * 1.25 - 7.5),
+      ),
+    ]);
     const [stacked] = concatenateInputs(requests);
     assert.ok(stacked !== undefined);
     assert.deepEqual(stacked.shape, [6, width]);
     assert.equal(stacked.datatype, 'FP32');
-    assert.deepEqual(floatsOf(stacked), Array.from({ length: 18 }, (_, index) => index * 1.25 - 7.5));
+    assert.deepEqual(
+      floatsOf(stacked),
+      Array.from({ length: 18 }, (_, index) => index * 1.25 - 7.5),
+    );
 
     const pieces = splitOutput({ ...stacked, name: 'output' }, rows);
     assert.ok(pieces !== undefined);
@@ -187,7 +196,13 @@ describe('concatenateInputs and splitOutput', () => {
   });
 
   test('rank-1 tensors (one element per row) round trip too', () => {
-    const requests = rows.map((count, index) => [fp32('input', [count], Array.from({ length: count }, (_, element) => index * 10 + element))]);
+    const requests = rows.map((count, index) => [
+      fp32(
+        'input',
+        [count],
+        Array.from({ length: count }, (_, element) => index * 10 + element),
+      ),
+    ]);
     const [stacked] = concatenateInputs(requests);
     assert.deepEqual(stacked!.shape, [6]);
     const pieces = splitOutput(stacked!, rows)!;

@@ -121,10 +121,7 @@ describe('splitBinaryBody', () => {
 describe('takeBinaryInputs', () => {
   test('BYTES binary input', () => {
     const bytes = writeBytesElements([Buffer.from('hello'), Buffer.from(''), Buffer.from('żółw')]);
-    const taken = takeBinaryInputs(
-      [{ name: 'text', datatype: 'BYTES', shape: [3], parameters: { binary_data_size: bytes.byteLength } }],
-      Buffer.from(bytes),
-    );
+    const taken = takeBinaryInputs([{ name: 'text', datatype: 'BYTES', shape: [3], parameters: { binary_data_size: bytes.byteLength } }], Buffer.from(bytes));
     assert.deepEqual(encodeJsonData('BYTES', taken.get('text')!), ['hello', '', 'żółw']);
   });
 
@@ -138,10 +135,7 @@ describe('takeBinaryInputs', () => {
 
   test('BYTES binary input cut inside an element', () => {
     const bytes = Buffer.from(writeBytesElements([Buffer.from('abcdef')])).subarray(0, 7);
-    assertInvalid(
-      () => takeBinaryInputs([{ name: 'text', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 7 } }], bytes),
-      /'text'/,
-    );
+    assertInvalid(() => takeBinaryInputs([{ name: 'text', datatype: 'BYTES', shape: [1], parameters: { binary_data_size: 7 } }], bytes), /'text'/);
   });
 
   test('BYTES binary input cut inside a length prefix', () => {
@@ -177,10 +171,7 @@ describe('takeBinaryInputs', () => {
   });
 
   test('binary data but no binary input', () => {
-    assertInvalid(
-      () => takeBinaryInputs([{ name: 'a', datatype: 'UINT8', shape: [1], data: [1] }], Buffer.from([1])),
-      /1 bytes of binary data .* add up to 0/,
-    );
+    assertInvalid(() => takeBinaryInputs([{ name: 'a', datatype: 'UINT8', shape: [1], data: [1] }], Buffer.from([1])), /1 bytes of binary data .* add up to 0/);
   });
 
   test('missing bytes: binary_data_size runs past the end of the body', () => {
@@ -244,7 +235,10 @@ describe('wantsBinaryOutput', () => {
   });
 
   test('non-boolean values are refused, naming the parameter', () => {
-    assertInvalid(() => wantsBinaryOutput(undefined, { binary_data: 'yes' }, 'out0'), /Parameter 'binary_data' of output 'out0' must be true or false, got "yes"/);
+    assertInvalid(
+      () => wantsBinaryOutput(undefined, { binary_data: 'yes' }, 'out0'),
+      /Parameter 'binary_data' of output 'out0' must be true or false, got "yes"/,
+    );
     assertInvalid(() => wantsBinaryOutput(undefined, { binary_data: 1 }), /Parameter 'binary_data' of an output/);
     assertInvalid(() => wantsBinaryOutput({ binary_data_output: 'true' }, undefined), /Parameter 'binary_data_output' of the request must be true or false/);
     // A bad request-level value is reported even when the output overrides it.
@@ -354,7 +348,7 @@ describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers',
     return losslessParse(text, undefined, (digits) => (/^-?\d+$/.test(digits) ? BigInt(digits) : Number(digits))) as ParsedResponse;
   }
 
-  test('all JSON: `serialized` is the whole response with the digits exact, in the object\'s key order', () => {
+  test("all JSON: `serialized` is the whole response with the digits exact, in the object's key order", () => {
     const result = encodeInferResponseParts({ model_name: 'm', model_version: '3', id: 'r1', parameters: { note: 'n' } }, [
       { tensor: int64, binary: false },
       { tensor: fp32, binary: false, parameters: { p: true } },
@@ -386,7 +380,10 @@ describe('encodeInferResponseParts: INT64/UINT64 outputs as exact JSON numbers',
     // A 64-bit output sent as binary needs no exact text either.
     const binaryOnly = encodeInferResponseParts({ model_name: 'm' }, [{ tensor: int64, binary: true }]);
     assert.equal(binaryOnly.serialized, undefined);
-    assert.equal(binaryOnly.parts![0]!.toString(), JSON.stringify({ model_name: 'm', outputs: [{ name: 'signed', datatype: 'INT64', shape: [1, 5], parameters: { binary_data_size: 40 } }] }));
+    assert.equal(
+      binaryOnly.parts![0]!.toString(),
+      JSON.stringify({ model_name: 'm', outputs: [{ name: 'signed', datatype: 'INT64', shape: [1, 5], parameters: { binary_data_size: 40 } }] }),
+    );
   });
 
   test('binary extension: the JSON header carries exact numbers for the JSON outputs', () => {

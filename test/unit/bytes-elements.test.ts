@@ -15,7 +15,10 @@ describe('BYTES elements without one object per element', () => {
     const packed = writeBytesStrings(sample);
     assert.deepEqual(readBytesStrings(packed), sample);
     assert.equal(countBytesElements(packed), sample.length);
-    assert.deepEqual(readBytesElements(packed).map((element) => Buffer.from(element).toString('utf8')), sample);
+    assert.deepEqual(
+      readBytesElements(packed).map((element) => Buffer.from(element).toString('utf8')),
+      sample,
+    );
   });
 
   test('a view at an offset inside a larger buffer reads only its own bytes', () => {
@@ -32,7 +35,10 @@ describe('BYTES elements without one object per element', () => {
 
   test('a length past the end, or a cut length, is a 400 naming the tensor', () => {
     const broken = Buffer.from([5, 0, 0, 0, 1, 2]);
-    assert.throws(() => countBytesElements(broken, 'text'), (error: unknown) => error instanceof GantryError && /'text' declares a 5-byte element past the end/.test(error.message));
+    assert.throws(
+      () => countBytesElements(broken, 'text'),
+      (error: unknown) => error instanceof GantryError && /'text' declares a 5-byte element past the end/.test(error.message),
+    );
     assert.throws(() => readBytesStrings(Buffer.from([1, 0]), 'text'), /'text' ends inside an element length/);
   });
 });

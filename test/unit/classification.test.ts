@@ -29,7 +29,7 @@ describe('classify', () => {
     assert.equal(classificationParameter, 'classification');
   });
 
-  test("spec example: FP32 [1.1, 3.3, 0.5, 2.4], top 2 (FP32 values print as their shortest float32 text)", () => {
+  test('spec example: FP32 [1.1, 3.3, 0.5, 2.4], top 2 (FP32 values print as their shortest float32 text)', () => {
     const result = classify(tensor('FP32', [4], [1.1, 3.3, 0.5, 2.4], 'output0'), 2);
     assert.equal(result.name, 'output0');
     assert.deepEqual(result.shape, [2]);
@@ -152,6 +152,9 @@ describe('classify', () => {
 
   test('data that disagrees with the shape is an internal error', () => {
     const broken: Tensor = { name: 'b', datatype: 'FP32', shape: [3], data: new Uint8Array(8) };
-    assert.throws(() => classify(broken, 1), (error: unknown) => error instanceof GantryError && error.code === ErrorCode.Internal);
+    assert.throws(
+      () => classify(broken, 1),
+      (error: unknown) => error instanceof GantryError && error.code === ErrorCode.Internal,
+    );
   });
 });

@@ -37,11 +37,17 @@ describe('CoalescingLanes', () => {
   test('a lone request leaves at once, alone; requests arriving while it is out leave together when it returns', async () => {
     const { coalescing, sent, request } = lanes({ maxRequestsPerJob: 64, maxJobsInFlight: 2, maxPayloadBytesPerJob: 1 << 20 });
     coalescing.add('m/1/1', 'target', 1, request('a'));
-    assert.deepEqual(sent.map((job) => job.ids), [['a']]);
+    assert.deepEqual(
+      sent.map((job) => job.ids),
+      [['a']],
+    );
     for (const id of ['b', 'c', 'd']) coalescing.add('m/1/1', 'target', 1, request(id));
     assert.equal(sent.length, 1, 'fewer than a quarter of a job waiting: they wait for the job out');
     await sent[0]!.finish();
-    assert.deepEqual(sent.map((job) => job.ids), [['a'], ['b', 'c', 'd']]);
+    assert.deepEqual(
+      sent.map((job) => job.ids),
+      [['a'], ['b', 'c', 'd']],
+    );
     await sent[1]!.finish();
     assert.equal(coalescing.size, 0, 'an empty lane is forgotten');
   });
@@ -51,7 +57,11 @@ describe('CoalescingLanes', () => {
     coalescing.add('lane', 'target', 1, request('first'));
     coalescing.add('lane', 'target', 1, request('x1'));
     coalescing.add('lane', 'target', 1, request('x2'));
-    assert.deepEqual(sent.map((job) => job.ids), [['first'], ['x1', 'x2']], 'two waiting is a quarter of 8');
+    assert.deepEqual(
+      sent.map((job) => job.ids),
+      [['first'], ['x1', 'x2']],
+      'two waiting is a quarter of 8',
+    );
     for (const id of ['y1', 'y2', 'y3']) coalescing.add('lane', 'target', 1, request(id));
     assert.equal(sent.length, 2, 'no third job while two are out');
     await sent[0]!.finish();
@@ -61,7 +71,13 @@ describe('CoalescingLanes', () => {
   test('jobs are packed under the payload cap, and a request larger than the cap still goes, alone', async () => {
     const { coalescing, sent, request } = lanes({ maxRequestsPerJob: 64, maxJobsInFlight: 1, maxPayloadBytesPerJob: 100 });
     coalescing.add('lane', 'target', 1, request('out'));
-    for (const [id, bytes] of [['a', 60], ['b', 30], ['c', 20], ['huge', 500]] as const) coalescing.add('lane', 'target', 1, request(id, bytes));
+    for (const [id, bytes] of [
+      ['a', 60],
+      ['b', 30],
+      ['c', 20],
+      ['huge', 500],
+    ] as const)
+      coalescing.add('lane', 'target', 1, request(id, bytes));
     await sent[0]!.finish();
     assert.deepEqual(sent[1]!.ids, ['a', 'b'], '60 + 30 fit in 100; 20 more would not');
     await sent[1]!.finish();
@@ -74,7 +90,13 @@ describe('CoalescingLanes', () => {
     const { coalescing, sent, request } = lanes({ maxRequestsPerJob: 64, maxJobsInFlight: 1, maxPayloadBytesPerJob: 1 << 20 });
     coalescing.add('priority-1', 'target', 1, request('p1'));
     coalescing.add('priority-2', 'target', 2, request('p2'));
-    assert.deepEqual(sent.map((job) => [job.priority, job.ids]), [[1, ['p1']], [2, ['p2']]]);
+    assert.deepEqual(
+      sent.map((job) => [job.priority, job.ids]),
+      [
+        [1, ['p1']],
+        [2, ['p2']],
+      ],
+    );
     const gone = request('gone');
     coalescing.add('priority-1', 'target', 1, gone);
     coalescing.add('priority-1', 'target', 1, request('kept'));

@@ -97,12 +97,15 @@ describe('loadConfig', () => {
   });
 
   test('every bad variable is named when several are wrong', () => {
-    assert.throws(() => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }), (error: unknown) => {
-      assert.ok(error instanceof ConfigError);
-      assert.match(error.message, /PORT/);
-      assert.match(error.message, /LOG_LEVEL/);
-      return true;
-    });
+    assert.throws(
+      () => loadConfig({ PORT: 'abc', LOG_LEVEL: 'loud' }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /PORT/);
+        assert.match(error.message, /LOG_LEVEL/);
+        return true;
+      },
+    );
   });
 
   test('empty string means unset', () => {

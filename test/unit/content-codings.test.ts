@@ -19,7 +19,10 @@ const busy = () => new Error('busy');
 /** Reads `chunks` as a request stream would deliver them. */
 function read(chunks: Buffer[], coding: Exclude<RequestCoding, 'identity'>, limitBytes: number, budget = new InflightBytes(1024 ** 3)) {
   const reservation = budget.open();
-  return { reservation, body: readDecompressedBody(Readable.from(chunks, { objectMode: false }), { coding, limitBytes, reservation, tooLarge, decompressedTooLarge, busy }) };
+  return {
+    reservation,
+    body: readDecompressedBody(Readable.from(chunks, { objectMode: false }), { coding, limitBytes, reservation, tooLarge, decompressedTooLarge, busy }),
+  };
 }
 
 describe('requestCodingOf', () => {
@@ -37,14 +40,21 @@ describe('requestCodingOf', () => {
     for (const header of ['br', 'compress', 'zstd', 'gzip, br', 'gzip, deflate', 'gzip, gzip']) {
       assert.throws(
         () => requestCodingOf(header),
-        (error: unknown) => error instanceof GantryError && error.code === ErrorCode.InvalidArgument && (error as GantryError & { statusCode: number }).statusCode === 415 && /gzip/.test(error.message),
+        (error: unknown) =>
+          error instanceof GantryError &&
+          error.code === ErrorCode.InvalidArgument &&
+          (error as GantryError & { statusCode: number }).statusCode === 415 &&
+          /gzip/.test(error.message),
         header,
       );
     }
   });
 
   test('a long unknown coding is not echoed whole', () => {
-    assert.throws(() => requestCodingOf('x'.repeat(10_000)), (error: Error) => error.message.length < 300);
+    assert.throws(
+      () => requestCodingOf('x'.repeat(10_000)),
+      (error: Error) => error.message.length < 300,
+    );
   });
 });
 

@@ -12,7 +12,15 @@ describe('decodeJsonBody', () => {
     const request = {
       id: 'r1',
       inputs: [
-        { name: 'a', datatype: 'FP32', shape: [2, 2], data: [[1, 2], [3, 4.5]] },
+        {
+          name: 'a',
+          datatype: 'FP32',
+          shape: [2, 2],
+          data: [
+            [1, 2],
+            [3, 4.5],
+          ],
+        },
         { name: 'b', datatype: 'BYTES', shape: [2], data: ['x', 'héllo'] },
         { name: 'c', datatype: 'INT64', shape: [1], data: ['9223372036854775807'] },
       ],
@@ -54,11 +62,19 @@ describe('decodeJsonBody', () => {
     });
     const decoded = decodeJsonBody(Buffer.from(text), options);
     assert.deepEqual([decoded.inputs[0], decoded.inputs[1], decoded.inputs[2]], [undefined, undefined, undefined]);
-    assert.deepEqual((decoded.header as { inputs: Array<{ data: unknown }> }).inputs.map((input) => input.data), [[1], [1], [1]]);
+    assert.deepEqual(
+      (decoded.header as { inputs: Array<{ data: unknown }> }).inputs.map((input) => input.data),
+      [[1], [1], [1]],
+    );
   });
 
   test('absent or null data stays absent or null (the binary extension tells them from given data)', () => {
-    const text = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { binary_data_size: 4 } }, { name: 'y', datatype: 'FP32', shape: [1], data: null }] });
+    const text = JSON.stringify({
+      inputs: [
+        { name: 'x', datatype: 'FP32', shape: [1], parameters: { binary_data_size: 4 } },
+        { name: 'y', datatype: 'FP32', shape: [1], data: null },
+      ],
+    });
     const decoded = decodeJsonBody(Buffer.from(text), options);
     const inputs = (decoded.header as { inputs: Array<{ data?: unknown }> }).inputs;
     assert.equal('data' in inputs[0]!, false);
@@ -74,17 +90,25 @@ describe('decodeJsonBody', () => {
   });
 
   test('too costly or invalid JSON throws (the whole body is refused), before any parse for the cost', () => {
-    assert.throws(() => decodeJsonBody(Buffer.from('[[],[],[]]'), { ...options, bounds: { maxContainers: 2, maxStrings: 10, maxValues: 10 } }), /more than 2 arrays and objects/);
+    assert.throws(
+      () => decodeJsonBody(Buffer.from('[[],[],[]]'), { ...options, bounds: { maxContainers: 2, maxStrings: 10, maxValues: 10 } }),
+      /more than 2 arrays and objects/,
+    );
     assert.throws(() => decodeJsonBody(Buffer.from('{"inputs": ['), options), /The request body is not valid JSON/);
     const header = '[[],[],[]]';
     assert.throws(
-      () => decodeJsonBody(Buffer.from(header + 'rest'), { ...options, headerLength: String(header.length), bounds: { maxContainers: 2, maxStrings: 10, maxValues: 10 } }),
+      () =>
+        decodeJsonBody(Buffer.from(header + 'rest'), {
+          ...options,
+          headerLength: String(header.length),
+          bounds: { maxContainers: 2, maxStrings: 10, maxValues: 10 },
+        }),
       /The JSON header \(first 10 bytes of the body\) is too costly/,
     );
   });
 });
 
-describe('decodeJsonBody: INT64/UINT64 JSON numbers exact (the parse thread\'s path)', () => {
+describe("decodeJsonBody: INT64/UINT64 JSON numbers exact (the parse thread's path)", () => {
   const text =
     '{"inputs":[{"name":"s","datatype":"INT64","shape":[2,2],"data":[[-9223372036854775808,9223372036854775807],["9007199254740993",-0]]},' +
     '{"name":"u","datatype":"UINT64","shape":[2],"data":[18446744073709551615,9007199254740993]},' +
@@ -110,14 +134,17 @@ describe('decodeJsonBody: INT64/UINT64 JSON numbers exact (the parse thread\'s p
     assert.equal(decoded.binaryOffset, header.byteLength);
   });
 
-  test('an out-of-range number is that input\'s decode error, naming the element', () => {
+  test("an out-of-range number is that input's decode error, naming the element", () => {
     const decoded = decodeJsonBody(Buffer.from(text.replace('18446744073709551615', '18446744073709551616')), options);
     assert.match(decodeErrorFromWire(decoded.inputs[1]!.error!).message, /Input 'u' \(UINT64\): element 0 is .*UINT64 range/);
     assert.ok(decoded.inputs[0]!.bytes !== undefined);
   });
 
   test('the cost check still comes first: a too costly body is refused before anything is parsed or read again', () => {
-    assert.throws(() => decodeJsonBody(Buffer.from(text), { ...options, bounds: { maxContainers: 3, maxStrings: 100, maxValues: 100 } }), /more than 3 arrays and objects/);
+    assert.throws(
+      () => decodeJsonBody(Buffer.from(text), { ...options, bounds: { maxContainers: 3, maxStrings: 100, maxValues: 100 } }),
+      /more than 3 arrays and objects/,
+    );
   });
 });
 

@@ -68,7 +68,10 @@ describe('splitBinaryBody reads INT64/UINT64 JSON numbers exactly', () => {
 
   test('nesting is kept, strings and numbers mix, exponent forms of integers are read as those integers', () => {
     const data = inputData(bodyWithData('INT64', [2, 3], '[["-42", 9007199254740993, 1e3], [7, "9223372036854775807", 9.007199254740993e15]]'));
-    assert.deepEqual(data, [['-42', '9007199254740993', 1000], [7, '9223372036854775807', '9007199254740993']]);
+    assert.deepEqual(data, [
+      ['-42', '9007199254740993', 1000],
+      [7, '9223372036854775807', '9007199254740993'],
+    ]);
     assert.deepEqual(decodedValues('INT64', [2, 3], data), [-42n, 2n ** 53n + 1n, 1000n, 7n, 2n ** 63n - 1n, 2n ** 53n + 1n]);
   });
 
@@ -116,8 +119,12 @@ describe('splitBinaryBody reads INT64/UINT64 JSON numbers exactly', () => {
   });
 
   test('out of range, fractions and huge values are refused naming the input and the element, without echoing the value', () => {
-    const decode = (datatype: 'INT64' | 'UINT64', shape: number[], dataText: string) => () => decodeJsonData('x', datatype, shape, inputData(bodyWithData(datatype, shape, dataText)));
-    assertRefused(decode('UINT64', [2, 2], '[[1, 2], [3, 18446744073709551616]]'), /Input 'x' \(UINT64\): element 3 is .*expected an integer in UINT64 range \(0 to 18446744073709551615\)/);
+    const decode = (datatype: 'INT64' | 'UINT64', shape: number[], dataText: string) => () =>
+      decodeJsonData('x', datatype, shape, inputData(bodyWithData(datatype, shape, dataText)));
+    assertRefused(
+      decode('UINT64', [2, 2], '[[1, 2], [3, 18446744073709551616]]'),
+      /Input 'x' \(UINT64\): element 3 is .*expected an integer in UINT64 range \(0 to 18446744073709551615\)/,
+    );
     assertRefused(decode('INT64', [1], '[9223372036854775808]'), /element 0 .*INT64 range/);
     assertRefused(decode('INT64', [2], '[0, -9223372036854775809]'), /element 1 .*INT64 range/);
     assertRefused(decode('UINT64', [1], '[-9007199254740993]'), /element 0 .*UINT64 range/);
@@ -130,7 +137,10 @@ describe('splitBinaryBody reads INT64/UINT64 JSON numbers exactly', () => {
   test('data nested deeper than allowed is not read again: decoding refuses its nesting', () => {
     const deep = `${'['.repeat(8)}9007199254740993${']'.repeat(8)}`;
     const data = inputData(bodyWithData('INT64', [1], deep));
-    assert.throws(() => decodeJsonData('x', 'INT64', [1], data), (error: unknown) => isNestingTooDeep(error));
+    assert.throws(
+      () => decodeJsonData('x', 'INT64', [1], data),
+      (error: unknown) => isNestingTooDeep(error),
+    );
   });
 });
 

@@ -223,8 +223,16 @@ test('fixtures', async (t) => {
       const session = await load(name);
       const expected = EXPECTED_SIGNATURES[name];
       assert.ok(expected, name);
-      assert.deepEqual(session.inputNames, expected.inputs.map((value) => value.name), `${name} inputNames`);
-      assert.deepEqual(session.outputNames, expected.outputs.map((value) => value.name), `${name} outputNames`);
+      assert.deepEqual(
+        session.inputNames,
+        expected.inputs.map((value) => value.name),
+        `${name} inputNames`,
+      );
+      assert.deepEqual(
+        session.outputNames,
+        expected.outputs.map((value) => value.name),
+        `${name} outputNames`,
+      );
       const describe = (metadata: readonly ort.InferenceSession.ValueMetadata[]) =>
         metadata.map((value) => {
           assert.ok(value.isTensor, `${name} ${value.name} is a tensor`);
@@ -244,12 +252,8 @@ test('fixtures', async (t) => {
     assert.deepEqual(result.output?.dims, [batch, outputSize]);
 
     const weights = tinyMlpWeights();
-    const hidden = matMul(input, weights.w1, batch, inputSize, hiddenSize).map(
-      (value, index) => Math.max(0, value + (weights.b1[index % hiddenSize] ?? NaN)),
-    );
-    const expected = matMul(hidden, weights.w2, batch, hiddenSize, outputSize).map(
-      (value, index) => value + (weights.b2[index % outputSize] ?? NaN),
-    );
+    const hidden = matMul(input, weights.w1, batch, inputSize, hiddenSize).map((value, index) => Math.max(0, value + (weights.b1[index % hiddenSize] ?? NaN)));
+    const expected = matMul(hidden, weights.w2, batch, hiddenSize, outputSize).map((value, index) => value + (weights.b2[index % outputSize] ?? NaN));
     assertClose(floatData(result.output), expected, 1e-5, 'tiny-mlp output');
   });
 
@@ -258,8 +262,14 @@ test('fixtures', async (t) => {
     const a = new Float32Array([1, 2, 3, 4, -1, -2, -3, -4]);
     const b = new Float32Array([0.5, 0.25, 10, -1, 2, 3, 4, 5]);
     const result = await session.run({ a: floatTensor(a, [2, 4]), b: floatTensor(b, [2, 4]) });
-    assert.deepEqual([...floatData(result.sum)], [...a].map((value, index) => value + (b[index] ?? NaN)));
-    assert.deepEqual([...floatData(result.product)], [...a].map((value, index) => value * (b[index] ?? NaN)));
+    assert.deepEqual(
+      [...floatData(result.sum)],
+      [...a].map((value, index) => value + (b[index] ?? NaN)),
+    );
+    assert.deepEqual(
+      [...floatData(result.product)],
+      [...a].map((value, index) => value * (b[index] ?? NaN)),
+    );
     assert.deepEqual(result.sum?.dims, [2, 4]);
     assert.deepEqual(result.product?.dims, [2, 4]);
   });
@@ -299,8 +309,7 @@ test('fixtures', async (t) => {
   await t.test('slow loops Tanh(x W) `iterations` times', async () => {
     const session = await load('slow.onnx');
     const x = uniformFloats(mulberry32(101), 256, 1);
-    const run = (iterations: bigint) =>
-      session.run({ iterations: new ort.Tensor('int64', new BigInt64Array([iterations]), []), x: floatTensor(x, [1, 256]) });
+    const run = (iterations: bigint) => session.run({ iterations: new ort.Tensor('int64', new BigInt64Array([iterations]), []), x: floatTensor(x, [1, 256]) });
 
     assert.deepEqual([...floatData((await run(0n)).y)], [...x], 'zero iterations return x');
 
@@ -323,7 +332,10 @@ test('fixtures', async (t) => {
     const half = batch * 8;
     const expectedY = [...x].map((value, index) => value + (state[index] ?? NaN) + (state[half + index] ?? NaN));
     assertClose(floatData(result.y), expectedY, 1e-6, 'two-batch-axes y');
-    assert.deepEqual([...floatData(result.stateN)], [...state].map((value) => value * 2));
+    assert.deepEqual(
+      [...floatData(result.stateN)],
+      [...state].map((value) => value * 2),
+    );
     assert.deepEqual(result.y?.dims, [batch, 8]);
     assert.deepEqual(result.stateN?.dims, [2, batch, 8]);
   });
@@ -346,13 +358,7 @@ test('fixtures', async (t) => {
   });
 
   await t.test('ORT refuses the broken and hostile models', async () => {
-    assert.deepEqual([...INVALID_MODEL_NAMES].sort(), [
-      'absurd-dims.onnx',
-      'empty.onnx',
-      'external-data-escape.onnx',
-      'random-bytes.onnx',
-      'truncated.onnx',
-    ]);
+    assert.deepEqual([...INVALID_MODEL_NAMES].sort(), ['absurd-dims.onnx', 'empty.onnx', 'external-data-escape.onnx', 'random-bytes.onnx', 'truncated.onnx']);
     const bytesOf = (name: string) => readFile(path.join(outDir, name));
     assert.equal((await bytesOf('random-bytes.onnx')).length, 4096);
     assert.equal((await bytesOf('empty.onnx')).length, 0);
@@ -361,10 +367,7 @@ test('fixtures', async (t) => {
     await assert.rejects(ort.InferenceSession.create(await bytesOf('random-bytes.onnx')), /protobuf parsing failed/);
     await assert.rejects(ort.InferenceSession.create(await bytesOf('truncated.onnx')), /protobuf parsing failed/);
     await assert.rejects(ort.InferenceSession.create(await bytesOf('empty.onnx')));
-    await assert.rejects(
-      ort.InferenceSession.create(await bytesOf('external-data-escape.onnx')),
-      /External data path .*escapes/,
-    );
+    await assert.rejects(ort.InferenceSession.create(await bytesOf('external-data-escape.onnx')), /External data path .*escapes/);
     await assert.rejects(ort.InferenceSession.create(path.join(outDir, 'external-data-escape.onnx')), /escapes model directory/);
   });
 

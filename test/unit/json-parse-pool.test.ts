@@ -89,7 +89,9 @@ describe('JsonParsePool (real worker threads)', () => {
       // A single allocation far past the limit can abort the whole process instead (nodejs/node#47224): the cost
       // bounds keep every admitted body far below the real limit, so this path is the backstop only.
       const element = 'x'.repeat(40);
-      const heavy = Buffer.from(JSON.stringify({ inputs: [{ name: 't', datatype: 'BYTES', shape: [1_000_000], data: Array.from({ length: 1_000_000 }, () => element) }] }));
+      const heavy = Buffer.from(
+        JSON.stringify({ inputs: [{ name: 't', datatype: 'BYTES', shape: [1_000_000], data: Array.from({ length: 1_000_000 }, () => element) }] }),
+      );
       const small = Buffer.from('{"inputs":[{"name":"a","datatype":"UINT8","shape":[1],"data":[5]}]}');
       const [refused, after] = await Promise.allSettled([pool.parse(heavy, parseOptions), pool.parse(small, parseOptions)]);
       assert.equal(refused.status, 'rejected');

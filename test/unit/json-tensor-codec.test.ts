@@ -81,7 +81,16 @@ describe('nested vs flat data', () => {
   }
 
   test('3-level nesting equals flat', () => {
-    const nested = [[[1, 2], [3, 4]], [[5, 6], [7, 8]]];
+    const nested = [
+      [
+        [1, 2],
+        [3, 4],
+      ],
+      [
+        [5, 6],
+        [7, 8],
+      ],
+    ];
     assert.deepEqual(
       Buffer.from(decodeJsonData('x', 'INT16', [2, 2, 2], nested)),
       Buffer.from(decodeJsonData('x', 'INT16', [2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8])),
@@ -130,7 +139,10 @@ describe('64-bit integers', () => {
       () => decodeJsonData('ids', 'UINT64', [2], [1, '18446744073709551616']),
       /^GantryError: Input 'ids' \(UINT64\): element 1 is "18446744073709551616", expected an integer in UINT64 range \(0 to 18446744073709551615\), as a JSON number or a decimal string\.$/,
     );
-    assert.throws(() => decodeJsonData('ids', 'INT64', [1], [2 ** 64]), /element 0 is 18446744073709552000, expected an integer in INT64 range \(-9223372036854775808 to 9223372036854775807\)/);
+    assert.throws(
+      () => decodeJsonData('ids', 'INT64', [1], [2 ** 64]),
+      /element 0 is 18446744073709552000, expected an integer in INT64 range \(-9223372036854775808 to 9223372036854775807\)/,
+    );
   });
 
   test('a number JSON.parse read as Infinity (1e400) is named as too large, not as null', () => {
@@ -193,7 +205,19 @@ describe('rejections name the input and use INVALID_ARGUMENT', () => {
   test('wrong element count, too few and too many, flat and nested', () => {
     assertInvalid(() => decodeJsonData('count', 'FP32', [2, 3], [1, 2, 3, 4, 5]), 'count');
     assertInvalid(() => decodeJsonData('count', 'FP32', [2, 3], [1, 2, 3, 4, 5, 6, 7]), 'count');
-    assertInvalid(() => decodeJsonData('count', 'FP32', [2, 3], [[1, 2, 3], [4, 5]]), 'count');
+    assertInvalid(
+      () =>
+        decodeJsonData(
+          'count',
+          'FP32',
+          [2, 3],
+          [
+            [1, 2, 3],
+            [4, 5],
+          ],
+        ),
+      'count',
+    );
     assertInvalid(() => decodeJsonData('count', 'BYTES', [2], ['a']), 'count');
   });
 
@@ -225,7 +249,10 @@ describe('flattenData', () => {
     const rows = Array.from({ length: 1000 }, (_, row) => [row * 2, row * 2 + 1]);
     const flat = flattenData(rows);
     assert.equal(flat.length, 2000);
-    assert.deepEqual(flat, Array.from({ length: 2000 }, (_, index) => index));
+    assert.deepEqual(
+      flat,
+      Array.from({ length: 2000 }, (_, index) => index),
+    );
   });
 });
 
@@ -278,8 +305,12 @@ describe('typedView', () => {
   });
 });
 
-test('finite JSON numbers beyond a float type\'s range are refused instead of becoming Infinity', () => {
-  for (const [datatype, tooLarge] of [['FP32', 1e39], ['FP16', 70000], ['FP32', -1e39]] as const) {
+test("finite JSON numbers beyond a float type's range are refused instead of becoming Infinity", () => {
+  for (const [datatype, tooLarge] of [
+    ['FP32', 1e39],
+    ['FP16', 70000],
+    ['FP32', -1e39],
+  ] as const) {
     assert.throws(
       () => decodeJsonData('x', datatype, [1], [tooLarge]),
       (error: unknown) => error instanceof GantryError && error.code === ErrorCode.InvalidArgument && /Input 'x'/.test(error.message),
@@ -312,6 +343,9 @@ describe('nesting depth of data', () => {
 
   test('a deep element among correct ones is refused too (it flattened to the right count before)', () => {
     const data = [deepArray(10, 1), 2, 3];
-    assert.throws(() => decodeJsonData('x', 'FP32', [3], data), (error: unknown) => isNestingTooDeep(error));
+    assert.throws(
+      () => decodeJsonData('x', 'FP32', [3], data),
+      (error: unknown) => isNestingTooDeep(error),
+    );
   });
 });

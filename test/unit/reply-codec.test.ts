@@ -35,10 +35,7 @@ describe('encodeReply / decodeReply', () => {
 
     const decoded = decodeReply(message);
     assert.deepEqual(decoded.header, header);
-    assert.deepEqual(
-      decoded.body,
-      Buffer.concat([Buffer.from(first), second, Buffer.from(third), Buffer.from(fourth)]),
-    );
+    assert.deepEqual(decoded.body, Buffer.concat([Buffer.from(first), second, Buffer.from(third), Buffer.from(fourth)]));
     // The layouts cut the body back into the original tensors.
     let offset = 0;
     const pieces: Buffer[] = [];

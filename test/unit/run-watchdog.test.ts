@@ -19,7 +19,9 @@ class FakeThread implements WatchedThread {
 }
 
 function watchdog(stopped: StoppedWork[]) {
-  return new RunWatchdog({ maxRunMs: 1000, loadDeadlineMs: 5000 }, { runStopped: errors.runStopped, loadStopped: errors.loadStopped }, (work) => stopped.push(work));
+  return new RunWatchdog({ maxRunMs: 1000, loadDeadlineMs: 5000 }, { runStopped: errors.runStopped, loadStopped: errors.loadStopped }, (work) =>
+    stopped.push(work),
+  );
 }
 
 describe('RunWatchdog', () => {
@@ -41,7 +43,10 @@ describe('RunWatchdog', () => {
     assert.equal(idle.abandonedWith, undefined);
     // A stopped thread is no longer watched: it is reported once, not on every tick.
     dog.check(1700);
-    assert.deepEqual(stopped.map((work) => work.label), ['old', 'young']);
+    assert.deepEqual(
+      stopped.map((work) => work.label),
+      ['old', 'young'],
+    );
   });
 
   test('stops a load past GANTRY_LOAD_DEADLINE_MS with loadStopped (INVALID_MODEL: the upload gets 422)', () => {
@@ -67,7 +72,8 @@ describe('RunWatchdog', () => {
   });
 
   test('the timer looks at a tenth of the shorter limit, between 50 ms and 1 s', () => {
-    const make = (maxRunMs: number, loadDeadlineMs: number) => new RunWatchdog({ maxRunMs, loadDeadlineMs }, { runStopped: errors.runStopped, loadStopped: errors.loadStopped }, () => undefined);
+    const make = (maxRunMs: number, loadDeadlineMs: number) =>
+      new RunWatchdog({ maxRunMs, loadDeadlineMs }, { runStopped: errors.runStopped, loadStopped: errors.loadStopped }, () => undefined);
     assert.equal(make(2000, 120_000).intervalMs, 200);
     assert.equal(make(60_000, 120_000).intervalMs, 1000);
     assert.equal(make(100, 100).intervalMs, 50);

@@ -69,13 +69,20 @@ describe('gRPC typed tensor contents (InferTensorContents)', () => {
   test('floats: FP32 and FP64 as given, FP16 rounded to half precision from fp32_contents', () => {
     assert.deepEqual(valuesOf('FP32', decodeTypedContents('x', 'FP32', [2], { fp32_contents: [1.5, -0.25] })), [1.5, -0.25]);
     assert.deepEqual(valuesOf('FP64', decodeTypedContents('x', 'FP64', [2], { fp64_contents: [0.1, 1e300] })), [0.1, 1e300]);
-    assert.deepEqual(valuesOf('FP16', decodeTypedContents('x', 'FP16', [3], { fp32_contents: [1, -2.5, 65504] })), [toFloat16Bits(1), toFloat16Bits(-2.5), toFloat16Bits(65504)]);
+    assert.deepEqual(valuesOf('FP16', decodeTypedContents('x', 'FP16', [3], { fp32_contents: [1, -2.5, 65504] })), [
+      toFloat16Bits(1),
+      toFloat16Bits(-2.5),
+      toFloat16Bits(65504),
+    ]);
   });
 
   test('BOOL as one byte each, BYTES as length-prefixed elements', () => {
     assert.deepEqual([...decodeTypedContents('x', 'BOOL', [3], { bool_contents: [true, false, true] })], [1, 0, 1]);
     const bytes = decodeTypedContents('x', 'BYTES', [2], { bytes_contents: [Buffer.from('héllo'), Buffer.alloc(0)] });
-    assert.deepEqual(readBytesElements(bytes).map((element) => Buffer.from(element).toString()), ['héllo', '']);
+    assert.deepEqual(
+      readBytesElements(bytes).map((element) => Buffer.from(element).toString()),
+      ['héllo', ''],
+    );
   });
 
   test('a scalar takes one element; empty fields of other datatypes are ignored (protobuf cannot tell them from absent)', () => {
@@ -83,19 +90,28 @@ describe('gRPC typed tensor contents (InferTensorContents)', () => {
     assert.deepEqual(valuesOf('INT32', bytes), [7]);
   });
 
-  test('another datatype\'s field is refused naming the input and the right field', () => {
+  test("another datatype's field is refused naming the input and the right field", () => {
     const error = refusal(() => decodeTypedContents('pixels', 'FP32', [2], { int_contents: [1, 2] }));
     assert.equal(error.message, "Input 'pixels': FP32 elements go in 'fp32_contents', but 'int_contents' holds 2 elements.");
   });
 
   test('a count that differs from the shape is refused', () => {
-    assert.equal(refusal(() => decodeTypedContents('x', 'INT32', [2, 2], { int_contents: [1, 2, 3] })).message, "Input 'x': shape [2,2] needs 4 elements but 'int_contents' holds 3.");
+    assert.equal(
+      refusal(() => decodeTypedContents('x', 'INT32', [2, 2], { int_contents: [1, 2, 3] })).message,
+      "Input 'x': shape [2,2] needs 4 elements but 'int_contents' holds 3.",
+    );
     assert.equal(refusal(() => decodeTypedContents('x', 'FP32', [1], {})).message, "Input 'x': shape [1] needs 1 elements but 'fp32_contents' holds 0.");
   });
 
   test('values out of range or not exact are refused naming the element', () => {
-    assert.match(refusal(() => decodeTypedContents('x', 'INT8', [1], { int_contents: [128] })).message, /^Input 'x': element 0 of 'int_contents' .*outside INT8's range -128\.\.127\.$/);
-    assert.match(refusal(() => decodeTypedContents('x', 'UINT16', [2], { uint_contents: [1, -1] })).message, /element 1 of 'uint_contents'.*outside UINT16's range/);
+    assert.match(
+      refusal(() => decodeTypedContents('x', 'INT8', [1], { int_contents: [128] })).message,
+      /^Input 'x': element 0 of 'int_contents' .*outside INT8's range -128\.\.127\.$/,
+    );
+    assert.match(
+      refusal(() => decodeTypedContents('x', 'UINT16', [2], { uint_contents: [1, -1] })).message,
+      /element 1 of 'uint_contents'.*outside UINT16's range/,
+    );
     assert.match(refusal(() => decodeTypedContents('x', 'INT32', [1], { int_contents: [1.5] })).message, /is not an integer/);
     assert.match(refusal(() => decodeTypedContents('x', 'INT64', [1], { int64_contents: ['9223372036854775808'] })).message, /outside INT64's range/);
     assert.match(refusal(() => decodeTypedContents('x', 'UINT64', [1], { uint64_contents: ['-1'] })).message, /outside UINT64's range/);

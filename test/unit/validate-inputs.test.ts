@@ -80,7 +80,13 @@ describe('validateInputs', () => {
   });
 
   test('negative and non-integer dimensions', () => {
-    for (const bad of [[-1, 3, 4], [2.5, 3, 4], [NaN, 3, 4], [Infinity, 3, 4], [2 ** 60, 3, 4]]) {
+    for (const bad of [
+      [-1, 3, 4],
+      [2.5, 3, 4],
+      [NaN, 3, 4],
+      [Infinity, 3, 4],
+      [2 ** 60, 3, 4],
+    ]) {
       const inputs = good();
       inputs[0] = { ...inputs[0]!, shape: bad };
       assertInvalid(() => validateInputs(signature, inputs), /'image'/, /invalid dimension/);
@@ -103,7 +109,11 @@ describe('validateInputs', () => {
   });
 
   test('dynamic dimensions accept any size, including 0', () => {
-    for (const [batch, rows, cols] of [[0, 0, 0], [1, 1, 1], [1000, 1, 99999]]) {
+    for (const [batch, rows, cols] of [
+      [0, 0, 0],
+      [1, 1, 1],
+      [1000, 1, 99999],
+    ]) {
       validateInputs(signature, [
         { name: 'image', datatype: 'FP32', shape: [batch!, 3, 4] },
         { name: 'mask', datatype: 'BOOL', shape: [rows!, cols!] },

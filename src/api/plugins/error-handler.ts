@@ -87,7 +87,8 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     message = capped(message);
     // Only a failure of Gantry's own is logged as one, with its stack. A refusal (503 load, 504 a caller's own
     // timeout, 507 a full store) is an answer, logged like a 4xx, so an attack does not flood the log with stacks.
-    if (code === ErrorCode.Internal) request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
+    if (code === ErrorCode.Internal)
+      request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
     else request.log.info({ code, reason: message }, 'request rejected');
     if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
     const body: ErrorBody = { error: message, code, requestId: request.id };

@@ -6,10 +6,7 @@ import type { ApiMetrics } from '../../metrics/api-metrics.js';
 async function httpMetricsPlugin(app: FastifyInstance, options: { metrics: ApiMetrics }): Promise<void> {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    options.metrics.httpDuration.observe(
-      { method: request.method, route, status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    options.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     const text = await options.metrics.registry.metrics();

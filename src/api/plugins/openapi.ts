@@ -38,7 +38,11 @@ async function openApiPlugin(app: FastifyInstance, options: { version: string })
       const needs = requirement === 'public' ? 'No key needed.' : `Needs ${describeRequirement(requirement)} (an admin key holds every scope).`;
       return {
         url: transformed.url,
-        schema: { ...schema, security: requirement === 'public' ? [] : needsKey, description: schema.description === undefined ? needs : `${schema.description}\n\n${needs}` },
+        schema: {
+          ...schema,
+          security: requirement === 'public' ? [] : needsKey,
+          description: schema.description === undefined ? needs : `${schema.description}\n\n${needs}`,
+        },
       };
     },
   });

@@ -71,7 +71,10 @@ async function usageMeteringPlugin(app: FastifyInstance, options: UsageMeteringO
     tenantComputeSeconds: metrics.tenantComputeSeconds,
     maxTenantMetrics: options.maxTenantMetrics,
     onTenantBound: (bound) =>
-      app.log.warn({ maxTenants: bound }, 'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics'),
+      app.log.warn(
+        { maxTenants: bound },
+        'more tenants than GANTRY_MAX_TENANT_METRICS: later ones are counted under tenant="_other" in the per-tenant metrics',
+      ),
   });
   app.decorate('usageRecorder', recorder);
   app.decorateRequest('usage', null);

@@ -63,12 +63,28 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
   const responses = { 200: inferResponseSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
   typed.post(
     '/v2/models/:model/infer',
-    { schema: { tags: ['inference'], summary: 'Run an inference on the newest READY version', params: modelParamsSchema, body: inferRequestSchema, response: responses } },
+    {
+      schema: {
+        tags: ['inference'],
+        summary: 'Run an inference on the newest READY version',
+        params: modelParamsSchema,
+        body: inferRequestSchema,
+        response: responses,
+      },
+    },
     async (request, reply) => handle(request, request.body, request.params.model, undefined, reply),
   );
   typed.post(
     '/v2/models/:model/versions/:version/infer',
-    { schema: { tags: ['inference'], summary: 'Run an inference on one version', params: modelVersionParamsSchema, body: inferRequestSchema, response: responses } },
+    {
+      schema: {
+        tags: ['inference'],
+        summary: 'Run an inference on one version',
+        params: modelVersionParamsSchema,
+        body: inferRequestSchema,
+        response: responses,
+      },
+    },
     async (request, reply) => handle(request, request.body, request.params.model, request.params.version, reply),
   );
 }

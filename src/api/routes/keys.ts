@@ -27,7 +27,7 @@ const keySchema = z.object({
   expiresAt: z.string().optional(),
   revokedAt: z.string().optional(),
   status: z.enum(['active', 'expired', 'revoked']),
-  limits: keyLimitsSchema.describe("The key's own rate limits (README \"Limits\"), on top of its tenant's."),
+  limits: keyLimitsSchema.describe('The key\'s own rate limits (README "Limits"), on top of its tenant\'s.'),
 });
 const createdKeySchema = keySchema.extend({ key: z.string().describe('The key itself. Shown this once: Gantry keeps only its hash.') });
 
@@ -55,7 +55,8 @@ const listQuerySchema = z.object({ tenant: z.string().optional().describe("An ad
 const errorResponses = { '4xx': errorBodySchema, '5xx': errorBodySchema };
 
 function withStatus(record: ApiKeyRecord, limits: KeyLimits): z.infer<typeof keySchema> {
-  const status = record.revokedAt !== undefined ? 'revoked' : record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now() ? 'expired' : 'active';
+  const status =
+    record.revokedAt !== undefined ? 'revoked' : record.expiresAt !== undefined && Date.parse(record.expiresAt) <= Date.now() ? 'expired' : 'active';
   return { ...record, status, limits };
 }
 
@@ -72,7 +73,8 @@ interface Grant {
  */
 function checkGrant(caller: Principal, grant: Grant): void {
   if (isAdmin(caller)) {
-    if (grant.scopes.includes('admin') && grant.tenant !== defaultTenant) throw errors.invalidArgument("The 'admin' scope is only for keys of the default tenant (an admin key sees every tenant).");
+    if (grant.scopes.includes('admin') && grant.tenant !== defaultTenant)
+      throw errors.invalidArgument("The 'admin' scope is only for keys of the default tenant (an admin key sees every tenant).");
     return;
   }
   // Another tenant's keys do not exist for this caller: 404, as for another tenant's models.
@@ -80,9 +82,16 @@ function checkGrant(caller: Principal, grant: Grant): void {
   const lacking = grant.scopes.filter((scope) => scope === 'admin' || !hasScope(caller, scope));
   if (lacking.length > 0) throw errors.cannotGrant(`the scope(s) ${lacking.map((scope) => `'${scope}'`).join(', ')}`);
   if (caller.models !== undefined) {
-    if (grant.models === undefined) throw errors.cannotGrant("every model of the tenant (this key has a model allow-list: give the new key a 'models' list within it)");
+    if (grant.models === undefined)
+      throw errors.cannotGrant("every model of the tenant (this key has a model allow-list: give the new key a 'models' list within it)");
     const outside = grant.models.filter((model) => !caller.models!.has(model));
-    if (outside.length > 0) throw errors.cannotGrant(`the model(s) ${outside.slice(0, 5).map((model) => `'${model}'`).join(', ')} (outside this key's allow-list)`);
+    if (outside.length > 0)
+      throw errors.cannotGrant(
+        `the model(s) ${outside
+          .slice(0, 5)
+          .map((model) => `'${model}'`)
+          .join(', ')} (outside this key's allow-list)`,
+      );
   }
 }
 
@@ -102,7 +111,14 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
 
   typed.post(
     '/v1/keys',
-    { schema: { tags: ['keys'], summary: 'Create a key (the answer holds the key, this once)', body: createSchema, response: { 201: createdKeySchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Create a key (the answer holds the key, this once)',
+        body: createSchema,
+        response: { 201: createdKeySchema, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const caller = request.principal;
       const tenant = request.body.tenant ?? caller.tenant;
@@ -110,9 +126,16 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
       const requestedScopes = [...new Set(request.body.scopes)];
       const models = request.body.models === undefined ? undefined : [...new Set(request.body.models)];
       checkGrant(caller, { tenant, scopes: requestedScopes, models });
-      if (request.body.expiresAt !== undefined && Date.parse(request.body.expiresAt) <= Date.now()) throw errors.invalidArgument('expiresAt is in the past: give a date-time to come.');
+      if (request.body.expiresAt !== undefined && Date.parse(request.body.expiresAt) <= Date.now())
+        throw errors.invalidArgument('expiresAt is in the past: give a date-time to come.');
       if ((await tenants.get(tenant)) === undefined) throw errors.tenantNotFound(tenant);
-      const created = await keys.create({ tenant, name: request.body.name, scopes: requestedScopes, ...(models === undefined ? {} : { models }), ...(request.body.expiresAt === undefined ? {} : { expiresAt: new Date(request.body.expiresAt).toISOString() }) });
+      const created = await keys.create({
+        tenant,
+        name: request.body.name,
+        scopes: requestedScopes,
+        ...(models === undefined ? {} : { models }),
+        ...(request.body.expiresAt === undefined ? {} : { expiresAt: new Date(request.body.expiresAt).toISOString() }),
+      });
       const limits = request.body.limits === undefined ? {} : await services.limits.setKeyLimits(created.record.id, request.body.limits);
       return reply.status(201).send({ ...withStatus(created.record, limits), key: created.key });
     },
@@ -120,7 +143,14 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
 
   typed.get(
     '/v1/keys',
-    { schema: { tags: ['keys'], summary: 'List keys (never their secrets or hashes)', querystring: listQuerySchema, response: { 200: z.object({ keys: z.array(keySchema) }), ...errorResponses } } },
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'List keys (never their secrets or hashes)',
+        querystring: listQuerySchema,
+        response: { 200: z.object({ keys: z.array(keySchema) }), ...errorResponses },
+      },
+    },
     async (request) => {
       const caller = request.principal;
       const wanted = request.query.tenant;
@@ -146,7 +176,15 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
 
   typed.patch(
     '/v1/keys/:keyId',
-    { schema: { tags: ['keys'], summary: "Rename a key or change its scopes, models or expiry (at once on every API process)", params: keyParamsSchema, body: patchSchema, response: { 200: keySchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Rename a key or change its scopes, models or expiry (at once on every API process)',
+        params: keyParamsSchema,
+        body: patchSchema,
+        response: { 200: keySchema, ...errorResponses },
+      },
+    },
     async (request) => {
       const caller = request.principal;
       const current = await visibleKey(caller, request.params.keyId);
@@ -156,7 +194,8 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
       const nextScopes = changes.scopes === undefined ? current.scopes : [...new Set(changes.scopes)];
       const nextModels = changes.models === undefined ? current.models : changes.models === null ? undefined : [...new Set(changes.models)];
       checkGrant(caller, { tenant: current.tenant, scopes: nextScopes, models: nextModels });
-      if (changes.expiresAt !== undefined && changes.expiresAt !== null && Date.parse(changes.expiresAt) <= Date.now()) throw errors.invalidArgument('expiresAt is in the past: revoke the key (DELETE) to stop it now.');
+      if (changes.expiresAt !== undefined && changes.expiresAt !== null && Date.parse(changes.expiresAt) <= Date.now())
+        throw errors.invalidArgument('expiresAt is in the past: revoke the key (DELETE) to stop it now.');
       const updated = await keys.update(current.id, {
         ...(changes.name === undefined ? {} : { name: changes.name }),
         ...(changes.scopes === undefined ? {} : { scopes: nextScopes }),
@@ -170,7 +209,14 @@ export async function keyRoutes(app: FastifyInstance, services: ApiServices): Pr
 
   typed.delete(
     '/v1/keys/:keyId',
-    { schema: { tags: ['keys'], summary: 'Revoke a key: refused at once by every API process (listed as revoked for 30 days)', params: keyParamsSchema, response: { 200: keySchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['keys'],
+        summary: 'Revoke a key: refused at once by every API process (listed as revoked for 30 days)',
+        params: keyParamsSchema,
+        response: { 200: keySchema, ...errorResponses },
+      },
+    },
     async (request) => {
       const caller = request.principal;
       const current = await visibleKey(caller, request.params.keyId);

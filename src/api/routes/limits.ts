@@ -33,7 +33,14 @@ export async function limitRoutes(app: FastifyInstance, services: ApiServices): 
   const tenantParams = z.object({ tenant: z.string() });
   typed.get(
     '/v1/tenants/:tenant/limits',
-    { schema: { tags: ['limits'], summary: "A tenant's limits (rates, quotas, caps; a missing one is unlimited)", params: tenantParams, response: { 200: tenantLimitsSchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['limits'],
+        summary: "A tenant's limits (rates, quotas, caps; a missing one is unlimited)",
+        params: tenantParams,
+        response: { 200: tenantLimitsSchema, ...errorResponses },
+      },
+    },
     async (request) => {
       await existingTenant(request.params.tenant);
       return limits.tenantLimits(request.params.tenant);
@@ -59,7 +66,14 @@ export async function limitRoutes(app: FastifyInstance, services: ApiServices): 
   const keyParams = z.object({ keyId: z.string() });
   typed.get(
     '/v1/keys/:keyId/limits',
-    { schema: { tags: ['limits'], summary: "A key's own rate limits (its tenant's apply too)", params: keyParams, response: { 200: keyLimitsSchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['limits'],
+        summary: "A key's own rate limits (its tenant's apply too)",
+        params: keyParams,
+        response: { 200: keyLimitsSchema, ...errorResponses },
+      },
+    },
     async (request) => {
       await visibleKey(request.params.keyId, request.principal);
       return limits.keyLimits(request.params.keyId);

@@ -25,7 +25,14 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
   const responses = { 200: tritonModelConfigSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
   typed.get(
     '/v2/models/:model/config',
-    { schema: { tags: ['models'], summary: 'Model configuration (Triton ModelConfig JSON plus Gantry settings)', params: modelParamsSchema, response: responses } },
+    {
+      schema: {
+        tags: ['models'],
+        summary: 'Model configuration (Triton ModelConfig JSON plus Gantry settings)',
+        params: modelParamsSchema,
+        response: responses,
+      },
+    },
     async (request) => describeModelConfig(services, request.principal, request.params.model),
   );
   typed.get(
@@ -39,7 +46,7 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
     {
       schema: {
         tags: ['management'],
-        summary: 'Change a model\'s run-time configuration (any subset of the fields; null resets a field to its default)',
+        summary: "Change a model's run-time configuration (any subset of the fields; null resets a field to its default)",
         params: modelParamsSchema,
         body: modelConfigPatchSchema,
         response: { 200: modelConfigSchema, '4xx': errorBodySchema, '5xx': errorBodySchema },
@@ -50,7 +57,9 @@ export async function modelConfigRoutes(app: FastifyInstance, services: ApiServi
       const model = requestedModel(request.principal, request.params.model);
       return forModel(model, async () => {
         if (!(await registry.modelExists(model.qualified))) throw errors.modelNotFound(model.qualified);
-        const updated = await modelConfigs.update(model.qualified, request.body as unknown, { maxThreadsPerWorker: serverConfig.GANTRY_MAX_THREADS_PER_WORKER });
+        const updated = await modelConfigs.update(model.qualified, request.body as unknown, {
+          maxThreadsPerWorker: serverConfig.GANTRY_MAX_THREADS_PER_WORKER,
+        });
         catalog.invalidate(model.qualified);
         return updated;
       });

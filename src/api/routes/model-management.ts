@@ -40,7 +40,9 @@ const modelSchema = z.object({ name: z.string(), versions: z.array(versionDetail
 const modelListSchema = z.object({
   models: z.array(
     z.object({
-      name: z.string().describe("The model's name as the caller addresses it: bare within the caller's tenant, <tenant>~<name> for an admin's view of another tenant's"),
+      name: z
+        .string()
+        .describe("The model's name as the caller addresses it: bare within the caller's tenant, <tenant>~<name> for an admin's view of another tenant's"),
       tenant: z.string().describe('The tenant the model belongs to'),
       versions: z.array(versionSummarySchema),
     }),
@@ -217,22 +219,39 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     },
   );
 
-  typed.get('/v1/models', { schema: { tags: ['management'], summary: "List the caller's models and their versions (the admin's: every tenant's)", response: { 200: modelListSchema } } }, async (request) => {
-    const names = await visibleModelNames(registry, request.principal);
-    const models = await Promise.all(
-      names.map(async (name) => ({
-        name: displayModelName(request.principal, name),
-        tenant: splitQualifiedName(name).tenant,
-        versions: (await registry.listVersions(name)).map((record) => summary(record, hasScope(request.principal, 'models:write'))),
-      })),
-    );
-    // A model deleted between the listing and the read of its versions is left out.
-    return { models: models.filter((model) => model.versions.length > 0) };
-  });
+  typed.get(
+    '/v1/models',
+    {
+      schema: {
+        tags: ['management'],
+        summary: "List the caller's models and their versions (the admin's: every tenant's)",
+        response: { 200: modelListSchema },
+      },
+    },
+    async (request) => {
+      const names = await visibleModelNames(registry, request.principal);
+      const models = await Promise.all(
+        names.map(async (name) => ({
+          name: displayModelName(request.principal, name),
+          tenant: splitQualifiedName(name).tenant,
+          versions: (await registry.listVersions(name)).map((record) => summary(record, hasScope(request.principal, 'models:write'))),
+        })),
+      );
+      // A model deleted between the listing and the read of its versions is left out.
+      return { models: models.filter((model) => model.versions.length > 0) };
+    },
+  );
 
   typed.get(
     '/v1/models/:model',
-    { schema: { tags: ['management'], summary: 'A model with every version', params: modelParamsSchema, response: { 200: modelSchema, '4xx': errorBodySchema } } },
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'A model with every version',
+        params: modelParamsSchema,
+        response: { 200: modelSchema, '4xx': errorBodySchema },
+      },
+    },
     async (request) => {
       const model = requestedModel(request.principal, request.params.model);
       return forModel(model, async () => {
@@ -245,7 +264,14 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   typed.get(
     '/v1/models/:model/versions/:version',
-    { schema: { tags: ['management'], summary: 'One version', params: modelVersionParamsSchema, response: { 200: versionDetailSchema, '4xx': errorBodySchema } } },
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'One version',
+        params: modelVersionParamsSchema,
+        response: { 200: versionDetailSchema, '4xx': errorBodySchema },
+      },
+    },
     async (request) => {
       const model = requestedModel(request.principal, request.params.model);
       const version = checkVersion(request.params.version)!;
@@ -274,7 +300,14 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   typed.delete(
     '/v1/models/:model',
-    { schema: { tags: ['management'], summary: 'Delete a model and all its versions', params: modelParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'Delete a model and all its versions',
+        params: modelParamsSchema,
+        response: { 204: z.null(), '4xx': errorBodySchema },
+      },
+    },
     async (request, reply) => {
       const model = requestedModel(request.principal, request.params.model);
       return forModel(model, async () => {

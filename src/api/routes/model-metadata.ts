@@ -11,8 +11,10 @@ export async function modelMetadataRoutes(app: FastifyInstance, services: ApiSer
   const { catalog } = services;
 
   const metadataResponses = { 200: modelMetadataSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
-  typed.get('/v2/models/:model', { schema: { tags: ['models'], summary: 'Model metadata (newest READY version)', params: modelParamsSchema, response: metadataResponses } }, async (request) =>
-    modelMetadata(catalog, request.principal, request.params.model),
+  typed.get(
+    '/v2/models/:model',
+    { schema: { tags: ['models'], summary: 'Model metadata (newest READY version)', params: modelParamsSchema, response: metadataResponses } },
+    async (request) => modelMetadata(catalog, request.principal, request.params.model),
   );
   typed.get(
     '/v2/models/:model/versions/:version',
@@ -22,10 +24,14 @@ export async function modelMetadataRoutes(app: FastifyInstance, services: ApiSer
 
   // Ready answers 200 when ready and 503 when not (a readiness probe must fail), the body saying which.
   const readyResponses = { 200: modelReadySchema, 503: modelReadySchema, '4xx': errorBodySchema };
-  typed.get('/v2/models/:model/ready', { schema: { tags: ['models'], summary: 'Model readiness', params: modelParamsSchema, response: readyResponses } }, async (request, reply) => {
-    const answer = await modelReadiness(catalog, request.principal, request.params.model);
-    return reply.status(answer.ready ? 200 : 503).send(answer);
-  });
+  typed.get(
+    '/v2/models/:model/ready',
+    { schema: { tags: ['models'], summary: 'Model readiness', params: modelParamsSchema, response: readyResponses } },
+    async (request, reply) => {
+      const answer = await modelReadiness(catalog, request.principal, request.params.model);
+      return reply.status(answer.ready ? 200 : 503).send(answer);
+    },
+  );
   typed.get(
     '/v2/models/:model/versions/:version/ready',
     { schema: { tags: ['models'], summary: 'Model version readiness', params: modelVersionParamsSchema, response: readyResponses } },

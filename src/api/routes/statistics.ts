@@ -32,8 +32,10 @@ export const statisticsResponseSchema = z.object({ model_stats: z.array(modelSta
 export async function statisticsRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const responses = { 200: statisticsResponseSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
-  typed.get('/v2/models/stats', { schema: { tags: ['statistics'], summary: "Statistics of every version of the caller's models (the admin's: every tenant's)", response: responses } }, async (request) =>
-    modelStatistics(services, request.principal),
+  typed.get(
+    '/v2/models/stats',
+    { schema: { tags: ['statistics'], summary: "Statistics of every version of the caller's models (the admin's: every tenant's)", response: responses } },
+    async (request) => modelStatistics(services, request.principal),
   );
   typed.get(
     '/v2/models/:model/stats',

@@ -54,9 +54,13 @@ export async function tenantRoutes(app: FastifyInstance, services: ApiServices):
     },
   );
 
-  typed.get('/v1/tenants', { schema: { tags: ['tenants'], summary: 'List tenants', response: { 200: z.object({ tenants: z.array(tenantSchema) }), ...errorResponses } } }, async () => ({
-    tenants: await Promise.all((await tenants.list()).map(withLimits)),
-  }));
+  typed.get(
+    '/v1/tenants',
+    { schema: { tags: ['tenants'], summary: 'List tenants', response: { 200: z.object({ tenants: z.array(tenantSchema) }), ...errorResponses } } },
+    async () => ({
+      tenants: await Promise.all((await tenants.list()).map(withLimits)),
+    }),
+  );
 
   typed.get(
     '/v1/tenants/:tenant',
@@ -66,11 +70,23 @@ export async function tenantRoutes(app: FastifyInstance, services: ApiServices):
 
   typed.patch(
     '/v1/tenants/:tenant',
-    { schema: { tags: ['tenants'], summary: 'Rename, disable or enable a tenant', params: tenantParamsSchema, body: patchSchema, response: { 200: tenantSchema, ...errorResponses } } },
+    {
+      schema: {
+        tags: ['tenants'],
+        summary: 'Rename, disable or enable a tenant',
+        params: tenantParamsSchema,
+        body: patchSchema,
+        response: { 200: tenantSchema, ...errorResponses },
+      },
+    },
     async (request) => {
       const tenant = await existing(request.params.tenant);
-      if (tenant.id === defaultTenant && request.body.disabled === true) throw errors.invalidArgument("The default tenant cannot be disabled: it owns the admin's models.");
-      const updated = await tenants.update(tenant.id, { ...(request.body.name === undefined ? {} : { name: request.body.name }), ...(request.body.disabled === undefined ? {} : { disabled: request.body.disabled }) });
+      if (tenant.id === defaultTenant && request.body.disabled === true)
+        throw errors.invalidArgument("The default tenant cannot be disabled: it owns the admin's models.");
+      const updated = await tenants.update(tenant.id, {
+        ...(request.body.name === undefined ? {} : { name: request.body.name }),
+        ...(request.body.disabled === undefined ? {} : { disabled: request.body.disabled }),
+      });
       if (request.body.limits === undefined) return withLimits(updated);
       return { ...updated, limits: await services.limits.setTenantLimits(tenant.id, request.body.limits) };
     },
@@ -92,7 +108,10 @@ export async function tenantRoutes(app: FastifyInstance, services: ApiServices):
       const owned = (await services.registry.listModelNames()).filter((name) => splitQualifiedName(name).tenant === tenant.id);
       if (owned.length > 0) {
         throw errors.failedPrecondition(
-          `Tenant '${tenant.id}' still owns ${owned.length} model(s) (${owned.slice(0, 5).map((name) => `'${splitQualifiedName(name).name}'`).join(', ')}${owned.length > 5 ? ', …' : ''}); delete them first (DELETE /v1/models/${tenant.id}~<name>).`,
+          `Tenant '${tenant.id}' still owns ${owned.length} model(s) (${owned
+            .slice(0, 5)
+            .map((name) => `'${splitQualifiedName(name).name}'`)
+            .join(', ')}${owned.length > 5 ? ', …' : ''}); delete them first (DELETE /v1/models/${tenant.id}~<name>).`,
         );
       }
       // The tenant's limits live in its record and go with it; its keys' limits go here.

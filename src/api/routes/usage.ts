@@ -21,7 +21,9 @@ const querySchema = z.object({
   format: z.enum(['json', 'csv']).optional().describe('Default: json, or csv when the Accept header asks for text/csv.'),
 });
 
-const outcomesSchema = z.object(Object.fromEntries(usageOutcomes.map((outcome) => [outcome, z.number()])) as Record<(typeof usageOutcomes)[number], z.ZodNumber>);
+const outcomesSchema = z.object(
+  Object.fromEntries(usageOutcomes.map((outcome) => [outcome, z.number()])) as Record<(typeof usageOutcomes)[number], z.ZodNumber>,
+);
 const countsShape = {
   requests: z.number(),
   rows: z.number().describe('Rows (along the batch dimension) the requests ran.'),
@@ -50,7 +52,8 @@ const reportSchema = z.object({
 /** Parses an ISO date-time query value, or says which one was bad and how it should look. */
 function parseTime(name: string, value: string): number {
   const time = Date.parse(value);
-  if (!Number.isFinite(time)) throw errors.invalidArgument(`'${name}' must be an ISO 8601 date-time such as 2025-01-31T00:00:00Z, got '${value.slice(0, 40)}'.`);
+  if (!Number.isFinite(time))
+    throw errors.invalidArgument(`'${name}' must be an ISO 8601 date-time such as 2025-01-31T00:00:00Z, got '${value.slice(0, 40)}'.`);
   return time;
 }
 
@@ -83,7 +86,9 @@ export async function usageRoutes(app: FastifyInstance, services: ApiServices): 
       if (toMs <= fromMs) throw errors.invalidArgument("'to' must come after 'from'.");
       const hours = (toMs - fromMs) / hourMs;
       if (hours > config.GANTRY_MAX_USAGE_QUERY_HOURS) {
-        throw errors.invalidArgument(`The span covers ${hours} hours, more than GANTRY_MAX_USAGE_QUERY_HOURS (${config.GANTRY_MAX_USAGE_QUERY_HOURS}); ask for shorter spans one after another.`);
+        throw errors.invalidArgument(
+          `The span covers ${hours} hours, more than GANTRY_MAX_USAGE_QUERY_HOURS (${config.GANTRY_MAX_USAGE_QUERY_HOURS}); ask for shorter spans one after another.`,
+        );
       }
       let tenants: string[] | 'all';
       if (isAdmin(principal)) tenants = query.tenant === undefined ? 'all' : [query.tenant];
@@ -99,11 +104,13 @@ export async function usageRoutes(app: FastifyInstance, services: ApiServices): 
       const wantsCsv = query.format === 'csv' || (query.format === undefined && (request.headers.accept ?? '').includes('text/csv'));
       if (wantsCsv) {
         const name = `usage-${new Date(fromMs).toISOString().slice(0, 13)}-${new Date(toMs).toISOString().slice(0, 13)}.csv`;
-        return reply
-          .type('text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="${name}"`)
-          // A string with a non-JSON type goes out as it is; the response schema describes the JSON answer.
-          .send(usageCsv(rows, query.groupBy, query.granularity === 'hour') as never);
+        return (
+          reply
+            .type('text/csv; charset=utf-8')
+            .header('content-disposition', `attachment; filename="${name}"`)
+            // A string with a non-JSON type goes out as it is; the response schema describes the JSON answer.
+            .send(usageCsv(rows, query.groupBy, query.granularity === 'hour') as never)
+        );
       }
       return {
         from: new Date(fromMs).toISOString(),

@@ -72,11 +72,18 @@ describe('gantry start without GANTRY_ADMIN_KEY, and gantry admin-key rotate', {
       assert.ok(key !== undefined, `no key in the output:\n${banner}`);
       assert.match(banner, /gantry admin-key rotate/);
       assert.ok(banner.includes(`curl -H "Authorization: Bearer ${key}" ${gantry.baseUrl}/v2`), banner);
-      const ask = (presented: string) => fetch(`${gantry.baseUrl}/v2`, { headers: { authorization: `Bearer ${presented}` } }).then((response) => response.status);
+      const ask = (presented: string) =>
+        fetch(`${gantry.baseUrl}/v2`, { headers: { authorization: `Bearer ${presented}` } }).then((response) => response.status);
       assert.equal(await ask(key), 200);
 
       const rotation = spawnSync(process.execPath, [cliPath, 'admin-key', 'rotate'], {
-        env: { PATH: process.env.PATH ?? '', REDIS_URL: gantry.redisUrl, GANTRY_QUEUE_PREFIX: gantry.prefix, GANTRY_DATA_DIR: gantry.dataDirectory, LOG_LEVEL: 'warn' },
+        env: {
+          PATH: process.env.PATH ?? '',
+          REDIS_URL: gantry.redisUrl,
+          GANTRY_QUEUE_PREFIX: gantry.prefix,
+          GANTRY_DATA_DIR: gantry.dataDirectory,
+          LOG_LEVEL: 'warn',
+        },
         encoding: 'utf8',
         timeout: 30_000,
       });
@@ -89,7 +96,12 @@ describe('gantry start without GANTRY_ADMIN_KEY, and gantry admin-key rotate', {
       assert.equal(await ask(rotated), 200);
 
       await gantry.stop();
-      restarted = await startGantry({ command: 'api', prefix: gantry.prefix, dataDirectory: gantry.dataDirectory, env: { GANTRY_ADMIN_KEY: '', LOG_LEVEL: 'info' } });
+      restarted = await startGantry({
+        command: 'api',
+        prefix: gantry.prefix,
+        dataDirectory: gantry.dataDirectory,
+        env: { GANTRY_ADMIN_KEY: '', LOG_LEVEL: 'info' },
+      });
       assert.doesNotMatch(restarted.output(), /gk_admin_[A-Za-z0-9_-]{43}/);
       assert.match(restarted.output(), /shown once|not shown again/);
       assert.equal(await fetch(`${restarted.baseUrl}/v2`, { headers: { authorization: `Bearer ${rotated}` } }).then((response) => response.status), 200);

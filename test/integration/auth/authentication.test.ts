@@ -32,7 +32,14 @@ interface Api {
 async function startApi(environment: ConfigInput = {}): Promise<Api> {
   const prefix = `auth-${randomBytes(4).toString('hex')}`;
   const dataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-auth-test-'));
-  const config = loadConfig({ GANTRY_QUEUE_PREFIX: prefix, GANTRY_DATA_DIR: dataDirectory, LOG_LEVEL: 'silent', REDIS_URL: redisUrl, GANTRY_ADMIN_KEY: testAdminKey, ...environment });
+  const config = loadConfig({
+    GANTRY_QUEUE_PREFIX: prefix,
+    GANTRY_DATA_DIR: dataDirectory,
+    LOG_LEVEL: 'silent',
+    REDIS_URL: redisUrl,
+    GANTRY_ADMIN_KEY: testAdminKey,
+    ...environment,
+  });
   const role = await ApiRole.create({ ...config, REDIS_URL: redisUrl }, createLogger(config, 'test'));
   await role.app.ready();
   return {
@@ -143,7 +150,10 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
 
   test('a key without the scope a route needs gets 403 naming it', async () => {
     const inferOnly = await createKey(api, { tenant: 'acme', name: 'app', scopes: ['infer'] });
-    const upload = await api.inject({ method: 'POST', url: '/v1/models/m/versions', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from('x') }, inferOnly.key);
+    const upload = await api.inject(
+      { method: 'POST', url: '/v1/models/m/versions', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from('x') },
+      inferOnly.key,
+    );
     assertRefused(upload, 403, 'PERMISSION_DENIED');
     assert.match(upload.json().error, /'models:write'/);
     assert.equal(upload.headers['www-authenticate'], undefined);
@@ -160,7 +170,11 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
     const narrowed = await api.inject({ method: 'PATCH', url: `/v1/keys/${key.id}`, payload: { scopes: ['infer'] } });
     assert.equal(narrowed.statusCode, 200, narrowed.body);
     assertRefused(await api.inject({ method: 'GET', url: '/v1/models' }, key.key), 403, 'PERMISSION_DENIED');
-    const expiring = await api.inject({ method: 'PATCH', url: `/v1/keys/${key.id}`, payload: { scopes: ['models:read'], expiresAt: new Date(Date.now() + 1500).toISOString() } });
+    const expiring = await api.inject({
+      method: 'PATCH',
+      url: `/v1/keys/${key.id}`,
+      payload: { scopes: ['models:read'], expiresAt: new Date(Date.now() + 1500).toISOString() },
+    });
     assert.equal(expiring.statusCode, 200, expiring.body);
     assert.equal((await api.inject({ method: 'GET', url: '/v1/models' }, key.key)).statusCode, 200);
     await new Promise((resolve) => setTimeout(resolve, 1600));
@@ -175,7 +189,7 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
     assertUnauthenticated(await api.inject({ method: 'GET', url: '/v1/models' }, other.key), other.key);
   });
 
-  test('a disabled tenant\'s keys get 403 until it is enabled again', async () => {
+  test("a disabled tenant's keys get 403 until it is enabled again", async () => {
     assert.equal((await api.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'paused' } })).statusCode, 201);
     const key = await createKey(api, { tenant: 'paused', name: 'k', scopes: ['models:read'] });
     assert.equal((await api.inject({ method: 'GET', url: '/v1/models' }, key.key)).statusCode, 200);
@@ -187,7 +201,7 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
     assert.equal((await api.inject({ method: 'GET', url: '/v1/models' }, key.key)).statusCode, 200);
   });
 
-  test('a tenant key with keys:write manages its own tenant\'s keys only, never beyond what it holds', async () => {
+  test("a tenant key with keys:write manages its own tenant's keys only, never beyond what it holds", async () => {
     assert.equal((await api.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'globex' } })).statusCode, 201);
     const manager = await createKey(api, { tenant: 'acme', name: 'manager', scopes: ['keys:write', 'infer', 'models:read'] });
     const foreign = await createKey(api, { tenant: 'globex', name: 'theirs', scopes: ['infer'] });
@@ -202,16 +216,24 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
       assertRefused(refused, 403, 'PERMISSION_DENIED');
       assert.match(refused.json().error, pattern);
     }
-    assertRefused(await api.inject({ method: 'POST', url: '/v1/keys', payload: { tenant: 'globex', name: 'x', scopes: ['infer'] } }, manager.key), 404, 'NOT_FOUND');
+    assertRefused(
+      await api.inject({ method: 'POST', url: '/v1/keys', payload: { tenant: 'globex', name: 'x', scopes: ['infer'] } }, manager.key),
+      404,
+      'NOT_FOUND',
+    );
     assertRefused(await api.inject({ method: 'GET', url: `/v1/keys/${foreign.id}` }, manager.key), 404, 'NOT_FOUND');
     assertRefused(await api.inject({ method: 'DELETE', url: `/v1/keys/${foreign.id}` }, manager.key), 404, 'NOT_FOUND');
-    assertRefused(await api.inject({ method: 'PATCH', url: `/v1/keys/${own.id}`, payload: { scopes: ['models:write'] } }, manager.key), 403, 'PERMISSION_DENIED');
+    assertRefused(
+      await api.inject({ method: 'PATCH', url: `/v1/keys/${own.id}`, payload: { scopes: ['models:write'] } }, manager.key),
+      403,
+      'PERMISSION_DENIED',
+    );
 
     const listed = await api.inject({ method: 'GET', url: '/v1/keys' }, manager.key);
     assert.equal(listed.statusCode, 200, listed.body);
     const ids = listed.json().keys.map((key: { id: string; tenant: string }) => key.id);
     assert.ok(ids.includes(own.id) && ids.includes(manager.id));
-    assert.ok(!ids.includes(foreign.id), 'another tenant\'s key is listed');
+    assert.ok(!ids.includes(foreign.id), "another tenant's key is listed");
     assert.ok(listed.json().keys.every((key: { tenant: string }) => key.tenant === 'acme'));
     // Never a secret or a hash, in any listing.
     const everything = (await api.inject({ method: 'GET', url: '/v1/keys' })).body;
@@ -224,10 +246,14 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
     const within = await createKey(api, { name: 'within', scopes: ['infer'], models: ['a'] }, limited.key);
     assert.deepEqual(within.models, ['a']);
     assertRefused(await api.inject({ method: 'POST', url: '/v1/keys', payload: { name: 'all', scopes: ['infer'] } }, limited.key), 403, 'PERMISSION_DENIED');
-    assertRefused(await api.inject({ method: 'POST', url: '/v1/keys', payload: { name: 'c', scopes: ['infer'], models: ['a', 'c'] } }, limited.key), 403, 'PERMISSION_DENIED');
+    assertRefused(
+      await api.inject({ method: 'POST', url: '/v1/keys', payload: { name: 'c', scopes: ['infer'], models: ['a', 'c'] } }, limited.key),
+      403,
+      'PERMISSION_DENIED',
+    );
   });
 
-  test('tenants: ids are checked, ids are unique, the default tenant stays, a deleted tenant\'s keys stop at once', async () => {
+  test("tenants: ids are checked, ids are unique, the default tenant stays, a deleted tenant's keys stop at once", async () => {
     assertRefused(await api.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'Bad_Id' } }), 400, 'INVALID_ARGUMENT');
     assert.equal((await api.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'initech' } })).statusCode, 201);
     assertRefused(await api.inject({ method: 'POST', url: '/v1/tenants', payload: { id: 'initech' } }), 409, 'ALREADY_EXISTS');
@@ -259,7 +285,8 @@ describe('authentication and scopes', { timeout: 60_000 }, () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       seen.length = 0;
       for (let index = 0; index < 200; index++) assert.equal((await api.inject({ method: 'GET', url: '/v2' }, reader.key)).statusCode, 200);
-      for (let index = 0; index < 200; index++) assert.equal((await api.inject({ method: 'GET', url: '/v2' }, `gk_${unknownId}_${'c'.repeat(43)}`)).statusCode, 401);
+      for (let index = 0; index < 200; index++)
+        assert.equal((await api.inject({ method: 'GET', url: '/v2' }, `gk_${unknownId}_${'c'.repeat(43)}`)).statusCode, 401);
       for (let index = 0; index < 200; index++) assert.equal((await api.inject({ method: 'GET', url: '/v2' }, 'malformed-key')).statusCode, 401);
       await new Promise((resolve) => setTimeout(resolve, 200));
       // The admin key's hash is re-read on a timer (every GANTRY_AUTH_CACHE_TTL_MS), never per request.
@@ -295,7 +322,10 @@ describe('metrics, auth off and the admin key variable', { timeout: 60_000 }, ()
   });
 
   test('GANTRY_AUTH=off is refused on a non-loopback HOST, with why; on loopback every caller is the admin', async () => {
-    assert.throws(() => loadConfig({ GANTRY_AUTH: 'off', HOST: '0.0.0.0' }), (error: unknown) => error instanceof ConfigError && /GANTRY_AUTH=off.*HOST=0\.0\.0\.0.*loopback/s.test(error.message));
+    assert.throws(
+      () => loadConfig({ GANTRY_AUTH: 'off', HOST: '0.0.0.0' }),
+      (error: unknown) => error instanceof ConfigError && /GANTRY_AUTH=off.*HOST=0\.0\.0\.0.*loopback/s.test(error.message),
+    );
     assert.throws(() => loadConfig({ GANTRY_AUTH: 'off', HOST: '10.1.2.3' }), ConfigError);
     for (const host of ['127.0.0.1', 'localhost', '::1', '127.0.0.2']) assert.equal(loadConfig({ GANTRY_AUTH: 'off', HOST: host }).GANTRY_AUTH, 'off', host);
     assert.throws(() => loadConfig({ GANTRY_ADMIN_KEY: 'too-short' }), /GANTRY_ADMIN_KEY/);

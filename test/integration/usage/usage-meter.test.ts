@@ -15,7 +15,18 @@ const logger = createLogger({ LOG_LEVEL: 'silent' }, 'test');
 const hourMs = 3600_000;
 
 function event(overrides: Partial<UsageEvent> = {}): UsageEvent {
-  return { tenant: 'acme', keyId: 'key1', model: 'acme~mlp', version: '1', outcome: 'success', rows: 1, computeNs: 1000, bytesIn: 100, bytesOut: 50, ...overrides };
+  return {
+    tenant: 'acme',
+    keyId: 'key1',
+    model: 'acme~mlp',
+    version: '1',
+    outcome: 'success',
+    rows: 1,
+    computeNs: 1000,
+    bytesIn: 100,
+    bytesOut: 50,
+    ...overrides,
+  };
 }
 
 describe('UsageMeter and QuotaChecker (real Redis)', () => {
@@ -29,7 +40,13 @@ describe('UsageMeter and QuotaChecker (real Redis)', () => {
   };
   const report = (groupBy: 'tenant' | 'key' | 'model', tenants: string[] | 'all' = 'all') => {
     const now = Date.now();
-    return readUsage(redis, prefix, { fromMs: Math.floor(now / hourMs) * hourMs - hourMs, toMs: Math.ceil(now / hourMs) * hourMs + hourMs, tenants, groupBy, granularity: 'total' });
+    return readUsage(redis, prefix, {
+      fromMs: Math.floor(now / hourMs) * hourMs - hourMs,
+      toMs: Math.ceil(now / hourMs) * hourMs + hourMs,
+      tenants,
+      groupBy,
+      granularity: 'total',
+    });
   };
 
   before(() => {
@@ -63,9 +80,16 @@ describe('UsageMeter and QuotaChecker (real Redis)', () => {
     assert.equal(byTenant[0]!.outcomes.client_error, 1);
 
     const byKey = await report('key', ['acme']);
-    assert.deepEqual(byKey.map((row) => [row.keyId, row.counts.requests]).sort(), [['key1', 8], ['key2', 5]]);
+    assert.deepEqual(byKey.map((row) => [row.keyId, row.counts.requests]).sort(), [
+      ['key1', 8],
+      ['key2', 5],
+    ]);
     const byModel = await report('model', ['acme']);
-    assert.deepEqual(byModel.map((row) => [row.model, row.counts.requests]).sort(), [['', 1], ['acme~mlp', 7], ['acme~other', 5]]);
+    assert.deepEqual(byModel.map((row) => [row.model, row.counts.requests]).sort(), [
+      ['', 1],
+      ['acme~mlp', 7],
+      ['acme~other', 5],
+    ]);
   });
 
   test('usage recorded while Redis is unreachable is written once it is back, exactly once', async () => {
@@ -132,9 +156,9 @@ describe('UsageMeter and QuotaChecker (real Redis)', () => {
     // A's flush answered the totals, so A's numbers stay exact after its unflushed usage is gone.
     assert.match((await quotasA.refusal('acme', limits))!.error.message, /\(3 requests of 3 requests\)/);
     // A month quota and compute quota of the same tenant.
-    assert.equal((await quotasA.refusal('acme', { requestsPerMonth: 4 })), undefined);
+    assert.equal(await quotasA.refusal('acme', { requestsPerMonth: 4 }), undefined);
     assert.equal((await quotasA.refusal('acme', { computeSecondsPerDay: 0.000003 }))?.quota, 'computeSecondsPerDay');
-    assert.equal((await quotasA.refusal('acme', { computeSecondsPerDay: 0.000004 })), undefined);
+    assert.equal(await quotasA.refusal('acme', { computeSecondsPerDay: 0.000004 }), undefined);
     // Another tenant is untouched.
     assert.equal(await quotasA.refusal('globex', limits), undefined);
   });
