@@ -110,6 +110,18 @@ export function describeValue(value: unknown, maxCharacters = 40): string {
 }
 
 // Factories: call sites say what happened, the factory decides the code and the wording.
+/**
+ * True for the errors ioredis raises when Redis cannot be reached (offline queue disabled, connection closed,
+ * retries exhausted): those mean "try again shortly", not a bug.
+ */
+export function isRedisUnavailableError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  return (
+    error.name === 'MaxRetriesPerRequestError' ||
+    /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTCONN|connect ETIMEDOUT/.test(error.message)
+  );
+}
+
 export const errors = {
   invalidArgument: (message: string) => new GantryError(ErrorCode.InvalidArgument, message),
   invalidModelName: (name: string) =>
@@ -143,6 +155,8 @@ export const errors = {
       `This request stopped the worker running it ${attempts} time(s) and will not be tried again; check the model and its inputs.`,
     ),
   // Limits (README "Limits"): each names what was too much, the limit and the variable that sets it.
+  /** What a caller gets while Redis cannot be reached (isRedisUnavailableError): any transport, any route. */
+  redisUnreachable: () => new GantryError(ErrorCode.Unavailable, 'Redis is unreachable; retry shortly.', { retryAfterSeconds: 1 }),
   serverBusy: (what: string, limitVariable: string) =>
     new GantryError(ErrorCode.Unavailable, `The server is busy: ${what} (${limitVariable}); retry shortly.`, { retryAfterSeconds: 1 }),
   jsonRequestTooLarge: (limitBytes: number) =>

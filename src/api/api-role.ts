@@ -24,6 +24,7 @@ import { UsageMeter } from '../usage/usage-meter.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from '../inference/model-catalog.js';
 import { InferenceService } from '../inference/inference-service.js';
+import { InflightBytes } from '../limits/inflight-bytes.js';
 import type { ApiServices } from './services.js';
 import { startGrpcEndpoint, type GrpcEndpoint } from '../grpc/grpc-endpoint.js';
 
@@ -168,6 +169,7 @@ export class ApiRole {
       producer,
       inference,
       metrics,
+      inflightBytes: new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES),
       limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),
       usage,
       guardian,

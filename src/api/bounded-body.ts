@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { errors } from '../errors.js';
-import type { InflightReservation } from './inflight-bytes.js';
+import type { InflightReservation } from '../limits/inflight-bytes.js';
 
 export interface BoundedBodyOptions {
   /** Most bytes the body may have; past it `tooLarge()` is thrown and reading stops. */

@@ -5,7 +5,7 @@ import { inferenceHeaderContentLength, splitBinaryBody } from '../protocol/binar
 import { describeJsonPart, jsonPartLength, type DecodedInputData } from '../protocol/decoded-json-body.js';
 import { checkJsonCost, couldExceedJsonCost, isJsonTooCostly, jsonCostBounds } from '../protocol/json-cost.js';
 import { readBoundedBody } from './bounded-body.js';
-import { InflightBytes, type InflightReservation } from './inflight-bytes.js';
+import { inflightBudgetExceeded, type InflightReservation } from '../limits/inflight-bytes.js';
 import { JsonParsePool, limitOfParseError, offThreadParseMinBytes, parseThreadHeapMb } from './json-parse-pool.js';
 import { readDecompressedBody, requestCodingOf, type RequestCoding } from './request-decompression.js';
 import { registerResponseCompression } from './response-compression.js';
@@ -62,7 +62,8 @@ export function registerInferenceBodyReading(app: FastifyInstance, services: Api
   // Per-request state lives on the request itself (a decoration): WeakMaps keyed by every request cost the
   // garbage collector measurably on the tiny MLP (ephemerons are traced on every collection).
   app.decorateRequest('inferBody', null);
-  const inflight = new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES);
+  // One budget per API process, shared with the gRPC transport (services.inflightBytes).
+  const inflight = services.inflightBytes;
   // A JSON body is bounded by both limits (an operator who lowers the request limit lowers it for JSON too).
   const maxJsonBytes = Math.min(config.GANTRY_MAX_JSON_REQUEST_BYTES, config.GANTRY_MAX_REQUEST_BYTES);
   const refuse = (reply: FastifyReply, limit: string, error: Error): Error => {
@@ -71,11 +72,7 @@ export function registerInferenceBodyReading(app: FastifyInstance, services: Api
     void reply.header('connection', 'close');
     return error;
   };
-  const busy = () =>
-    errors.serverBusy(
-      `request bodies of ${inflight.usedBytes} bytes are in flight, at most ${inflight.limitBytes} are held at once`,
-      'GANTRY_MAX_INFLIGHT_BYTES',
-    );
+  const busy = () => inflightBudgetExceeded(inflight);
   const tooLarge = (binary: boolean) =>
     binary || maxJsonBytes === config.GANTRY_MAX_REQUEST_BYTES
       ? errors.requestTooLarge(config.GANTRY_MAX_REQUEST_BYTES)

@@ -1,7 +1,7 @@
 import type { Readable, Transform } from 'node:stream';
 import { createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import { ErrorCode, GantryError, errors } from '../errors.js';
-import type { InflightReservation } from './inflight-bytes.js';
+import type { InflightReservation } from '../limits/inflight-bytes.js';
 
 /** A request body's compression, as its Content-Encoding names it (`identity`: not compressed). */
 export type RequestCoding = 'identity' | 'gzip' | 'deflate';

@@ -7,6 +7,7 @@ import type { ModelRegistry } from '../registry/model-registry.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
+import type { InflightBytes } from '../limits/inflight-bytes.js';
 import type { KeyStore } from '../auth/key-store.js';
 import type { TenantStore } from '../auth/tenant-store.js';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -28,6 +29,8 @@ export interface ApiServices {
   /** The data plane: every inference call, whichever transport it came on, runs through it. */
   inference: InferenceService;
   metrics: ApiMetrics;
+  /** Bytes of inference requests this process holds (GANTRY_MAX_INFLIGHT_BYTES): one budget for REST bodies and gRPC messages. */
+  inflightBytes: InflightBytes;
   /** Tenants' and keys' limits (rates, quotas, caps), cached per process. */
   limits: LimitStore;
   /** Meters inference requests per tenant, key and model; flushed to Redis about every second and at close. */

@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ErrorCode, GantryError } from '../errors.js';
+import { ErrorCode, GantryError, errors, isRedisUnavailableError } from '../errors.js';
 
 /**
  * Gantry's error codes as gRPC status codes: the one mapping every gRPC method answers through (REST's is
@@ -41,6 +41,8 @@ export const internalErrorMessage = 'Internal server error; the details are in t
  * message, and `isUnexpected` tells the caller to log it.
  */
 export function toServiceError(error: unknown): { serviceError: Partial<ServiceError>; isUnexpected: boolean } {
+  // Redis away is "retry shortly" (UNAVAILABLE), as REST's 503, not a bug.
+  if (isRedisUnavailableError(error)) error = errors.redisUnreachable();
   if (!(error instanceof GantryError)) {
     return { serviceError: { code: status.INTERNAL, details: internalErrorMessage, metadata: new Metadata() }, isUnexpected: true };
   }

@@ -85,3 +85,21 @@ export function inferenceCallOf(request: WireInferRequest, surroundings: CallSur
     usage: {},
   };
 }
+
+/**
+ * About how many bytes a decoded ModelInferRequest holds, for the in-flight budget: its raw tensors, plus 8 bytes
+ * per typed element (a number in a JavaScript array; a 64-bit decimal string costs more, but typed contents are
+ * bounded by the message size limit anyway) and each BYTES element's length.
+ */
+export function requestMessageBytes(request: WireInferRequest): number {
+  let total = 0;
+  for (const bytes of request.raw_input_contents) total += bytes.byteLength;
+  for (const input of request.inputs) {
+    for (const values of Object.values(input.contents ?? {})) {
+      if (!Array.isArray(values)) continue;
+      total += 8 * values.length;
+      for (const value of values) if (value instanceof Uint8Array) total += value.byteLength;
+    }
+  }
+  return total;
+}

@@ -48,15 +48,3 @@ export async function subscribeWhenReady(redis: Redis, channel: string): Promise
   if (redis.status !== 'ready') await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
   await redis.subscribe(channel);
 }
-
-/**
- * True for the errors ioredis raises when Redis cannot be reached (offline queue disabled, connection closed,
- * retries exhausted): those mean "try again shortly", not a bug.
- */
-export function isRedisUnavailableError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  return (
-    error.name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTCONN|connect ETIMEDOUT/.test(error.message)
-  );
-}

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { isRedisUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { isRedisUnavailableError } from '../queue/redis-connection.js';
 import type { BlobReferences } from './blob-references.js';
 import type { StoredBlob } from './model-store.js';
 import { RedisLock } from './redis-lock.js';

@@ -9,6 +9,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import path from 'node:path';
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { fixturePath, repositoryRoot, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
@@ -650,6 +651,64 @@ describe('gRPC graceful shutdown', () => {
       assert.equal(grpcOutputs(response)[0]!.name, 'y');
       assert.equal(await stopped, 0);
     } finally {
+      client.close();
+      await gantry.cleanup();
+    }
+  });
+});
+
+describe('gRPC and REST share one in-flight byte budget (GANTRY_MAX_INFLIGHT_BYTES)', () => {
+  const budgetBytes = 600_000;
+
+  /** Tries `attempt` every 100 ms until it gives a value (the API reads the held body's headers asynchronously). */
+  async function eventually<T>(attempt: () => Promise<T | undefined>, what: string): Promise<T> {
+    let found: T | undefined;
+    await waitUntil(async () => (found = await attempt()) !== undefined, 10_000, what);
+    return found!;
+  }
+
+  test('a REST body held open leaves a gRPC call no room: UNAVAILABLE naming the limit, with retry-after; answered once it is gone', async () => {
+    const gantry = await startGantry({ env: { GANTRY_MAX_INFLIGHT_BYTES: String(budgetBytes) } });
+    const client = connectInference(gantry.grpcAddress);
+    const socket = new Socket();
+    try {
+      assert.equal((await uploadModel(gantry.baseUrl, 'identity-float', fixturePath('identity-float.onnx'))).status, 201);
+      const input = makeInput('input', 'FP32', [1, 50_000], 11); // 200 kB raw
+      const request = inferRequest('identity-float', [input], 'raw');
+      assert.equal(grpcOutputs(await unaryCall(client, 'ModelInfer', request, { key: testAdminKey }))[0]!.name, 'output');
+
+      // A REST body that announces 500 kB and sends none of it holds 500 kB of the budget from its headers on.
+      const { port } = new URL(gantry.baseUrl);
+      await new Promise<void>((resolve, reject) => socket.once('error', reject).connect(Number(port), '127.0.0.1', resolve));
+      socket.write(
+        `POST /v2/models/identity-float/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${testAdminKey}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: 500000\r\n\r\n`,
+      );
+      const refused = await eventually(async () => {
+        try {
+          await unaryCall(client, 'ModelInfer', request, { key: testAdminKey });
+          return undefined;
+        } catch (error) {
+          return error as ServiceError;
+        }
+      }, 'a gRPC call refused while the REST body holds the budget');
+      assert.equal(refused.code, status.UNAVAILABLE, refused.details);
+      assert.match(refused.details, /GANTRY_MAX_INFLIGHT_BYTES/);
+      assert.equal(refused.metadata.get('retry-after')[0], '1');
+
+      socket.destroy();
+      const answered = await eventually(async () => {
+        try {
+          return await unaryCall<WireInferResponse>(client, 'ModelInfer', request, { key: testAdminKey });
+        } catch {
+          return undefined;
+        }
+      }, 'the gRPC call answered once the REST body is gone');
+      assert.equal(grpcOutputs(answered)[0]!.name, 'output');
+      const metrics = await (await fetch(`${gantry.baseUrl}/metrics`)).text();
+      assert.match(metrics, /gantry_limit_rejections_total\{limit="inflight_bytes"\} [1-9]/);
+    } finally {
+      socket.destroy();
       client.close();
       await gantry.cleanup();
     }

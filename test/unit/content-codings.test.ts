@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { ErrorCode, GantryError } from '../../src/errors.js';
-import { InflightBytes } from '../../src/api/inflight-bytes.js';
+import { InflightBytes } from '../../src/limits/inflight-bytes.js';
 import { readDecompressedBody, requestCodingOf, type RequestCoding } from '../../src/api/request-decompression.js';
 import { responseCodingFor } from '../../src/api/response-compression.js';
 

@@ -1,8 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { ErrorCode, GantryError, httpStatusFor } from '../../errors.js';
-import { isRedisUnavailableError } from '../../queue/redis-connection.js';
+import { ErrorCode, GantryError, errors, httpStatusFor, isRedisUnavailableError } from '../../errors.js';
 
 /** The Open Inference Protocol's error body, plus our machine-readable code and the request id. */
 export interface ErrorBody {
@@ -64,9 +63,10 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
       message = error.message;
       retryAfterSeconds = error.retryAfterSeconds;
     } else if (isRedisUnavailableError(error)) {
-      code = ErrorCode.Unavailable;
-      message = 'Redis is unreachable; retry shortly.';
-      retryAfterSeconds = 1;
+      const unreachable = errors.redisUnreachable();
+      code = unreachable.code;
+      message = unreachable.message;
+      retryAfterSeconds = unreachable.retryAfterSeconds;
     } else if ((error as FastifyError).validation !== undefined) {
       code = ErrorCode.InvalidArgument;
       message = validationMessage(error as FastifyError);

@@ -1,5 +1,7 @@
+import { errors, type GantryError } from '../errors.js';
+
 /**
- * The bytes of request bodies one API process holds at once (GANTRY_MAX_INFLIGHT_BYTES): a body counts from its
+ * The bytes of request bodies one API process holds at once (REST bodies and gRPC request messages alike) (GANTRY_MAX_INFLIGHT_BYTES): a body counts from its
  * first byte read until its response is sent, because the job's tensors are views into it until then. Past the
  * budget a request is refused at once with 503 + Retry-After, before its body is read, so a crowd of large or
  * slow bodies cannot grow the heap past what the operator sized the process for.
@@ -61,4 +63,12 @@ export class InflightReservation {
     this.budget.give(this.held);
     this.held = 0;
   }
+}
+
+/** The refusal when a request does not fit the budget: 503 / UNAVAILABLE with Retry-After, naming the limit. */
+export function inflightBudgetExceeded(budget: InflightBytes): GantryError {
+  return errors.serverBusy(
+    `request bodies of ${budget.usedBytes} bytes are in flight, at most ${budget.limitBytes} are held at once`,
+    'GANTRY_MAX_INFLIGHT_BYTES',
+  );
 }
