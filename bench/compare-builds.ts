@@ -71,6 +71,8 @@ async function measure(cli: string): Promise<Round> {
       GANTRY_QUEUE_PREFIX: prefix,
       GANTRY_DATA_DIR: dataDirectory,
       GANTRY_WORKER_METRICS_PORT: String(await freePort()),
+      // The JSON path is what is compared: no gRPC endpoint (a build without one ignores the variable).
+      GANTRY_GRPC_PORT: '0',
       // A build with authentication needs the key that every request below sends; one without ignores both.
       GANTRY_ADMIN_KEY: testAdminKey,
       LOG_LEVEL: 'warn',

@@ -13,27 +13,30 @@ import { FencedOffError, type JobFence } from './job-fence.js';
 import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
 
+/** One request's outcome and times (ns), as the statistics count it. */
+export interface RequestStatistics {
+  ok: boolean;
+  rows: number;
+  queueNs: number;
+  totalNs: number;
+  computeInputNs: number;
+  computeInferNs: number;
+  computeOutputNs: number;
+  finishedAtMs: number;
+}
+
+/** One onnxruntime execution's batch size and times (ns). */
+export interface ExecutionStatistics {
+  batchSize: number;
+  computeInputNs: number;
+  computeInferNs: number;
+  computeOutputNs: number;
+}
+
 /** Where per-request and per-execution statistics go (Triton's statistics extension, kept in Redis). */
 export interface StatisticsSink {
-  recordRequest(
-    model: string,
-    version: string,
-    request: {
-      ok: boolean;
-      rows: number;
-      queueNs: number;
-      totalNs: number;
-      computeInputNs: number;
-      computeInferNs: number;
-      computeOutputNs: number;
-      finishedAtMs: number;
-    },
-  ): void;
-  recordExecution(
-    model: string,
-    version: string,
-    execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number },
-  ): void;
+  recordRequest(model: string, version: string, request: RequestStatistics): void;
+  recordExecution(model: string, version: string, execution: ExecutionStatistics): void;
 }
 
 export interface InferenceProcessorDependencies {

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { StatisticsSink } from './inference-processor.js';
+import type { ExecutionStatistics, RequestStatistics, StatisticsSink } from './inference-processor.js';
 
 /** Writes accumulated counters for one model version (Redis, in one round trip). */
 export type StatisticsWriter = (model: string, version: string, increments: Map<string, number>, lastInferenceMs: number) => Promise<void>;
@@ -35,20 +35,7 @@ export class StatisticsBuffer implements StatisticsSink {
     return entry;
   }
 
-  recordRequest(
-    model: string,
-    version: string,
-    request: {
-      ok: boolean;
-      rows: number;
-      queueNs: number;
-      totalNs: number;
-      computeInputNs: number;
-      computeInferNs: number;
-      computeOutputNs: number;
-      finishedAtMs: number;
-    },
-  ): void {
+  recordRequest(model: string, version: string, request: RequestStatistics): void {
     const entry = this.entry(model, version);
     const add = (field: string, amount: number) => entry.increments.set(field, (entry.increments.get(field) ?? 0) + Math.round(amount));
     entry.lastInferenceMs = Math.max(entry.lastInferenceMs, request.finishedAtMs);
@@ -70,11 +57,7 @@ export class StatisticsBuffer implements StatisticsSink {
     add('inference_count', request.rows);
   }
 
-  recordExecution(
-    model: string,
-    version: string,
-    execution: { batchSize: number; computeInputNs: number; computeInferNs: number; computeOutputNs: number },
-  ): void {
+  recordExecution(model: string, version: string, execution: ExecutionStatistics): void {
     const entry = this.entry(model, version);
     const add = (field: string, amount: number) => entry.increments.set(field, (entry.increments.get(field) ?? 0) + Math.round(amount));
     add('execution_count', 1);
