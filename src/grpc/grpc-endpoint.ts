@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
+import type { InflightBytes } from '../limits/inflight-bytes.js';
 import type { RequestAdmission } from '../limits/request-admission.js';
 import type { Logger } from '../logger.js';
 import { createGrpcMetrics } from '../metrics/grpc-metrics.js';
@@ -18,7 +19,9 @@ export type GrpcEndpointSources = InferenceMethodSources &
   Parameters<typeof tritonModelStatisticsHandlers>[0] &
   Parameters<typeof tritonRepositoryHandlers>[0] & {
     config: Pick<Config, 'HOST' | 'GANTRY_GRPC_PORT' | 'GANTRY_MAX_REQUEST_BYTES' | 'GANTRY_MAX_RESPONSE_BYTES'>;
-    metrics: { registry: Registry };
+    metrics: { registry: Registry; limitRejections: { inc(labels: { limit: string }): void } };
+    /** The API process's one budget of request bytes held at once, shared with REST bodies. */
+    inflightBytes: InflightBytes;
   };
 
 /**
@@ -63,7 +66,10 @@ export async function startGrpcEndpoint(
     },
     streams: { 'inference.GRPCInferenceService': inferenceStreams(methods) },
     authenticator: sources.authenticator,
-    gate: inferenceCallGate(admission, recorder),
+    gate: inferenceCallGate(admission, recorder, {
+      bytes: sources.inflightBytes,
+      onRefusal: () => sources.metrics.limitRejections.inc({ limit: 'inflight_bytes' }),
+    }),
     metrics,
     logger: logger.child({ transport: 'grpc' }),
     maxReceiveMessageBytes: config.GANTRY_MAX_REQUEST_BYTES,

@@ -29,7 +29,7 @@ export interface InferenceCallGate {
    * handler runs. Resolves to a release for what the call holds.
    * @throws RESOURCE_EXHAUSTED with REST's message when a limit refuses it.
    */
-  admit(principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void>;
+  admit(principal: Principal, metered: boolean, context: GrpcCallContext, request: unknown): Promise<() => void>;
   /** Meters a metered call once it ended; `outcome` is its error code (undefined for success). A refused call the gate meters itself. */
   meter(context: GrpcCallContext, outcome: ErrorCode | 'cancelled' | undefined): void;
 }
@@ -232,11 +232,16 @@ export class GrpcServer {
     cancelled: AbortSignal,
     progress: { started(): void; finished(): void; clientEnded(): void },
   ): void {
+    // Requests of one stream run concurrently, but at most maxPendingPerStream at once: past it the stream stops
+    // reading (HTTP/2 flow control then holds the client back), so one stream cannot pile up decoded messages.
+    let pending = 0;
     call.on('data', (request: unknown) => {
       progress.started();
+      if (++pending >= maxPendingPerStream) call.pause();
       void this.run(methodPath, stream.handler, request, call.metadata, call.getDeadline(), cancelled).then((outcome) => {
         if (!cancelled.aborted && call.writable)
           call.write(outcome.failure === undefined ? stream.answer(outcome.response) : stream.failure(outcome.failure.details ?? ''));
+        if (pending-- === maxPendingPerStream) call.resume();
         progress.finished();
       });
     });
@@ -271,7 +276,7 @@ export class GrpcServer {
       );
       context = { principal, methodPath, metadata, timeoutMs: remainingMs(deadline), signal: controller.signal, log: logger };
       metered = gate?.isMetered(methodPath) ?? false;
-      if (gate !== undefined) release = await this.admitted(gate, principal, metered, context);
+      if (gate !== undefined) release = await this.admitted(gate, principal, metered, context, request);
       const response = await handler(request as never, context);
       if (metered) gate!.meter(context, controller.signal.aborted ? 'cancelled' : undefined);
       this.count(methodPath, status.OK, startedAt);
@@ -300,9 +305,9 @@ export class GrpcServer {
   }
 
   /** Runs the gate's admission; a refusal (which the gate metered) is marked so the call is not metered twice. */
-  private async admitted(gate: InferenceCallGate, principal: Principal, metered: boolean, context: GrpcCallContext): Promise<() => void> {
+  private async admitted(gate: InferenceCallGate, principal: Principal, metered: boolean, context: GrpcCallContext, request: unknown): Promise<() => void> {
     try {
-      return await gate.admit(principal, metered, context);
+      return await gate.admit(principal, metered, context, request);
     } catch (error) {
       throw new AdmissionRefusal(error);
     }
@@ -325,6 +330,13 @@ class AdmissionRefusal extends GantryError {
     });
   }
 }
+
+/**
+ * Requests of one ModelStreamInfer stream in flight at once. A tenant's requests beyond its share
+ * (GANTRY_TENANT_MAX_INFLIGHT, 16) wait anyway; twice that keeps a stream's pipeline full without letting it hold
+ * an unbounded number of decoded messages.
+ */
+const maxPendingPerStream = 32;
 
 function unimplementedMessage(serviceName: string, methodName: string): string {
   return `${serviceName}/${methodName} is not served by Gantry (docs/protocol.md lists the gRPC methods it serves).`;

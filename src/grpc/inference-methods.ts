@@ -4,9 +4,8 @@ import type { ModelCatalog } from '../inference/model-catalog.js';
 import { modelMetadata, modelReadiness } from '../inference/model-metadata-view.js';
 import { serverMetadata, unreadyReason, type ReadinessSources } from '../inference/server-status.js';
 import type { GrpcCallContext, StreamOfUnary, UnaryHandlers } from './grpc-call-context.js';
-import { inferenceCallOf, requestMessageBytes, type WireInferRequest } from './infer-request.js';
+import { inferenceCallOf, type WireInferRequest } from './infer-request.js';
 import { inferResponseOf } from './infer-response.js';
-import { inflightBudgetExceeded, type InflightBytes } from '../limits/inflight-bytes.js';
 
 /** The data plane as the gRPC transport uses it (src/inference/inference-service.ts). */
 export interface InferenceRunner {
@@ -18,9 +17,6 @@ export interface InferenceMethodSources extends ReadinessSources {
   catalog: ModelCatalog;
   inference: InferenceRunner;
   authenticator: Authenticator | undefined;
-  /** The API process's one budget of request bytes held at once, shared with REST bodies. */
-  inflightBytes: InflightBytes;
-  metrics: { limitRejections: { inc(labels: { limit: string }): void } };
 }
 
 /** ModelReadyRequest and ModelMetadataRequest; an empty field is absent (proto3 does not send it). */
@@ -63,20 +59,9 @@ export function inferenceMethods(sources: InferenceMethodSources): UnaryHandlers
       const call = inferenceCallOf(request, context);
       context.usage = call.usage;
       context.bytesIn = request.raw_input_contents.reduce((total, bytes) => total + bytes.byteLength, 0);
-      // The decoded message is held until the answer is written, like a REST body: it counts against the same
-      // budget, so a crowd of large gRPC calls cannot grow the heap past GANTRY_MAX_INFLIGHT_BYTES either.
-      const reservation = sources.inflightBytes.open();
-      try {
-        if (!reservation.grow(requestMessageBytes(request))) {
-          sources.metrics.limitRejections.inc({ limit: 'inflight_bytes' });
-          throw inflightBudgetExceeded(sources.inflightBytes);
-        }
-        const response = inferResponseOf(await sources.inference.infer(call));
-        context.bytesOut = response.raw_output_contents.reduce((total, bytes) => total + bytes.byteLength, 0);
-        return response;
-      } finally {
-        reservation.release();
-      }
+      const response = inferResponseOf(await sources.inference.infer(call));
+      context.bytesOut = response.raw_output_contents.reduce((total, bytes) => total + bytes.byteLength, 0);
+      return response;
     },
   } as UnaryHandlers;
 }

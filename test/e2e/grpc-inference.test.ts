@@ -684,4 +684,36 @@ describe('gRPC and REST share one in-flight byte budget (GANTRY_MAX_INFLIGHT_BYT
       await gantry.cleanup();
     }
   });
+  test('one ModelStreamInfer stream holds at most 32 requests at once: a burst of 64 waits for room instead of being refused', async () => {
+    // Each request holds ~1 kB of the budget; the budget fits 40 of them and the tenant runs one at a time, so
+    // a stream that read its whole burst at once would have 24 requests refused for the budget.
+    const requestBytes = slowInputs(1).reduce((total, input) => total + input.raw.length, 0);
+    const gantry = await startGantry({ env: { GANTRY_MAX_INFLIGHT_BYTES: String(40 * requestBytes), GANTRY_TENANT_MAX_INFLIGHT: '1' } });
+    const client = connectInference(gantry.grpcAddress);
+    try {
+      assert.equal((await call(gantry.baseUrl, 'POST', '/v1/tenants', { id: 'streamer' })).status, 201);
+      assert.equal((await uploadModel(gantry.baseUrl, 'streamer~slow', fixturePath('slow.onnx'))).status, 201);
+      const created = await call(gantry.baseUrl, 'POST', '/v1/keys', { tenant: 'streamer', name: 'stream test', scopes: ['infer', 'models:read'] });
+      assert.equal(created.status, 201, created.text);
+      const stream = client.ModelStreamInfer(keyMetadata(created.body.key as string)) as ClientDuplexStream<object, { error_message: string }>;
+      const answers: Array<{ error_message: string }> = [];
+      const ended = new Promise<void>((resolve, reject) => {
+        stream.on('data', (answer) => answers.push(answer));
+        stream.on('end', resolve);
+        stream.on('error', reject);
+      });
+      for (let index = 0; index < 64; index++) stream.write(inferRequest('slow', slowInputs(1000), 'raw', { id: String(index) }));
+      stream.end();
+      await ended;
+      assert.equal(answers.length, 64);
+      assert.deepEqual(
+        answers.filter((answer) => answer.error_message !== ''),
+        [],
+        'no request of the burst was refused',
+      );
+    } finally {
+      client.close();
+      await gantry.cleanup();
+    }
+  });
 });
