@@ -161,6 +161,8 @@ const configSchema = z.object({
    * the tenant's earlier ones, so one flooding tenant cannot crowd out the others. 0: no share. The admin is exempt.
    */
   GANTRY_TENANT_MAX_INFLIGHT: z.coerce.number().int().min(0).max(100_000).default(16),
+  /** Most aliases one model may have (PUT /v1/models/{m}/aliases/{alias} past it: 409, limit `aliases_per_model`). */
+  GANTRY_MAX_ALIASES_PER_MODEL: z.coerce.number().int().min(1).max(10_000).default(32),
   /** Tenants that get their own label on the per-tenant metrics; the rest are counted under tenant="_other". */
   GANTRY_MAX_TENANT_METRICS: z.coerce.number().int().min(0).max(10_000).default(100),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),

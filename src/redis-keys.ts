@@ -110,6 +110,11 @@ export function modelConfigKey(prefix: string, model: string): string {
   return `${prefix}:model:{${model}}:config`;
 }
 
+/** Hash: a model's aliases, alias name → JSON `{version, updatedAt}` (registry/model-aliases.ts). */
+export function modelAliasesKey(prefix: string, model: string): string {
+  return `${prefix}:model:{${model}}:aliases`;
+}
+
 /** Hash: one version's statistics, flushed by workers (worker/statistics-buffer.ts), read by the API. */
 export function statisticsKey(prefix: string, model: string, version: string): string {
   return `${prefix}:stats:{${model}}:${version}`;

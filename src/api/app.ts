@@ -15,6 +15,7 @@ import { requestIdFor } from './request-ids.js';
 import { inferRoutes } from './routes/infer.js';
 import { modelConfigRoutes } from './routes/model-config.js';
 import { modelManagementRoutes } from './routes/model-management.js';
+import { modelAliasRoutes } from './routes/model-aliases.js';
 import { modelMetadataRoutes } from './routes/model-metadata.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { serverHealthRoutes } from './routes/server-health.js';
@@ -84,6 +85,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(modelMetadataRoutes, services);
   await app.register(inferRoutes, services);
   await app.register(modelManagementRoutes, services);
+  await app.register(modelAliasRoutes, services);
   await app.register(modelConfigRoutes, services);
   await app.register(repositoryRoutes, services);
   await app.register(statisticsRoutes, services);

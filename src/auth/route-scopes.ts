@@ -47,6 +47,10 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'DELETE /v1/models/:model': writeModels,
   'DELETE /v1/models/:model/versions/:version': writeModels,
   'PUT /v1/models/:model/config': writeModels,
+  // Aliases: reading them is reading the model; moving one changes which version serves, like managing versions
+  'GET /v1/models/:model/aliases': readModels,
+  'PUT /v1/models/:model/aliases/:alias': writeModels,
+  'DELETE /v1/models/:model/aliases/:alias': writeModels,
   // Control plane: tenants are the admin's; keys are also a tenant's own (within its tenant, never more than it holds)
   'POST /v1/tenants': ['admin'],
   'GET /v1/tenants': ['admin'],

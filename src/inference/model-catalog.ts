@@ -3,10 +3,15 @@ import { LRUCache } from 'lru-cache';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { ModelConfig, ModelConfigStore } from '../registry/model-config.js';
+import type { ModelAliases } from '../registry/model-aliases.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { followRegistryEvents } from '../registry/registry-events.js';
+import { describedVersion, servingVersion, type AliasTable } from './serving-version.js';
 
-/** How long a cached version list is trusted when no invalidation event arrives (a missed event heals). */
+/**
+ * How long a cached version list (and alias table) is trusted when no invalidation event arrives: a missed event
+ * heals within it. Changes reach every API process faster by their registry event, which drops the entry at once.
+ */
 const cacheTtlMs = 2000;
 
 /**
@@ -19,13 +24,28 @@ export interface ServingVersion extends ModelVersion {
   signature: ModelSignature;
 }
 
+/** What the catalog knows of one model: its versions (oldest first) and its aliases, read together. */
+interface CachedModel {
+  versions: ModelVersion[];
+  aliases: AliasTable;
+  fetchedAt: number;
+}
+
+const noAliases: AliasTable = new Map();
+
 /**
  * The API's read-through view of the registry. Inference needs a model's signature on every request, so the
  * version lists of existing models are cached in memory (at most maxCachedModels, least recently used out) and
  * dropped when the registry announces a change.
  */
 export class ModelCatalog {
-  private readonly cache = new LRUCache<string, { versions: ModelVersion[]; fetchedAt: number }>({ max: maxCachedModels });
+  private readonly cache = new LRUCache<string, CachedModel>({ max: maxCachedModels });
+  /**
+   * Bumped by every invalidation of a model: a read that began before an invalidation is answered but not cached,
+   * so an alias moved while a read was under way is not then hidden for a whole cacheTtlMs.
+   */
+  private readonly generations = new LRUCache<string, number>({ max: maxCachedModels });
+  private modelAliases: ModelAliases | undefined;
   private readonly configs = new LRUCache<string, { config: ModelConfig; fetchedAt: number }>({ max: maxCachedModels });
   private readonly deletionListeners: Array<(name: string) => void> = [];
 
@@ -49,6 +69,14 @@ export class ModelCatalog {
     });
   }
 
+  /**
+   * The aliases requests may name (and `production`, which unpinned requests follow). Without it the catalog
+   * knows no aliases: the newest READY version serves.
+   */
+  useAliases(aliases: ModelAliases): void {
+    this.modelAliases = aliases;
+  }
+
   /** Calls `listener` with the name of each deleted model (from any API process), so per-model state can go. */
   onModelDeleted(listener: (name: string) => void): void {
     this.deletionListeners.push(listener);
@@ -62,6 +90,7 @@ export class ModelCatalog {
   invalidate(name: string): void {
     this.cache.delete(name);
     this.configs.delete(name);
+    this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
   }
 
   /** The model's run-time configuration (defaults where nothing was set), cached like the versions. */
@@ -74,13 +103,27 @@ export class ModelCatalog {
   }
 
   async versions(name: string): Promise<ModelVersion[]> {
+    return (await this.model(name)).versions;
+  }
+
+  /** The model's aliases (alias → version). */
+  async aliases(name: string): Promise<AliasTable> {
+    return (await this.model(name)).aliases;
+  }
+
+  private async model(name: string): Promise<CachedModel> {
     const cached = this.cache.get(name);
-    if (cached !== undefined && Date.now() - cached.fetchedAt < cacheTtlMs) return cached.versions;
-    const versions = await this.registry.listVersions(name);
+    if (cached !== undefined && Date.now() - cached.fetchedAt < cacheTtlMs) return cached;
+    const generation = this.generations.get(name) ?? 0;
+    const [versions, aliases] = await Promise.all([
+      this.registry.listVersions(name),
+      this.modelAliases === undefined ? noAliases : this.modelAliases.table(name),
+    ]);
+    const fetched: CachedModel = { versions, aliases, fetchedAt: Date.now() };
     // An unknown name is not cached: callers could otherwise fill the cache with names made up for the purpose.
-    if (versions.length > 0) this.cache.set(name, { versions, fetchedAt: Date.now() });
-    else this.cache.delete(name);
-    return versions;
+    if (versions.length === 0) this.cache.delete(name);
+    else if ((this.generations.get(name) ?? 0) === generation) this.cache.set(name, fetched);
+    return fetched;
   }
 
   /** A named version (any state), or 404. */
@@ -91,22 +134,21 @@ export class ModelCatalog {
   }
 
   /**
-   * The version that serves a request: the named one, which must be READY, or else the newest READY one.
-   * @throws 404 for unknown models or versions, 503 (retryable) when nothing is READY yet.
+   * The version that serves a request naming `version` (a number, an alias, or nothing): serving-version.ts
+   * decides.
+   * @throws 404 for unknown models, versions or aliases, 503 (retryable) when what would serve is not READY.
    */
   async serving(name: string, version?: string): Promise<ServingVersion> {
-    const versions = await this.versions(name);
-    if (versions.length === 0) throw errors.modelNotFound(name);
-    if (version !== undefined) {
-      const found = versions.find((candidate) => candidate.version === version);
-      if (found === undefined) throw errors.modelNotFound(name, version);
-      if (found.state !== 'READY' || found.signature === undefined) throw errors.modelNotReady(name, version, found.state);
-      return found as ServingVersion;
-    }
-    for (let index = versions.length - 1; index >= 0; index--) {
-      const candidate = versions[index]!;
-      if (candidate.state === 'READY' && candidate.signature !== undefined) return candidate as ServingVersion;
-    }
-    throw errors.noReadyVersion(name);
+    const { versions, aliases } = await this.model(name);
+    return servingVersion(name, versions, aliases, version);
+  }
+
+  /**
+   * The version a request naming `version` describes (metadata, readiness, configuration): a named version or
+   * alias whatever its state, else the serving one (serving-version.ts).
+   */
+  async described(name: string, version?: string): Promise<ModelVersion> {
+    const { versions, aliases } = await this.model(name);
+    return describedVersion(name, versions, aliases, version);
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Principal } from '../auth/principal.js';
 import type { Config } from '../config.js';
-import { errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { Datatype } from '../protocol/datatypes.js';
 import { onnxPlatform } from '../protocol/oip-schemas.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
@@ -11,6 +11,7 @@ import type { ModelVersion } from '../registry/model-registry.js';
 import type { ModelCatalog } from './model-catalog.js';
 import { forModel, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
+import { describedVersion, productionAlias, type AliasTable } from './serving-version.js';
 
 /** Triton's names for the protocol's datatypes (model_config.proto's DataType; BYTES is TYPE_STRING there). */
 export const tritonDataTypes: Record<Datatype, string> = {
@@ -110,24 +111,36 @@ export function tritonModelConfig(name: string, versions: string[], signature: M
 }
 
 /**
- * The version a configuration describes: the named one (any state, as long as a worker has read its
- * signature), or else the newest READY one; a model none of whose versions is READY (e.g. unloaded) is
- * described by its newest version with a known signature, so its configuration can be read and changed
- * before it is loaded again.
+ * The version a configuration describes: the named version or alias's (any state, as long as a worker has read its
+ * signature), or else the one that serves (serving-version.ts); a model with nothing that can serve (e.g. unloaded)
+ * is described by the version `production` points at, else its newest version with a known signature, so its
+ * configuration can be read and changed before it is loaded again.
  */
-function describedVersion(versions: ModelVersion[], model: string, version: string | undefined): ModelVersion & { signature: ModelSignature } {
-  if (version !== undefined) {
-    const found = versions.find((candidate) => candidate.version === version);
-    if (found === undefined) throw errors.modelNotFound(model, version);
-    if (found.signature === undefined) throw errors.modelNotReady(model, version, found.state);
-    return found as ModelVersion & { signature: ModelSignature };
+function configuredVersion(
+  versions: ModelVersion[],
+  aliases: AliasTable,
+  model: string,
+  version: string | undefined,
+): ModelVersion & { signature: ModelSignature } {
+  const described = describeOrUnavailable(versions, aliases, model, version);
+  if (described !== undefined) {
+    if (described.signature === undefined) throw errors.modelNotReady(model, described.version, described.state);
+    return described as ModelVersion & { signature: ModelSignature };
   }
-  const newestFirst = [...versions].reverse();
-  const chosen =
-    newestFirst.find((candidate) => candidate.state === 'READY' && candidate.signature !== undefined) ??
-    newestFirst.find((candidate) => candidate.signature !== undefined);
+  const pinned = versions.find((candidate) => candidate.version === aliases.get(productionAlias) && candidate.signature !== undefined);
+  const chosen = pinned ?? [...versions].reverse().find((candidate) => candidate.signature !== undefined);
   if (chosen === undefined) throw errors.noReadyVersion(model);
   return chosen as ModelVersion & { signature: ModelSignature };
+}
+
+/** The described version, or undefined when nothing named can serve (only then: a named version is described in any state). */
+function describeOrUnavailable(versions: ModelVersion[], aliases: AliasTable, model: string, version: string | undefined): ModelVersion | undefined {
+  try {
+    return describedVersion(model, versions, aliases, version);
+  } catch (error) {
+    if (version === undefined && error instanceof GantryError && error.code === ErrorCode.Unavailable) return undefined;
+    throw error;
+  }
 }
 
 /** What describing a configuration reads. */
@@ -153,7 +166,7 @@ export async function describeModelConfig(
   return forModel(model, async () => {
     const versions = await sources.catalog.versions(model.qualified);
     if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-    const described = describedVersion(versions, model.qualified, version);
+    const described = configuredVersion(versions, await sources.catalog.aliases(model.qualified), model.qualified, version);
     return tritonModelConfig(
       model.shown,
       versions.map((candidate) => candidate.version),

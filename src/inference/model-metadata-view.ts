@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/principal.js';
-import { errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import { onnxPlatform } from '../protocol/oip-schemas.js';
 import type { TensorSpec } from '../protocol/signature.js';
 import type { ModelCatalog } from './model-catalog.js';
@@ -23,18 +23,18 @@ export interface ModelReadiness {
 }
 
 /**
- * The metadata of the version that would serve a request (the newest READY one), or of the named version
- * whatever its state, as long as a worker has read its signature.
- * @throws 400 for a malformed name or version; 404 for a model or version the caller cannot see; 503 when the
- * described version has no signature yet (or, with no version named, none is READY).
+ * The metadata of the version that would serve a request (serving-version.ts: the `production` alias's, else the
+ * newest READY one), or of the named version or alias's version whatever its state, as long as a worker has read
+ * its signature.
+ * @throws 400 for a malformed name or version; 404 for a model, version or alias the caller cannot see; 503 when
+ * the described version has no signature yet (or, with no version named, nothing can serve).
  */
 export async function modelMetadata(catalog: ModelCatalog, principal: Principal, modelName: string, requestedVersion?: string): Promise<ModelMetadata> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   return forModel(model, async () => {
     const versions = await catalog.versions(model.qualified);
-    if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-    const described = version === undefined ? await catalog.serving(model.qualified) : await catalog.version(model.qualified, version);
+    const described = await catalog.described(model.qualified, version);
     if (described.signature === undefined) throw errors.modelNotReady(model.qualified, described.version, described.state);
     return {
       name: model.shown,
@@ -47,17 +47,22 @@ export async function modelMetadata(catalog: ModelCatalog, principal: Principal,
 }
 
 /**
- * Whether any version of the model (or the named version) is READY.
- * @throws 400 for a malformed name or version; 404 for a model or version the caller cannot see.
+ * Whether a request naming `requestedVersion` would be served: the named version (or the alias's) is READY; with
+ * nothing named, the version the serving rule picks is (a model pinned by `production` to an unloaded version is
+ * not ready, even with other versions READY).
+ * @throws 400 for a malformed name or version; 404 for a model, version or alias the caller cannot see.
  */
 export async function modelReadiness(catalog: ModelCatalog, principal: Principal, modelName: string, requestedVersion?: string): Promise<ModelReadiness> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   const ready = await forModel(model, async () => {
-    const versions = await catalog.versions(model.qualified);
-    if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-    if (version === undefined) return versions.some((candidate) => candidate.state === 'READY');
-    return (await catalog.version(model.qualified, version)).state === 'READY';
+    try {
+      return (await catalog.described(model.qualified, version)).state === 'READY';
+    } catch (error) {
+      // Nothing that could serve (none READY, or an alias whose version is gone): not ready, rather than an error.
+      if (error instanceof GantryError && error.code === ErrorCode.Unavailable) return false;
+      throw error;
+    }
   });
   return { name: model.shown, ready };
 }

@@ -21,6 +21,8 @@ export const registryEventSchema = z.object({
     'model-unloaded',
     /** A repository load request finished with the model READY. */
     'model-loaded',
+    /** The model's aliases (model-aliases.ts) changed: which version serves may have changed. */
+    'aliases-changed',
   ]),
   name: z.string(),
   version: z.string().optional(),

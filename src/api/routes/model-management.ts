@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
+import { ModelAliases, aliasErrors } from '../../registry/model-aliases.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -48,6 +49,9 @@ const modelListSchema = z.object({
     }),
   ),
 });
+const deleteVersionQuerySchema = z.object({
+  force: z.enum(['true', 'false']).default('false').describe('true: delete even if aliases point at the version, removing those aliases'),
+});
 const uploadQuerySchema = z.object({ wait: z.enum(['true', 'false']).default('true') });
 
 /**
@@ -78,6 +82,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { registry, store, producer, config, catalog, blobCollector, limits, metrics } = services;
   const references = registry.blobReferences;
+  const aliases = new ModelAliases(services.redis, config.GANTRY_QUEUE_PREFIX);
   const countCapRefusal = (limit: TenantCapLimit) => metrics.limitRejections.inc({ limit });
 
   /** The caps of a model's tenant (its limits' maxModels, maxVersions, maxStoredBytes; none set: no caps). */
@@ -285,14 +290,26 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   typed.delete(
     '/v1/models/:model/versions/:version',
-    { schema: { tags: ['management'], summary: 'Delete one version', params: modelVersionParamsSchema, response: { 204: z.null(), '4xx': errorBodySchema } } },
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'Delete one version (409 while aliases point at it, unless ?force=true, which removes them too)',
+        params: modelVersionParamsSchema,
+        querystring: deleteVersionQuerySchema,
+        response: { 204: z.null(), '4xx': errorBodySchema },
+      },
+    },
     async (request, reply) => {
       const model = requestedModel(request.principal, request.params.model);
       const version = checkVersion(request.params.version)!;
       return forModel(model, async () => {
         const record = await registry.getVersion(model.qualified, version);
         if (record === undefined) throw errors.modelNotFound(model.qualified, version);
+        const pointing = (await aliases.list(model.qualified)).filter((alias) => alias.version === version).map((alias) => alias.alias);
+        if (pointing.length > 0 && request.query.force !== 'true') throw aliasErrors.versionHasAliases(model.qualified, version, pointing);
         await rejectVersion(record);
+        // After the version is gone, so an alias set to it meanwhile (which needs it to exist) is removed too.
+        await aliases.removePointingAt(model.qualified, version);
         return reply.status(204).send(null);
       });
     },
@@ -313,6 +330,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       return forModel(model, async () => {
         const { deleted } = await registry.deleteModel(model.qualified);
         if (!deleted) throw errors.modelNotFound(model.qualified);
+        await aliases.removeAll(model.qualified);
         // Its files go with the garbage collection, after the grace period, unless another version uses them.
         blobCollector.noteDeletion();
         catalog.invalidate(model.qualified);
