@@ -77,7 +77,7 @@ async function loadEveryVersion(sources: RepositorySources, model: string): Prom
   const loadable: ModelVersion[] = [];
   for (const record of versions) {
     if (await sources.store.exists(record.sha256)) loadable.push(record);
-    else await registry.updateVersion(model, record.version, { state: 'UNAVAILABLE', reason: 'the model file is missing from the store' });
+    else await registry.lifecycle.markUnavailable(model, record.version, 'the model file is missing from the store');
   }
   const newest = loadable.at(-1);
   if (newest === undefined) {
@@ -86,19 +86,24 @@ async function loadEveryVersion(sources: RepositorySources, model: string): Prom
   }
 
   const settings = executionConfigOf(await sources.modelConfigs.get(model));
+  // Each version's load carries the generation its LOADING began with: an unload or a delete that comes while it
+  // runs wins, and so does a newer load of the same version.
+  const loads: Array<{ record: ModelVersion; loadGeneration: number }> = [];
   for (const record of loadable) {
-    await registry.resetRunStrikes(model, record.version);
-    await registry.updateVersion(model, record.version, { state: 'LOADING' });
+    const loadGeneration = await registry.lifecycle.beginLoad(model, record.version);
+    if (loadGeneration !== undefined) loads.push({ record, loadGeneration });
   }
   catalog.invalidate(model);
   const outcomes = await Promise.allSettled(
-    loadable.map((record) =>
-      sources.producer.requestLoad({ model, version: record.version, sha256: record.sha256, settings }, sources.config.GANTRY_LOAD_TIMEOUT_MS),
-    ),
+    loads.map(({ record, loadGeneration }) => {
+      const target = { model, version: record.version, sha256: record.sha256, settings, loadGeneration };
+      return sources.producer.requestLoad(target, sources.config.GANTRY_LOAD_TIMEOUT_MS);
+    }),
   );
   // The worker records each outcome (READY, or UNAVAILABLE with onnxruntime's reason) before it replies.
   catalog.invalidate(model);
-  const newestOutcome = outcomes.at(-1)!;
+  const newestOutcome = outcomes.at(-1);
+  if (newestOutcome === undefined || loads.at(-1)?.record.version !== newest.version) throw errors.modelNotFound(model, newest.version);
   if (newestOutcome.status === 'rejected') {
     throw newestOutcome.reason instanceof GantryError ? newestOutcome.reason : errors.internal('Loading the model failed.');
   }
@@ -116,7 +121,7 @@ export async function unloadModel(sources: Pick<RepositorySources, 'registry' | 
   const requested = requestedModel(principal, modelName);
   const model = requested.qualified;
   await forModel(requested, async () => {
-    const changed = await sources.registry.setAllVersionsState(model, { state: 'UNAVAILABLE', reason: unloadedReason });
+    const changed = await sources.registry.lifecycle.unloadModel(model, unloadedReason);
     if (changed.length === 0) throw errors.modelNotFound(model);
     sources.catalog.invalidate(model);
     await sources.registry.announceModelEvent('model-unloaded', model);

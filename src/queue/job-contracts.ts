@@ -110,6 +110,13 @@ export const loadJobSchema = z.object({
   replyTo: z.string(),
   correlationId: z.string(),
   settings: executionSettingsSchema.default(defaultExecutionSettings),
+  /**
+   * The version's load generation this load was asked for (registry/model-lifecycle.ts): its outcome is recorded
+   * only while the version is still at it. Optional so that a job queued by an older API parses; the worker then
+   * takes the generation it finds when it starts, which is safe because an unload, a fault or a delete during the
+   * load still moves the generation on (or removes the version) and so still wins.
+   */
+  loadGeneration: z.number().int().nonnegative().optional(),
 });
 export type LoadJob = z.infer<typeof loadJobSchema>;
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelSignature } from '../protocol/signature.js';
+import { ModelLifecycle } from '../registry/model-lifecycle.js';
 import type { ModelTarget } from './inference-submission.js';
 import { encodeLoadJob, jobRetention } from './job-encoding.js';
 import { controlQueueName } from '../redis-keys.js';
@@ -19,15 +20,24 @@ export class ModelLoader {
     private readonly logger: Logger,
   ) {}
 
-  /** Asks any worker to load a version; resolves with the signature the worker read from the model. */
-  async requestLoad(target: ModelTarget, timeoutMs: number): Promise<ModelSignature> {
+  /**
+   * Asks any worker to load a version; resolves with the signature the worker read from the model. The job carries
+   * the version's load generation (model-lifecycle.ts): the one the caller started the load with
+   * (`loadGeneration`, from ModelLifecycle.beginLoad), else the version's current one, read before the job is queued.
+   * The current one is safe for a new upload (its first generation) and for any caller: the worker's outcome also
+   * needs the version to be LOADING, so a generation read after an unload or a fault is refused anyway.
+   * @throws NOT_FOUND (404) when the version no longer exists.
+   */
+  async requestLoad(target: ModelTarget & { loadGeneration?: number }, timeoutMs: number): Promise<ModelSignature> {
+    const loadGeneration = target.loadGeneration ?? (await new ModelLifecycle(this.redis, this.prefix).currentGeneration(target.model, target.version));
+    if (loadGeneration === undefined) throw errors.modelNotFound(target.model, target.version);
     const wait = this.replies.expectLoad();
     const timer = setTimeout(() => wait.cancel(errors.deadlineExceeded(timeoutMs)), timeoutMs);
     const signature = wait.reply.finally(() => clearTimeout(timer));
     // The deadline may pass while the job is still being added: the rejection is the caller's, not unhandled.
     signature.catch(() => undefined);
     try {
-      await this.queue().add('load', encodeLoadJob(target, wait.correlationId, this.replies.channel), jobRetention);
+      await this.queue().add('load', { ...encodeLoadJob(target, wait.correlationId, this.replies.channel), loadGeneration }, jobRetention);
     } catch {
       wait.cancel(errors.queueUnavailable('Redis did not accept the load request'));
     }

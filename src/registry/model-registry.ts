@@ -17,6 +17,7 @@ import {
   versionKey,
 } from '../redis-keys.js';
 import { BlobReferences } from './blob-references.js';
+import { ModelLifecycle } from './model-lifecycle.js';
 import type { ModelState } from './model-state.js';
 import { RedisLock } from './redis-lock.js';
 import type { RegistryRecords, StoredModel } from './registry-records.js';
@@ -56,6 +57,8 @@ export interface ModelVersion {
   signature?: ModelSignature;
   /** "ok", or why the synthetic warm-up inference failed (recorded, not fatal). */
   warmup?: string;
+  /** Bumped by every load, unload and fault (model-lifecycle.ts); absent in versions made before it existed. */
+  loadGeneration?: number;
 }
 
 export type { RegistryEvent } from './registry-events.js';
@@ -85,6 +88,8 @@ export interface RestoredVersion {
  */
 export class ModelRegistry {
   readonly blobReferences: BlobReferences;
+  /** The one writer of a version's state after its creation (model-lifecycle.ts). */
+  readonly lifecycle: ModelLifecycle;
   /** Whether this process has seen the tenant index built (indexTenants); checked once per process. */
   private tenantIndexChecked = false;
 
@@ -94,6 +99,7 @@ export class ModelRegistry {
     private readonly durability?: RegistryDurability,
   ) {
     this.blobReferences = new BlobReferences(redis, prefix);
+    this.lifecycle = new ModelLifecycle(redis, prefix);
   }
 
   private modelsKey(): string {
@@ -186,9 +192,10 @@ export class ModelRegistry {
       size: blob.size,
       state: 'LOADING',
       createdAt: new Date().toISOString(),
+      loadGeneration: ModelLifecycle.firstGeneration,
     };
     if (this.durability !== undefined) {
-      const { name: _name, state: _state, ...kept } = record;
+      const { name: _name, state: _state, loadGeneration: _generation, ...kept } = record;
       await this.durability.records.writeVersion({
         name,
         ...kept,
@@ -251,6 +258,24 @@ export class ModelRegistry {
     return this.blobReferences.isReferenced(sha256);
   }
 
+  /**
+   * True while a version other than `except` (`<model>/<version>`) that uses the blob is READY or LOADING: a worker
+   * that loaded the blob for a version that moved on keeps its sessions only then.
+   */
+  async isBlobServing(sha256: string, except: { name: string; version: string }): Promise<boolean> {
+    const members = await this.redis.smembers(this.blobReferences.referencesKey(sha256));
+    for (const member of members) {
+      // A member is `<qualified name>/<version>`; versions are numbers, so the last slash splits it.
+      const at = member.lastIndexOf('/');
+      const name = member.slice(0, at);
+      const version = member.slice(at + 1);
+      if (name === except.name && version === except.version) continue;
+      const state = await this.redis.hget(this.versionKey(name, version), 'state');
+      if (state === 'READY' || state === 'LOADING') return true;
+    }
+    return false;
+  }
+
   async modelExists(name: string): Promise<boolean> {
     return (await this.redis.sismember(this.modelsKey(), name)) === 1;
   }
@@ -285,20 +310,12 @@ export class ModelRegistry {
     return { models, versions: Number(counts[0] ?? 0), storedBytes: Number(counts[1] ?? 0), hasModel: member === 1 };
   }
 
-  /** Records a state change; `extra` carries the signature, warm-up result or reason that goes with it. */
-  async updateVersion(
-    name: string,
-    version: string,
-    change: { state: ModelState; reason?: string; signature?: ModelSignature; warmup?: string },
-  ): Promise<void> {
-    const key = this.versionKey(name, version);
-    // Only an existing version may change: a load finishing after a delete must not resurrect it.
-    if ((await this.redis.exists(key)) === 0) return;
-    const fields: Record<string, string> = { state: change.state, reason: change.reason ?? '' };
-    if (change.signature !== undefined) fields.signature = JSON.stringify(change.signature);
-    if (change.warmup !== undefined) fields.warmup = change.warmup;
-    await this.redis.hset(key, fields);
-    await this.announce({ type: 'version-changed', name, version });
+  /**
+   * Makes a version UNAVAILABLE for a fault found at run time (stopped runs, a model that breaks while serving):
+   * through the lifecycle, so a load in flight cannot make it READY again. Does nothing for a deleted version.
+   */
+  async updateVersion(name: string, version: string, change: { state: 'UNAVAILABLE'; reason: string }): Promise<void> {
+    await this.lifecycle.markUnavailable(name, version, change.reason);
   }
 
   /**
@@ -307,28 +324,6 @@ export class ModelRegistry {
    */
   async recordRunStrike(name: string, version: string): Promise<number> {
     return Number(await this.redis.eval(recordStrikeScript, 1, this.versionKey(name, version)));
-  }
-
-  /** Forgets a version's stopped runs: an operator who loads it again (repository load) gives it a fresh start. */
-  async resetRunStrikes(name: string, version: string): Promise<void> {
-    await this.redis.hdel(this.versionKey(name, version), 'runStrikes');
-  }
-
-  /**
-   * Sets every existing version of a model to one state (the repository extension's unload), atomically and
-   * without resurrecting a version deleted meanwhile. Returns the versions changed. Announces nothing: the
-   * caller announces what the change means (e.g. 'model-unloaded').
-   */
-  async setAllVersionsState(name: string, change: { state: ModelState; reason?: string }): Promise<string[]> {
-    const changed = (await this.redis.eval(
-      setAllVersionsStateScript,
-      1,
-      this.versionsKey(name),
-      this.versionKey(name, ''),
-      change.state,
-      change.reason ?? '',
-    )) as string[];
-    return changed;
   }
 
   /** Publishes a model-level event ('model-unloaded', 'model-loaded', …) on the registry channel. */
@@ -405,6 +400,8 @@ export class ModelRegistry {
     for (const model of models) {
       await this.redis.eval(raiseCounterScript, 1, this.nextVersionKey(model.name), model.highestVersion);
       for (const stored of model.versions) {
+        // The one state write outside model-lifecycle.ts: it runs under the rebuild lock (registry-rebuild.ts) and
+        // only creates hashes that do not exist, so no transition of the version can be in flight to race with.
         if ((await this.redis.exists(this.versionKey(model.name, stored.version))) === 1) continue;
         const missing = missingBlobs.has(stored.sha256);
         const record: ModelVersion = {
@@ -414,6 +411,7 @@ export class ModelRegistry {
           size: stored.size,
           state: missing ? 'UNAVAILABLE' : 'LOADING',
           createdAt: stored.createdAt,
+          loadGeneration: ModelLifecycle.firstGeneration,
           ...(missing ? { reason: 'the model file is missing from the store' } : {}),
           ...(stored.signature === undefined ? {} : { signature: stored.signature }),
         };
@@ -495,18 +493,6 @@ const recordStrikeScript = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HINCRBY', KEYS[1], 'runStrikes', 1)`;
 
-/** KEYS[1] the versions zset; ARGV: version key prefix, state, reason. Only existing version hashes change. */
-const setAllVersionsStateScript = `
-local changed = {}
-for _, version in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. version
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HSET', key, 'state', ARGV[2], 'reason', ARGV[3])
-    table.insert(changed, version)
-  end
-end
-return changed`;
-
 function serialize(record: ModelVersion): Record<string, string> {
   const fields: Record<string, string> = {
     name: record.name,
@@ -519,6 +505,7 @@ function serialize(record: ModelVersion): Record<string, string> {
   };
   if (record.signature !== undefined) fields.signature = JSON.stringify(record.signature);
   if (record.warmup !== undefined) fields.warmup = record.warmup;
+  if (record.loadGeneration !== undefined) fields.loadGeneration = String(record.loadGeneration);
   return fields;
 }
 
@@ -534,5 +521,6 @@ function deserialize(fields: Record<string, string>): ModelVersion {
   if (fields.reason) record.reason = fields.reason;
   if (fields.signature) record.signature = JSON.parse(fields.signature) as ModelSignature;
   if (fields.warmup) record.warmup = fields.warmup;
+  if (fields.loadGeneration) record.loadGeneration = Number(fields.loadGeneration);
   return record;
 }

@@ -7,7 +7,7 @@ import type { ModelSignature } from '../protocol/signature.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { FencedOffError, type JobFence } from './job-fence.js';
-import type { SessionCache } from './session-cache.js';
+import type { CachedModel, SessionCache } from './session-cache.js';
 
 export interface LoadProcessorDependencies {
   redis: Redis;
@@ -31,37 +31,60 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   // A load job re-run after its worker restarted (the restart a stopped load causes) finds its version
   // decided already: loading it again would only get stuck again.
   const record = await registry.getVersion(job.model, job.version);
-  if (record === undefined || record.state !== 'LOADING') {
+  // A job from an older API carries no generation: it loads for the one current now (see job-contracts.ts).
+  const generation = job.loadGeneration ?? record?.loadGeneration ?? 0;
+  if (record === undefined || record.state !== 'LOADING' || (record.loadGeneration ?? 0) !== generation) {
     logger.info({ ...context, state: record?.state ?? 'deleted' }, 'load job for a version that is no longer LOADING; nothing to do');
     await fence?.check('before_answer');
-    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, ...answerFor(record, job) }));
+    await answer(redis, job, answerFor(record, job, generation));
     return;
   }
   await fence?.check('before_run');
   const stopTimer = metrics.modelLoadDuration.startTimer({ model: job.model });
+  let model: CachedModel;
   try {
-    const model = await sessions.get(job.sha256, job.settings);
-    await fence?.check('before_answer');
-    stopTimer();
-    await registry.updateVersion(job.model, job.version, { state: 'READY', signature: model.signature, warmup: model.warmup });
-    logger.info({ ...context, warmup: model.warmup }, 'model version ready');
-    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, signature: model.signature }));
+    model = await sessions.get(job.sha256, job.settings);
   } catch (error) {
     if (error instanceof FencedOffError) throw error;
     await fence?.check('before_answer');
     const wire = error instanceof GantryError ? error.toWire() : { code: ErrorCode.Internal, message: 'The worker failed while loading the model.' };
     if (!(error instanceof GantryError)) logger.error({ ...context, err: error }, 'model load failed');
     else logger.warn({ ...context, reason: error.message }, 'model version rejected');
-    await registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: wire.message });
-    await redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, error: wire }));
+    const recorded = await registry.lifecycle.finishLoad(job.model, job.version, generation, { state: 'UNAVAILABLE', reason: wire.message });
+    if (recorded === 'recorded') await answer(redis, job, { error: wire });
+    else await answer(redis, job, answerFor(await registry.getVersion(job.model, job.version), job, generation));
+    return;
   }
+  await fence?.check('before_answer');
+  stopTimer();
+  const outcome = { state: 'READY' as const, signature: model.signature, ...(model.warmup === undefined ? {} : { warmup: model.warmup }) };
+  const recorded = await registry.lifecycle.finishLoad(job.model, job.version, generation, outcome);
+  if (recorded === 'recorded') {
+    logger.info({ ...context, warmup: model.warmup }, 'model version ready');
+    await answer(redis, job, { signature: model.signature });
+    return;
+  }
+  // The version was unloaded, faulted, reloaded or deleted while this load ran: that change wins. The sessions
+  // loaded for it go, unless another version of the same bytes serves from them.
+  logger.info({ ...context, outcome: recorded }, 'the version moved on while it loaded; its outcome is not recorded');
+  if (!(await registry.isBlobServing(job.sha256, { name: job.model, version: job.version }))) sessions.evict(job.sha256);
+  await answer(redis, job, answerFor(await registry.getVersion(job.model, job.version), job, generation));
 }
 
-/** What a waiting uploader is told about a version decided before this load job ran. */
-function answerFor(record: ModelVersion | undefined, job: LoadJob): { signature: ModelSignature } | { error: WireError } {
-  if (record?.state === 'READY' && record.signature !== undefined) return { signature: record.signature };
+function answer(redis: Redis, job: LoadJob, outcome: { signature: ModelSignature } | { error: WireError }): Promise<number> {
+  return redis.publish(job.replyTo, encodeReply({ kind: 'load', correlationId: job.correlationId, ...outcome }));
+}
+
+/**
+ * What a waiting uploader is told about a version this load did not decide: decided before the job ran, or changed
+ * while it ran. Only an UNAVAILABLE recorded for this very load (its generation) is the file's fault (422, and the
+ * upload deletes the version); an unload or fault since then answers 503, so the version is kept.
+ */
+function answerFor(record: ModelVersion | undefined, job: LoadJob, generation: number): { signature: ModelSignature } | { error: WireError } {
   if (record === undefined) return { error: errors.modelNotFound(job.model, job.version).toWire() };
-  // A load ends UNAVAILABLE when the file cannot be served, and its reason is the load's own error message.
-  if (record.state === 'UNAVAILABLE') return { error: { code: ErrorCode.InvalidModel, message: record.reason ?? 'The model version is UNAVAILABLE.' } };
+  const sameLoad = (record.loadGeneration ?? 0) === generation;
+  if (sameLoad && record.state === 'READY' && record.signature !== undefined) return { signature: record.signature };
+  if (sameLoad && record.state === 'UNAVAILABLE')
+    return { error: { code: ErrorCode.InvalidModel, message: record.reason ?? 'The model version is UNAVAILABLE.' } };
   return { error: errors.modelNotReady(job.model, job.version, record.state).toWire() };
 }

@@ -119,11 +119,11 @@ describe('ModelRegistry (real Redis)', () => {
     }
   });
 
-  test('updateVersion records state, signature, reason and warm-up', async () => {
+  test('a load outcome and a later fault record state, signature, reason and warm-up', async () => {
     await freshRegistry();
     try {
       await registry.createVersion('m', { sha256: shaA, size: 10 });
-      await registry.updateVersion('m', '1', { state: 'READY', signature, warmup: 'ok' });
+      assert.equal(await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature, warmup: 'ok' }), 'recorded');
       const ready = await registry.getVersion('m', '1');
       assert.equal(ready?.state, 'READY');
       assert.deepEqual(ready?.signature, signature);
@@ -142,13 +142,14 @@ describe('ModelRegistry (real Redis)', () => {
     }
   });
 
-  test('updateVersion on a deleted (or never created) version does not resurrect it', async () => {
+  test('a load outcome or a fault on a deleted (or never created) version does not resurrect it', async () => {
     await freshRegistry();
     try {
       await registry.createVersion('m', { sha256: shaA, size: 10 });
       await registry.deleteVersion('m', '1');
-      await registry.updateVersion('m', '1', { state: 'READY', signature });
-      await registry.updateVersion('m', '7', { state: 'READY', signature });
+      assert.equal(await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature }), 'deleted');
+      assert.equal(await registry.lifecycle.finishLoad('m', '7', 1, { state: 'READY', signature }), 'deleted');
+      await registry.updateVersion('m', '1', { state: 'UNAVAILABLE', reason: 'broken' });
       assert.equal(await registry.getVersion('m', '1'), undefined);
       assert.equal(await registry.getVersion('m', '7'), undefined);
       assert.deepEqual(await registry.listVersions('m'), []);
@@ -159,13 +160,13 @@ describe('ModelRegistry (real Redis)', () => {
     }
   });
 
-  test('run strikes count per existing version, and a reset (repository load) starts them again', async () => {
+  test('run strikes count per existing version, and a new load (repository load) starts them again', async () => {
     await freshRegistry();
     try {
       await registry.createVersion('m', { sha256: shaA, size: 10 });
       assert.equal(await registry.recordRunStrike('m', '1'), 1);
       assert.equal(await registry.recordRunStrike('m', '1'), 2);
-      await registry.resetRunStrikes('m', '1');
+      await registry.lifecycle.beginLoad('m', '1');
       assert.equal(await registry.recordRunStrike('m', '1'), 1);
       // A version that does not exist gets no strike (and no key).
       assert.equal(await registry.recordRunStrike('m', '9'), 0);
@@ -246,8 +247,8 @@ describe('ModelRegistry (real Redis)', () => {
     await freshRegistry();
     try {
       await registry.createVersion('m', { sha256: shaA, size: 1 });
-      await registry.updateVersion('m', '1', { state: 'READY', signature });
-      await registry.updateVersion('m', '99', { state: 'READY', signature }); // no such version: no event
+      await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature });
+      await registry.lifecycle.finishLoad('m', '99', 1, { state: 'READY', signature }); // no such version: no event
       await registry.createVersion('m', { sha256: shaA, size: 1 });
       await registry.deleteVersion('m', '1');
       await registry.deleteVersion('m', '1'); // already gone: no event

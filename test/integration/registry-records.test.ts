@@ -181,7 +181,7 @@ describe('ModelRegistry with durable records (real Redis)', () => {
     await registry.createVersion('m', present, { configAtUpload: { maxBatchSize: 2 } });
     await registry.createVersion('m', { sha256: 'f'.repeat(64), size: 5 });
     await registry.createVersion('m', present);
-    await registry.updateVersion('m', '1', { state: 'READY', signature });
+    await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature });
     await registry.recordSignature('m', '1', signature);
     await registry.deleteVersion('m', '3');
     await configs.update('m', { maxBatchSize: 8 });
@@ -216,7 +216,7 @@ describe('ModelRegistry with durable records (real Redis)', () => {
       (await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' })).status,
       'intact',
     );
-    await registry.updateVersion('m', '1', { state: 'READY', signature });
+    await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature });
     await redis.del(`${prefix}:model:{m}:v:2`);
     await redis.zrem(`${prefix}:model:{m}:versions`, '2');
     const filled = await rebuildRegistry(
