@@ -12,13 +12,16 @@ import type { ReplyListener } from './reply-listener.js';
 /** Asks workers to load model versions, over the control queue every worker consumes. */
 export class ModelLoader {
   private controlQueue: Queue | undefined;
+  private readonly lifecycle: ModelLifecycle;
 
   constructor(
     private readonly redis: Redis,
     private readonly replies: ReplyListener,
     private readonly prefix: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.lifecycle = new ModelLifecycle(redis, prefix);
+  }
 
   /**
    * Asks any worker to load a version; resolves with the signature the worker read from the model. The job carries
@@ -29,7 +32,7 @@ export class ModelLoader {
    * @throws NOT_FOUND (404) when the version no longer exists.
    */
   async requestLoad(target: ModelTarget & { loadGeneration?: number }, timeoutMs: number): Promise<ModelSignature> {
-    const loadGeneration = target.loadGeneration ?? (await new ModelLifecycle(this.redis, this.prefix).currentGeneration(target.model, target.version));
+    const loadGeneration = target.loadGeneration ?? (await this.lifecycle.currentGeneration(target.model, target.version));
     if (loadGeneration === undefined) throw errors.modelNotFound(target.model, target.version);
     const wait = this.replies.expectLoad();
     const timer = setTimeout(() => wait.cancel(errors.deadlineExceeded(timeoutMs)), timeoutMs);
