@@ -85,6 +85,16 @@ describe('model aliases', { timeout: 240_000 }, () => {
     assert.deepEqual((await admin('GET', '/v1/models/pair/aliases')).body.aliases, []);
   });
 
+  test('the OpenAPI document describes the alias routes with their bodies and answers', async () => {
+    const document = (await call(gantry.baseUrl, 'GET', '/docs/json', undefined, {})).body;
+    const aliasPath = document.paths['/v1/models/{model}/aliases/{alias}'];
+    assert.ok(aliasPath?.put?.requestBody, 'PUT has a request body schema');
+    assert.ok(aliasPath.put.responses['200'], 'PUT documents its answer');
+    assert.ok(aliasPath.delete?.responses['204']);
+    assert.ok(document.paths['/v1/models/{model}/aliases']?.get?.responses['200']);
+    assert.ok(document.paths['/v1/models/{model}/versions/{version}'].delete.parameters.some((parameter: { name: string }) => parameter.name === 'force'));
+  });
+
   test('bad names, bodies, versions and models: 400 or 404 naming what was wrong', async () => {
     for (const bad of ['Prod', '123', '-x', 'a'.repeat(64), 'has.dot']) {
       assertError(await admin('PUT', `/v1/models/pair/aliases/${bad}`, { version: '1' }), 400, 'INVALID_ARGUMENT', /Invalid alias/);

@@ -137,6 +137,8 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
 
   const rejectVersion = async (record: ModelVersion) => {
     await registry.deleteVersion(record.name, record.version, { neverUsed: true });
+    // After the version is gone, so an alias set to it meanwhile (setting one needs the version to exist) goes too.
+    await aliases.removePointingAt(record.name, record.version);
     blobCollector.noteRefusal();
     catalog.invalidate(record.name);
   };
@@ -308,8 +310,6 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         const pointing = (await aliases.list(model.qualified)).filter((alias) => alias.version === version).map((alias) => alias.alias);
         if (pointing.length > 0 && request.query.force !== 'true') throw aliasErrors.versionHasAliases(model.qualified, version, pointing);
         await rejectVersion(record);
-        // After the version is gone, so an alias set to it meanwhile (which needs it to exist) is removed too.
-        await aliases.removePointingAt(model.qualified, version);
         return reply.status(204).send(null);
       });
     },
