@@ -164,17 +164,21 @@ describe('bad input', () => {
     });
   }
 
-  test('unknown model → 404, unknown version → 404, invalid version → 400', async () => {
+  test('unknown model → 404, unknown version or alias → 404, invalid version → 400', async () => {
     const request = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: row }] };
     const unknownModel = await inferJson(gantry.baseUrl, 'no-such-model', request);
     assertError({ ...unknownModel, headers: new Headers() }, 404, 'NOT_FOUND', /no-such-model/);
     const unknownVersion = await inferJson(gantry.baseUrl, 'mlp', request, '99');
     assertError({ ...unknownVersion, headers: new Headers() }, 404, 'NOT_FOUND', /'99'/);
-    const invalidVersion = await inferJson(gantry.baseUrl, 'mlp', request, 'abc');
-    assertError({ ...invalidVersion, headers: new Headers() }, 400, 'INVALID_ARGUMENT', /abc/);
+    // `abc` could be an alias (none is set): not found; `ABC` can be neither a version nor an alias name.
+    const unknownAlias = await inferJson(gantry.baseUrl, 'mlp', request, 'abc');
+    assertError({ ...unknownAlias, headers: new Headers() }, 404, 'NOT_FOUND', /'abc'/);
+    const invalidVersion = await inferJson(gantry.baseUrl, 'mlp', request, 'ABC');
+    assertError({ ...invalidVersion, headers: new Headers() }, 400, 'INVALID_ARGUMENT', /ABC/);
     assertError(await call(gantry.baseUrl, 'GET', '/v2/models/no-such-model'), 404, 'NOT_FOUND');
     assertError(await call(gantry.baseUrl, 'GET', '/v2/models/mlp/versions/99'), 404, 'NOT_FOUND');
-    assertError(await call(gantry.baseUrl, 'GET', '/v2/models/mlp/versions/abc'), 400, 'INVALID_ARGUMENT');
+    assertError(await call(gantry.baseUrl, 'GET', '/v2/models/mlp/versions/abc'), 404, 'NOT_FOUND');
+    assertError(await call(gantry.baseUrl, 'GET', '/v2/models/mlp/versions/ABC'), 400, 'INVALID_ARGUMENT');
   });
 
   test('after all of it the API and the worker are alive and serving', async () => {
