@@ -22,7 +22,9 @@ export interface LoadProcessorDependencies {
 /**
  * Loads a newly uploaded version: verifies its blob, creates its sessions, runs the warm-up, records the
  * signature and READY in the registry, and tells the waiting API process. A file onnxruntime cannot load is
- * recorded as UNAVAILABLE with onnxruntime's reason; the worker itself carries on. A worker that lost the job's
+ * recorded as UNAVAILABLE with onnxruntime's reason; the worker itself carries on. Either outcome is recorded only
+ * while the version is still LOADING at the job's load generation (registry/model-lifecycle.ts): an unload, fault,
+ * newer load or delete that came meanwhile wins, and this load's sessions are released instead. A worker that lost the job's
  * lock (job fence) stops with a FencedOffError before the load or before recording its outcome.
  */
 export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDependencies): Promise<void> {
@@ -34,7 +36,7 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   // A job from an older API carries no generation: it loads for the one current now (see job-contracts.ts).
   const generation = job.loadGeneration ?? record?.loadGeneration ?? 0;
   if (record === undefined || record.state !== 'LOADING' || (record.loadGeneration ?? 0) !== generation) {
-    logger.info({ ...context, state: record?.state ?? 'deleted' }, 'load job for a version that is no longer LOADING; nothing to do');
+    logger.info({ ...context, state: record?.state ?? 'deleted' }, 'load job for a version no longer LOADING at its generation; nothing to do');
     await fence?.check('before_answer');
     await answer(redis, job, answerFor(record, job, generation));
     return;
