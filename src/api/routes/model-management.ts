@@ -309,7 +309,12 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         if (record === undefined) throw errors.modelNotFound(model.qualified, version);
         const pointing = (await aliases.list(model.qualified)).filter((alias) => alias.version === version).map((alias) => alias.alias);
         if (pointing.length > 0 && request.query.force !== 'true') throw aliasErrors.versionHasAliases(model.qualified, version, pointing);
-        await rejectVersion(record);
+        // A version callers may have used: its file goes after the grace period (GANTRY_BLOB_GC_GRACE_MS), not at
+        // the next collection as a refused upload's does (rejectVersion).
+        await registry.deleteVersion(model.qualified, version);
+        await aliases.removePointingAt(model.qualified, version);
+        blobCollector.noteDeletion();
+        catalog.invalidate(model.qualified);
         return reply.status(204).send(null);
       });
     },
