@@ -11,6 +11,7 @@ import { ReplyListener } from '../queue/reply-listener.js';
 import { BlobCollector } from '../registry/blob-collector.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry } from '../registry/model-registry.js';
+import { modelStates } from '../registry/model-state.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
@@ -271,12 +272,7 @@ function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): A
       return pending;
     },
     versionsByState: async () => {
-      const states = new Map<string, number>([
-        ['LOADING', 0],
-        ['READY', 0],
-        ['UNAVAILABLE', 0],
-        ['UNLOADING', 0],
-      ]);
+      const states = new Map<string, number>(modelStates.map((state) => [state, 0]));
       for (const model of await registry.listModelNames()) {
         for (const version of await registry.listVersions(model)) states.set(version.state, (states.get(version.state) ?? 0) + 1);
       }

@@ -7,6 +7,8 @@ export interface ModelTarget {
   version: string;
   sha256: string;
   settings: ExecutionSettings;
+  /** For a load: the version's load generation it is for (src/registry/model-lifecycle.ts); the current one when absent. */
+  loadGeneration?: number;
 }
 
 /** One inference request as the data plane hands it to the producer (inputs already validated and decoded). */

@@ -311,14 +311,6 @@ export class ModelRegistry {
   }
 
   /**
-   * Makes a version UNAVAILABLE for a fault found at run time (stopped runs, a model that breaks while serving):
-   * through the lifecycle, so a load in flight cannot make it READY again. Does nothing for a deleted version.
-   */
-  async updateVersion(name: string, version: string, change: { state: 'UNAVAILABLE'; reason: string }): Promise<void> {
-    await this.lifecycle.markUnavailable(name, version, change.reason);
-  }
-
-  /**
    * Counts one stopped run (a run the worker ended at GANTRY_MAX_RUN_MS) against a version, atomically and only
    * while the version exists. Returns the version's strikes so far; 0 when it no longer exists.
    */

@@ -321,7 +321,7 @@ async function loadModel(job: InferenceJob, dependencies: InferenceProcessorDepe
     return await dependencies.sessions.get(job.sha256, job.settings);
   } catch (error) {
     if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
-      await dependencies.registry.updateVersion(job.model, job.version, { state: 'UNAVAILABLE', reason: error.message });
+      await dependencies.registry.lifecycle.markUnavailable(job.model, job.version, error.message);
       throw new GantryError(ErrorCode.Unavailable, `Version '${job.version}' of model '${job.model}' cannot be served: ${error.message}`);
     }
     throw error;

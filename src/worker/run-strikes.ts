@@ -22,7 +22,7 @@ export async function recordRunStrikes(
     options.logger.error({ model, version, strikes, maxStrikes: options.maxStrikes }, 'run stopped at GANTRY_MAX_RUN_MS; strike recorded');
     if (strikes < options.maxStrikes) continue;
     const reason = `its runs were stopped ${strikes} times for running longer than GANTRY_MAX_RUN_MS (${options.limitMs} ms); fix the model or the inputs that make it run so long, then upload or load it again`;
-    await registry.updateVersion(model, version, { state: 'UNAVAILABLE', reason });
+    await registry.lifecycle.markUnavailable(model, version, reason);
     options.logger.error({ model, version, strikes }, 'version made UNAVAILABLE after repeated stopped runs');
   }
 }

@@ -130,7 +130,7 @@ describe('ModelRegistry (real Redis)', () => {
       assert.equal(ready?.warmup, 'ok');
       assert.equal(ready?.reason, undefined);
 
-      await registry.updateVersion('m', '1', { state: 'UNAVAILABLE', reason: 'broken' });
+      await registry.lifecycle.markUnavailable('m', '1', 'broken');
       const unavailable = await registry.getVersion('m', '1');
       assert.equal(unavailable?.state, 'UNAVAILABLE');
       assert.equal(unavailable?.reason, 'broken');
@@ -149,7 +149,7 @@ describe('ModelRegistry (real Redis)', () => {
       await registry.deleteVersion('m', '1');
       assert.equal(await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature }), 'deleted');
       assert.equal(await registry.lifecycle.finishLoad('m', '7', 1, { state: 'READY', signature }), 'deleted');
-      await registry.updateVersion('m', '1', { state: 'UNAVAILABLE', reason: 'broken' });
+      await registry.lifecycle.markUnavailable('m', '1', 'broken');
       assert.equal(await registry.getVersion('m', '1'), undefined);
       assert.equal(await registry.getVersion('m', '7'), undefined);
       assert.deepEqual(await registry.listVersions('m'), []);
