@@ -12,6 +12,7 @@ import { BlobCollector } from '../registry/blob-collector.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { modelStates } from '../registry/model-state.js';
+import { ModelAliases } from '../registry/model-aliases.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
@@ -88,7 +89,8 @@ export class ApiRole {
     let guardian: RegistryGuardian | undefined;
     const registry = new ModelRegistry(redis, prefix, { records, deploymentId: () => guardian?.deploymentId() });
     const modelConfigs = new ModelConfigStore(redis, prefix, records);
-    const catalog = new ModelCatalog(registry, modelConfigs, prefix);
+    const aliases = new ModelAliases(redis, prefix);
+    const catalog = new ModelCatalog(registry, modelConfigs, prefix, aliases);
     const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
@@ -165,6 +167,7 @@ export class ApiRole {
       redis,
       registry,
       catalog,
+      aliases,
       modelConfigs,
       store,
       producer,

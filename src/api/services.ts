@@ -4,6 +4,7 @@ import type { InferenceProducer } from '../queue/inference-producer.js';
 import type { ModelConfigStore } from '../registry/model-config.js';
 import type { BlobCollector } from '../registry/blob-collector.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import type { ModelAliases } from '../registry/model-aliases.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
@@ -22,6 +23,8 @@ export interface ApiServices {
   redis: Redis;
   registry: ModelRegistry;
   catalog: ModelCatalog;
+  /** Version aliases (`production`, `canary`, …), one store for the routes and the catalog. */
+  aliases: ModelAliases;
   /** Per-model run-time configuration (batching, instances, threads, …). */
   modelConfigs: ModelConfigStore;
   store: FileModelStore;

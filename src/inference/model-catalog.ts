@@ -45,14 +45,18 @@ export class ModelCatalog {
    * so an alias moved while a read was under way is not then hidden for a whole cacheTtlMs.
    */
   private readonly generations = new LRUCache<string, number>({ max: maxCachedModels });
-  private modelAliases: ModelAliases | undefined;
   private readonly configs = new LRUCache<string, { config: ModelConfig; fetchedAt: number }>({ max: maxCachedModels });
   private readonly deletionListeners: Array<(name: string) => void> = [];
 
+  /**
+   * @param modelAliases the aliases requests may name (and `production`, which unpinned requests follow); without
+   *   them the catalog knows no aliases and the newest READY version serves.
+   */
   constructor(
     private readonly registry: ModelRegistry,
     private readonly modelConfigs: ModelConfigStore,
     private readonly prefix: string,
+    private readonly modelAliases?: ModelAliases,
   ) {}
 
   /** Follows registry events on an already-connected subscriber connection. */
@@ -67,14 +71,6 @@ export class ModelCatalog {
       this.invalidate(event.name);
       if (event.type === 'model-deleted') for (const listener of this.deletionListeners) listener(event.name);
     });
-  }
-
-  /**
-   * The aliases requests may name (and `production`, which unpinned requests follow). Without it the catalog
-   * knows no aliases: the newest READY version serves.
-   */
-  useAliases(aliases: ModelAliases): void {
-    this.modelAliases = aliases;
   }
 
   /** Calls `listener` with the name of each deleted model (from any API process), so per-model state can go. */

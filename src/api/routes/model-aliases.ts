@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { errors } from '../../errors.js';
 import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { errorBodySchema } from '../../protocol/oip-schemas.js';
-import { ModelAliases, aliasErrors, aliasNamePattern, reservedAliasNames } from '../../registry/model-aliases.js';
+import { aliasErrors, aliasNamePattern, reservedAliasNames } from '../../registry/model-aliases.js';
 import type { ApiServices } from '../services.js';
 
 const aliasParamsSchema = z.object({ model: z.string(), alias: z.string() });
@@ -52,10 +52,7 @@ function checkAliasName(alias: string): string {
  */
 export async function modelAliasRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const { redis, config, catalog, registry, metrics } = services;
-  const aliases = new ModelAliases(redis, config.GANTRY_QUEUE_PREFIX);
-  // The catalog serves by the same aliases this process writes (every process's catalog is told by the event).
-  catalog.useAliases(aliases);
+  const { aliases, config, catalog, registry, metrics } = services;
 
   typed.get(
     '/v1/models/:model/aliases',

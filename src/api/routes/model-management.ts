@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
-import { ModelAliases, aliasErrors } from '../../registry/model-aliases.js';
+import { aliasErrors } from '../../registry/model-aliases.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -82,7 +82,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { registry, store, producer, config, catalog, blobCollector, limits, metrics } = services;
   const references = registry.blobReferences;
-  const aliases = new ModelAliases(services.redis, config.GANTRY_QUEUE_PREFIX);
+  const { aliases } = services;
   const countCapRefusal = (limit: TenantCapLimit) => metrics.limitRejections.inc({ limit });
 
   /** The caps of a model's tenant (its limits' maxModels, maxVersions, maxStoredBytes; none set: no caps). */
