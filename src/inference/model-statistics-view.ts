@@ -4,6 +4,7 @@ import type { Principal } from '../auth/principal.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { readStatistics, type TritonModelStats } from '../registry/model-statistics.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import type { ModelCatalog } from './model-catalog.js';
 import { forModel, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
 import { visibleModelNames } from './visible-models.js';
@@ -11,6 +12,8 @@ import { visibleModelNames } from './visible-models.js';
 /** What the statistics views read: the registry for the versions, Redis (under the queue prefix) for the totals. */
 export interface StatisticsSources {
   registry: ModelRegistry;
+  /** Resolves a named version or alias to its version (whatever its state). */
+  catalog: Pick<ModelCatalog, 'described'>;
   redis: Redis;
   config: { GANTRY_QUEUE_PREFIX: string };
 }
@@ -58,7 +61,8 @@ export async function modelStatistics(
   const version = checkVersion(requestedVersion);
   return forModel(model, async () => {
     if (version === undefined) return { model_stats: await everyVersionStats(sources, principal, model.qualified) };
-    if ((await sources.registry.getVersion(model.qualified, version)) === undefined) throw errors.modelNotFound(model.qualified, version);
-    return { model_stats: [{ ...(await readStatistics(sources.redis, sources.config.GANTRY_QUEUE_PREFIX, model.qualified, version)), name: model.shown }] };
+    // A version number or an alias (the statistics are the version's it points at).
+    const { version: concrete } = await sources.catalog.described(model.qualified, version);
+    return { model_stats: [{ ...(await readStatistics(sources.redis, sources.config.GANTRY_QUEUE_PREFIX, model.qualified, concrete)), name: model.shown }] };
   });
 }

@@ -172,6 +172,14 @@ describe('model aliases', { timeout: 240_000 }, () => {
     const config = await admin('GET', '/v2/models/pair/versions/canary/config');
     assert.equal(config.status, 200, config.text);
     assert.deepEqual(config.body.input[0].dims, [1, 4]);
+    const stats = await admin('GET', '/v2/models/pair/versions/canary/stats');
+    assert.equal(stats.status, 200, stats.text);
+    assert.deepEqual(
+      stats.body.model_stats.map((entry: { version: string }) => entry.version),
+      ['2'],
+      "an alias's statistics are its version's",
+    );
+    assertError(await admin('GET', '/v2/models/pair/versions/nope/stats'), 404, 'NOT_FOUND', /'nope'/);
     assertError(await admin('POST', '/v2/models/pair/versions/nope/infer', request), 404, 'NOT_FOUND', /no version or alias 'nope'/);
     assertError(await admin('GET', '/v2/models/pair/versions/nope'), 404, 'NOT_FOUND', /'nope'/);
     assertError(await admin('POST', '/v2/models/pair/versions/latest/infer', request), 400, 'INVALID_ARGUMENT', /'latest' is reserved/);
