@@ -115,6 +115,11 @@ export function modelAliasesKey(prefix: string, model: string): string {
   return `${prefix}:model:{${model}}:aliases`;
 }
 
+/** String (JSON): a model's traffic policy, splits and shadow (registry/model-traffic.ts). */
+export function modelTrafficKey(prefix: string, model: string): string {
+  return `${prefix}:model:{${model}}:traffic`;
+}
+
 /** Hash: one version's statistics, flushed by workers (worker/statistics-buffer.ts), read by the API. */
 export function statisticsKey(prefix: string, model: string, version: string): string {
   return `${prefix}:stats:{${model}}:${version}`;

@@ -13,6 +13,7 @@ import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { modelStates } from '../registry/model-state.js';
 import { ModelAliases } from '../registry/model-aliases.js';
+import { ModelTraffic } from '../registry/model-traffic.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
@@ -90,7 +91,8 @@ export class ApiRole {
     const registry = new ModelRegistry(redis, prefix, { records, deploymentId: () => guardian?.deploymentId() });
     const modelConfigs = new ModelConfigStore(redis, prefix, records);
     const aliases = new ModelAliases(redis, prefix);
-    const catalog = new ModelCatalog(registry, modelConfigs, prefix, aliases);
+    const traffic = new ModelTraffic(redis, prefix);
+    const catalog = new ModelCatalog(registry, modelConfigs, prefix, aliases, traffic);
     const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
     await catalog.follow(subscriber);
@@ -168,6 +170,7 @@ export class ApiRole {
       registry,
       catalog,
       aliases,
+      traffic,
       modelConfigs,
       store,
       producer,

@@ -5,6 +5,7 @@ import type { ModelConfigStore } from '../registry/model-config.js';
 import type { BlobCollector } from '../registry/blob-collector.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { ModelAliases } from '../registry/model-aliases.js';
+import type { ModelTraffic } from '../registry/model-traffic.js';
 import type { FileModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
@@ -25,6 +26,8 @@ export interface ApiServices {
   catalog: ModelCatalog;
   /** Version aliases (`production`, `canary`, …), one store for the routes and the catalog. */
   aliases: ModelAliases;
+  /** Traffic policies (canary splits, shadow), one store for the routes and the catalog. */
+  traffic: ModelTraffic;
   /** Per-model run-time configuration (batching, instances, threads, …). */
   modelConfigs: ModelConfigStore;
   store: FileModelStore;

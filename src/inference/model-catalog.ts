@@ -4,6 +4,8 @@ import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { ModelConfig, ModelConfigStore } from '../registry/model-config.js';
 import type { ModelAliases } from '../registry/model-aliases.js';
+import type { ModelTraffic } from '../registry/model-traffic.js';
+import type { TrafficPolicy } from '../registry/traffic-policy.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { followRegistryEvents } from '../registry/registry-events.js';
 import { describedVersion, servingVersion, type AliasTable } from './serving-version.js';
@@ -24,14 +26,16 @@ export interface ServingVersion extends ModelVersion {
   signature: ModelSignature;
 }
 
-/** What the catalog knows of one model: its versions (oldest first) and its aliases, read together. */
+/** What the catalog knows of one model: its versions (oldest first), its aliases and its traffic policy, read together. */
 interface CachedModel {
   versions: ModelVersion[];
   aliases: AliasTable;
+  traffic: TrafficPolicy;
   fetchedAt: number;
 }
 
 const noAliases: AliasTable = new Map();
+const noTraffic: TrafficPolicy = {};
 
 /**
  * The API's read-through view of the registry. Inference needs a model's signature on every request, so the
@@ -51,12 +55,14 @@ export class ModelCatalog {
   /**
    * @param modelAliases the aliases requests may name (and `production`, which unpinned requests follow); without
    *   them the catalog knows no aliases and the newest READY version serves.
+   * @param modelTraffic the traffic policies (splits, shadow); without them nothing is split or shadowed.
    */
   constructor(
     private readonly registry: ModelRegistry,
     private readonly modelConfigs: ModelConfigStore,
     private readonly prefix: string,
     private readonly modelAliases?: ModelAliases,
+    private readonly modelTraffic?: ModelTraffic,
   ) {}
 
   /** Follows registry events on an already-connected subscriber connection. */
@@ -107,19 +113,32 @@ export class ModelCatalog {
     return (await this.model(name)).aliases;
   }
 
+  /** The model's traffic policy (`{}` when it has none), cached with its versions and dropped by `traffic-changed`. */
+  async traffic(name: string): Promise<TrafficPolicy> {
+    return (await this.model(name)).traffic;
+  }
+
   private async model(name: string): Promise<CachedModel> {
     const cached = this.cache.get(name);
     if (cached !== undefined && Date.now() - cached.fetchedAt < cacheTtlMs) return cached;
     const generation = this.generations.get(name) ?? 0;
-    const [versions, aliases] = await Promise.all([
+    const [versions, aliases, traffic] = await Promise.all([
       this.registry.listVersions(name),
       this.modelAliases === undefined ? noAliases : this.modelAliases.table(name),
+      this.modelTraffic === undefined ? noTraffic : this.readTraffic(name, this.modelTraffic),
     ]);
-    const fetched: CachedModel = { versions, aliases, fetchedAt: Date.now() };
+    const fetched: CachedModel = { versions, aliases, traffic, fetchedAt: Date.now() };
     // An unknown name is not cached: callers could otherwise fill the cache with names made up for the purpose.
     if (versions.length === 0) this.cache.delete(name);
     else if ((this.generations.get(name) ?? 0) === generation) this.cache.set(name, fetched);
     return fetched;
+  }
+
+  private async readTraffic(name: string, modelTraffic: ModelTraffic): Promise<TrafficPolicy> {
+    const stored = await modelTraffic.get(name);
+    if (stored === undefined) return noTraffic;
+    const { updatedAt: _updatedAt, ...policy } = stored;
+    return policy;
   }
 
   /** A named version (any state), or 404. */

@@ -23,6 +23,8 @@ export const registryEventSchema = z.object({
     'model-loaded',
     /** The model's aliases (model-aliases.ts) changed: which version serves may have changed. */
     'aliases-changed',
+    /** The model's traffic policy (model-traffic.ts) changed: which version serves, and which shadows, may have changed. */
+    'traffic-changed',
   ]),
   name: z.string(),
   version: z.string().optional(),
