@@ -1,3 +1,4 @@
+import type { Metadata } from '@grpc/grpc-js';
 import type { Principal } from '../auth/principal.js';
 import { errors } from '../errors.js';
 import type { CallInput, CallOutput, InferenceCall, TypedContents } from '../inference/inference-call.js';
@@ -63,6 +64,14 @@ export interface CallSurroundings {
   principal: Principal;
   timeoutMs: number | undefined;
   signal: AbortSignal;
+  /** The call's metadata: what a sticky traffic split reads. */
+  metadata?: Metadata;
+}
+
+/** A metadata key's first text value (binary `-bin` values are not routing values). */
+function metadataText(metadata: Metadata, key: string): string | undefined {
+  const value = metadata.get(key).find((candidate) => typeof candidate === 'string');
+  return typeof value === 'string' ? value : undefined;
 }
 
 /**
@@ -71,6 +80,7 @@ export interface CallSurroundings {
  */
 export function inferenceCallOf(request: WireInferRequest, surroundings: CallSurroundings): InferenceCall {
   const outputs: CallOutput[] = request.outputs.map((output) => ({ name: output.name ?? '', ...withParameters(output.parameters) }));
+  const { metadata } = surroundings;
   return {
     principal: surroundings.principal,
     protocol: 'grpc',
@@ -82,6 +92,7 @@ export function inferenceCallOf(request: WireInferRequest, surroundings: CallSur
     ...withParameters(request.parameters),
     ...(surroundings.timeoutMs === undefined ? {} : { timeoutMs: surroundings.timeoutMs }),
     signal: surroundings.signal,
+    ...(metadata === undefined ? {} : { routingValue: (key: string) => metadataText(metadata, key) }),
     usage: {},
   };
 }

@@ -91,6 +91,11 @@ export interface InferenceCall {
   timeoutMs?: number;
   /** Aborted when the caller goes away (HTTP connection closed, gRPC call cancelled): a queued request is dropped. */
   signal?: AbortSignal;
+  /**
+   * A value the call carries beside its tensors, by lower-case name: REST request headers, gRPC metadata. A model's
+   * traffic split reads its sticky header here (`stickyBy: "header:x-user-id"`); undefined when absent.
+   */
+  routingValue?: (header: string) => string | undefined;
   /** Filled in by the service as it learns the model, version and cost. */
   usage?: CallUsage;
 }

@@ -78,7 +78,7 @@ export class InferenceService {
     let labels = { model: '', version: '', protocol: call.protocol };
     try {
       if (!isAcceptingWork()) throw errors.shuttingDown();
-      const serving = await catalog.serving(model, version);
+      const serving = await catalog.serving(model, version, call);
       labels = { ...labels, model, version: serving.version };
       if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
       const modelConfig = await catalog.config(model);

@@ -8,7 +8,8 @@ import type { ModelTraffic } from '../registry/model-traffic.js';
 import type { TrafficPolicy } from '../registry/traffic-policy.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import { followRegistryEvents } from '../registry/registry-events.js';
-import { describedVersion, servingVersion, type AliasTable } from './serving-version.js';
+import type { InferenceCall } from './inference-call.js';
+import { describedVersion, randomDraw, servingVersion, stickyDraw, type AliasTable, type SplitDraw } from './serving-version.js';
 
 /**
  * How long a cached version list (and alias table) is trusted when no invalidation event arrives: a missed event
@@ -21,6 +22,24 @@ const cacheTtlMs = 2000;
  * is asked of Redis each time), so this bounds the cache by models in use, not by names callers make up.
  */
 export const maxCachedModels = 10_000;
+
+/** What a traffic split reads of the call it routes: the caller (sticky by key) and its headers or metadata (sticky by header). */
+export type RoutedCall = Pick<InferenceCall, 'principal' | 'routingValue'>;
+
+/**
+ * The draw of one call under a policy: by the sticky value when the policy has one and the call carries it (a
+ * missing sticky header draws at random), else at random.
+ */
+function drawFor(model: string, policy: TrafficPolicy, call: RoutedCall): SplitDraw {
+  const sticky = policy.stickyBy;
+  const value =
+    sticky === undefined || sticky === null
+      ? undefined
+      : sticky.kind === 'key'
+        ? `${call.principal.tenant}/${call.principal.keyId}`
+        : call.routingValue?.(sticky.header);
+  return value === undefined || value === '' ? randomDraw : stickyDraw(model, value);
+}
 
 export interface ServingVersion extends ModelVersion {
   signature: ModelSignature;
@@ -150,12 +169,15 @@ export class ModelCatalog {
 
   /**
    * The version that serves a request naming `version` (a number, an alias, or nothing): serving-version.ts
-   * decides.
+   * decides, splitting by the model's traffic policy when nothing is named.
+   * @param call the call being routed (its sticky value); absent: nothing to draw for, a split's heaviest READY
+   *   version serves.
    * @throws 404 for unknown models, versions or aliases, 503 (retryable) when what would serve is not READY.
    */
-  async serving(name: string, version?: string): Promise<ServingVersion> {
-    const { versions, aliases } = await this.model(name);
-    return servingVersion(name, versions, aliases, version);
+  async serving(name: string, version?: string, call?: RoutedCall): Promise<ServingVersion> {
+    const { versions, aliases, traffic } = await this.model(name);
+    const draw = call === undefined ? undefined : drawFor(name, traffic, call);
+    return servingVersion(name, versions, aliases, version, { policy: traffic, ...(draw === undefined ? {} : { draw }) });
   }
 
   /**
@@ -163,7 +185,7 @@ export class ModelCatalog {
    * alias whatever its state, else the serving one (serving-version.ts).
    */
   async described(name: string, version?: string): Promise<ModelVersion> {
-    const { versions, aliases } = await this.model(name);
-    return describedVersion(name, versions, aliases, version);
+    const { versions, aliases, traffic } = await this.model(name);
+    return describedVersion(name, versions, aliases, version, traffic);
   }
 }

@@ -18,6 +18,14 @@ export interface RestInferRequest {
   decoded?: Array<DecodedInputData | undefined> | undefined;
   /** Aborted when the client goes away before its answer was written. */
   signal?: AbortSignal;
+  /** The request's headers (lower-case names, as Node gives them): what a sticky traffic split reads. */
+  headers?: Readonly<Record<string, string | string[] | undefined>>;
+}
+
+/** A header's value (the first, when it came several times). */
+function headerValue(headers: Readonly<Record<string, string | string[] | undefined>>, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
 }
 
 /**
@@ -27,7 +35,7 @@ export interface RestInferRequest {
  * errors come in the order they always did.
  */
 export function restInferenceCall(request: RestInferRequest): InferenceCall {
-  const { body, binary, decoded } = request;
+  const { body, binary, decoded, headers } = request;
   const usesBinary = binary !== undefined || body.inputs.some((input) => input.parameters?.binary_data_size !== undefined);
   let split: Map<string, Uint8Array> | undefined;
   // The datatypes were checked by the time a deferred content is read.
@@ -66,5 +74,6 @@ export function restInferenceCall(request: RestInferRequest): InferenceCall {
       : { outputs: body.outputs.map((output) => ({ name: output.name, ...(output.parameters === undefined ? {} : { parameters: output.parameters }) })) }),
     ...(body.parameters === undefined ? {} : { parameters: body.parameters }),
     ...(request.signal === undefined ? {} : { signal: request.signal }),
+    ...(headers === undefined ? {} : { routingValue: (name: string) => headerValue(headers, name) }),
   };
 }

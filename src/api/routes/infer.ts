@@ -37,6 +37,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       binary: request.inferBody?.binary,
       decoded: request.inferBody?.decoded,
       signal: clientGone(reply),
+      headers: request.headers,
     });
     // The service fills it in as it learns the model and cost; plugins/usage-metering.ts meters it.
     call.usage = request.usage ??= {};
