@@ -105,6 +105,19 @@ export function versionKey(prefix: string, model: string, version: string): stri
   return `${prefix}:model:{${model}}:v:${version}`;
 }
 
+/**
+ * Hash: a model's identical-upload index, sha256 → a live version with those bytes, plus the field `*built` once
+ * the index covers every version (registry/identical-versions.ts).
+ */
+export function modelBlobIndexKey(prefix: string, model: string): string {
+  return `${prefix}:model:{${model}}:sha256s`;
+}
+
+/** Lock: held while an upload of one model looks for an identical version and creates its own. */
+export function modelCreationLockKey(prefix: string, model: string): string {
+  return `${prefix}:model:{${model}}:creating`;
+}
+
 /** String (JSON): a model's configuration (registry/model-config.ts). */
 export function modelConfigKey(prefix: string, model: string): string {
   return `${prefix}:model:{${model}}:config`;

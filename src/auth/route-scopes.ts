@@ -44,6 +44,7 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /v1/models/:model': readModels,
   'GET /v1/models/:model/versions/:version': readModels,
   'POST /v1/models/:model/versions': writeModels,
+  'PUT /v1/models/:model/versions/:version': writeModels,
   'DELETE /v1/models/:model': writeModels,
   'DELETE /v1/models/:model/versions/:version': writeModels,
   'PUT /v1/models/:model/config': writeModels,

@@ -4,8 +4,10 @@ import { defaultTenant } from '../auth/principal.js';
 import { errors } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import {
+  blobPendingKey,
   deploymentMarkerKey,
   modelConfigKey,
+  modelCreationLockKey,
   modelVersionsKey,
   modelsKey,
   nextVersionKey,
@@ -17,6 +19,7 @@ import {
   versionKey,
 } from '../redis-keys.js';
 import { BlobReferences } from './blob-references.js';
+import { IdenticalVersions, versionChoiceErrors } from './identical-versions.js';
 import { ModelLifecycle } from './model-lifecycle.js';
 import type { ModelState } from './model-state.js';
 import { RedisLock } from './redis-lock.js';
@@ -44,6 +47,20 @@ export interface CreateVersionOptions {
   caps?: TenantCaps;
   /** Told which cap refused a version (for gantry_limit_rejections_total). */
   onCapRefused?: (limit: TenantCapLimit) => void;
+}
+
+/** What an upload asks of the version it makes (POST and PUT /v1/models/{m}/versions…). */
+export interface UploadVersionOptions extends CreateVersionOptions {
+  /** Makes a new version even when a live version of the model holds the same bytes (?duplicate=true). */
+  duplicate?: boolean;
+  /** The number the version must get (PUT): above every number the model has had, deleted ones included. */
+  version?: string;
+}
+
+/** The version an upload answers with: the one it created, or the live one holding the same bytes (`existing`). */
+export interface UploadedVersion {
+  record: ModelVersion;
+  existing: boolean;
 }
 
 export interface ModelVersion {
@@ -90,6 +107,8 @@ export class ModelRegistry {
   readonly blobReferences: BlobReferences;
   /** The one writer of a version's state after its creation (model-lifecycle.ts). */
   readonly lifecycle: ModelLifecycle;
+  /** Which live version of a model holds given bytes (an identical upload answers with it). */
+  readonly identicalVersions: IdenticalVersions;
   /** Whether this process has seen the tenant index built (indexTenants); checked once per process. */
   private tenantIndexChecked = false;
 
@@ -100,6 +119,7 @@ export class ModelRegistry {
   ) {
     this.blobReferences = new BlobReferences(redis, prefix);
     this.lifecycle = new ModelLifecycle(redis, prefix);
+    this.identicalVersions = new IdenticalVersions(redis, prefix);
   }
 
   private modelsKey(): string {
@@ -160,31 +180,69 @@ export class ModelRegistry {
    * @throws UNAVAILABLE (503) while the registry in Redis is lost or being rebuilt.
    */
   async createVersion(name: string, blob: { sha256: string; size: number }, options: CreateVersionOptions = {}): Promise<ModelVersion> {
+    return (await this.uploadVersion(name, blob, { ...options, duplicate: true })).record;
+  }
+
+  /**
+   * An upload's version: unless `options.duplicate`, a live version of the model holding the same bytes (any state)
+   * is the answer (`existing`) and nothing is created, caps unchecked; otherwise as createVersion, numbered
+   * `options.version` when given. Looking for the identical version and creating this one happen under one lock per
+   * model, so concurrent identical uploads make one version; a capped tenant's caps lock is taken first.
+   * @throws ALREADY_EXISTS (409) when `options.version` is not above every number the model has had, or another
+   *   number holds the same bytes; UNAVAILABLE (503) as createVersion, or while the model's lock stays busy.
+   */
+  async uploadVersion(name: string, blob: { sha256: string; size: number }, options: UploadVersionOptions = {}): Promise<UploadedVersion> {
     await this.indexTenants();
-    if (options.caps === undefined || !hasTenantCaps(options.caps)) return this.createVersionNow(name, blob, options);
+    const capped = options.caps !== undefined && hasTenantCaps(options.caps);
     const { tenant } = splitQualifiedName(name);
-    const lock = await this.acquireCapsLock(tenant);
+    const capsLock = capped ? await this.acquireLock(this.tenantCapsLockKey(tenant), errors.tenantUploadsBusy) : undefined;
     try {
-      checkTenantCaps(tenant, options.caps, await this.tenantHoldings(tenant, name), blob.size, options.onCapRefused);
-      return await this.createVersionNow(name, blob, options);
+      const creationLock = await this.acquireLock(modelCreationLockKey(this.prefix, name), versionChoiceErrors.busy);
+      try {
+        if (options.duplicate !== true) {
+          const identical = await this.identicalVersions.find(name, blob.sha256);
+          const record = identical === undefined ? undefined : await this.getVersion(name, identical);
+          if (record !== undefined) {
+            if (options.version !== undefined && options.version !== record.version)
+              throw versionChoiceErrors.identicalTo(name, options.version, record.version);
+            await this.releaseToExisting(blob.sha256, options.uploadId);
+            return { record, existing: true };
+          }
+        }
+        if (capped) checkTenantCaps(tenant, options.caps!, await this.tenantHoldings(tenant, name), blob.size, options.onCapRefused);
+        return { record: await this.createVersionNow(name, blob, options), existing: false };
+      } finally {
+        await creationLock.release();
+      }
     } finally {
-      await lock.release();
+      await capsLock?.release();
     }
   }
 
-  /** One capped upload of a tenant at a time is checked and created; waits for the one ahead (at most capsLockWaitMs). */
-  private async acquireCapsLock(tenant: string): Promise<RedisLock> {
+  /**
+   * Drops the pending reference of an upload answered by an existing version: that version's reference keeps the
+   * file. Unlike a refused upload's (BlobReferences.releasePending), a file left unreferenced here (the version
+   * deleted meanwhile) gets the full grace period, since callers used those bytes.
+   */
+  private async releaseToExisting(sha256: string, uploadId: string | undefined): Promise<void> {
+    if (uploadId === undefined) return;
+    await this.redis.zrem(blobPendingKey(this.prefix, sha256), uploadId);
+    await this.blobReferences.stampIfUnreferenced(sha256);
+  }
+
+  /** Takes a creation lock (a tenant's caps, a model's creation); waits for the holder (at most capsLockWaitMs). */
+  private async acquireLock(key: string, busy: () => Error): Promise<RedisLock> {
     const deadline = Date.now() + capsLockWaitMs;
     for (;;) {
-      const lock = await RedisLock.tryAcquire(this.redis, this.tenantCapsLockKey(tenant), capsLockLeaseMs);
+      const lock = await RedisLock.tryAcquire(this.redis, key, capsLockLeaseMs);
       if (lock !== undefined) return lock;
-      if (Date.now() > deadline) throw errors.tenantUploadsBusy();
+      if (Date.now() > deadline) throw busy();
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
   }
 
-  private async createVersionNow(name: string, blob: { sha256: string; size: number }, options: CreateVersionOptions): Promise<ModelVersion> {
-    const version = await this.allocateVersion(name);
+  private async createVersionNow(name: string, blob: { sha256: string; size: number }, options: UploadVersionOptions): Promise<ModelVersion> {
+    const version = options.version === undefined ? await this.allocateVersion(name) : await this.claimVersion(name, options.version);
     const record: ModelVersion = {
       name,
       version,
@@ -211,6 +269,7 @@ export class ModelRegistry {
       .sadd(this.tenantModelsKey(tenant), name)
       .hincrby(this.tenantHoldingsKey(tenant), 'versions', 1)
       .hincrby(this.tenantHoldingsKey(tenant), 'bytes', blob.size);
+    this.identicalVersions.add(transaction, name, blob.sha256, version);
     await this.blobReferences.addReference(transaction, blob.sha256, `${name}/${version}`, options.uploadId).exec();
     await this.announce({ type: 'version-created', name, version });
     return record;
@@ -226,6 +285,23 @@ export class ModelRegistry {
     );
     if (allocated <= 0) throw errors.registryUnavailable();
     return String(allocated);
+  }
+
+  /**
+   * Takes a chosen number for a new version of `name` (under the model's creation lock): only one above every number
+   * the model has had, in Redis and in the store, so a deleted version's number is never reused and the newest
+   * version stays the highest; the counter moves up to it, so later uploads continue after it.
+   */
+  private async claimVersion(name: string, version: string): Promise<string> {
+    const deploymentId = this.durability === undefined ? '' : this.durability.deploymentId();
+    if (deploymentId === undefined) throw errors.registryUnavailable();
+    const highestStored = this.durability === undefined ? 0 : await this.durability.records.highestVersion(name);
+    const claimed = Number(
+      await this.redis.eval(claimVersionScript, 2, deploymentMarkerKey(this.prefix), this.nextVersionKey(name), deploymentId, highestStored, version),
+    );
+    if (claimed === 0) throw errors.registryUnavailable();
+    if (claimed < 0) throw versionChoiceErrors.numberTaken(name, version, -claimed);
+    return version;
   }
 
   /** Keeps the signature a load read in the version's durable record (a rebuilt version shows it before loading). */
@@ -347,6 +423,7 @@ export class ModelRegistry {
       .del(statisticsKey(this.prefix, name, version))
       .exec();
     const remainingReferences = Number(replies?.[3]?.[1] ?? 1);
+    await this.identicalVersions.forget(name, record.sha256, version);
     if (remainingReferences === 0) await this.blobReferences.stampIfUnreferenced(record.sha256, { neverUsed });
     // A model exists while it has versions: the last one going takes the model's entry with it.
     if ((await this.redis.zcard(this.versionsKey(name))) === 0) {
@@ -416,6 +493,7 @@ export class ModelRegistry {
           .sadd(this.tenantModelsKey(tenant), model.name)
           .hincrby(this.tenantHoldingsKey(tenant), 'versions', 1)
           .hincrby(this.tenantHoldingsKey(tenant), 'bytes', stored.size);
+        this.identicalVersions.add(transaction, model.name, stored.sha256, stored.version);
         await this.blobReferences.addReference(transaction, stored.sha256, `${model.name}/${stored.version}`).exec();
         restored.push({ name: model.name, version: stored.version, sha256: stored.sha256, state: record.state });
       }
@@ -440,6 +518,18 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current < tonumber(ARGV[2]) then redis.call('SET', KEYS[2], ARGV[2]) end
 return redis.call('INCR', KEYS[2])`;
+
+/**
+ * KEYS: deployment marker, the name's version counter. ARGV: the deployment id ('' without durability: unchecked),
+ * the highest number the store knows, the chosen number. Refuses (0) unless Redis holds this deployment's id; a number
+ * not above both counters is refused as the negated highest; otherwise the counter becomes the number.
+ */
+const claimVersionScript = `
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local highest = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), tonumber(ARGV[2]))
+if tonumber(ARGV[3]) <= highest then return -highest end
+redis.call('SET', KEYS[2], ARGV[3])
+return tonumber(ARGV[3])`;
 
 /** KEYS[1] a version counter; ARGV[1] a number it must be at least. */
 const raiseCounterScript = `

@@ -72,6 +72,7 @@ const cases: Record<string, RouteCase> = {
   'GET /v1/models/:model/versions/:version': { path: () => `/v1/models/${model}/versions/1`, right: 200, otherTenant: 404 },
   // The other tenant's upload lands in its own namespace (a model of its own by that name), so it succeeds.
   'POST /v1/models/:model/versions': { path: () => '/v1/models/matrix-upload/versions', uploadsModel: true, right: 201, otherTenant: 201 },
+  'PUT /v1/models/:model/versions/:version': { path: () => '/v1/models/matrix-put/versions/7', uploadsModel: true, right: 201, otherTenant: 201 },
   'DELETE /v1/models/:model': { path: () => '/v1/models/matrix-delete', right: 204, otherTenant: 404 },
   'DELETE /v1/models/:model/versions/:version': { path: () => '/v1/models/matrix-delete-version/versions/1', right: 204, otherTenant: 404 },
   'PUT /v1/models/:model/config': { path: () => `/v1/models/${model}/config`, body: {}, right: 200, otherTenant: 404 },

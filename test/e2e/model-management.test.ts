@@ -36,7 +36,7 @@ describe('model management', () => {
     assert.deepEqual(empty.body, { models: [] });
 
     const a1 = await uploadModel(gantry.baseUrl, 'listed-a', fixturePath('tiny-mlp.onnx'));
-    const a2 = await uploadModel(gantry.baseUrl, 'listed-a', fixturePath('tiny-mlp.onnx'));
+    const a2 = await uploadModel(gantry.baseUrl, 'listed-a', fixturePath('tiny-mlp.onnx'), '?duplicate=true');
     const b1 = await uploadModel(gantry.baseUrl, 'listed-b', fixturePath('multi-io.onnx'));
     for (const upload of [a1, a2, b1]) assert.equal(upload.status, 201, JSON.stringify(upload.body));
 
@@ -73,7 +73,7 @@ describe('model management', () => {
   test('DELETE a version → 204, then it 404s for metadata and inference', async () => {
     const upload = await uploadModel(gantry.baseUrl, 'doomed', fixturePath('multi-io.onnx'));
     assert.equal(upload.status, 201);
-    const keep = await uploadModel(gantry.baseUrl, 'doomed', fixturePath('multi-io.onnx'));
+    const keep = await uploadModel(gantry.baseUrl, 'doomed', fixturePath('multi-io.onnx'), '?duplicate=true');
     assert.equal(keep.status, 201);
     assert.equal((await inferJson(gantry.baseUrl, 'doomed', { inputs: multiInputs }, '1')).status, 200);
 
@@ -131,7 +131,7 @@ describe('model management', () => {
     const file = fixturePath('identity-int32.onnx');
     const sha256 = await sha256OfFile(file);
     assert.equal((await uploadModel(gantry.baseUrl, 'whole', file)).status, 201);
-    assert.equal((await uploadModel(gantry.baseUrl, 'whole', file)).status, 201);
+    assert.equal((await uploadModel(gantry.baseUrl, 'whole', file, '?duplicate=true')).status, 201);
     assert.ok(existsSync(blobPath(sha256)));
 
     const deleted = await call(gantry.baseUrl, 'DELETE', '/v1/models/whole');

@@ -315,7 +315,7 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
       await sendInferences(g.baseUrl, 10, 4);
       await sendBadRequests(g.baseUrl, requestIds);
       if (!uploadedSecond && Date.now() > trafficUntil - 3_500) {
-        const second = await uploadModel(g.baseUrl, modelName, fixturePath('tiny-mlp.onnx'));
+        const second = await uploadModel(g.baseUrl, modelName, fixturePath('tiny-mlp.onnx'), '?duplicate=true');
         assert.equal(second.status, 201, JSON.stringify(second.body));
         uploadedSecond = true;
       }

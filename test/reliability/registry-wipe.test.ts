@@ -154,7 +154,7 @@ test(
     assert.equal(config.body?.gantry?.maxBatchSize, 4, `the configuration came back: ${describeReply(config)}`);
     assert.equal(metricValue(await metrics(api), 'gantry_registry_lost'), 0);
 
-    const v3 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'));
+    const v3 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'), '?duplicate=true');
     assert.equal(v3.status, 201, JSON.stringify(v3.body));
     assert.equal(v3.body.version, '3', 'an upload after the wipe goes on after the highest version the store knows');
 
@@ -217,7 +217,7 @@ test("`gantry repair` restores a registry wiped while the API was down; a delete
   const after1 = await inferVersion(api.baseUrl, 'repaired', '1', mlpBody);
   assert.equal(after1.status, 200, describeReply(after1));
   assert.deepEqual(after1.body.outputs, before1.body.outputs);
-  const next = await uploadModel(api.baseUrl, 'repaired', fixturePath('tiny-mlp.onnx'));
+  const next = await uploadModel(api.baseUrl, 'repaired', fixturePath('tiny-mlp.onnx'), '?duplicate=true');
   assert.equal(next.status, 201, JSON.stringify(next.body));
   assert.equal(next.body.version, '3', 'the deleted version 2 keeps its number: the next upload is 3');
 

@@ -1,5 +1,5 @@
 import multipart from '@fastify/multipart';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Readable } from 'node:stream';
@@ -9,7 +9,7 @@ import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../proto
 import { executionConfigOf } from '../../registry/model-config.js';
 import { aliasErrors } from '../../registry/model-aliases.js';
 import { modelStates } from '../../registry/model-state.js';
-import type { ModelVersion } from '../../registry/model-registry.js';
+import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
@@ -52,7 +52,22 @@ const modelListSchema = z.object({
 const deleteVersionQuerySchema = z.object({
   force: z.enum(['true', 'false']).default('false').describe('true: delete even if aliases point at the version, removing those aliases'),
 });
-const uploadQuerySchema = z.object({ wait: z.enum(['true', 'false']).default('true') });
+const uploadQuerySchema = z.object({
+  wait: z.enum(['true', 'false']).default('true'),
+  duplicate: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe('true: make a new version even when a version of the model holds the same file (otherwise that version answers, 200)'),
+});
+type UploadQuery = z.infer<typeof uploadQuerySchema>;
+
+/** An upload answered by a version that holds the same file already: nothing was created. */
+const existingVersionSchema = versionDetailSchema.extend({
+  existing: z.literal(true).describe('The file is that of this version, which exists already: no version was created (add ?duplicate=true for one)'),
+});
+
+/** A number an upload may choose: plain decimal, small enough for every client's integers. */
+const chosenVersionPattern = /^[1-9][0-9]{0,8}$/;
 
 /**
  * A version's summary. Its sha256 names its file in the content-addressed store: only callers who may manage the
@@ -73,6 +88,14 @@ function detail(record: ModelVersion, name: string, showsBlob: boolean) {
     ...(record.signature === undefined ? {} : { inputs: record.signature.inputs, outputs: record.signature.outputs }),
   };
 }
+
+const uploadErrors = {
+  badChosenVersion: (version: string) =>
+    new GantryError(
+      ErrorCode.InvalidArgument,
+      `Invalid version number '${version.slice(0, 50)}': a chosen version is a positive integer from 1 to 999999999 (aliases are set with PUT /v1/models/{model}/aliases/{alias}).`,
+    ),
+};
 
 /** Largest rest of a refused upload's body that is read and dropped rather than cut by closing the connection. */
 const drainableRestBytes = 1024 * 1024;
@@ -143,86 +166,121 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     catalog.invalidate(record.name);
   };
 
+  const receiveUpload = async (request: FastifyRequest, reply: FastifyReply, upload: { model: string; version?: string; query: UploadQuery }) => {
+    const requested = requestedModel(request.principal, upload.model);
+    const model = requested.qualified;
+    return forModel(requested, async () => {
+      if (!services.isAcceptingWork()) throw errors.shuttingDown();
+      // Refused before the body is read: no version number can be handed out while the registry is not intact.
+      if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
+      const declared = Number(request.headers['content-length']);
+      const uploadId = randomUUID();
+      const { tenant } = splitQualifiedName(model);
+      const caps = await capsOf(tenant);
+      let blob: StoredBlob;
+      try {
+        // A tenant at a cap is refused before the body is read (a raw body's Content-Length is the file's size);
+        // the check that counts is the one made with the version's creation, below.
+        if (hasTenantCaps(caps)) {
+          const rawBytes = !request.isMultipart() && Number.isSafeInteger(declared) && declared > 0 ? declared : undefined;
+          checkTenantCaps(tenant, caps, await registry.tenantHoldings(tenant, model), rawBytes, countCapRefusal);
+        }
+        blob = await storeUpload(request, uploadId);
+      } catch (error) {
+        // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
+        // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
+        // of the answer. A long or unknown rest is not worth reading: the connection closes after the answer.
+        if (!request.raw.complete && !(Number.isSafeInteger(declared) && declared <= drainableRestBytes)) void reply.header('connection', 'close');
+        throw error;
+      }
+      if (blob.size === 0) {
+        await abandonBlob(blob.sha256, uploadId);
+        throw errors.invalidModel('the file is empty.');
+      }
+      // A new version of an existing model loads with that model's configuration (instances, threads, …), which
+      // its durable record keeps too.
+      const modelConfig = await services.modelConfigs.get(model);
+      let uploaded: UploadedVersion;
+      try {
+        uploaded = await registry.uploadVersion(model, blob, {
+          uploadId,
+          configAtUpload: modelConfig,
+          caps,
+          onCapRefused: countCapRefusal,
+          duplicate: upload.query.duplicate === 'true',
+          ...(upload.version === undefined ? {} : { version: upload.version }),
+        });
+      } catch (error) {
+        await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
+        throw error;
+      }
+      const { record } = uploaded;
+      if (uploaded.existing) {
+        // The version that holds these bytes answers as it is now (LOADING, READY or UNAVAILABLE), whatever ?wait
+        // says: its load is another request's. The registry dropped this upload's pending reference; the version's
+        // own reference keeps the file.
+        return reply.status(200).send({ ...detail(record, requested.shown, true), existing: true });
+      }
+      const settings = executionConfigOf(modelConfig);
+      const load = producer
+        .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
+        // Best effort: a rebuilt version loads again and learns its signature anew.
+        .then((signature) => registry.recordSignature(model, record.version, signature).catch(() => undefined));
+      if (upload.query.wait === 'false') {
+        // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
+        load.catch(() => undefined);
+        return reply.status(202).send(detail(record, requested.shown, true));
+      }
+      try {
+        await load;
+      } catch (error) {
+        if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
+          await rejectVersion(record);
+          throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+        }
+        if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
+          // No worker answered in time; the load request stays queued and completes when one does.
+          return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record, requested.shown, true));
+        }
+        throw error;
+      }
+      const loaded = await registry.getVersion(model, record.version);
+      if (loaded === undefined) throw errors.modelNotFound(model, record.version);
+      catalog.invalidate(model);
+      return reply.status(201).send(detail(loaded, requested.shown, true));
+    });
+  };
+
   typed.post(
     '/v1/models/:model/versions',
     {
       schema: {
         tags: ['management'],
-        summary: 'Upload a new version (raw application/octet-stream body or multipart field "file")',
+        summary:
+          'Upload a new version (raw application/octet-stream body or multipart field "file"); the file of an existing version answers with that version (200) unless ?duplicate=true',
         params: modelParamsSchema,
         querystring: uploadQuerySchema,
-        response: { 201: versionDetailSchema, 202: versionDetailSchema, '4xx': errorBodySchema, '5xx': errorBodySchema },
+        response: { 200: existingVersionSchema, 201: versionDetailSchema, 202: versionDetailSchema, '4xx': errorBodySchema, '5xx': errorBodySchema },
+      },
+    },
+    async (request, reply) => receiveUpload(request, reply, { model: request.params.model, query: request.query }),
+  );
+
+  typed.put(
+    '/v1/models/:model/versions/:version',
+    {
+      schema: {
+        tags: ['management'],
+        summary: 'Upload a version with a chosen number, above every number the model has had (409 otherwise); bodies, ?wait and ?duplicate as for POST',
+        params: modelVersionParamsSchema,
+        querystring: uploadQuerySchema,
+        response: { 200: existingVersionSchema, 201: versionDetailSchema, 202: versionDetailSchema, '4xx': errorBodySchema, '5xx': errorBodySchema },
       },
     },
     async (request, reply) => {
-      const requested = requestedModel(request.principal, request.params.model);
-      const model = requested.qualified;
-      return forModel(requested, async () => {
-        if (!services.isAcceptingWork()) throw errors.shuttingDown();
-        // Refused before the body is read: no version number can be handed out while the registry is not intact.
-        if (services.guardian.deploymentId() === undefined) throw errors.registryUnavailable();
-        const declared = Number(request.headers['content-length']);
-        const uploadId = randomUUID();
-        const { tenant } = splitQualifiedName(model);
-        const caps = await capsOf(tenant);
-        let blob: StoredBlob;
-        try {
-          // A tenant at a cap is refused before the body is read (a raw body's Content-Length is the file's size);
-          // the check that counts is the one made with the version's creation, below.
-          if (hasTenantCaps(caps)) {
-            const rawBytes = !request.isMultipart() && Number.isSafeInteger(declared) && declared > 0 ? declared : undefined;
-            checkTenantCaps(tenant, caps, await registry.tenantHoldings(tenant, model), rawBytes, countCapRefusal);
-          }
-          blob = await storeUpload(request, uploadId);
-        } catch (error) {
-          // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
-          // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
-          // of the answer. A long or unknown rest is not worth reading: the connection closes after the answer.
-          if (!request.raw.complete && !(Number.isSafeInteger(declared) && declared <= drainableRestBytes)) void reply.header('connection', 'close');
-          throw error;
-        }
-        if (blob.size === 0) {
-          await abandonBlob(blob.sha256, uploadId);
-          throw errors.invalidModel('the file is empty.');
-        }
-        // A new version of an existing model loads with that model's configuration (instances, threads, …), which
-        // its durable record keeps too.
-        const modelConfig = await services.modelConfigs.get(model);
-        let record: ModelVersion;
-        try {
-          record = await registry.createVersion(model, blob, { uploadId, configAtUpload: modelConfig, caps, onCapRefused: countCapRefusal });
-        } catch (error) {
-          await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
-          throw error;
-        }
-        const settings = executionConfigOf(modelConfig);
-        const load = producer
-          .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
-          // Best effort: a rebuilt version loads again and learns its signature anew.
-          .then((signature) => registry.recordSignature(model, record.version, signature).catch(() => undefined));
-        if (request.query.wait === 'false') {
-          // The worker records the outcome (READY, or UNAVAILABLE with the reason) for clients that poll.
-          load.catch(() => undefined);
-          return reply.status(202).send(detail(record, requested.shown, true));
-        }
-        try {
-          await load;
-        } catch (error) {
-          if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
-            await rejectVersion(record);
-            throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
-          }
-          if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
-            // No worker answered in time; the load request stays queued and completes when one does.
-            return reply.status(202).send(detail((await registry.getVersion(model, record.version)) ?? record, requested.shown, true));
-          }
-          throw error;
-        }
-        const loaded = await registry.getVersion(model, record.version);
-        if (loaded === undefined) throw errors.modelNotFound(model, record.version);
-        catalog.invalidate(model);
-        return reply.status(201).send(detail(loaded, requested.shown, true));
-      });
+      // Checked before the body is read: a bad number costs no upload.
+      if (!chosenVersionPattern.test(request.params.version)) throw uploadErrors.badChosenVersion(request.params.version);
+      return receiveUpload(request, reply, { model: request.params.model, version: request.params.version, query: request.query });
     },
   );
 
