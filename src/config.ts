@@ -61,6 +61,8 @@ const configSchema = z.object({
     .int()
     .positive()
     .default(1024 ** 3),
+  /** Shadow copies (README "Shadow traffic") one API process keeps in flight; past it, copies are shed. 0 sends none. */
+  GANTRY_MAX_SHADOW_INFLIGHT: z.coerce.number().int().min(0).default(64),
   /** Whole time a client may take to send a request, headers and body (an upload included). */
   GANTRY_REQUEST_TIMEOUT_MS: z.coerce.number().int().positive().default(300_000),
   /** Time a client may take to send its request headers. */

@@ -12,6 +12,7 @@ import type { ModelCatalog } from './model-catalog.js';
 import { jsonOutputNames, presentOutputs, selectOutputs } from './output-selection.js';
 import { inCallersTerms, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
+import { ShadowTraffic } from './shadow-traffic.js';
 
 /** What the inference service is built from. */
 export interface InferenceServiceDependencies {
@@ -19,8 +20,14 @@ export interface InferenceServiceDependencies {
   catalog: ModelCatalog;
   /** Queues a checked request for the workers and waits for its answer. */
   producer: Pick<InferenceProducer, 'submit'>;
-  config: Pick<Config, 'GANTRY_MAX_BYTES_ELEMENTS' | 'GANTRY_INFER_TIMEOUT_MS' | 'GANTRY_MAX_RESPONSE_BYTES' | 'GANTRY_MAX_JSON_OUTPUT_ELEMENTS'>;
-  metrics: Pick<ApiMetrics, 'inferenceRequests' | 'inferenceDuration' | 'limitRejections'>;
+  config: Pick<
+    Config,
+    'GANTRY_MAX_BYTES_ELEMENTS' | 'GANTRY_INFER_TIMEOUT_MS' | 'GANTRY_MAX_RESPONSE_BYTES' | 'GANTRY_MAX_JSON_OUTPUT_ELEMENTS' | 'GANTRY_MAX_SHADOW_INFLIGHT'
+  >;
+  metrics: Pick<
+    ApiMetrics,
+    'inferenceRequests' | 'inferenceDuration' | 'limitRejections' | 'shadowRequests' | 'shadowDuration' | 'shadowMismatches' | 'shadowMaxAbsDifference'
+  >;
   /** False once shutdown began: new calls are refused (503) while accepted ones finish. */
   isAcceptingWork: () => boolean;
 }
@@ -63,9 +70,23 @@ function outcomeLabel(error: unknown): string {
  * its statuses). `call.usage` is filled in as the model, version, rows and compute become known, also when the
  * call fails. Each call counts in `gantry_inference_requests_total` (by outcome) and, when answered,
  * `gantry_inference_request_duration_seconds`, labelled by transport.
+ *
+ * Once answered, a share of the calls is copied to the model's shadow version, if its traffic policy names one
+ * (shadow-traffic.ts): detached, after the answer, never delaying or failing it.
  */
 export class InferenceService {
-  constructor(private readonly dependencies: InferenceServiceDependencies) {}
+  /** Copies answered calls to the shadow version of their model's traffic policy. */
+  readonly shadows: ShadowTraffic;
+
+  constructor(private readonly dependencies: InferenceServiceDependencies) {
+    this.shadows = new ShadowTraffic({
+      catalog: dependencies.catalog,
+      producer: dependencies.producer,
+      metrics: dependencies.metrics,
+      maxInFlight: dependencies.config.GANTRY_MAX_SHADOW_INFLIGHT,
+      isAcceptingWork: dependencies.isAcceptingWork,
+    });
+  }
 
   async infer(call: InferenceCall): Promise<InferenceResult> {
     const { catalog, producer, config, metrics, isAcceptingWork } = this.dependencies;
@@ -88,12 +109,20 @@ export class InferenceService {
       const inputs = this.countingLimit('nesting_depth', () => decodeInputs(call.inputs, descriptors), isNestingTooDeep);
       const selection = selectOutputs(serving.signature, call.outputs, call.parameters, call.protocol);
       const schedule = readScheduleParameters(call.parameters);
-      const ownTimeoutMs =
-        schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : (modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS);
+      const modelTimeoutMs = modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS;
+      const ownTimeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : modelTimeoutMs;
       const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
       // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
       if (call.signal?.aborted === true) throw errors.cancelled();
 
+      // The policy is read while the primary runs (from the catalog's cache, almost always) and used only if it
+      // has arrived by the time the primary answered: the primary never waits for it.
+      const policy = settledValue(catalog.traffic(model));
+      const outputLimits = {
+        maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
+        maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
+        jsonOutputs: jsonOutputNames(selection),
+      };
       const outcome = await producer.submit(
         { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) },
         {
@@ -105,11 +134,7 @@ export class InferenceService {
           ...(call.signal === undefined ? {} : { signal: call.signal }),
           maxQueueSize: modelConfig.maxQueueSize,
           // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
-          outputLimits: {
-            maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
-            maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
-            jsonOutputs: jsonOutputNames(selection),
-          },
+          outputLimits,
         },
       );
       if (call.usage !== undefined) Object.assign(call.usage, { rows: outcome.rows, computeNs: outcome.computeNs });
@@ -122,6 +147,17 @@ export class InferenceService {
       };
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      this.shadows.mirror(policy.current, {
+        model,
+        version: serving.version,
+        modelConfig,
+        descriptors,
+        inputs,
+        outputNames: selection.names,
+        outputLimits,
+        outputs: outcome.outputs,
+        timeoutMs: modelTimeoutMs,
+      });
       return result;
     } catch (error) {
       metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
@@ -138,4 +174,16 @@ export class InferenceService {
       throw error;
     }
   }
+}
+
+/** A promise's value once it has resolved (undefined before, or when it rejected), read without awaiting it. */
+function settledValue<T>(promise: Promise<T>): { readonly current: T | undefined } {
+  const holder: { current: T | undefined } = { current: undefined };
+  promise.then(
+    (value) => {
+      holder.current = value;
+    },
+    () => undefined,
+  );
+  return holder;
 }

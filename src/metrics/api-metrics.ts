@@ -1,6 +1,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { latencyBucketsSeconds } from './buckets.js';
 
+/**
+ * Buckets of gantry_shadow_max_abs_difference: exactly equal (0), rounding noise of FP32 (1e-7) and of the
+ * comparison's tolerance (1e-5), then differences a change of model makes (1e-3 and up).
+ */
+export const shadowDifferenceBuckets = [0, 1e-7, 1e-5, 1e-3, 0.1, 10];
+
 /** Where the gauges read from at scrape time (Redis, through BullMQ and the registry). */
 export interface ApiMetricSources {
   isRedisUp: () => boolean;
@@ -98,6 +104,32 @@ export function createApiMetrics(sources: ApiMetricSources) {
     blobBytesCollected: new Counter({
       name: 'gantry_blob_gc_collected_bytes_total',
       help: 'Bytes of model files removed by the garbage collection.',
+      registers: [registry],
+    }),
+    shadowRequests: new Counter({
+      name: 'gantry_shadow_requests_total',
+      help: 'Copies of primary requests sent to a shadow version (README "Shadow traffic"), by outcome: success, error, timeout, or shed (skipped or refused under load, not READY, or at shutdown). model and version are the shadow\'s.',
+      labelNames: ['model', 'version', 'outcome'] as const,
+      registers: [registry],
+    }),
+    shadowDuration: new Histogram({
+      name: 'gantry_shadow_request_duration_seconds',
+      help: 'Latency of answered shadow requests, from submission to the shadow answer (they queue at the lowest priority).',
+      labelNames: ['model', 'version'] as const,
+      buckets: latencyBucketsSeconds,
+      registers: [registry],
+    }),
+    shadowMismatches: new Counter({
+      name: 'gantry_shadow_mismatches_total',
+      help: "Answered shadow requests whose outputs differ from the primary's: another datatype or shape, or an element past the tolerance (1e-5 absolute + 1e-5 relative for floats, exact otherwise).",
+      labelNames: ['model', 'version'] as const,
+      registers: [registry],
+    }),
+    shadowMaxAbsDifference: new Histogram({
+      name: 'gantry_shadow_max_abs_difference',
+      help: "Per answered shadow request, the largest absolute element difference from the primary's numeric outputs of the same datatype and shape.",
+      labelNames: ['model', 'version'] as const,
+      buckets: shadowDifferenceBuckets,
       registers: [registry],
     }),
     redisUp: new Gauge({
