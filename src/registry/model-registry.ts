@@ -6,6 +6,7 @@ import type { ModelSignature } from '../protocol/signature.js';
 import {
   blobPendingKey,
   deploymentMarkerKey,
+  modelBlobIndexKey,
   modelConfigKey,
   modelCreationLockKey,
   modelVersionsKey,
@@ -450,6 +451,8 @@ export class ModelRegistry {
       .srem(this.tenantModelsKey(splitQualifiedName(name).tenant), name)
       .del(this.versionsKey(name))
       .del(modelConfigKey(this.prefix, name))
+      // Its versions left the index one by one; what remains is the marker (a later lookup builds it again).
+      .del(modelBlobIndexKey(this.prefix, name))
       .exec();
     await this.durability?.records.writeModelConfig(name, undefined);
     await this.announce({ type: 'model-deleted', name });
