@@ -52,6 +52,10 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /v1/models/:model/aliases': readModels,
   'PUT /v1/models/:model/aliases/:alias': writeModels,
   'DELETE /v1/models/:model/aliases/:alias': writeModels,
+  // Traffic policies: the same, since a split or shadow changes which version serves (or also runs)
+  'GET /v1/models/:model/traffic': readModels,
+  'PUT /v1/models/:model/traffic': writeModels,
+  'DELETE /v1/models/:model/traffic': writeModels,
   // Control plane: tenants are the admin's; keys are also a tenant's own (within its tenant, never more than it holds)
   'POST /v1/tenants': ['admin'],
   'GET /v1/tenants': ['admin'],

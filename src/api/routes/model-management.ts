@@ -8,6 +8,7 @@ import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
 import { aliasErrors } from '../../registry/model-aliases.js';
+import { trafficErrors, versionsNamed } from '../../registry/model-traffic.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -50,7 +51,10 @@ const modelListSchema = z.object({
   ),
 });
 const deleteVersionQuerySchema = z.object({
-  force: z.enum(['true', 'false']).default('false').describe('true: delete even if aliases point at the version, removing those aliases'),
+  force: z
+    .enum(['true', 'false'])
+    .default('false')
+    .describe('true: delete even if aliases point at the version (removing them) or the traffic policy names it (leaving the policy as it is)'),
 });
 const uploadQuerySchema = z.object({
   wait: z.enum(['true', 'false']).default('true'),
@@ -105,7 +109,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { registry, store, producer, config, catalog, blobCollector, limits, metrics } = services;
   const references = registry.blobReferences;
-  const { aliases } = services;
+  const { aliases, traffic } = services;
   const countCapRefusal = (limit: TenantCapLimit) => metrics.limitRejections.inc({ limit });
 
   /** The caps of a model's tenant (its limits' maxModels, maxVersions, maxStoredBytes; none set: no caps). */
@@ -353,7 +357,8 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     {
       schema: {
         tags: ['management'],
-        summary: 'Delete one version (409 while aliases point at it, unless ?force=true, which removes them too)',
+        summary:
+          'Delete one version (409 while aliases point at it or the traffic policy names it, unless ?force=true, which removes the aliases and leaves the policy)',
         params: modelVersionParamsSchema,
         querystring: deleteVersionQuerySchema,
         response: { 204: z.null(), '4xx': errorBodySchema },
@@ -367,6 +372,11 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         if (record === undefined) throw errors.modelNotFound(model.qualified, version);
         const pointing = (await aliases.list(model.qualified)).filter((alias) => alias.version === version).map((alias) => alias.alias);
         if (pointing.length > 0 && request.query.force !== 'true') throw aliasErrors.versionHasAliases(model.qualified, version, pointing);
+        // A forced delete leaves the policy: a split version that is gone gets no traffic (serving-version.ts).
+        const policy = await traffic.get(model.qualified);
+        if (policy !== undefined && versionsNamed(policy).includes(version) && request.query.force !== 'true') {
+          throw trafficErrors.versionNamed(model.qualified, version);
+        }
         // A version callers may have used: its file goes after the grace period (GANTRY_BLOB_GC_GRACE_MS), not at
         // the next collection as a refused upload's does (rejectVersion).
         await registry.deleteVersion(model.qualified, version);
@@ -394,6 +404,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         const { deleted } = await registry.deleteModel(model.qualified);
         if (!deleted) throw errors.modelNotFound(model.qualified);
         await aliases.removeAll(model.qualified);
+        await traffic.remove(model.qualified);
         // Its files go with the garbage collection, after the grace period, unless another version uses them.
         blobCollector.noteDeletion();
         catalog.invalidate(model.qualified);
