@@ -261,7 +261,7 @@ describe('model aliases', { timeout: 240_000 }, () => {
   test('concurrent alias moves and version deletes leave no alias pointing at a missing version', async () => {
     await uploadPair('contended');
     for (let round = 0; round < 10; round++) {
-      const uploaded = await uploadModel(gantry.baseUrl, 'contended', fixturePath('identity-float.onnx'));
+      const uploaded = await uploadModel(gantry.baseUrl, 'contended', fixturePath('identity-float.onnx'), '?duplicate=true');
       assert.equal(uploaded.status, 201);
       const version = uploaded.body.version as string;
       const outcomes = await Promise.all([
