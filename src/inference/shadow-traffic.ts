@@ -99,11 +99,15 @@ export class ShadowTraffic {
     const inputs = primary.inputs.map((input) => ({ ...input, shape: [...input.shape], data: input.data.slice() }));
     const controller = new AbortController();
     this.track(controller);
-    this.run(shadow.version, { ...primary, inputs }, controller.signal)
-      .then((outcome) => metrics.shadowRequests.inc({ ...labels, outcome }))
-      // run() counts its own failures; this only keeps an unexpected throw from becoming an unhandled rejection.
-      .catch(() => metrics.shadowRequests.inc({ ...labels, outcome: 'error' }))
-      .finally(() => this.untrack(controller));
+    // Started on the next turn of the event loop: the caller's continuation (which writes the primary answer)
+    // runs in this turn's microtasks, and the copy's job encoding and queueing would otherwise run before it.
+    setImmediate(() => {
+      this.run(shadow.version, { ...primary, inputs }, controller.signal)
+        .then((outcome) => metrics.shadowRequests.inc({ ...labels, outcome }))
+        // run() counts its own failures; this only keeps an unexpected throw from becoming an unhandled rejection.
+        .catch(() => metrics.shadowRequests.inc({ ...labels, outcome: 'error' }))
+        .finally(() => this.untrack(controller));
+    });
   }
 
   /** Runs one copy on the shadow version; resolves with its outcome label, never rejects. */

@@ -1,0 +1,150 @@
+/**
+ * `node dist/bench/shadow-overhead.js [rounds=10] [requests=200] [gapMs=0]`
+ *
+ * What a 100% shadow on a slower version costs the primary (issue 14: its p50 within 10% of no shadow). One
+ * `gantry start` (API and one forked worker, own prefix on the shared Redis or REDIS_URL), driven from this
+ * process over HTTP, one request at a time. Model `shadowed` has version 1, the tiny MLP
+ * (`test/fixtures/models/tiny-mlp.onnx`), version 2, a heavier MLP with the same signature (input [batch, 256] →
+ * output [batch, 16], built here: 256 → 1024 → 1024 → 1024 → 16, about 50 times the tiny MLP's multiply-adds),
+ * and version 3, the tiny MLP again. Rounds rotate between no traffic policy, `{"shadow": {"version": "2",
+ * "percent": 100}}` and the same on version 3 (what a copy costs the gateway, apart from the compute the slower
+ * shadow takes from the primary on the same CPUs); each round sends `requests` sequential REST JSON requests
+ * pinned to version 1 (`/v2/models/shadowed/versions/1/infer`) and records each one's latency. Prints the p50
+ * and p99 of each side over all rounds, the p50 ratios, and how the shadows ended. With `gapMs` (a pause after
+ * each answer) the shadows mostly end before the next primary: what is left is what a copy adds to the primary
+ * request itself; with 0 (a closed loop) every shadow competes with the next primary for the same CPUs.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
+import { ModelTraffic } from '../src/registry/model-traffic.js';
+import type { TrafficPolicy } from '../src/registry/traffic-policy.js';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, mulberry32, uniformFloats } from '../test/fixtures/onnx-builder.js';
+import { adminAuthorization, fixturePath, startGantry } from '../support/gantry-process.js';
+
+const [roundsText = '10', requestsText = '200', gapText = '0'] = process.argv.slice(2);
+const rounds = Number(roundsText);
+const requests = Number(requestsText);
+/** A pause after each answer before the next request: 0 is a closed loop, where every shadow overlaps the next primary. */
+const gapMs = Number(gapText);
+const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const model = 'shadowed';
+
+/** The slower version: the tiny MLP's signature, three 1024-wide hidden layers. */
+function heavyMlp(): Uint8Array {
+  const random = mulberry32(7);
+  const widths = [256, 1024, 1024, 1024, 16];
+  const initializers = [];
+  const nodes = [];
+  let previous = 'input';
+  for (let layer = 0; layer < widths.length - 1; layer++) {
+    const weight = `W${layer}`;
+    initializers.push(
+      makeTensor(weight, DataType.FLOAT, [widths[layer]!, widths[layer + 1]!], uniformFloats(random, widths[layer]! * widths[layer + 1]!, 0.05)),
+    );
+    const last = layer === widths.length - 2;
+    const linear = last ? 'output' : `linear${layer}`;
+    nodes.push(makeNode('MatMul', [previous, weight], [linear]));
+    if (!last) {
+      nodes.push(makeNode('Relu', [linear], [`hidden${layer}`]));
+      previous = `hidden${layer}`;
+    }
+  }
+  const graph = makeGraph({
+    name: 'heavy_mlp',
+    inputs: [makeValueInfo('input', DataType.FLOAT, ['batch', 256])],
+    outputs: [makeValueInfo('output', DataType.FLOAT, ['batch', 16])],
+    initializers,
+    nodes,
+  });
+  return encodeModel(makeModel(graph, 'Shadow-overhead bench: 256 -> 1024 -> 1024 -> 1024 -> 16.'));
+}
+
+function percentile(values: number[], fraction: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * fraction))]!;
+}
+
+const gantry = await startGantry({ redisUrl, prefix: `bench-shadow-${randomBytes(3).toString('hex')}` });
+const redis = new Redis(redisUrl);
+const traffic = new ModelTraffic(redis, gantry.prefix);
+
+async function upload(bytes: Uint8Array): Promise<void> {
+  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/versions?duplicate=true`, {
+    method: 'POST',
+    headers: { authorization: adminAuthorization, 'content-type': 'application/octet-stream' },
+    body: Buffer.from(bytes),
+  });
+  if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${await response.text()}`);
+}
+
+/**
+ * Sets (or, undefined, removes) the policy, then waits out the API's catalog cache (2 s), so the rounds after
+ * follow it even if its registry event were missed.
+ */
+async function usePolicy(policy: TrafficPolicy | undefined): Promise<void> {
+  if (policy === undefined) await traffic.remove(model);
+  else await traffic.set(model, policy);
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+}
+
+const body = JSON.stringify({
+  inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: Array.from({ length: 256 }, (_, index) => Math.round(Math.sin(index) * 1e4) / 1e4) }],
+});
+
+/** Milliseconds of each of `requests` sequential requests pinned to version 1. */
+async function round(): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let index = 0; index < requests; index++) {
+    const started = process.hrtime.bigint();
+    const response = await fetch(`${gantry.baseUrl}/v2/models/${model}/versions/1/infer`, {
+      method: 'POST',
+      headers: { authorization: adminAuthorization, 'content-type': 'application/json' },
+      body,
+    });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`infer answered ${response.status}: ${text}`);
+    latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
+    if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
+  }
+  return latencies;
+}
+
+try {
+  await upload(await readFile(fixturePath('tiny-mlp.onnx')));
+  await upload(heavyMlp());
+  await upload(await readFile(fixturePath('tiny-mlp.onnx')));
+  const sides = [
+    { label: 'no shadow', policy: undefined, latencies: [] as number[] },
+    { label: '100% shadow on v2', policy: { shadow: { version: '2', percent: 100 } }, latencies: [] as number[] },
+    { label: '100% shadow on v3', policy: { shadow: { version: '3', percent: 100 } }, latencies: [] as number[] },
+  ];
+  for (const side of sides) {
+    await usePolicy(side.policy);
+    await round(); // warm-up
+  }
+  for (let index = 0; index < rounds; index++) {
+    // Rotate which goes first, so a drift within a round favours neither.
+    for (let offset = 0; offset < sides.length; offset++) {
+      const side = sides[(index + offset) % sides.length]!;
+      await usePolicy(side.policy);
+      side.latencies.push(...(await round()));
+    }
+  }
+  const metrics = await (await fetch(`${gantry.baseUrl}/metrics`, { headers: { authorization: adminAuthorization } })).text();
+  const outcomes = metrics
+    .split('\n')
+    .filter((line) => line.startsWith('gantry_shadow_requests_total{') || line.startsWith('gantry_shadow_request_duration_seconds_sum{'))
+    .join('\n');
+  const [none, heavy, light] = sides.map((side) => percentile(side.latencies, 0.5));
+  let report = `primary tiny MLP (v1), REST JSON, one connection, ${rounds} rounds x ${requests} sequential requests per side, ${gapMs} ms between an answer and the next request\n`;
+  for (const side of sides) {
+    report += `${side.label.padEnd(20)} p50 ${percentile(side.latencies, 0.5).toFixed(3)} ms  p99 ${percentile(side.latencies, 0.99).toFixed(3)} ms\n`;
+  }
+  report += `p50 ratio shadow on the slower v2 / no shadow: ${(heavy! / none!).toFixed(3)} (target <= 1.10)\n`;
+  report += `p50 ratio shadow on the identical v3 / no shadow: ${(light! / none!).toFixed(3)} (the gateway's own cost of a copy)\n${outcomes}\n`;
+  process.stdout.write(report);
+} finally {
+  redis.disconnect();
+  await gantry.cleanup();
+}
