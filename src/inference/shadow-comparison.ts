@@ -79,7 +79,8 @@ function compareNumbers(expected: Tensor, actual: Tensor): { maxAbs: number; mis
     const magnitude = elementDifference(primaryValue, shadowValue);
     maxAbs = Math.max(maxAbs, magnitude);
     const allowed = isFloat ? shadowTolerance.absolute + shadowTolerance.relative * Math.abs(primaryValue) : 0;
-    if (magnitude > allowed) mismatched = true;
+    // An infinite difference (NaN or infinity against anything else) is past any tolerance, an infinite one too.
+    if (magnitude === Infinity || magnitude > allowed) mismatched = true;
   }
   return { maxAbs, mismatched };
 }
