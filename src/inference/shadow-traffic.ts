@@ -41,11 +41,8 @@ export interface AnsweredPrimary {
   timeoutMs: number;
 }
 
-/**
- * The priority shadow copies queue at: the lowest BullMQ takes, so primary requests of any other level go first.
- * lowestPriority (2^21) is one past BullMQ's limit (2^21 - 1): a job at 2^21 is refused.
- */
-const shadowPriority = Math.min(lowestPriority, 2 ** 21 - 1);
+/** The priority shadow copies queue at: the lowest BullMQ takes, so primary requests of any other level go first. */
+const shadowPriority = lowestPriority;
 
 /** How often shadows in flight check whether shutdown began (then they are cancelled, not waited for). */
 const shutdownCheckIntervalMs = 100;

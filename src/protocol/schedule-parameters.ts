@@ -7,8 +7,11 @@ export interface ScheduleParameters {
   timeoutMicroseconds?: number;
 }
 
-/** BullMQ's lowest priority; Triton allows any int64, but a queue can only order this many levels. */
-export const lowestPriority = 2 ** 21;
+/**
+ * BullMQ's lowest priority (its PRIORITY_LIMIT, 2^21 - 1: a job above it is refused); Triton allows any int64, but a
+ * queue can only order this many levels.
+ */
+export const lowestPriority = 2 ** 21 - 1;
 
 function readNonNegativeInteger(parameters: Record<string, unknown>, name: string, maximum: number): number | undefined {
   const value = parameters[name];

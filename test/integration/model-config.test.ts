@@ -118,7 +118,7 @@ describe('ModelConfigStore (real Redis)', () => {
       /^config field 'preferredBatchSizes' \(element 1\): must be at least 1$/,
     );
     assert.match(await rejection(() => store.update('m', { maxQueueDelayMicroseconds: 10_000_001 })), /maxQueueDelayMicroseconds': must be at most 10000000/);
-    assert.match(await rejection(() => store.update('m', { defaultPriority: 2_097_153 })), /defaultPriority': must be at most 2097152/);
+    assert.match(await rejection(() => store.update('m', { defaultPriority: 2_097_152 })), /defaultPriority': must be at most 2097151/);
     assert.match(await rejection(() => store.update('m', { inferTimeoutMs: 0 })), /inferTimeoutMs': must be at least 1/);
     assert.match(await rejection(() => store.update('m', [1, 2])), /must be a JSON object/);
     assert.match(await rejection(() => store.update('m', null)), /must be a JSON object/);
