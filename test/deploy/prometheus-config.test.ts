@@ -46,6 +46,8 @@ const HISTOGRAMS = [
   'gantry_inference_compute_duration_seconds',
   'gantry_batch_size',
   'gantry_model_load_duration_seconds',
+  'gantry_shadow_max_abs_difference',
+  'gantry_shadow_request_duration_seconds',
 ];
 const OTHERS = [
   'gantry_inference_requests_total',
@@ -54,6 +56,9 @@ const OTHERS = [
   'gantry_redis_up',
   'gantry_inference_executions_total',
   'gantry_worker_info',
+  'gantry_shadow_requests_total',
+  'gantry_shadow_mismatches_total',
+  'gantry_grpc_requests_total',
   'up',
 ];
 const KNOWN = new Set([...OTHERS, ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`])]);
