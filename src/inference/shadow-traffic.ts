@@ -145,7 +145,9 @@ export class ShadowTraffic {
       );
       metrics.shadowDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       const comparison = compareOutputs(primary.outputs, outcome.outputs);
-      if (comparison.mismatchedOutputs > 0) metrics.shadowMismatches.inc(labels);
+      // Incremented by 0 for a match, so the series exists from the first comparison: a mismatch ratio of 0 is a
+      // number on a dashboard, not "no data".
+      metrics.shadowMismatches.inc(labels, comparison.mismatchedOutputs > 0 ? 1 : 0);
       if (comparison.maxAbsDifference !== undefined) metrics.shadowMaxAbsDifference.observe(labels, comparison.maxAbsDifference);
       return 'success';
     } catch (error) {

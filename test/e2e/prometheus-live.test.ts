@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
+import { connectInference, unaryCall } from '../helpers/grpc-client.js';
 import { httpCall } from '../helpers/http.js';
 import type { JsonBody } from '../../support/json-body.js';
 
@@ -188,6 +189,23 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
   await sendBadRequests(g.baseUrl, requestIds);
   await sendBadRequests(g.baseUrl, requestIds);
 
+  // The per-version panels: version 1 keeps every request (a split of one), and an identical version 2 shadows
+  // them all, so the shadow metrics have data (and no mismatch); one gRPC call feeds the gRPC panel.
+  const shadowVersion = await uploadModel(g.baseUrl, modelName, fixturePath('tiny-mlp.onnx'), '?duplicate=true');
+  assert.equal(shadowVersion.status, 201, JSON.stringify(shadowVersion.body));
+  const policy = await httpCall(g.baseUrl, 'PUT', `/v1/models/${modelName}/traffic`, {
+    headers: withAdminKey({ 'content-type': 'application/json' }),
+    body: { splits: [{ version: '1', weight: 1 }], shadow: { version: shadowVersion.body.version, percent: 100 } },
+  });
+  assert.equal(policy.status, 200, policy.text);
+  await sendInferences(g.baseUrl, 10, 1);
+  const grpcClient = connectInference(g.grpcAddress);
+  try {
+    assert.deepEqual(await unaryCall(grpcClient, 'ServerLive', {}), { live: true });
+  } finally {
+    grpcClient.close();
+  }
+
   await t.test('API /metrics', async () => {
     const { samples } = await scrape(g.baseUrl);
     assert.ok(total(samples, 'gantry_inference_requests_total', { model: modelName, version: '1', outcome: 'success' }) >= 50);
@@ -221,9 +239,9 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
   await t.test('worker /metrics', async () => {
     const { samples } = await scrape(g.workerUrl);
     const labels = { model: modelName, version: '1' };
-    // Observed once per job, and the API packs requests that arrive together into one job: 1..50 observations.
+    // Observed once per job, and the API packs requests that arrive together into one job: 1..60 observations (50, then 10 more with a shadow).
     const queued = total(samples, 'gantry_inference_queue_duration_seconds_count', labels);
-    assert.ok(queued >= 1 && queued <= 50, `gantry_inference_queue_duration_seconds_count is ${queued}`);
+    assert.ok(queued >= 1 && queued <= 60, `gantry_inference_queue_duration_seconds_count is ${queued}`);
     assert.ok(select(samples, 'gantry_inference_queue_duration_seconds_bucket', labels).length > 1);
     assert.equal(select(samples, 'gantry_inference_queue_duration_seconds_bucket', { ...labels, le: '+Inf' })[0]?.value, queued);
     assert.ok(total(samples, 'gantry_inference_compute_duration_seconds_count', labels) >= 50);
