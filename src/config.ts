@@ -21,6 +21,12 @@ const configSchema = z.object({
     .int()
     .positive()
     .default(2 * 1024 ** 3),
+  // A warm-up sample (multipart field `warmup` of an upload) is held in memory while it is checked: 16 MiB by default.
+  GANTRY_MAX_WARMUP_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(16 * 1024 ** 2),
   // A request's inputs and outputs each cross Redis as one value, whose maximum is 512 MB: both stay under 480 MiB.
   GANTRY_MAX_REQUEST_BYTES: z.coerce
     .number()

@@ -73,8 +73,10 @@ export interface ModelVersion {
   reason?: string;
   createdAt: string;
   signature?: ModelSignature;
-  /** "ok", or why the synthetic warm-up inference failed (recorded, not fatal). */
+  /** How the warm-up went, as stored: a JSON WarmupReport (warmup-report.ts), or an older plain string. */
   warmup?: string;
+  /** The sha256 naming the version's warm-up sample in the data directory (warmup-samples.ts), when it has one. */
+  warmupSample?: string;
   /** Bumped by every load, unload and fault (model-lifecycle.ts); absent in versions made before it existed. */
   loadGeneration?: number;
 }
@@ -590,6 +592,7 @@ function serialize(record: ModelVersion): Record<string, string> {
   };
   if (record.signature !== undefined) fields.signature = JSON.stringify(record.signature);
   if (record.warmup !== undefined) fields.warmup = record.warmup;
+  if (record.warmupSample !== undefined) fields.warmupSample = record.warmupSample;
   if (record.loadGeneration !== undefined) fields.loadGeneration = String(record.loadGeneration);
   return fields;
 }
@@ -606,6 +609,7 @@ function deserialize(fields: Record<string, string>): ModelVersion {
   if (fields.reason) record.reason = fields.reason;
   if (fields.signature) record.signature = JSON.parse(fields.signature) as ModelSignature;
   if (fields.warmup) record.warmup = fields.warmup;
+  if (fields.warmupSample) record.warmupSample = fields.warmupSample;
   if (fields.loadGeneration) record.loadGeneration = Number(fields.loadGeneration);
   return record;
 }

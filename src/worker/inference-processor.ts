@@ -9,6 +9,7 @@ import { placeValue, readLargeValue } from '../queue/large-values.js';
 import { replyBodyKey } from '../redis-keys.js';
 import { encodeReply, type InferenceReplyHeader, type InferenceResult } from '../queue/reply-codec.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
+import type { VersionWarmupSamples } from './version-warmup-samples.js';
 import { FencedOffError, type JobFence } from './job-fence.js';
 import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
@@ -48,6 +49,8 @@ export interface InferenceProcessorDependencies {
   redis: Redis;
   sessions: SessionCache;
   registry: ModelRegistry;
+  /** Which sample each version warms up with; without it (tests), versions warm up with zero-filled inputs. */
+  warmupSamples?: VersionWarmupSamples;
   metrics: WorkerMetrics;
   statistics: StatisticsSink;
   logger: Logger;
@@ -315,10 +318,14 @@ function observe(job: InferenceJob, result: BatchedResult, queueNs: number, fini
   statistics.recordExecution(job.model, job.version, { batchSize: result.batchSize, computeInputNs, computeInferNs, computeOutputNs });
 }
 
-/** Loads the job's model, marking the version UNAVAILABLE (with the reason) when its blob cannot be served. */
+/**
+ * Loads the job's model and runs its version's warm-up sample on every instance first (once per sessions), marking
+ * the version UNAVAILABLE (with the reason) when its blob cannot be served or its sample fails here.
+ */
 async function loadModel(job: InferenceJob, dependencies: InferenceProcessorDependencies) {
   try {
-    return await dependencies.sessions.get(job.sha256, job.settings);
+    const warmupSample = await dependencies.warmupSamples?.of(job.model, job.version);
+    return (await dependencies.sessions.warmed(job.sha256, job.settings, warmupSample)).model;
   } catch (error) {
     if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
       await dependencies.registry.lifecycle.markUnavailable(job.model, job.version, error.message);

@@ -1,6 +1,7 @@
 import type { WireError } from '../errors.js';
 import type { Datatype } from '../protocol/datatypes.js';
 import type { ModelSignature } from '../protocol/signature.js';
+import type { WarmupReport } from '../registry/warmup-report.js';
 
 /** A tensor crossing the thread boundary: its bytes sit in an ArrayBuffer that is transferred, not copied. */
 export interface ThreadTensor {
@@ -21,8 +22,11 @@ export interface SessionSettings {
   optimizedModelPath?: string;
 }
 
+/** A warm-up runs `inputs` (a sample, checked against the signature first) or, without them, zero-filled inputs. */
 export type InstanceRequestBody =
-  { type: 'load'; modelPath: string; settings: SessionSettings; warmup: boolean } | { type: 'run'; inputs: ThreadTensor[]; outputNames: string[] };
+  | { type: 'load'; modelPath: string; settings: SessionSettings }
+  | { type: 'warmup'; inputs?: ThreadTensor[] }
+  | { type: 'run'; inputs: ThreadTensor[]; outputNames: string[] };
 
 export type InstanceRequest = InstanceRequestBody & { id: number };
 
@@ -33,6 +37,7 @@ export interface RunTiming {
 }
 
 export type InstanceResponse =
-  | { id: number; ok: true; type: 'load'; signature: ModelSignature; warmup: string }
+  | { id: number; ok: true; type: 'load'; signature: ModelSignature }
+  | { id: number; ok: true; type: 'warmup'; report: WarmupReport }
   | { id: number; ok: true; type: 'run'; outputs: ThreadTensor[]; timing: RunTiming }
   | { id: number; ok: false; error: WireError };

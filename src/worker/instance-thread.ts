@@ -9,7 +9,8 @@ import * as ort from 'onnxruntime-node';
 import { ErrorCode } from '../errors.js';
 import { byteSizeOf, datatypeOfOrtType, ortTypeOf } from '../protocol/datatypes.js';
 import { typedView } from '../protocol/typed-view.js';
-import { maxElementsPerTensor } from '../protocol/validate-inputs.js';
+import { maxElementsPerTensor, validateInputs } from '../protocol/validate-inputs.js';
+import type { WarmupReport } from '../registry/warmup-report.js';
 import { readBytesStrings, writeBytesStrings } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
@@ -17,6 +18,7 @@ import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor }
 if (parentPort === null) throw new Error('instance-thread must run as a worker thread');
 const port = parentPort;
 let session: ort.InferenceSession | undefined;
+let loadedSignature: ModelSignature | undefined;
 
 function fail(id: number, code: ErrorCode, message: string): InstanceResponse {
   return { id, ok: false, error: { code, message } };
@@ -110,16 +112,36 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
       .replaceAll(path.resolve(request.modelPath, '../../..'), '<data dir>');
     return fail(request.id, ErrorCode.InvalidModel, message);
   }
-  let warmup = 'skipped';
-  if (request.warmup) {
-    try {
-      await session.run(syntheticInputs(signature));
-      warmup = 'ok';
-    } catch (error) {
-      warmup = `failed: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
+  loadedSignature = signature;
+  return { id: request.id, ok: true, type: 'load', signature };
+}
+
+/** Longest reason a warm-up report carries (onnxruntime's messages can be long). */
+const maxReasonLength = 500;
+
+/**
+ * Runs the warm-up on this instance's session: the sample, checked against the signature first, or zero-filled
+ * inputs. A failing sample is `failed`; failing zeros are `skipped` (zeros are not always valid inputs).
+ */
+async function warmup(request: Extract<InstanceRequest, { type: 'warmup' }>): Promise<InstanceResponse> {
+  if (session === undefined || loadedSignature === undefined) return fail(request.id, ErrorCode.Unavailable, 'the model is not loaded in this instance');
+  const sample = request.inputs;
+  let report: WarmupReport;
+  try {
+    if (sample === undefined) {
+      await session.run(syntheticInputs(loadedSignature));
+    } else {
+      validateInputs(loadedSignature, sample);
+      const feeds: Record<string, ort.Tensor> = {};
+      for (const input of sample) feeds[input.name] = toOrtTensor(input);
+      await session.run(feeds);
     }
+    report = { status: 'ok' };
+  } catch (error) {
+    const reason = (error instanceof Error ? error.message : String(error)).slice(0, maxReasonLength);
+    report = sample === undefined ? { status: 'skipped', reason: `the zero-filled warm-up inputs failed: ${reason}` } : { status: 'failed', reason };
   }
-  return { id: request.id, ok: true, type: 'load', signature, warmup };
+  return { id: request.id, ok: true, type: 'warmup', report };
 }
 
 async function run(request: Extract<InstanceRequest, { type: 'run' }>): Promise<{ response: InstanceResponse; transfer: ArrayBuffer[] }> {
@@ -161,6 +183,10 @@ async function run(request: Extract<InstanceRequest, { type: 'run' }>): Promise<
 port.on('message', (request: InstanceRequest) => {
   if (request.type === 'load') {
     void load(request).then((response) => port.postMessage(response));
+    return;
+  }
+  if (request.type === 'warmup') {
+    void warmup(request).then((response) => port.postMessage(response));
     return;
   }
   void run(request).then(({ response, transfer }) => {

@@ -7,7 +7,7 @@ import type { ModelSignature } from '../protocol/signature.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
 import type { WorkerMetrics } from '../metrics/worker-metrics.js';
 import { FencedOffError, type JobFence } from './job-fence.js';
-import type { CachedModel, SessionCache } from './session-cache.js';
+import type { SessionCache, WarmedModel } from './session-cache.js';
 
 export interface LoadProcessorDependencies {
   redis: Redis;
@@ -20,7 +20,8 @@ export interface LoadProcessorDependencies {
 }
 
 /**
- * Loads a newly uploaded version: verifies its blob, creates its sessions, runs the warm-up, records the
+ * Loads a newly uploaded version: verifies its blob, creates its sessions, runs the warm-up (the version's sample,
+ * or zero-filled inputs) on every instance, records the
  * signature and READY in the registry, and tells the waiting API process. A file onnxruntime cannot load is
  * recorded as UNAVAILABLE with onnxruntime's reason; the worker itself carries on. Either outcome is recorded only
  * while the version is still LOADING at the job's load generation (registry/model-lifecycle.ts): an unload, fault,
@@ -43,9 +44,10 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   }
   await fence?.check('before_run');
   const stopTimer = metrics.modelLoadDuration.startTimer({ model: job.model });
-  let model: CachedModel;
+  let warmed: WarmedModel;
   try {
-    model = await sessions.get(job.sha256, job.settings);
+    // The sample is the version record's (the API stores it before it queues the load), so every worker finds it.
+    warmed = await sessions.warmed(job.sha256, job.settings, record.warmupSample);
   } catch (error) {
     if (error instanceof FencedOffError) throw error;
     await fence?.check('before_answer');
@@ -59,10 +61,11 @@ export async function processLoadJob(job: LoadJob, dependencies: LoadProcessorDe
   }
   await fence?.check('before_answer');
   stopTimer();
-  const outcome = { state: 'READY' as const, signature: model.signature, ...(model.warmup === undefined ? {} : { warmup: model.warmup }) };
+  const { model, warmup } = warmed;
+  const outcome = { state: 'READY' as const, signature: model.signature, warmup: JSON.stringify(warmup) };
   const recorded = await registry.lifecycle.finishLoad(job.model, job.version, generation, outcome);
   if (recorded === 'recorded') {
-    logger.info({ ...context, warmup: model.warmup }, 'model version ready');
+    logger.info({ ...context, warmup }, 'model version ready');
     await answer(redis, job, { signature: model.signature });
     return;
   }

@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads';
 import { errors, fromWire, type GantryError } from '../errors.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import type { Tensor } from '../protocol/tensor.js';
+import { decodeJsonData } from '../protocol/json-tensor-codec.js';
+import type { WarmupReport } from '../registry/warmup-report.js';
+import type { WarmupSample } from '../registry/warmup-samples.js';
 import type { InstanceRequest, InstanceRequestBody, InstanceResponse, RunTiming, SessionSettings, ThreadTensor } from './instance-messages.js';
 import type { CurrentWork, RunRequester, RunWatchdog, WatchedThread } from './run-watchdog.js';
 
@@ -123,7 +126,6 @@ class InstanceThread implements WatchedThread {
 
 export interface LoadedModel {
   signature: ModelSignature;
-  warmup: string;
 }
 
 export interface RunOutput {
@@ -143,8 +145,8 @@ export class ModelInstances {
   private constructor() {}
 
   /**
-   * Starts `count` threads and loads the model in each; the first one also runs the warm-up inference. With a
-   * watchdog, the loads and the warm-up together must end within its load deadline, counted from this call.
+   * Starts `count` threads and loads the model in each (the warm-up is `warm`'s). With a watchdog, the loads
+   * must end within its load deadline, counted from this call.
    * @param label names the model in the watchdog's logs (its sha256).
    * @throws GantryError(INVALID_MODEL) when onnxruntime cannot load the file or the load deadline passed.
    */
@@ -163,16 +165,56 @@ export class ModelInstances {
           instances.broken = error;
         });
         instances.threads.push(thread);
-        const response = await thread.send({ type: 'load', modelPath, settings, warmup: index === 0 }, [], work);
+        const response = await thread.send({ type: 'load', modelPath, settings }, [], work);
         if (!response.ok) throw fromWire(response.error);
         if (response.type !== 'load') throw new Error('unexpected response to load');
-        loaded ??= { signature: response.signature, warmup: response.warmup };
+        loaded ??= { signature: response.signature };
       }
       return { instances, loaded: loaded! };
     } catch (error) {
       await instances.close();
       throw error;
     }
+  }
+
+  /**
+   * Runs the warm-up on every instance, not only one: each session pays its first-run costs (allocations, kernel
+   * choices) before it serves, and a sample that fails on any instance is known before any serves. Without a
+   * sample, zero-filled inputs run. Returns the first report that is not ok, or ok. With a watchdog, each
+   * instance's warm-up must end within the load deadline.
+   */
+  async warm(sample?: WarmupSample): Promise<WarmupReport> {
+    let inputs: ThreadTensor[] | undefined;
+    if (sample !== undefined) {
+      try {
+        inputs = sample.inputs.map((input) => {
+          const bytes = decodeJsonData(input.name, input.datatype, input.shape, input.data);
+          return {
+            name: input.name,
+            datatype: input.datatype,
+            shape: input.shape,
+            buffer: bytes.buffer as ArrayBuffer,
+            byteOffset: bytes.byteOffset,
+            byteLength: bytes.byteLength,
+          };
+        });
+      } catch (error) {
+        return { status: 'failed', reason: (error instanceof Error ? error.message : String(error)).slice(0, 500) };
+      }
+    }
+    const work: CurrentWork = { kind: 'load', startedAt: performance.now(), requesters: [] };
+    // Each thread gets its own copy of the sample (nothing is transferred), so they run side by side.
+    const reports = await Promise.all(
+      this.threads.map(async (thread, index) => {
+        const response = await thread.send(inputs === undefined ? { type: 'warmup' } : { type: 'warmup', inputs }, [], work);
+        if (!response.ok) throw fromWire(response.error);
+        if (response.type !== 'warmup') throw errors.internal('unexpected response to warmup');
+        return response.report.status === 'ok' || this.threads.length === 1
+          ? response.report
+          : { ...response.report, reason: `instance ${index + 1} of ${this.threads.length}: ${response.report.reason ?? ''}` };
+      }),
+    );
+    return reports.find((report) => report.status !== 'ok') ?? { status: 'ok' };
   }
 
   /** True when some instance has nothing to do, so a batch sent now starts at once. */

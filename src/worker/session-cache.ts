@@ -11,6 +11,8 @@ import { ModelBatcher } from './model-batcher.js';
 import { IsolatedModelPaths } from './isolated-model-path.js';
 import { ModelInstances, type LoadedModel } from './model-instances.js';
 import type { RunWatchdog } from './run-watchdog.js';
+import type { WarmupReport } from '../registry/warmup-report.js';
+import { warmupSampleErrors, type WarmupSampleStore } from '../registry/warmup-samples.js';
 
 export interface CachedModel extends LoadedModel {
   sha256: string;
@@ -18,7 +20,20 @@ export interface CachedModel extends LoadedModel {
   batcher: ModelBatcher;
   /** onnxruntime threads its sessions hold (counted against GANTRY_MAX_THREADS_PER_WORKER). */
   threads: number;
+  /**
+   * The warm-ups run (or running) on these sessions, by sample sha256 ('' for the zero-filled one): versions with
+   * the same bytes share sessions, and each version's sample runs on them once before it serves from them.
+   */
+  warmups: Map<string, Promise<WarmupReport>>;
 }
+
+/** A loaded model and how the warm-up a caller asked for went on it. */
+export interface WarmedModel {
+  model: CachedModel;
+  warmup: WarmupReport;
+}
+
+const zeroWarmup = '';
 
 export interface SessionCacheOptions {
   maxLoadedModels: number;
@@ -37,6 +52,8 @@ export interface SessionCacheOptions {
   onThreadBudgetRefused?: () => void;
   /** Where each load's folder of its own goes (isolated-model-path.ts); default: `loading` in cacheDirectory. */
   isolationDirectory?: string;
+  /** Where warm-up samples are read (the shared data directory); without it, asking for a sample fails the load. */
+  warmupSamples?: WarmupSampleStore;
 }
 
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
@@ -97,8 +114,62 @@ export class SessionCache {
     await this.isolation.removeStale();
   }
 
-  /** Returns the loaded model for these settings, loading it first if needed. */
+  /** Returns the loaded model for these settings, loading and warming it (zero-filled inputs) first if needed. */
   async get(sha256: string, settings: ExecutionSettings): Promise<CachedModel> {
+    return (await this.warmed(sha256, settings)).model;
+  }
+
+  /**
+   * Returns the loaded model for these settings once the warm-up has run on every instance: the version's sample
+   * (`warmupSample`, its sha256), or zero-filled inputs without one. Each runs once per sessions.
+   * @throws GantryError(INVALID_MODEL) when the sample cannot be read or fails: the version must not serve untested.
+   */
+  async warmed(sha256: string, settings: ExecutionSettings, warmupSample?: string): Promise<WarmedModel> {
+    const model = await this.loaded(sha256, settings);
+    const key = warmupSample ?? zeroWarmup;
+    let warming = model.warmups.get(key);
+    if (warming === undefined) {
+      warming = this.warm(model, warmupSample);
+      model.warmups.set(key, warming);
+    }
+    let warmup: WarmupReport;
+    try {
+      warmup = await warming;
+    } catch (error) {
+      model.warmups.delete(key);
+      throw error;
+    }
+    if (warmup.status === 'failed') {
+      // Forgotten, so a reload of the version tries the sample again.
+      model.warmups.delete(key);
+      throw warmupSampleErrors.failed(warmup.reason ?? 'no reason given');
+    }
+    return { model, warmup };
+  }
+
+  private async warm(model: CachedModel, warmupSample: string | undefined): Promise<WarmupReport> {
+    const report = await this.runWarmup(model, warmupSample);
+    // One line per warm-up, so an operator (and the tests) can see that each worker warmed before serving.
+    this.logger.info(
+      { sha256: model.sha256, warmupSample: warmupSample ?? 'zero-filled', instances: model.instances.count, warmup: report },
+      'warm-up ran on every instance',
+    );
+    return report;
+  }
+
+  private async runWarmup(model: CachedModel, warmupSample: string | undefined): Promise<WarmupReport> {
+    if (warmupSample === undefined) return model.instances.warm();
+    let sample;
+    try {
+      if (this.options.warmupSamples === undefined) throw new Error('this worker has no warm-up sample store');
+      sample = await this.options.warmupSamples.get(warmupSample);
+    } catch (error) {
+      return { status: 'failed', reason: error instanceof Error ? error.message : String(error) };
+    }
+    return model.instances.warm(sample);
+  }
+
+  private async loaded(sha256: string, settings: ExecutionSettings): Promise<CachedModel> {
     const key = sessionKey(sha256, settings);
     const cached = this.cache.get(key);
     if (cached !== undefined && cached.instances.healthy) {
@@ -137,7 +208,7 @@ export class SessionCache {
     }
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
-    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads };
+    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, warmups: new Map() };
     // Sessions of the same model under older settings are replaced, not kept beside the new ones.
     for (const otherKey of [...this.cache.keys()]) if (otherKey.startsWith(`${sha256}:`)) this.cache.delete(otherKey);
     this.cache.set(key, model);

@@ -14,6 +14,8 @@ import { ModelRegistry } from '../registry/model-registry.js';
 import { followRegistryEvents, type RegistryEvent } from '../registry/registry-events.js';
 import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
+import { WarmupSampleStore } from '../registry/warmup-samples.js';
+import { VersionWarmupSamples } from './version-warmup-samples.js';
 import { resolveExecutionProviders } from './execution-device.js';
 import { handleInferenceJob } from './inference-job-handler.js';
 import { handleLoadJob } from './load-job-handler.js';
@@ -59,6 +61,7 @@ export class WorkerRole {
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
+  private readonly warmupSamples: VersionWarmupSamples;
   private controlConsumer: BullWorker | undefined;
   private httpServer: WorkerHttpServer | undefined;
   private ready = false;
@@ -81,6 +84,7 @@ export class WorkerRole {
     }
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
     this.store = new FileModelStore(config.GANTRY_DATA_DIR);
+    this.warmupSamples = new VersionWarmupSamples(this.registry);
     this.metrics = createWorkerMetrics();
     this.commands.on('ready', () => this.metrics.redisUp.set(1));
     this.commands.on('close', () => this.metrics.redisUp.set(0));
@@ -172,6 +176,7 @@ export class WorkerRole {
         watchdog: this.watchdog,
         onStuckUnload: (sha256) => this.restartWorker(`a deleted or unloaded model (blob ${sha256}) was still running`),
         onThreadBudgetRefused: () => this.metrics.limitTrips.inc({ limit: 'thread_budget' }),
+        warmupSamples: new WarmupSampleStore(this.config.GANTRY_DATA_DIR),
       },
       this.logger,
     );
@@ -207,6 +212,7 @@ export class WorkerRole {
       redis: this.commands,
       sessions: this.sessions,
       registry: this.registry,
+      warmupSamples: this.warmupSamples,
       metrics: this.metrics,
       statistics: this.statistics,
       logger: this.logger,
@@ -254,6 +260,10 @@ export class WorkerRole {
   }
 
   private onRegistryEvent(event: RegistryEvent): void {
+    // A version's warm-up sample is read again after any change to it (a reload may come with a new one).
+    if (event.type === 'version-changed' || event.type === 'version-deleted' || event.type === 'version-created')
+      this.warmupSamples.forget(event.name, event.version);
+    if (event.type === 'model-deleted') this.warmupSamples.forget(event.name);
     if (event.type === 'model-deleted') this.consumers.forget(event.name);
     // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
     if (event.type === 'version-deleted' && event.sha256 !== undefined) this.sessions.evict(event.sha256);

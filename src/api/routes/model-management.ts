@@ -12,6 +12,8 @@ import { trafficErrors, versionsNamed } from '../../registry/model-traffic.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
+import { readWarmupReport, warmupReportSchema } from '../../registry/warmup-report.js';
+import { parseWarmupSample, recordWarmupSample, warmupFailurePrefix, warmupSampleErrors, WarmupSampleStore } from '../../registry/warmup-samples.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
 import { hasScope } from '../../auth/principal.js';
@@ -33,7 +35,9 @@ const versionDetailSchema = versionSummarySchema.extend({
   name: z.string(),
   platform: z.string(),
   reason: z.string().optional(),
-  warmup: z.string().optional(),
+  warmup: warmupReportSchema
+    .optional()
+    .describe('ok: the warm-up sample (or zero-filled inputs) ran on every instance; skipped: zero-filled inputs failed, no sample was given'),
   inputs: z.array(tensorMetadataSchema).optional(),
   outputs: z.array(tensorMetadataSchema).optional(),
 });
@@ -88,7 +92,7 @@ function detail(record: ModelVersion, name: string, showsBlob: boolean) {
     ...summary(record, showsBlob),
     platform: onnxPlatform,
     ...(record.reason === undefined ? {} : { reason: record.reason }),
-    ...(record.warmup === undefined ? {} : { warmup: record.warmup }),
+    ...(record.warmup === undefined ? {} : { warmup: readWarmupReport(record.warmup) }),
     ...(record.signature === undefined ? {} : { inputs: record.signature.inputs, outputs: record.signature.outputs }),
   };
 }
@@ -121,13 +125,33 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   // Uploads stream to disk: the raw body is handed over untouched, so memory stays flat for any size, and
   // the size limit is enforced by the store while it writes.
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
-  await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4 } });
+  // A field one byte over GANTRY_MAX_WARMUP_BYTES is cut there, which tells a sample that is too large.
+  await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: config.GANTRY_MAX_WARMUP_BYTES + 1 } });
+  const warmupSamples = new WarmupSampleStore(config.GANTRY_DATA_DIR);
+
+  /**
+   * The warm-up sample of a multipart upload: its field `warmup`, which must come before the file (the file is
+   * streamed to disk as it arrives). Checked here, so a bad or too large sample costs no file upload.
+   */
+  const warmupSampleOf = (fields: Record<string, unknown>): string | undefined => {
+    const field = fields.warmup as { type?: string; value?: unknown; valueTruncated?: boolean } | undefined;
+    if (field === undefined) return undefined;
+    if (Array.isArray(field) || field.type !== 'field')
+      throw errors.invalidArgument("Give one warm-up sample, as the text field 'warmup' before the field 'file'.");
+    const text = typeof field.value === 'string' ? field.value : JSON.stringify(field.value);
+    if (field.valueTruncated === true || Buffer.byteLength(text) > config.GANTRY_MAX_WARMUP_BYTES) {
+      metrics.limitRejections.inc({ limit: 'warmup_bytes' });
+      throw warmupSampleErrors.tooLarge(config.GANTRY_MAX_WARMUP_BYTES);
+    }
+    parseWarmupSample(text);
+    return text;
+  };
 
   /**
    * Streams an upload into the store. Its pending reference is taken before the blob is published under its
    * sha256 (so no garbage collection can remove those bytes before the version holds them); `uploadId` names it.
    */
-  const storeUpload = async (request: FastifyRequest, uploadId: string): Promise<StoredBlob> => {
+  const storeUpload = async (request: FastifyRequest, uploadId: string): Promise<{ blob: StoredBlob; warmupSample?: string }> => {
     // The Content-Length (of the whole body, for multipart a little more than the file) lets the store refuse an
     // upload that cannot fit before a byte of it is written.
     const declared = Number(request.headers['content-length']);
@@ -138,18 +162,19 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     if (request.isMultipart()) {
       const file = await request.file();
       if (file === undefined || file.fieldname !== 'file') throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
+      const warmupSample = warmupSampleOf(file.fields);
       const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, options);
       if (file.file.truncated) {
         await abandonBlob(blob.sha256, uploadId);
         throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
       }
-      return blob;
+      return { blob, ...(warmupSample === undefined ? {} : { warmupSample }) };
     }
     const contentType = request.headers['content-type'] ?? '';
     if (!contentType.startsWith('application/octet-stream')) {
       throw errors.invalidArgument('Upload the ONNX file as the raw body (Content-Type: application/octet-stream) or as multipart field "file".');
     }
-    return store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES, options);
+    return { blob: await store.put(request.body as Readable, config.GANTRY_MAX_UPLOAD_BYTES, options) };
   };
 
   /**
@@ -182,6 +207,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       const { tenant } = splitQualifiedName(model);
       const caps = await capsOf(tenant);
       let blob: StoredBlob;
+      let warmupSample: string | undefined;
       try {
         // A tenant at a cap is refused before the body is read (a raw body's Content-Length is the file's size);
         // the check that counts is the one made with the version's creation, below.
@@ -189,7 +215,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
           const rawBytes = !request.isMultipart() && Number.isSafeInteger(declared) && declared > 0 ? declared : undefined;
           checkTenantCaps(tenant, caps, await registry.tenantHoldings(tenant, model), rawBytes, countCapRefusal);
         }
-        blob = await storeUpload(request, uploadId);
+        ({ blob, warmupSample } = await storeUpload(request, uploadId));
       } catch (error) {
         // Refused mid-body (400, 413, 507). A short rest (known from Content-Length) is left to Node, which reads
         // and drops it and keeps the connection: closing under a client still sending makes it see a reset instead
@@ -225,6 +251,15 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         // own reference keeps the file.
         return reply.status(200).send({ ...detail(record, requested.shown, true), existing: true });
       }
+      if (warmupSample !== undefined) {
+        // Stored before the load is queued: the worker reads the version's sample from its record.
+        try {
+          await recordWarmupSample(services.redis, config.GANTRY_QUEUE_PREFIX, model, record.version, await warmupSamples.put(warmupSample));
+        } catch (error) {
+          await rejectVersion(record);
+          throw error;
+        }
+      }
       const settings = executionConfigOf(modelConfig);
       const load = producer
         .requestLoad({ model, version: record.version, sha256: blob.sha256, settings }, config.GANTRY_LOAD_TIMEOUT_MS)
@@ -240,7 +275,8 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       } catch (error) {
         if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
           await rejectVersion(record);
-          throw error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+          const passedOn = error.message.startsWith('The uploaded file') || error.message.startsWith(warmupFailurePrefix);
+          throw passedOn ? error : errors.invalidModel(error.message);
         }
         if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
           // No worker answered in time; the load request stays queued and completes when one does.
