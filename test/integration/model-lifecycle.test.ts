@@ -207,12 +207,13 @@ describe('the worker records a load only for its generation (real Redis, real on
   function sessionsWith(during: () => Promise<unknown>, loaded: CachedModel[]): SessionCache {
     return new Proxy(sessions, {
       get(target, property) {
-        if (property !== 'get') return Reflect.get(target, property, target) as unknown;
-        return async (...parameters: Parameters<SessionCache['get']>) => {
-          const model = await target.get(...parameters);
-          loaded.push(model);
+        // The load processor asks for the warmed model (sessions loaded and warmed on every instance).
+        if (property !== 'warmed') return Reflect.get(target, property, target) as unknown;
+        return async (...parameters: Parameters<SessionCache['warmed']>) => {
+          const warmed = await target.warmed(...parameters);
+          loaded.push(warmed.model);
           await during();
-          return model;
+          return warmed;
         };
       },
     });
