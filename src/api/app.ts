@@ -17,6 +17,7 @@ import { modelConfigRoutes } from './routes/model-config.js';
 import { modelManagementRoutes } from './routes/model-management.js';
 import { modelAliasRoutes } from './routes/model-aliases.js';
 import { modelTrafficRoutes } from './routes/model-traffic.js';
+import { modelWarmupRoutes } from './routes/model-warmup.js';
 import { modelMetadataRoutes } from './routes/model-metadata.js';
 import { repositoryRoutes } from './routes/repository.js';
 import { serverHealthRoutes } from './routes/server-health.js';
@@ -88,6 +89,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(modelManagementRoutes, services);
   await app.register(modelAliasRoutes, services);
   await app.register(modelTrafficRoutes, services);
+  await app.register(modelWarmupRoutes, services);
   await app.register(modelConfigRoutes, services);
   await app.register(repositoryRoutes, services);
   await app.register(statisticsRoutes, services);

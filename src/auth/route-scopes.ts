@@ -56,6 +56,7 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /v1/models/:model/traffic': readModels,
   'PUT /v1/models/:model/traffic': writeModels,
   'DELETE /v1/models/:model/traffic': writeModels,
+  'POST /v1/models/:model/versions/:version/warmup': writeModels,
   // Control plane: tenants are the admin's; keys are also a tenant's own (within its tenant, never more than it holds)
   'POST /v1/tenants': ['admin'],
   'GET /v1/tenants': ['admin'],

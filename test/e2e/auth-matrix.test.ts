@@ -82,6 +82,7 @@ const cases: Record<string, RouteCase> = {
   'GET /v1/models/:model/traffic': { path: () => `/v1/models/${model}/traffic`, right: 200, otherTenant: 404 },
   'PUT /v1/models/:model/traffic': { path: () => `/v1/models/${model}/traffic`, body: { splits: [{ version: '1', weight: 1 }] }, right: 200, otherTenant: 404 },
   'DELETE /v1/models/:model/traffic': { path: () => `/v1/models/${model}/traffic`, right: 204, otherTenant: 404 },
+  'POST /v1/models/:model/versions/:version/warmup': { path: () => `/v1/models/${model}/versions/1/warmup`, body: inferBody, right: 200, otherTenant: 404 },
   'POST /v1/tenants': { path: () => '/v1/tenants', body: { id: 'matrix-new' }, right: 201, otherTenant: 403 },
   'GET /v1/tenants': { path: () => '/v1/tenants', right: 200, otherTenant: 403 },
   'GET /v1/tenants/:tenant': { path: () => '/v1/tenants/alpha', right: 200, otherTenant: 403 },

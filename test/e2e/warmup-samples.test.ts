@@ -126,6 +126,50 @@ describe('warm-up samples', () => {
     const line = metrics.split('\n').find((row) => row.startsWith('gantry_limit_rejections_total{limit="warmup_bytes"}'));
     assert.ok(line !== undefined && Number(line.slice(line.lastIndexOf(' ') + 1)) >= 1, 'the rejection is counted');
   });
+
+  test('POST …/warmup on an existing version: the sample is stored and runs on a reload; a failing one makes it UNAVAILABLE', async () => {
+    const upload = await uploadVad(gantry.baseUrl, 'vad-later');
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    assert.equal((upload.body.warmup as { status: string }).status, 'skipped');
+    const post = (body: unknown) =>
+      fetch(`${gantry.baseUrl}/v1/models/vad-later/versions/1/warmup`, {
+        method: 'POST',
+        headers: withAdminKey({ 'content-type': 'application/json' }),
+        body: JSON.stringify(body),
+      }).then(async (response) => ({ status: response.status, body: (await response.json()) as Record<string, unknown> }));
+
+    const good = await post(vadRequest());
+    assert.equal(good.status, 200, JSON.stringify(good.body));
+    assert.equal(good.body.state, 'READY');
+    assert.deepEqual(good.body.warmup, { status: 'ok' });
+
+    const misfit = vadRequest();
+    misfit.inputs.pop();
+    const bad = await post(misfit);
+    assert.equal(bad.status, 422, JSON.stringify(bad.body));
+    assert.match(String(bad.body.error), /warm-up sample failed: .*Missing input 'c'/);
+    const unavailable = await getVersion(gantry.baseUrl, 'vad-later', '1');
+    assert.equal(unavailable.body.state, 'UNAVAILABLE');
+    assert.equal((await inferJson(gantry.baseUrl, 'vad-later', vadRequest(), '1')).status, 503);
+
+    const again = await post(vadRequest());
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.state, 'READY');
+    assert.equal((await inferJson(gantry.baseUrl, 'vad-later', vadRequest(), '1')).status, 200);
+
+    const large = vadRequest();
+    large.inputs[0]!.data = randomFloats(15, 20_000, -0.5, 0.5);
+    const tooLarge = await post(large);
+    assert.equal(tooLarge.status, 413, JSON.stringify(tooLarge.body));
+    assert.match(String(tooLarge.body.error), /GANTRY_MAX_WARMUP_BYTES/);
+    assert.equal((await post({ inputs: [] })).status, 400);
+    const missing = await fetch(`${gantry.baseUrl}/v1/models/vad-later/versions/9/warmup`, {
+      method: 'POST',
+      headers: withAdminKey({ 'content-type': 'application/json' }),
+      body: JSON.stringify(vadRequest()),
+    });
+    assert.equal(missing.status, 404);
+  });
 });
 
 test('two workers: the sample runs on every instance of each worker before that worker serves the version', { timeout: 120_000 }, async () => {

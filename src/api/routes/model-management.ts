@@ -31,7 +31,7 @@ const versionSummarySchema = z.object({
   createdAt: z.string(),
 });
 
-const versionDetailSchema = versionSummarySchema.extend({
+export const versionDetailSchema = versionSummarySchema.extend({
   name: z.string(),
   platform: z.string(),
   reason: z.string().optional(),
@@ -86,7 +86,7 @@ function summary(record: ModelVersion, showsBlob: boolean) {
 }
 
 /** A version as a caller sees it: `name` is the model's name as shown to that caller (`RequestedModel.shown`). */
-function detail(record: ModelVersion, name: string, showsBlob: boolean) {
+export function detail(record: ModelVersion, name: string, showsBlob: boolean) {
   return {
     name,
     ...summary(record, showsBlob),
