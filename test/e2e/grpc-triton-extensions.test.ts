@@ -162,7 +162,7 @@ describe('gRPC: Triton extensions and grpc.health.v1', () => {
       assert.equal(upload.status, 201, `${name}: ${JSON.stringify(upload.body)}`);
     }
     // A second version of one model, so per-version answers have more than one version to choose from.
-    assert.equal((await uploadModel(gantry.baseUrl, 'tiny-mlp', models['tiny-mlp']!)).status, 201);
+    assert.equal((await uploadModel(gantry.baseUrl, 'tiny-mlp', models['tiny-mlp']!, '?duplicate=true')).status, 201);
     // Some statistics to compare: two inferences of the tiny MLP.
     for (let round = 0; round < 2; round++) {
       const reply = await call(gantry.baseUrl, 'POST', '/v2/models/tiny-mlp/infer', {
