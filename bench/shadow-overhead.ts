@@ -19,7 +19,8 @@ import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { ModelTraffic } from '../src/registry/model-traffic.js';
 import type { TrafficPolicy } from '../src/registry/traffic-policy.js';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, mulberry32, uniformFloats } from '../test/fixtures/onnx-builder.js';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, uniformFloats } from '../support/onnx-builder.js';
+import { mulberry32 } from '../support/prng.js';
 import { adminAuthorization, fixturePath, startGantry } from '../support/gantry-process.js';
 
 const [roundsText = '10', requestsText = '200', gapText = '0'] = process.argv.slice(2);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import path from 'node:path';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, onnx } from '../fixtures/onnx-builder.js';
+import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeValueInfo, onnx } from '../../support/onnx-builder.js';
 import { fixturePath, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, childPids, describeReply, infer, isAlive, mlpRequest, sleep, timedCall, waitUntil, workerChildOf } from '../helpers/reliability-harness.js';
 

@@ -28,7 +28,8 @@ import {
   tinyMlpWeights,
   type IdentityTypeName,
 } from '../fixtures/build-fixtures.js';
-import { mulberry32, uniformFloats } from '../fixtures/onnx-builder.js';
+import { uniformFloats } from '../../support/onnx-builder.js';
+import { mulberry32 } from '../../support/prng.js';
 
 type Signature = readonly { name: string; type: ort.Tensor.Type; shape: readonly (number | string)[] }[];
 
