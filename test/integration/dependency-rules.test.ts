@@ -251,3 +251,28 @@ describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
     }
   });
 });
+
+describe('dependency rules (dist/bench, dist/support)', () => {
+  /** Every local module a compiled bench or support file imports, resolved against the dist root. */
+  const localImports = (folder: string): Array<{ file: string; target: string }> =>
+    listJsFiles(path.join(repositoryRoot, 'dist', folder)).flatMap((file) => {
+      const source = readFileSync(path.join(repositoryRoot, 'dist', folder, file), 'utf8');
+      return importSpecifiers(source)
+        .filter((specifier) => specifier.startsWith('.'))
+        .map((specifier) => ({ file: `${folder}/${file}`, target: path.posix.normalize(path.posix.join(folder, path.posix.dirname(file), specifier)) }));
+    });
+
+  test('bench/ and support/ import nothing from test/ (what both need lives in support/)', () => {
+    const reaching = [...localImports('bench'), ...localImports('support')].filter(({ target }) => target.startsWith('test/'));
+    assert.deepEqual(
+      reaching.map(({ file, target }) => `${file} → ${target}`),
+      [],
+    );
+  });
+
+  test('the bench rule sees imports (self-check: bench/ does import support/ and src/)', () => {
+    const targets = localImports('bench').map(({ target }) => target);
+    assert.ok(targets.some((target) => target.startsWith('support/')));
+    assert.ok(targets.some((target) => target.startsWith('src/')));
+  });
+});
