@@ -7,19 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { call, waitUntil } from './support.js';
 import { fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
-
-/** The value of the Prometheus sample `name` whose labels are exactly `labels` (any order); 0 when absent. */
-function sampleValue(exposition: string, name: string, labels: Record<string, string>): number {
-  const wanted = Object.entries(labels)
-    .map(([label, value]) => `${label}="${value}"`)
-    .sort()
-    .join(',');
-  for (const line of exposition.split('\n')) {
-    const match = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
-    if (match?.[1] === name && match[2]!.split(',').sort().join(',') === wanted) return Number(match[3]);
-  }
-  return 0;
-}
+import { sampleValue } from '../helpers/metrics-text.js';
 
 describe('shadow traffic through a running gantry', { timeout: 120_000 }, () => {
   let gantry: GantryProcess;

@@ -19,6 +19,7 @@ import { createLogger } from '../../src/logger.js';
 import { readBytesElements, writeBytesElements } from '../../src/protocol/bytes-elements.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import { adminAuthorization, deleteKeys, fixturePath, testAdminKey } from '../helpers/gantry-process.js';
+import { sampleValue } from '../helpers/metrics-text.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 
@@ -33,19 +34,6 @@ function floats(tensorData: Uint8Array): number[] {
 
 function floatInput(name: string, shape: number[], values: number[]): CallInput {
   return { name, datatype: 'FP32', shape, content: { kind: 'json', data: values } };
-}
-
-/** The value of the Prometheus sample `name` whose labels are exactly `labels` (any order); 0 when absent. */
-function sampleValue(exposition: string, name: string, labels: Record<string, string>): number {
-  const wanted = Object.entries(labels)
-    .map(([label, value]) => `${label}="${value}"`)
-    .sort()
-    .join(',');
-  for (const line of exposition.split('\n')) {
-    const match = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
-    if (match?.[1] === name && match[2]!.split(',').sort().join(',') === wanted) return Number(match[3]);
-  }
-  return 0;
 }
 
 /** Awaits a call that must fail, and returns its GantryError. */

@@ -27,23 +27,11 @@ import { ModelTraffic } from '../../src/registry/model-traffic.js';
 import type { TrafficPolicy } from '../../src/registry/traffic-policy.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import { adminAuthorization, deleteKeys, fixturePath, testAdminKey } from '../helpers/gantry-process.js';
+import { sampleValue } from '../helpers/metrics-text.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 /** The in-flight cap of the role under test: small, so the cap test can reach it. */
 const maxShadowInFlight = 2;
-
-/** The value of the Prometheus sample `name` whose labels are exactly `labels` (any order); 0 when absent. */
-function sampleValue(exposition: string, name: string, labels: Record<string, string>): number {
-  const wanted = Object.entries(labels)
-    .map(([label, value]) => `${label}="${value}"`)
-    .sort()
-    .join(',');
-  for (const line of exposition.split('\n')) {
-    const match = /^([a-z_]+)\{([^}]*)\} (\S+)$/.exec(line);
-    if (match?.[1] === name && match[2]!.split(',').sort().join(',') === wanted) return Number(match[3]);
-  }
-  return 0;
-}
 
 function floats(data: Uint8Array): number[] {
   return [...new Float32Array(new Uint8Array(data).buffer)];

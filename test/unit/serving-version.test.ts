@@ -1,37 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, GantryError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { checkVersion } from '../../src/inference/requested-version.js';
 import { describedVersion, servingVersion, versionReference } from '../../src/inference/serving-version.js';
-import type { ModelState } from '../../src/registry/model-state.js';
-import type { ModelVersion } from '../../src/registry/model-registry.js';
-
-const signature = { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, 4] }], outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 2] }] };
-
-function version(number: string, state: ModelState, withSignature = true): ModelVersion {
-  return {
-    name: 'm',
-    version: number,
-    sha256: 'a'.repeat(64),
-    size: 1,
-    state,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    ...(withSignature ? { signature } : {}),
-  };
-}
-
-function thrown(run: () => unknown): GantryError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof GantryError);
-    return error;
-  }
-  assert.fail('expected a throw');
-}
+import { testVersion, thrownGantryError } from '../helpers/model-versions.js';
 
 // Oldest first, as the registry lists them: 1 READY, 2 READY, 3 UNAVAILABLE (unloaded), 4 LOADING (no signature yet).
-const versions = [version('1', 'READY'), version('2', 'READY'), version('3', 'UNAVAILABLE'), version('4', 'LOADING', false)];
+const versions = [testVersion('1', 'READY'), testVersion('2', 'READY'), testVersion('3', 'UNAVAILABLE'), testVersion('4', 'LOADING', false)];
 const none = new Map<string, string>();
 
 describe('servingVersion', () => {
@@ -44,23 +19,23 @@ describe('servingVersion', () => {
   });
 
   test('production pinned to a version that is not READY: 503 naming the alias and the version, no silent fallback', () => {
-    const error = thrown(() => servingVersion('m', versions, new Map([['production', '3']]), undefined));
+    const error = thrownGantryError(() => servingVersion('m', versions, new Map([['production', '3']]), undefined));
     assert.equal(error.code, ErrorCode.Unavailable);
     assert.match(error.message, /'production'.*version 3, which is UNAVAILABLE/);
     assert.equal(error.retryAfterSeconds, 1);
   });
 
   test('production pointing at a version that no longer exists: 503 saying so', () => {
-    const error = thrown(() => servingVersion('m', versions, new Map([['production', '9']]), undefined));
+    const error = thrownGantryError(() => servingVersion('m', versions, new Map([['production', '9']]), undefined));
     assert.equal(error.code, ErrorCode.Unavailable);
     assert.match(error.message, /version 9, which no longer exists/);
   });
 
   test('a named version must be READY; an unknown one is 404', () => {
     assert.equal(servingVersion('m', versions, none, '1').version, '1');
-    assert.equal(thrown(() => servingVersion('m', versions, none, '3')).code, ErrorCode.Unavailable);
-    assert.equal(thrown(() => servingVersion('m', versions, none, '4')).code, ErrorCode.Unavailable);
-    const unknown = thrown(() => servingVersion('m', versions, none, '7'));
+    assert.equal(thrownGantryError(() => servingVersion('m', versions, none, '3')).code, ErrorCode.Unavailable);
+    assert.equal(thrownGantryError(() => servingVersion('m', versions, none, '4')).code, ErrorCode.Unavailable);
+    const unknown = thrownGantryError(() => servingVersion('m', versions, none, '7'));
     assert.equal(unknown.code, ErrorCode.NotFound);
     assert.match(unknown.message, /version '7' of model 'm'/);
   });
@@ -75,26 +50,26 @@ describe('servingVersion', () => {
       ['old', '3'],
     ]);
     assert.equal(servingVersion('m', versions, aliases, 'canary').version, '2');
-    const notReady = thrown(() => servingVersion('m', versions, aliases, 'old'));
+    const notReady = thrownGantryError(() => servingVersion('m', versions, aliases, 'old'));
     assert.equal(notReady.code, ErrorCode.Unavailable);
     assert.match(notReady.message, /Alias 'old' of model 'm' points at version 3/);
   });
 
   test('an unknown alias is 404 naming it', () => {
-    const error = thrown(() => servingVersion('m', versions, none, 'canary'));
+    const error = thrownGantryError(() => servingVersion('m', versions, none, 'canary'));
     assert.equal(error.code, ErrorCode.NotFound);
     assert.match(error.message, /no version or alias 'canary'/);
   });
 
   test('an unknown model is 404; a model with nothing READY is 503', () => {
-    assert.equal(thrown(() => servingVersion('m', [], none, undefined)).code, ErrorCode.NotFound);
-    const error = thrown(() => servingVersion('m', [version('1', 'LOADING', false)], none, undefined));
+    assert.equal(thrownGantryError(() => servingVersion('m', [], none, undefined)).code, ErrorCode.NotFound);
+    const error = thrownGantryError(() => servingVersion('m', [testVersion('1', 'LOADING', false)], none, undefined));
     assert.equal(error.code, ErrorCode.Unavailable);
     assert.match(error.message, /no READY version/);
   });
 
   test('a READY version without a signature does not serve', () => {
-    assert.equal(servingVersion('m', [version('1', 'READY'), version('2', 'READY', false)], none, undefined).version, '1');
+    assert.equal(servingVersion('m', [testVersion('1', 'READY'), testVersion('2', 'READY', false)], none, undefined).version, '1');
   });
 });
 
@@ -110,9 +85,9 @@ describe('describedVersion', () => {
   });
 
   test('unknown versions and aliases are 404; an alias whose version is gone is 503', () => {
-    assert.equal(thrown(() => describedVersion('m', versions, none, '7')).code, ErrorCode.NotFound);
-    assert.equal(thrown(() => describedVersion('m', versions, none, 'canary')).code, ErrorCode.NotFound);
-    assert.equal(thrown(() => describedVersion('m', versions, new Map([['gone', '9']]), 'gone')).code, ErrorCode.Unavailable);
+    assert.equal(thrownGantryError(() => describedVersion('m', versions, none, '7')).code, ErrorCode.NotFound);
+    assert.equal(thrownGantryError(() => describedVersion('m', versions, none, 'canary')).code, ErrorCode.NotFound);
+    assert.equal(thrownGantryError(() => describedVersion('m', versions, new Map([['gone', '9']]), 'gone')).code, ErrorCode.Unavailable);
   });
 });
 
@@ -130,15 +105,15 @@ describe('what a request may name as its version', () => {
 
   test('anything else is 400 saying what is allowed, without echoing a long value', () => {
     for (const bad of ['0', '01', 'Prod', '-x', '_x', 'a b', 'a'.repeat(64), 'x'.repeat(5000), '1a']) {
-      const error = thrown(() => checkVersion(bad));
+      const error = thrownGantryError(() => checkVersion(bad));
       assert.equal(error.code, ErrorCode.InvalidArgument, bad.slice(0, 20));
       assert.ok(error.message.length < 300);
     }
-    assert.match(thrown(() => checkVersion('Prod')).message, /alias names such as "production"/);
+    assert.match(thrownGantryError(() => checkVersion('Prod')).message, /alias names such as "production"/);
   });
 
   test("'latest' is reserved: 400 explaining that naming no version is the serving one", () => {
-    const error = thrown(() => checkVersion('latest'));
+    const error = thrownGantryError(() => checkVersion('latest'));
     assert.equal(error.code, ErrorCode.InvalidArgument);
     assert.match(error.message, /'latest' is reserved/);
   });

@@ -1,37 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, GantryError } from '../../src/errors.js';
+import { ErrorCode } from '../../src/errors.js';
 import { describedVersion, randomDraw, servingVersion, stickyDraw, type TrafficRouting } from '../../src/inference/serving-version.js';
-import type { ModelState } from '../../src/registry/model-state.js';
-import type { ModelVersion } from '../../src/registry/model-registry.js';
 import type { TrafficPolicy } from '../../src/registry/traffic-policy.js';
-
-const signature = { inputs: [{ name: 'x', datatype: 'FP32' as const, shape: [-1, 4] }], outputs: [{ name: 'y', datatype: 'FP32' as const, shape: [-1, 2] }] };
-
-function version(number: string, state: ModelState, withSignature = true): ModelVersion {
-  return {
-    name: 'm',
-    version: number,
-    sha256: 'a'.repeat(64),
-    size: 1,
-    state,
-    createdAt: '2026-01-01T00:00:00.000Z',
-    ...(withSignature ? { signature } : {}),
-  };
-}
-
-function thrown(run: () => unknown): GantryError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof GantryError);
-    return error;
-  }
-  assert.fail('expected a throw');
-}
+import { testVersion, thrownGantryError } from '../helpers/model-versions.js';
 
 // 1, 2 and 3 READY, 4 UNAVAILABLE.
-const versions = [version('1', 'READY'), version('2', 'READY'), version('3', 'READY'), version('4', 'UNAVAILABLE')];
+const versions = [testVersion('1', 'READY'), testVersion('2', 'READY'), testVersion('3', 'READY'), testVersion('4', 'UNAVAILABLE')];
 const none = new Map<string, string>();
 const canary: TrafficPolicy = {
   splits: [
@@ -84,7 +59,7 @@ describe('traffic splits in the serving rule', () => {
         { version: '3', weight: 1 },
       ],
     };
-    const withoutThree = [version('1', 'READY'), version('2', 'READY'), version('3', 'UNAVAILABLE')];
+    const withoutThree = [testVersion('1', 'READY'), testVersion('2', 'READY'), testVersion('3', 'UNAVAILABLE')];
     for (let index = 0; index < 500; index++) {
       const draw = stickyDraw('m', `user-${index}`);
       const before = servingVersion('m', versions, none, undefined, { policy: three, draw }).version;
@@ -125,7 +100,7 @@ describe('traffic splits in the serving rule', () => {
         { version: '9', weight: 1 },
       ],
     };
-    const error = thrown(() => servingVersion('m', versions, none, undefined, { policy: nothingReady, draw: randomDraw }));
+    const error = thrownGantryError(() => servingVersion('m', versions, none, undefined, { policy: nothingReady, draw: randomDraw }));
     assert.equal(error.code, ErrorCode.Unavailable);
     assert.match(error.message, /versions model 'm' splits its traffic over \(4, 9\) is READY/);
     assert.equal(error.retryAfterSeconds, 1);
