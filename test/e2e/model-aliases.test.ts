@@ -11,30 +11,26 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { fixturePath, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
-import { connectInference, unaryCall, type GrpcClient, type GrpcFailure } from '../helpers/grpc-client.js';
+import { fixturePath, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { unaryCall, type GrpcClient, type GrpcFailure } from '../helpers/grpc-client.js';
 import { httpCall } from '../helpers/http.js';
 import { modelAliasesKey } from '../../src/redis-keys.js';
 import { assertError, call, waitUntil, type JsonReply } from './support.js';
+import { pairRequest, startTwoApiDeployment, type TwoApiDeployment } from '../helpers/two-api-deployment.js';
 
-const request = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] };
+const request = pairRequest;
 const maxAliases = 4;
 
 describe('model aliases', { timeout: 240_000 }, () => {
+  let deployment: TwoApiDeployment;
   let gantry: GantryProcess;
   let secondApi: GantryProcess;
   let inference: GrpcClient;
-  const keys = { reader: '', alpha: '', beta: '' };
+  let keys: TwoApiDeployment['keys'];
 
-  const admin = (method: string, urlPath: string, body?: unknown, base = gantry.baseUrl) => call(base, method, urlPath, body);
-  const as = (key: string, method: string, urlPath: string, body?: unknown) => call(gantry.baseUrl, method, urlPath, body, { authorization: `Bearer ${key}` });
-
-  async function uploadPair(name: string): Promise<void> {
-    for (const fixture of ['identity-float.onnx', 'fixed-batch.onnx']) {
-      const reply = await uploadModel(gantry.baseUrl, name, fixturePath(fixture));
-      assert.equal(reply.status, 201, JSON.stringify(reply.body));
-    }
-  }
+  const admin = (...args: Parameters<TwoApiDeployment['admin']>) => deployment.admin(...args);
+  const as = (...args: Parameters<TwoApiDeployment['as']>) => deployment.as(...args);
+  const uploadPair = (name: string) => deployment.uploadPair(name);
 
   /** The version that answered an unpinned (or `version`-named) request, and its first output value. */
   async function answer(base: string, model: string, version?: string): Promise<{ status: number; version: string; first: number; body: JsonReply['body'] }> {
@@ -44,26 +40,11 @@ describe('model aliases', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    const env = { GANTRY_MAX_ALIASES_PER_MODEL: String(maxAliases) };
-    gantry = await startGantry({ env });
-    secondApi = await startGantry({ command: 'api', env, prefix: gantry.prefix, dataDirectory: gantry.dataDirectory, redisUrl: gantry.redisUrl });
-    inference = connectInference(gantry.grpcAddress);
-    for (const id of ['alpha', 'beta']) assert.equal((await admin('POST', '/v1/tenants', { id })).status, 201);
-    const newKey = async (body: object) => {
-      const reply = await admin('POST', '/v1/keys', body);
-      assert.equal(reply.status, 201, reply.text);
-      return reply.body.key as string;
-    };
-    keys.reader = await newKey({ name: 'reader', scopes: ['models:read', 'infer'] });
-    keys.alpha = await newKey({ tenant: 'alpha', name: 'alpha', scopes: ['models:read', 'models:write', 'infer'] });
-    keys.beta = await newKey({ tenant: 'beta', name: 'beta', scopes: ['models:read', 'models:write', 'infer'] });
-    await uploadPair('pair');
+    deployment = await startTwoApiDeployment({ GANTRY_MAX_ALIASES_PER_MODEL: String(maxAliases) });
+    ({ gantry, secondApi, inference, keys } = deployment);
   });
-
   after(async () => {
-    inference?.close();
-    await secondApi?.cleanup();
-    await gantry?.cleanup();
+    await deployment?.close();
   });
 
   test('PUT answers the alias record; GET lists them; DELETE removes one (204), then 404', async () => {

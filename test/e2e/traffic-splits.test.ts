@@ -11,30 +11,26 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import { fixturePath, startGantry, testAdminKey, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
-import { connectInference, keyMetadata, unaryCall, type GrpcClient } from '../helpers/grpc-client.js';
+import { fixturePath, testAdminKey, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
+import { keyMetadata, unaryCall, type GrpcClient } from '../helpers/grpc-client.js';
 import { httpCall } from '../helpers/http.js';
 import { ModelLifecycle } from '../../src/registry/model-lifecycle.js';
 import { modelTrafficKey } from '../../src/redis-keys.js';
 import { assertError, call, waitUntil } from './support.js';
+import { pairRequest, startTwoApiDeployment, type TwoApiDeployment } from '../helpers/two-api-deployment.js';
 
-const request = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] };
+const request = pairRequest;
 
 describe('traffic splits', { timeout: 240_000 }, () => {
+  let deployment: TwoApiDeployment;
   let gantry: GantryProcess;
   let secondApi: GantryProcess;
   let inference: GrpcClient;
-  const keys = { reader: '', alpha: '', beta: '', first: '', second: '' };
+  let keys: TwoApiDeployment['keys'];
 
-  const admin = (method: string, urlPath: string, body?: unknown, base = gantry.baseUrl) => call(base, method, urlPath, body);
-  const as = (key: string, method: string, urlPath: string, body?: unknown) => call(gantry.baseUrl, method, urlPath, body, { authorization: `Bearer ${key}` });
-
-  async function uploadPair(name: string): Promise<void> {
-    for (const fixture of ['identity-float.onnx', 'fixed-batch.onnx']) {
-      const reply = await uploadModel(gantry.baseUrl, name, fixturePath(fixture));
-      assert.equal(reply.status, 201, JSON.stringify(reply.body));
-    }
-  }
+  const admin = (...args: Parameters<TwoApiDeployment['admin']>) => deployment.admin(...args);
+  const as = (...args: Parameters<TwoApiDeployment['as']>) => deployment.as(...args);
+  const uploadPair = (name: string) => deployment.uploadPair(name);
 
   /** Which version answered an unpinned request, checked against what it computed (y = x: 1, y = 2x: 2). */
   async function servedBy(model: string, headers: Record<string, string> = withAdminKey(), base = gantry.baseUrl): Promise<string> {
@@ -56,25 +52,11 @@ describe('traffic splits', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    gantry = await startGantry();
-    secondApi = await startGantry({ command: 'api', prefix: gantry.prefix, dataDirectory: gantry.dataDirectory, redisUrl: gantry.redisUrl });
-    inference = connectInference(gantry.grpcAddress);
-    for (const id of ['alpha', 'beta']) assert.equal((await admin('POST', '/v1/tenants', { id })).status, 201);
-    const newKey = async (body: object) => {
-      const reply = await admin('POST', '/v1/keys', body);
-      assert.equal(reply.status, 201, reply.text);
-      return reply.body.key as string;
-    };
-    keys.reader = await newKey({ name: 'reader', scopes: ['models:read', 'infer'] });
-    keys.alpha = await newKey({ tenant: 'alpha', name: 'alpha', scopes: ['models:read', 'models:write', 'infer'] });
-    keys.beta = await newKey({ tenant: 'beta', name: 'beta', scopes: ['models:read', 'models:write', 'infer'] });
-    await uploadPair('pair');
+    deployment = await startTwoApiDeployment();
+    ({ gantry, secondApi, inference, keys } = deployment);
   });
-
   after(async () => {
-    inference?.close();
-    await secondApi?.cleanup();
-    await gantry?.cleanup();
+    await deployment?.close();
   });
 
   test('PUT answers the policy (versions as strings, the header lower-cased); GET shows it ({} without one); DELETE 204', async () => {
