@@ -1,3 +1,4 @@
+import { finished } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -151,6 +152,16 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
    * Streams an upload into the store. Its pending reference is taken before the blob is published under its
    * sha256 (so no garbage collection can remove those bytes before the version holds them); `uploadId` names it.
    */
+  /**
+   * Reads a refused upload's file to its end and drops it (the multipart limit still bounds it): answering while
+   * the client is still sending makes many clients see a reset connection instead of the 400 or 413 that says what
+   * was wrong.
+   */
+  const discard = async (stream: Readable): Promise<void> => {
+    stream.resume();
+    await finished(stream).catch(() => undefined);
+  };
+
   const storeUpload = async (request: FastifyRequest, uploadId: string): Promise<{ blob: StoredBlob; warmupSample?: string }> => {
     // The Content-Length (of the whole body, for multipart a little more than the file) lets the store refuse an
     // upload that cannot fit before a byte of it is written.
@@ -161,8 +172,17 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     };
     if (request.isMultipart()) {
       const file = await request.file();
-      if (file === undefined || file.fieldname !== 'file') throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
-      const warmupSample = warmupSampleOf(file.fields);
+      if (file === undefined || file.fieldname !== 'file') {
+        if (file !== undefined) await discard(file.file);
+        throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
+      }
+      let warmupSample: string | undefined;
+      try {
+        warmupSample = warmupSampleOf(file.fields);
+      } catch (error) {
+        await discard(file.file);
+        throw error;
+      }
       const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, options);
       if (file.file.truncated) {
         await abandonBlob(blob.sha256, uploadId);
