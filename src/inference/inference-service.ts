@@ -99,7 +99,7 @@ export class InferenceService {
     let labels = { model: '', version: '', protocol: call.protocol };
     try {
       if (!isAcceptingWork()) throw errors.shuttingDown();
-      const serving = await catalog.serving(model, version, call);
+      const { serving, traffic } = await catalog.route(model, version, call);
       labels = { ...labels, model, version: serving.version };
       if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
       const modelConfig = await catalog.config(model);
@@ -115,9 +115,6 @@ export class InferenceService {
       // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
       if (call.signal?.aborted === true) throw errors.cancelled();
 
-      // The policy is read while the primary runs (from the catalog's cache, almost always) and used only if it
-      // has arrived by the time the primary answered: the primary never waits for it.
-      const policy = settledValue(catalog.traffic(model));
       const outputLimits = {
         maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
         maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
@@ -147,7 +144,7 @@ export class InferenceService {
       };
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-      this.shadows.mirror(policy.current, {
+      this.shadows.mirror(traffic, {
         model,
         version: serving.version,
         modelConfig,
@@ -174,16 +171,4 @@ export class InferenceService {
       throw error;
     }
   }
-}
-
-/** A promise's value once it has resolved (undefined before, or when it rejected), read without awaiting it. */
-function settledValue<T>(promise: Promise<T>): { readonly current: T | undefined } {
-  const holder: { current: T | undefined } = { current: undefined };
-  promise.then(
-    (value) => {
-      holder.current = value;
-    },
-    () => undefined,
-  );
-  return holder;
 }

@@ -175,9 +175,17 @@ export class ModelCatalog {
    * @throws 404 for unknown models, versions or aliases, 503 (retryable) when what would serve is not READY.
    */
   async serving(name: string, version?: string, call?: RoutedCall): Promise<ServingVersion> {
+    return (await this.route(name, version, call)).serving;
+  }
+
+  /**
+   * {@link serving}, with the traffic policy it was decided by: one read of the cached model gives the inference
+   * service both the version and the shadow to copy the call to.
+   */
+  async route(name: string, version?: string, call?: RoutedCall): Promise<{ serving: ServingVersion; traffic: TrafficPolicy }> {
     const { versions, aliases, traffic } = await this.model(name);
     const draw = call === undefined ? undefined : drawFor(name, traffic, call);
-    return servingVersion(name, versions, aliases, version, { policy: traffic, ...(draw === undefined ? {} : { draw }) });
+    return { serving: servingVersion(name, versions, aliases, version, { policy: traffic, ...(draw === undefined ? {} : { draw }) }), traffic };
   }
 
   /**

@@ -250,40 +250,25 @@ describe('shadow copies at shutdown', { timeout: 60_000 }, () => {
       isAcceptingWork: () => accepting,
     });
     const input = { name: 'input', datatype: 'FP32' as const, shape: [1, 4], data: new Uint8Array(16) };
-    shadows.mirror(
-      { shadow: { version: '2', percent: 100 } },
-      {
-        model: 'idle',
-        version: '1',
-        modelConfig: defaultModelConfig(),
-        descriptors: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }],
-        inputs: [input],
-        outputNames: ['output'],
-        outputLimits: { maxOutputBytes: 1024, maxJsonOutputElements: 1024, jsonOutputs: ['output'] },
-        outputs: [input],
-        timeoutMs: 60_000,
-      },
-    );
+    const primary = {
+      model: 'idle',
+      version: '1',
+      modelConfig: defaultModelConfig(),
+      descriptors: [{ name: 'input', datatype: 'FP32' as const, shape: [1, 4] }],
+      inputs: [input],
+      outputNames: ['output'],
+      outputLimits: { maxOutputBytes: 1024, maxJsonOutputElements: 1024, jsonOutputs: ['output'] },
+      outputs: [input],
+      timeoutMs: 60_000,
+    };
+    shadows.mirror({ shadow: { version: '2', percent: 100 } }, primary);
     assert.equal(shadows.inFlightCount, 1);
     accepting = false;
     await until(() => shadows.inFlightCount === 0, 'the copy in flight was cancelled');
     const exposition = await metrics.registry.metrics();
     assert.equal(sampleValue(exposition, 'gantry_shadow_requests_total', { model: 'idle', version: '2', outcome: 'shed' }), 1);
     // Once shutdown began no copy is sent at all.
-    shadows.mirror(
-      { shadow: { version: '2', percent: 100 } },
-      {
-        model: 'idle',
-        version: '1',
-        modelConfig: defaultModelConfig(),
-        descriptors: [{ name: 'input', datatype: 'FP32', shape: [1, 4] }],
-        inputs: [input],
-        outputNames: ['output'],
-        outputLimits: { maxOutputBytes: 1024, maxJsonOutputElements: 1024, jsonOutputs: ['output'] },
-        outputs: [input],
-        timeoutMs: 60_000,
-      },
-    );
+    shadows.mirror({ shadow: { version: '2', percent: 100 } }, primary);
     assert.equal(shadows.inFlightCount, 0);
     const after = await metrics.registry.metrics();
     assert.equal(sampleValue(after, 'gantry_shadow_requests_total', { model: 'idle', version: '2', outcome: 'shed' }), 2);
