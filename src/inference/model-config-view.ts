@@ -8,6 +8,7 @@ import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import { canBatch } from '../registry/batching-support.js';
 import { modelConfigSchema, type ModelConfig, type ModelConfigStore } from '../registry/model-config.js';
 import type { ModelVersion } from '../registry/model-registry.js';
+import type { TrafficPolicy } from '../registry/traffic-policy.js';
 import type { ModelCatalog } from './model-catalog.js';
 import { forModel, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
@@ -112,17 +113,19 @@ export function tritonModelConfig(name: string, versions: string[], signature: M
 
 /**
  * The version a configuration describes: the named version or alias's (any state, as long as a worker has read its
- * signature), or else the one that serves (serving-version.ts); a model with nothing that can serve (e.g. unloaded)
+ * signature), or else the one that serves (serving-version.ts; with a traffic split, its heaviest READY version, as
+ * metadata answers); a model with nothing that can serve (e.g. unloaded)
  * is described by the version `production` points at, else its newest version with a known signature, so its
  * configuration can be read and changed before it is loaded again.
  */
 function configuredVersion(
   versions: ModelVersion[],
   aliases: AliasTable,
+  traffic: TrafficPolicy,
   model: string,
   version: string | undefined,
 ): ModelVersion & { signature: ModelSignature } {
-  const described = describeOrUnavailable(versions, aliases, model, version);
+  const described = describeOrUnavailable(versions, aliases, traffic, model, version);
   if (described !== undefined) {
     if (described.signature === undefined) throw errors.modelNotReady(model, described.version, described.state);
     return described as ModelVersion & { signature: ModelSignature };
@@ -134,9 +137,15 @@ function configuredVersion(
 }
 
 /** The described version, or undefined when nothing named can serve (only then: a named version is described in any state). */
-function describeOrUnavailable(versions: ModelVersion[], aliases: AliasTable, model: string, version: string | undefined): ModelVersion | undefined {
+function describeOrUnavailable(
+  versions: ModelVersion[],
+  aliases: AliasTable,
+  traffic: TrafficPolicy,
+  model: string,
+  version: string | undefined,
+): ModelVersion | undefined {
   try {
-    return describedVersion(model, versions, aliases, version);
+    return describedVersion(model, versions, aliases, version, traffic);
   } catch (error) {
     if (version === undefined && error instanceof GantryError && error.code === ErrorCode.Unavailable) return undefined;
     throw error;
@@ -166,7 +175,8 @@ export async function describeModelConfig(
   return forModel(model, async () => {
     const versions = await sources.catalog.versions(model.qualified);
     if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-    const described = configuredVersion(versions, await sources.catalog.aliases(model.qualified), model.qualified, version);
+    const [aliases, traffic] = await Promise.all([sources.catalog.aliases(model.qualified), sources.catalog.traffic(model.qualified)]);
+    const described = configuredVersion(versions, aliases, traffic, model.qualified, version);
     return tritonModelConfig(
       model.shown,
       versions.map((candidate) => candidate.version),

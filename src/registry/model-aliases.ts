@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../errors.js';
 import { modelAliasesKey, versionKey } from '../redis-keys.js';
+import { deletingField } from './deletion-claim.js';
 import { publishRegistryEvent } from './registry-events.js';
 
 /**
@@ -58,13 +59,13 @@ export const aliasErrors = {
 
 /**
  * Sets an alias only while its version exists and the model's aliases stay within the bound, in one step, so a
- * version deleted at the same moment never ends up with an alias pointing at it (model-management deletes the
- * version first and then the aliases pointing at it: whichever comes first, nothing dangles).
+ * version deleted at the same moment never ends up with an alias pointing at it: a version a delete has claimed
+ * (deletion-claim.ts) counts as gone, and a forced delete removes the aliases pointing at it after the version.
  * KEYS: aliases hash, version record. ARGV: alias, stored value, most aliases. Returns 1 set, 0 no such version,
  * -1 too many aliases.
  */
 const setAliasScript = `
-if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('HEXISTS', KEYS[2], '${deletingField}') == 1 then return 0 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`;

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../errors.js';
 import { modelTrafficKey, versionKey } from '../redis-keys.js';
+import { deletingField } from './deletion-claim.js';
 import { publishRegistryEvent } from './registry-events.js';
 import type { StickyBy, TrafficPolicy } from './traffic-policy.js';
 
@@ -20,13 +21,13 @@ export const trafficErrors = {
 };
 
 /**
- * Stores a policy only while every version it names exists, in one step, so a policy never starts out naming a
- * version deleted at the same moment. KEYS: policy key, then one version record per named version. ARGV: the
+ * Stores a policy only while every version it names exists and no delete has claimed it (deletion-claim.ts), in one
+ * step, so a policy never starts out naming a version deleted at the same moment. KEYS: policy key, then one version record per named version. ARGV: the
  * stored JSON. Returns 0 when stored, else the (1-based) position of the first version that does not exist.
  */
 const setPolicyScript = `
 for index = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[index]) == 0 then return index - 1 end
+  if redis.call('EXISTS', KEYS[index]) == 0 or redis.call('HEXISTS', KEYS[index], '${deletingField}') == 1 then return index - 1 end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return 0`;

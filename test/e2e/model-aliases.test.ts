@@ -258,6 +258,49 @@ describe('model aliases', { timeout: 240_000 }, () => {
     }
   });
 
+  test('a delete without force racing an alias set and a traffic policy either refuses (409) or leaves nothing naming the version', async () => {
+    await uploadPair('raced');
+    const outcomes = { deleted: 0, refused: 0 };
+    for (let round = 0; round < 20; round++) {
+      const uploaded = await uploadModel(gantry.baseUrl, 'raced', fixturePath('identity-float.onnx'), '?duplicate=true');
+      assert.equal(uploaded.status, 201);
+      const version = uploaded.body.version as string;
+      const [aliasSet, deleted, policySet] = await Promise.all([
+        admin('PUT', '/v1/models/raced/aliases/racing', { version }),
+        admin('DELETE', `/v1/models/raced/versions/${version}`, undefined, secondApi.baseUrl),
+        admin(
+          'PUT',
+          '/v1/models/raced/traffic',
+          {
+            splits: [
+              { version: '1', weight: 9 },
+              { version, weight: 1 },
+            ],
+          },
+          secondApi.baseUrl,
+        ),
+      ]);
+      const exists = (await admin('GET', `/v1/models/raced/versions/${version}`)).status === 200;
+      const aliases = (await admin('GET', '/v1/models/raced/aliases')).body.aliases as Array<{ alias: string; version: string }>;
+      const policy = (await admin('GET', '/v1/models/raced/traffic')).body as { splits?: Array<{ version: string }> };
+      const named = aliases.some((alias) => alias.version === version) || (policy.splits ?? []).some((split) => split.version === version);
+      if (deleted.status === 204) {
+        outcomes.deleted++;
+        assert.equal(exists, false, `round ${round}`);
+        assert.equal(named, false, `round ${round}: a deleted version is named (alias ${aliasSet.status}, policy ${policySet.status})`);
+      } else {
+        outcomes.refused++;
+        assert.equal(deleted.status, 409, deleted.text);
+        assert.equal(exists, true, `round ${round}`);
+        assert.ok(named, `round ${round}: the delete was refused, so something names the version`);
+      }
+      // The next round starts with nothing naming a version.
+      assert.ok([200, 204, 404].includes((await admin('DELETE', '/v1/models/raced/traffic')).status));
+      assert.ok([204, 404].includes((await admin('DELETE', '/v1/models/raced/aliases/racing')).status));
+    }
+    assert.equal(outcomes.deleted + outcomes.refused, 20);
+  });
+
   test('moving production reaches both API processes within 1 s, with no failed request during the move', async () => {
     await uploadPair('rollout');
     assert.equal((await admin('PUT', '/v1/models/rollout/aliases/production', { version: '1' })).status, 200);

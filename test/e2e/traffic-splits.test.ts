@@ -281,6 +281,11 @@ describe('traffic splits', { timeout: 240_000 }, () => {
     }
     // The metadata of the model describes the split's version (fixed-batch's static shape).
     assert.deepEqual((await admin('GET', '/v2/models/named')).body.inputs[0].shape, [1, 4]);
+    // So does its configuration (not production's version, which the split overrides).
+    const config = await admin('GET', '/v2/models/named/config');
+    assert.equal(config.status, 200, config.text);
+    assert.deepEqual(config.body.input[0].dims, [1, 4]);
+    assert.equal(config.body.max_batch_size, 0);
   });
 
   test('a version the policy names: DELETE is 409; ?force=true deletes it and leaves the policy; deleting the model deletes it', async () => {

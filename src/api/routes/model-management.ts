@@ -9,7 +9,8 @@ import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { errorBodySchema, onnxPlatform, tensorMetadataSchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
 import { aliasErrors } from '../../registry/model-aliases.js';
-import { trafficErrors, versionsNamed } from '../../registry/model-traffic.js';
+import { trafficErrors } from '../../registry/model-traffic.js';
+import { claimVersionDeletion } from '../../registry/deletion-claim.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -424,15 +425,12 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       const model = requestedModel(request.principal, request.params.model);
       const version = checkVersion(request.params.version)!;
       return forModel(model, async () => {
-        const record = await registry.getVersion(model.qualified, version);
-        if (record === undefined) throw errors.modelNotFound(model.qualified, version);
-        const pointing = (await aliases.list(model.qualified)).filter((alias) => alias.version === version).map((alias) => alias.alias);
-        if (pointing.length > 0 && request.query.force !== 'true') throw aliasErrors.versionHasAliases(model.qualified, version, pointing);
+        // The check and the claim are one step: no alias or policy can come to name the version before it is gone.
+        const claim = await claimVersionDeletion(services.redis, config.GANTRY_QUEUE_PREFIX, model.qualified, version, request.query.force === 'true');
+        if (claim.outcome === 'not-found') throw errors.modelNotFound(model.qualified, version);
+        if (claim.outcome === 'aliased') throw aliasErrors.versionHasAliases(model.qualified, version, claim.aliases);
         // A forced delete leaves the policy: a split version that is gone gets no traffic (serving-version.ts).
-        const policy = await traffic.get(model.qualified);
-        if (policy !== undefined && versionsNamed(policy).includes(version) && request.query.force !== 'true') {
-          throw trafficErrors.versionNamed(model.qualified, version);
-        }
+        if (claim.outcome === 'named-by-traffic') throw trafficErrors.versionNamed(model.qualified, version);
         // A version callers may have used: its file goes after the grace period (GANTRY_BLOB_GC_GRACE_MS), not at
         // the next collection as a refused upload's does (rejectVersion).
         await registry.deleteVersion(model.qualified, version);
