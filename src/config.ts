@@ -1,4 +1,6 @@
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { z } from 'zod';
+import { RedisEndpointError, parseRedisUrl, redisUrlProblem, sentinelUrlOf } from './queue/redis-endpoint.js';
 
 /** Parses "true"/"false"/"1"/"0" strictly: `z.coerce.boolean()` would turn "false" into true. */
 const booleanFlag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
@@ -8,7 +10,27 @@ const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   /** Port of the Open Inference Protocol over gRPC, served by the API role on HOST; 0 turns gRPC off. */
   GANTRY_GRPC_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
-  REDIS_URL: z.string().url().optional(),
+  /** One server (`redis://`, `rediss://` for TLS) or a Sentinel master (`redis+sentinel://h:p,h:p/name`): redis-endpoint.ts. */
+  REDIS_URL: z
+    .string()
+    .superRefine((url, context) => {
+      const problem = redisUrlProblem(url);
+      if (problem !== undefined) context.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
+  /** The sentinels (`host:port,host:port`), with REDIS_SENTINEL_NAME: the same as a redis+sentinel:// REDIS_URL. */
+  REDIS_SENTINELS: z.string().optional(),
+  REDIS_SENTINEL_NAME: z.string().optional(),
+  /** The sentinels' own password (their `requirepass`), when they have one; the servers' goes in the URL. */
+  REDIS_SENTINEL_PASSWORD: z.string().optional(),
+  /** TLS to the sentinels and servers with REDIS_SENTINELS (a URL says it with rediss+sentinel://). */
+  REDIS_SENTINEL_TLS: booleanFlag.default(false),
+  /** PEM file of the CA that signed the Redis servers' certificates, for rediss:// with a private CA. */
+  REDIS_TLS_CA_FILE: z
+    .string()
+    .min(1)
+    .refine((file) => isReadableFile(file), 'cannot be read: give the path of a PEM file of the CA that signed the Redis certificates')
+    .optional(),
   GANTRY_DATA_DIR: z.string().min(1).default('./data'),
   /**
    * `gantry start` without REDIS_URL: `auto` uses a Redis answering on 127.0.0.1:6379, else starts a private
@@ -198,13 +220,61 @@ export function loadConfig(environment: ConfigInput | NodeJS.ProcessEnv = proces
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
-  if (parsed.data.GANTRY_AUTH === 'off' && !isLoopbackHost(parsed.data.HOST)) {
+  const config = { ...parsed.data, REDIS_URL: resolvedRedisUrl(parsed.data) };
+  if (config.GANTRY_AUTH === 'off' && !isLoopbackHost(config.HOST)) {
     throw new ConfigError(
       `Invalid configuration: GANTRY_AUTH=off is refused with HOST=${parsed.data.HOST}: without authentication anyone who reaches the port can upload, replace and delete every model. ` +
         'Turn it off only on a loopback address (HOST=127.0.0.1), or keep GANTRY_AUTH=on and send the admin key.',
     );
   }
-  return parsed.data;
+  return config;
+}
+
+/**
+ * REDIS_URL, or the redis+sentinel:// URL that REDIS_SENTINELS and REDIS_SENTINEL_NAME stand for: the rest of
+ * Gantry, and the workers `gantry start` forks with REDIS_URL set, know that one variable only. Both may be set
+ * when they name the same sentinels and master (a forked worker inherits both); otherwise that is refused.
+ */
+function resolvedRedisUrl(config: Config): string | undefined {
+  const { REDIS_URL: url, REDIS_SENTINELS: sentinels, REDIS_SENTINEL_NAME: masterName } = config;
+  if (sentinels === undefined && masterName === undefined) return url;
+  if (sentinels === undefined || masterName === undefined) {
+    throw new ConfigError(
+      `Invalid configuration: ${sentinels === undefined ? 'REDIS_SENTINEL_NAME is set without REDIS_SENTINELS' : 'REDIS_SENTINELS is set without REDIS_SENTINEL_NAME'}: ` +
+        'set both (REDIS_SENTINELS=host:port,host:port and REDIS_SENTINEL_NAME=the name in `sentinel monitor <name> …`), or neither.',
+    );
+  }
+  let composed: string;
+  try {
+    composed = sentinelUrlOf(sentinels, masterName, config.REDIS_SENTINEL_TLS);
+  } catch (error) {
+    if (error instanceof RedisEndpointError) throw new ConfigError(`Invalid configuration: REDIS_SENTINELS / REDIS_SENTINEL_NAME: ${error.message}`);
+    throw error;
+  }
+  if (url === undefined) return composed;
+  const given = parseRedisUrl(url);
+  const wanted = parseRedisUrl(composed);
+  const same =
+    given.kind === 'sentinel' &&
+    wanted.kind === 'sentinel' &&
+    given.masterName === wanted.masterName &&
+    given.tls === wanted.tls &&
+    JSON.stringify(given.sentinels) === JSON.stringify(wanted.sentinels);
+  if (!same) {
+    throw new ConfigError(
+      'Invalid configuration: REDIS_URL and REDIS_SENTINELS/REDIS_SENTINEL_NAME name different Redis deployments: set one of them (a redis+sentinel:// REDIS_URL says the same as the two variables).',
+    );
+  }
+  return url;
+}
+
+function isReadableFile(file: string): boolean {
+  try {
+    accessSync(file, fsConstants.R_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** True for addresses only this machine can reach: 127.0.0.0/8, ::1 and `localhost`. */

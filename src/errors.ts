@@ -112,13 +112,17 @@ export function describeValue(value: unknown, maxCharacters = 40): string {
 // Factories: call sites say what happened, the factory decides the code and the wording.
 /**
  * True for the errors ioredis raises when Redis cannot be reached (offline queue disabled, connection closed,
- * retries exhausted): those mean "try again shortly", not a bug.
+ * retries exhausted), and for the replies of a Redis in the middle of a failover (a demoted master's READONLY,
+ * MASTERDOWN, a replica still LOADING, a blocked command UNBLOCKED by the role change, no sentinel answering):
+ * those mean "try again shortly", not a bug.
  */
 export function isRedisUnavailableError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   return (
     error.name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTCONN|connect ETIMEDOUT/.test(error.message)
+    /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTCONN|connect ETIMEDOUT|All sentinels are unreachable/.test(error.message) ||
+    /^(READONLY|MASTERDOWN|LOADING|UNBLOCKED) /.test(error.message) ||
+    /READONLY You can't write against a read only replica/.test(error.message)
   );
 }
 

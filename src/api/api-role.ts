@@ -6,7 +6,7 @@ import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
 import { inferenceQueueName } from '../redis-keys.js';
-import { createRedis, waitForReady } from '../queue/redis-connection.js';
+import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { BlobCollector } from '../registry/blob-collector.js';
 import { ModelConfigStore } from '../registry/model-config.js';
@@ -75,8 +75,8 @@ export class ApiRole {
     onAdminKey: (outcome: AdminKeyOutcome) => void = (outcome) => logAdminKey(outcome, logger),
   ): Promise<ApiRole> {
     const prefix = config.GANTRY_QUEUE_PREFIX;
-    const redis = createRedis(config.REDIS_URL, 'producer', 'api');
-    const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber');
+    const redis = createRedis(config.REDIS_URL, 'producer', 'api', redisEndpointSettings(config));
+    const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber', redisEndpointSettings(config));
     for (const client of [redis, subscriber]) client.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
     const store = new FileModelStore(config.GANTRY_DATA_DIR, {
       maxStoreBytes: config.GANTRY_MAX_STORE_BYTES,

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { redisEndpointSettings } from '../queue/redis-connection.js';
 import { commandRedisUrl, connectCommandRedis } from '../runtime/command-redis.js';
 import { rotateAdminKey } from './admin-key.js';
 
@@ -16,7 +17,7 @@ export async function runAdminKeyCommand(
     print('Usage: gantry admin-key rotate    prints a new admin key and revokes the old one at once');
     return 2;
   }
-  const redis = await connectCommandRedis(await commandRedisUrl(config), 'admin-key');
+  const redis = await connectCommandRedis(await commandRedisUrl(config), 'admin-key', redisEndpointSettings(config));
   if (redis === undefined) {
     print(
       'No Redis answers for this deployment. Set REDIS_URL (and GANTRY_QUEUE_PREFIX) as the API has them; with `gantry start` and its private redis-server, run this while it runs, with the same GANTRY_DATA_DIR.',

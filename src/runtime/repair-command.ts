@@ -1,7 +1,8 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
-import { createRedis, type Redis } from '../queue/redis-connection.js';
+import { createRedis, redisEndpointSettings, type Redis } from '../queue/redis-connection.js';
+import { describeRedisEndpoint } from '../queue/redis-endpoint.js';
 import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { ModelConfigStore } from '../registry/model-config.js';
@@ -12,16 +13,6 @@ import { deploymentMarkerKey } from '../redis-keys.js';
 
 /** How long repair waits for an API process that is rebuilding the registry itself. */
 const busyWaitMs = 30_000;
-
-/** Where Redis is, for a message: host and port, never the password a URL may carry. */
-function describeRedis(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.hostname}:${parsed.port || '6379'}`;
-  } catch {
-    return 'the configured Redis';
-  }
-}
 
 /**
  * `gantry repair`: rebuilds the model registry in Redis (REDIS_URL, GANTRY_QUEUE_PREFIX) from the records kept
@@ -36,9 +27,9 @@ export async function runRepairCommand(
   print: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
 ): Promise<number> {
   const redisUrl = await commandRedisUrl(config);
-  const where = describeRedis(redisUrl);
+  const where = describeRedisEndpoint(redisUrl);
   const prefix = config.GANTRY_QUEUE_PREFIX;
-  const redis = await connectCommandRedis(redisUrl, 'repair');
+  const redis = await connectCommandRedis(redisUrl, 'repair', redisEndpointSettings(config));
   if (redis === undefined) {
     print(
       `No Redis answers at ${where}${config.REDIS_URL === undefined ? ' (REDIS_URL is not set)' : ''}. Start the Redis this deployment uses, or set REDIS_URL to it, and run \`gantry repair\` again. ` +
@@ -111,7 +102,7 @@ async function loadAndReport(
 ): Promise<void> {
   const loading = restored.filter((version) => version.state === 'LOADING');
   if (loading.length === 0) return;
-  const subscriber = createRedis(redisUrl, 'consumer', 'repair-subscriber');
+  const subscriber = createRedis(redisUrl, 'consumer', 'repair-subscriber', redisEndpointSettings(config));
   subscriber.on('error', () => undefined);
   const replies = new ReplyListener(subscriber, redis, config.GANTRY_QUEUE_PREFIX, logger);
   const producer = new InferenceProducer(redis, replies, { prefix: config.GANTRY_QUEUE_PREFIX, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);

@@ -8,7 +8,7 @@ import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { controlQueueName, inferenceQueueName } from '../redis-keys.js';
-import { createRedis } from '../queue/redis-connection.js';
+import { createRedis, redisEndpointSettings } from '../queue/redis-connection.js';
 import { DoorbellListener } from '../queue/work-doorbell.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { followRegistryEvents, type RegistryEvent } from '../registry/registry-events.js';
@@ -75,10 +75,10 @@ export class WorkerRole {
     private readonly config: Config & { REDIS_URL: string },
     private readonly logger: Logger,
   ) {
-    this.connection = createRedis(config.REDIS_URL, 'consumer', 'worker-bullmq');
-    this.commands = createRedis(config.REDIS_URL, 'consumer', 'worker-commands');
-    this.subscriber = createRedis(config.REDIS_URL, 'consumer', 'worker-events');
-    this.doorbellConnection = createRedis(config.REDIS_URL, 'consumer', 'worker-doorbell');
+    this.connection = createRedis(config.REDIS_URL, 'consumer', 'worker-bullmq', redisEndpointSettings(config));
+    this.commands = createRedis(config.REDIS_URL, 'consumer', 'worker-commands', redisEndpointSettings(config));
+    this.subscriber = createRedis(config.REDIS_URL, 'consumer', 'worker-events', redisEndpointSettings(config));
+    this.doorbellConnection = createRedis(config.REDIS_URL, 'consumer', 'worker-doorbell', redisEndpointSettings(config));
     for (const client of [this.connection, this.commands, this.subscriber, this.doorbellConnection]) {
       client.on('error', (error) => this.logger.warn({ connection: client.options.connectionName, err: error.message }, 'redis connection error'));
     }
