@@ -133,6 +133,11 @@ export function modelTrafficKey(prefix: string, model: string): string {
   return `${prefix}:model:{${model}}:traffic`;
 }
 
+/** String (TTL): why a load refused an upload's bytes, for identical uploads that waited on it (registry/refused-uploads.ts). */
+export function refusedUploadKey(prefix: string, model: string, sha256: string): string {
+  return `${prefix}:model:{${model}}:refused:${sha256}`;
+}
+
 /** Hash: one version's statistics, flushed by workers (worker/statistics-buffer.ts), read by the API. */
 export function statisticsKey(prefix: string, model: string, version: string): string {
   return `${prefix}:stats:{${model}}:${version}`;
@@ -239,4 +244,16 @@ export function usageTenantsKey(prefix: string): string {
 /** String: marks one flush as applied, so a flush retried after a lost reply is not counted twice. */
 export function usageFlushKey(prefix: string, flushId: string): string {
   return `${prefix}:usage{usage}:flush:${flushId}`;
+}
+
+// ----- Worker pools (workers-view/): which live workers serve which models, all under `{gantry}` ---------------------
+
+/** String (JSON, with a TTL): one worker's announcement, the models it serves and its device, renewed while it runs. */
+export function workerAnnouncementKey(prefix: string, workerId: string): string {
+  return `${prefix}:workers{gantry}:${workerId}`;
+}
+
+/** Set: the ids of the workers that announced themselves (an id whose announcement expired is removed by readers). */
+export function workerAnnouncementsKey(prefix: string): string {
+  return `${prefix}:workers{gantry}`;
 }

@@ -104,10 +104,25 @@ describe('idempotent uploads', { timeout: 180_000 }, () => {
     const statuses = replies.map((reply) => reply.status).sort();
     assert.deepEqual(statuses, [200, ...Array<number>(18).fill(200), 201].sort(), JSON.stringify(replies.map((reply) => reply.body)));
     for (const reply of replies) assert.equal(reply.body.version, '1', JSON.stringify(reply.body));
+    // Each identical upload waited for the version's load, as the one that created it did.
+    for (const reply of replies) assert.equal(reply.body.state, 'READY', JSON.stringify(reply.body));
     for (const reply of replies.filter((candidate) => candidate.status === 200)) assert.equal(reply.body.existing, true);
     assert.deepEqual(await versionNumbers('crowd'), ['1']);
     assert.deepEqual(await redis.smembers(blobReferencesKey(gantry.prefix, sha256)), ['crowd/1'], 'one version references the blob');
     await assertNoPendingReference(sha256);
+  });
+
+  test('concurrent identical uploads of a file that fails its load are each told why (422); no answer names a version that vanished', async () => {
+    const file = fixturePath('random-bytes.onnx');
+    for (let round = 0; round < 3; round++) {
+      const model = `refused-${round}`;
+      const replies = await Promise.all(Array.from({ length: 5 }, () => uploadModel(gantry.baseUrl, model, file)));
+      for (const reply of replies) {
+        assertError({ ...reply, headers: new Headers() }, 422, 'INVALID_MODEL', /not a loadable ONNX model: \S.{3,}/);
+      }
+      assert.deepEqual(await versionNumbers(model), [], 'no version is left');
+      await assertNoPendingReference(await sha256OfFile(file));
+    }
   });
 
   test('after the version is deleted the same bytes make a new version, and its file stays through collections', async () => {

@@ -11,6 +11,7 @@ import { executionConfigOf } from '../../registry/model-config.js';
 import { aliasErrors } from '../../registry/model-aliases.js';
 import { trafficErrors } from '../../registry/model-traffic.js';
 import { claimVersionDeletion } from '../../registry/deletion-claim.js';
+import { recordUploadRefusal, uploadRefusalOf } from '../../registry/refused-uploads.js';
 import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
@@ -106,6 +107,9 @@ const uploadErrors = {
       `Invalid version number '${version.slice(0, 50)}': a chosen version is a positive integer from 1 to 999999999 (aliases are set with PUT /v1/models/{model}/aliases/{alias}).`,
     ),
 };
+
+/** How often an upload answered by an identical version still loading looks at its state. */
+const settlePollMs = 50;
 
 /** Largest rest of a refused upload's body that is read and dropped rather than cut by closing the connection. */
 const drainableRestBytes = 1024 * 1024;
@@ -216,6 +220,19 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
     catalog.invalidate(record.name);
   };
 
+  /**
+   * A version once it is no longer LOADING (READY or UNAVAILABLE), or as it is when GANTRY_LOAD_TIMEOUT_MS passes
+   * first; undefined when it went meanwhile. Polls: an identical upload is rare and short-lived.
+   */
+  const settledVersion = async (model: string, version: string): Promise<ModelVersion | undefined> => {
+    const deadline = Date.now() + config.GANTRY_LOAD_TIMEOUT_MS;
+    for (;;) {
+      const current = await registry.getVersion(model, version);
+      if (current === undefined || current.state !== 'LOADING' || Date.now() >= deadline) return current;
+      await new Promise((resolve) => setTimeout(resolve, settlePollMs));
+    }
+  };
+
   const receiveUpload = async (request: FastifyRequest, reply: FastifyReply, upload: { model: string; version?: string; query: UploadQuery }) => {
     const requested = requestedModel(request.principal, upload.model);
     const model = requested.qualified;
@@ -251,25 +268,46 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       // A new version of an existing model loads with that model's configuration (instances, threads, …), which
       // its durable record keeps too.
       const modelConfig = await services.modelConfigs.get(model);
-      let uploaded: UploadedVersion;
-      try {
-        uploaded = await registry.uploadVersion(model, blob, {
-          uploadId,
-          configAtUpload: modelConfig,
-          caps,
-          onCapRefused: countCapRefusal,
-          duplicate: upload.query.duplicate === 'true',
-          ...(upload.version === undefined ? {} : { version: upload.version }),
-        });
-      } catch (error) {
-        await abandonBlob(blob.sha256, uploadId).catch(() => undefined);
-        throw error;
+      const createOrFind = async (pendingId: string): Promise<UploadedVersion> => {
+        try {
+          return await registry.uploadVersion(model, blob, {
+            uploadId: pendingId,
+            configAtUpload: modelConfig,
+            caps,
+            onCapRefused: countCapRefusal,
+            duplicate: upload.query.duplicate === 'true',
+            ...(upload.version === undefined ? {} : { version: upload.version }),
+          });
+        } catch (error) {
+          await abandonBlob(blob.sha256, pendingId).catch(() => undefined);
+          throw error;
+        }
+      };
+      let uploaded = await createOrFind(uploadId);
+      if (uploaded.existing && upload.query.wait !== 'false') {
+        // The version that holds these bytes is answered once its load (another request's) has settled, as this
+        // upload's own would be.
+        const settled = await settledVersion(model, uploaded.record.version);
+        if (settled !== undefined) uploaded = { record: settled, existing: true };
+        else {
+          // It went while this upload waited: its load refused these bytes, and this upload is refused the same way.
+          const refusal = await uploadRefusalOf(services.redis, config.GANTRY_QUEUE_PREFIX, model, blob.sha256);
+          if (refusal !== undefined) throw new GantryError(ErrorCode.InvalidModel, refusal);
+          // Or it was deleted (or failed another upload's warm-up sample): the bytes make a version of their own.
+          // The file outlives its last version by the grace period, so it is still in the store.
+          const retryId = randomUUID();
+          await references.takePending(blob.sha256, retryId);
+          if (!(await store.exists(blob.sha256))) {
+            await abandonBlob(blob.sha256, retryId);
+            throw new GantryError(ErrorCode.Unavailable, 'The identical version this upload matched was removed meanwhile, with its file; upload again.');
+          }
+          uploaded = await createOrFind(retryId);
+        }
       }
       const { record } = uploaded;
       if (uploaded.existing) {
-        // The version that holds these bytes answers as it is now (LOADING, READY or UNAVAILABLE), whatever ?wait
-        // says: its load is another request's. The registry dropped this upload's pending reference; the version's
-        // own reference keeps the file.
+        // The version that holds these bytes answers (with ?wait=false as it is now: LOADING, READY or
+        // UNAVAILABLE). The registry dropped this upload's pending reference; the version's own keeps the file.
         return reply.status(200).send({ ...detail(record, requested.shown, true), existing: true });
       }
       if (warmupSample !== undefined) {
@@ -295,9 +333,13 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         await load;
       } catch (error) {
         if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
+          const sampleFailed = error.message.startsWith(warmupFailurePrefix);
+          const refusal = sampleFailed || error.message.startsWith('The uploaded file') ? error : errors.invalidModel(error.message);
+          // Before the version goes, so identical uploads waiting on it find why (a failed warm-up sample is this
+          // upload's own: they load the bytes again instead).
+          if (!sampleFailed) await recordUploadRefusal(services.redis, config.GANTRY_QUEUE_PREFIX, model, blob.sha256, refusal.message);
           await rejectVersion(record);
-          const passedOn = error.message.startsWith('The uploaded file') || error.message.startsWith(warmupFailurePrefix);
-          throw passedOn ? error : errors.invalidModel(error.message);
+          throw refusal;
         }
         if (error instanceof GantryError && error.code === ErrorCode.DeadlineExceeded) {
           // No worker answered in time; the load request stays queued and completes when one does.
