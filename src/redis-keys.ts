@@ -133,6 +133,11 @@ export function modelTrafficKey(prefix: string, model: string): string {
   return `${prefix}:model:{${model}}:traffic`;
 }
 
+/** Lock: held while a model's aliases and traffic policy are written to the store's records (registry/routing-records.ts). */
+export function modelRoutingLockKey(prefix: string, model: string): string {
+  return `${prefix}:model:{${model}}:routing-lock`;
+}
+
 /** String (TTL): why a load refused an upload's bytes, for identical uploads that waited on it (registry/refused-uploads.ts). */
 export function refusedUploadKey(prefix: string, model: string, sha256: string): string {
   return `${prefix}:model:{${model}}:refused:${sha256}`;

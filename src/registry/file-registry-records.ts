@@ -3,7 +3,7 @@ import path from 'node:path';
 import { isValidQualifiedModelName } from '../auth/model-names.js';
 import type { ModelSignature } from '../protocol/signature.js';
 import { createFileDurablyIfAbsent, readTextIfExists, writeFileDurably } from './durable-file.js';
-import type { RegistryRecords, StoredModel, VersionRecord } from './registry-records.js';
+import type { ModelRouting, RegistryRecords, StoredModel, VersionRecord } from './registry-records.js';
 
 const versionFilePattern = /^([1-9][0-9]{0,15})\.json$/;
 const recordSchemaVersion = 1;
@@ -33,7 +33,8 @@ function folderNameOf(name: string): string {
 
 /**
  * Registry records as small JSON files under `<data>/registry/<prefix>/` (layout in docs: deployment.json;
- * models/<name>/<version>.json, a record or a tombstone; <version>.signature.json; config.json). One file per
+ * models/<name>/<version>.json, a record or a tombstone; <version>.signature.json; <version>.warmup.json;
+ * config.json; routing.json, the aliases and traffic policy). One file per
  * version, so concurrent uploads of different versions never write the same file.
  */
 export class FileRegistryRecords implements RegistryRecords {
@@ -53,6 +54,10 @@ export class FileRegistryRecords implements RegistryRecords {
 
   private signatureFile(name: string, version: string): string {
     return path.join(this.modelFolder(name), `${version}.signature.json`);
+  }
+
+  private warmupSampleFile(name: string, version: string): string {
+    return path.join(this.modelFolder(name), `${version}.warmup.json`);
   }
 
   async readDeploymentId(): Promise<string | undefined> {
@@ -81,11 +86,27 @@ export class FileRegistryRecords implements RegistryRecords {
     await writeFileDurably(this.signatureFile(name, version), JSON.stringify(signature));
   }
 
+  async writeWarmupSample(name: string, version: string, sample: string): Promise<void> {
+    await mkdir(this.modelFolder(name), { recursive: true });
+    await writeFileDurably(this.warmupSampleFile(name, version), JSON.stringify({ sample }));
+  }
+
+  async writeRouting(name: string, routing: ModelRouting | undefined): Promise<void> {
+    const file = path.join(this.modelFolder(name), 'routing.json');
+    if (routing === undefined) {
+      await rm(file, { force: true });
+      return;
+    }
+    await mkdir(this.modelFolder(name), { recursive: true });
+    await writeFileDurably(file, JSON.stringify({ name, ...routing }));
+  }
+
   async markDeleted(name: string, version: string): Promise<void> {
     await mkdir(this.modelFolder(name), { recursive: true });
     const tombstone: Tombstone = { schemaVersion: recordSchemaVersion, name, version, deletedAt: new Date().toISOString() };
     await writeFileDurably(this.versionFile(name, version), JSON.stringify(tombstone));
     await rm(this.signatureFile(name, version), { force: true });
+    await rm(this.warmupSampleFile(name, version), { force: true });
   }
 
   async highestVersion(name: string): Promise<number> {
@@ -118,6 +139,51 @@ export class FileRegistryRecords implements RegistryRecords {
 }
 
 /**
+ * The sha256 of every warm-up sample a live version names, over every deployment whose records are under
+ * `registryRoot` (the samples' folder is the data directory's, shared like the blobs).
+ */
+export async function warmupSamplesNamedByRecords(registryRoot: string): Promise<Set<string>> {
+  const named = new Set<string>();
+  for (const prefix of await listNames(registryRoot)) {
+    const modelsFolder = path.join(registryRoot, prefix, 'models');
+    for (const folderName of await listNames(modelsFolder)) {
+      const folder = path.join(modelsFolder, folderName);
+      for (const file of await readVersionFiles(folder)) {
+        if (isTombstone(file)) continue;
+        const sample = await readWarmupSampleFile(folder, file.version);
+        if (sample !== undefined) named.add(sample);
+      }
+    }
+  }
+  return named;
+}
+
+/** A version's warm-up sample record, or undefined (none, or unreadable: the sample then simply is not named). */
+async function readWarmupSampleFile(folder: string, version: string): Promise<string | undefined> {
+  const text = await readTextIfExists(path.join(folder, `${version}.warmup.json`)).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(text) as { sample?: unknown };
+    return typeof parsed.sample === 'string' ? parsed.sample : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A model's routing record, or undefined (none, or unreadable). */
+async function readRoutingFile(folder: string): Promise<ModelRouting | undefined> {
+  const text = await readTextIfExists(path.join(folder, 'routing.json')).catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const parsed = JSON.parse(text) as { aliases?: unknown; traffic?: unknown };
+    if (!Array.isArray(parsed.aliases)) return undefined;
+    return { aliases: parsed.aliases as ModelRouting['aliases'], ...(parsed.traffic === undefined ? {} : { traffic: parsed.traffic }) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The sha256 of every blob a live version record names, over every deployment whose records are under
  * `registryRoot` (a data directory shared by several queue prefixes keeps each one's blobs).
  */
@@ -146,10 +212,22 @@ async function readModelFolder(folder: string): Promise<StoredModel | undefined>
     if (isTombstone(file)) continue;
     const { schemaVersion: _schemaVersion, ...record } = file;
     const signatureText = await readTextIfExists(path.join(folder, `${file.version}.signature.json`));
-    versions.push(signatureText === undefined ? record : { ...record, signature: JSON.parse(signatureText) as ModelSignature });
+    const warmupSample = await readWarmupSampleFile(folder, file.version);
+    versions.push({
+      ...record,
+      ...(signatureText === undefined ? {} : { signature: JSON.parse(signatureText) as ModelSignature }),
+      ...(warmupSample === undefined ? {} : { warmupSample }),
+    });
   }
   versions.sort((a, b) => Number(a.version) - Number(b.version));
-  return { name, highestVersion, versions, ...(configDocument === undefined ? {} : { config: configDocument.config }) };
+  const routing = await readRoutingFile(folder);
+  return {
+    name,
+    highestVersion,
+    versions,
+    ...(configDocument === undefined ? {} : { config: configDocument.config }),
+    ...(routing === undefined ? {} : { routing }),
+  };
 }
 
 /** The version files (records and tombstones) of one model folder; an unreadable one is skipped, not fatal. */

@@ -102,9 +102,14 @@ function parseStored(alias: string, stored: string): ModelAlias | undefined {
  * re-reads which version serves at once.
  */
 export class ModelAliases {
+  /**
+   * @param afterChange told each changed model before its change is announced (the API keeps the routing in the
+   *   store's records, routing-records.ts).
+   */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly afterChange?: (model: string) => Promise<void>,
   ) {}
 
   /** The model's aliases, by name (an unreadable entry is left out). */
@@ -161,6 +166,11 @@ export class ModelAliases {
   }
 
   private async announce(model: string): Promise<void> {
-    await publishRegistryEvent(this.redis, this.prefix, { type: 'aliases-changed', name: model });
+    try {
+      await this.afterChange?.(model);
+    } finally {
+      // Announced even when the record could not be written: Redis changed, and every catalog must follow it.
+      await publishRegistryEvent(this.redis, this.prefix, { type: 'aliases-changed', name: model });
+    }
   }
 }

@@ -6,11 +6,13 @@ import type { ModelSignature } from '../protocol/signature.js';
 import {
   blobPendingKey,
   deploymentMarkerKey,
+  modelAliasesKey,
   modelBlobIndexKey,
   modelConfigKey,
   modelCreationLockKey,
   modelVersionsKey,
   modelsKey,
+  modelTrafficKey,
   nextVersionKey,
   statisticsKey,
   tenantCapsLockKey,
@@ -24,7 +26,8 @@ import { IdenticalVersions, versionChoiceErrors } from './identical-versions.js'
 import { ModelLifecycle } from './model-lifecycle.js';
 import type { ModelState } from './model-state.js';
 import { RedisLock } from './redis-lock.js';
-import type { RegistryRecords, StoredModel } from './registry-records.js';
+import type { ModelRouting, RegistryRecords, StoredModel, VersionRecord } from './registry-records.js';
+import { recordWarmupSample } from './warmup-samples.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps, type TenantHoldings } from './tenant-caps.js';
 import { publishRegistryEvent, type RegistryEvent } from './registry-events.js';
 
@@ -313,6 +316,17 @@ export class ModelRegistry {
     await this.durability.records.writeSignature(name, version, signature);
   }
 
+  /**
+   * Gives a version its warm-up sample (the sha256 a WarmupSampleStore named it by), in the store's records first
+   * (so a rebuilt registry keeps it) and then in Redis; its next load runs it.
+   * @throws GantryError(NOT_FOUND) when the version no longer exists (deleted meanwhile).
+   */
+  async setWarmupSample(name: string, version: string, sample: string): Promise<void> {
+    if ((await this.redis.exists(this.versionKey(name, version))) === 0) throw errors.modelNotFound(name, version);
+    await this.durability?.records.writeWarmupSample(name, version, sample);
+    await recordWarmupSample(this.redis, this.prefix, name, version, sample);
+  }
+
   async getVersion(name: string, version: string): Promise<ModelVersion | undefined> {
     const fields = await this.redis.hgetall(this.versionKey(name, version));
     return Object.keys(fields).length === 0 ? undefined : deserialize(fields);
@@ -488,6 +502,7 @@ export class ModelRegistry {
           loadGeneration: ModelLifecycle.firstGeneration,
           ...(missing ? { reason: 'the model file is missing from the store' } : {}),
           ...(stored.signature === undefined ? {} : { signature: stored.signature }),
+          ...(stored.warmupSample === undefined ? {} : { warmupSample: stored.warmupSample }),
         };
         const { tenant } = splitQualifiedName(model.name);
         const transaction = this.redis
@@ -504,6 +519,7 @@ export class ModelRegistry {
       }
       const config = model.config ?? model.versions.at(-1)?.configAtUpload;
       if (config !== undefined && model.versions.length > 0) await this.redis.set(modelConfigKey(this.prefix, model.name), JSON.stringify(config), 'NX');
+      if (model.routing !== undefined && model.versions.length > 0) await this.restoreRouting(model.name, model.routing, model.versions);
     }
     // Every version now in Redis is counted in its tenant's set and bytes (this process indexed the rest before, or
     // they were restored here), so a process that starts later must not count them again.
@@ -511,6 +527,22 @@ export class ModelRegistry {
     await this.redis.set(deploymentMarkerKey(this.prefix), deploymentId);
     for (const version of restored) await this.announce({ type: 'version-created', name: version.name, version: version.version });
     return restored;
+  }
+
+  /**
+   * Puts a model's aliases and traffic policy back as the store recorded them, without replacing any Redis still
+   * has: an alias only onto a version the store keeps (the policy as it was: a split version that is gone gets no
+   * traffic).
+   */
+  private async restoreRouting(name: string, routing: ModelRouting, versions: readonly VersionRecord[]): Promise<void> {
+    const kept = new Set(versions.map((version) => version.version));
+    const transaction = this.redis.multi();
+    for (const alias of routing.aliases) {
+      if (kept.has(alias.version))
+        transaction.hsetnx(modelAliasesKey(this.prefix, name), alias.alias, JSON.stringify({ version: alias.version, updatedAt: alias.updatedAt }));
+    }
+    if (routing.traffic !== undefined) transaction.set(modelTrafficKey(this.prefix, name), JSON.stringify(routing.traffic), 'NX');
+    await transaction.exec();
   }
 }
 

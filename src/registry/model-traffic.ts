@@ -75,9 +75,14 @@ function parseStored(stored: string | null): StoredTrafficPolicy | undefined {
  * process's catalog re-reads the policy at once.
  */
 export class ModelTraffic {
+  /**
+   * @param afterChange told each changed model before its change is announced (the API keeps the routing in the
+   *   store's records, routing-records.ts).
+   */
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
+    private readonly afterChange?: (model: string) => Promise<void>,
   ) {}
 
   /** The model's policy, or undefined when it has none. */
@@ -111,6 +116,11 @@ export class ModelTraffic {
   }
 
   private async announce(model: string): Promise<void> {
-    await publishRegistryEvent(this.redis, this.prefix, { type: 'traffic-changed', name: model });
+    try {
+      await this.afterChange?.(model);
+    } finally {
+      // Announced even when the record could not be written: Redis changed, and every catalog must follow it.
+      await publishRegistryEvent(this.redis, this.prefix, { type: 'traffic-changed', name: model });
+    }
   }
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.js';
 import { type ModelRegistry, type RestoredVersion } from './model-registry.js';
 import { rebuildRegistry, type RebuildDependencies } from './registry-rebuild.js';
 import type { RegistryRecords } from './registry-records.js';
+import { RoutingRecorder } from './routing-records.js';
 import { deploymentMarkerKey } from '../redis-keys.js';
 
 /**
@@ -225,14 +226,18 @@ export class RegistryGuardian {
     }
     // Versions created before this store kept records (or in another store) get records now.
     let recorded = 0;
+    const routing = new RoutingRecorder(redis, prefix, records);
     for (const name of await registry.listModelNames()) {
       const highest = await records.highestVersion(name);
       for (const version of await registry.listVersions(name)) {
         if (Number(version.version) <= highest) continue;
         await records.writeVersion({ name, version: version.version, sha256: version.sha256, size: version.size, createdAt: version.createdAt });
         if (version.signature !== undefined) await records.writeSignature(name, version.version, version.signature);
+        if (version.warmupSample !== undefined) await records.writeWarmupSample(name, version.version, version.warmupSample);
         recorded++;
       }
+      // Its aliases and traffic policy too (the recorder reads them from Redis; none leaves no record).
+      await routing.record(name);
     }
     this.storeDeploymentId = await records.claimDeploymentId(deploymentId);
     logger.info(

@@ -17,6 +17,16 @@ export interface VersionRecord {
   configAtUpload?: unknown;
   /** Read by the worker at the first load; absent until a load succeeded. */
   signature?: ModelSignature;
+  /** The sha256 of the version's warm-up sample (warmup-samples.ts), when it was given one. */
+  warmupSample?: string;
+}
+
+/** Which version requests reach: a model's aliases and traffic policy, kept whole after every change. */
+export interface ModelRouting {
+  /** As model-aliases.ts keeps them: alias → `{version, updatedAt}`. */
+  aliases: Array<{ alias: string; version: string; updatedAt: string }>;
+  /** The stored traffic policy (model-traffic.ts), when the model has one. */
+  traffic?: unknown;
 }
 
 /** Everything the store knows of one model name. */
@@ -28,6 +38,8 @@ export interface StoredModel {
   versions: VersionRecord[];
   /** The model's configuration as last changed (PUT /v1/models/{m}/config), when it was ever changed. */
   config?: unknown;
+  /** The model's aliases and traffic policy as last changed, when they ever were. */
+  routing?: ModelRouting;
 }
 
 /**
@@ -44,6 +56,10 @@ export interface RegistryRecords {
   writeVersion(record: VersionRecord): Promise<void>;
   /** Adds the signature a load read to a version's record (kept apart, so it never revives a deleted version). */
   writeSignature(name: string, version: string, signature: ModelSignature): Promise<void>;
+  /** Records a version's warm-up sample (kept apart from the record, like the signature). */
+  writeWarmupSample(name: string, version: string, sample: string): Promise<void>;
+  /** Records the model's aliases and traffic policy; undefined forgets them (the model went). */
+  writeRouting(name: string, routing: ModelRouting | undefined): Promise<void>;
   /** Replaces a version's record by a tombstone: the version is gone, its number stays taken. */
   markDeleted(name: string, version: string): Promise<void>;
   /** The highest version number ever given to `name`, deleted ones included; 0 when none. */

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { ErrorCode, GantryError } from '../../src/errors.js';
-import { FileRegistryRecords } from '../../src/registry/file-registry-records.js';
+import { FileRegistryRecords, warmupSamplesNamedByRecords } from '../../src/registry/file-registry-records.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/model-store.js';
@@ -72,6 +72,30 @@ describe('FileRegistryRecords', () => {
     // A deleted version's signature goes with it; no temporary file is left behind.
     const files = (await readdir(path.join(directory, 'p', 'models', 'm'))).sort();
     assert.deepEqual(files, ['1.json', '1.signature.json', '2.json', '3.json', 'config.json']);
+  });
+
+  test('warm-up samples and routing (aliases, traffic policy) read back; a deleted version takes its sample, and routing can be forgotten', async () => {
+    const records = new FileRegistryRecords(directory, 'p');
+    for (const version of ['1', '2']) {
+      await records.writeVersion({ name: 'm', version, sha256: version.repeat(64), size: 1, createdAt: '2026-01-01T00:00:00.000Z' });
+      await records.writeWarmupSample('m', version, `${version}f`.repeat(32));
+    }
+    await records.markDeleted('m', '2');
+    const routing = {
+      aliases: [{ alias: 'production', version: '1', updatedAt: '2026-01-01T00:00:00.000Z' }],
+      traffic: { splits: [{ version: '1', weight: 1 }], updatedAt: '2026-01-01T00:00:00.000Z' },
+    };
+    await records.writeRouting('m', routing);
+    const [model] = await records.readAll();
+    assert.deepEqual(
+      model!.versions.map(({ version, warmupSample }) => ({ version, warmupSample })),
+      [{ version: '1', warmupSample: '1f'.repeat(32) }],
+    );
+    assert.deepEqual(model!.routing, routing);
+    assert.deepEqual([...(await warmupSamplesNamedByRecords(directory))], ['1f'.repeat(32)], 'a deleted version names no sample');
+    await records.writeRouting('m', undefined);
+    assert.equal((await records.readAll())[0]!.routing, undefined);
+    assert.deepEqual((await readdir(path.join(directory, 'p', 'models', 'm'))).sort(), ['1.json', '1.warmup.json', '2.json']);
   });
 
   test('names differing only in case get folders of their own (safe on case-insensitive filesystems)', async () => {

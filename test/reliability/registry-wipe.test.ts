@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { cliPath, fixturePath, freePort, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, describeReply, mlpRequest, sleep, timedCall, waitUntil } from '../helpers/reliability-harness.js';
+import { versionKey } from '../../src/redis-keys.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -100,6 +101,28 @@ test(
     assert.deepEqual([v1.body.version, v2.body.version], ['1', '2']);
     const configured = await timedCall(`${api.baseUrl}/v1/models/wiped/config`, { method: 'PUT', body: JSON.stringify({ maxBatchSize: 4 }) });
     assert.equal(configured.status, 200, describeReply(configured));
+    // Routing and warm-up samples are records too: the rollback pin, a split and a sample come back with the versions.
+    const put = (urlPath: string, body: unknown) => timedCall(`${api.baseUrl}${urlPath}`, { method: 'PUT', body: JSON.stringify(body) });
+    assert.equal((await put('/v1/models/wiped/aliases/production', { version: '1' })).status, 200);
+    assert.equal((await put('/v1/models/wiped/aliases/canary', { version: '2' })).status, 200);
+    const policy = {
+      splits: [
+        { version: '1', weight: 3 },
+        { version: '2', weight: 1 },
+      ],
+      stickyBy: 'key',
+    };
+    assert.equal((await put('/v1/models/wiped/traffic', policy)).status, 200);
+    const sample = await timedCall(`${api.baseUrl}/v1/models/wiped/versions/2/warmup`, { body: identityRequest });
+    assert.equal(sample.status, 200, describeReply(sample));
+    const routingBefore = {
+      aliases: (await timedCall(`${api.baseUrl}/v1/models/wiped/aliases`)).body,
+      traffic: (await timedCall(`${api.baseUrl}/v1/models/wiped/traffic`)).body,
+    };
+    const inspector = new Redis(redis.url);
+    cleanup.add(() => inspector.quit());
+    const sampleBefore = await inspector.hget(versionKey(api.prefix, 'wiped', '2'), 'warmupSample');
+    assert.match(sampleBefore ?? '', /^[0-9a-f]{64}$/);
     const before1 = await inferVersion(api.baseUrl, 'wiped', '1', mlpBody);
     const before2 = await inferVersion(api.baseUrl, 'wiped', '2', identityRequest);
     assert.equal(before1.status, 200, describeReply(before1));
@@ -152,6 +175,15 @@ test(
     assert.deepEqual(after2.body.outputs, before2.body.outputs);
     const config = await timedCall(`${api.baseUrl}/v2/models/wiped/config`);
     assert.equal(config.body?.gantry?.maxBatchSize, 4, `the configuration came back: ${describeReply(config)}`);
+    assert.deepEqual(
+      {
+        aliases: (await timedCall(`${api.baseUrl}/v1/models/wiped/aliases`)).body,
+        traffic: (await timedCall(`${api.baseUrl}/v1/models/wiped/traffic`)).body,
+      },
+      routingBefore,
+      'the aliases and the traffic policy came back',
+    );
+    assert.equal(await inspector.hget(versionKey(api.prefix, 'wiped', '2'), 'warmupSample'), sampleBefore, 'the warm-up sample came back');
     assert.equal(metricValue(await metrics(api), 'gantry_registry_lost'), 0);
 
     const v3 = await uploadModel(api.baseUrl, 'wiped', fixturePath('tiny-mlp.onnx'), '?duplicate=true');

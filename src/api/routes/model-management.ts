@@ -16,7 +16,7 @@ import { modelStates } from '../../registry/model-state.js';
 import type { ModelVersion, UploadedVersion } from '../../registry/model-registry.js';
 import type { StoredBlob } from '../../registry/model-store.js';
 import { readWarmupReport, warmupReportSchema } from '../../registry/warmup-report.js';
-import { parseWarmupSample, recordWarmupSample, warmupFailurePrefix, warmupSampleErrors, WarmupSampleStore } from '../../registry/warmup-samples.js';
+import { parseWarmupSample, warmupFailurePrefix, warmupSampleErrors, WarmupSampleStore } from '../../registry/warmup-samples.js';
 import { checkTenantCaps, hasTenantCaps, type TenantCapLimit, type TenantCaps } from '../../registry/tenant-caps.js';
 import { displayModelName, splitQualifiedName } from '../../auth/model-names.js';
 import { hasScope } from '../../auth/principal.js';
@@ -313,7 +313,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       if (warmupSample !== undefined) {
         // Stored before the load is queued: the worker reads the version's sample from its record.
         try {
-          await recordWarmupSample(services.redis, config.GANTRY_QUEUE_PREFIX, model, record.version, await warmupSamples.put(warmupSample));
+          await registry.setWarmupSample(model, record.version, await warmupSamples.put(warmupSample));
         } catch (error) {
           await rejectVersion(record);
           throw error;

@@ -6,7 +6,7 @@ import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { checkVersion } from '../../inference/requested-version.js';
 import { errorBodySchema } from '../../protocol/oip-schemas.js';
 import { executionConfigOf } from '../../registry/model-config.js';
-import { parseWarmupSample, recordWarmupSample, warmupSampleErrors, WarmupSampleStore } from '../../registry/warmup-samples.js';
+import { parseWarmupSample, warmupSampleErrors, WarmupSampleStore } from '../../registry/warmup-samples.js';
 import { modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 import { detail, versionDetailSchema } from './model-management.js';
@@ -52,7 +52,7 @@ export async function modelWarmupRoutes(app: FastifyInstance, services: ApiServi
         const name = model.qualified;
         const record = await registry.getVersion(name, version);
         if (record === undefined) throw errors.modelNotFound(name, version);
-        await recordWarmupSample(services.redis, config.GANTRY_QUEUE_PREFIX, name, record.version, await samples.put(text));
+        await services.registry.setWarmupSample(name, record.version, await samples.put(text));
         const loadGeneration = await registry.lifecycle.beginLoad(name, record.version);
         if (loadGeneration === undefined) throw errors.modelNotFound(name, version);
         catalog.invalidate(name);
