@@ -1,6 +1,7 @@
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { z } from 'zod';
 import { RedisEndpointError, parseRedisUrl, redisUrlProblem, sentinelUrlOf } from './queue/redis-endpoint.js';
+import { parseModelPatterns } from './workers-view/model-patterns.js';
 
 /** Parses "true"/"false"/"1"/"0" strictly: `z.coerce.boolean()` would turn "false" into true. */
 const booleanFlag = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
@@ -70,6 +71,27 @@ const configSchema = z.object({
   GANTRY_MAX_ACTIVE_MODEL_QUEUES: z.coerce.number().int().positive().max(1024).default(32),
   /** How long a worker keeps consuming a model queue that gets no work (at least 3x GANTRY_JOB_LOCK_MS). */
   GANTRY_MODEL_QUEUE_IDLE_MS: z.coerce.number().int().positive().default(30_000),
+  /**
+   * The models this worker serves (worker pools, docs/operations.md "Worker pools"): comma-separated qualified
+   * model names or globs (`*` any run of characters, `?` one). Unset or `*`: every model.
+   */
+  GANTRY_WORKER_MODELS: z
+    .string()
+    .default('*')
+    .transform((text, context) => {
+      const parsed = parseModelPatterns(text);
+      if (typeof parsed === 'string') {
+        context.addIssue({ code: 'custom', message: parsed });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
+  /**
+   * Bytes of loaded sessions one worker keeps (each estimated as its model file's size x instances); past it the
+   * least recently used idle models are released. 0: half the memory the worker may use (its cgroup limit, else
+   * the machine's).
+   */
+  GANTRY_WORKER_SESSION_MEMORY_BYTES: z.coerce.number().int().min(0).default(0),
   GANTRY_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000),
   GANTRY_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(2),
   GANTRY_MAX_REQUESTS_PER_JOB: z.coerce.number().int().positive().max(4096).default(64),

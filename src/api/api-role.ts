@@ -28,6 +28,7 @@ import { UsageMeter } from '../usage/usage-meter.js';
 import { buildApp } from './app.js';
 import { ModelCatalog } from '../inference/model-catalog.js';
 import { InferenceService } from '../inference/inference-service.js';
+import { LiveWorkers } from '../workers-view/live-workers.js';
 import { InflightBytes } from '../limits/inflight-bytes.js';
 import type { ApiServices } from './services.js';
 import { startGrpcEndpoint, type GrpcEndpoint } from '../grpc/grpc-endpoint.js';
@@ -100,6 +101,7 @@ export class ApiRole {
     await replies.start();
     await catalog.follow(subscriber);
     const metrics = createApiMetrics(scrapeSources(redis, registry, prefix));
+    const liveWorkers = new LiveWorkers(redis, prefix, logger, (model) => metrics.unservedModelRequests.inc({ model }));
     const producer = new InferenceProducer(
       redis,
       replies,
@@ -109,6 +111,7 @@ export class ApiRole {
         maxJobsInFlight: config.GANTRY_MAX_JOBS_IN_FLIGHT,
         maxQueuedBytesPerModel: config.GANTRY_MAX_QUEUED_BYTES_PER_MODEL,
         onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
+        liveWorkers,
       },
       logger,
     );
@@ -166,7 +169,7 @@ export class ApiRole {
 
     let role: ApiRole | undefined;
     const isAcceptingWork = () => role?.accepting ?? false;
-    const inference = new InferenceService({ catalog, producer, config, metrics, isAcceptingWork });
+    const inference = new InferenceService({ catalog, producer, config, metrics, isAcceptingWork, liveWorkers });
     const services: ApiServices = {
       config,
       redis,
@@ -178,6 +181,7 @@ export class ApiRole {
       store,
       producer,
       inference,
+      liveWorkers,
       metrics,
       inflightBytes: new InflightBytes(config.GANTRY_MAX_INFLIGHT_BYTES),
       limits: new LimitStore(redis, prefix, { onRefreshError: (error) => logger.debug({ err: (error as Error).message }, 'could not refresh cached limits') }),

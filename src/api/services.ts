@@ -17,6 +17,7 @@ import type { LimitStore } from '../limits/limit-store.js';
 import type { UsageMeter } from '../usage/usage-meter.js';
 import type { ModelCatalog } from '../inference/model-catalog.js';
 import type { InferenceService } from '../inference/inference-service.js';
+import type { LiveWorkers } from '../workers-view/live-workers.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {
@@ -34,6 +35,8 @@ export interface ApiServices {
   producer: InferenceProducer;
   /** The data plane: every inference call, whichever transport it came on, runs through it. */
   inference: InferenceService;
+  /** The live workers and the models they serve (worker pools), read about once a second. */
+  liveWorkers: LiveWorkers;
   metrics: ApiMetrics;
   /** Bytes of inference requests this process holds (GANTRY_MAX_INFLIGHT_BYTES): one budget for REST bodies and gRPC messages. */
   inflightBytes: InflightBytes;

@@ -1,7 +1,7 @@
 import type { Authenticator } from '../auth/authenticator.js';
 import type { InferenceCall, InferenceResult } from '../inference/inference-call.js';
 import type { ModelCatalog } from '../inference/model-catalog.js';
-import { modelMetadata, modelReadiness } from '../inference/model-metadata-view.js';
+import { modelMetadata, modelReadiness, type ServingSource } from '../inference/model-metadata-view.js';
 import { serverMetadata, unreadyReason, type ReadinessSources } from '../inference/server-status.js';
 import type { GrpcCallContext, StreamOfUnary, UnaryHandlers } from './grpc-call-context.js';
 import { inferenceCallOf, type WireInferRequest } from './infer-request.js';
@@ -17,6 +17,8 @@ export interface InferenceMethodSources extends ReadinessSources {
   catalog: ModelCatalog;
   inference: InferenceRunner;
   authenticator: Authenticator | undefined;
+  /** Worker pools: a model no live worker serves is not ready (REST says why; gRPC's answer has no field for it). */
+  liveWorkers?: ServingSource;
 }
 
 /** ModelReadyRequest and ModelMetadataRequest; an empty field is absent (proto3 does not send it). */
@@ -41,7 +43,7 @@ export function inferenceMethods(sources: InferenceMethodSources): UnaryHandlers
     ServerReady: async () => ({ ready: unreadyReason(sources) === undefined }),
     ServerMetadata: async () => serverMetadata(),
     ModelReady: async (request: ModelRequest, context: GrpcCallContext) => {
-      const readiness = await modelReadiness(sources.catalog, context.principal, request.name ?? '', versionOf(request));
+      const readiness = await modelReadiness(sources.catalog, context.principal, request.name ?? '', versionOf(request), sources.liveWorkers);
       return { ready: readiness.ready };
     },
     ModelMetadata: async (request: ModelRequest, context: GrpcCallContext) => {

@@ -13,6 +13,7 @@ import { jsonOutputNames, presentOutputs, selectOutputs } from './output-selecti
 import { inCallersTerms, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
 import { ShadowTraffic } from './shadow-traffic.js';
+import type { LiveWorkers } from '../workers-view/live-workers.js';
 
 /** What the inference service is built from. */
 export interface InferenceServiceDependencies {
@@ -30,6 +31,8 @@ export interface InferenceServiceDependencies {
   >;
   /** False once shutdown began: new calls are refused (503) while accepted ones finish. */
   isAcceptingWork: () => boolean;
+  /** Refuses (503) a model that workers run for but none serves (GANTRY_WORKER_MODELS); absent: never refused. */
+  liveWorkers?: Pick<LiveWorkers, 'checkServed'>;
 }
 
 /** The outcome label of `gantry_inference_requests_total` for an error. */
@@ -59,7 +62,7 @@ function outcomeLabel(error: unknown): string {
  *
  * 1. the model is resolved in the caller's tenant (another tenant's model is not found) and the version checked;
  * 2. refused (503) once shutdown began; the serving version and the model's configuration are looked up (404,
- *    503 when nothing is READY);
+ *    503 when nothing is READY); refused (503, saying why) when workers run but none serves the model;
  * 3. the inputs' datatypes, names and shapes are checked against the signature, then the BYTES element limit
  *    (GANTRY_MAX_BYTES_ELEMENTS), then every input's data is decoded (JSON, parse-thread decoded, raw, typed);
  * 4. the outputs are selected, their `classification` and (REST) binary-data parameters read, and the schedule
@@ -101,6 +104,7 @@ export class InferenceService {
       if (!isAcceptingWork()) throw errors.shuttingDown();
       const { serving, traffic } = await catalog.route(model, version, call);
       labels = { ...labels, model, version: serving.version };
+      await this.dependencies.liveWorkers?.checkServed(model);
       if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
       const modelConfig = await catalog.config(model);
       const descriptors = describeInputs(call.inputs);

@@ -2,6 +2,7 @@ import type { Principal } from '../auth/principal.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { onnxPlatform } from '../protocol/oip-schemas.js';
 import type { TensorSpec } from '../protocol/signature.js';
+import type { LiveWorkers, ModelServing } from '../workers-view/live-workers.js';
 import type { ModelCatalog } from './model-catalog.js';
 import { forModel, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
@@ -14,12 +15,26 @@ export interface ModelMetadata {
   platform: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
+  /** Live workers serving the model (GANTRY_WORKER_MODELS), and why none does; absent while no worker is known. */
+  servedBy?: number;
+  unservedReason?: string;
 }
 
 /** Whether a model (or one version) is READY, with the name the caller is shown. */
 export interface ModelReadiness {
   name: string;
   ready: boolean;
+  /** Why a READY model is not ready: live workers run, none serves it. */
+  unservedReason?: string;
+}
+
+/** What the views ask about worker pools; without it (tests, tools) no model counts as unserved. */
+export type ServingSource = Pick<LiveWorkers, 'serving'>;
+
+/** The serving fields of an answer: nothing when no live worker is known. */
+function servingFields(serving: ModelServing | undefined): { servedBy?: number; unservedReason?: string } {
+  if (serving === undefined) return {};
+  return serving.unservedReason === undefined ? { servedBy: serving.servedBy } : { servedBy: serving.servedBy, unservedReason: serving.unservedReason };
 }
 
 /**
@@ -29,7 +44,13 @@ export interface ModelReadiness {
  * @throws 400 for a malformed name or version; 404 for a model, version or alias the caller cannot see; 503 when
  * the described version has no signature yet (or, with no version named, nothing can serve).
  */
-export async function modelMetadata(catalog: ModelCatalog, principal: Principal, modelName: string, requestedVersion?: string): Promise<ModelMetadata> {
+export async function modelMetadata(
+  catalog: ModelCatalog,
+  principal: Principal,
+  modelName: string,
+  requestedVersion?: string,
+  workers?: ServingSource,
+): Promise<ModelMetadata> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   return forModel(model, async () => {
@@ -42,6 +63,7 @@ export async function modelMetadata(catalog: ModelCatalog, principal: Principal,
       platform: onnxPlatform,
       inputs: described.signature.inputs,
       outputs: described.signature.outputs,
+      ...servingFields(await workers?.serving(model.qualified, model.shown)),
     };
   });
 }
@@ -49,10 +71,17 @@ export async function modelMetadata(catalog: ModelCatalog, principal: Principal,
 /**
  * Whether a request naming `requestedVersion` would be served: the named version (or the alias's) is READY; with
  * nothing named, the version the serving rule picks is (a model pinned by `production` to an unloaded version is
- * not ready, even with other versions READY).
+ * not ready, even with other versions READY), and a live worker serves the model (when workers run but none
+ * serves it, it is not ready, saying why).
  * @throws 400 for a malformed name or version; 404 for a model, version or alias the caller cannot see.
  */
-export async function modelReadiness(catalog: ModelCatalog, principal: Principal, modelName: string, requestedVersion?: string): Promise<ModelReadiness> {
+export async function modelReadiness(
+  catalog: ModelCatalog,
+  principal: Principal,
+  modelName: string,
+  requestedVersion?: string,
+  workers?: ServingSource,
+): Promise<ModelReadiness> {
   const model = requestedModel(principal, modelName);
   const version = checkVersion(requestedVersion);
   const ready = await forModel(model, async () => {
@@ -64,5 +93,7 @@ export async function modelReadiness(catalog: ModelCatalog, principal: Principal
       throw error;
     }
   });
-  return { name: model.shown, ready };
+  if (!ready) return { name: model.shown, ready };
+  const unservedReason = (await workers?.serving(model.qualified, model.shown))?.unservedReason;
+  return unservedReason === undefined ? { name: model.shown, ready } : { name: model.shown, ready: false, unservedReason };
 }

@@ -140,6 +140,12 @@ export function createApiMetrics(sources: ApiMetricSources) {
         this.set(sources.isRedisUp() ? 1 : 0);
       },
     }),
+    unservedModelRequests: new Counter({
+      name: 'gantry_unserved_model_requests_total',
+      help: 'Inference requests refused (503) because workers are running but none serves the model (GANTRY_WORKER_MODELS), by model.',
+      labelNames: ['model'] as const,
+      registers: [registry],
+    }),
   };
 }
 

@@ -96,6 +96,22 @@ export function createWorkerMetrics() {
       help: 'Model queue consumers that could not get a Redis connection (Redis maxclients reached, Redis away); their queued requests are answered 503.',
       registers: [registry],
     }),
+    sessionEvictions: new Counter({
+      name: 'gantry_worker_session_evictions_total',
+      help: 'Loaded models this worker released to make room for another, by reason: memory (GANTRY_WORKER_SESSION_MEMORY_BYTES), threads (GANTRY_MAX_THREADS_PER_WORKER), count (the most models kept loaded).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    sessionMemory: new Gauge({
+      name: 'gantry_worker_session_memory_bytes',
+      help: "Estimated bytes this worker's loaded sessions hold (each model file's size x its instances), counted against GANTRY_WORKER_SESSION_MEMORY_BYTES.",
+      registers: [registry],
+    }),
+    sessionMemoryBudget: new Gauge({
+      name: 'gantry_worker_session_memory_budget_bytes',
+      help: 'GANTRY_WORKER_SESSION_MEMORY_BYTES as this worker applies it (its default resolved).',
+      registers: [registry],
+    }),
   };
 }
 

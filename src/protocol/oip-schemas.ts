@@ -51,12 +51,15 @@ export const modelMetadataSchema = z.object({
   platform: z.string(),
   inputs: z.array(tensorMetadataSchema),
   outputs: z.array(tensorMetadataSchema),
+  /** Gantry's: live workers serving the model (worker pools), and why none does. */
+  servedBy: z.number().int().optional(),
+  unservedReason: z.string().optional(),
 });
 
 export const serverMetadataSchema = z.object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) });
 export const serverLiveSchema = z.object({ live: z.boolean() });
 export const serverReadySchema = z.object({ ready: z.boolean(), live: z.boolean() });
-export const modelReadySchema = z.object({ name: z.string(), ready: z.boolean() });
+export const modelReadySchema = z.object({ name: z.string(), ready: z.boolean(), unservedReason: z.string().optional() });
 
 export const errorBodySchema = z.object({ error: z.string(), code: z.string(), requestId: z.string() });
 

@@ -9,7 +9,7 @@ import { maxPayloadBytesPerJob } from './job-contracts.js';
 import { encodeInferenceJob, jobRetention } from './job-encoding.js';
 import { placeValue } from './large-values.js';
 import { ModelAdmission, type Admission } from './model-admission.js';
-import { ModelLoader } from './model-loader.js';
+import { ModelLoader, type LoadRouting } from './model-loader.js';
 import { inferenceQueueName, payloadKey } from '../redis-keys.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 import { WorkDoorbell } from './work-doorbell.js';
@@ -30,6 +30,8 @@ export interface ProducerOptions {
   maxPayloadBytesPerJob?: number;
   /** Told each time a request is refused at a limit, with the limit's label ('queue_size', 'queued_bytes', …). */
   onLimitRejection?: (limit: string) => void;
+  /** The live workers and the models they serve: loads go where a worker serving the model takes them (model-loader.ts). */
+  liveWorkers?: LoadRouting['liveWorkers'];
 }
 
 /** One accepted request, from submit until it settles (answered, failed, timed out or cancelled). */
@@ -91,7 +93,8 @@ export class InferenceProducer {
       },
       (target, priority, batch) => this.sendJob(target, priority, batch),
     );
-    this.loader = new ModelLoader(redis, replies, options.prefix, logger);
+    const routing = options.liveWorkers && { liveWorkers: options.liveWorkers, modelQueue: (model: string) => this.queueFor(model), doorbell: this.doorbell };
+    this.loader = new ModelLoader(redis, replies, options.prefix, logger, routing);
   }
 
   private queueFor(model: string): Queue {

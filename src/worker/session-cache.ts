@@ -1,7 +1,7 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { errors, type GantryError } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
 import { fileExists, type FileModelStore } from '../registry/model-store.js';
@@ -20,6 +20,8 @@ export interface CachedModel extends LoadedModel {
   batcher: ModelBatcher;
   /** onnxruntime threads its sessions hold (counted against GANTRY_MAX_THREADS_PER_WORKER). */
   threads: number;
+  /** What its sessions are estimated to hold (counted against GANTRY_WORKER_SESSION_MEMORY_BYTES): file size x instances. */
+  memoryBytes: number;
   /**
    * The warm-ups run (or running) on these sessions, by sample sha256 ('' for the zero-filled one): versions with
    * the same bytes share sessions, and each version's sample runs on them once before it serves from them.
@@ -35,8 +37,29 @@ export interface WarmedModel {
 
 const zeroWarmup = '';
 
+const sessionMemoryErrors = {
+  /** A model that could never fit this worker's budget, whatever it unloads: not retried, the variable named. */
+  tooLarge: (bytes: number, budget: number) =>
+    new GantryError(
+      ErrorCode.Unavailable,
+      `This model's sessions need about ${bytes} bytes (its file's size x instances), more than this worker's GANTRY_WORKER_SESSION_MEMORY_BYTES (${budget}): raise it, lower the model's instances, or serve the model from a pool with more memory (GANTRY_WORKER_MODELS).`,
+    ),
+};
+
+/** Why loaded sessions were released to make room (gantry_worker_session_evictions_total{reason}). */
+export type EvictionReason = 'memory' | 'threads' | 'count';
+
 export interface SessionCacheOptions {
+  /** Most models kept loaded whatever their size; past it the least recently used goes. */
   maxLoadedModels: number;
+  /**
+   * GANTRY_WORKER_SESSION_MEMORY_BYTES: what the loaded sessions may hold together, each estimated as its model
+   * file's size x its instances; past it idle models are released, least recently used first. Unbounded when absent.
+   */
+  maxSessionBytes?: number;
+  /** Told of each model released to make room, with why; and of the estimated bytes held after every change. */
+  onEviction?: (reason: EvictionReason) => void;
+  onMemoryChange?: (bytes: number) => void;
   executionProviders: string[];
   /** Where optimized graphs are kept between loads (per worker host). */
   cacheDirectory: string;
@@ -66,14 +89,17 @@ function sessionKey(sha256: string, settings: ExecutionSettings): string {
 /**
  * The models this worker process has loaded, keyed by blob sha256 and session settings (two versions with the
  * same bytes share sessions). Blobs are verified against their sha256 before loading, and concurrent requests
- * for one model share one load. The least recently used model is unloaded past `maxLoadedModels`.
+ * for one model share one load. Idle models are unloaded, least recently used first, to keep within the memory
+ * and thread budgets; and past `maxLoadedModels` the least recently used one goes whatever it is doing.
  */
 export class SessionCache {
   private readonly isolation: IsolatedModelPaths;
   private readonly cache: LRUCache<string, CachedModel>;
   private readonly loading = new Map<string, Promise<CachedModel>>();
-  /** Threads reserved by loads in progress, by session key. */
-  private readonly reserved = new Map<string, number>();
+  /** Threads and estimated bytes reserved by loads in progress, by session key. */
+  private readonly reserved = new Map<string, { threads: number; bytes: number }>();
+  /** Estimated bytes of the loaded sessions (the cache's entries). */
+  private loadedBytes = 0;
   private readonly releases = new Set<Promise<void>>();
   /** True while a delete is under way (the disposer then stops runs instead of letting them finish). */
   private unloading = false;
@@ -86,8 +112,12 @@ export class SessionCache {
     this.isolation = new IsolatedModelPaths(options.isolationDirectory ?? path.join(options.cacheDirectory, 'loading'));
     this.cache = new LRUCache<string, CachedModel>({
       max: options.maxLoadedModels,
-      dispose: (model, key) => {
+      dispose: (model, key, reason) => {
         this.logger.info({ sha256: model.sha256, key }, 'unloading model instances');
+        this.loadedBytes -= model.memoryBytes;
+        this.options.onMemoryChange?.(this.loadedBytes);
+        // 'evict' is the cache's own: the count bound. Releases for the budgets are counted where they are decided.
+        if (reason === 'evict') this.options.onEviction?.('count');
         model.batcher.rejectQueued(errors.modelUnloaded());
         const release = this.release(model, this.unloading).finally(() => this.releases.delete(release));
         this.releases.add(release);
@@ -191,8 +221,9 @@ export class SessionCache {
     }
     const { modelPath, sessionSettings, optimizedTarget } = await this.plan(sha256, settings);
     const threads = onnxruntimeThreadsOf(settings);
-    this.makeRoom(threads);
-    this.reserved.set(key, threads);
+    const bytes = await this.estimatedBytes(modelPath, settings.instances);
+    this.makeRoom(threads, bytes);
+    this.reserved.set(key, { threads, bytes });
     let instances: ModelInstances;
     let loaded: LoadedModel;
     // A blob is loaded from a folder of its own, never from the store's (see isolated-model-path.ts).
@@ -208,44 +239,85 @@ export class SessionCache {
     }
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
-    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, warmups: new Map() };
+    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, memoryBytes: bytes, warmups: new Map() };
     // Sessions of the same model under older settings are replaced, not kept beside the new ones.
     for (const otherKey of [...this.cache.keys()]) if (otherKey.startsWith(`${sha256}:`)) this.cache.delete(otherKey);
     this.cache.set(key, model);
+    this.loadedBytes += bytes;
+    this.options.onMemoryChange?.(this.loadedBytes);
     return model;
   }
 
   /**
-   * Makes sure a load of `threads` more onnxruntime threads stays within GANTRY_MAX_THREADS_PER_WORKER: it
-   * unloads idle models, least recently used first, and refuses the load (503, retry later) when the models
-   * still holding threads are all busy.
-   * Past the budget onnxruntime would fail to start threads (spawn EAGAIN, a 500 for everyone), not just here.
+   * What a model's sessions will hold: its file's size per instance. onnxruntime keeps the weights (the bulk of
+   * nearly every model file) once per session, plus arenas that depend on the inputs; the file size is known
+   * before the load, costs one stat, and does not depend on what else this process is doing (RSS growth would).
    */
-  private makeRoom(threads: number): void {
-    const budget = this.options.maxThreads;
-    if (budget === undefined) return;
-    if (threads > budget) {
-      this.options.onThreadBudgetRefused?.();
-      throw errors.threadBudget(threads, budget);
+  private async estimatedBytes(modelPath: string, instances: number): Promise<number> {
+    try {
+      return (await stat(modelPath)).size * instances;
+    } catch {
+      // The load itself reports a missing file, with a better message.
+      return 0;
     }
+  }
+
+  /**
+   * Makes sure a load of `threads` more onnxruntime threads and `bytes` more estimated session memory stays within
+   * GANTRY_MAX_THREADS_PER_WORKER and GANTRY_WORKER_SESSION_MEMORY_BYTES: it unloads idle models (no run, nothing
+   * queued), least recently used first, and refuses the load (503, retry later) when the models still holding
+   * the room are all busy. A load larger than a whole budget is refused for good, naming the variable.
+   * Past the thread budget onnxruntime would fail to start threads (spawn EAGAIN, a 500 for everyone), and past
+   * the memory the host has the kernel would end the worker, not just this load.
+   */
+  private makeRoom(threads: number, bytes: number): void {
+    const maxThreads = this.options.maxThreads ?? Number.POSITIVE_INFINITY;
+    const maxBytes = this.options.maxSessionBytes ?? Number.POSITIVE_INFINITY;
+    if (threads > maxThreads) {
+      this.options.onThreadBudgetRefused?.();
+      throw errors.threadBudget(threads, maxThreads);
+    }
+    if (bytes > maxBytes) throw sessionMemoryErrors.tooLarge(bytes, maxBytes);
     // Sessions of the same blob under older settings count too: they live until the new ones replace them.
-    let used = 0;
-    for (const model of this.cache.values()) used += model.threads;
-    for (const reservation of this.reserved.values()) used += reservation;
-    if (used + threads <= budget) return;
+    let usedThreads = 0;
+    let usedBytes = 0;
+    for (const model of this.cache.values()) {
+      usedThreads += model.threads;
+      usedBytes += model.memoryBytes;
+    }
+    for (const reservation of this.reserved.values()) {
+      usedThreads += reservation.threads;
+      usedBytes += reservation.bytes;
+    }
+    const fits = () => usedThreads + threads <= maxThreads && usedBytes + bytes <= maxBytes;
+    if (fits()) return;
     for (const [key, model] of [...this.cache.rentries()] as Array<[string, CachedModel]>) {
-      if (used + threads <= budget) break;
+      if (fits()) break;
       if (!model.instances.idle || model.batcher.queuedCount > 0) continue;
-      this.logger.info({ sha256: model.sha256, threads: model.threads }, 'unloading an idle model to stay within GANTRY_MAX_THREADS_PER_WORKER');
+      const reason: EvictionReason = usedBytes + bytes > maxBytes ? 'memory' : 'threads';
+      this.logger.info(
+        { sha256: model.sha256, threads: model.threads, memoryBytes: model.memoryBytes, reason },
+        reason === 'memory'
+          ? 'unloading an idle model to stay within GANTRY_WORKER_SESSION_MEMORY_BYTES'
+          : 'unloading an idle model to stay within GANTRY_MAX_THREADS_PER_WORKER',
+      );
+      this.options.onEviction?.(reason);
       // Idle threads end within milliseconds of the terminate, so their share counts as free at once.
       this.cache.delete(key);
-      used -= model.threads;
+      usedThreads -= model.threads;
+      usedBytes -= model.memoryBytes;
     }
-    if (used + threads <= budget) return;
-    this.options.onThreadBudgetRefused?.();
+    if (fits()) return;
+    if (usedThreads + threads > maxThreads) {
+      this.options.onThreadBudgetRefused?.();
+      throw errors.serverBusy(
+        `loading this model needs ${threads} onnxruntime threads, and the models busy on this worker hold ${usedThreads} of the ${maxThreads} allowed`,
+        'GANTRY_MAX_THREADS_PER_WORKER',
+      );
+    }
     throw errors.serverBusy(
-      `loading this model needs ${threads} onnxruntime threads, and the models busy on this worker hold ${used} of the ${budget} allowed`,
-      'GANTRY_MAX_THREADS_PER_WORKER',
+      `loading this model needs about ${bytes} bytes of session memory, and the models busy on this worker hold ${usedBytes} of the ${maxBytes} allowed`,
+      'GANTRY_WORKER_SESSION_MEMORY_BYTES',
     );
   }
 

@@ -8,6 +8,7 @@ import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
 import { controlQueueName, inferenceQueueName } from '../redis-keys.js';
+import { loadJobName } from '../queue/model-loader.js';
 import { createRedis, redisEndpointSettings } from '../queue/redis-connection.js';
 import { DoorbellListener } from '../queue/work-doorbell.js';
 import { ModelRegistry } from '../registry/model-registry.js';
@@ -15,11 +16,15 @@ import { followRegistryEvents, type RegistryEvent } from '../registry/registry-e
 import { addStatistics } from '../registry/model-statistics.js';
 import { FileModelStore } from '../registry/model-store.js';
 import { WarmupSampleStore } from '../registry/warmup-samples.js';
+import { patternsMatch, servesAllModels } from '../workers-view/model-patterns.js';
+import { WorkerAnnouncer } from '../workers-view/worker-announcement.js';
 import { VersionWarmupSamples } from './version-warmup-samples.js';
 import { resolveExecutionProviders } from './execution-device.js';
 import { handleInferenceJob } from './inference-job-handler.js';
 import { handleLoadJob } from './load-job-handler.js';
 import { ModelConsumerPool } from './model-consumer-pool.js';
+import { modelsWithQueuedWork } from './queued-work-scan.js';
+import { sessionMemoryBudget } from './session-memory-budget.js';
 import { hasUnendedThreads } from './model-instances.js';
 import { recordRunStrikes } from './run-strikes.js';
 import { RunWatchdog, type StoppedWork } from './run-watchdog.js';
@@ -43,8 +48,16 @@ const consumerConnectTimeoutMs = 5000;
 const controlConcurrency = 32;
 
 /**
+ * Most models kept loaded whatever their size. GANTRY_WORKER_SESSION_MEMORY_BYTES and GANTRY_MAX_THREADS_PER_WORKER
+ * (every model holds at least one thread) bound them first; this only bounds the bookkeeping.
+ */
+const maxLoadedModels = 1024;
+
+/**
  * The worker role: BullMQ consumers for the model queues that have work (announced on the work doorbell; see
- * model-consumer-pool.ts) plus one for load requests. Its Redis connections are bounded by
+ * model-consumer-pool.ts) plus, on a worker serving every model, one for the shared load queue. A worker pool
+ * (GANTRY_WORKER_MODELS) consumes only its models' queues, inference and load jobs alike, and announces its
+ * patterns (workers-view/worker-announcement.ts) so the API can tell a model no live worker serves. Its Redis connections are bounded by
  * GANTRY_MAX_ACTIVE_MODEL_QUEUES, whatever the number of models. The main thread only talks to Redis and hands
  * tensors to instance threads; onnxruntime never runs here.
  */
@@ -68,6 +81,9 @@ export class WorkerRole {
   private closing: Promise<void> | undefined;
   private readonly watchdog: RunWatchdog;
   private readonly restart: WorkerRestart;
+  private readonly announcer: WorkerAnnouncer;
+  /** GANTRY_WORKER_MODELS: the models this worker serves. */
+  private readonly patterns: readonly string[];
   /** Jobs taken and not yet completed or failed in Redis (what a restart waits for), as queue/id. */
   private readonly activeJobs = new Set<string>();
 
@@ -83,6 +99,8 @@ export class WorkerRole {
       client.on('error', (error) => this.logger.warn({ connection: client.options.connectionName, err: error.message }, 'redis connection error'));
     }
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
+    this.patterns = config.GANTRY_WORKER_MODELS;
+    this.announcer = new WorkerAnnouncer(this.commands, config.GANTRY_QUEUE_PREFIX, logger);
     this.store = new FileModelStore(config.GANTRY_DATA_DIR);
     this.warmupSamples = new VersionWarmupSamples(this.registry);
     this.metrics = createWorkerMetrics();
@@ -163,10 +181,15 @@ export class WorkerRole {
     await this.store.init();
     const device = await resolveExecutionProviders(this.config.GANTRY_DEVICE, this.logger);
     this.metrics.workerInfo.set({ device: device.name }, 1);
+    const memoryBudget = sessionMemoryBudget(this.config.GANTRY_WORKER_SESSION_MEMORY_BYTES);
+    this.metrics.sessionMemoryBudget.set(memoryBudget);
     this.sessions = new SessionCache(
       this.store,
       {
-        maxLoadedModels: 32,
+        maxLoadedModels,
+        maxSessionBytes: memoryBudget,
+        onEviction: (reason) => this.metrics.sessionEvictions.inc({ reason }),
+        onMemoryChange: (bytes) => this.metrics.sessionMemory.set(bytes),
         executionProviders: device.executionProviders,
         // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
         // CPUs: each kind of host gets its own folder.
@@ -191,19 +214,34 @@ export class WorkerRole {
     this.logger.info({ port: this.httpServer.port }, 'worker metrics and health listening');
 
     this.watchdog.start();
-    this.controlConsumer = this.createConsumer(
-      controlQueueName,
-      (job) => handleLoadJob(job, this.dependencies(), { lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
-      controlConcurrency,
-    );
+    // The shared load queue carries loads of any model: only a worker serving every model may take them. A pool
+    // gets its models' loads on their own queues (queue/model-loader.ts).
+    if (servesAllModels(this.patterns)) this.controlConsumer = this.createConsumer(controlQueueName, (job) => this.handleLoad(job), controlConcurrency);
     await followRegistryEvents(this.subscriber, this.config.GANTRY_QUEUE_PREFIX, (event) => {
       // An unreadable event changes nothing here: sessions are keyed by sha256 and age out of the LRU anyway.
       if (event !== undefined) this.onRegistryEvent(event);
     });
     this.consumers.start();
     this.doorbell.start();
+    await this.announcer.start(this.patterns, device.name);
+    void this.consumeQueuedWork();
     this.ready = true;
-    this.logger.info({ device: device.name }, 'worker started');
+    this.logger.info({ device: device.name, models: this.patterns, workerId: this.announcer.id }, 'worker started');
+  }
+
+  /** Opens the queues of served models that already hold jobs (older than the doorbell's look-back: queued-work-scan.ts). */
+  private async consumeQueuedWork(): Promise<void> {
+    try {
+      const models = await modelsWithQueuedWork(this.commands, this.config.GANTRY_QUEUE_PREFIX, this.registry, this.patterns);
+      if (models.size > 0 && this.closing === undefined) this.consumers.rung(models);
+    } catch (error) {
+      // Their next job rings the doorbell anyway; only work queued long ago waits for it.
+      this.logger.warn({ err: (error as Error).message }, 'could not look for jobs queued before this worker started');
+    }
+  }
+
+  private handleLoad(job: Job): Promise<void> {
+    return handleLoadJob(job, this.dependencies(), { lockDurationMs: this.config.GANTRY_JOB_LOCK_MS });
   }
 
   private dependencies() {
@@ -278,9 +316,11 @@ export class WorkerRole {
     }
   }
 
-  /** Models announced with work: consumed if registered (a ring for a deleted model opens nothing). */
-  private async onRung(models: Set<string>): Promise<void> {
+  /** Models announced with work: consumed if this worker serves them and they are registered (a ring for a deleted model opens nothing). */
+  private async onRung(rung: Set<string>): Promise<void> {
     if (this.closing !== undefined || this.restart.restarting) return;
+    const models = new Set([...rung].filter((model) => patternsMatch(this.patterns, model)));
+    if (models.size === 0) return;
     const unknown = [...models].filter((model) => !this.consumers.isOpen(model));
     try {
       const registered = await Promise.all(unknown.map((model) => this.registry.modelExists(model)));
@@ -294,12 +334,17 @@ export class WorkerRole {
     this.consumers.rung(models);
   }
 
-  /** A consumer for one model's queue, opened when the model has work (model-consumer-pool.ts). */
+  /**
+   * A consumer for one model's queue, opened when the model has work (model-consumer-pool.ts). The queue carries
+   * the model's inference jobs and, where a worker pool serves it, its load jobs (named 'load').
+   */
   private openModelConsumer(model: string): BullWorker {
     this.logger.debug({ model }, 'consuming model queue');
     return this.createConsumer(inferenceQueueName(model), (job) =>
       this.consumers.track(model, () =>
-        handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
+        job.name === loadJobName
+          ? this.handleLoad(job)
+          : handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
       ),
     );
   }
@@ -317,6 +362,8 @@ export class WorkerRole {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.ready = false;
+      // Withdrawn first: from now on the API processes stop counting this worker among those serving its models.
+      await this.announcer.withdraw();
       await this.doorbell.close();
       // BullMQ's close waits for the jobs in progress; a run inside onnxruntime that will not end in time (it
       // is stopped only at GANTRY_MAX_RUN_MS) must not hold the shutdown, and Node could not even exit meanwhile.

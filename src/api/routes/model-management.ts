@@ -25,6 +25,7 @@ import { checkVersion } from '../../inference/requested-version.js';
 import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 import { visibleModelNames } from '../../inference/visible-models.js';
+import type { ModelServing } from '../../workers-view/live-workers.js';
 
 const versionSummarySchema = z.object({
   version: z.string(),
@@ -43,6 +44,8 @@ export const versionDetailSchema = versionSummarySchema.extend({
     .describe('ok: the warm-up sample (or zero-filled inputs) ran on every instance; skipped: zero-filled inputs failed, no sample was given'),
   inputs: z.array(tensorMetadataSchema).optional(),
   outputs: z.array(tensorMetadataSchema).optional(),
+  servedBy: z.number().int().optional().describe('Live workers whose GANTRY_WORKER_MODELS match the model (absent while no worker runs)'),
+  unservedReason: z.string().optional().describe('Why no live worker serves the model, when none does'),
 });
 
 const modelSchema = z.object({ name: z.string(), versions: z.array(versionDetailSchema) });
@@ -88,8 +91,11 @@ function summary(record: ModelVersion, showsBlob: boolean) {
   return { version: record.version, state: record.state, ...(showsBlob ? { sha256: record.sha256 } : {}), size: record.size, createdAt: record.createdAt };
 }
 
-/** A version as a caller sees it: `name` is the model's name as shown to that caller (`RequestedModel.shown`). */
-export function detail(record: ModelVersion, name: string, showsBlob: boolean) {
+/**
+ * A version as a caller sees it: `name` is the model's name as shown to that caller (`RequestedModel.shown`), and
+ * `serving` whether live workers serve the model (worker pools; live-workers.ts) where the route asked.
+ */
+export function detail(record: ModelVersion, name: string, showsBlob: boolean, serving?: ModelServing) {
   return {
     name,
     ...summary(record, showsBlob),
@@ -97,6 +103,8 @@ export function detail(record: ModelVersion, name: string, showsBlob: boolean) {
     ...(record.reason === undefined ? {} : { reason: record.reason }),
     ...(record.warmup === undefined ? {} : { warmup: readWarmupReport(record.warmup) }),
     ...(record.signature === undefined ? {} : { inputs: record.signature.inputs, outputs: record.signature.outputs }),
+    ...(serving === undefined ? {} : { servedBy: serving.servedBy }),
+    ...(serving?.unservedReason === undefined ? {} : { unservedReason: serving.unservedReason }),
   };
 }
 
@@ -425,7 +433,8 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       return forModel(model, async () => {
         const versions = await registry.listVersions(model.qualified);
         if (versions.length === 0) throw errors.modelNotFound(model.qualified);
-        return { name: model.shown, versions: versions.map((record) => detail(record, model.shown, hasScope(request.principal, 'models:write'))) };
+        const serving = await services.liveWorkers.serving(model.qualified, model.shown);
+        return { name: model.shown, versions: versions.map((record) => detail(record, model.shown, hasScope(request.principal, 'models:write'), serving)) };
       });
     },
   );
@@ -446,7 +455,8 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       return forModel(model, async () => {
         const record = await registry.getVersion(model.qualified, version);
         if (record === undefined) throw errors.modelNotFound(model.qualified, version);
-        return detail(record, model.shown, hasScope(request.principal, 'models:write'));
+        const serving = await services.liveWorkers.serving(model.qualified, model.shown);
+        return detail(record, model.shown, hasScope(request.principal, 'models:write'), serving);
       });
     },
   );

@@ -8,18 +8,18 @@ import type { ApiServices } from '../services.js';
 /** GET /v2/models/{m}[/versions/{v}] and …/ready — the protocol's model metadata and model readiness. */
 export async function modelMetadataRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const { catalog } = services;
+  const { catalog, liveWorkers } = services;
 
   const metadataResponses = { 200: modelMetadataSchema, '4xx': errorBodySchema, '5xx': errorBodySchema };
   typed.get(
     '/v2/models/:model',
     { schema: { tags: ['models'], summary: 'Model metadata (newest READY version)', params: modelParamsSchema, response: metadataResponses } },
-    async (request) => modelMetadata(catalog, request.principal, request.params.model),
+    async (request) => modelMetadata(catalog, request.principal, request.params.model, undefined, liveWorkers),
   );
   typed.get(
     '/v2/models/:model/versions/:version',
     { schema: { tags: ['models'], summary: 'Model version metadata', params: modelVersionParamsSchema, response: metadataResponses } },
-    async (request) => modelMetadata(catalog, request.principal, request.params.model, request.params.version),
+    async (request) => modelMetadata(catalog, request.principal, request.params.model, request.params.version, liveWorkers),
   );
 
   // Ready answers 200 when ready and 503 when not (a readiness probe must fail), the body saying which.
@@ -28,7 +28,7 @@ export async function modelMetadataRoutes(app: FastifyInstance, services: ApiSer
     '/v2/models/:model/ready',
     { schema: { tags: ['models'], summary: 'Model readiness', params: modelParamsSchema, response: readyResponses } },
     async (request, reply) => {
-      const answer = await modelReadiness(catalog, request.principal, request.params.model);
+      const answer = await modelReadiness(catalog, request.principal, request.params.model, undefined, liveWorkers);
       return reply.status(answer.ready ? 200 : 503).send(answer);
     },
   );
@@ -36,7 +36,7 @@ export async function modelMetadataRoutes(app: FastifyInstance, services: ApiSer
     '/v2/models/:model/versions/:version/ready',
     { schema: { tags: ['models'], summary: 'Model version readiness', params: modelVersionParamsSchema, response: readyResponses } },
     async (request, reply) => {
-      const answer = await modelReadiness(catalog, request.principal, request.params.model, request.params.version);
+      const answer = await modelReadiness(catalog, request.principal, request.params.model, request.params.version, liveWorkers);
       return reply.status(answer.ready ? 200 : 503).send(answer);
     },
   );
