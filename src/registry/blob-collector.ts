@@ -6,6 +6,7 @@ import type { BlobReferences } from './blob-references.js';
 import type { StoredBlob } from './model-store.js';
 import { RedisLock } from './redis-lock.js';
 import { blobCollectorLockKey } from '../redis-keys.js';
+import type { WarmupSampleStore } from './warmup-samples.js';
 
 /** What the collection needs of the model store (the file store has it; an object store can too). */
 export interface CollectableStore {
@@ -23,6 +24,8 @@ export interface BlobCollectorOptions {
   isRegistryTrusted: () => boolean;
   /** Told each removed blob (for the metrics). */
   onCollected?: (blob: StoredBlob) => void;
+  /** Warm-up samples to collect with the blobs: those no live record names (warmup-samples.ts). */
+  warmupSamples?: { store: WarmupSampleStore; namedByRecords: () => Promise<Set<string>> };
   logger: Logger;
 }
 
@@ -32,6 +35,8 @@ export interface CollectionPass {
   collected: StoredBlob[];
 }
 
+/** The youngest an unnamed warm-up sample may be and still be removed: far longer than storing and recording one takes. */
+export const warmupSampleMinimumAgeMs = 10 * 60_000;
 /** Lease of the collection lock; a pass renews it as it goes. */
 const lockLeaseMs = 60_000;
 /** Passes are never closer than this, whatever is due (Redis and the disk get a rest). */
@@ -127,9 +132,26 @@ export class BlobCollector {
     const lock = await RedisLock.tryAcquire(this.redis, blobCollectorLockKey(this.prefix), lockLeaseMs);
     if (lock === undefined) return { skipped: 'busy', collected: [] };
     try {
-      return await this.collect(lock);
+      const pass = await this.collect(lock);
+      await this.collectWarmupSamples();
+      return pass;
     } finally {
       await lock.release();
+    }
+  }
+
+  /**
+   * Removes warm-up samples no live record names. A sample is stored a moment before its version records it, so only
+   * samples older than the grace period, and never younger than warmupSampleMinimumAgeMs, go.
+   */
+  private async collectWarmupSamples(): Promise<void> {
+    const samples = this.options.warmupSamples;
+    if (samples === undefined) return;
+    try {
+      const removed = await samples.store.removeUnnamed(await samples.namedByRecords(), Math.max(this.options.graceMs, warmupSampleMinimumAgeMs));
+      if (removed.length > 0) this.options.logger.info({ samples: removed }, 'warm-up samples no version uses removed by garbage collection');
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'warm-up sample collection failed; retrying at the next pass');
     }
   }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, errors } from '../errors.js';
-import { FileRegistryRecords, blobsNamedByRecords } from './file-registry-records.js';
+import { FileRegistryRecords, blobsNamedByRecords, warmupSamplesNamedByRecords } from './file-registry-records.js';
 import type { RegistryRecords } from './registry-records.js';
 
 const sha256Pattern = /^[0-9a-f]{64}$/;
@@ -116,6 +116,11 @@ export class FileModelStore {
   /** The blobs a live version record of any deployment sharing this store names: never garbage. */
   async blobsNamedByRecords(): Promise<Set<string>> {
     return blobsNamedByRecords(this.registryDirectory);
+  }
+
+  /** The warm-up samples live records name, over every deployment in this data directory. */
+  async warmupSamplesNamedByRecords(): Promise<Set<string>> {
+    return warmupSamplesNamedByRecords(this.registryDirectory);
   }
 
   /** Creates the folders and removes temporary files of uploads (and optimizations) that died. */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { datatypes } from '../protocol/datatypes.js';
@@ -12,7 +12,8 @@ import { createFileDurablyIfAbsent } from './durable-file.js';
  * Warm-up samples: an OIP inference request (JSON data only) an uploader gives with a version, run on every instance
  * on every worker before that worker serves the version. Samples are files under `<data>/warmup-samples/`, named by
  * the sha256 of their text, so every worker reads them from the shared data directory; the version's Redis hash
- * holds only that sha256 (`warmupSample`), never the sample itself.
+ * and its record in the store hold only that sha256 (`warmupSample`), never the sample itself. The blob collection
+ * removes samples no live record names (blob-collector.ts).
  */
 
 const sampleInputSchema = z.object({
@@ -76,9 +77,45 @@ export class WarmupSampleStore {
   async put(text: string): Promise<string> {
     const sha256 = createHash('sha256').update(text).digest('hex');
     await mkdir(this.directory, { recursive: true });
-    // The same sample stored twice is the same file: the first write stands.
-    await createFileDurablyIfAbsent(this.pathOf(sha256), text);
-    return sha256;
+    // The same sample stored twice is the same file: the first write stands, and is made young again, so a
+    // collection (which spares young files) cannot remove it before the version recording it names it.
+    for (;;) {
+      if (await createFileDurablyIfAbsent(this.pathOf(sha256), text)) return sha256;
+      const now = new Date();
+      try {
+        await utimes(this.pathOf(sha256), now, now);
+        return sha256;
+      } catch (error) {
+        // Collected between the two calls: write it again.
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+  }
+
+  /**
+   * Removes the samples no version names any more (`named`: from the store's records) that are older than
+   * `minimumAgeMs`, the age that covers a sample stored but not yet recorded. @returns the samples removed.
+   */
+  async removeUnnamed(named: ReadonlySet<string>, minimumAgeMs: number): Promise<string[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.directory);
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const entry of entries) {
+      const sha256 = entry.endsWith('.json') ? entry.slice(0, -'.json'.length) : '';
+      if (!sampleNamePattern.test(sha256) || named.has(sha256)) continue;
+      const modified = await stat(this.pathOf(sha256)).then(
+        (stats) => stats.mtimeMs,
+        () => undefined,
+      );
+      if (modified === undefined || Date.now() - modified < minimumAgeMs) continue;
+      await unlink(this.pathOf(sha256)).catch(() => undefined);
+      removed.push(sha256);
+    }
+    return removed;
   }
 
   /**

@@ -7,13 +7,14 @@
 import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, utimes } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { BlobCollector } from '../../src/registry/blob-collector.js';
+import { BlobCollector, warmupSampleMinimumAgeMs } from '../../src/registry/blob-collector.js';
+import { WarmupSampleStore } from '../../src/registry/warmup-samples.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore, type StoredBlob } from '../../src/registry/model-store.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
@@ -186,5 +187,33 @@ describe('blob references and garbage collection (real Redis, real files)', () =
     assert.equal(await registry.blobReferences.renewClaim(sha256, 'token-2'), false);
     await redis.del(`${prefix}:blob:${sha256}:collecting`);
     assert.equal(await registry.blobReferences.renewClaim(sha256, 'token-1'), false);
+  });
+  test('warm-up samples no live version names go with a pass once old enough; named and young ones stay', async () => {
+    const samples = new WarmupSampleStore(directory);
+    const text = (value: number) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [value] }] });
+    const kept = await upload('sampled', randomBytes(100));
+    const [named, unnamed, young, ofDeleted] = [await samples.put(text(1)), await samples.put(text(2)), await samples.put(text(3)), await samples.put(text(4))];
+    await registry.setWarmupSample('sampled', kept.version, named);
+    const deleted = await upload('sampled', randomBytes(100));
+    await registry.setWarmupSample('sampled', deleted.version, ofDeleted);
+    await registry.deleteVersion('sampled', deleted.version);
+    const old = new Date(Date.now() - warmupSampleMinimumAgeMs - 60_000);
+    for (const sample of [named, unnamed, ofDeleted]) await utimes(path.join(directory, 'warmup-samples', `${sample}.json`), old, old);
+
+    const gc = new BlobCollector(redis, prefix, store, registry.blobReferences, {
+      graceMs: 0,
+      intervalMs: 60_000,
+      isRegistryTrusted: () => trusted,
+      warmupSamples: { store: samples, namedByRecords: () => store.warmupSamplesNamedByRecords() },
+      logger,
+    });
+    await gc.runPass();
+    const left = (await readdir(path.join(directory, 'warmup-samples'))).map((file) => file.replace('.json', '')).sort();
+    assert.deepEqual(left, [named, young].sort(), "the named sample and the young one stay; the unnamed and the deleted version's go");
+    // Storing a collected-looking sample again makes it young: the next pass leaves it for its version to name.
+    await utimes(path.join(directory, 'warmup-samples', `${young}.json`), old, old);
+    assert.equal(await samples.put(text(3)), young);
+    await gc.runPass();
+    assert.ok((await readdir(path.join(directory, 'warmup-samples'))).includes(`${young}.json`));
   });
 });
