@@ -26,11 +26,18 @@ function vadRequest() {
   };
 }
 
-/** Uploads Silero VAD as multipart: the `warmup` field (when given) first, then the file. */
-async function uploadVad(baseUrl: string, name: string, warmup?: string, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+/** Uploads Silero VAD as multipart: the `warmup` field (when given) first, then the file, or the other way round. */
+async function uploadVad(
+  baseUrl: string,
+  name: string,
+  warmup?: string,
+  query = '',
+  order: 'sample-first' | 'file-first' = 'sample-first',
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const form = new FormData();
-  if (warmup !== undefined) form.append('warmup', warmup);
+  if (warmup !== undefined && order === 'sample-first') form.append('warmup', warmup);
   form.append('file', new Blob([await readFile(sileroPath)]), 'silero_vad_legacy.onnx');
+  if (warmup !== undefined && order === 'file-first') form.append('warmup', warmup);
   const response = await fetch(`${baseUrl}/v1/models/${name}/versions${query}`, { method: 'POST', headers: withAdminKey(), body: form });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
@@ -111,6 +118,32 @@ describe('warm-up samples', () => {
     assert.equal(noInputs.status, 400, JSON.stringify(noInputs.body));
     assert.match(String(noInputs.body.error), /warm-up sample is not an inference request.*inputs/);
     assert.equal((await getVersion(gantry.baseUrl, 'vad-bad-json', '1')).status, 404);
+  });
+
+  test('a sample after the file counts the same; a bad one there is 400 and keeps nothing; two samples or no file: 400', async () => {
+    const after = await uploadVad(gantry.baseUrl, 'vad-sample-after', JSON.stringify(vadRequest()), '', 'file-first');
+    assert.equal(after.status, 201, JSON.stringify(after.body));
+    assert.deepEqual(after.body.warmup, { status: 'ok' });
+    const badAfter = await uploadVad(gantry.baseUrl, 'vad-bad-after', '{"inputs": [', '', 'file-first');
+    assert.equal(badAfter.status, 400, JSON.stringify(badAfter.body));
+    assert.match(String(badAfter.body.error), /warm-up sample is not valid JSON/);
+    assert.equal((await getVersion(gantry.baseUrl, 'vad-bad-after', '1')).status, 404);
+
+    const twice = new FormData();
+    twice.append('warmup', JSON.stringify(vadRequest()));
+    twice.append('warmup', JSON.stringify(vadRequest()));
+    twice.append('file', new Blob([await readFile(sileroPath)]), 'silero_vad_legacy.onnx');
+    const twoSamples = await fetch(`${gantry.baseUrl}/v1/models/vad-two-samples/versions`, { method: 'POST', headers: withAdminKey(), body: twice });
+    assert.equal(twoSamples.status, 400);
+    assert.match(((await twoSamples.json()) as { error: string }).error, /one warm-up sample/);
+
+    const noFile = new FormData();
+    noFile.append('warmup', JSON.stringify(vadRequest()));
+    noFile.append('model', new Blob([await readFile(sileroPath)]), 'silero_vad_legacy.onnx');
+    const wrongField = await fetch(`${gantry.baseUrl}/v1/models/vad-no-file/versions`, { method: 'POST', headers: withAdminKey(), body: noFile });
+    assert.equal(wrongField.status, 400);
+    assert.match(((await wrongField.json()) as { error: string }).error, /field 'file', not 'model'/);
+    assert.equal((await getVersion(gantry.baseUrl, 'vad-two-samples', '1')).status, 404);
   });
 
   test('a sample over GANTRY_MAX_WARMUP_BYTES: 413 naming the limit, counted in gantry_limit_rejections_total', async () => {

@@ -1,5 +1,4 @@
-import { finished } from 'node:stream/promises';
-import multipart from '@fastify/multipart';
+import multipart, { type MultipartValue } from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -24,6 +23,7 @@ import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { checkVersion } from '../../inference/requested-version.js';
 import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
+import { readMultipartUpload } from '../multipart-upload.js';
 import { visibleModelNames } from '../../inference/visible-models.js';
 import type { ModelServing } from '../../workers-view/live-workers.js';
 
@@ -143,17 +143,10 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: config.GANTRY_MAX_WARMUP_BYTES + 1 } });
   const warmupSamples = new WarmupSampleStore(config.GANTRY_DATA_DIR);
 
-  /**
-   * The warm-up sample of a multipart upload: its field `warmup`, which must come before the file (the file is
-   * streamed to disk as it arrives). Checked here, so a bad or too large sample costs no file upload.
-   */
-  const warmupSampleOf = (fields: Record<string, unknown>): string | undefined => {
-    const field = fields.warmup as { type?: string; value?: unknown; valueTruncated?: boolean } | undefined;
-    if (field === undefined) return undefined;
-    if (Array.isArray(field) || field.type !== 'field')
-      throw errors.invalidArgument("Give one warm-up sample, as the text field 'warmup' before the field 'file'.");
+  /** The text of a multipart upload's `warmup` field, once it is known to be a sample within GANTRY_MAX_WARMUP_BYTES. */
+  const checkedWarmupText = (field: MultipartValue): string => {
     const text = typeof field.value === 'string' ? field.value : JSON.stringify(field.value);
-    if (field.valueTruncated === true || Buffer.byteLength(text) > config.GANTRY_MAX_WARMUP_BYTES) {
+    if (field.valueTruncated || Buffer.byteLength(text) > config.GANTRY_MAX_WARMUP_BYTES) {
       metrics.limitRejections.inc({ limit: 'warmup_bytes' });
       throw warmupSampleErrors.tooLarge(config.GANTRY_MAX_WARMUP_BYTES);
     }
@@ -165,16 +158,6 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
    * Streams an upload into the store. Its pending reference is taken before the blob is published under its
    * sha256 (so no garbage collection can remove those bytes before the version holds them); `uploadId` names it.
    */
-  /**
-   * Reads a refused upload's file to its end and drops it (the multipart limit still bounds it): answering while
-   * the client is still sending makes many clients see a reset connection instead of the 400 or 413 that says what
-   * was wrong.
-   */
-  const discard = async (stream: Readable): Promise<void> => {
-    stream.resume();
-    await finished(stream).catch(() => undefined);
-  };
-
   const storeUpload = async (request: FastifyRequest, uploadId: string): Promise<{ blob: StoredBlob; warmupSample?: string }> => {
     // The Content-Length (of the whole body, for multipart a little more than the file) lets the store refuse an
     // upload that cannot fit before a byte of it is written.
@@ -184,24 +167,19 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
       beforePublish: (blob: StoredBlob) => references.takePending(blob.sha256, uploadId),
     };
     if (request.isMultipart()) {
-      const file = await request.file();
-      if (file === undefined || file.fieldname !== 'file') {
-        if (file !== undefined) await discard(file.file);
-        throw errors.invalidArgument("A multipart upload needs the ONNX file in a field named 'file'.");
-      }
-      let warmupSample: string | undefined;
-      try {
-        warmupSample = warmupSampleOf(file.fields);
-      } catch (error) {
-        await discard(file.file);
-        throw error;
-      }
-      const blob = await store.put(file.file, config.GANTRY_MAX_UPLOAD_BYTES, options);
-      if (file.file.truncated) {
-        await abandonBlob(blob.sha256, uploadId);
-        throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
-      }
-      return { blob, ...(warmupSample === undefined ? {} : { warmupSample }) };
+      const { stored, warmupText } = await readMultipartUpload(request, {
+        storeFile: async (file) => {
+          const blob = await store.put(file, config.GANTRY_MAX_UPLOAD_BYTES, options);
+          if (file.truncated === true) {
+            await abandonBlob(blob.sha256, uploadId);
+            throw errors.uploadTooLarge(config.GANTRY_MAX_UPLOAD_BYTES);
+          }
+          return blob;
+        },
+        abandon: (blob) => abandonBlob(blob.sha256, uploadId),
+        checkWarmup: checkedWarmupText,
+      });
+      return { blob: stored, ...(warmupText === undefined ? {} : { warmupSample: warmupText }) };
     }
     const contentType = request.headers['content-type'] ?? '';
     if (!contentType.startsWith('application/octet-stream')) {
