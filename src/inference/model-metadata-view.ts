@@ -15,7 +15,10 @@ export interface ModelMetadata {
   platform: string;
   inputs: TensorSpec[];
   outputs: TensorSpec[];
-  /** Live workers serving the model (GANTRY_WORKER_MODELS), and why none does; absent while no worker is known. */
+  /**
+   * Only when workers run and none serves the model (GANTRY_WORKER_MODELS): 0, and why. A served model's answer
+   * is the protocol's own, unchanged.
+   */
   servedBy?: number;
   unservedReason?: string;
 }
@@ -31,10 +34,9 @@ export interface ModelReadiness {
 /** What the views ask about worker pools; without it (tests, tools) no model counts as unserved. */
 export type ServingSource = Pick<LiveWorkers, 'serving'>;
 
-/** The serving fields of an answer: nothing when no live worker is known. */
+/** The serving fields of an answer: only for a model live workers exist for but none serves. */
 function servingFields(serving: ModelServing | undefined): { servedBy?: number; unservedReason?: string } {
-  if (serving === undefined) return {};
-  return serving.unservedReason === undefined ? { servedBy: serving.servedBy } : { servedBy: serving.servedBy, unservedReason: serving.unservedReason };
+  return serving?.unservedReason === undefined ? {} : { servedBy: serving.servedBy, unservedReason: serving.unservedReason };
 }
 
 /**

@@ -44,7 +44,7 @@ export const versionDetailSchema = versionSummarySchema.extend({
     .describe('ok: the warm-up sample (or zero-filled inputs) ran on every instance; skipped: zero-filled inputs failed, no sample was given'),
   inputs: z.array(tensorMetadataSchema).optional(),
   outputs: z.array(tensorMetadataSchema).optional(),
-  servedBy: z.number().int().optional().describe('Live workers whose GANTRY_WORKER_MODELS match the model (absent while no worker runs)'),
+  servedBy: z.number().int().optional().describe('0 when workers run but none serves the model (GANTRY_WORKER_MODELS); absent otherwise'),
   unservedReason: z.string().optional().describe('Why no live worker serves the model, when none does'),
 });
 
@@ -103,8 +103,8 @@ export function detail(record: ModelVersion, name: string, showsBlob: boolean, s
     ...(record.reason === undefined ? {} : { reason: record.reason }),
     ...(record.warmup === undefined ? {} : { warmup: readWarmupReport(record.warmup) }),
     ...(record.signature === undefined ? {} : { inputs: record.signature.inputs, outputs: record.signature.outputs }),
-    ...(serving === undefined ? {} : { servedBy: serving.servedBy }),
-    ...(serving?.unservedReason === undefined ? {} : { unservedReason: serving.unservedReason }),
+    // Only for a model that running workers exist for but none serves: a served version's detail is unchanged.
+    ...(serving?.unservedReason === undefined ? {} : { servedBy: serving.servedBy, unservedReason: serving.unservedReason }),
   };
 }
 
