@@ -96,6 +96,19 @@ export function createWorkerMetrics() {
       help: 'Model queue consumers that could not get a Redis connection (Redis maxclients reached, Redis away); their queued requests are answered 503.',
       registers: [registry],
     }),
+    warmups: new Counter({
+      name: 'gantry_worker_warmups_total',
+      help: "Warm-ups this worker ran (once per loaded sessions and sample), by input (the version's sample, or zero-filled inputs) and status: ok; skipped (zero-filled inputs failed, the version serves); failed (the sample failed, the version is UNAVAILABLE).",
+      labelNames: ['input', 'status'] as const,
+      registers: [registry],
+    }),
+    warmupDuration: new Histogram({
+      name: 'gantry_worker_warmup_duration_seconds',
+      help: 'Time one warm-up took on all instances of a model, by input (sample or zero-filled).',
+      labelNames: ['input'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     sessionEvictions: new Counter({
       name: 'gantry_worker_session_evictions_total',
       help: 'Loaded models this worker released to make room for another, by reason: memory (GANTRY_WORKER_SESSION_MEMORY_BYTES), threads (GANTRY_MAX_THREADS_PER_WORKER), count (the most models kept loaded).',

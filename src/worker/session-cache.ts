@@ -60,6 +60,8 @@ export interface SessionCacheOptions {
   /** Told of each model released to make room, with why; and of the estimated bytes held after every change. */
   onEviction?: (reason: EvictionReason) => void;
   onMemoryChange?: (bytes: number) => void;
+  /** Told of each warm-up run: with the version's sample or zero-filled inputs, how it went and how long it took. */
+  onWarmup?: (input: 'sample' | 'zero-filled', report: WarmupReport, seconds: number) => void;
   executionProviders: string[];
   /** Where optimized graphs are kept between loads (per worker host). */
   cacheDirectory: string;
@@ -178,7 +180,9 @@ export class SessionCache {
   }
 
   private async warm(model: CachedModel, warmupSample: string | undefined): Promise<WarmupReport> {
+    const startedAt = performance.now();
     const report = await this.runWarmup(model, warmupSample);
+    this.options.onWarmup?.(warmupSample === undefined ? 'zero-filled' : 'sample', report, (performance.now() - startedAt) / 1000);
     // One line per warm-up, so an operator (and the tests) can see that each worker warmed before serving.
     this.logger.info(
       { sha256: model.sha256, warmupSample: warmupSample ?? 'zero-filled', instances: model.instances.count, warmup: report },

@@ -190,6 +190,10 @@ export class WorkerRole {
         maxSessionBytes: memoryBudget,
         onEviction: (reason) => this.metrics.sessionEvictions.inc({ reason }),
         onMemoryChange: (bytes) => this.metrics.sessionMemory.set(bytes),
+        onWarmup: (input, report, seconds) => {
+          this.metrics.warmups.inc({ input, status: report.status });
+          this.metrics.warmupDuration.observe({ input }, seconds);
+        },
         executionProviders: device.executionProviders,
         // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
         // CPUs: each kind of host gets its own folder.

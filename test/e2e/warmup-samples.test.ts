@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { repositoryRoot, startGantry, inferJson, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, sharedDeployment } from '../helpers/reliability-harness.js';
+import { sampleValue } from '../helpers/metrics-text.js';
 import { randomFloats } from './support.js';
 
 const sileroPath = path.join(repositoryRoot, 'node_modules/@ricky0123/vad-web/dist/silero_vad_legacy.onnx');
@@ -241,6 +242,10 @@ test('two workers: the sample runs on every instance of each worker before that 
     const [loadedOnSecond] = warmupLines(second);
     assert.ok(loadedOnSecond !== undefined, `the second worker logged its warm-up:\n${second.output().slice(-2000)}`);
     assert.deepEqual(loadedOnSecond, { ...loadedOnSecond, warmupSample: loadedOnFirst.warmupSample, instances: 2, warmup: { status: 'ok' } });
+    // Each worker counts its warm-ups by input and status.
+    const exposition = await (await fetch(`${second.workerUrl}/metrics`)).text();
+    assert.equal(sampleValue(exposition, 'gantry_worker_warmups_total', { input: 'sample', status: 'ok' }), 1);
+    assert.equal(sampleValue(exposition, 'gantry_worker_warmup_duration_seconds_count', { input: 'sample' }), 1);
   } finally {
     await cleanup.run();
   }
