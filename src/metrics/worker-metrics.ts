@@ -59,7 +59,7 @@ export function createWorkerMetrics() {
     }),
     limitTrips: new Counter({
       name: 'gantry_worker_limit_trips_total',
-      help: 'Times a worker stopped or refused work at a limit (run_deadline, load_deadline, output_bytes, json_output, thread_budget), by limit.',
+      help: 'Times a worker stopped or refused work at a limit (run_deadline, load_deadline, output_bytes, json_output, thread_budget, session_memory), by limit.',
       labelNames: ['limit'] as const,
       registers: [registry],
     }),

@@ -60,6 +60,8 @@ export interface SessionCacheOptions {
   /** Told of each model released to make room, with why; and of the estimated bytes held after every change. */
   onEviction?: (reason: EvictionReason) => void;
   onMemoryChange?: (bytes: number) => void;
+  /** Counts loads refused at the memory budget (metrics.limitTrips with limit 'session_memory'). */
+  onMemoryBudgetRefused?: () => void;
   /** Told of each warm-up run: with the version's sample or zero-filled inputs, how it went and how long it took. */
   onWarmup?: (input: 'sample' | 'zero-filled', report: WarmupReport, seconds: number) => void;
   executionProviders: string[];
@@ -281,7 +283,10 @@ export class SessionCache {
       this.options.onThreadBudgetRefused?.();
       throw errors.threadBudget(threads, maxThreads);
     }
-    if (bytes > maxBytes) throw sessionMemoryErrors.tooLarge(bytes, maxBytes);
+    if (bytes > maxBytes) {
+      this.options.onMemoryBudgetRefused?.();
+      throw sessionMemoryErrors.tooLarge(bytes, maxBytes);
+    }
     // Sessions of the same blob under older settings count too: they live until the new ones replace them.
     let usedThreads = 0;
     let usedBytes = 0;
@@ -319,6 +324,7 @@ export class SessionCache {
         'GANTRY_MAX_THREADS_PER_WORKER',
       );
     }
+    this.options.onMemoryBudgetRefused?.();
     throw errors.serverBusy(
       `loading this model needs about ${bytes} bytes of session memory, and the models busy on this worker hold ${usedBytes} of the ${maxBytes} allowed`,
       'GANTRY_WORKER_SESSION_MEMORY_BYTES',

@@ -190,6 +190,7 @@ export class WorkerRole {
         maxSessionBytes: memoryBudget,
         onEviction: (reason) => this.metrics.sessionEvictions.inc({ reason }),
         onMemoryChange: (bytes) => this.metrics.sessionMemory.set(bytes),
+        onMemoryBudgetRefused: () => this.metrics.limitTrips.inc({ limit: 'session_memory' }),
         onWarmup: (input, report, seconds) => {
           this.metrics.warmups.inc({ input, status: report.status });
           this.metrics.warmupDuration.observe({ input }, seconds);

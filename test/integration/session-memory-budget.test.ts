@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { defaultExecutionSettings, type ExecutionSettings } from '../../src/queue/job-contracts.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { SessionCache, type EvictionReason } from '../../src/worker/session-cache.js';
 import { sessionMemoryBudget } from '../../src/worker/session-memory-budget.js';
 import { fixturePath } from '../helpers/gantry-process.js';
@@ -26,6 +26,7 @@ let store: FileModelStore;
 let cache: SessionCache;
 const evictions: EvictionReason[] = [];
 let heldBytes = 0;
+let refusals = 0;
 const blobs: Record<string, string> = {};
 const sizes: Record<string, number> = {};
 
@@ -48,6 +49,7 @@ before(async () => {
       maxSessionBytes: budget,
       onEviction: (reason) => evictions.push(reason),
       onMemoryChange: (bytes) => (heldBytes = bytes),
+      onMemoryBudgetRefused: () => refusals++,
       executionProviders: ['cpu'],
       cacheDirectory: path.join(directory, 'cache'),
     },
@@ -82,6 +84,7 @@ test('a model whose sessions alone exceed the budget is refused, naming GANTRY_W
     return true;
   });
   assert.deepEqual(evictions, ['memory'], 'nothing was released for a load that could never fit');
+  assert.equal(refusals, 1, 'the refusal is counted (gantry_worker_limit_trips_total{limit="session_memory"})');
 });
 
 test('a load that does not fit beside a busy model is refused with 503, and fits once that model is idle', async () => {
@@ -105,6 +108,7 @@ test('a load that does not fit beside a busy model is refused with 503, and fits
     return true;
   });
   assert.equal(slow.instances.healthy, true, 'the busy model was not released');
+  assert.equal(refusals, 2);
   await running;
   const tiny = await cache.get(blobs['tiny-mlp']!, instances(1));
   assert.ok(tiny.instances.healthy);
