@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
 import { defaultExecutionSettings, type ExecutionSettings } from '../../src/queue/job-contracts.js';
-import { FileModelStore } from '../../src/registry/file-model-store.js';
+import { FileModelStore } from '../../src/registry/model-store.js';
 import { SessionCache, type EvictionReason } from '../../src/worker/session-cache.js';
 import { sessionMemoryBudget } from '../../src/worker/session-memory-budget.js';
 import { fixturePath } from '../helpers/gantry-process.js';
