@@ -155,9 +155,11 @@ export function redisEndpointOptions(endpoint: RedisEndpoint, settings: RedisEnd
     ...(settings.sentinelPassword === undefined ? {} : { sentinelPassword: settings.sentinelPassword }),
     // TLS in Sentinel mode means both hops: to the sentinels (sentinelTLS) and to the master they name.
     ...(endpoint.tls ? { ...tls, enableTLSForSentinelMode: true, sentinelTLS: tls.tls } : {}),
-    // No failoverDetector: it holds a subscription to every sentinel per connection (a worker has dozens). A
-    // dead master breaks the connections anyway, and a demoted live one is left by the sentinels closing its
-    // clients (CLIENT KILL at the reconfiguration) or by the READONLY reconnect in createRedis.
+    // Sentinels announce a promotion (+switch-master) at once. Without listening for it, a client finds the new
+    // master only when the old one dies or is made a replica (~10 s later when it stays up: SENTINEL FAILOVER, a
+    // partition), and its writes there until then are lost when it resyncs. Costs one idle subscription to each
+    // sentinel per connection.
+    failoverDetector: true,
   };
 }
 

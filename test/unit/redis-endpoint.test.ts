@@ -93,6 +93,7 @@ describe('Sentinel', () => {
       db: 0,
       password,
       sentinelPassword: 'sentinel-pw',
+      failoverDetector: true,
     });
   });
 
