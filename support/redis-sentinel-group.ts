@@ -43,10 +43,20 @@ export interface SentinelGroup {
   /** SIGKILLs the server the sentinels name as master (no AOF flush, no goodbye); resolves with its port. */
   killMaster: () => Promise<number>;
   /**
+   * Asks a sentinel for a failover (SENTINEL FAILOVER) while the master stays up: it is demoted to a replica of the
+   * promoted one. Resolves with the old master's port once the sentinel has accepted.
+   */
+  failOver: () => Promise<number>;
+  /**
    * Resolves with the new master's port once every sentinel names another server than `oldPort` and that server
    * says it is a master; rejects after `timeoutMs`.
    */
   waitForPromotion: (oldPort: number, timeoutMs: number) => Promise<number>;
+  /**
+   * Resolves once the server on `port` is no master any more: dead, or (a failover with it up) made a replica by
+   * the sentinels, which also closes its clients so that they ask the sentinels again.
+   */
+  waitForDemotion: (port: number, timeoutMs: number) => Promise<void>;
   /** Resolves once every replica has applied everything the master has (equal replication offsets). */
   waitForReplicas: (timeoutMs: number) => Promise<void>;
   /** Any redis-cli command against one of the group's servers or sentinels (by port); resolves with its output. */
@@ -143,6 +153,13 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
       await killAndWait(server.process);
       return server.port;
     },
+    failOver: async () => {
+      const port = await masterPort();
+      if (port === undefined) throw new Error('the sentinels name no master of this group');
+      const answer = await cli(sentinelPorts[0]!, 'SENTINEL', 'FAILOVER', masterName);
+      if (answer !== 'OK') throw new Error(`SENTINEL FAILOVER ${masterName} answered ${answer}`);
+      return port;
+    },
     waitForPromotion: async (oldPort, timeoutMs) => {
       let promoted: number | undefined;
       await waitFor(
@@ -159,6 +176,15 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
         `a replica to be promoted in place of the master on ${oldPort}`,
       );
       return promoted!;
+    },
+    waitForDemotion: async (port, timeoutMs) => {
+      const server = serverOn(port);
+      await waitFor(
+        async () =>
+          server === undefined || server.process.exitCode !== null || server.process.signalCode !== null || (await cli(port, 'ROLE')).startsWith('slave'),
+        timeoutMs,
+        `the old master on ${port} to become a replica`,
+      );
     },
     waitForReplicas: async (timeoutMs) => {
       await waitFor(

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import { startSentinelGroup } from '../../support/redis-sentinel-group.js';
+import { startSentinelGroup, type SentinelGroup } from '../../support/redis-sentinel-group.js';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
 import {
   Cleanup,
@@ -32,7 +32,16 @@ const inferTimeoutMs = 4000;
 /** The clients' timeout, well above Gantry's: a request still unanswered by then is a hang, and fails the test. */
 const clientTimeoutMs = 15_000;
 
-test('the Sentinel master is killed under load: 200 or 503/504 for every request, recovery without a restart, no model lost', { timeout: 90_000 }, async () => {
+/**
+ * Gantry on a fresh Sentinel group with two versions of one model, four clients in a loop, then `failOver` (which
+ * resolves with the old master's port); checks everything the file's comment promises and returns the group and
+ * the ports for more checks.
+ */
+async function failOverUnderLoad(
+  what: string,
+  failOver: (group: SentinelGroup) => Promise<number>,
+  afterPromotion: (group: SentinelGroup, oldMaster: number) => Promise<void> = async () => undefined,
+): Promise<{ group: SentinelGroup; oldMaster: number; newMaster: number }> {
   const group = await startSentinelGroup();
   cleanup.add(() => group.cleanup());
   // The key cleanup of startGantry talks plain redis://; this whole Redis goes away with the group instead.
@@ -74,26 +83,32 @@ test('the Sentinel master is killed under load: 200 or 503/504 for every request
     `the load is served before the failover: ${JSON.stringify(countStatuses(replies))}`,
   );
 
-  const killedAt = Date.now();
-  const oldMaster = await group.killMaster();
+  const failedAt = Date.now();
+  const oldMaster = await failOver(group);
   const newMaster = await group.waitForPromotion(oldMaster, 20_000);
-  const promotedMs = Date.now() - killedAt;
+  const promotedMs = Date.now() - failedAt;
+  await afterPromotion(group, oldMaster);
+  // A master still up goes on taking writes until the sentinels make it a replica of the new one (and close its
+  // clients): recovery counts from there.
+  await group.waitForDemotion(oldMaster, 20_000);
+  const settledAt = Date.now();
   const recoveredMs = await waitUntil(
-    async () => replies.slice(-4).length === 4 && replies.slice(-4).every((reply) => reply.status === 200 && reply.startedAt > killedAt),
+    async () => replies.slice(-4).length === 4 && replies.slice(-4).every((reply) => reply.status === 200 && reply.startedAt > settledAt),
     20_000,
     'four requests in a row to succeed again after the failover',
     50,
   );
   console.log(
-    `# sentinel failover: master on ${oldMaster} killed; replica on ${newMaster} promoted after ${promotedMs} ms; 200s again after ${recoveredMs} ms`,
+    `# sentinel failover (${what}): master on ${oldMaster}; replica on ${newMaster} promoted after ${promotedMs} ms, the old master gone or demoted after ${settledAt - failedAt} ms; ` +
+      `four 200s in a row ${recoveredMs} ms later`,
   );
   await sleep(1000);
   loading = false;
   await Promise.all(clients);
 
-  const during = replies.filter((reply) => reply.finishedAt > killedAt && reply.startedAt < killedAt + promotedMs);
+  const during = replies.filter((reply) => reply.finishedAt > failedAt && reply.startedAt < settledAt);
   console.log(
-    `# sentinel failover: ${replies.length} requests ${JSON.stringify(countStatuses(replies))}; during the failover ${JSON.stringify(countStatuses(during))}, ` +
+    `# sentinel failover (${what}): ${replies.length} requests ${JSON.stringify(countStatuses(replies))}; during the failover ${JSON.stringify(countStatuses(during))}, ` +
       `slowest ${Math.max(...during.map((reply) => reply.ms)).toFixed(0)} ms`,
   );
   const bad = replies.filter((reply) => reply.failure !== undefined || ![200, 503, 504].includes(reply.status));
@@ -103,15 +118,15 @@ test('the Sentinel master is killed under load: 200 or 503/504 for every request
     assert.equal(typeof reply.body?.error, 'string', describeReply(reply));
   }
   for (const reply of replies) assert.ok(reply.ms < inferTimeoutMs + 3000, `answered within Gantry's deadline and some: ${describeReply(reply)}`);
-  assert.ok(recoveredMs < 15_000, `serving again within 15 s of the kill (took ${recoveredMs} ms)`);
+  assert.ok(Date.now() - failedAt < 20_000, 'serving again within 20 s of the failure');
 
   // Recovered by itself: the same processes, on the new master.
   assert.equal(gantry.child.exitCode, null, 'the API process still runs');
   assert.ok(isAlive(workerPid), 'the same worker process');
   assert.deepEqual(childPids(apiPid), [workerPid], 'the worker was not restarted');
   const clientList = await group.cli(newMaster, 'CLIENT', 'LIST');
-  assert.match(clientList, /name=gantry-api-subscriber .*sub=[1-9]\d* /, 'the API reply channel is subscribed on the new master');
-  assert.match(clientList, /name=gantry-worker-bullmq /, "the worker's BullMQ connection is on the new master");
+  assert.match(clientList, /name=gantry-api-subscriber .*sub=[1-9]\d* /, `the API reply channel is subscribed on the new master:\n${clientList}`);
+  assert.match(clientList, /name=gantry-worker-bullmq /, `the worker's BullMQ connection is on the new master:\n${clientList}`);
   await waitUntil(async () => (await timedCall(`${gantry.baseUrl}/v2/health/ready`, { timeoutMs: 2000 })).status === 200, 10_000, 'API readiness');
   await waitUntil(async () => (await timedCall(`${gantry.workerUrl}/ready`, { timeoutMs: 2000 })).status === 200, 10_000, 'worker readiness');
 
@@ -135,4 +150,29 @@ test('the Sentinel master is killed under load: 200 or 503/504 for every request
     assert.equal(reply.status, 200, describeReply(reply));
     assert.equal(reply.body.model_version, version);
   }
+  return { group, oldMaster, newMaster };
+}
+
+test(
+  'the Sentinel master is killed (SIGKILL) under load: 200 or 503/504 for every request, recovery without a restart, no model lost',
+  { timeout: 60_000 },
+  async () => {
+    await failOverUnderLoad('master killed', (group) => group.killMaster());
+  },
+);
+
+test('a failover with the old master still up (SENTINEL FAILOVER): Gantry leaves the demoted master for the promoted one', { timeout: 60_000 }, async () => {
+  const { group, oldMaster } = await failOverUnderLoad(
+    'manual failover',
+    (group) => group.failOver(),
+    async (group, oldMaster) => {
+      // Before the sentinels get round to demoting it (and closing its clients), Gantry has left the old master:
+      // its connections heard +switch-master. Writes it took meanwhile would be lost when it resyncs as a replica.
+      await waitUntil(async () => !/name=gantry-/.test(await group.cli(oldMaster, 'CLIENT', 'LIST')), 3000, 'every Gantry connection to leave the old master');
+      assert.match(await group.cli(oldMaster, 'ROLE'), /^master/, 'left while the old master still thought itself the master');
+    },
+  );
+  // The old master is a replica now, and none of Gantry's connections stayed on it: its writes would get READONLY.
+  await waitUntil(async () => (await group.cli(oldMaster, 'ROLE')).startsWith('slave'), 10_000, 'the old master to become a replica');
+  assert.doesNotMatch(await group.cli(oldMaster, 'CLIENT', 'LIST'), /name=gantry-/, 'no Gantry connection is left on the demoted master');
 });
