@@ -197,6 +197,7 @@ describe('failover behaviour of every connection', () => {
       'LOADING Redis is loading the dataset in memory',
       'UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)',
       'All sentinels are unreachable. Retrying from scratch after 10ms.',
+      'NOREPLICAS Not enough good replicas to write.',
     ])
       assert.equal(isRedisUnavailableError(new Error(message)), true, message);
     assert.equal(isRedisUnavailableError(new Error('ERR syntax error')), false);
