@@ -113,7 +113,8 @@ export function describeValue(value: unknown, maxCharacters = 40): string {
 /**
  * True for the errors ioredis raises when Redis cannot be reached (offline queue disabled, connection closed,
  * retries exhausted), and for the replies of a Redis in the middle of a failover (a demoted master's READONLY,
- * MASTERDOWN, a replica still LOADING, a blocked command UNBLOCKED by the role change, no sentinel answering):
+ * MASTERDOWN, a replica still LOADING, a blocked command UNBLOCKED by the role change, no sentinel answering,
+ * NOREPLICAS from a master with min-replicas-to-write cut off from its replicas):
  * those mean "try again shortly", not a bug.
  */
 export function isRedisUnavailableError(error: unknown): boolean {
@@ -121,7 +122,7 @@ export function isRedisUnavailableError(error: unknown): boolean {
   return (
     error.name === 'MaxRetriesPerRequestError' ||
     /Stream isn't writeable|Connection is closed|ECONNREFUSED|ETIMEDOUT|ENOTCONN|connect ETIMEDOUT|All sentinels are unreachable/.test(error.message) ||
-    /^(READONLY|MASTERDOWN|LOADING|UNBLOCKED) /.test(error.message) ||
+    /^(READONLY|MASTERDOWN|LOADING|UNBLOCKED|NOREPLICAS) /.test(error.message) ||
     /READONLY You can't write against a read only replica/.test(error.message)
   );
 }
