@@ -92,6 +92,15 @@ const configSchema = z.object({
    * the machine's).
    */
   GANTRY_WORKER_SESSION_MEMORY_BYTES: z.coerce.number().int().min(0).default(0),
+  /**
+   * Bytes of model-file copies a worker keeps in its local cache when the model store is remote (S3); past it the
+   * least recently used copies no loaded session uses are removed. 0: no bound.
+   */
+  GANTRY_MODEL_CACHE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(10 * 1024 ** 3),
   GANTRY_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).default(1000),
   GANTRY_MAX_JOBS_IN_FLIGHT: z.coerce.number().int().positive().default(2),
   GANTRY_MAX_REQUESTS_PER_JOB: z.coerce.number().int().positive().max(4096).default(64),

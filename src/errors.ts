@@ -221,6 +221,8 @@ export const errors = {
       "The model registry is unavailable: Redis lost its data or holds another deployment's, and the registry is being rebuilt from the model store (GET /v2/health/ready says why; `gantry repair` rebuilds it by hand); retry shortly.",
       { retryAfterSeconds: 5 },
     ),
+  blobNotInStore: (sha256: string, location: string) =>
+    new GantryError(ErrorCode.NotFound, `The model file ${sha256} is not in the model store (${location}); upload the model again.`),
   storeBusy: () => new GantryError(ErrorCode.Unavailable, 'The model store is removing a file with these same bytes; retry shortly.', { retryAfterSeconds: 1 }),
   shuttingDown: () => new GantryError(ErrorCode.Unavailable, 'The server is shutting down; retry on another instance.', { retryAfterSeconds: 1 }),
   /** A job queued in a contract version this worker does not read (a rolling upgrade): 503, so callers retry. */

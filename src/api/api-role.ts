@@ -14,9 +14,8 @@ import { ModelRegistry } from '../registry/model-registry.js';
 import { modelStates } from '../registry/model-state.js';
 import { ModelAliases } from '../registry/model-aliases.js';
 import { RoutingRecorder } from '../registry/routing-records.js';
-import { WarmupSampleStore } from '../registry/warmup-samples.js';
 import { ModelTraffic } from '../registry/model-traffic.js';
-import { FileModelStore } from '../registry/model-store.js';
+import { FileModelStore } from '../registry/file-model-store.js';
 import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
 import { warnAboutRedisPersistence } from '../registry/redis-persistence.js';
@@ -153,7 +152,6 @@ export class ApiRole {
         metrics.blobsCollected.inc();
         metrics.blobBytesCollected.inc(blob.size);
       },
-      warmupSamples: { store: new WarmupSampleStore(config.GANTRY_DATA_DIR), namedByRecords: () => store.warmupSamplesNamedByRecords() },
       logger,
     });
     blobCollector.start();

@@ -6,7 +6,7 @@ import type { BlobCollector } from '../registry/blob-collector.js';
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { ModelAliases } from '../registry/model-aliases.js';
 import type { ModelTraffic } from '../registry/model-traffic.js';
-import type { FileModelStore } from '../registry/model-store.js';
+import type { ModelStore } from '../registry/model-store.js';
 import type { RegistryGuardian } from '../registry/registry-guardian.js';
 import type { ApiMetrics } from '../metrics/api-metrics.js';
 import type { InflightBytes } from '../limits/inflight-bytes.js';
@@ -31,7 +31,7 @@ export interface ApiServices {
   traffic: ModelTraffic;
   /** Per-model run-time configuration (batching, instances, threads, …). */
   modelConfigs: ModelConfigStore;
-  store: FileModelStore;
+  store: ModelStore;
   producer: InferenceProducer;
   /** The data plane: every inference call, whichever transport it came on, runs through it. */
   inference: InferenceService;

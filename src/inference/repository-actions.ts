@@ -5,7 +5,7 @@ import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { InferenceProducer } from '../queue/inference-producer.js';
 import { executionConfigOf, type ModelConfigStore } from '../registry/model-config.js';
 import type { ModelRegistry, ModelVersion } from '../registry/model-registry.js';
-import type { FileModelStore } from '../registry/model-store.js';
+import type { ModelStore } from '../registry/model-store.js';
 import type { ModelCatalog } from './model-catalog.js';
 import { forModel, requestedModel } from './requested-model.js';
 import { visibleModelNames } from './visible-models.js';
@@ -31,7 +31,7 @@ export interface RepositoryIndexEntry {
 export interface RepositorySources {
   registry: ModelRegistry;
   catalog: ModelCatalog;
-  store: Pick<FileModelStore, 'exists'>;
+  store: Pick<ModelStore, 'exists'>;
   producer: Pick<InferenceProducer, 'requestLoad'>;
   modelConfigs: ModelConfigStore;
   config: Pick<Config, 'GANTRY_LOAD_TIMEOUT_MS'>;

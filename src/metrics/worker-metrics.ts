@@ -96,6 +96,27 @@ export function createWorkerMetrics() {
       help: 'Model queue consumers that could not get a Redis connection (Redis maxclients reached, Redis away); their queued requests are answered 503.',
       registers: [registry],
     }),
+    blobVerifications: new Counter({
+      name: 'gantry_worker_blob_verifications_total',
+      help: 'Model files this worker hashed against their sha256 (once per blob per worker process, and again after an unload), by outcome: ok, mismatch (corrupted in the store), missing.',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    blobFetchedBytes: new Counter({
+      name: 'gantry_worker_blob_fetched_bytes_total',
+      help: 'Bytes of model files this worker copied from a remote model store (S3) into its local cache.',
+      registers: [registry],
+    }),
+    modelCacheBytes: new Gauge({
+      name: 'gantry_worker_model_cache_bytes',
+      help: "Bytes of model-file copies in this worker's local cache (remote stores only), bounded by GANTRY_MODEL_CACHE_BYTES.",
+      registers: [registry],
+    }),
+    modelCacheEvictions: new Counter({
+      name: 'gantry_worker_model_cache_evictions_total',
+      help: 'Model-file copies this worker removed from its local cache to stay within GANTRY_MODEL_CACHE_BYTES (only copies no loaded session used).',
+      registers: [registry],
+    }),
     warmups: new Counter({
       name: 'gantry_worker_warmups_total',
       help: "Warm-ups this worker ran (once per loaded sessions and sample), by input (the version's sample, or zero-filled inputs) and status: ok; skipped (zero-filled inputs failed, the version serves); failed (the sample failed, the version is UNAVAILABLE).",

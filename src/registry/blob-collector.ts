@@ -3,17 +3,13 @@ import type { Redis } from 'ioredis';
 import { isRedisUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { BlobReferences } from './blob-references.js';
-import type { StoredBlob } from './model-store.js';
+import type { ModelStore, StoredBlob } from './model-store.js';
 import { RedisLock } from './redis-lock.js';
 import { blobCollectorLockKey } from '../redis-keys.js';
-import type { WarmupSampleStore } from './warmup-samples.js';
+import { WarmupSampleStore } from './warmup-samples.js';
 
-/** What the collection needs of the model store (the file store has it; an object store can too). */
-export interface CollectableStore {
-  listBlobs(): Promise<StoredBlob[]>;
-  blobsNamedByRecords(): Promise<Set<string>>;
-  remove(sha256: string): Promise<void>;
-}
+/** What the collection needs of the model store (blobs and warm-up samples, and what the records name). */
+export type CollectableStore = Pick<ModelStore, 'listBlobs' | 'blobsNamedByRecords' | 'remove' | 'warmupSamplesNamedByRecords' | 'warmupSamples'>;
 
 export interface BlobCollectorOptions {
   /** GANTRY_BLOB_GC_GRACE_MS: how long a blob stays after its last reference went. */
@@ -24,8 +20,6 @@ export interface BlobCollectorOptions {
   isRegistryTrusted: () => boolean;
   /** Told each removed blob (for the metrics). */
   onCollected?: (blob: StoredBlob) => void;
-  /** Warm-up samples to collect with the blobs: those no live record names (warmup-samples.ts). */
-  warmupSamples?: { store: WarmupSampleStore; namedByRecords: () => Promise<Set<string>> };
   logger: Logger;
 }
 
@@ -145,10 +139,9 @@ export class BlobCollector {
    * samples older than the grace period, and never younger than warmupSampleMinimumAgeMs, go.
    */
   private async collectWarmupSamples(): Promise<void> {
-    const samples = this.options.warmupSamples;
-    if (samples === undefined) return;
     try {
-      const removed = await samples.store.removeUnnamed(await samples.namedByRecords(), Math.max(this.options.graceMs, warmupSampleMinimumAgeMs));
+      const samples = new WarmupSampleStore(this.store.warmupSamples);
+      const removed = await samples.removeUnnamed(await this.store.warmupSamplesNamedByRecords(), Math.max(this.options.graceMs, warmupSampleMinimumAgeMs));
       if (removed.length > 0) this.options.logger.info({ samples: removed }, 'warm-up samples no version uses removed by garbage collection');
     } catch (error) {
       this.options.logger.warn({ err: error }, 'warm-up sample collection failed; retrying at the next pass');

@@ -1,17 +1,15 @@
 import type { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, readdir, stat, unlink, utimes } from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import { datatypes } from '../protocol/datatypes.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { versionKey } from '../redis-keys.js';
-import { createFileDurablyIfAbsent } from './durable-file.js';
+import type { WarmupSampleFiles } from './model-store.js';
 
 /**
  * Warm-up samples: an OIP inference request (JSON data only) an uploader gives with a version, run on every instance
- * on every worker before that worker serves the version. Samples are files under `<data>/warmup-samples/`, named by
- * the sha256 of their text, so every worker reads them from the shared data directory; the version's Redis hash
+ * on every worker before that worker serves the version. Samples are kept by the model store beside the blobs, named by
+ * the sha256 of their text, so every worker of every machine reads them; the version's Redis hash
  * and its record in the store hold only that sha256 (`warmupSample`), never the sample itself. The blob collection
  * removes samples no live record names (blob-collector.ts).
  */
@@ -65,31 +63,26 @@ export function parseWarmupSample(text: string): WarmupSample {
   return parsed.data;
 }
 
-/** Where the samples of one data directory live; the API writes them, every worker reads them. */
+/** The samples of one model store (warm-up sample files beside its blobs): the API writes them, every worker reads them. */
 export class WarmupSampleStore {
-  private readonly directory: string;
-
-  constructor(dataDirectory: string) {
-    this.directory = path.join(dataDirectory, 'warmup-samples');
-  }
+  constructor(private readonly files: WarmupSampleFiles) {}
 
   /** Stores a sample's text (already parsed by parseWarmupSample) durably; returns its name, the sha256 of the text. */
   async put(text: string): Promise<string> {
     const sha256 = createHash('sha256').update(text).digest('hex');
-    await mkdir(this.directory, { recursive: true });
-    // The same sample stored twice is the same file: the first write stands, and is made young again, so a
-    // collection (which spares young files) cannot remove it before the version recording it names it.
-    for (;;) {
-      if (await createFileDurablyIfAbsent(this.pathOf(sha256), text)) return sha256;
-      const now = new Date();
-      try {
-        await utimes(this.pathOf(sha256), now, now);
-        return sha256;
-      } catch (error) {
-        // Collected between the two calls: write it again.
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-    }
+    await this.files.put(sha256, text);
+    return sha256;
+  }
+
+  /**
+   * Reads a stored sample.
+   * @throws Error naming the sample when it is missing or no longer a sample.
+   */
+  async get(sha256: string): Promise<WarmupSample> {
+    if (!sampleNamePattern.test(sha256)) throw new Error(`'${sha256.slice(0, 70)}' does not name a warm-up sample`);
+    const text = await this.files.get(sha256);
+    if (text === undefined) throw new Error(`the warm-up sample ${sha256} is missing from the model store`);
+    return parseWarmupSample(text);
   }
 
   /**
@@ -97,44 +90,13 @@ export class WarmupSampleStore {
    * `minimumAgeMs`, the age that covers a sample stored but not yet recorded. @returns the samples removed.
    */
   async removeUnnamed(named: ReadonlySet<string>, minimumAgeMs: number): Promise<string[]> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.directory);
-    } catch {
-      return [];
-    }
     const removed: string[] = [];
-    for (const entry of entries) {
-      const sha256 = entry.endsWith('.json') ? entry.slice(0, -'.json'.length) : '';
-      if (!sampleNamePattern.test(sha256) || named.has(sha256)) continue;
-      const modified = await stat(this.pathOf(sha256)).then(
-        (stats) => stats.mtimeMs,
-        () => undefined,
-      );
-      if (modified === undefined || Date.now() - modified < minimumAgeMs) continue;
-      await unlink(this.pathOf(sha256)).catch(() => undefined);
+    for (const { sha256, storedAt } of await this.files.list()) {
+      if (named.has(sha256) || Date.now() - storedAt < minimumAgeMs) continue;
+      await this.files.remove(sha256);
       removed.push(sha256);
     }
     return removed;
-  }
-
-  /**
-   * Reads a stored sample.
-   * @throws Error naming the sample when its file is missing or no longer a sample.
-   */
-  async get(sha256: string): Promise<WarmupSample> {
-    if (!sampleNamePattern.test(sha256)) throw new Error(`'${sha256.slice(0, 70)}' does not name a warm-up sample`);
-    let text: string;
-    try {
-      text = await readFile(this.pathOf(sha256), 'utf8');
-    } catch {
-      throw new Error(`the warm-up sample ${sha256} is missing from the data directory`);
-    }
-    return parseWarmupSample(text);
-  }
-
-  private pathOf(sha256: string): string {
-    return path.join(this.directory, `${sha256}.json`);
   }
 }
 

@@ -7,7 +7,7 @@ import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry, type RestoredVersion } from '../registry/model-registry.js';
-import { FileModelStore } from '../registry/model-store.js';
+import { FileModelStore } from '../registry/file-model-store.js';
 import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
 import { deploymentMarkerKey } from '../redis-keys.js';
 

@@ -4,7 +4,8 @@ import { LRUCache } from 'lru-cache';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
-import { fileExists, type FileModelStore } from '../registry/model-store.js';
+import { fileExists } from '../registry/file-model-store.js';
+import type { BlobCache } from './blob-cache.js';
 import { onnxruntimeThreadsOf } from '../registry/thread-budget.js';
 import type { SessionSettings } from './instance-messages.js';
 import { ModelBatcher } from './model-batcher.js';
@@ -109,7 +110,7 @@ export class SessionCache {
   private unloading = false;
 
   constructor(
-    private readonly store: FileModelStore,
+    private readonly blobs: BlobCache,
     private readonly options: SessionCacheOptions,
     private readonly logger: Logger,
   ) {
@@ -221,11 +222,9 @@ export class SessionCache {
   }
 
   private async load(sha256: string, settings: ExecutionSettings, key: string): Promise<CachedModel> {
-    // Verifying the bytes here means a corrupted or swapped blob is reported, never executed.
-    if (!(await this.store.verify(sha256))) {
-      throw errors.invalidModel(`the stored blob is missing or does not match its sha256 ${sha256}`);
-    }
-    const { modelPath, sessionSettings, optimizedTarget } = await this.plan(sha256, settings);
+    // The blob cache verifies the bytes (once per worker): a corrupted or swapped blob is reported, never executed.
+    const blobPath = await this.blobs.localFile(sha256);
+    const { modelPath, sessionSettings, optimizedTarget } = await this.plan(sha256, settings, blobPath);
     const threads = onnxruntimeThreadsOf(settings);
     const bytes = await this.estimatedBytes(modelPath, settings.instances);
     this.makeRoom(threads, bytes);
@@ -233,7 +232,7 @@ export class SessionCache {
     let instances: ModelInstances;
     let loaded: LoadedModel;
     // A blob is loaded from a folder of its own, never from the store's (see isolated-model-path.ts).
-    const isolated = modelPath === this.store.pathOf(sha256) ? await this.isolation.isolate(modelPath) : undefined;
+    const isolated = modelPath === blobPath ? await this.isolation.isolate(modelPath) : undefined;
     try {
       ({ instances, loaded } = await ModelInstances.load(isolated?.modelPath ?? modelPath, settings.instances, sessionSettings, {
         watchdog: this.options.watchdog,
@@ -336,7 +335,7 @@ export class SessionCache {
    * the first load writes onnxruntime's optimized graph beside the cache, and later loads read that graph with
    * optimization off, which skips the optimizer's work.
    */
-  private async plan(sha256: string, settings: ExecutionSettings) {
+  private async plan(sha256: string, settings: ExecutionSettings, blobPath: string) {
     const sessionSettings: SessionSettings = {
       executionProviders: this.options.executionProviders,
       graphOptimizationLevel: settings.graphOptimizationLevel,
@@ -345,7 +344,7 @@ export class SessionCache {
     };
     const cpuOnly = this.options.executionProviders.every((provider) => provider === 'cpu');
     if (!settings.optimizedModelCache || !cpuOnly || settings.graphOptimizationLevel === 'disabled') {
-      return { modelPath: this.store.pathOf(sha256), sessionSettings, optimizedTarget: undefined };
+      return { modelPath: blobPath, sessionSettings, optimizedTarget: undefined };
     }
     const optimizedPath = path.join(this.options.cacheDirectory, `${sha256}-${settings.graphOptimizationLevel}.onnx`);
     if (await fileExists(optimizedPath)) {
@@ -355,7 +354,7 @@ export class SessionCache {
     // Written under a private name and renamed, so a concurrent worker never reads half a file.
     const partial = `${optimizedPath}.${process.pid}.partial`;
     return {
-      modelPath: this.store.pathOf(sha256),
+      modelPath: blobPath,
       sessionSettings: { ...sessionSettings, optimizedModelPath: partial },
       optimizedTarget: { partial, final: optimizedPath },
     };
@@ -370,8 +369,20 @@ export class SessionCache {
     }
   }
 
-  /** Drops every loaded session of a blob (the model was unloaded or deleted), stopping its runs. */
+  /** Whether a loaded session or a load in progress uses the blob (the blob cache keeps its copy then). */
+  usesBlob(sha256: string): boolean {
+    const prefix = `${sha256}:`;
+    for (const key of this.cache.keys()) if (key.startsWith(prefix)) return true;
+    for (const key of this.loading.keys()) if (key.startsWith(prefix)) return true;
+    return false;
+  }
+
+  /**
+   * Drops every loaded session of a blob (the model was unloaded or deleted), stopping its runs. Its bytes are hashed
+   * again at the next load: unloading and loading a model is how an operator has them checked again.
+   */
   evict(sha256: string): void {
+    this.blobs.forgetVerification(sha256);
     this.unloading = true;
     try {
       for (const key of [...this.cache.keys()]) if (key.startsWith(`${sha256}:`)) this.cache.delete(key);

@@ -14,7 +14,7 @@ import { DoorbellListener } from '../queue/work-doorbell.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { followRegistryEvents, type RegistryEvent } from '../registry/registry-events.js';
 import { addStatistics } from '../registry/model-statistics.js';
-import { FileModelStore } from '../registry/model-store.js';
+import { FileModelStore } from '../registry/file-model-store.js';
 import { WarmupSampleStore } from '../registry/warmup-samples.js';
 import { patternsMatch, servesAllModels } from '../workers-view/model-patterns.js';
 import { WorkerAnnouncer } from '../workers-view/worker-announcement.js';
@@ -28,6 +28,7 @@ import { sessionMemoryBudget } from './session-memory-budget.js';
 import { hasUnendedThreads } from './model-instances.js';
 import { recordRunStrikes } from './run-strikes.js';
 import { RunWatchdog, type StoppedWork } from './run-watchdog.js';
+import { BlobCache } from './blob-cache.js';
 import { SessionCache } from './session-cache.js';
 import { shedQueuedJobs } from './shed-queued-jobs.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
@@ -74,6 +75,7 @@ export class WorkerRole {
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
+  private blobs: BlobCache | undefined;
   private readonly warmupSamples: VersionWarmupSamples;
   private controlConsumer: BullWorker | undefined;
   private httpServer: WorkerHttpServer | undefined;
@@ -183,8 +185,26 @@ export class WorkerRole {
     this.metrics.workerInfo.set({ device: device.name }, 1);
     const memoryBudget = sessionMemoryBudget(this.config.GANTRY_WORKER_SESSION_MEMORY_BYTES);
     this.metrics.sessionMemoryBudget.set(memoryBudget);
+    const optimizedDirectory = path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized', hostKind());
+    this.blobs = new BlobCache(this.store, {
+      directory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'blobs'),
+      maxBytes: this.config.GANTRY_MODEL_CACHE_BYTES,
+      // Assigned just below, before any blob is asked for.
+      isInUse: (sha256) => this.sessions.usesBlob(sha256),
+      derivedDirectory: optimizedDirectory,
+      onVerification: (outcome) => this.metrics.blobVerifications.inc({ outcome }),
+      onFetch: (bytes) => {
+        this.metrics.blobFetchedBytes.inc(bytes);
+        this.metrics.modelCacheBytes.set(this.blobs!.cachedBytes);
+      },
+      onEviction: () => {
+        this.metrics.modelCacheEvictions.inc();
+        this.metrics.modelCacheBytes.set(this.blobs!.cachedBytes);
+      },
+      logger: this.logger,
+    });
     this.sessions = new SessionCache(
-      this.store,
+      this.blobs,
       {
         maxLoadedModels,
         maxSessionBytes: memoryBudget,
@@ -198,13 +218,13 @@ export class WorkerRole {
         executionProviders: device.executionProviders,
         // Optimized graphs can hold CPU-specific kernels, and the data dir may be shared by hosts with different
         // CPUs: each kind of host gets its own folder.
-        cacheDirectory: path.join(this.config.GANTRY_DATA_DIR, 'cache', 'optimized', hostKind()),
+        cacheDirectory: optimizedDirectory,
         isolationDirectory: path.join(this.config.GANTRY_DATA_DIR, 'blobs', 'loading'),
         maxThreads: this.config.GANTRY_MAX_THREADS_PER_WORKER,
         watchdog: this.watchdog,
         onStuckUnload: (sha256) => this.restartWorker(`a deleted or unloaded model (blob ${sha256}) was still running`),
         onThreadBudgetRefused: () => this.metrics.limitTrips.inc({ limit: 'thread_budget' }),
-        warmupSamples: new WarmupSampleStore(this.config.GANTRY_DATA_DIR),
+        warmupSamples: new WarmupSampleStore(this.store.warmupSamples),
       },
       this.logger,
     );
@@ -309,7 +329,10 @@ export class WorkerRole {
     if (event.type === 'model-deleted') this.warmupSamples.forget(event.name);
     if (event.type === 'model-deleted') this.consumers.forget(event.name);
     // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
-    if (event.type === 'version-deleted' && event.sha256 !== undefined) this.sessions.evict(event.sha256);
+    if (event.type === 'version-deleted' && event.sha256 !== undefined) {
+      this.sessions.evict(event.sha256);
+      void this.blobs?.discard(event.sha256);
+    }
     if (event.type === 'model-unloaded') void this.evictModel(event.name);
   }
 

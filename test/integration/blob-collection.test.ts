@@ -16,7 +16,8 @@ import { pino } from 'pino';
 import { BlobCollector, warmupSampleMinimumAgeMs } from '../../src/registry/blob-collector.js';
 import { WarmupSampleStore } from '../../src/registry/warmup-samples.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { FileModelStore, type StoredBlob } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
+import type { StoredBlob } from '../../src/registry/model-store.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 import { deploymentMarkerKey } from '../../src/redis-keys.js';
 
@@ -189,7 +190,7 @@ describe('blob references and garbage collection (real Redis, real files)', () =
     assert.equal(await registry.blobReferences.renewClaim(sha256, 'token-1'), false);
   });
   test('warm-up samples no live version names go with a pass once old enough; named and young ones stay', async () => {
-    const samples = new WarmupSampleStore(directory);
+    const samples = new WarmupSampleStore(store.warmupSamples);
     const text = (value: number) => JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], data: [value] }] });
     const kept = await upload('sampled', randomBytes(100));
     const [named, unnamed, young, ofDeleted] = [await samples.put(text(1)), await samples.put(text(2)), await samples.put(text(3)), await samples.put(text(4))];
@@ -204,7 +205,6 @@ describe('blob references and garbage collection (real Redis, real files)', () =
       graceMs: 0,
       intervalMs: 60_000,
       isRegistryTrusted: () => trusted,
-      warmupSamples: { store: samples, namedByRecords: () => store.warmupSamplesNamedByRecords() },
       logger,
     });
     await gc.runPass();

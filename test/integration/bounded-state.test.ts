@@ -29,7 +29,7 @@ import { ReplyListener } from '../../src/queue/reply-listener.js';
 import { WorkDoorbell } from '../../src/queue/work-doorbell.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';
 

@@ -14,11 +14,12 @@ import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { ErrorCode } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
+import { localBlobs } from '../helpers/local-blobs.js';
 import { createWorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { defaultExecutionSettings, jobSchemaVersion, type LoadJob } from '../../src/queue/job-contracts.js';
 import { decodeReply, type LoadReplyHeader } from '../../src/queue/reply-codec.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { followRegistryEvents, type RegistryEvent } from '../../src/registry/registry-events.js';
 import { processLoadJob } from '../../src/worker/load-processor.js';
 import { SessionCache, type CachedModel } from '../../src/worker/session-cache.js';
@@ -167,7 +168,7 @@ describe('the worker records a load only for its generation (real Redis, real on
     await store.init();
     sha256 = (await store.put(Readable.from([await readFile(fixturePath('tiny-mlp.onnx'))]), 1024 ** 3)).sha256;
     sessions = new SessionCache(
-      store,
+      localBlobs(store, directory),
       { maxLoadedModels: 8, executionProviders: ['cpu'], cacheDirectory: path.join(directory, 'cache') },
       createLogger({ LOG_LEVEL: 'silent' }, 'test'),
     );

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, appendFile } from 'node:fs/p
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -62,7 +62,7 @@ describe('FileModelStore', () => {
     const stored = await store.put(Readable.from([bytes]), 1000);
     assert.equal(stored.sha256, createHash('sha256').update(bytes).digest('hex'));
     assert.equal(stored.size, bytes.byteLength);
-    assert.deepEqual(await readFile(store.pathOf(stored.sha256)), bytes);
+    assert.deepEqual(await readFile(store.localPathOf(stored.sha256)), bytes);
     assert.deepEqual(await blobs(), [stored.sha256]);
     assert.deepEqual(await temporaries(), []);
     assert.equal(await store.exists(stored.sha256), true);
@@ -155,11 +155,11 @@ describe('FileModelStore', () => {
   test('verify(): true for a good blob, false after corruption, false when missing', async () => {
     const stored = await store.put(Readable.from([Buffer.from('precious weights')]), 1000);
     assert.equal(await store.verify(stored.sha256), true);
-    await writeFile(store.pathOf(stored.sha256), 'precious weightz');
+    await writeFile(store.localPathOf(stored.sha256), 'precious weightz');
     assert.equal(await store.verify(stored.sha256), false);
-    await writeFile(store.pathOf(stored.sha256), 'precious weights');
+    await writeFile(store.localPathOf(stored.sha256), 'precious weights');
     assert.equal(await store.verify(stored.sha256), true);
-    await appendFile(store.pathOf(stored.sha256), 'x');
+    await appendFile(store.localPathOf(stored.sha256), 'x');
     assert.equal(await store.verify(stored.sha256), false);
     assert.equal(await store.verify('c'.repeat(64)), false);
     assert.equal(await store.verify('not-a-sha'), false);
@@ -209,8 +209,8 @@ describe('FileModelStore', () => {
 
   test('pathOf() refuses anything but a sha256 (no path traversal)', () => {
     for (const bad of ['../../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), `${'a'.repeat(64)}/x`, '']) {
-      assert.throws(() => store.pathOf(bad), { code: ErrorCode.Internal });
+      assert.throws(() => store.localPathOf(bad), { code: ErrorCode.Internal });
     }
-    assert.equal(path.dirname(store.pathOf('0'.repeat(64))), path.join(dataDirectory, 'blobs', 'sha256'));
+    assert.equal(path.dirname(store.localPathOf('0'.repeat(64))), path.join(dataDirectory, 'blobs', 'sha256'));
   });
 });

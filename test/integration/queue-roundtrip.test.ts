@@ -21,7 +21,7 @@ import { createRedis } from '../../src/queue/redis-connection.js';
 import { decodeReply } from '../../src/queue/reply-codec.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { readStatistics } from '../../src/registry/model-statistics.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
 import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';

@@ -15,7 +15,7 @@ import { ErrorCode, GantryError } from '../../src/errors.js';
 import { FileRegistryRecords, warmupSamplesNamedByRecords } from '../../src/registry/file-registry-records.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 import { deploymentMarkerKey } from '../../src/redis-keys.js';

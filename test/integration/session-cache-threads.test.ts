@@ -12,8 +12,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
+import { localBlobs } from '../helpers/local-blobs.js';
 import { defaultExecutionSettings, type ExecutionSettings } from '../../src/queue/job-contracts.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { SessionCache } from '../../src/worker/session-cache.js';
 import { fixturePath } from '../helpers/gantry-process.js';
 
@@ -33,7 +34,7 @@ before(async () => {
     blobs[name] = (await store.put(Readable.from([await readFile(fixturePath(`${name}.onnx`))]), 1024 ** 3)).sha256;
   }
   cache = new SessionCache(
-    store,
+    localBlobs(store, directory),
     { maxLoadedModels: 32, executionProviders: ['cpu'], cacheDirectory: path.join(directory, 'cache'), maxThreads: 6, onThreadBudgetRefused: () => refusals++ },
     createLogger({ LOG_LEVEL: 'silent' }, 'test'),
   );

@@ -12,8 +12,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, GantryError } from '../../src/errors.js';
 import { createLogger } from '../../src/logger.js';
+import { localBlobs } from '../helpers/local-blobs.js';
 import { defaultExecutionSettings, type ExecutionSettings } from '../../src/queue/job-contracts.js';
-import { FileModelStore } from '../../src/registry/model-store.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { SessionCache, type EvictionReason } from '../../src/worker/session-cache.js';
 import { sessionMemoryBudget } from '../../src/worker/session-memory-budget.js';
 import { fixturePath } from '../helpers/gantry-process.js';
@@ -43,7 +44,7 @@ before(async () => {
   assert.ok(sizes['tiny-mlp']! + sizes.slow! + sizes['multi-io']! + sizes.scalar! > budget, 'the four models do not fit together');
   assert.ok(sizes.slow! + sizes['multi-io']! + sizes.scalar! <= budget, 'without tiny-mlp they fit');
   cache = new SessionCache(
-    store,
+    localBlobs(store, directory),
     {
       maxLoadedModels: 32,
       maxSessionBytes: budget,

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { ErrorCode, GantryError } from '../../src/errors.js';
-import { FileModelStore, staleTemporaryFileMs } from '../../src/registry/model-store.js';
+import { FileModelStore, staleTemporaryFileMs } from '../../src/registry/file-model-store.js';
 
 /** A stream of `total` random bytes in 64 KiB chunks, with no length known in advance. */
 function randomStream(total: number): Readable {

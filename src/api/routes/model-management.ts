@@ -141,7 +141,7 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
   // A field one byte over GANTRY_MAX_WARMUP_BYTES is cut there, which tells a sample that is too large.
   await app.register(multipart, { limits: { fileSize: config.GANTRY_MAX_UPLOAD_BYTES, files: 1, fields: 4, fieldSize: config.GANTRY_MAX_WARMUP_BYTES + 1 } });
-  const warmupSamples = new WarmupSampleStore(config.GANTRY_DATA_DIR);
+  const warmupSamples = new WarmupSampleStore(store.warmupSamples);
 
   /** The text of a multipart upload's `warmup` field, once it is known to be a sample within GANTRY_MAX_WARMUP_BYTES. */
   const checkedWarmupText = (field: MultipartValue): string => {

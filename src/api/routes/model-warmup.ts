@@ -24,7 +24,7 @@ const warmupQuerySchema = z.object({
 export async function modelWarmupRoutes(app: FastifyInstance, services: ApiServices): Promise<void> {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   const { registry, producer, config, catalog, metrics } = services;
-  const samples = new WarmupSampleStore(config.GANTRY_DATA_DIR);
+  const samples = new WarmupSampleStore(services.store.warmupSamples);
 
   typed.post(
     '/v1/models/:model/versions/:version/warmup',
