@@ -10,23 +10,25 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { sampleValue } from '../helpers/metrics-text.js';
-import { infer, mlpRequest, timedCall, waitUntil } from '../helpers/reliability-harness.js';
+import { infer, mlpRequest, sleep, timedCall, waitUntil } from '../helpers/reliability-harness.js';
 
 /** Far below GANTRY_INFER_TIMEOUT_MS (30 s) and GANTRY_LOAD_TIMEOUT_MS (120 s): a refusal must not wait for either. */
 const fastMs = 3000;
+/** The doorbell look-back of the worker started late (GANTRY_MODEL_QUEUE_IDLE_MS, at least 3 x GANTRY_JOB_LOCK_MS). */
+const lookBackMs = 3000;
 const identityRequest = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 2], data: [1, 2] }] };
 
 describe('worker pools', { timeout: 180_000 }, () => {
   let api: GantryProcess;
   const workers = new Map<string, GantryProcess>();
 
-  async function startWorker(name: string, models: string): Promise<GantryProcess> {
+  async function startWorker(name: string, models: string, env: Record<string, string> = {}): Promise<GantryProcess> {
     const worker = await startGantry({
       command: 'worker',
       redisUrl: api.redisUrl,
       prefix: api.prefix,
       dataDirectory: api.dataDirectory,
-      env: { GANTRY_WORKER_MODELS: models },
+      env: { GANTRY_WORKER_MODELS: models, ...env },
     });
     workers.set(name, worker);
     return worker;
@@ -87,8 +89,10 @@ describe('worker pools', { timeout: 180_000 }, () => {
     assert.match(detail.body.unservedReason, /\[mlp\*, other\*\]/);
     assert.match(detail.body.unservedReason, /GANTRY_WORKER_MODELS/);
 
-    // The load waited in the model's own queue; the new worker finds it there when it starts.
-    const lonelyPool = await startWorker('lonely', 'lonely,spare-?');
+    // The load waited in the model's own queue. The new worker's doorbell look-back (3 x its 1 s job lock) is past
+    // the upload's ring by the time it starts: only its look for queued jobs at start-up can find the load.
+    await sleep(lookBackMs + 500);
+    const lonelyPool = await startWorker('lonely', 'lonely,spare-?', { GANTRY_JOB_LOCK_MS: '1000', GANTRY_MODEL_QUEUE_IDLE_MS: String(lookBackMs) });
     await waitUntil(async () => (await versionDetail('lonely', upload.body.version)).body.state === 'READY', 30_000, 'the queued load to run');
     await waitUntil(async () => (await ready('lonely')).status === 200, 5000, 'lonely to be ready');
     const reply = await infer(api.baseUrl, 'lonely', identityRequest);
