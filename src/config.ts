@@ -33,6 +33,27 @@ const configSchema = z.object({
     .refine((file) => isReadableFile(file), 'cannot be read: give the path of a PEM file of the CA that signed the Redis certificates')
     .optional(),
   GANTRY_DATA_DIR: z.string().min(1).default('./data'),
+  // The model store (docs/operations.md "Model store: file or S3"). Credentials come from the AWS SDK's chain.
+  /** `file`: blobs and records under GANTRY_DATA_DIR; `s3`: in an S3-compatible bucket (GANTRY_S3_*), no shared disk. */
+  GANTRY_MODEL_STORE: z.enum(['file', 's3']).default('file'),
+  GANTRY_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'is not an S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)')
+    .optional(),
+  /** Keys under this prefix ('' = the bucket's root), so several deployments or environments can share one bucket. */
+  GANTRY_S3_PREFIX: z
+    .string()
+    .refine((prefix) => !prefix.startsWith('/'), "must not start with '/' (S3 keys have no leading slash)")
+    .transform((prefix) => prefix.replace(/\/+$/, ''))
+    .default(''),
+  /** An S3-compatible server (MinIO, Ceph…), `http(s)://host:port`; unset = AWS S3 of GANTRY_S3_REGION. */
+  GANTRY_S3_ENDPOINT: z
+    .string()
+    .regex(/^https?:\/\/[^/\s]+\/?$/, 'must be http(s)://host[:port], without a path (the bucket is GANTRY_S3_BUCKET)')
+    .optional(),
+  GANTRY_S3_REGION: z.string().min(1).default('us-east-1'),
+  /** Path-style URLs (`endpoint/bucket/key`), which MinIO and most S3-compatible servers need. */
+  GANTRY_S3_FORCE_PATH_STYLE: booleanFlag.default(false),
   /**
    * `gantry start` without REDIS_URL: `auto` uses a Redis answering on 127.0.0.1:6379, else starts a private
    * redis-server under GANTRY_DATA_DIR; `private` always starts the private one (another Redis on 6379 is not
@@ -252,6 +273,11 @@ export function loadConfig(environment: ConfigInput | NodeJS.ProcessEnv = proces
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const config = { ...parsed.data, REDIS_URL: resolvedRedisUrl(parsed.data) };
+  if (config.GANTRY_MODEL_STORE === 's3' && config.GANTRY_S3_BUCKET === undefined) {
+    throw new ConfigError(
+      'Invalid configuration: GANTRY_MODEL_STORE=s3 needs GANTRY_S3_BUCKET, the bucket that holds the models (and GANTRY_S3_ENDPOINT for a server other than AWS S3).',
+    );
+  }
   if (config.GANTRY_AUTH === 'off' && !isLoopbackHost(config.HOST)) {
     throw new ConfigError(
       `Invalid configuration: GANTRY_AUTH=off is refused with HOST=${parsed.data.HOST}: without authentication anyone who reaches the port can upload, replace and delete every model. ` +
