@@ -10,6 +10,7 @@ import { encodeInferenceJob, jobRetention } from './job-encoding.js';
 import { placeValue } from './large-values.js';
 import { ModelAdmission, type Admission } from './model-admission.js';
 import { ModelLoader, type LoadRouting } from './model-loader.js';
+import { LiveWorkers } from '../workers-view/live-workers.js';
 import { inferenceQueueName, payloadKey } from '../redis-keys.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 import { WorkDoorbell } from './work-doorbell.js';
@@ -30,7 +31,11 @@ export interface ProducerOptions {
   maxPayloadBytesPerJob?: number;
   /** Told each time a request is refused at a limit, with the limit's label ('queue_size', 'queued_bytes', …). */
   onLimitRejection?: (limit: string) => void;
-  /** The live workers and the models they serve: loads go where a worker serving the model takes them (model-loader.ts). */
+  /**
+   * The live workers and the models they serve: loads go where a worker serving the model takes them
+   * (model-loader.ts). The API passes the view its other parts share; without one (`gantry repair`, tests) the
+   * producer reads its own.
+   */
   liveWorkers?: LoadRouting['liveWorkers'];
 }
 
@@ -93,7 +98,11 @@ export class InferenceProducer {
       },
       (target, priority, batch) => this.sendJob(target, priority, batch),
     );
-    const routing = options.liveWorkers && { liveWorkers: options.liveWorkers, modelQueue: (model: string) => this.queueFor(model), doorbell: this.doorbell };
+    const routing: LoadRouting = {
+      liveWorkers: options.liveWorkers ?? new LiveWorkers(redis, options.prefix, logger),
+      modelQueue: (model) => this.queueFor(model),
+      doorbell: this.doorbell,
+    };
     this.loader = new ModelLoader(redis, replies, options.prefix, logger, routing);
   }
 
