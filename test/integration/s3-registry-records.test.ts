@@ -1,0 +1,149 @@
+/**
+ * S3RegistryRecords against a real S3-compatible server (moto): the same checks as FileRegistryRecords'
+ * (registry-records.test.ts), over objects instead of files: records, tombstones, signatures, configurations,
+ * warm-up samples and routing read back; names differing only in case; the deployment id claimed once under
+ * concurrent claims (a conditional write); a hand-made object that does not parse is skipped.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { S3ModelStore } from '../../src/registry/s3-model-store.js';
+import { startS3Server, type S3Server } from '../../support/s3-server.js';
+
+const bucketName = 'gantry-records-test';
+const signature = {
+  inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 4] }],
+  outputs: [{ name: 'output', datatype: 'FP32' as const, shape: [-1, 4] }],
+};
+
+describe('S3RegistryRecords (moto)', () => {
+  let server: S3Server;
+  before(async () => {
+    server = await startS3Server();
+    await server.createBucket(bucketName);
+  });
+  after(() => server.stop());
+
+  /** A store under a prefix of its own, so tests never see each other's objects. */
+  function newStore(): S3ModelStore {
+    return new S3ModelStore({
+      bucket: bucketName,
+      prefix: `records-${randomUUID()}`,
+      endpoint: server.endpoint,
+      region: server.region,
+      forcePathStyle: true,
+      credentials: server.credentials,
+    });
+  }
+
+  /** The objects under a relative prefix of the store, as relative keys, sorted. */
+  async function keysUnder(store: S3ModelStore, relativePrefix: string): Promise<string[]> {
+    return (await store.bucket.list(relativePrefix)).map((object) => store.bucket.relative(object.key).slice(relativePrefix.length)).sort();
+  }
+
+  test('records, tombstones, signatures and configurations read back; the highest number counts deleted versions', async () => {
+    const store = newStore();
+    const records = store.registryRecords('p');
+    await records.writeVersion({
+      name: 'm',
+      version: '1',
+      sha256: 'a'.repeat(64),
+      size: 10,
+      createdAt: '2026-01-01T00:00:00.000Z',
+      configAtUpload: { maxBatchSize: 2 },
+    });
+    await records.writeVersion({ name: 'm', version: '2', sha256: 'b'.repeat(64), size: 20, createdAt: '2026-01-02T00:00:00.000Z' });
+    await records.writeVersion({ name: 'm', version: '3', sha256: 'c'.repeat(64), size: 30, createdAt: '2026-01-03T00:00:00.000Z' });
+    await records.writeSignature('m', '1', signature);
+    await records.writeSignature('m', '3', signature);
+    await records.markDeleted('m', '3');
+    await records.writeModelConfig('m', { maxBatchSize: 8 });
+    assert.equal(await records.highestVersion('m'), 3, 'the deleted latest version keeps its number taken');
+    assert.equal(await records.highestVersion('never'), 0);
+
+    const [model, ...rest] = await records.readAll();
+    assert.deepEqual(rest, []);
+    assert.equal(model!.name, 'm');
+    assert.equal(model!.highestVersion, 3);
+    assert.deepEqual(model!.config, { maxBatchSize: 8 });
+    assert.deepEqual(
+      model!.versions.map(({ version, sha256, signature: recorded, configAtUpload }) => ({ version, sha256, recorded, configAtUpload })),
+      [
+        { version: '1', sha256: 'a'.repeat(64), recorded: signature, configAtUpload: { maxBatchSize: 2 } },
+        { version: '2', sha256: 'b'.repeat(64), recorded: undefined, configAtUpload: undefined },
+      ],
+    );
+    // The file store's layout, one object per file; a deleted version's signature goes with it.
+    assert.deepEqual(await keysUnder(store, 'registry/p/models/m/'), ['1.json', '1.signature.json', '2.json', '3.json', 'config.json']);
+    await records.writeModelConfig('m', undefined);
+    assert.equal((await records.readAll())[0]!.config, undefined);
+  });
+
+  test('warm-up samples and routing (aliases, traffic policy) read back; a deleted version takes its sample, and routing can be forgotten', async () => {
+    const store = newStore();
+    const records = store.registryRecords('p');
+    for (const version of ['1', '2']) {
+      await records.writeVersion({ name: 'm', version, sha256: version.repeat(64), size: 1, createdAt: '2026-01-01T00:00:00.000Z' });
+      await records.writeWarmupSample('m', version, `${version}f`.repeat(32));
+    }
+    await records.markDeleted('m', '2');
+    const routing = {
+      aliases: [{ alias: 'production', version: '1', updatedAt: '2026-01-01T00:00:00.000Z' }],
+      traffic: { splits: [{ version: '1', weight: 1 }], updatedAt: '2026-01-01T00:00:00.000Z' },
+    };
+    await records.writeRouting('m', routing);
+    const [model] = await records.readAll();
+    assert.deepEqual(
+      model!.versions.map(({ version, warmupSample }) => ({ version, warmupSample })),
+      [{ version: '1', warmupSample: '1f'.repeat(32) }],
+    );
+    assert.deepEqual(model!.routing, routing);
+    assert.deepEqual([...(await store.warmupSamplesNamedByRecords())], ['1f'.repeat(32)], 'a deleted version names no sample');
+    await records.writeRouting('m', undefined);
+    assert.equal((await records.readAll())[0]!.routing, undefined);
+    assert.deepEqual(await keysUnder(store, 'registry/p/models/m/'), ['1.json', '1.warmup.json', '2.json']);
+  });
+
+  test('names differing only in case get folders of their own (the file store layout), and read back by name', async () => {
+    const store = newStore();
+    const records = store.registryRecords('p');
+    await records.writeVersion({ name: 'Mlp', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
+    await records.writeVersion({ name: 'mlp', version: '1', sha256: 'b'.repeat(64), size: 1, createdAt: '' });
+    assert.deepEqual(await keysUnder(store, 'registry/p/models/'), ['^mlp/1.json', 'mlp/1.json']);
+    assert.deepEqual(
+      (await records.readAll()).map((model) => [model.name, model.versions[0]!.sha256[0]]),
+      [
+        ['Mlp', 'a'],
+        ['mlp', 'b'],
+      ],
+    );
+    assert.equal(await records.highestVersion('MLP'), 0);
+  });
+
+  test('a deployment id is claimed once: concurrent claims all get the first one (a conditional write)', async () => {
+    const store = newStore();
+    const records = store.registryRecords('p');
+    assert.equal(await records.readDeploymentId(), undefined);
+    const claimed = await Promise.all(Array.from({ length: 20 }, (_, index) => records.claimDeploymentId(`id-${index}`)));
+    assert.equal(new Set(claimed).size, 1, JSON.stringify(claimed));
+    assert.equal(await records.readDeploymentId(), claimed[0]);
+    assert.equal(await records.claimDeploymentId('a-later-one'), claimed[0], 'a later claim gets the held id');
+    assert.deepEqual(await keysUnder(store, 'registry/p/'), ['deployment.json']);
+    // Another queue prefix is another deployment.
+    assert.equal(await store.registryRecords('q').claimDeploymentId('other'), 'other');
+  });
+
+  test('a hand-made record that does not parse is skipped, not fatal', async () => {
+    const store = newStore();
+    const records = store.registryRecords('p');
+    await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
+    await store.bucket.putText(store.bucket.key('registry/p/models/m/2.json'), '{not json');
+    const [model] = await records.readAll();
+    assert.deepEqual(
+      model!.versions.map((version) => version.version),
+      ['1'],
+    );
+    assert.equal(model!.highestVersion, 1);
+    assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
+  });
+});
