@@ -1,0 +1,88 @@
+/**
+ * The pool view on real Redis (its own key prefix): workers' announcements (workers-view/worker-announcement.ts)
+ * read by an API's LiveWorkers. A model is unserved only while announced workers exist and none matches; a
+ * withdrawn worker leaves the view within about a second; an id whose announcement lapsed (a worker killed
+ * outright) is pruned from the set; patterns naming other tenants stay out of the reason.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { createLogger } from '../../src/logger.js';
+import { workerAnnouncementsKey } from '../../src/redis-keys.js';
+import { LiveWorkers } from '../../src/workers-view/live-workers.js';
+import { WorkerAnnouncer } from '../../src/workers-view/worker-announcement.js';
+import { deleteKeys } from '../helpers/gantry-process.js';
+import { waitUntil } from '../helpers/reliability-harness.js';
+
+const redisUrl = 'redis://127.0.0.1:6379';
+const prefix = `test-live-workers-${randomBytes(4).toString('hex')}`;
+const logger = createLogger({ LOG_LEVEL: 'silent' }, 'test');
+let redis: Redis;
+const unserved: string[] = [];
+
+before(() => {
+  redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+});
+after(async () => {
+  await deleteKeys(redisUrl, prefix);
+  redis.disconnect();
+});
+
+/** A fresh view (no cache shared between tests). */
+const view = () => new LiveWorkers(redis, prefix, logger, (model) => unserved.push(model));
+
+test('with no announced worker nothing is unserved: requests queue for the first worker to come', async () => {
+  const workers = view();
+  assert.equal(await workers.serving('anything'), undefined);
+  await workers.checkServed('anything');
+  assert.deepEqual(unserved, []);
+});
+
+test('announced pools: a model is served by the workers whose patterns match, refused with the reason when none does', async () => {
+  const gpu = new WorkerAnnouncer(redis, prefix, logger);
+  const cpu = new WorkerAnnouncer(redis, prefix, logger);
+  await gpu.start(['big-*', 'acme~llm-*', 'other~secret-*'], 'cuda');
+  await cpu.start(['small-?'], 'cpu');
+  try {
+    const workers = view();
+    assert.deepEqual(await workers.serving('big-model'), { servedBy: 1 });
+    assert.deepEqual(await workers.serving('acme~llm-7b'), { servedBy: 1 });
+    assert.deepEqual(await workers.serving('small-1'), { servedBy: 1 });
+    const snapshot = await workers.snapshot();
+    assert.deepEqual(snapshot?.workers.map((worker) => worker.device).sort(), ['cpu', 'cuda']);
+
+    const forDefaultTenant = await workers.serving('small-12');
+    assert.equal(forDefaultTenant?.servedBy, 0);
+    // Another tenant's patterns are counted, not shown.
+    assert.equal(
+      forDefaultTenant?.unservedReason,
+      "no running worker serves model 'small-12': the 2 running workers serve [big-*, small-?] and 2 more; start a worker with GANTRY_WORKER_MODELS matching it",
+    );
+    const forAcme = await workers.serving('acme~vision', 'vision');
+    assert.match(forAcme?.unservedReason ?? '', /model 'vision': the 2 running workers serve \[acme~llm-\*, big-\*, small-\?\] and 1 more;/);
+
+    await assert.rejects(workers.checkServed('small-12'), (error: Error & { code?: string; retryAfterSeconds?: number }) => {
+      assert.equal(error.code, 'UNAVAILABLE');
+      assert.equal(error.retryAfterSeconds, 5);
+      assert.match(error.message, /^No running worker serves model 'small-12'/);
+      return true;
+    });
+    assert.deepEqual(unserved, ['small-12']);
+    await workers.checkServed('big-model');
+
+    // A worker that stops withdraws its announcement; the view follows within about a second.
+    await cpu.withdraw();
+    await waitUntil(async () => (await workers.serving('small-1'))?.servedBy === 0, 2000, 'the withdrawn worker to leave the view');
+  } finally {
+    await gpu.withdraw();
+    await cpu.withdraw();
+  }
+});
+
+test('an id whose announcement lapsed (a worker killed outright) is pruned, and no worker is left', async () => {
+  await redis.sadd(workerAnnouncementsKey(prefix), 'killed-worker');
+  const workers = view();
+  assert.equal(await workers.serving('anything'), undefined);
+  assert.equal(await redis.sismember(workerAnnouncementsKey(prefix), 'killed-worker'), 0);
+});
