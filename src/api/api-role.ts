@@ -15,7 +15,7 @@ import { modelStates } from '../registry/model-state.js';
 import { ModelAliases } from '../registry/model-aliases.js';
 import { RoutingRecorder } from '../registry/routing-records.js';
 import { ModelTraffic } from '../registry/model-traffic.js';
-import { FileModelStore } from '../registry/file-model-store.js';
+import { createModelStore } from '../registry/model-store-factory.js';
 import { loadRestoredVersions } from '../registry/registry-rebuild.js';
 import { RegistryGuardian } from '../registry/registry-guardian.js';
 import { warnAboutRedisPersistence } from '../registry/redis-persistence.js';
@@ -80,7 +80,7 @@ export class ApiRole {
     const redis = createRedis(config.REDIS_URL, 'producer', 'api', redisEndpointSettings(config));
     const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber', redisEndpointSettings(config));
     for (const client of [redis, subscriber]) client.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-    const store = new FileModelStore(config.GANTRY_DATA_DIR, {
+    const store = createModelStore(config, {
       maxStoreBytes: config.GANTRY_MAX_STORE_BYTES,
       minFreeDiskBytes: config.GANTRY_MIN_FREE_DISK_BYTES,
       // Called only once uploads run, by when `metrics` exists.

@@ -7,7 +7,7 @@ import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { ModelConfigStore } from '../registry/model-config.js';
 import { ModelRegistry, type RestoredVersion } from '../registry/model-registry.js';
-import { FileModelStore } from '../registry/file-model-store.js';
+import { createModelStore } from '../registry/model-store-factory.js';
 import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
 import { deploymentMarkerKey } from '../redis-keys.js';
 
@@ -38,7 +38,7 @@ export async function runRepairCommand(
     return 1;
   }
   try {
-    const store = new FileModelStore(config.GANTRY_DATA_DIR);
+    const store = createModelStore(config);
     const records = store.registryRecords(prefix);
     const deploymentId = await records.readDeploymentId();
     if (deploymentId === undefined) {

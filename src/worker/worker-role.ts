@@ -14,7 +14,8 @@ import { DoorbellListener } from '../queue/work-doorbell.js';
 import { ModelRegistry } from '../registry/model-registry.js';
 import { followRegistryEvents, type RegistryEvent } from '../registry/registry-events.js';
 import { addStatistics } from '../registry/model-statistics.js';
-import { FileModelStore } from '../registry/file-model-store.js';
+import { createModelStore } from '../registry/model-store-factory.js';
+import type { ModelStore } from '../registry/model-store.js';
 import { WarmupSampleStore } from '../registry/warmup-samples.js';
 import { patternsMatch, servesAllModels } from '../workers-view/model-patterns.js';
 import { WorkerAnnouncer } from '../workers-view/worker-announcement.js';
@@ -71,7 +72,7 @@ export class WorkerRole {
   private readonly doorbell: DoorbellListener;
   private readonly consumers: ModelConsumerPool;
   private readonly registry: ModelRegistry;
-  private readonly store: FileModelStore;
+  private readonly store: ModelStore;
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
@@ -103,7 +104,7 @@ export class WorkerRole {
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
     this.patterns = config.GANTRY_WORKER_MODELS;
     this.announcer = new WorkerAnnouncer(this.commands, config.GANTRY_QUEUE_PREFIX, logger);
-    this.store = new FileModelStore(config.GANTRY_DATA_DIR);
+    this.store = createModelStore(config);
     this.warmupSamples = new VersionWarmupSamples(this.registry);
     this.metrics = createWorkerMetrics();
     this.commands.on('ready', () => this.metrics.redisUp.set(1));
