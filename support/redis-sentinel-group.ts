@@ -23,6 +23,10 @@ export interface SentinelGroupOptions {
   downAfterMs?: number;
   /** Sentinel's failover-timeout (also the pause before the same master is failed over again). Default 3000 ms. */
   failoverTimeoutMs?: number;
+  /** The servers' `requirepass` (and `masterauth`, and the sentinels' `auth-pass`); it goes into `url` too. */
+  password?: string;
+  /** The sentinels' own `requirepass` (what REDIS_SENTINEL_PASSWORD is set to). */
+  sentinelPassword?: string;
 }
 
 export interface RedisNode {
@@ -33,8 +37,10 @@ export interface RedisNode {
 
 export interface SentinelGroup {
   masterName: string;
-  /** `redis+sentinel://127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<name>`: what REDIS_URL is set to. */
+  /** `redis+sentinel://[:password@]127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3/<name>`: what REDIS_URL is set to. */
   url: string;
+  /** `127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`: what REDIS_SENTINELS is set to. */
+  sentinelList: string;
   sentinelPorts: number[];
   /** The master it started with, then the replicas. */
   servers: RedisNode[];
@@ -59,7 +65,7 @@ export interface SentinelGroup {
   waitForDemotion: (port: number, timeoutMs: number) => Promise<void>;
   /** Resolves once every replica has applied everything the master has (equal replication offsets). */
   waitForReplicas: (timeoutMs: number) => Promise<void>;
-  /** Any redis-cli command against one of the group's servers or sentinels (by port); resolves with its output. */
+  /** Any redis-cli command against one of the group's servers or sentinels (by port, with its password); resolves with its output. */
   cli: (port: number, ...args: string[]) => Promise<string>;
   /** Kills every process of the group and removes its directories. */
   cleanup: () => Promise<void>;
@@ -72,15 +78,18 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
   const children: ChildProcess[] = [];
   const servers: RedisNode[] = [];
   const sentinelPorts: number[] = [];
-  const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-p', String(port), ...args], { timeout: 5000 })).stdout.trim();
+  const passwords = new Map<number, string | undefined>();
+  const cli = (port: number, ...args: string[]) => redisCli(port, passwords.get(port), args);
   const cleanup = async () => {
     await Promise.all(children.map((child) => killAndWait(child)));
     await rm(root, { recursive: true, force: true });
   };
   try {
-    const master = await startServer(root, 'master', undefined, children);
+    const master = await startServer(root, 'master', undefined, options.password, children);
     servers.push(master);
-    for (let index = 0; index < (options.replicas ?? 1); index++) servers.push(await startServer(root, `replica-${index + 1}`, master.port, children));
+    for (let index = 0; index < (options.replicas ?? 1); index++)
+      servers.push(await startServer(root, `replica-${index + 1}`, master.port, options.password, children));
+    for (const server of servers) passwords.set(server.port, options.password);
     for (let index = 0; index < 3; index++) {
       const port = await freePort();
       const directory = path.join(root, `sentinel-${index + 1}`);
@@ -98,12 +107,16 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
           `sentinel down-after-milliseconds ${masterName} ${options.downAfterMs ?? 1000}`,
           `sentinel failover-timeout ${masterName} ${options.failoverTimeoutMs ?? 3000}`,
           `sentinel parallel-syncs ${masterName} 1`,
+          ...(options.password === undefined ? [] : [`sentinel auth-pass ${masterName} ${quoted(options.password)}`]),
+          // Sentinels with a requirepass use it to talk to each other too.
+          ...(options.sentinelPassword === undefined ? [] : [`requirepass ${quoted(options.sentinelPassword)}`]),
           '',
         ].join('\n'),
       );
       const child = spawn('redis-sentinel', [configFile], { stdio: 'ignore' });
       children.push(child);
-      await waitForPing(port, child, 'redis-sentinel');
+      passwords.set(port, options.sentinelPassword);
+      await waitForPing(port, options.sentinelPassword, child, 'redis-sentinel');
       sentinelPorts.push(port);
     }
     // A failover needs a majority of sentinels that know each other (hello messages, every 2 s) and a replica
@@ -138,9 +151,12 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
     return undefined;
   };
   const serverOn = (port: number) => servers.find((server) => server.port === port);
+  const sentinelList = sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',');
+  const credentials = options.password === undefined ? '' : `:${encodeURIComponent(options.password)}@`;
   return {
     masterName,
-    url: `redis+sentinel://${sentinelPorts.map((port) => `127.0.0.1:${port}`).join(',')}/${masterName}`,
+    url: `redis+sentinel://${credentials}${sentinelList}/${masterName}`,
+    sentinelList,
     sentinelPorts,
     servers,
     masterPort,
@@ -206,7 +222,13 @@ export async function startSentinelGroup(options: SentinelGroupOptions = {}): Pr
   };
 }
 
-async function startServer(root: string, name: string, replicaOf: number | undefined, children: ChildProcess[]): Promise<RedisNode> {
+async function startServer(
+  root: string,
+  name: string,
+  replicaOf: number | undefined,
+  password: string | undefined,
+  children: ChildProcess[],
+): Promise<RedisNode> {
   const port = await freePort();
   const directory = path.join(root, name);
   await mkdir(directory);
@@ -215,21 +237,33 @@ async function startServer(root: string, name: string, replicaOf: number | undef
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', directory, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', ''];
   args.push('--repl-diskless-sync-delay', '0');
   if (replicaOf !== undefined) args.push('--replicaof', '127.0.0.1', String(replicaOf));
+  // Every server may become the master, so each both asks for the password and gives it to its master.
+  if (password !== undefined) args.push('--requirepass', password, '--masterauth', password);
   const child = spawn('redis-server', args, { stdio: 'ignore' });
   children.push(child);
-  await waitForPing(port, child, 'redis-server');
+  await waitForPing(port, password, child, 'redis-server');
   return { port, directory, process: child };
+}
+
+/** A value for a Redis configuration file: in double quotes, so that spaces and the like survive. */
+function quoted(value: string): string {
+  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
 function replicationField(info: string, field: string): string | undefined {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim();
 }
 
-async function waitForPing(port: number, child: ChildProcess, what: string): Promise<void> {
+async function redisCli(port: number, password: string | undefined, args: string[]): Promise<string> {
+  const auth = password === undefined ? [] : ['-a', password, '--no-auth-warning'];
+  return (await run('redis-cli', ['-p', String(port), ...auth, ...args], { timeout: 5000 })).stdout.trim();
+}
+
+async function waitForPing(port: number, password: string | undefined, child: ChildProcess, what: string): Promise<void> {
   await waitFor(
     async () => {
       if (child.exitCode !== null) throw new Error(`${what} on ${port} exited (${child.exitCode}) before answering PING`);
-      return (await run('redis-cli', ['-p', String(port), 'ping'], { timeout: 2000 })).stdout.trim() === 'PONG';
+      return (await redisCli(port, password, ['ping'])) === 'PONG';
     },
     10_000,
     `${what} on ${port} to answer PING`,

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
-import { startSentinelGroup, type SentinelGroup } from '../../support/redis-sentinel-group.js';
+import { startSentinelGroup, type SentinelGroup, type SentinelGroupOptions } from '../../support/redis-sentinel-group.js';
 import { fixturePath, startGantry, uploadModel } from '../helpers/gantry-process.js';
 import {
   Cleanup,
@@ -37,17 +37,24 @@ const clientTimeoutMs = 15_000;
  * resolves with the old master's port); checks everything the file's comment promises and returns the group and
  * the ports for more checks.
  */
-async function failOverUnderLoad(
-  what: string,
-  failOver: (group: SentinelGroup) => Promise<number>,
-  afterPromotion: (group: SentinelGroup, oldMaster: number) => Promise<void> = async () => undefined,
-): Promise<{ group: SentinelGroup; oldMaster: number; newMaster: number }> {
-  const group = await startSentinelGroup();
+interface Scenario {
+  what: string;
+  group?: SentinelGroupOptions;
+  /** How Gantry is told where Redis is (REDIS_URL, or the REDIS_SENTINEL* variables). */
+  redisEnvironment: (group: SentinelGroup) => Record<string, string>;
+  /** Fails the master over; resolves with its port. */
+  failOver: (group: SentinelGroup) => Promise<number>;
+  /** Checks made right after the promotion, while the load goes on. */
+  afterPromotion?: (group: SentinelGroup, oldMaster: number) => Promise<void>;
+}
+
+async function failOverUnderLoad(scenario: Scenario): Promise<{ group: SentinelGroup; oldMaster: number; newMaster: number }> {
+  const { what } = scenario;
+  const group = await startSentinelGroup(scenario.group);
   cleanup.add(() => group.cleanup());
   // The key cleanup of startGantry talks plain redis://; this whole Redis goes away with the group instead.
   const gantry = await startGantry({
-    redisUrl: group.url,
-    env: { GANTRY_INFER_TIMEOUT_MS: String(inferTimeoutMs), GANTRY_SHUTDOWN_TIMEOUT_MS: '3000' },
+    env: { GANTRY_INFER_TIMEOUT_MS: String(inferTimeoutMs), GANTRY_SHUTDOWN_TIMEOUT_MS: '3000', ...scenario.redisEnvironment(group) },
   });
   cleanup.add(async () => {
     await gantry.stop();
@@ -84,10 +91,10 @@ async function failOverUnderLoad(
   );
 
   const failedAt = Date.now();
-  const oldMaster = await failOver(group);
+  const oldMaster = await scenario.failOver(group);
   const newMaster = await group.waitForPromotion(oldMaster, 20_000);
   const promotedMs = Date.now() - failedAt;
-  await afterPromotion(group, oldMaster);
+  await scenario.afterPromotion?.(group, oldMaster);
   // A master still up goes on taking writes until the sentinels make it a replica of the new one (and close its
   // clients): recovery counts from there.
   await group.waitForDemotion(oldMaster, 20_000);
@@ -157,22 +164,35 @@ test(
   'the Sentinel master is killed (SIGKILL) under load: 200 or 503/504 for every request, recovery without a restart, no model lost',
   { timeout: 60_000 },
   async () => {
-    await failOverUnderLoad('master killed', (group) => group.killMaster());
+    // Passwords on the servers (in the URL) and on the sentinels (REDIS_SENTINEL_PASSWORD), with characters to escape.
+    const password = 'server pw/@%';
+    const sentinelPassword = 'sentinel-pw';
+    await failOverUnderLoad({
+      what: 'master killed',
+      group: { password, sentinelPassword },
+      redisEnvironment: (group) => {
+        assert.ok(group.url.includes(encodeURIComponent(password)));
+        return { REDIS_URL: group.url, REDIS_SENTINEL_PASSWORD: sentinelPassword };
+      },
+      failOver: (group) => group.killMaster(),
+    });
   },
 );
 
 test('a failover with the old master still up (SENTINEL FAILOVER): Gantry leaves the demoted master for the promoted one', { timeout: 60_000 }, async () => {
-  const { group, oldMaster } = await failOverUnderLoad(
-    'manual failover',
-    (group) => group.failOver(),
-    async (group, oldMaster) => {
+  const { group, oldMaster } = await failOverUnderLoad({
+    what: 'manual failover',
+    // REDIS_SENTINELS instead of a URL (an empty REDIS_URL is unset): the worker gantry start forks gets both.
+    redisEnvironment: (group) => ({ REDIS_URL: '', REDIS_SENTINELS: group.sentinelList, REDIS_SENTINEL_NAME: group.masterName }),
+    failOver: (group) => group.failOver(),
+    afterPromotion: async (group, oldMaster) => {
       // Before the sentinels get round to demoting it (and closing its clients), Gantry has left the old master:
       // its connections heard +switch-master. Writes it took meanwhile would be lost when it resyncs as a replica.
       await waitUntil(async () => !/name=gantry-/.test(await group.cli(oldMaster, 'CLIENT', 'LIST')), 3000, 'every Gantry connection to leave the old master');
       assert.match(await group.cli(oldMaster, 'ROLE'), /^master/, 'left while the old master still thought itself the master');
     },
-  );
-  // The old master is a replica now, and none of Gantry's connections stayed on it: its writes would get READONLY.
+  });
+  // The old master is a replica now, and none of Gantry's connections came back to it.
   await waitUntil(async () => (await group.cli(oldMaster, 'ROLE')).startsWith('slave'), 10_000, 'the old master to become a replica');
   assert.doesNotMatch(await group.cli(oldMaster, 'CLIENT', 'LIST'), /name=gantry-/, 'no Gantry connection is left on the demoted master');
 });
