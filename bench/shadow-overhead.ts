@@ -19,8 +19,7 @@ import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { ModelTraffic } from '../src/registry/model-traffic.js';
 import type { TrafficPolicy } from '../src/registry/traffic-policy.js';
-import { DataType, encodeModel, makeGraph, makeModel, makeNode, makeTensor, makeValueInfo, uniformFloats } from '../support/onnx-builder.js';
-import { mulberry32 } from '../support/prng.js';
+import { heavyMlp } from '../support/heavy-mlp.js';
 import { adminAuthorization, fixturePath, startGantry } from '../support/gantry-process.js';
 
 const [roundsText = '10', requestsText = '200', gapText = '0'] = process.argv.slice(2);
@@ -30,36 +29,6 @@ const requests = Number(requestsText);
 const gapMs = Number(gapText);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const model = 'shadowed';
-
-/** The slower version: the tiny MLP's signature, three 1024-wide hidden layers. */
-function heavyMlp(): Uint8Array {
-  const random = mulberry32(7);
-  const widths = [256, 1024, 1024, 1024, 16];
-  const initializers = [];
-  const nodes = [];
-  let previous = 'input';
-  for (let layer = 0; layer < widths.length - 1; layer++) {
-    const weight = `W${layer}`;
-    initializers.push(
-      makeTensor(weight, DataType.FLOAT, [widths[layer]!, widths[layer + 1]!], uniformFloats(random, widths[layer]! * widths[layer + 1]!, 0.05)),
-    );
-    const last = layer === widths.length - 2;
-    const linear = last ? 'output' : `linear${layer}`;
-    nodes.push(makeNode('MatMul', [previous, weight], [linear]));
-    if (!last) {
-      nodes.push(makeNode('Relu', [linear], [`hidden${layer}`]));
-      previous = `hidden${layer}`;
-    }
-  }
-  const graph = makeGraph({
-    name: 'heavy_mlp',
-    inputs: [makeValueInfo('input', DataType.FLOAT, ['batch', 256])],
-    outputs: [makeValueInfo('output', DataType.FLOAT, ['batch', 16])],
-    initializers,
-    nodes,
-  });
-  return encodeModel(makeModel(graph, 'Shadow-overhead bench: 256 -> 1024 -> 1024 -> 1024 -> 16.'));
-}
 
 function percentile(values: number[], fraction: number): number {
   const sorted = [...values].sort((a, b) => a - b);
