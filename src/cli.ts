@@ -9,6 +9,9 @@ import { createLogger, type Logger } from './logger.js';
 import { DataDirectoryLockedError } from './runtime/data-directory-lock.js';
 import { RedisNotFoundError, resolveRedis } from './runtime/embedded-redis.js';
 import { applyHeapGrowth } from './runtime/heap-growth.js';
+import { parseExportArguments, parseImportArguments } from './runtime/backup-arguments.js';
+import { runExportCommand } from './runtime/export-command.js';
+import { runImportCommand } from './runtime/import-command.js';
 import { runRepairCommand } from './runtime/repair-command.js';
 import { WorkerSupervisor } from './runtime/worker-supervisor.js';
 import { endWorkerProcess } from './worker/worker-exit.js';
@@ -24,6 +27,10 @@ Commands:
   api      the HTTP API only
   worker   a worker only (runs models; serves /metrics, /health, /ready on GANTRY_WORKER_METRICS_PORT)
   repair   rebuilds the model registry in Redis from the model store (after Redis lost its data)
+  export   --out FILE [--references-only]
+           writes a backup of this deployment (registry, tenants, keys, limits, blobs) to one file
+  import   FILE
+           restores a backup into an empty deployment (then has the workers load its models)
   admin-key rotate
            prints a new admin key and revokes the old one at once on every API process
 
@@ -64,13 +71,19 @@ async function runApi(config: Config, logger: Logger, redisUrl: string, bannerFo
   return api;
 }
 
+/** A command given arguments it does not take: what is wrong and its usage, exit code 2. */
+function refuseArguments(message: string): void {
+  process.stderr.write(`${message}\n`);
+  process.exitCode = 2;
+}
+
 async function main(): Promise<void> {
   const command = process.argv[2] ?? 'start';
   if (command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(`${usage}\n`);
     return;
   }
-  if (!['start', 'api', 'worker', 'repair', 'admin-key'].includes(command)) {
+  if (!['start', 'api', 'worker', 'repair', 'export', 'import', 'admin-key'].includes(command)) {
     process.stderr.write(`Unknown command '${command}'.\n\n${usage}\n`);
     process.exitCode = 2;
     return;
@@ -111,6 +124,18 @@ async function main(): Promise<void> {
   }
   if (command === 'repair') {
     process.exitCode = await runRepairCommand(config, logger);
+    return;
+  }
+  if (command === 'export') {
+    const parsed = parseExportArguments(process.argv.slice(3));
+    if (parsed.ok) process.exitCode = await runExportCommand(config, logger, parsed.value);
+    else refuseArguments(parsed.message);
+    return;
+  }
+  if (command === 'import') {
+    const parsed = parseImportArguments(process.argv.slice(3));
+    if (parsed.ok) process.exitCode = await runImportCommand(config, logger, parsed.value);
+    else refuseArguments(parsed.message);
     return;
   }
   if (command === 'admin-key') {

@@ -1,0 +1,264 @@
+/**
+ * Issue 15, backup and restore, with real processes, a private redis-server and real onnxruntime: a deployment
+ * with tenants, keys, limits, two models, aliases, a traffic policy, a configuration change, a warm-up sample and a
+ * deleted version is exported with `gantry export`; its Redis and its data directory are wiped; a fresh gantry
+ * imports the file with `gantry import`, and the same models answer the same outputs, the same key authenticates,
+ * and numbers go on above the old highest. A cut archive is refused and leaves the target empty; a
+ * --references-only archive imports into a deployment sharing the store, and is refused by one that does not.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { cliPath, fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { Cleanup, describeReply, mlpRequest, sleep, startPrivateRedis, timedCall, waitUntil, type PrivateRedis } from '../helpers/reliability-harness.js';
+import { FileModelStore } from '../../src/registry/file-model-store.js';
+import { versionKey } from '../../src/redis-keys.js';
+
+const cleanup = new Cleanup();
+after(() => cleanup.run());
+
+const identityRequest = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [0.5, -1, 2, 8] }] });
+const mlpBody = JSON.stringify(mlpRequest(5));
+
+async function privateRedis(): Promise<PrivateRedis> {
+  const redis = await startPrivateRedis();
+  cleanup.add(() => redis.cleanup());
+  return redis;
+}
+
+async function scratchDirectory(name: string): Promise<string> {
+  const directory = await mkdtemp(path.join(os.tmpdir(), `gantry-${name}-`));
+  cleanup.add(() => rm(directory, { recursive: true, force: true }));
+  return directory;
+}
+
+/** Runs `gantry export|import …` as its own process against a deployment, as an operator would. */
+function gantryCommand(deployment: { redisUrl: string; prefix: string; dataDirectory: string }, args: string[]) {
+  const result = spawnSync(process.execPath, [cliPath, ...args], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      REDIS_URL: deployment.redisUrl,
+      GANTRY_QUEUE_PREFIX: deployment.prefix,
+      GANTRY_DATA_DIR: deployment.dataDirectory,
+      GANTRY_LOAD_TIMEOUT_MS: '20000',
+      LOG_LEVEL: 'warn',
+    },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, output: `${result.stdout}${result.stderr}` };
+}
+
+function call(gantry: GantryProcess, method: string, urlPath: string, body?: unknown, headers?: Record<string, string>) {
+  return timedCall(`${gantry.baseUrl}${urlPath}`, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    ...(headers === undefined ? {} : { headers: { 'content-type': 'application/json', ...headers } }),
+    timeoutMs: 15_000,
+  });
+}
+
+async function inferOutputs(gantry: GantryProcess, urlPath: string, body: string, headers?: Record<string, string>): Promise<unknown> {
+  const reply = await timedCall(`${gantry.baseUrl}${urlPath}`, { body, timeoutMs: 15_000, ...(headers === undefined ? {} : { headers }) });
+  assert.equal(reply.status, 200, `${urlPath}: ${describeReply(reply)}`);
+  return reply.body.outputs;
+}
+
+/** What a restored deployment must show again exactly, read through the API. */
+async function observable(gantry: GantryProcess) {
+  const versions = async (model: string) => {
+    const reply = await call(gantry, 'GET', `/v1/models/${model}`);
+    assert.equal(reply.status, 200, describeReply(reply));
+    return reply.body.versions.map(({ version, sha256 }: { version: string; sha256: string }) => ({ version, sha256 }));
+  };
+  return {
+    mlpVersions: await versions('mlp'),
+    identVersions: await versions('ident'),
+    acmeVersions: await versions('acme~scorer'),
+    aliases: (await call(gantry, 'GET', '/v1/models/ident/aliases')).body,
+    traffic: (await call(gantry, 'GET', '/v1/models/ident/traffic')).body,
+    maxBatchSize: (await call(gantry, 'GET', '/v2/models/ident/config')).body?.gantry?.maxBatchSize,
+    tenantLimits: (await call(gantry, 'GET', '/v1/tenants/acme/limits')).body,
+  };
+}
+
+/** Waits until every listed version of every model is READY (the import asked the workers to load them). */
+async function waitForReady(gantry: GantryProcess): Promise<void> {
+  await waitUntil(
+    async () => {
+      for (const model of ['mlp', 'ident', 'acme~scorer']) {
+        const reply = await call(gantry, 'GET', `/v1/models/${model}`);
+        if (reply.status !== 200 || reply.body.versions.some((version: { state: string }) => version.state !== 'READY')) return false;
+      }
+      return true;
+    },
+    30_000,
+    'every imported version to be READY',
+  );
+  // The API rings the work doorbell at most once a second per model (registry-wipe.test.ts says why this waits).
+  await sleep(1100);
+}
+
+test(
+  'export, wipe Redis and the store, import: same models, same outputs, same key, numbers go on; a cut archive leaves the target empty',
+  { timeout: 120_000 },
+  async () => {
+    const sourceRedis = await privateRedis();
+    const source = await startGantry({ redisUrl: sourceRedis.url });
+    cleanup.add(() => source.cleanup());
+
+    // The control plane: a tenant with limits, and a key of it that uploads and infers its own model.
+    assert.equal((await call(source, 'POST', '/v1/tenants', { id: 'acme' })).status, 201);
+    assert.equal((await call(source, 'PUT', '/v1/tenants/acme/limits', { requestsPerMinute: 1000 })).status, 200);
+    const keyReply = await call(source, 'POST', '/v1/keys', { tenant: 'acme', name: 'acme backup test', scopes: ['models:read', 'models:write', 'infer'] });
+    assert.equal(keyReply.status, 201, describeReply(keyReply));
+    const acmeKey = { authorization: `Bearer ${keyReply.body.key as string}`, 'content-type': 'application/json' };
+    const acmeUpload = await timedCall(`${source.baseUrl}/v1/models/scorer/versions`, {
+      body: await readFile(fixturePath('tiny-mlp.onnx')),
+      headers: { authorization: acmeKey.authorization, 'content-type': 'application/octet-stream' },
+    });
+    assert.equal(acmeUpload.status, 201, describeReply(acmeUpload));
+
+    // Models: mlp v1 (v2 uploaded and deleted: the highest number is 2), ident v1 and v2 with routing, config, sample.
+    for (const [model, fixture] of [
+      ['mlp', 'tiny-mlp.onnx'],
+      ['mlp', 'tiny-mlp.onnx'],
+      ['ident', 'identity-float.onnx'],
+      ['ident', 'identity-float.onnx'],
+    ] as const) {
+      const uploaded = await uploadModel(source.baseUrl, model, fixturePath(fixture), '?duplicate=true');
+      assert.equal(uploaded.status, 201, JSON.stringify(uploaded.body));
+    }
+    assert.equal((await call(source, 'DELETE', '/v1/models/mlp/versions/2')).status, 204);
+    assert.equal((await call(source, 'PUT', '/v1/models/ident/config', { maxBatchSize: 4 })).status, 200);
+    assert.equal((await call(source, 'PUT', '/v1/models/ident/aliases/production', { version: '1' })).status, 200);
+    const policy = {
+      splits: [
+        { version: '1', weight: 3 },
+        { version: '2', weight: 1 },
+      ],
+      stickyBy: 'key',
+    };
+    assert.equal((await call(source, 'PUT', '/v1/models/ident/traffic', policy)).status, 200);
+    const sample = await timedCall(`${source.baseUrl}/v1/models/ident/versions/2/warmup`, { body: identityRequest });
+    assert.equal(sample.status, 200, describeReply(sample));
+
+    const before = await observable(source);
+    const outputsBefore = {
+      mlp: await inferOutputs(source, '/v2/models/mlp/versions/1/infer', mlpBody),
+      ident: await inferOutputs(source, '/v2/models/ident/versions/2/infer', identityRequest),
+      acme: await inferOutputs(source, '/v2/models/scorer/infer', mlpBody, acmeKey),
+    };
+    const inspector = new Redis(sourceRedis.url);
+    const sampleBefore = await inspector.hget(versionKey(source.prefix, 'ident', '2'), 'warmupSample');
+    inspector.disconnect();
+    assert.match(sampleBefore ?? '', /^[0-9a-f]{64}$/);
+
+    const backups = await scratchDirectory('backups');
+    const archive = path.join(backups, 'deployment.tar');
+    const exported = gantryCommand(source, ['export', '--out', archive]);
+    assert.equal(exported.status, 0, exported.output);
+    assert.match(
+      exported.output,
+      /Exported deployment \S+ \(prefix '[^']+'\) to .*: 3 model\(s\), 4 version\(s\), 2 tenant\(s\), 1 API key\(s\), 2 blob\(s\), 1 warm-up sample\(s\)/,
+    );
+
+    // The disaster: the source goes, with its Redis (AOF included) and its data directory.
+    await source.cleanup();
+    await sourceRedis.cleanup();
+
+    const targetRedis = await privateRedis();
+    const target = await startGantry({ redisUrl: targetRedis.url, prefix: source.prefix });
+    cleanup.add(() => target.cleanup());
+    const targetRecords = new FileModelStore(target.dataDirectory).registryRecords(target.prefix);
+    const assertTargetEmpty = async (what: string) => {
+      assert.deepEqual(await targetRecords.readAll(), [], `${what}: no registry record was written`);
+      const listed = await call(target, 'GET', '/v1/models');
+      assert.equal(listed.status, 200, describeReply(listed));
+      assert.deepEqual(listed.body.models, [], `${what}: Redis lists no model`);
+      assert.equal((await call(target, 'GET', '/v1/tenants/acme')).status, 404, `${what}: no tenant was written`);
+    };
+
+    // Cut archives: inside a blob, and just before the trailer (every entry before it whole).
+    const bytes = await readFile(archive);
+    const trailerAt = bytes.indexOf(Buffer.from('end.json\0'));
+    assert.ok(trailerAt > 0 && trailerAt % 512 === 0, 'the trailer entry starts on a tar block');
+    for (const [label, length] of [
+      ['cut inside a blob', Math.floor(bytes.length * 0.6)],
+      ['cut before its trailer', trailerAt],
+    ] as const) {
+      const cut = path.join(backups, `${label.replaceAll(' ', '-')}.tar`);
+      await writeFile(cut, bytes.subarray(0, length));
+      const refused = gantryCommand(target, ['import', cut]);
+      assert.equal(refused.status, 2, `${label}: ${refused.output}`);
+      assert.match(refused.output, /is not a whole Gantry export archive/, `${label}: ${refused.output}`);
+      await assertTargetEmpty(label);
+    }
+    const foreign = path.join(backups, 'foreign.tar');
+    await writeFile(foreign, JSON.stringify({ not: 'an archive' }));
+    const foreignImport = gantryCommand(target, ['import', foreign]);
+    assert.equal(foreignImport.status, 2, foreignImport.output);
+    assert.match(foreignImport.output, /is not a whole Gantry export archive/);
+
+    const imported = gantryCommand(target, ['import', archive]);
+    assert.equal(imported.status, 0, imported.output);
+    assert.match(imported.output, /Imported 3 model\(s\), 4 version\(s\), 2 tenant\(s\), 1 API key\(s\), 2 blob\(s\)/);
+    assert.match(imported.output, /ident v2 .*READY/, imported.output);
+    await waitForReady(target);
+
+    assert.deepEqual(await observable(target), before, 'versions, aliases, traffic policy, configuration and limits came back');
+    assert.deepEqual(await inferOutputs(target, '/v2/models/mlp/versions/1/infer', mlpBody), outputsBefore.mlp);
+    assert.deepEqual(await inferOutputs(target, '/v2/models/ident/versions/2/infer', identityRequest), outputsBefore.ident);
+    assert.deepEqual(await inferOutputs(target, '/v2/models/scorer/infer', mlpBody, acmeKey), outputsBefore.acme, 'the same API key authenticates');
+    const targetInspector = new Redis(targetRedis.url);
+    assert.equal(await targetInspector.hget(versionKey(target.prefix, 'ident', '2'), 'warmupSample'), sampleBefore, 'the warm-up sample came back');
+    targetInspector.disconnect();
+    const next = await uploadModel(target.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'), '?duplicate=true');
+    assert.equal(next.status, 201, JSON.stringify(next.body));
+    assert.equal(next.body.version, '3', 'the deleted v2 keeps its number: the next upload is 3');
+
+    // The target now holds a model the archive does not: importing again is refused, naming it.
+    const again = gantryCommand(target, ['import', archive]);
+    assert.equal(again.status, 1, again.output);
+    assert.match(again.output, /Refused: the target deployment is not empty[\s\S]*'mlp' up to v3, past the archive's v2/);
+  },
+);
+
+test('--references-only: imports into a deployment sharing the store; a store without the blobs refuses it', { timeout: 90_000 }, async () => {
+  const redis = await privateRedis();
+  const source = await startGantry({ redisUrl: redis.url });
+  cleanup.add(() => source.cleanup());
+  assert.equal((await uploadModel(source.baseUrl, 'mlp', fixturePath('tiny-mlp.onnx'))).status, 201);
+  assert.equal((await uploadModel(source.baseUrl, 'ident', fixturePath('identity-float.onnx'))).status, 201);
+  const mlpBefore = await inferOutputs(source, '/v2/models/mlp/infer', mlpBody);
+
+  const archive = path.join(await scratchDirectory('references'), 'references.tar');
+  const exported = gantryCommand(source, ['export', '--out', archive, '--references-only']);
+  assert.equal(exported.status, 0, exported.output);
+  assert.match(exported.output, /blob references only \(2 blob\(s\) stay in /);
+  assert.ok((await readFile(archive)).length < 70_000, 'the blobs (tiny-mlp alone is 70 kB) are not in the archive');
+
+  // Another deployment (its own prefix) on the same model store: the import checks the blobs there and serves them.
+  const sharing = await startGantry({ command: 'api', redisUrl: redis.url, dataDirectory: source.dataDirectory });
+  cleanup.add(() => sharing.cleanup());
+  const sharingWorker = await startGantry({ command: 'worker', redisUrl: redis.url, prefix: sharing.prefix, dataDirectory: source.dataDirectory });
+  cleanup.add(() => sharingWorker.cleanup());
+  const imported = gantryCommand(sharing, ['import', archive]);
+  assert.equal(imported.status, 0, imported.output);
+  assert.match(imported.output, /Imported 2 model\(s\), 2 version\(s\)/);
+  await waitUntil(async () => (await call(sharing, 'GET', '/v2/models/mlp/ready')).status === 200, 30_000, 'mlp ready in the sharing deployment');
+  await sleep(1100);
+  assert.deepEqual(await inferOutputs(sharing, '/v2/models/mlp/infer', mlpBody), mlpBefore);
+
+  // A deployment on a store of its own has none of the blobs: refused, naming them, and nothing written.
+  const elsewhere = await startGantry({ command: 'api', redisUrl: redis.url });
+  cleanup.add(() => elsewhere.cleanup());
+  const refused = gantryCommand(elsewhere, ['import', archive]);
+  assert.equal(refused.status, 1, refused.output);
+  assert.match(refused.output, /holds only references to blobs \(--references-only\), and the model store at .* lacks 2 of them/);
+  assert.deepEqual(await new FileModelStore(elsewhere.dataDirectory).registryRecords(elsewhere.prefix).readAll(), []);
+});
