@@ -341,7 +341,10 @@ export class ModelRegistry {
     const replies = (await pipeline.exec()) ?? [];
     const records: ModelVersion[] = [];
     for (const [error, fields] of replies) {
-      if (error === null && fields !== null && Object.keys(fields as object).length > 0) records.push(deserialize(fields as Record<string, string>));
+      // A connection lost between the two reads (a Redis failover) fails each command of the pipeline: that is
+      // "Redis unavailable" (503), not "no such version" (skipping them answered 404 for a model that exists).
+      if (error !== null) throw error;
+      if (fields !== null && Object.keys(fields as object).length > 0) records.push(deserialize(fields as Record<string, string>));
     }
     return records;
   }
