@@ -13,6 +13,8 @@ import { workerAnnouncementKey, workerAnnouncementsKey } from '../redis-keys.js'
  */
 export const announcementIntervalMs = 2000;
 export const announcementLifetimeMs = 3 * announcementIntervalMs;
+/** How long a stopping worker waits for Redis to remove its announcement. */
+const withdrawWaitMs = 1000;
 
 /** What a worker tells the API processes about itself: the models it serves and the device it runs them on. */
 export const workerAnnouncementSchema = z.object({
@@ -35,6 +37,8 @@ export class WorkerAnnouncer {
   readonly id = randomUUID();
   private timer: NodeJS.Timeout | undefined;
   private announcement: WorkerAnnouncement | undefined;
+  /** Announces again as soon as the connection is (re)established, rather than at the next tick. */
+  private readonly onReady = () => void this.renew();
 
   constructor(
     private readonly redis: Redis,
@@ -45,13 +49,16 @@ export class WorkerAnnouncer {
   /** Announces the worker now and keeps renewing it until `withdraw`. */
   async start(patterns: readonly string[], device: string): Promise<void> {
     this.announcement = { id: this.id, patterns: [...patterns], device, host: os.hostname(), pid: process.pid, startedAt: Date.now() };
+    this.redis.on('ready', this.onReady);
     await this.renew();
     this.timer = setInterval(() => void this.renew(), announcementIntervalMs);
     this.timer.unref();
   }
 
   private async renew(): Promise<void> {
-    if (this.announcement === undefined) return;
+    // While Redis is away the worker's connection would queue every renewal until it is back: one is enough, and
+    // the first after the reconnect brings the announcement back (also after a Redis that lost its data).
+    if (this.announcement === undefined || this.redis.status !== 'ready') return;
     try {
       // Pipelined, not a transaction: two commands instead of four, and either alone is harmless.
       await this.redis
@@ -65,16 +72,26 @@ export class WorkerAnnouncer {
     }
   }
 
-  /** Stops renewing and removes the announcement (a worker shutting down stops serving before it is gone). */
+  /**
+   * Stops renewing and removes the announcement (a worker shutting down stops serving before it is gone). Waits at
+   * most `withdrawWaitMs`: a shutdown while Redis is away must not wait for it; the announcement then expires.
+   */
   async withdraw(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    this.redis.off('ready', this.onReady);
     if (this.announcement === undefined) return;
     this.announcement = undefined;
-    try {
-      await this.redis.pipeline().del(workerAnnouncementKey(this.prefix, this.id)).srem(workerAnnouncementsKey(this.prefix), this.id).exec();
-    } catch (error) {
-      this.logger.warn({ err: (error as Error).message }, 'could not withdraw the worker announcement; it expires by itself');
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const removal = this.redis.pipeline().del(workerAnnouncementKey(this.prefix, this.id)).srem(workerAnnouncementsKey(this.prefix), this.id).exec();
+    const outcome = await Promise.race([
+      removal.then(
+        () => 'removed',
+        (error: Error) => error.message,
+      ),
+      new Promise<string>((resolve) => (timer = setTimeout(() => resolve(`no answer from Redis within ${withdrawWaitMs} ms`), withdrawWaitMs))),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== 'removed') this.logger.warn({ err: outcome }, 'could not withdraw the worker announcement; it expires by itself');
   }
 }

@@ -2,18 +2,23 @@
  * The pool view on real Redis (its own key prefix): workers' announcements (workers-view/worker-announcement.ts)
  * read by an API's LiveWorkers. A model is unserved only while announced workers exist and none matches; a
  * withdrawn worker leaves the view within about a second; an id whose announcement lapsed (a worker killed
- * outright) is pruned from the set; patterns naming other tenants stay out of the reason.
+ * outright) is pruned from the set; patterns naming other tenants stay out of the reason. A worker announces again
+ * as soon as its Redis is back (one that lost its data included), and a shutdown while Redis is away does not
+ * wait for it.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { createLogger } from '../../src/logger.js';
 import { workerAnnouncementsKey } from '../../src/redis-keys.js';
 import { LiveWorkers } from '../../src/workers-view/live-workers.js';
 import { WorkerAnnouncer } from '../../src/workers-view/worker-announcement.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
-import { waitUntil } from '../helpers/reliability-harness.js';
+import { startPrivateRedis, waitUntil } from '../helpers/reliability-harness.js';
+import { createRedis } from '../../src/queue/redis-connection.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const prefix = `test-live-workers-${randomBytes(4).toString('hex')}`;
@@ -85,4 +90,38 @@ test('an id whose announcement lapsed (a worker killed outright) is pruned, and 
   const workers = view();
   assert.equal(await workers.serving('anything'), undefined);
   assert.equal(await redis.sismember(workerAnnouncementsKey(prefix), 'killed-worker'), 0);
+});
+
+test('a worker announces again as soon as Redis is back, and withdrawing while Redis is away does not hang', { timeout: 60_000 }, async () => {
+  const privateRedis = await startPrivateRedis();
+  // The worker's own kind of connection: it queues commands while Redis is away and reconnects forever.
+  const connection = createRedis(privateRedis.url, 'consumer', 'test-announcer');
+  connection.on('error', () => undefined);
+  const reader = new Redis(privateRedis.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+  reader.on('error', () => undefined);
+  const announcer = new WorkerAnnouncer(connection, prefix, logger);
+  try {
+    await announcer.start(['mlp*'], 'cpu');
+    await reader.connect();
+    const announced = async () => (await reader.smembers(workerAnnouncementsKey(prefix))).includes(announcer.id);
+    assert.ok(await announced());
+    // A restart without its data (the AOF removed): the announcement comes back with the connection.
+    reader.disconnect();
+    await privateRedis.shutdown();
+    await rm(path.join(privateRedis.directory, 'appendonlydir'), { recursive: true, force: true });
+    await privateRedis.restart();
+    await reader.connect();
+    await waitUntil(announced, 5000, 'the announcement to come back after the restart');
+
+    reader.disconnect();
+    await privateRedis.shutdown();
+    const started = Date.now();
+    await announcer.withdraw();
+    assert.ok(Date.now() - started < 2000, `withdraw took ${Date.now() - started} ms with Redis away`);
+  } finally {
+    await announcer.withdraw();
+    connection.disconnect();
+    reader.disconnect();
+    await privateRedis.cleanup();
+  }
 });
