@@ -113,6 +113,7 @@ export async function runImportCommand(
     const records = store.registryRecords(prefix);
     const written = await writeImportedRecords(records, models, trailer);
     const deploymentId = await records.claimDeploymentId(manifest.deploymentId);
+    await checkBlobsStillStored(store, models, trailer);
 
     stage = 'redis';
     await writeControlPlane(redis, prefix, controlPlane);
@@ -223,6 +224,26 @@ function checkTrailer(contents: StoredContents, referencesOnly: boolean, models:
     }
   }
   return { blobs: contents.blobs, alreadyStored: contents.alreadyStored };
+}
+
+/**
+ * A blob stored early in a long import is named by no record until the records are written: a running target's
+ * garbage collection may take it once GANTRY_BLOB_GC_GRACE_MS passed. Checked after the records are written (they
+ * protect the blobs from then on), so running the import again stores what went and finishes.
+ * @throws Error naming how many went and what to do.
+ */
+async function checkBlobsStillStored(store: ModelStore, models: readonly StoredModel[], trailer: BackupTrailer): Promise<void> {
+  const leftOut = new Set(trailer.leftOutVersions.map((version) => `${version.name}/${version.version}`));
+  const gone = new Set<string>();
+  for (const model of models) {
+    for (const version of model.versions) {
+      if (!leftOut.has(`${model.name}/${version.version}`) && !(await store.exists(version.sha256))) gone.add(version.sha256);
+    }
+  }
+  if (gone.size > 0)
+    throw new Error(
+      `${gone.size} blob(s) went from the store while the import ran (a garbage collection took them: the import outlasted GANTRY_BLOB_GC_GRACE_MS), e.g. ${[...gone][0]}; the records written now protect them, so the same import run again stores them`,
+    );
 }
 
 async function textOf(entry: ArchiveEntry, limitBytes = 64 * 1024 ** 2): Promise<string> {
