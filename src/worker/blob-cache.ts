@@ -57,16 +57,11 @@ export class BlobCache {
   async localFile(sha256: string): Promise<string> {
     if (!sha256Pattern.test(sha256)) throw errors.internal(`not a sha256: ${sha256.slice(0, 70)}`);
     const localPath = this.store.localPathOf?.(sha256);
-    if (localPath !== undefined) {
-      if (!this.verified.has(sha256)) {
-        await this.verify(localPath, sha256);
-        this.verified.add(sha256);
-      }
-      return localPath;
-    }
+    if (localPath !== undefined && this.verified.has(sha256)) return localPath;
+    // Concurrent loads of one blob share one verification (and, for a remote store, one download).
     let fetching = this.fetching.get(sha256);
     if (fetching === undefined) {
-      fetching = this.copyOf(sha256).finally(() => this.fetching.delete(sha256));
+      fetching = (localPath === undefined ? this.copyOf(sha256) : this.verifyInPlace(localPath, sha256)).finally(() => this.fetching.delete(sha256));
       this.fetching.set(sha256, fetching);
     }
     return fetching;
@@ -91,6 +86,12 @@ export class BlobCache {
     let total = 0;
     for (const copy of this.copies.values()) total += copy.bytes;
     return total;
+  }
+
+  private async verifyInPlace(localPath: string, sha256: string): Promise<string> {
+    await this.verify(localPath, sha256);
+    this.verified.add(sha256);
+    return localPath;
   }
 
   private async copyOf(sha256: string): Promise<string> {

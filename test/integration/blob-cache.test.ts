@@ -139,7 +139,8 @@ describe('BlobCache', () => {
       onVerification: (outcome) => verifications.push(outcome),
       logger: createLogger({ LOG_LEVEL: 'silent' }, 'test'),
     });
-    assert.equal(await blobs.localFile(sha256), store.localPathOf(sha256));
+    const [first] = await Promise.all([blobs.localFile(sha256), blobs.localFile(sha256)]);
+    assert.equal(first, store.localPathOf(sha256));
     await blobs.localFile(sha256);
     assert.deepEqual(verifications, ['ok']);
     assert.equal(blobs.cachedBytes, 0, 'nothing is copied');
