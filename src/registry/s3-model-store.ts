@@ -12,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import { staleTemporaryFileMs, type StoreLimits } from './file-model-store.js';
 import type { ModelStore, PutOptions, StoredBlob, WarmupSampleFiles } from './model-store.js';
 import type { RegistryRecords } from './registry-records.js';
@@ -137,21 +137,26 @@ export class S3ModelStore implements ModelStore {
             otherBytes = measured;
             callback(null, chunk);
           },
-          (error: unknown) => callback(error as Error),
+          (error: unknown) => callback(this.storeFailed(error)),
         );
       },
     });
     try {
       if (limited) {
-        otherBytes = await this.usedBytes(temporaryKey);
+        otherBytes = await this.usedBytes(temporaryKey).catch((error: unknown) => {
+          throw this.storeFailed(error);
+        });
         this.checkRoom(otherBytes, expectedBytes ?? 0, expectedBytes !== undefined);
       }
       await this.streamToTemporary(source, meter, temporaryKey);
       const blob = { sha256: hash.digest('hex'), size };
       await options.beforePublish?.(blob);
       // The same bytes uploaded twice have one name: the copy replaces the object with identical content.
-      await this.copy(temporaryKey, this.blobKey(blob.sha256), size);
-      await this.bucket.delete(temporaryKey);
+      await this.copy(temporaryKey, this.blobKey(blob.sha256), size).catch((error: unknown) => {
+        throw this.storeFailed(error);
+      });
+      // Published: a temporary that cannot be deleted now is removed by a later init() once stale.
+      await this.bucket.delete(temporaryKey).catch(() => undefined);
       return blob;
     } catch (error) {
       await this.removeTemporary(temporaryKey);
@@ -161,8 +166,9 @@ export class S3ModelStore implements ModelStore {
 
   /**
    * Streams `source` through `meter` into a multipart upload of bounded parts (lib-storage buffers `queueSize`
-   * parts, then waits for S3). The first error wins: the meter's (too large, no room) or the source's (the
-   * client went) over the one it causes in the upload, so the caller sees why the upload stopped.
+   * parts, then waits for S3). The error that explains the failure wins: the source's (the client went) or the
+   * meter's (too large, no room) over the upload's; the upload's (S3 unreachable, refused) over the stream being
+   * cut short, which is only what an upload that stopped reading does to it.
    */
   private async streamToTemporary(source: Readable, meter: Transform, temporaryKey: string): Promise<void> {
     const upload = new Upload({
@@ -172,20 +178,33 @@ export class S3ModelStore implements ModelStore {
       queueSize: this.tuning.queueSize,
       leavePartsOnError: false,
     });
-    let firstError: unknown;
     const [piped, uploaded] = await Promise.allSettled([
-      pipeline(source, meter).catch((error: unknown) => {
-        firstError ??= error;
-        throw error;
-      }),
+      pipeline(source, meter),
       upload.done().catch((error: unknown) => {
-        firstError ??= error;
         // A failed upload stops reading: the source would wait for ever on a full buffer.
         meter.destroy(error as Error);
         throw error;
       }),
     ]);
-    if (piped.status === 'rejected' || uploaded.status === 'rejected') throw firstError;
+    const streamError: unknown = piped.status === 'rejected' ? piped.reason : undefined;
+    const uploadError: unknown = uploaded.status === 'rejected' ? uploaded.reason : undefined;
+    if (streamError !== undefined && !isStreamCutShort(streamError)) throw streamError;
+    if (uploadError !== undefined) throw this.storeFailed(uploadError);
+    if (streamError !== undefined) throw streamError;
+  }
+
+  /**
+   * An S3 failure during an upload as a 503 with Retry-After (a 500 would say Gantry is broken): the bucket
+   * unreachable, overloaded or refusing for a while. Errors Gantry decided (GantryError) pass through.
+   */
+  private storeFailed(error: unknown): Error {
+    if (error instanceof GantryError) return error;
+    const { name = 'Error', message = String(error) } = error as { name?: string; message?: string };
+    return new GantryError(
+      ErrorCode.Unavailable,
+      `The model store (${this.describeLocation()}) failed during the upload (${name}: ${message}); retry shortly. If it lasts, check that the bucket is reachable and the credentials still valid (GANTRY_S3_*, AWS_*).`,
+      { retryAfterSeconds: 5, cause: error },
+    );
   }
 
   /** Removes every trace of a failed upload: its multipart upload (if lib-storage could not abort it) and its object. */
@@ -348,6 +367,12 @@ export class S3ModelStore implements ModelStore {
   async warmupSamplesNamedByRecords(): Promise<Set<string>> {
     return s3WarmupSamplesNamedByRecords(this.bucket);
   }
+}
+
+/** The error a pipeline reports when its last stream was destroyed without an error of its own (its reader stopped). */
+function isStreamCutShort(error: unknown): boolean {
+  const { name, code } = error as { name?: string; code?: string };
+  return name === 'AbortError' || code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 /**

@@ -357,3 +357,40 @@ describe('S3ModelStore start-up checks (moto checking signatures)', () => {
     );
   });
 });
+
+describe('S3ModelStore when the server goes away mid-upload', () => {
+  test('the upload fails (no hang) with 503 naming the store and the cause, and its source is released', async (context) => {
+    const server = await startS3Server();
+    try {
+      await server.createBucket(bucketName);
+      const store = new S3ModelStore(
+        { bucket: bucketName, prefix: 'gone', endpoint: server.endpoint, region: server.region, forcePathStyle: true, credentials: server.credentials },
+        {},
+        { partSizeBytes: 5 * MiB },
+      );
+      await store.init();
+      let sent = 0;
+      const source = new Readable({
+        read() {
+          sent += MiB;
+          if (sent === 12 * MiB) void server.stop();
+          this.push(sent > 200 * MiB ? null : randomBytes(MiB));
+        },
+      });
+      const started = Date.now();
+      const error = await refusal(store.put(source, 1024 * MiB));
+      context.diagnostic(error.message);
+      assert.equal(error.httpStatus, 503, 'S3 failing is a 503 to retry, not a 500');
+      assert.equal(error.retryAfterSeconds, 5);
+      assert.match(
+        error.message,
+        /The model store \(s3:\/\/gantry-store-test\/gone\/ .*\) failed during the upload \(.*(ECONNREFUSED|ECONNRESET|socket|connect).*\); retry shortly/i,
+      );
+      assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms`);
+      assert.ok(source.destroyed, 'the source (the client request) is released');
+      assert.ok(sent < 200 * MiB, `the source was not read to its end (${sent / MiB} MiB read)`);
+    } finally {
+      await server.stop();
+    }
+  });
+});
