@@ -194,15 +194,15 @@ export class S3ModelStore implements ModelStore {
   }
 
   /**
-   * An S3 failure during an upload as a 503 with Retry-After (a 500 would say Gantry is broken): the bucket
+   * An S3 failure during an upload (or a read) as a 503 with Retry-After (a 500 would say Gantry is broken): the bucket
    * unreachable, overloaded or refusing for a while. Errors Gantry decided (GantryError) pass through.
    */
-  private storeFailed(error: unknown): Error {
+  private storeFailed(error: unknown, during = 'during the upload'): Error {
     if (error instanceof GantryError) return error;
     const { name = 'Error', message = String(error) } = error as { name?: string; message?: string };
     return new GantryError(
       ErrorCode.Unavailable,
-      `The model store (${this.describeLocation()}) failed during the upload (${name}: ${message}); retry shortly. If it lasts, check that the bucket is reachable and the credentials still valid (GANTRY_S3_*, AWS_*).`,
+      `The model store (${this.describeLocation()}) failed ${during} (${name}: ${message}); retry shortly. If it lasts, check that the bucket is reachable and the credentials still valid (GANTRY_S3_*, AWS_*).`,
       { retryAfterSeconds: 5, cause: error },
     );
   }
@@ -341,7 +341,9 @@ export class S3ModelStore implements ModelStore {
 
   /** The object's bytes as S3 holds them; the reader (the worker's blob cache) verifies them against the name. */
   async read(sha256: string): Promise<Readable> {
-    const body = await this.bucket.getStream(this.blobKey(sha256));
+    const body = await this.bucket.getStream(this.blobKey(sha256)).catch((error: unknown) => {
+      throw this.storeFailed(error, `reading ${sha256}`);
+    });
     if (body === undefined) throw errors.blobNotInStore(sha256, this.describeLocation());
     return body;
   }

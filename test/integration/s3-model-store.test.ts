@@ -359,7 +359,7 @@ describe('S3ModelStore start-up checks (moto checking signatures)', () => {
 });
 
 describe('S3ModelStore when the server goes away mid-upload', () => {
-  test('the upload fails (no hang) with 503 naming the store and the cause, and its source is released', async (context) => {
+  test('the upload fails (no hang) with 503 naming the store and the cause, and its source is released; a read is 503 too', async (context) => {
     const server = await startS3Server();
     try {
       await server.createBucket(bucketName);
@@ -389,6 +389,9 @@ describe('S3ModelStore when the server goes away mid-upload', () => {
       assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms`);
       assert.ok(source.destroyed, 'the source (the client request) is released');
       assert.ok(sent < 200 * MiB, `the source was not read to its end (${sent / MiB} MiB read)`);
+      const unread = await refusal(store.read('f'.repeat(64)));
+      assert.equal(unread.httpStatus, 503, 'an unreachable store is not "the blob is missing"');
+      assert.match(unread.message, /failed reading f{64} \(/);
     } finally {
       await server.stop();
     }
