@@ -34,18 +34,50 @@ const testRedisPassword = 'composetestredispassword0123';
 const secretsEnvFile = join(envDirectory, 'secrets.env');
 writeFileSync(secretsEnvFile, `GANTRY_ADMIN_KEY=${testAdminKey}\nREDIS_PASSWORD=${testRedisPassword}\n`);
 
+/** With docker-compose.s3.yml, MinIO's administrator and Gantry's own S3 key are required as well. */
+const testMinioRootUser = 'compose-test-minio-root';
+const testMinioRootPassword = 'composetestminiopassword0123';
+const testS3AccessKeyId = 'compose-test-gantry-s3';
+const testS3SecretAccessKey = 'composetests3secret0123';
+const S3_SECRETS: Record<string, string> = {
+  MINIO_ROOT_USER: testMinioRootUser,
+  MINIO_ROOT_PASSWORD: testMinioRootPassword,
+  S3_ACCESS_KEY_ID: testS3AccessKeyId,
+  S3_SECRET_ACCESS_KEY: testS3SecretAccessKey,
+};
+const s3SecretsEnvFile = join(envDirectory, 's3-secrets.env');
+writeFileSync(
+  s3SecretsEnvFile,
+  `GANTRY_ADMIN_KEY=${testAdminKey}\nREDIS_PASSWORD=${testRedisPassword}\n` +
+    Object.entries(S3_SECRETS)
+      .map(([name, value]) => `${name}=${value}\n`)
+      .join(''),
+);
+
+/** .env.example's text with its empty MinIO and S3 secrets filled in. */
+function fillS3Secrets(example: string): string {
+  let text = example;
+  for (const [name, value] of Object.entries(S3_SECRETS)) text = text.replace(new RegExp(`^${name}=$`, 'm'), `${name}=${value}`);
+  return text;
+}
+
 /** Only PATH and HOME: a developer's GANTRY_* or *_PORT variables must not change what the test sees. */
 const cleanEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
 
 const haveCompose = spawnSync('docker-compose', ['version'], { encoding: 'utf8' }).status === 0;
 const skip = haveCompose ? false : 'docker-compose is not installed (apt-get install docker-compose)';
 
-function runCompose(args: string[], envFile: string) {
-  return spawnSync('docker-compose', ['--env-file', envFile, '-f', 'docker-compose.yml', ...args], { cwd: root, encoding: 'utf8', env: cleanEnv });
+/** The base file alone; with the S3 override, the files `docker compose -f … -f docker-compose.s3.yml` reads. */
+const BASE_FILES = ['docker-compose.yml'];
+const S3_FILES = ['docker-compose.yml', 'docker-compose.s3.yml'];
+
+function runCompose(args: string[], envFile: string, files = BASE_FILES) {
+  const fileArgs = files.flatMap((file) => ['-f', file]);
+  return spawnSync('docker-compose', ['--env-file', envFile, ...fileArgs, ...args], { cwd: root, encoding: 'utf8', env: cleanEnv });
 }
 
-function compose(args: string[], envFile = secretsEnvFile): string {
-  const result = runCompose(args, envFile);
+function compose(args: string[], envFile = secretsEnvFile, files = BASE_FILES): string {
+  const result = runCompose(args, envFile, files);
   assert.equal(result.status, 0, `docker-compose ${args.join(' ')} failed:\n${result.stderr}${result.stdout}`);
   return result.stdout;
 }
@@ -71,10 +103,12 @@ function envOf(service: Doc): Record<string, string> {
 function volumeTargets(service: Doc): Array<{ source: string; target: string }> {
   return (service.volumes ?? []).map((v: Doc) => {
     if (typeof v === 'string') {
+      // "/data" alone is an anonymous volume: a target without a source.
+      if (!v.includes(':')) return { source: '', target: v };
       const [source = '', target = ''] = v.split(':');
       return { source, target };
     }
-    return { source: String(v.source), target: String(v.target) };
+    return { source: v.source === undefined ? '' : String(v.source), target: String(v.target) };
   });
 }
 
@@ -211,14 +245,22 @@ test('docker-compose --profile gpu config succeeds and lists worker-gpu', { skip
   assert.ok(volumes.includes('redis-data'), `volumes: ${volumes.join(', ')}`);
 });
 
-test('.env.example lists every variable docker-compose.yml reads, and works as an .env file', { skip }, async () => {
-  const composeText = readFileSync(join(root, 'docker-compose.yml'), 'utf8');
+/** The variables a compose file interpolates (`${NAME…}`; `$${NAME}` is the container's shell's, not compose's). */
+function variablesReadBy(file: string): Set<string> {
+  const text = readFileSync(join(root, file), 'utf8');
+  return new Set([...text.matchAll(/(?<!\$)\$\{([A-Z0-9_]+)/g)].map((m) => m[1] as string));
+}
+
+test('.env.example lists every variable docker-compose.yml and docker-compose.s3.yml read, and works as an .env file', { skip }, async () => {
   const example = readFileSync(join(root, '.env.example'), 'utf8');
-  const referenced = new Set([...composeText.matchAll(/\$\{([A-Z0-9_]+)/g)].map((m) => m[1]));
-  assert.ok(referenced.size > 5);
-  const listed = new Set([...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]));
+  const base = variablesReadBy('docker-compose.yml');
+  const s3 = variablesReadBy('docker-compose.s3.yml');
+  assert.ok(base.size > 5);
+  assert.ok(s3.has('MINIO_ROOT_PASSWORD') && s3.has('S3_SECRET_ACCESS_KEY'), `docker-compose.s3.yml reads ${[...s3].join(', ')}`);
+  const referenced = new Set([...base, ...s3]);
+  const listed = new Set([...example.matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1] as string));
   for (const name of referenced) assert.ok(listed.has(name), `.env.example lacks ${name}`);
-  for (const name of listed) assert.ok(referenced.has(name), `.env.example lists ${name}, which docker-compose.yml never reads`);
+  for (const name of listed) assert.ok(referenced.has(name), `.env.example lists ${name}, which neither compose file reads`);
   // Every line is a comment, blank, or NAME=value.
   for (const line of example.split('\n')) assert.match(line, /^(#.*|\s*|[A-Z0-9_]+=.*)$/, `bad line: ${line}`);
 
@@ -235,6 +277,118 @@ test('.env.example lists every variable docker-compose.yml reads, and works as a
   assert.equal(envOf(config.services.api).GANTRY_GRPC_PORT, '8081');
   assert.equal(envOf(config.services.worker).REDIS_URL, `redis://:${testRedisPassword}@redis:6379`);
   assert.equal(envOf(config.services.api).GANTRY_ADMIN_KEY, testAdminKey);
+
+  // With the S3 override, .env.example's empty MinIO and S3 secrets are refused; filled in, it points at MinIO.
+  assert.notEqual(runCompose(['config', '--quiet'], filled, S3_FILES).status, 0, 'the S3 stack accepts .env.example with empty MinIO secrets');
+  const filledS3 = join(envDirectory, 'filled-s3.env');
+  writeFileSync(filledS3, fillS3Secrets(readFileSync(filled, 'utf8')));
+  const s3Config = await parseYaml(compose(['config'], filledS3, S3_FILES));
+  assert.equal(envOf(s3Config.services.worker).GANTRY_S3_ENDPOINT, 'http://minio:9000');
+  assert.equal(envOf(s3Config.services.worker).GANTRY_S3_BUCKET, 'gantry-models');
+  assert.equal(envOf(s3Config.services.worker).AWS_ACCESS_KEY_ID, testS3AccessKeyId);
+});
+
+const GANTRY_SERVICES = ['api', 'worker', 'worker-gpu'];
+
+test('docker-compose.s3.yml: MinIO and its setup, the gantry services on S3 with no shared volume', { skip }, async () => {
+  const base = await parseYaml(compose(['config']));
+  const config = await parseYaml(compose(['config'], s3SecretsEnvFile, S3_FILES));
+  const services = config.services as Record<string, Doc>;
+  assert.deepEqual(Object.keys(services).sort(), [...EXPECTED_SERVICES, 'minio', 'minio-setup'].sort());
+
+  // The override leaves Redis and the monitoring services as the base file has them.
+  // (Merging files reorders volume lists, which means nothing: compared sorted.)
+  const withSortedVolumes = (service: Doc) => ({ ...service, volumes: [...(service.volumes ?? [])].map(String).sort() });
+  for (const name of ['redis', 'prometheus', 'grafana']) {
+    assert.deepEqual(withSortedVolumes(services[name]), withSortedVolumes(base.services[name]), `${name} is unchanged`);
+  }
+
+  for (const name of GANTRY_SERVICES) {
+    const service = services[name];
+    const env = envOf(service);
+    assert.equal(env.GANTRY_MODEL_STORE, 's3', `${name} GANTRY_MODEL_STORE`);
+    assert.equal(env.GANTRY_S3_BUCKET, 'gantry-models', `${name} GANTRY_S3_BUCKET`);
+    assert.equal(env.GANTRY_S3_ENDPOINT, 'http://minio:9000', `${name} reaches the bundled MinIO`);
+    assert.equal(String(env.GANTRY_S3_FORCE_PATH_STYLE), 'true', `${name} uses path-style URLs (MinIO)`);
+    assert.equal(env.GANTRY_S3_REGION, 'us-east-1');
+    // Gantry's own key, never MinIO's administrator.
+    assert.equal(env.AWS_ACCESS_KEY_ID, testS3AccessKeyId, `${name} AWS_ACCESS_KEY_ID`);
+    assert.equal(env.AWS_SECRET_ACCESS_KEY, testS3SecretAccessKey, `${name} AWS_SECRET_ACCESS_KEY`);
+    assert.ok(!Object.values(env).includes(testMinioRootPassword), `${name} gets MinIO's root password`);
+    // The base file's settings are kept (the override merges environments).
+    assert.equal(env.GANTRY_DATA_DIR, '/data');
+    assert.equal(env.REDIS_URL, `redis://:${testRedisPassword}@redis:6379`);
+
+    // The point of the override: no shared volume. /data is the container's own anonymous volume.
+    const volumes = volumeTargets(service);
+    assert.ok(!volumes.some((v) => v.source === 'models'), `${name} still mounts the shared models volume: ${JSON.stringify(service.volumes)}`);
+    const data = volumes.filter((v) => v.target === '/data');
+    assert.equal(data.length, 1, `${name} has one /data: ${JSON.stringify(service.volumes)}`);
+    assert.equal(data[0]?.source, '', `${name}: /data is an anonymous volume, not ${data[0]?.source}`);
+
+    assert.equal(service.depends_on?.['minio-setup']?.condition, 'service_completed_successfully', `${name} waits for the bucket`);
+    assert.equal(service.depends_on?.redis?.condition, 'service_healthy', `${name} still waits for Redis`);
+  }
+  assert.equal(envOf(services.api).GANTRY_ADMIN_KEY, testAdminKey);
+  assert.equal(envOf(services.worker).GANTRY_ADMIN_KEY, undefined, 'the worker gets no admin key');
+
+  const minio = services.minio;
+  assert.match(minio.image, /^minio\/minio:RELEASE\.\d{4}-\d{2}-\d{2}T/, 'minio is pinned to a release');
+  assert.deepEqual([minio.command].flat().join(' ').split(/\s+/), ['server', '/data', '--console-address', ':9001']);
+  assert.equal(envOf(minio).MINIO_ROOT_USER, testMinioRootUser);
+  assert.equal(envOf(minio).MINIO_ROOT_PASSWORD, testMinioRootPassword);
+  assert.ok(minio.ports.length >= 1);
+  for (const port of minio.ports) assert.equal(portHostIp(port), '127.0.0.1', `minio publishes ${JSON.stringify(port)} beyond 127.0.0.1`);
+  assert.ok(minio.healthcheck?.test, 'minio has a healthcheck');
+  assert.ok(
+    volumeTargets(minio).some((v) => v.source === 'minio-data' && v.target === '/data'),
+    'minio keeps its objects on a named volume',
+  );
+  assert.ok(config.volumes && 'minio-data' in config.volumes, 'named volume "minio-data" is declared');
+
+  const setup = services['minio-setup'];
+  assert.match(setup.image, /^minio\/mc:RELEASE\.\d{4}-\d{2}-\d{2}T/, 'minio-setup is pinned to a release');
+  assert.equal(String(setup.restart), 'no', 'minio-setup runs once');
+  assert.equal(setup.depends_on?.minio?.condition, 'service_healthy');
+  const script = [setup.entrypoint, setup.command].flat().join('\n');
+  assert.match(script, /mc mb --ignore-existing "minio\/\$\$GANTRY_S3_BUCKET"/, 'minio-setup creates the bucket');
+  assert.match(script, /mc admin user add minio "\$\$S3_ACCESS_KEY_ID"/, "minio-setup creates Gantry's user");
+  assert.equal(envOf(setup).GANTRY_S3_BUCKET, 'gantry-models');
+  for (const secret of Object.values(S3_SECRETS)) {
+    assert.ok(!script.includes(secret), 'no secret on the setup command line: it reads them from its environment');
+  }
+});
+
+test('docker-compose.s3.yml refuses to start without the MinIO and S3 secrets, naming the one missing', { skip }, () => {
+  for (const missing of Object.keys(S3_SECRETS)) {
+    const envFile = join(envDirectory, `s3-without-${missing}.env`);
+    writeFileSync(envFile, readFileSync(s3SecretsEnvFile, 'utf8').replace(new RegExp(`^${missing}=.*\n`, 'm'), ''));
+    const result = runCompose(['config', '--quiet'], envFile, S3_FILES);
+    assert.notEqual(result.status, 0, `compose accepted the S3 stack without ${missing}`);
+    assert.match(result.stderr + result.stdout, new RegExp(`set ${missing} in \\.env`));
+  }
+  // The base file alone does not need them.
+  compose(['config', '--quiet'], secretsEnvFile);
+});
+
+test('docker-compose.s3.yml with another S3: GANTRY_S3_* from .env reach every gantry service', { skip }, async () => {
+  const envFile = join(envDirectory, 's3-aws.env');
+  writeFileSync(
+    envFile,
+    readFileSync(s3SecretsEnvFile, 'utf8') +
+      'GANTRY_S3_ENDPOINT=\nGANTRY_S3_FORCE_PATH_STYLE=false\nGANTRY_S3_REGION=eu-west-3\nGANTRY_S3_BUCKET=acme-models\nGANTRY_S3_PREFIX=prod\n',
+  );
+  const config = await parseYaml(compose(['config'], envFile, S3_FILES));
+  for (const name of GANTRY_SERVICES) {
+    const env = envOf(config.services[name]);
+    // Empty: the application treats it as unset, so the SDK's AWS endpoint for the region.
+    assert.equal(env.GANTRY_S3_ENDPOINT ?? '', '', `${name} GANTRY_S3_ENDPOINT`);
+    assert.equal(String(env.GANTRY_S3_FORCE_PATH_STYLE), 'false');
+    assert.equal(env.GANTRY_S3_REGION, 'eu-west-3');
+    assert.equal(env.GANTRY_S3_BUCKET, 'acme-models');
+    assert.equal(env.GANTRY_S3_PREFIX, 'prod');
+  }
+  assert.equal(envOf(config.services['minio-setup']).GANTRY_S3_BUCKET, 'acme-models');
 });
 
 test('Dockerfiles: multi-stage, non-root, healthcheck via node, CUDA build installs onnxruntime CUDA libs', () => {
