@@ -188,9 +188,11 @@ export class S3ModelStore implements ModelStore {
     ]);
     const streamError: unknown = piped.status === 'rejected' ? piped.reason : undefined;
     const uploadError: unknown = uploaded.status === 'rejected' ? uploaded.reason : undefined;
+    if (streamError === undefined && uploadError === undefined) return;
     if (streamError !== undefined && !isStreamCutShort(streamError)) throw streamError;
-    if (uploadError !== undefined) throw this.storeFailed(uploadError);
-    if (streamError !== undefined) throw streamError;
+    if (uploadError !== undefined && !isStreamCutShort(uploadError)) throw this.storeFailed(uploadError);
+    // Only streams cut short: the source itself went (a client that closed its connection), not S3.
+    throw streamError ?? uploadError;
   }
 
   /**

@@ -139,7 +139,7 @@ describe('S3ModelStore (moto)', () => {
     await store.remove(blob.sha256);
   });
 
-  test('an interrupted upload (the source fails midway) leaves no object and no multipart upload behind', async () => {
+  test('an interrupted upload (the source fails or is closed midway) leaves no object and no multipart upload behind', async () => {
     const store = newStore({}, { partSizeBytes: 5 * MiB });
     await store.init();
     const broken = new Error('the client went away');
@@ -152,6 +152,22 @@ describe('S3ModelStore (moto)', () => {
       })(),
     );
     await assert.rejects(store.put(source, 100 * MiB), (error) => error === broken);
+    assert.deepEqual(await leftovers(store), { keys: [], multipartUploads: [] });
+
+    // A client that closes its connection: the request stream is destroyed without an error of its own. That is
+    // the client's doing, not a failure of S3 (no 503 blaming the store).
+    let produced = 0;
+    const cut = new Readable({
+      read() {
+        produced += MiB;
+        if (produced > 12 * MiB) setTimeout(() => this.destroy(), 300);
+        else this.push(randomBytes(MiB));
+      },
+    });
+    await assert.rejects(
+      store.put(cut, 100 * MiB),
+      (error: NodeJS.ErrnoException) => !(error instanceof GantryError) && error.code === 'ERR_STREAM_PREMATURE_CLOSE',
+    );
     assert.deepEqual(await leftovers(store), { keys: [], multipartUploads: [] });
   });
 
