@@ -9,6 +9,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
+import { ErrorCode, GantryError } from '../errors.js';
 
 /** Where the S3 store lives and how to reach it (GANTRY_S3_* in config.ts; credentials from the AWS chain). */
 export interface S3Location {
@@ -87,13 +88,17 @@ export class S3Bucket {
     const objects: ListedObject[] = [];
     let continuationToken: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.name,
-          Prefix: this.key(relativePrefix),
-          ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
-        }),
-      );
+      const page = await this.client
+        .send(
+          new ListObjectsV2Command({
+            Bucket: this.name,
+            Prefix: this.key(relativePrefix),
+            ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
+          }),
+        )
+        .catch((error: unknown) => {
+          throw this.unavailable(`listing ${relativePrefix}`, error);
+        });
       for (const object of page.Contents ?? []) {
         if (object.Key === undefined) continue;
         objects.push({ key: object.Key, size: object.Size ?? 0, lastModified: object.LastModified?.getTime() ?? 0 });
@@ -110,7 +115,7 @@ export class S3Bucket {
       return (await response.Body?.transformToString('utf8')) ?? '';
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw error;
+      throw this.unavailable(`reading ${this.relative(key)}`, error);
     }
   }
 
@@ -121,13 +126,15 @@ export class S3Bucket {
       return response.Body as Readable;
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw error;
+      throw this.unavailable(`reading ${this.relative(key)}`, error);
     }
   }
 
   /** Writes a small object whole (S3 makes a PutObject visible all at once, or not at all). */
   async putText(key: string, text: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: text, ContentType: 'application/json' }));
+    await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: text, ContentType: 'application/json' })).catch((error: unknown) => {
+      throw this.unavailable(`writing ${this.relative(key)}`, error);
+    });
   }
 
   async exists(key: string): Promise<boolean> {
@@ -136,13 +143,29 @@ export class S3Bucket {
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
-      throw error;
+      throw this.unavailable(`looking for ${this.relative(key)}`, error);
     }
   }
 
   /** Deletes an object; deleting one that is not there is not an error (S3 answers 204 either way). */
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key }));
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.name, Key: key })).catch((error: unknown) => {
+      throw this.unavailable(`deleting ${this.relative(key)}`, error);
+    });
+  }
+
+  /**
+   * An S3 failure as a 503 with Retry-After (a 500 would say Gantry is broken): the bucket unreachable, overloaded
+   * or refusing for a while. Errors Gantry decided (a GantryError) pass through as they are.
+   */
+  unavailable(during: string, error: unknown): Error {
+    if (error instanceof GantryError) return error;
+    const { name = 'Error', message = String(error) } = error as { name?: string; message?: string };
+    return new GantryError(
+      ErrorCode.Unavailable,
+      `The model store (${this.describe()}) failed ${during} (${name}: ${message}); retry shortly. If it lasts, check that the bucket is reachable and the credentials still valid (GANTRY_S3_*, AWS_*).`,
+      { retryAfterSeconds: 5, cause: error },
+    );
   }
 
   /**

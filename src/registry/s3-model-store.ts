@@ -12,7 +12,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { createHash, randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ErrorCode, GantryError, errors } from '../errors.js';
+import { errors } from '../errors.js';
 import { staleTemporaryFileMs, type StoreLimits } from './file-model-store.js';
 import type { ModelStore, PutOptions, StoredBlob, WarmupSampleFiles } from './model-store.js';
 import type { RegistryRecords } from './registry-records.js';
@@ -195,18 +195,9 @@ export class S3ModelStore implements ModelStore {
     throw streamError ?? uploadError;
   }
 
-  /**
-   * An S3 failure during an upload (or a read) as a 503 with Retry-After (a 500 would say Gantry is broken): the bucket
-   * unreachable, overloaded or refusing for a while. Errors Gantry decided (GantryError) pass through.
-   */
-  private storeFailed(error: unknown, during = 'during the upload'): Error {
-    if (error instanceof GantryError) return error;
-    const { name = 'Error', message = String(error) } = error as { name?: string; message?: string };
-    return new GantryError(
-      ErrorCode.Unavailable,
-      `The model store (${this.describeLocation()}) failed ${during} (${name}: ${message}); retry shortly. If it lasts, check that the bucket is reachable and the credentials still valid (GANTRY_S3_*, AWS_*).`,
-      { retryAfterSeconds: 5, cause: error },
-    );
+  /** An S3 failure during an upload as a 503 naming the store (S3Bucket.unavailable); a GantryError passes through. */
+  private storeFailed(error: unknown): Error {
+    return this.bucket.unavailable('during the upload', error);
   }
 
   /** Removes every trace of a failed upload: its multipart upload (if lib-storage could not abort it) and its object. */
@@ -343,9 +334,7 @@ export class S3ModelStore implements ModelStore {
 
   /** The object's bytes as S3 holds them; the reader (the worker's blob cache) verifies them against the name. */
   async read(sha256: string): Promise<Readable> {
-    const body = await this.bucket.getStream(this.blobKey(sha256)).catch((error: unknown) => {
-      throw this.storeFailed(error, `reading ${sha256}`);
-    });
+    const body = await this.bucket.getStream(this.blobKey(sha256));
     if (body === undefined) throw errors.blobNotInStore(sha256, this.describeLocation());
     return body;
   }

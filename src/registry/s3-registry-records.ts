@@ -82,7 +82,7 @@ export class S3RegistryRecords implements RegistryRecords {
       if (status === 501) {
         if ((await this.readDeploymentId()) === undefined) await this.bucket.putText(key, content);
       } else if (status !== 412 && status !== 409) {
-        throw error;
+        throw this.bucket.unavailable(`writing ${this.root}deployment.json`, error);
       }
     }
     const held = await this.readDeploymentId();

@@ -422,7 +422,10 @@ describe('S3ModelStore when the server goes away mid-upload', () => {
       assert.ok(sent < 200 * MiB, `the source was not read to its end (${sent / MiB} MiB read)`);
       const unread = await refusal(store.read('f'.repeat(64)));
       assert.equal(unread.httpStatus, 503, 'an unreachable store is not "the blob is missing"');
-      assert.match(unread.message, /failed reading f{64} \(/);
+      assert.match(unread.message, /failed reading blobs\/sha256\/f{64} \(/);
+      const unlisted = await refusal(store.registryRecords('p').readAll());
+      assert.equal(unlisted.httpStatus, 503, 'registry records too');
+      assert.match(unlisted.message, /failed listing registry\/p\/models\/ \(/);
     } finally {
       await server.stop();
     }
