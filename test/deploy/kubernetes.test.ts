@@ -1,11 +1,15 @@
 /**
  * Structural checks of deploy/kubernetes: every manifest parses, has apiVersion/kind/metadata.name, workloads'
  * selectors match their pod labels, probes hit the right paths and ports, the ScaledObject scales the worker
- * Deployment on gantry_pending_requests. No cluster, kubectl or kubeconform is needed (or available here).
+ * Deployment on gantry_pending_requests. No cluster, kubectl or kubeconform is needed. The s3 Component
+ * (deploy/kubernetes/s3) gets the same structural checks, and, where kubectl is installed, a real
+ * `kubectl kustomize` render of the base with and without it (skipped elsewhere).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseYamlDocuments } from './yaml.js';
@@ -282,3 +286,206 @@ test('KEDA ScaledObject scales the worker Deployment on gantry_pending_requests'
   const text = readFileSync(join(k8sDir, 'keda-scaledobject.yaml'), 'utf8');
   assert.match(text, /LLEN/, 'the file explains why not the redis LLEN trigger');
 });
+
+// --- The S3 model store: the kustomize Component in deploy/kubernetes/s3 ------------------------------------------
+
+const s3Dir = join(k8sDir, 's3');
+
+function readS3(file: string): Doc[] {
+  return parseYamlDocuments(readFileSync(join(s3Dir, file), 'utf8'), `s3/${file}`).filter((doc) => doc !== null && doc !== undefined);
+}
+
+/** The objects the base renders: the manifests its kustomization lists, and the optional worker-gpu.yaml. */
+function baseObjects(): Doc[] {
+  const [kustomization] = parseYamlDocuments(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), 'kustomization.yaml');
+  const files = [...(kustomization.resources as string[]), 'worker-gpu.yaml'];
+  return files.flatMap((file) => parseYamlDocuments(readFileSync(join(k8sDir, file), 'utf8'), file).filter((doc) => doc !== null && doc !== undefined));
+}
+
+/** "a=b,c=d" label selectors (the only form the Component uses). */
+function matchesSelector(doc: Doc, selector: string): boolean {
+  const labels = (doc.metadata?.labels ?? {}) as Record<string, string>;
+  return selector.split(',').every((term) => {
+    const [key = '', value = ''] = term.split('=');
+    return labels[key.trim()] === value.trim();
+  });
+}
+
+/** Bytes of a Kubernetes quantity such as 14Gi (binary suffixes only). */
+function quantityBytes(quantity: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(quantity);
+  assert.ok(match, `quantity ${quantity}`);
+  const scale = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 }[match[2] as 'Ki'] ?? 1;
+  return Number(match[1]) * scale;
+}
+
+const S3_SECRET = 'gantry-s3-credentials';
+const S3_SECRET_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
+
+test('s3 Component: its files parse, it is turned on from the base, and every patch targets an existing object', () => {
+  const [component] = readS3('kustomization.yaml');
+  assert.equal(component.kind, 'Component', 'a Component: kustomize refuses an overlay inside its base directory');
+  assert.match(component.apiVersion, /^kustomize\.config\.k8s\.io\//);
+  const patches = component.patches as Array<{ path: string; target?: { kind: string; name?: string; labelSelector?: string } }>;
+  const patchFiles = readdirSync(s3Dir).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml');
+  assert.deepEqual(patches.map((patch) => patch.path).sort(), patchFiles.sort(), 'every patch file is listed, and only those');
+
+  const base = baseObjects();
+  for (const patch of patches) {
+    const [doc] = readS3(patch.path);
+    assert.ok(doc.apiVersion && doc.kind && doc.metadata?.name, `${patch.path}: apiVersion, kind, metadata.name`);
+    const target = patch.target;
+    if (target) {
+      const targets = base.filter(
+        (object) =>
+          object.kind === target.kind &&
+          (target.name === undefined || object.metadata.name === target.name) &&
+          (target.labelSelector === undefined || matchesSelector(object, target.labelSelector)),
+      );
+      assert.deepEqual(
+        targets.map((object) => object.metadata.name).sort(),
+        ['gantry-worker', 'gantry-worker-gpu'],
+        `${patch.path} reaches both worker Deployments and nothing else`,
+      );
+    } else {
+      assert.ok(
+        base.some((object) => object.kind === doc.kind && object.metadata.name === doc.metadata.name && object.metadata.namespace === doc.metadata.namespace),
+        `${patch.path} patches ${doc.kind}/${doc.metadata.name}, which the base defines`,
+      );
+    }
+  }
+  // KEDA untouched: nothing in the Component names the ScaledObject.
+  for (const file of readdirSync(s3Dir).filter((f) => f.endsWith('.yaml'))) {
+    assert.doesNotMatch(JSON.stringify(readS3(file)), /ScaledObject|keda\.sh/, `s3/${file} touches the KEDA trigger`);
+  }
+  assert.match(readFileSync(join(k8sDir, 'kustomization.yaml'), 'utf8'), /components: \[s3\]/, 'the base says how to turn it on');
+});
+
+test('s3 Component: ConfigMap on S3, the PVC deleted, api and workers on their own emptyDir with the S3 Secret', () => {
+  const [config] = readS3('configmap.yaml');
+  assert.equal(config.data.GANTRY_MODEL_STORE, 's3');
+  assert.match(config.data.GANTRY_S3_BUCKET, /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/);
+  assert.match(config.data.GANTRY_S3_ENDPOINT, /^(https?:\/\/[^/\s]+)?$/);
+  assert.ok(['true', 'false'].includes(config.data.GANTRY_S3_FORCE_PATH_STYLE));
+  assert.equal(typeof config.data.GANTRY_S3_REGION, 'string');
+  for (const [key, value] of Object.entries(config.data as Record<string, unknown>)) assert.equal(typeof value, 'string', `ConfigMap ${key} is a string`);
+  for (const secret of S3_SECRET_KEYS) assert.equal(config.data[secret], undefined, `the ConfigMap holds ${secret}`);
+  const cacheBytes = Number(config.data.GANTRY_MODEL_CACHE_BYTES);
+  assert.ok(cacheBytes > 0, 'a bounded cache: the emptyDir has a size limit');
+
+  const [pvc] = readS3('models-pvc.yaml');
+  assert.equal(pvc.$patch, 'delete');
+  assert.equal(pvc.kind, 'PersistentVolumeClaim');
+  assert.equal(pvc.metadata.name, 'gantry-models');
+
+  for (const [file, container, minimumBytes] of [
+    ['api.yaml', 'api', 0],
+    ['workers.yaml', 'worker', cacheBytes],
+  ] as const) {
+    const [deployment] = readS3(file);
+    const spec = deployment.spec.template.spec;
+    assert.doesNotMatch(JSON.stringify(deployment), /persistentVolumeClaim/, `${file} mounts no PVC`);
+    const volumes = spec.volumes as Doc[];
+    assert.ok(
+      volumes.some((volume) => volume.name === 'models' && volume.$patch === 'delete'),
+      `${file} removes the base's models volume`,
+    );
+    const [main] = spec.containers as Doc[];
+    assert.equal(main.name, container, `${file} patches the ${container} container (merged by name)`);
+    const mount = (main.volumeMounts as Doc[]).find((candidate) => candidate.mountPath === '/data');
+    const local = volumes.find((volume) => volume.name === mount?.name);
+    assert.ok(local?.emptyDir, `${file}: /data is an emptyDir`);
+    const limit = quantityBytes(String(local.emptyDir.sizeLimit));
+    assert.ok(limit > minimumBytes, `${file}: sizeLimit ${local.emptyDir.sizeLimit} leaves room above GANTRY_MODEL_CACHE_BYTES`);
+
+    const env = main.env as Doc[];
+    for (const key of S3_SECRET_KEYS) {
+      const entry = env.find((candidate) => candidate.name === key);
+      assert.deepEqual(entry?.valueFrom?.secretKeyRef, { name: S3_SECRET, key }, `${file}: ${key} from the ${S3_SECRET} Secret`);
+    }
+  }
+  const [workers] = readS3('workers.yaml');
+  const workerLimit = workers.spec.template.spec.volumes.find((volume: Doc) => volume.emptyDir).emptyDir.sizeLimit;
+  assert.equal(workers.spec.template.spec.containers[0].resources.requests['ephemeral-storage'], workerLimit, 'workers request the disk they may use');
+});
+
+test('s3 Component: the Secret comes from a git-ignored file whose example holds the keys the Deployments read, empty', () => {
+  const [component] = readS3('kustomization.yaml');
+  assert.deepEqual(component.secretGenerator, [{ name: S3_SECRET, envs: ['s3-credentials.env'] }]);
+  const example = readFileSync(join(s3Dir, 's3-credentials.env.example'), 'utf8');
+  assert.deepEqual(
+    [...example.matchAll(/^([A-Z0-9_]+)=(.*)$/gm)].map((match) => [match[1], match[2]]),
+    S3_SECRET_KEYS.map((key) => [key, '']),
+    'the example holds no secret',
+  );
+  assert.match(readFileSync(join(s3Dir, '.gitignore'), 'utf8'), /^s3-credentials\.env$/m);
+});
+
+const haveKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+
+/** Renders a copy of deploy/kubernetes with kubectl's kustomize, with placeholder secrets; `s3` adds the Component. */
+function render(options: { s3: boolean; gpu: boolean }): Doc[] {
+  const copy = mkdtempSync(join(tmpdir(), 'gantry-kustomize-'));
+  cpSync(k8sDir, copy, { recursive: true });
+  writeFileSync(join(copy, 'secrets.env'), 'GANTRY_ADMIN_KEY=render-test-admin-key-0123456789\nREDIS_PASSWORD=rendertest0123\n');
+  writeFileSync(join(copy, 's3', 's3-credentials.env'), 'AWS_ACCESS_KEY_ID=render-test-key\nAWS_SECRET_ACCESS_KEY=render-test-secret\n');
+  if (options.gpu) {
+    const file = join(copy, 'kustomization.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^ {2}- keda-scaledobject\.yaml$/m, '  - keda-scaledobject.yaml\n  - worker-gpu.yaml'));
+  }
+  if (options.s3) appendFileSync(join(copy, 'kustomization.yaml'), 'components:\n  - s3\n');
+  const result = spawnSync('kubectl', ['kustomize', copy], { encoding: 'utf8' });
+  rmSync(copy, { recursive: true, force: true });
+  assert.equal(result.status, 0, `kubectl kustomize failed:\n${result.stderr}`);
+  return parseYamlDocuments(result.stdout, 'kubectl kustomize').filter((doc) => doc !== null && doc !== undefined);
+}
+
+const byKindAndName = (docs: Doc[], kind: string, name: string) => docs.find((doc) => doc.kind === kind && doc.metadata.name === name);
+
+test(
+  's3 Component rendered by kubectl kustomize: no PVC anywhere, the hashed Secret referenced, KEDA and Redis unchanged',
+  { skip: haveKubectl ? false : 'kubectl is not installed' },
+  () => {
+    const base = render({ s3: false, gpu: true });
+    const s3 = render({ s3: true, gpu: true });
+
+    assert.ok(byKindAndName(base, 'PersistentVolumeClaim', 'gantry-models'), 'the base has the models PVC');
+    assert.equal(s3.filter((doc) => doc.kind === 'PersistentVolumeClaim').length, 0, 'the S3 render has no PVC');
+    const secret = s3.find((doc) => doc.kind === 'Secret' && String(doc.metadata.name).startsWith(`${S3_SECRET}-`));
+    assert.ok(secret, 'the generated S3 Secret (name with its content hash)');
+    assert.equal(secret.metadata.namespace, 'gantry');
+    assert.deepEqual(Object.keys(secret.data).sort(), [...S3_SECRET_KEYS].sort());
+    assert.equal(byKindAndName(s3, 'ConfigMap', 'gantry-config')?.data.GANTRY_MODEL_STORE, 's3');
+
+    for (const name of ['gantry-api', 'gantry-worker', 'gantry-worker-gpu']) {
+      const deployment = byKindAndName(s3, 'Deployment', name);
+      assert.ok(deployment, `${name} is rendered`);
+      const spec = deployment.spec.template.spec;
+      assert.ok(!(spec.volumes as Doc[]).some((volume) => volume.persistentVolumeClaim), `${name} mounts no PVC`);
+      const [container] = spec.containers as Doc[];
+      const mount = (container.volumeMounts as Doc[]).find((candidate) => candidate.mountPath === '/data');
+      assert.ok((spec.volumes as Doc[]).find((volume) => volume.name === mount?.name)?.emptyDir, `${name}: /data on an emptyDir`);
+      for (const key of S3_SECRET_KEYS) {
+        const entry = (container.env as Doc[]).find((candidate) => candidate.name === key);
+        assert.deepEqual(entry?.valueFrom?.secretKeyRef, { name: secret.metadata.name, key }, `${name}: ${key} from the generated Secret`);
+      }
+      // What the base gave the container is still there.
+      assert.ok(
+        (container.env as Doc[]).some((entry) => entry.name === 'REDIS_URL'),
+        `${name} keeps REDIS_URL`,
+      );
+    }
+
+    // The KEDA trigger, Redis and the Services are the base's, object for object.
+    for (const [kind, name] of [
+      ['ScaledObject', 'gantry-worker'],
+      ['StatefulSet', 'redis'],
+      ['Service', 'redis'],
+      ['Service', 'gantry-api'],
+      ['Namespace', 'gantry'],
+    ] as const) {
+      assert.ok(byKindAndName(base, kind, name), `${kind}/${name} in the base render`);
+      assert.deepEqual(byKindAndName(s3, kind, name), byKindAndName(base, kind, name), `${kind}/${name} is unchanged`);
+    }
+  },
+);
