@@ -2,15 +2,24 @@
  * S3RegistryRecords against a real S3-compatible server (moto): the same checks as FileRegistryRecords'
  * (registry-records.test.ts), over objects instead of files: records, tombstones, signatures, configurations,
  * warm-up samples and routing read back; names differing only in case; the deployment id claimed once under
- * concurrent claims (a conditional write); a hand-made object that does not parse is skipped.
+ * concurrent claims (a conditional write); a hand-made object that does not parse is skipped; and a wiped Redis
+ * rebuilt from these records by the real rebuild (registry-rebuild.ts).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { ModelConfigStore } from '../../src/registry/model-config.js';
+import { ModelRegistry } from '../../src/registry/model-registry.js';
+import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
 import { S3ModelStore } from '../../src/registry/s3-model-store.js';
+import { deploymentMarkerKey } from '../../src/redis-keys.js';
+import { deleteKeys } from '../helpers/gantry-process.js';
 import { startS3Server, type S3Server } from '../../support/s3-server.js';
 
 const bucketName = 'gantry-records-test';
+const redisUrl = 'redis://127.0.0.1:6379';
 const signature = {
   inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [-1, 4] }],
   outputs: [{ name: 'output', datatype: 'FP32' as const, shape: [-1, 4] }],
@@ -145,5 +154,48 @@ describe('S3RegistryRecords (moto)', () => {
     );
     assert.equal(model!.highestVersion, 1);
     assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
+  });
+
+  test('a wiped Redis is rebuilt from the S3 records (real Redis, own prefix): live versions, numbers, blob references, configuration', async () => {
+    const store = newStore();
+    await store.init();
+    const prefix = `itest-s3-records-${randomBytes(4).toString('hex')}`;
+    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+    try {
+      await store.registryRecords(prefix).claimDeploymentId('deployment-a');
+      await redis.set(deploymentMarkerKey(prefix), 'deployment-a');
+      const registry = new ModelRegistry(redis, prefix, { records: store.registryRecords(prefix), deploymentId: () => 'deployment-a' });
+      const configs = new ModelConfigStore(redis, prefix, store.registryRecords(prefix));
+      const present = await store.put(Readable.from([Buffer.from('model bytes')]), 1000);
+      await registry.createVersion('m', present, { configAtUpload: { maxBatchSize: 2 } });
+      await registry.createVersion('m', { sha256: 'f'.repeat(64), size: 5 });
+      await registry.createVersion('m', present);
+      await registry.lifecycle.finishLoad('m', '1', 1, { state: 'READY', signature });
+      await registry.recordSignature('m', '1', signature);
+      await registry.deleteVersion('m', '3');
+      await configs.update('m', { maxBatchSize: 8 });
+      const before = await registry.listVersions('m');
+
+      await deleteKeys(redisUrl, prefix);
+      const outcome = await rebuildRegistry({ redis, prefix, registry, records: store.registryRecords(prefix), store, deploymentId: 'deployment-a' });
+      assert.equal(outcome.status, 'rebuilt');
+      assert.deepEqual(
+        outcome.restored.map(({ name, version, state }) => `${name}/${version} ${state}`),
+        ['m/1 LOADING', 'm/2 UNAVAILABLE'],
+      );
+      const after = await registry.listVersions('m');
+      assert.deepEqual(
+        after.map(({ version, sha256, size, createdAt }) => ({ version, sha256, size, createdAt })),
+        before.map(({ version, sha256, size, createdAt }) => ({ version, sha256, size, createdAt })),
+      );
+      assert.deepEqual(after[0]!.signature, signature, 'the signature a load read is kept');
+      assert.match(after[1]!.reason ?? '', /missing from the store/);
+      assert.equal(await registry.isBlobReferenced(present.sha256), true, 'the blob reference is back');
+      assert.equal((await configs.get('m')).maxBatchSize, 8, 'the configuration as last changed');
+      assert.equal((await registry.createVersion('m', present)).version, '4', 'numbers go on after the deleted 3');
+    } finally {
+      await deleteKeys(redisUrl, prefix);
+      redis.disconnect();
+    }
   });
 });
