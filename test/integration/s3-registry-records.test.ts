@@ -2,14 +2,19 @@
  * S3RegistryRecords against a real S3-compatible server (moto): the same checks as FileRegistryRecords'
  * (registry-records.test.ts), over objects instead of files: records, tombstones, signatures, configurations,
  * warm-up samples and routing read back; names differing only in case; the deployment id claimed once under
- * concurrent claims (a conditional write); a hand-made object that does not parse is skipped; and a wiped Redis
- * rebuilt from these records by the real rebuild (registry-rebuild.ts).
+ * concurrent claims (a conditional write); a hand-made object that does not parse is skipped; the file store's
+ * registry folder copied into the bucket reads back the same; and a wiped Redis rebuilt from these records by the
+ * real rebuild (registry-rebuild.ts).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
+import { FileRegistryRecords } from '../../src/registry/file-registry-records.js';
 import { ModelConfigStore } from '../../src/registry/model-config.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
@@ -154,6 +159,37 @@ describe('S3RegistryRecords (moto)', () => {
     );
     assert.equal(model!.highestVersion, 1);
     assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
+  });
+
+  test("the file store's registry folder copied into the bucket as it is reads back the same (one layout)", async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-s3-layout-'));
+    try {
+      const fileRecords = new FileRegistryRecords(directory, 'p');
+      await fileRecords.claimDeploymentId('deployment-a');
+      await fileRecords.writeVersion({ name: 'Mlp', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '2026-01-01T00:00:00.000Z' });
+      await fileRecords.writeSignature('Mlp', '1', signature);
+      await fileRecords.writeWarmupSample('Mlp', '1', 'b'.repeat(64));
+      await fileRecords.writeVersion({ name: 'Mlp', version: '2', sha256: 'c'.repeat(64), size: 2, createdAt: '2026-01-02T00:00:00.000Z' });
+      await fileRecords.markDeleted('Mlp', '2');
+      await fileRecords.writeModelConfig('Mlp', { maxBatchSize: 4 });
+      await fileRecords.writeRouting('Mlp', { aliases: [{ alias: 'prod', version: '1', updatedAt: '2026-01-01T00:00:00.000Z' }] });
+      await fileRecords.writeVersion({ name: 'acme~small', version: '1', sha256: 'd'.repeat(64), size: 3, createdAt: '2026-01-03T00:00:00.000Z' });
+
+      // What `aws s3 sync <data>/registry s3://bucket/<prefix>/registry` does: every file under its relative path.
+      const store = newStore();
+      const files = (await readdir(directory, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());
+      assert.ok(files.length >= 8, `${files.length} files`);
+      for (const file of files) {
+        const full = path.join(file.parentPath, file.name);
+        await store.bucket.putText(store.bucket.key(`registry/${path.relative(directory, full).split(path.sep).join('/')}`), await readFile(full, 'utf8'));
+      }
+      const s3Records = store.registryRecords('p');
+      assert.equal(await s3Records.readDeploymentId(), 'deployment-a');
+      assert.deepEqual(await s3Records.readAll(), await fileRecords.readAll());
+      assert.equal(await s3Records.highestVersion('Mlp'), 2);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   test('a wiped Redis is rebuilt from the S3 records (real Redis, own prefix): live versions, numbers, blob references, configuration', async () => {
