@@ -357,6 +357,31 @@ test('docker-compose.s3.yml: MinIO and its setup, the gantry services on S3 with
   for (const secret of Object.values(S3_SECRETS)) {
     assert.ok(!script.includes(secret), 'no secret on the setup command line: it reads them from its environment');
   }
+
+  // The script as the container's shell gets it ($$ is compose's escape for $): valid sh, and the policy it writes
+  // is JSON that allows Gantry's user what the S3 store needs on that bucket and nothing beyond it.
+  const shellScript = [setup.command].flat().join('\n').replaceAll('$$', '$');
+  const syntax = spawnSync('sh', ['-n', '-e', '-c', shellScript], { encoding: 'utf8' });
+  assert.equal(syntax.status, 0, `minio-setup's script is not valid sh: ${syntax.stderr}`);
+  const heredoc = /^cat > \S+ <<POLICY\n[\s\S]*?\nPOLICY$/m.exec(shellScript)?.[0];
+  assert.ok(heredoc, 'minio-setup writes its policy with a heredoc');
+  const written = spawnSync('sh', ['-ec', heredoc.replace(/^cat > \S+ /, 'cat ')], {
+    encoding: 'utf8',
+    env: { ...cleanEnv, GANTRY_S3_BUCKET: 'gantry-models' },
+  });
+  assert.equal(written.status, 0, written.stderr);
+  const policy = JSON.parse(written.stdout) as { Statement: Array<{ Effect: string; Action: string[]; Resource: string[] }> };
+  const allowed = policy.Statement.flatMap((statement) => statement.Action.map((action) => `${action} ${statement.Resource.join(',')}`)).sort();
+  assert.deepEqual(allowed, [
+    's3:AbortMultipartUpload arn:aws:s3:::gantry-models/*',
+    's3:DeleteObject arn:aws:s3:::gantry-models/*',
+    's3:GetObject arn:aws:s3:::gantry-models/*',
+    's3:ListBucket arn:aws:s3:::gantry-models',
+    's3:ListBucketMultipartUploads arn:aws:s3:::gantry-models',
+    's3:ListMultipartUploadParts arn:aws:s3:::gantry-models/*',
+    's3:PutObject arn:aws:s3:::gantry-models/*',
+  ]);
+  assert.ok(policy.Statement.every((statement) => statement.Effect === 'Allow'));
 });
 
 test('docker-compose.s3.yml refuses to start without the MinIO and S3 secrets, naming the one missing', { skip }, () => {
