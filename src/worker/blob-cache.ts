@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { errors } from '../errors.js';
+import { ErrorCode, GantryError, errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ModelStore } from '../registry/model-store.js';
 
@@ -127,8 +127,10 @@ export class BlobCache {
       try {
         source = await this.store.read(sha256);
       } catch (error) {
+        // Only a blob the store does not have is the version's fault; a store that is away (503) is retried later.
+        if (!(error instanceof GantryError && error.code === ErrorCode.NotFound)) throw error;
         this.options.onVerification?.('missing');
-        throw errors.invalidModel(`the model file is missing from the store: ${error instanceof Error ? error.message : String(error)}`);
+        throw errors.invalidModel(`the model file is missing from the store: ${error.message}`);
       }
       source.on('data', (chunk: Buffer) => {
         bytes += chunk.byteLength;
