@@ -118,6 +118,8 @@ const uploadErrors = {
 
 /** How often an upload answered by an identical version still loading looks at its state. */
 const settlePollMs = 50;
+/** How long an UNAVAILABLE version is watched for its creating upload's refusal (that upload writes it at once). */
+const refusalWaitMs = 1000;
 
 /** Largest rest of a refused upload's body that is read and dropped rather than cut by closing the connection. */
 const drainableRestBytes = 1024 * 1024;
@@ -207,14 +209,24 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
   };
 
   /**
-   * A version once it is no longer LOADING (READY or UNAVAILABLE), or as it is when GANTRY_LOAD_TIMEOUT_MS passes
-   * first; undefined when it went meanwhile. Polls: an identical upload is rare and short-lived.
+   * How the load of a version another upload created settled: READY, the refusal that upload was answered (its load
+   * refused the bytes), UNAVAILABLE otherwise (another upload waiting with `?wait=false` keeps a failed version), or
+   * nothing when the version went meanwhile. As it is when GANTRY_LOAD_TIMEOUT_MS passes first. The worker records
+   * UNAVAILABLE a moment before the creating upload hears of it and writes its refusal, so an UNAVAILABLE version is
+   * watched a little longer. Polls: an identical upload is rare and short-lived.
    */
-  const settledVersion = async (model: string, version: string): Promise<ModelVersion | undefined> => {
+  const settledLoad = async (model: string, version: string, sha256: string): Promise<{ record?: ModelVersion; refusal?: string }> => {
     const deadline = Date.now() + config.GANTRY_LOAD_TIMEOUT_MS;
+    let failedAt: number | undefined;
     for (;;) {
       const current = await registry.getVersion(model, version);
-      if (current === undefined || current.state !== 'LOADING' || Date.now() >= deadline) return current;
+      if (current?.state !== 'READY' && current?.state !== 'LOADING') {
+        const refusal = await uploadRefusalOf(services.redis, config.GANTRY_QUEUE_PREFIX, model, sha256);
+        if (refusal !== undefined) return { refusal };
+        if (current === undefined) return {};
+        failedAt ??= Date.now();
+        if (Date.now() - failedAt >= refusalWaitMs) return { record: current };
+      } else if (current.state === 'READY' || Date.now() >= deadline) return { record: current };
       await new Promise((resolve) => setTimeout(resolve, settlePollMs));
     }
   };
@@ -270,17 +282,16 @@ export async function modelManagementRoutes(app: FastifyInstance, services: ApiS
         }
       };
       let uploaded = await createOrFind(uploadId);
-      if (uploaded.existing && upload.query.wait !== 'false') {
+      if (uploaded.existing && uploaded.record.state !== 'READY' && upload.query.wait !== 'false') {
         // The version that holds these bytes is answered once its load (another request's) has settled, as this
-        // upload's own would be.
-        const settled = await settledVersion(model, uploaded.record.version);
-        if (settled !== undefined) uploaded = { record: settled, existing: true };
+        // upload's own would be. An UNAVAILABLE one may have failed that load a moment ago: it is watched too.
+        const settled = await settledLoad(model, uploaded.record.version, blob.sha256);
+        // Its load refused these bytes: this upload is refused the same way.
+        if (settled.refusal !== undefined) throw new GantryError(ErrorCode.InvalidModel, settled.refusal);
+        if (settled.record !== undefined) uploaded = { record: settled.record, existing: true };
         else {
-          // It went while this upload waited: its load refused these bytes, and this upload is refused the same way.
-          const refusal = await uploadRefusalOf(services.redis, config.GANTRY_QUEUE_PREFIX, model, blob.sha256);
-          if (refusal !== undefined) throw new GantryError(ErrorCode.InvalidModel, refusal);
-          // Or it was deleted (or failed another upload's warm-up sample): the bytes make a version of their own.
-          // The file outlives its last version by the grace period, so it is still in the store.
+          // It was deleted meanwhile (or failed another upload's warm-up sample): the bytes make a version of their
+          // own. The file outlives its last version by the grace period, so it is still in the store.
           const retryId = randomUUID();
           await references.takePending(blob.sha256, retryId);
           if (!(await store.exists(blob.sha256))) {
