@@ -8,7 +8,7 @@ import { describeControlPlane, type ControlPlaneSnapshot } from './backup-contro
  * Whether an import may write into its target (one Redis prefix and its model store). The target may hold nothing
  * the archive does not: an empty deployment (a fresh `gantry start` has only its default tenant and admin key), or
  * what an earlier run of the same import wrote before it stopped, or, for a store shared with the exported
- * deployment, the very records the archive holds. Anything else (another model, another version under a number,
+ * deployment, the very records the archive holds (a version deleted there since stays deleted: backup-records.ts). Anything else (another model, another version under a number,
  * a version deleted since the export, another tenant or key) would be overwritten or mixed in: refused, named.
  * @returns the problems found; empty when the import may go on.
  */
@@ -53,7 +53,8 @@ function recordConflict(present: StoredModel, archived: StoredModel | undefined)
     // Numbers above the store's highest are the ones an interrupted import had not written yet.
     if (Number(version.version) > present.highestVersion) continue;
     const sha256 = live.get(version.version);
-    if (sha256 === undefined) return `records model '${present.name}' v${version.version} as deleted, where the archive has it`;
+    // Deleted in the target (since the export, in a shared store; or left out by the export): it stays deleted.
+    if (sha256 === undefined) continue;
     if (sha256 !== version.sha256) return `records other bytes for model '${present.name}' v${version.version} than the archive`;
   }
   for (const version of live.keys()) {

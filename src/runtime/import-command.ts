@@ -198,7 +198,12 @@ async function storeBlobsAndSamples(entries: AsyncIterator<ArchiveEntry>, store:
       const bytes = Readable.from(entry);
       bytes.once('error', (error) => verifier.destroy(error));
       bytes.pipe(verifier);
-      await store.put(verifier, size, { expectedBytes: size });
+      // The verifier failing is the archive's fault (its bytes, or its end), not the store's: exit 2, not 1.
+      let archiveFault: Error | undefined;
+      verifier.once('error', (error) => (archiveFault = error));
+      await store.put(verifier, size, { expectedBytes: size }).catch((error: unknown) => {
+        throw archiveFault === undefined ? error : new BackupArchiveError(archiveFault.message);
+      });
     } else {
       throw new BackupArchiveError(`it holds an entry no Gantry export has: '${name.slice(0, 100)}'`);
     }

@@ -12,10 +12,16 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { Redis } from 'ioredis';
-import { cliPath, fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
+import { cliPath, deleteKeys, fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, describeReply, mlpRequest, sleep, startPrivateRedis, timedCall, waitUntil, type PrivateRedis } from '../helpers/reliability-harness.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/logger.js';
 import { FileModelStore } from '../../src/registry/file-model-store.js';
+import { ModelRegistry } from '../../src/registry/model-registry.js';
+import { runExportCommand } from '../../src/runtime/export-command.js';
+import { runImportCommand } from '../../src/runtime/import-command.js';
 import { versionKey } from '../../src/redis-keys.js';
 
 const cleanup = new Cleanup();
@@ -262,3 +268,101 @@ test('--references-only: imports into a deployment sharing the store; a store wi
   assert.match(refused.output, /holds only references to blobs \(--references-only\), and the model store at .* lacks 2 of them/);
   assert.deepEqual(await new FileModelStore(elsewhere.dataDirectory).registryRecords(elsewhere.prefix).readAll(), []);
 });
+
+/** The commands in this process, on a private Redis and file stores (loads give up at once: no worker runs here). */
+function commandConfig(redisUrl: string, prefix: string, dataDirectory: string) {
+  return loadConfig({ REDIS_URL: redisUrl, GANTRY_QUEUE_PREFIX: prefix, GANTRY_DATA_DIR: dataDirectory, GANTRY_LOAD_TIMEOUT_MS: '200', LOG_LEVEL: 'silent' });
+}
+
+async function runCommand(run: (print: (line: string) => void) => Promise<number>): Promise<{ status: number; output: string }> {
+  const lines: string[] = [];
+  const status = await run((line) => lines.push(line));
+  return { status, output: lines.join('\n') };
+}
+
+test(
+  'left-out versions keep their numbers, corrupt blobs are refused on both sides, and an interrupted import is finished by running it again',
+  { timeout: 60_000 },
+  async () => {
+    const redis = await privateRedis();
+    const logger = createLogger({ LOG_LEVEL: 'silent' }, 'test');
+    const sourceDirectory = await scratchDirectory('backup-source');
+    const source = new FileModelStore(sourceDirectory);
+    await source.init();
+    const sourceRecords = source.registryRecords('source');
+    await sourceRecords.claimDeploymentId('source-deployment');
+    const mlpBytes = await readFile(fixturePath('tiny-mlp.onnx'));
+    const blob = await source.put(Readable.from([mlpBytes]), mlpBytes.length);
+    const createdAt = new Date().toISOString();
+    await sourceRecords.writeVersion({ name: 'kept', version: '1', sha256: blob.sha256, size: blob.size, createdAt });
+    // A record whose blob is gone from the store: what an export sees when a deletion ran between its two reads.
+    await sourceRecords.writeVersion({ name: 'kept', version: '2', sha256: 'f'.repeat(64), size: 10, createdAt });
+    await sourceRecords.writeVersion({ name: 'other', version: '4', sha256: blob.sha256, size: blob.size, createdAt });
+    const archives = await scratchDirectory('backup-archives');
+    const archive = path.join(archives, 'edge.tar');
+
+    const exported = await runCommand((print) =>
+      runExportCommand(commandConfig(redis.url, 'source', sourceDirectory), logger, { out: archive, referencesOnly: false }, print),
+    );
+    assert.equal(exported.status, 0, exported.output);
+    assert.match(exported.output, /Warning: left out kept v2: its blob f{64} is not in the store/);
+
+    const targetDirectory = await scratchDirectory('backup-target');
+    const importInto = (file: string) => runCommand((print) => runImportCommand(commandConfig(redis.url, 'target', targetDirectory), logger, file, print));
+    const targetRecords = new FileModelStore(targetDirectory).registryRecords('target');
+
+    // A blob whose bytes changed in the archive: refused as it streams, nothing recorded.
+    const bytes = await readFile(archive);
+    const blobAt = bytes.indexOf(Buffer.from(`blobs/${blob.sha256}`));
+    assert.ok(blobAt > 0);
+    const corrupt = Buffer.from(bytes);
+    corrupt[blobAt + 512 + 1000] = corrupt[blobAt + 512 + 1000]! ^ 0xff;
+    const corruptFile = path.join(archives, 'corrupt.tar');
+    await writeFile(corruptFile, corrupt);
+    const refused = await importInto(corruptFile);
+    assert.equal(refused.status, 2, refused.output);
+    assert.match(refused.output, /does not match its sha256/);
+    assert.deepEqual(await targetRecords.readAll(), []);
+
+    const imported = await importInto(archive);
+    assert.equal(imported.status, 0, imported.output);
+    assert.match(imported.output, /Imported 2 model\(s\), 2 version\(s\)/);
+    assert.match(imported.output, /left out at export: kept v2 .*its number stays taken/);
+    const inspector = new Redis(redis.url);
+    cleanup.add(() => inspector.disconnect());
+    const registry = new ModelRegistry(inspector, 'target');
+    const versionsOf = async (name: string) => (await registry.listVersions(name)).map((version) => version.version);
+    assert.deepEqual(await versionsOf('kept'), ['1']);
+    assert.deepEqual(await versionsOf('other'), ['4']);
+    assert.equal(await targetRecords.highestVersion('kept'), 2, 'the left-out version is a tombstone: its number is never given again');
+
+    // An import interrupted after some records (one model's gone here) and before Redis: running it again finishes it.
+    await deleteKeys(redis.url, 'target');
+    await rm(path.join(targetDirectory, 'registry', 'target', 'models', 'other'), { recursive: true });
+    const resumed = await importInto(archive);
+    assert.equal(resumed.status, 0, resumed.output);
+    assert.match(resumed.output, /1 blob\(s\) \(1 already in the store\)/);
+    assert.deepEqual([await versionsOf('kept'), await versionsOf('other')], [['1'], ['4']]);
+
+    // Something the archive does not hold is never overwritten or mixed in.
+    await targetRecords.writeVersion({ name: 'stranger', version: '1', sha256: blob.sha256, size: blob.size, createdAt });
+    const mixed = await importInto(archive);
+    assert.equal(mixed.status, 1, mixed.output);
+    assert.match(mixed.output, /records model 'stranger', which the archive does not have/);
+
+    // A corrupt blob in the source store fails the export: no file is left under the name asked for.
+    const sourceBlob = path.join(sourceDirectory, 'blobs', 'sha256', blob.sha256);
+    const changed = Buffer.from(mlpBytes);
+    changed[1000] = changed[1000]! ^ 0xff;
+    await writeFile(sourceBlob, changed);
+    const failed = path.join(archives, 'failed.tar');
+    const corruptExport = await runCommand((print) =>
+      runExportCommand(commandConfig(redis.url, 'source', sourceDirectory), logger, { out: failed, referencesOnly: false }, print),
+    );
+    assert.equal(corruptExport.status, 1, corruptExport.output);
+    assert.match(corruptExport.output, /does not match its sha256[\s\S]*Nothing was written/);
+    await assert.rejects(readFile(failed));
+    await assert.rejects(readFile(`${failed}.partial`));
+    await deleteKeys(redis.url, 'target');
+  },
+);
