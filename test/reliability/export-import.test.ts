@@ -4,11 +4,14 @@
  * deleted version is exported with `gantry export`; its Redis and its data directory are wiped; a fresh gantry
  * imports the file with `gantry import`, and the same models answer the same outputs, the same key authenticates,
  * and numbers go on above the old highest. A cut archive is refused and leaves the target empty; a
- * --references-only archive imports into a deployment sharing the store, and is refused by one that does not.
+ * --references-only archive imports into a deployment sharing the store, and is refused by one that does not. In
+ * process: versions left out keep their numbers, corrupt blobs are refused, an interrupted import is finished by
+ * running it again, and a deployment moves from the file store to S3 (moto) and back.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,9 +23,11 @@ import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { ModelRegistry } from '../../src/registry/model-registry.js';
+import { createModelStore } from '../../src/registry/model-store-factory.js';
 import { runExportCommand } from '../../src/runtime/export-command.js';
 import { runImportCommand } from '../../src/runtime/import-command.js';
 import { versionKey } from '../../src/redis-keys.js';
+import { startS3Server } from '../../support/s3-server.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -366,3 +371,73 @@ test(
     await deleteKeys(redis.url, 'target');
   },
 );
+
+test('a deployment moves from the file store to an S3 store and back (moto): records, numbers, samples and bytes intact', { timeout: 60_000 }, async () => {
+  const redis = await privateRedis();
+  const s3 = await startS3Server();
+  cleanup.add(() => s3.stop());
+  await s3.createBucket('gantry-backup-test');
+  // The S3 store takes its credentials from the AWS SDK's default chain, as in production.
+  process.env.AWS_ACCESS_KEY_ID = s3.credentials.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = s3.credentials.secretAccessKey;
+  const logger = createLogger({ LOG_LEVEL: 'silent' }, 'test');
+
+  const fileDirectory = await scratchDirectory('backup-file');
+  const fileStore = new FileModelStore(fileDirectory);
+  await fileStore.init();
+  const fileRecords = fileStore.registryRecords('moving');
+  await fileRecords.claimDeploymentId('moving-deployment');
+  const mlpBytes = await readFile(fixturePath('tiny-mlp.onnx'));
+  const blob = await fileStore.put(Readable.from([mlpBytes]), mlpBytes.length);
+  const sampleText = JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
+  const sample = createHash('sha256').update(sampleText).digest('hex');
+  await fileStore.warmupSamples.put(sample, sampleText);
+  const createdAt = new Date().toISOString();
+  await fileRecords.writeVersion({ name: 'moved', version: '3', sha256: blob.sha256, size: blob.size, createdAt, configAtUpload: { maxBatchSize: 2 } });
+  await fileRecords.writeWarmupSample('moved', '3', sample);
+  await fileRecords.markDeleted('moved', '5');
+  await fileRecords.writeRouting('moved', { aliases: [{ alias: 'production', version: '3', updatedAt: createdAt }] });
+  const recordsBefore = await fileRecords.readAll();
+
+  const archives = await scratchDirectory('backup-moves');
+  const toS3 = path.join(archives, 'to-s3.tar');
+  const s3Config = loadConfig({
+    REDIS_URL: redis.url,
+    GANTRY_QUEUE_PREFIX: 'moving',
+    GANTRY_MODEL_STORE: 's3',
+    GANTRY_S3_BUCKET: 'gantry-backup-test',
+    GANTRY_S3_PREFIX: `moved-${randomBytes(4).toString('hex')}`,
+    GANTRY_S3_ENDPOINT: s3.endpoint,
+    GANTRY_S3_REGION: s3.region,
+    GANTRY_S3_FORCE_PATH_STYLE: 'true',
+    GANTRY_LOAD_TIMEOUT_MS: '200',
+    LOG_LEVEL: 'silent',
+  });
+  const exported = await runCommand((print) =>
+    runExportCommand(commandConfig(redis.url, 'moving', fileDirectory), logger, { out: toS3, referencesOnly: false }, print),
+  );
+  assert.equal(exported.status, 0, exported.output);
+  const imported = await runCommand((print) => runImportCommand(s3Config, logger, toS3, print));
+  assert.equal(imported.status, 0, imported.output);
+
+  const s3Store = createModelStore(s3Config);
+  assert.deepEqual(await s3Store.registryRecords('moving').readAll(), recordsBefore, 'the S3 store holds the same records');
+  assert.equal(await s3Store.registryRecords('moving').highestVersion('moved'), 5);
+  assert.equal(await s3Store.warmupSamples.get(sample), sampleText);
+  const chunks: Buffer[] = [];
+  for await (const chunk of await s3Store.read(blob.sha256)) chunks.push(chunk as Buffer);
+  assert.ok(Buffer.concat(chunks).equals(mlpBytes), 'the blob came through byte for byte');
+
+  // And back, from S3 (its blobs read through the store interface) into an empty file store.
+  await deleteKeys(redis.url, 'moving');
+  const fromS3 = path.join(archives, 'from-s3.tar');
+  const exportedAgain = await runCommand((print) => runExportCommand(s3Config, logger, { out: fromS3, referencesOnly: false }, print));
+  assert.equal(exportedAgain.status, 0, exportedAgain.output);
+  await deleteKeys(redis.url, 'moving');
+  const backDirectory = await scratchDirectory('backup-back');
+  const back = await runCommand((print) => runImportCommand(commandConfig(redis.url, 'moving', backDirectory), logger, fromS3, print));
+  assert.equal(back.status, 0, back.output);
+  assert.deepEqual(await new FileModelStore(backDirectory).registryRecords('moving').readAll(), recordsBefore);
+  assert.ok((await readFile(path.join(backDirectory, 'blobs', 'sha256', blob.sha256))).equals(mlpBytes));
+  await deleteKeys(redis.url, 'moving');
+});
