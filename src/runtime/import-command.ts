@@ -43,7 +43,8 @@ import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
  * (each verified against its sha256 as it streams), then, once the trailer proved the archive whole, the registry
  * records, then Redis (tenants, keys, limits, and the registry rebuilt from the records as `gantry repair` does),
  * then the workers are asked to load. Running the same import again after a failure takes it up where it stopped.
- * Returns the exit code: 0 imported, 1 the target refused or Redis is unreachable, 2 the file is not a whole archive.
+ * Returns the exit code: 0 imported; 1 Redis unreachable, the target refused, or a step failed (the message says how
+ * to retry); 2 the file is not a whole Gantry export.
  */
 export async function runImportCommand(
   config: Config,
@@ -75,7 +76,8 @@ export async function runImportCommand(
   const reading = pipeline(createReadStream(file), extract);
   reading.catch((error: unknown) => (archiveFailure ??= error));
   const entries = extract[Symbol.asyncIterator]();
-  let stage: 'reading' | 'store' | 'redis' = 'reading';
+  // reading: the archive's small entries; checking: the target; store, redis: what is being written.
+  let stage: 'reading' | 'checking' | 'store' | 'redis' = 'reading';
   try {
     const manifest = await readManifest(entries);
     const controlPlane = await readJsonEntry(entries, controlPlaneEntry, controlPlaneSchema);
@@ -85,6 +87,7 @@ export async function runImportCommand(
         `${manifest.referencesOnly ? ', blob references only' : ''}. Target: ${store.describeLocation()}, Redis ${describeRedisEndpoint(redisUrl)}, prefix '${prefix}'.`,
     );
 
+    stage = 'checking';
     await store.init();
     const conflicts = await findTargetConflicts({ redis, prefix, store }, { models, controlPlane });
     if (conflicts.length > 0) {
@@ -132,9 +135,11 @@ export async function runImportCommand(
     await loadImportedVersions(outcome.restored, { redis, redisUrl }, config, logger, print);
     return 0;
   } catch (error) {
-    const cause = archiveFailure ?? error;
+    // Once the trailer was read the file has said all it had to: a later failure is the target's, whatever the tar does.
+    const fileAtFault = error instanceof BackupArchiveError || stage === 'reading' || (stage === 'store' && archiveFailure !== undefined);
+    const cause = fileAtFault ? (archiveFailure ?? error) : error;
     const reason = cause instanceof Error ? cause.message : String(cause);
-    if (cause instanceof BackupArchiveError || archiveFailure !== undefined || stage === 'reading') {
+    if (fileAtFault) {
       print(
         `Refused: '${file}' is not a whole Gantry export archive: ${reason}. ` +
           (stage === 'reading'
@@ -142,6 +147,10 @@ export async function runImportCommand(
             : 'No registry record and nothing in Redis was written, so the deployment is as it was (blobs stored so far are removed by the garbage collection when nothing uses them). Export again, or import a whole copy of the file.'),
       );
       return 2;
+    }
+    if (stage === 'checking') {
+      print(`Import failed while checking the target: ${reason}. Nothing was written; fix the cause and run \`gantry import\` again.`);
+      return 1;
     }
     print(
       stage === 'store'
@@ -171,7 +180,10 @@ async function storeBlobsAndSamples(entries: AsyncIterator<ArchiveEntry>, store:
   let blobs = 0;
   let alreadyStored = 0;
   for (;;) {
-    const next = await entries.next();
+    // The tar reader failing (a file cut inside an entry's header, bad checksums) is the file's fault.
+    const next = await entries.next().catch((error: unknown) => {
+      throw new BackupArchiveError(error instanceof Error ? error.message : String(error));
+    });
     if (next.done === true) throw new BackupArchiveError(`it ends before its last entry (${trailerEntry}): the file was cut short`);
     const entry = next.value;
     const name = entry.header.name;
@@ -254,17 +266,30 @@ async function checkBlobsStillStored(store: ModelStore, models: readonly StoredM
 async function textOf(entry: ArchiveEntry, limitBytes = 64 * 1024 ** 2): Promise<string> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of entry) {
-    const bytes = chunk as Buffer;
-    total += bytes.length;
-    if (total > limitBytes) throw new BackupArchiveError(`its entry ${entry.header.name} is larger than ${limitBytes} bytes`);
-    chunks.push(bytes);
-  }
+  await readArchive(async () => {
+    for await (const chunk of entry) {
+      const bytes = chunk as Buffer;
+      total += bytes.length;
+      if (total > limitBytes) throw new BackupArchiveError(`its entry ${entry.header.name} is larger than ${limitBytes} bytes`);
+      chunks.push(bytes);
+    }
+  });
   return Buffer.concat(chunks).toString('utf8');
 }
 
 async function drain(entry: ArchiveEntry): Promise<void> {
-  for await (const _chunk of entry) {
-    // skipped: the store has this blob already
+  await readArchive(async () => {
+    for await (const _chunk of entry) {
+      // skipped: the store has this blob already
+    }
+  });
+}
+
+/** Runs a read of the archive's bytes; a failure of the tar reader (a cut file) becomes the file's fault. */
+async function readArchive(read: () => Promise<void>): Promise<void> {
+  try {
+    await read();
+  } catch (error) {
+    throw error instanceof BackupArchiveError ? error : new BackupArchiveError(error instanceof Error ? error.message : String(error));
   }
 }
