@@ -80,7 +80,7 @@ export class ApiRole {
     const redis = createRedis(config.REDIS_URL, 'producer', 'api', redisEndpointSettings(config));
     const subscriber = createRedis(config.REDIS_URL, 'consumer', 'api-subscriber', redisEndpointSettings(config));
     for (const client of [redis, subscriber]) client.on('error', (error) => logger.warn({ err: error.message }, 'redis connection error'));
-    const store = createModelStore(config, {
+    const store = await createModelStore(config, {
       maxStoreBytes: config.GANTRY_MAX_STORE_BYTES,
       minFreeDiskBytes: config.GANTRY_MIN_FREE_DISK_BYTES,
       // Called only once uploads run, by when `metrics` exists.

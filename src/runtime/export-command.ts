@@ -60,7 +60,7 @@ export async function runExportCommand(
   }
   const partial = `${options.out}.partial`;
   try {
-    const store = createModelStore(config);
+    const store = await createModelStore(config);
     const records = store.registryRecords(prefix);
     const deploymentId = (await records.readDeploymentId()) ?? (await redis.get(deploymentMarkerKey(prefix)));
     if (deploymentId === null) {

@@ -69,7 +69,7 @@ export async function runImportCommand(
     );
     return 1;
   }
-  const store = createModelStore(config);
+  const store = await createModelStore(config);
   const extract = tar.extract();
   // A cut or corrupt tar shows here (and as the entry iterator's error): either way it is the file's fault.
   let archiveFailure: unknown;

@@ -38,7 +38,7 @@ export async function runRepairCommand(
     return 1;
   }
   try {
-    const store = createModelStore(config);
+    const store = await createModelStore(config);
     const records = store.registryRecords(prefix);
     const deploymentId = await records.readDeploymentId();
     if (deploymentId === undefined) {

@@ -72,7 +72,8 @@ export class WorkerRole {
   private readonly doorbell: DoorbellListener;
   private readonly consumers: ModelConsumerPool;
   private readonly registry: ModelRegistry;
-  private readonly store: ModelStore;
+  /** Opened by start() (the S3 store's SDK is imported only when asked for). */
+  private store!: ModelStore;
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
   private sessions!: SessionCache;
@@ -104,7 +105,6 @@ export class WorkerRole {
     this.registry = new ModelRegistry(this.commands, config.GANTRY_QUEUE_PREFIX);
     this.patterns = config.GANTRY_WORKER_MODELS;
     this.announcer = new WorkerAnnouncer(this.commands, config.GANTRY_QUEUE_PREFIX, logger);
-    this.store = createModelStore(config);
     this.warmupSamples = new VersionWarmupSamples(this.registry);
     this.metrics = createWorkerMetrics();
     this.commands.on('ready', () => this.metrics.redisUp.set(1));
@@ -181,6 +181,7 @@ export class WorkerRole {
   }
 
   async start(): Promise<void> {
+    this.store = await createModelStore(this.config);
     await this.store.init();
     const device = await resolveExecutionProviders(this.config.GANTRY_DEVICE, this.logger);
     this.metrics.workerInfo.set({ device: device.name }, 1);

@@ -420,7 +420,7 @@ test('a deployment moves from the file store to an S3 store and back (moto): rec
   const imported = await runCommand((print) => runImportCommand(s3Config, logger, toS3, print));
   assert.equal(imported.status, 0, imported.output);
 
-  const s3Store = createModelStore(s3Config);
+  const s3Store = await createModelStore(s3Config);
   assert.deepEqual(await s3Store.registryRecords('moving').readAll(), recordsBefore, 'the S3 store holds the same records');
   assert.equal(await s3Store.registryRecords('moving').highestVersion('moved'), 5);
   assert.equal(await s3Store.warmupSamples.get(sample), sampleText);
