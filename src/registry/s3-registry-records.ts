@@ -1,35 +1,19 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { isValidQualifiedModelName } from '../auth/model-names.js';
 import type { ModelSignature } from '../protocol/signature.js';
+import {
+  folderNameOf,
+  namedByRecords,
+  readStoredModel,
+  recordSchemaVersion,
+  tombstoneOf,
+  versionFilePattern,
+  type ModelFolderReader,
+} from './record-folder.js';
 import { httpStatusOf, type S3Bucket } from './s3-bucket.js';
 import type { ModelRouting, RegistryRecords, StoredModel, VersionRecord } from './registry-records.js';
 
-const versionFilePattern = /^([1-9][0-9]{0,15})\.json$/;
-const recordSchemaVersion = 1;
 /** Objects read at once while a whole registry is read (a rebuild, a collection pass): S3 answers each in ~10 ms. */
 const readConcurrency = 8;
-
-interface Tombstone {
-  schemaVersion: number;
-  name: string;
-  version: string;
-  deletedAt: string;
-}
-
-type VersionFile = (VersionRecord & { schemaVersion: number }) | Tombstone;
-
-function isTombstone(file: VersionFile): file is Tombstone {
-  return 'deletedAt' in file;
-}
-
-/**
- * A model's qualified name as a "folder" of keys: the same mapping as the file store's (file-registry-records.ts),
- * so the registry of a data directory copied into a bucket (`aws s3 sync`) reads back the same. S3 keys are
- * case-sensitive and would not need it; one layout for both stores is worth more.
- */
-function folderNameOf(name: string): string {
-  return name.replace(/[A-Z]/g, (letter) => `^${letter.toLowerCase()}`);
-}
 
 /**
  * Registry records as small JSON objects under `<GANTRY_S3_PREFIX>/registry/<queue prefix>/`, one object per file of
@@ -113,8 +97,7 @@ export class S3RegistryRecords implements RegistryRecords {
 
   async markDeleted(name: string, version: string): Promise<void> {
     const folder = this.modelFolder(name);
-    const tombstone: Tombstone = { schemaVersion: recordSchemaVersion, name, version, deletedAt: new Date().toISOString() };
-    await this.bucket.putText(this.keyOf(`${folder}${version}.json`), JSON.stringify(tombstone));
+    await this.bucket.putText(this.keyOf(`${folder}${version}.json`), JSON.stringify(tombstoneOf(name, version)));
     await this.bucket.delete(this.keyOf(`${folder}${version}.signature.json`));
     await this.bucket.delete(this.keyOf(`${folder}${version}.warmup.json`));
   }
@@ -136,7 +119,7 @@ export class S3RegistryRecords implements RegistryRecords {
 
   async readAll(): Promise<StoredModel[]> {
     const folders = groupByModelFolder(this.bucket, await this.bucket.list(`${this.root}models/`), this.root.length + 'models/'.length);
-    const models = await mapWithConcurrency([...folders.values()], readConcurrency, (folder) => readModelFolder(this.bucket, folder));
+    const models = await mapWithConcurrency([...folders.values()], readConcurrency, (folder) => readStoredModel(folderReader(this.bucket, folder)));
     return models.filter((model): model is StoredModel => model !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 }
@@ -182,105 +165,30 @@ function everyModelFolder(bucket: S3Bucket, objects: Array<{ key: string }>): Mo
  * (several queue prefixes may share one bucket prefix and its blobs).
  */
 export async function s3BlobsNamedByRecords(bucket: S3Bucket): Promise<Set<string>> {
-  const folders = everyModelFolder(bucket, await bucket.list('registry/'));
-  const named = new Set<string>();
-  await mapWithConcurrency(folders, readConcurrency, async (folder) => {
-    for (const file of await readVersionFiles(bucket, folder)) if (!isTombstone(file)) named.add(file.sha256);
-  });
-  return named;
+  return everyModelFolderNames(bucket, 'blobs');
 }
 
 /** The sha256 of every warm-up sample a live version names, over every deployment in this store. */
 export async function s3WarmupSamplesNamedByRecords(bucket: S3Bucket): Promise<Set<string>> {
+  return everyModelFolderNames(bucket, 'warmup-samples');
+}
+
+async function everyModelFolderNames(bucket: S3Bucket, what: 'blobs' | 'warmup-samples'): Promise<Set<string>> {
   const folders = everyModelFolder(bucket, await bucket.list('registry/'));
   const named = new Set<string>();
-  await mapWithConcurrency(folders, readConcurrency, async (folder) => {
-    for (const file of await readVersionFiles(bucket, folder)) {
-      if (isTombstone(file)) continue;
-      const sample = await readWarmupSampleObject(bucket, folder, file.version);
-      if (sample !== undefined) named.add(sample);
-    }
-  });
+  await mapWithConcurrency(folders, readConcurrency, (folder) => namedByRecords(folderReader(bucket, folder), what, named));
   return named;
 }
 
-async function readModelFolder(bucket: S3Bucket, folder: ModelFolder): Promise<StoredModel | undefined> {
-  const files = await readVersionFiles(bucket, folder);
-  const configText = await readIfListed(bucket, folder, 'config.json');
-  const configDocument = configText === undefined ? undefined : (JSON.parse(configText) as { name: string; config: unknown });
-  const name = files[0]?.name ?? configDocument?.name;
-  // A rebuild turns these names into Redis keys and queue names: a folder naming anything else was not written here.
-  if (typeof name !== 'string' || !isValidQualifiedModelName(name)) return undefined;
-  let highestVersion = 0;
-  const versions: VersionRecord[] = [];
-  for (const file of files) {
-    highestVersion = Math.max(highestVersion, Number(file.version));
-    if (isTombstone(file)) continue;
-    const { schemaVersion: _schemaVersion, ...record } = file;
-    const signatureText = await readIfListed(bucket, folder, `${file.version}.signature.json`);
-    const warmupSample = await readWarmupSampleObject(bucket, folder, file.version);
-    versions.push({
-      ...record,
-      ...(signatureText === undefined ? {} : { signature: JSON.parse(signatureText) as ModelSignature }),
-      ...(warmupSample === undefined ? {} : { warmupSample }),
-    });
-  }
-  versions.sort((a, b) => Number(a.version) - Number(b.version));
-  const routing = await readRoutingObject(bucket, folder);
+/** One model folder's listed objects, as the record format reads them. */
+function folderReader(bucket: S3Bucket, folder: ModelFolder): ModelFolderReader {
   return {
-    name,
-    highestVersion,
-    versions,
-    ...(configDocument === undefined ? {} : { config: configDocument.config }),
-    ...(routing === undefined ? {} : { routing }),
+    names: [...folder.keys()],
+    read: async (file) => {
+      const key = folder.get(file);
+      return key === undefined ? undefined : bucket.getText(key);
+    },
   };
-}
-
-/** The version objects (records and tombstones) of one model folder; one that does not parse is skipped, not fatal. */
-async function readVersionFiles(bucket: S3Bucket, folder: ModelFolder): Promise<VersionFile[]> {
-  const keys = [...folder.entries()].filter(([file]) => versionFilePattern.test(file)).map(([, key]) => key);
-  const texts = await Promise.all(keys.map((key) => bucket.getText(key)));
-  const files: VersionFile[] = [];
-  for (const text of texts) {
-    if (text === undefined) continue;
-    try {
-      files.push(JSON.parse(text) as VersionFile);
-    } catch {
-      // A PutObject is never half-visible; an object that does not parse was put there by hand.
-    }
-  }
-  return files;
-}
-
-/** A listed object's text; undefined when the folder has no such file, or it went since the listing. */
-async function readIfListed(bucket: S3Bucket, folder: ModelFolder, file: string): Promise<string | undefined> {
-  const key = folder.get(file);
-  return key === undefined ? undefined : bucket.getText(key);
-}
-
-/** A version's warm-up sample record, or undefined (none, or unreadable: the sample then simply is not named). */
-async function readWarmupSampleObject(bucket: S3Bucket, folder: ModelFolder, version: string): Promise<string | undefined> {
-  const text = await readIfListed(bucket, folder, `${version}.warmup.json`);
-  if (text === undefined) return undefined;
-  try {
-    const parsed = JSON.parse(text) as { sample?: unknown };
-    return typeof parsed.sample === 'string' ? parsed.sample : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A model's routing record, or undefined (none, or unreadable). */
-async function readRoutingObject(bucket: S3Bucket, folder: ModelFolder): Promise<ModelRouting | undefined> {
-  const text = await readIfListed(bucket, folder, 'routing.json');
-  if (text === undefined) return undefined;
-  try {
-    const parsed = JSON.parse(text) as { aliases?: unknown; traffic?: unknown };
-    if (!Array.isArray(parsed.aliases)) return undefined;
-    return { aliases: parsed.aliases as ModelRouting['aliases'], ...(parsed.traffic === undefined ? {} : { traffic: parsed.traffic }) };
-  } catch {
-    return undefined;
-  }
 }
 
 function baseName(key: string): string {
