@@ -29,7 +29,7 @@ import {
   type BackupTrailer,
 } from './backup-archive.js';
 import { writeControlPlane } from './backup-control-plane.js';
-import { describeRestoredVersion, loadImportedVersions, rebuildWhenFree } from './backup-loads.js';
+import { describeRestoredVersion, loadRestoredAndReport, rebuildWhenFree } from './restored-loads.js';
 import { readManifest, readJsonEntry } from './backup-reader.js';
 import { writeImportedRecords } from './backup-records.js';
 import { findTargetConflicts } from './backup-target-check.js';
@@ -132,7 +132,7 @@ export async function runImportCommand(
     for (const version of outcome.restored)
       if (version.state === 'UNAVAILABLE') print(`  ${describeRestoredVersion(version)}  UNAVAILABLE (its blob is missing)`);
     logger.info({ file, deployment: deploymentId, versions: written.versions }, 'gantry import restored an archive');
-    await loadImportedVersions(outcome.restored, { redis, redisUrl }, config, logger, print);
+    await loadRestoredAndReport(outcome.restored, { redis, redisUrl }, config, logger, print, 'import');
     return 0;
   } catch (error) {
     // Once the trailer was read the file has said all it had to: a later failure is the target's, whatever the tar does.

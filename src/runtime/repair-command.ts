@@ -1,18 +1,13 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { InferenceProducer } from '../queue/inference-producer.js';
-import { createRedis, redisEndpointSettings, type Redis } from '../queue/redis-connection.js';
+import { redisEndpointSettings } from '../queue/redis-connection.js';
 import { describeRedisEndpoint } from '../queue/redis-endpoint.js';
 import { commandRedisUrl, connectCommandRedis } from './command-redis.js';
-import { ReplyListener } from '../queue/reply-listener.js';
-import { ModelConfigStore } from '../registry/model-config.js';
-import { ModelRegistry, type RestoredVersion } from '../registry/model-registry.js';
+import { ModelRegistry } from '../registry/model-registry.js';
 import { createModelStore } from '../registry/model-store-factory.js';
-import { loadRestoredVersions, rebuildRegistry, type RebuildOutcome } from '../registry/registry-rebuild.js';
+import { rebuildRegistry } from '../registry/registry-rebuild.js';
+import { busyWaitMs, describeRestoredVersion, loadRestoredAndReport, rebuildWhenFree } from './restored-loads.js';
 import { deploymentMarkerKey } from '../redis-keys.js';
-
-/** How long repair waits for an API process that is rebuilding the registry itself. */
-const busyWaitMs = 30_000;
 
 /**
  * `gantry repair`: rebuilds the model registry in Redis (REDIS_URL, GANTRY_QUEUE_PREFIX) from the records kept
@@ -68,60 +63,11 @@ export async function runRepairCommand(
     }
     print(`Restored ${outcome.restored.length} version(s):`);
     for (const version of outcome.restored)
-      print(`  ${describeVersion(version)}  ${version.state}${version.state === 'UNAVAILABLE' ? ' (its model file is missing from the store)' : ''}`);
+      print(`  ${describeRestoredVersion(version)}  ${version.state}${version.state === 'UNAVAILABLE' ? ' (its model file is missing from the store)' : ''}`);
     logger.info({ restored: outcome.restored.length, deployment: deploymentId }, 'gantry repair restored the registry');
-    await loadAndReport(outcome.restored, redis, redisUrl, config, logger, print);
+    await loadRestoredAndReport(outcome.restored, { redis, redisUrl }, config, logger, print, 'repair');
     return 0;
   } finally {
     redis.disconnect();
-  }
-}
-
-function describeVersion(version: RestoredVersion): string {
-  return `${version.name} v${version.version} (sha256 ${version.sha256.slice(0, 12)}…)`;
-}
-
-/** Runs a rebuild, retrying while an API holds the rebuild lock (it may be rebuilding the same registry). */
-async function rebuildWhenFree(rebuild: () => Promise<RebuildOutcome>): Promise<RebuildOutcome> {
-  const deadline = Date.now() + busyWaitMs;
-  for (;;) {
-    const outcome = await rebuild();
-    if (outcome.status !== 'busy' || Date.now() > deadline) return outcome;
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-}
-
-/** Queues a load of each restored version and prints how each went (a version not loaded in time stays queued). */
-async function loadAndReport(
-  restored: RestoredVersion[],
-  redis: Redis,
-  redisUrl: string,
-  config: Config,
-  logger: Logger,
-  print: (line: string) => void,
-): Promise<void> {
-  const loading = restored.filter((version) => version.state === 'LOADING');
-  if (loading.length === 0) return;
-  const subscriber = createRedis(redisUrl, 'consumer', 'repair-subscriber', redisEndpointSettings(config));
-  subscriber.on('error', () => undefined);
-  const replies = new ReplyListener(subscriber, redis, config.GANTRY_QUEUE_PREFIX, logger);
-  const producer = new InferenceProducer(redis, replies, { prefix: config.GANTRY_QUEUE_PREFIX, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);
-  try {
-    await replies.start();
-    print(
-      `Asked the workers to load ${loading.length} version(s); waiting up to ${Math.round(config.GANTRY_LOAD_TIMEOUT_MS / 1000)} s (GANTRY_LOAD_TIMEOUT_MS)…`,
-    );
-    const outcomes = await loadRestoredVersions(loading, {
-      modelConfigs: new ModelConfigStore(redis, config.GANTRY_QUEUE_PREFIX),
-      logger,
-      requestLoad: (target) => producer.requestLoad(target, config.GANTRY_LOAD_TIMEOUT_MS),
-    });
-    for (const outcome of outcomes) {
-      if (outcome.outcome === 'ready') print(`  ${describeVersion(outcome.version)}  READY`);
-      else print(`  ${describeVersion(outcome.version)}  not loaded: ${outcome.reason} (a load request stays queued when no worker answered in time)`);
-    }
-  } finally {
-    await producer.close();
-    subscriber.disconnect();
   }
 }

@@ -7,13 +7,12 @@ import { ModelConfigStore } from '../registry/model-config.js';
 import type { RestoredVersion } from '../registry/model-registry.js';
 import { loadRestoredVersions, type RebuildOutcome } from '../registry/registry-rebuild.js';
 
-/** How long an import waits for an API process that is rebuilding the registry itself. */
-const busyWaitMs = 30_000;
+/** How long `gantry repair` and `gantry import` wait for an API process that is rebuilding the registry itself. */
+export const busyWaitMs = 30_000;
 
 /**
- * The end of an import, as `gantry repair` ends (repair-command.ts does the same for its rebuild; kept apart here
- * because repair is being moved to the model store interface by another change): rebuild while no other process
- * holds the rebuild lock, then have the workers load what came back and say how each load went.
+ * How `gantry repair` and `gantry import` end: rebuild while no other process holds the rebuild lock, then have the
+ * workers load what came back and say how each load went.
  */
 export async function rebuildWhenFree(rebuild: () => Promise<RebuildOutcome>): Promise<RebuildOutcome> {
   const deadline = Date.now() + busyWaitMs;
@@ -28,17 +27,21 @@ export function describeRestoredVersion(version: RestoredVersion): string {
   return `${version.name} v${version.version} (sha256 ${version.sha256.slice(0, 12)}…)`;
 }
 
-/** Queues a load of each LOADING version and prints how each went (a version not loaded in time stays queued). */
-export async function loadImportedVersions(
+/**
+ * Queues a load of each LOADING version and prints how each went (a version not loaded in time stays queued).
+ * @param command names the reply subscriber's connection (`repair`, `import`).
+ */
+export async function loadRestoredAndReport(
   restored: RestoredVersion[],
   connection: { redis: Redis; redisUrl: string },
   config: Config,
   logger: Logger,
   print: (line: string) => void,
+  command: string,
 ): Promise<void> {
   const loading = restored.filter((version) => version.state === 'LOADING');
   if (loading.length === 0) return;
-  const subscriber = createRedis(connection.redisUrl, 'consumer', 'import-subscriber', redisEndpointSettings(config));
+  const subscriber = createRedis(connection.redisUrl, 'consumer', `${command}-subscriber`, redisEndpointSettings(config));
   subscriber.on('error', () => undefined);
   const replies = new ReplyListener(subscriber, connection.redis, config.GANTRY_QUEUE_PREFIX, logger);
   const producer = new InferenceProducer(connection.redis, replies, { prefix: config.GANTRY_QUEUE_PREFIX, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);
