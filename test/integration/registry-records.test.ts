@@ -18,6 +18,7 @@ import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { rebuildRegistry } from '../../src/registry/registry-rebuild.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
+import { registryRecordsContract } from '../helpers/registry-records-contract.js';
 import { deploymentMarkerKey } from '../../src/redis-keys.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
@@ -27,111 +28,26 @@ const signature = {
 };
 
 describe('FileRegistryRecords', () => {
-  let directory: string;
-  beforeEach(async () => {
-    directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-records-'));
-  });
-  afterEach(() => rm(directory, { recursive: true, force: true }));
-
-  test('records, tombstones, signatures and configurations read back; the highest number counts deleted versions', async () => {
-    const records = new FileRegistryRecords(directory, 'p');
-    await records.writeVersion({
-      name: 'm',
-      version: '1',
-      sha256: 'a'.repeat(64),
-      size: 10,
-      createdAt: '2026-01-01T00:00:00.000Z',
-      configAtUpload: { maxBatchSize: 2 },
-    });
-    await records.writeVersion({ name: 'm', version: '2', sha256: 'b'.repeat(64), size: 20, createdAt: '2026-01-02T00:00:00.000Z' });
-    await records.writeVersion({ name: 'm', version: '3', sha256: 'c'.repeat(64), size: 30, createdAt: '2026-01-03T00:00:00.000Z' });
-    await records.writeSignature('m', '1', signature);
-    await records.writeSignature('m', '3', signature);
-    await records.markDeleted('m', '3');
-    await records.writeModelConfig('m', { maxBatchSize: 8 });
-    assert.equal(await records.highestVersion('m'), 3, 'the deleted latest version keeps its number taken');
-    assert.equal(await records.highestVersion('never'), 0);
-
-    const [model, ...rest] = await records.readAll();
-    assert.deepEqual(rest, []);
-    assert.equal(model!.name, 'm');
-    assert.equal(model!.highestVersion, 3);
-    assert.deepEqual(model!.config, { maxBatchSize: 8 });
-    assert.deepEqual(
-      model!.versions.map(({ version, sha256, signature: recorded, configAtUpload }) => ({
-        version,
-        sha256,
-        recorded: recorded !== undefined,
-        configAtUpload,
-      })),
-      [
-        { version: '1', sha256: 'a'.repeat(64), recorded: true, configAtUpload: { maxBatchSize: 2 } },
-        { version: '2', sha256: 'b'.repeat(64), recorded: false, configAtUpload: undefined },
-      ],
-    );
-    // A deleted version's signature goes with it; no temporary file is left behind.
-    const files = (await readdir(path.join(directory, 'p', 'models', 'm'))).sort();
-    assert.deepEqual(files, ['1.json', '1.signature.json', '2.json', '3.json', 'config.json']);
+  const directories: string[] = [];
+  after(async () => {
+    for (const directory of directories) await rm(directory, { recursive: true, force: true });
   });
 
-  test('warm-up samples and routing (aliases, traffic policy) read back; a deleted version takes its sample, and routing can be forgotten', async () => {
-    const records = new FileRegistryRecords(directory, 'p');
-    for (const version of ['1', '2']) {
-      await records.writeVersion({ name: 'm', version, sha256: version.repeat(64), size: 1, createdAt: '2026-01-01T00:00:00.000Z' });
-      await records.writeWarmupSample('m', version, `${version}f`.repeat(32));
-    }
-    await records.markDeleted('m', '2');
-    const routing = {
-      aliases: [{ alias: 'production', version: '1', updatedAt: '2026-01-01T00:00:00.000Z' }],
-      traffic: { splits: [{ version: '1', weight: 1 }], updatedAt: '2026-01-01T00:00:00.000Z' },
+  registryRecordsContract(async () => {
+    const directory = await mkdtemp(path.join(os.tmpdir(), 'gantry-records-'));
+    directories.push(directory);
+    return {
+      records: (prefix) => new FileRegistryRecords(directory, prefix),
+      filesUnder: async (relative) => {
+        const entries = await readdir(path.join(directory, relative), { recursive: true, withFileTypes: true });
+        return entries
+          .filter((entry) => entry.isFile())
+          .map((entry) => path.relative(path.join(directory, relative), path.join(entry.parentPath, entry.name)))
+          .sort();
+      },
+      samplesNamed: () => warmupSamplesNamedByRecords(directory),
+      writeByHand: (relative, text) => writeFile(path.join(directory, relative), text),
     };
-    await records.writeRouting('m', routing);
-    const [model] = await records.readAll();
-    assert.deepEqual(
-      model!.versions.map(({ version, warmupSample }) => ({ version, warmupSample })),
-      [{ version: '1', warmupSample: '1f'.repeat(32) }],
-    );
-    assert.deepEqual(model!.routing, routing);
-    assert.deepEqual([...(await warmupSamplesNamedByRecords(directory))], ['1f'.repeat(32)], 'a deleted version names no sample');
-    await records.writeRouting('m', undefined);
-    assert.equal((await records.readAll())[0]!.routing, undefined);
-    assert.deepEqual((await readdir(path.join(directory, 'p', 'models', 'm'))).sort(), ['1.json', '1.warmup.json', '2.json']);
-  });
-
-  test('names differing only in case get folders of their own (safe on case-insensitive filesystems)', async () => {
-    const records = new FileRegistryRecords(directory, 'p');
-    await records.writeVersion({ name: 'Mlp', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
-    await records.writeVersion({ name: 'mlp', version: '1', sha256: 'b'.repeat(64), size: 1, createdAt: '' });
-    assert.deepEqual((await readdir(path.join(directory, 'p', 'models'))).sort(), ['^mlp', 'mlp']);
-    assert.deepEqual(
-      (await records.readAll()).map((model) => [model.name, model.versions[0]!.sha256[0]]),
-      [
-        ['Mlp', 'a'],
-        ['mlp', 'b'],
-      ],
-    );
-  });
-
-  test('a deployment id is claimed once: concurrent claims all get the first one', async () => {
-    const records = new FileRegistryRecords(directory, 'p');
-    assert.equal(await records.readDeploymentId(), undefined);
-    const claimed = await Promise.all(Array.from({ length: 20 }, (_, index) => records.claimDeploymentId(`id-${index}`)));
-    assert.equal(new Set(claimed).size, 1, JSON.stringify(claimed));
-    assert.equal(await records.readDeploymentId(), claimed[0]);
-    assert.deepEqual(await readdir(path.join(directory, 'p')), ['deployment.json']);
-  });
-
-  test('a hand-made record that does not parse is skipped, not fatal', async () => {
-    const records = new FileRegistryRecords(directory, 'p');
-    await records.writeVersion({ name: 'm', version: '1', sha256: 'a'.repeat(64), size: 1, createdAt: '' });
-    await writeFile(path.join(directory, 'p', 'models', 'm', '2.json'), '{not json');
-    const [model] = await records.readAll();
-    assert.deepEqual(
-      model!.versions.map((version) => version.version),
-      ['1'],
-    );
-    assert.equal(model!.highestVersion, 1);
-    assert.equal(await records.highestVersion('m'), 2, 'its number still counts as taken');
   });
 });
 
