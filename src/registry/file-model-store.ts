@@ -2,9 +2,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { GantryError, errors } from '../errors.js';
+import { UploadMeter, declaredBytes } from './upload-meter.js';
 import { FileRegistryRecords, blobsNamedByRecords, warmupSamplesNamedByRecords } from './file-registry-records.js';
 import { FolderWarmupSamples } from './folder-warmup-samples.js';
 import type { ModelStore, PutOptions, StoredBlob, WarmupSampleFiles } from './model-store.js';
@@ -223,53 +224,21 @@ export class FileModelStore implements ModelStore {
    */
   async put(source: Readable, maxBytes: number, options: PutOptions = {}): Promise<StoredBlob> {
     const temporaryPath = path.join(this.temporaryDirectory, `${randomUUID()}.partial`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const expectedBytes =
-      options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
     const limited = (this.limits.maxStoreBytes ?? 0) > 0 || (this.limits.minFreeDiskBytes ?? 0) > 0;
-    let room: Room | undefined;
-    let nextMeasureAt = recheckEveryBytes;
+    const meter = new UploadMeter<Room>(
+      maxBytes,
+      declaredBytes(options.expectedBytes),
+      limited
+        ? {
+            measure: () => this.measureRoom(temporaryPath),
+            check: (room, bytes, finalSizeKnown) => this.checkRoom(room, bytes, finalSizeKnown),
+            remeasureEveryBytes: recheckEveryBytes,
+          }
+        : undefined,
+    );
     let output: WriteStream | undefined;
-    const meter = new Transform({
-      // An arrow function, so that `this` is the store (the stream itself is never needed here).
-      transform: (chunk: Buffer, _encoding, callback) => {
-        size += chunk.byteLength;
-        if (size > maxBytes) {
-          callback(errors.uploadTooLarge(maxBytes));
-          return;
-        }
-        hash.update(chunk);
-        if (room === undefined) {
-          callback(null, chunk);
-          return;
-        }
-        try {
-          this.checkRoom(room, Math.max(size, expectedBytes ?? 0), false);
-        } catch (error) {
-          callback(error as Error);
-          return;
-        }
-        // Every 16 MiB the room is measured again: other uploads (of any process) go on at the same time.
-        if (size < nextMeasureAt) {
-          callback(null, chunk);
-          return;
-        }
-        nextMeasureAt = size + recheckEveryBytes;
-        this.measureRoom(temporaryPath).then(
-          (measured) => {
-            room = measured;
-            callback(null, chunk);
-          },
-          (error: unknown) => callback(error as Error),
-        );
-      },
-    });
     try {
-      if (limited) {
-        room = await this.measureRoom(temporaryPath);
-        this.checkRoom(room, expectedBytes ?? 0, expectedBytes !== undefined);
-      }
+      await meter.checkBeforeStart();
       output = createWriteStream(temporaryPath, { flags: 'wx' });
       await pipeline(source, meter, output);
       const handle = await open(temporaryPath, 'r');
@@ -278,7 +247,7 @@ export class FileModelStore implements ModelStore {
       } finally {
         await handle.close();
       }
-      const blob = { sha256: hash.digest('hex'), size };
+      const blob = meter.blob();
       await options.beforePublish?.(blob);
       // The same bytes uploaded twice have one name: the rename replaces the file with identical content.
       await rename(temporaryPath, this.pathOf(blob.sha256));

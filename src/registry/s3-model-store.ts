@@ -9,9 +9,10 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { UploadMeter, declaredBytes } from './upload-meter.js';
 import { errors } from '../errors.js';
 import { staleTemporaryFileMs, type StoreLimits } from './file-model-store.js';
 import type { ModelStore, PutOptions, StoredBlob, WarmupSampleFiles } from './model-store.js';
@@ -100,59 +101,29 @@ export class S3ModelStore implements ModelStore {
 
   async put(source: Readable, maxBytes: number, options: PutOptions = {}): Promise<StoredBlob> {
     const temporaryKey = this.bucket.key(`${uploadFolder}${Date.now()}-${randomUUID()}`);
-    const hash = createHash('sha256');
-    let size = 0;
-    const expectedBytes =
-      options.expectedBytes !== undefined && Number.isSafeInteger(options.expectedBytes) && options.expectedBytes >= 0 ? options.expectedBytes : undefined;
     const limited = (this.limits.maxStoreBytes ?? 0) > 0;
-    let otherBytes: number | undefined;
-    let nextMeasureAt = recheckEveryBytes;
-    const meter = new Transform({
-      // An arrow function, so that `this` is the store (the stream itself is never needed here).
-      transform: (chunk: Buffer, _encoding, callback) => {
-        size += chunk.byteLength;
-        if (size > maxBytes) {
-          callback(errors.uploadTooLarge(maxBytes));
-          return;
-        }
-        hash.update(chunk);
-        if (otherBytes === undefined) {
-          callback(null, chunk);
-          return;
-        }
-        try {
-          this.checkRoom(otherBytes, Math.max(size, expectedBytes ?? 0), false);
-        } catch (error) {
-          callback(error as Error);
-          return;
-        }
-        // Every 64 MiB the store is measured again: other uploads (of any API process) go on at the same time.
-        if (size < nextMeasureAt) {
-          callback(null, chunk);
-          return;
-        }
-        nextMeasureAt = size + recheckEveryBytes;
-        this.usedBytes(temporaryKey).then(
-          (measured) => {
-            otherBytes = measured;
-            callback(null, chunk);
-          },
-          (error: unknown) => callback(this.storeFailed(error)),
-        );
-      },
-    });
+    const meter = new UploadMeter<number>(
+      maxBytes,
+      declaredBytes(options.expectedBytes),
+      limited
+        ? {
+            // The bytes everything else in the store holds (other uploads in progress included).
+            measure: () =>
+              this.usedBytes(temporaryKey).catch((error: unknown) => {
+                throw this.storeFailed(error);
+              }),
+            check: (otherBytes, bytes, finalSizeKnown) => this.checkRoom(otherBytes, bytes, finalSizeKnown),
+            remeasureEveryBytes: recheckEveryBytes,
+          }
+        : undefined,
+    );
     try {
-      if (limited) {
-        otherBytes = await this.usedBytes(temporaryKey).catch((error: unknown) => {
-          throw this.storeFailed(error);
-        });
-        this.checkRoom(otherBytes, expectedBytes ?? 0, expectedBytes !== undefined);
-      }
+      await meter.checkBeforeStart();
       await this.streamToTemporary(source, meter, temporaryKey);
-      const blob = { sha256: hash.digest('hex'), size };
+      const blob = meter.blob();
       await options.beforePublish?.(blob);
       // The same bytes uploaded twice have one name: the copy replaces the object with identical content.
-      await this.copy(temporaryKey, this.blobKey(blob.sha256), size).catch((error: unknown) => {
+      await this.copy(temporaryKey, this.blobKey(blob.sha256), blob.size).catch((error: unknown) => {
         throw this.storeFailed(error);
       });
       // Published: a temporary that cannot be deleted now is removed by a later init() once stale.
