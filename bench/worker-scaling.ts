@@ -16,7 +16,7 @@ import { heavyMlp } from '../support/heavy-mlp.js';
 import { adminAuthorization, startGantry, type GantryProcess } from '../support/gantry-process.js';
 import { startPrivateRedis } from '../support/private-redis.js';
 import { mulberry32 } from '../support/prng.js';
-import { startS3Server } from '../support/s3-server.js';
+import { gantryS3Environment, startS3Server } from '../support/s3-server.js';
 
 const [secondsText = '8', connectionsText = '8', maxWorkersText = '3'] = process.argv.slice(2);
 const seconds = Number(secondsText);
@@ -34,16 +34,7 @@ const redis = await startPrivateRedis();
 const s3 = await startS3Server();
 try {
   await s3.createBucket(bucket);
-  const env = {
-    GANTRY_MODEL_STORE: 's3',
-    GANTRY_S3_BUCKET: bucket,
-    GANTRY_S3_ENDPOINT: s3.endpoint,
-    GANTRY_S3_REGION: s3.region,
-    GANTRY_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-    GANTRY_MAX_REQUESTS_PER_JOB: '1',
-  };
+  const env = { ...gantryS3Environment(s3, bucket), GANTRY_MAX_REQUESTS_PER_JOB: '1' };
   const machine = async (command: 'api' | 'worker') => {
     const dataDirectory = await mkdtemp(path.join(os.tmpdir(), `gantry-bench-${command}-`));
     directories.push(dataDirectory);

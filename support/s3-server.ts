@@ -65,6 +65,28 @@ sys.stdin.read()
 server.stop()
 `;
 
+/**
+ * The environment a gantry process needs to use `bucket` on this server as its model store (GANTRY_MODEL_STORE=s3,
+ * path-style, the server's credentials as the AWS SDK reads them); `credentials` replaces them (a refused key).
+ */
+export function gantryS3Environment(
+  server: S3Server,
+  bucket: string,
+  options: { prefix?: string; credentials?: S3Server['credentials'] } = {},
+): Record<string, string> {
+  const credentials = options.credentials ?? server.credentials;
+  return {
+    GANTRY_MODEL_STORE: 's3',
+    GANTRY_S3_BUCKET: bucket,
+    ...(options.prefix === undefined ? {} : { GANTRY_S3_PREFIX: options.prefix }),
+    GANTRY_S3_ENDPOINT: server.endpoint,
+    GANTRY_S3_REGION: server.region,
+    GANTRY_S3_FORCE_PATH_STYLE: 'true',
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  };
+}
+
 /** Starts a private moto S3 server; resolves once it answers. */
 export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Server> {
   const port = await freePort();

@@ -13,22 +13,13 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { cliPath, fixturePath, freePort, repositoryRoot, startGantry, testAdminKey, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { Cleanup, describeReply, mlpRequest, startPrivateRedis, timedCall, waitUntil } from '../helpers/reliability-harness.js';
-import { startS3Server, type S3Server } from '../../support/s3-server.js';
+import { gantryS3Environment, startS3Server, type S3Server } from '../../support/s3-server.js';
 
 const bucket = 'gantry-e2e';
 const storePrefix = 'e2e';
 
 function s3Environment(s3: S3Server, credentials = s3.credentials, bucketName = bucket): Record<string, string> {
-  return {
-    GANTRY_MODEL_STORE: 's3',
-    GANTRY_S3_BUCKET: bucketName,
-    GANTRY_S3_PREFIX: storePrefix,
-    GANTRY_S3_ENDPOINT: s3.endpoint,
-    GANTRY_S3_REGION: s3.region,
-    GANTRY_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-  };
+  return gantryS3Environment(s3, bucketName, { prefix: storePrefix, credentials });
 }
 
 /** Runs `gantry start` expecting it to refuse to start; resolves with its exit code and output. */

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fixturePath, startGantry, uploadModel, type GantryProcess } from '../helpers/gantry-process.js';
 import { sampleValue } from '../helpers/metrics-text.js';
 import { Cleanup, countStatuses, describeReply, mlpRequest, startPrivateRedis, timedCall, waitUntil, type TimedReply } from '../helpers/reliability-harness.js';
-import { startS3Server } from '../../support/s3-server.js';
+import { gantryS3Environment, startS3Server } from '../../support/s3-server.js';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -51,14 +51,7 @@ test('two APIs and three workers on separate data directories serve one upload f
   cleanup.add(() => s3.stop());
   await s3.createBucket(bucket);
   const env = {
-    GANTRY_MODEL_STORE: 's3',
-    GANTRY_S3_BUCKET: bucket,
-    GANTRY_S3_PREFIX: 'proof',
-    GANTRY_S3_ENDPOINT: s3.endpoint,
-    GANTRY_S3_REGION: s3.region,
-    GANTRY_S3_FORCE_PATH_STYLE: 'true',
-    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+    ...gantryS3Environment(s3, bucket, { prefix: 'proof' }),
     // Jobs spread over the workers rather than each taking a whole burst.
     GANTRY_MAX_REQUESTS_PER_JOB: '1',
   };
