@@ -104,7 +104,8 @@ test('a worker announces again as soon as Redis is back, and withdrawing while R
     await announcer.start(['mlp*'], 'cpu');
     await reader.connect();
     const announced = async () => (await reader.smembers(workerAnnouncementsKey(prefix))).includes(announcer.id);
-    assert.ok(await announced());
+    // The connection may still be connecting when start() returns: the first announcement goes at its 'ready'.
+    await waitUntil(announced, 5000, 'the first announcement');
     // A restart without its data (the AOF removed): the announcement comes back with the connection.
     reader.disconnect();
     await privateRedis.shutdown();
