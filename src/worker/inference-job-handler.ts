@@ -19,7 +19,8 @@ export interface InferenceJobHandlerOptions {
  *   failed without retries (unreadable-job.ts).
  * - The job is fenced (job-fence.ts): if this worker lost the job's lock (its event loop stalled) before the run
  *   or before the answer, it drops the job without counting or answering it, and leaves it in BullMQ to the
- *   worker that took it over.
+ *   worker that took it over. The statistics it is given should count only once BullMQ has completed the job
+ *   (the worker passes a CompletionGatedStatistics collector), since a stall can also land after the fence.
  */
 export async function handleInferenceJob(
   job: Job,

@@ -171,8 +171,9 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
     failAll(toWireError(error));
   }
 
-  // From here on everything happens once per job, so only while the job is still this worker's. Nothing waits
-  // between this check and the statistics; the reply and BullMQ's completion follow within a few round trips.
+  // From here on everything happens once per job, so only while the job is still this worker's. A stall after
+  // this check can still lose the job before BullMQ completes it: the reply may then go twice (the API keeps the
+  // first), and the statistics are held until the completion succeeds (completion-gated-statistics.ts).
   await fence?.check('before_answer');
   record(job, answers, queueNs, ran, dependencies);
   // Timings go to the statistics in Redis, not to the API: the reply carries only results.

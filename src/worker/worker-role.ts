@@ -33,6 +33,7 @@ import { BlobCache } from './blob-cache.js';
 import { SessionCache } from './session-cache.js';
 import { shedQueuedJobs } from './shed-queued-jobs.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
+import { CompletionGatedStatistics } from './completion-gated-statistics.js';
 import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
@@ -76,6 +77,8 @@ export class WorkerRole {
   private store!: ModelStore;
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
+  /** Inference statistics wait here until BullMQ has completed their job (completion-gated-statistics.ts). */
+  private readonly completedJobStatistics: CompletionGatedStatistics;
   private sessions!: SessionCache;
   private blobs: BlobCache | undefined;
   private readonly warmupSamples: VersionWarmupSamples;
@@ -130,6 +133,7 @@ export class WorkerRole {
       (model, version, increments, lastInferenceMs) => addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
       logger,
     );
+    this.completedJobStatistics = new CompletionGatedStatistics(this.statistics);
     this.watchdog = new RunWatchdog(
       { maxRunMs: config.GANTRY_MAX_RUN_MS, loadDeadlineMs: config.GANTRY_LOAD_DEADLINE_MS },
       { runStopped: errors.runStopped, loadStopped: errors.loadStopped },
@@ -317,10 +321,14 @@ export class WorkerRole {
     // BullMQ also reports jobs it failed itself (stalled too often), which this process may never have taken.
     consumer.on('failed', (job, error) => {
       this.activeJobs.delete(`${queueName}/${job?.id}`);
+      if (job !== undefined) this.completedJobStatistics.discard(job);
       this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
     });
     // Emitted once the job is recorded as completed in Redis: from then on it is never re-run.
-    consumer.on('completed', (job) => this.activeJobs.delete(`${queueName}/${job.id}`));
+    consumer.on('completed', (job) => {
+      this.activeJobs.delete(`${queueName}/${job.id}`);
+      this.completedJobStatistics.commit(job);
+    });
     return consumer;
   }
 
@@ -374,7 +382,11 @@ export class WorkerRole {
       this.consumers.track(model, () =>
         job.name === loadJobName
           ? this.handleLoad(job)
-          : handleInferenceJob(job, this.dependencies(), { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS }),
+          : handleInferenceJob(
+              job,
+              { ...this.dependencies(), statistics: this.completedJobStatistics.collectorFor(job) },
+              { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS },
+            ),
       ),
     );
   }

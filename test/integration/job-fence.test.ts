@@ -11,6 +11,8 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createWorkerMetrics } from '../../src/metrics/worker-metrics.js';
 import { FencedOffError, leaveToItsOwner, LockFence } from '../../src/worker/job-fence.js';
+import { CompletionGatedStatistics } from '../../src/worker/completion-gated-statistics.js';
+import type { RequestStatistics, StatisticsSink } from '../../src/worker/inference-processor.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
@@ -44,7 +46,7 @@ interface JobRun<T> {
  * Runs `body` as the processor of one job on a real BullMQ worker, on a queue of its own (a job left active by
  * one test must not be taken by the next); resolves with what it returned or threw.
  */
-async function withJob<T>(body: (job: Job, queueName: string) => Promise<T>): Promise<JobRun<T>> {
+async function withJob<T>(body: (job: Job, queueName: string) => Promise<T>, onWorker?: (worker: Worker) => void): Promise<JobRun<T>> {
   const queueName = `fence{${randomBytes(4).toString('hex')}}`;
   const queue = new Queue(queueName, { connection, prefix });
   const events: string[] = [];
@@ -66,6 +68,7 @@ async function withJob<T>(body: (job: Job, queueName: string) => Promise<T>): Pr
     },
     { connection, prefix, lockDuration: lockDurationMs, stalledInterval: 60_000 },
   );
+  onWorker?.(worker);
   worker.on('completed', () => events.push('completed'));
   worker.on('failed', () => events.push('failed'));
   worker.on('error', (error) => events.push(`error: ${error.message}`));
@@ -141,4 +144,54 @@ test('a lock that expired (nobody holds the job yet) fences it off too, and the 
   assert.equal(outcome.status, 'fulfilled', String((outcome as PromiseRejectedResult).reason));
   // The first refusal is remembered: no second round trip, and it names the stage that found it.
   assert.deepEqual((outcome as PromiseFulfilledResult<unknown>).value, { stages: ['before_run', 'before_run'], checks: 1 });
+});
+
+/** A gate whose shared sink lists the requests it was given, wired to a worker's completed and failed events. */
+function countingGate(): { gate: CompletionGatedStatistics; counted: string[]; wire: (worker: Worker) => void } {
+  const counted: string[] = [];
+  const sink: StatisticsSink = { recordRequest: (model) => counted.push(model), recordExecution: () => undefined };
+  const gate = new CompletionGatedStatistics(sink);
+  const wire = (worker: Worker) => {
+    worker.on('completed', (job) => gate.commit(job));
+    worker.on('failed', (job) => job !== undefined && gate.discard(job));
+  };
+  return { gate, counted, wire };
+}
+
+const oneRequest: RequestStatistics = {
+  ok: true,
+  rows: 1,
+  queueNs: 0,
+  totalNs: 1,
+  computeInputNs: 0,
+  computeInferNs: 1,
+  computeOutputNs: 0,
+  finishedAtMs: 0,
+};
+
+test("a job's statistics count once BullMQ has completed it, and not before", async () => {
+  const { gate, counted, wire } = countingGate();
+  const { outcome, events } = await withJob(async (job) => {
+    gate.collectorFor(job).recordRequest('answered', '1', oneRequest);
+    return counted.length;
+  }, wire);
+  assert.deepEqual(outcome, { status: 'fulfilled', value: 0 }, 'nothing counted while the processor runs');
+  assert.deepEqual(events, ['completed']);
+  assert.deepEqual(counted, ['answered']);
+});
+
+test('a worker that loses the lock after the fence passed (a stall before completion) counts nothing', async () => {
+  const metrics = createWorkerMetrics();
+  const { gate, counted, wire } = countingGate();
+  const { outcome, job, events } = await withJob(async (job, queueName) => {
+    const fence = new LockFence(job, lockDurationMs, metrics);
+    await fence.check('before_answer');
+    gate.collectorFor(job).recordRequest('stalled', '1', oneRequest);
+    // The stall lands here: the lock expires and another worker takes the job over before this one completes it.
+    await admin.set(`${prefix}:${queueName}:${job.id}:lock`, 'another-worker:1', 'PX', 60_000);
+  }, wire);
+  assert.equal(outcome.status, 'fulfilled');
+  assert.ok(!events.includes('completed'), `BullMQ refuses the completion (events: ${JSON.stringify(events)})`);
+  assert.equal(await job.getState(), 'active', 'the job stays with the worker that took it over');
+  assert.deepEqual(counted, [], 'the statistics are left to the worker that completes the job');
 });
