@@ -247,6 +247,79 @@ const configSchema = z.object({
   GANTRY_MAX_ALIASES_PER_MODEL: z.coerce.number().int().min(1).max(10_000).default(32),
   /** Tenants that get their own label on the per-tenant metrics; the rest are counted under tenant="_other". */
   GANTRY_MAX_TENANT_METRICS: z.coerce.number().int().min(0).max(10_000).default(100),
+  // ----- Asynchronous jobs and batch files (docs/jobs.md) -----
+  /** How long a finished job's or batch's result is kept (a job may ask for less, or more up to the maximum). */
+  GANTRY_JOB_RETENTION_S: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
+  GANTRY_JOB_MAX_RETENTION_S: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
+  /** How long an asynchronous job or batch line may wait and run before it ends `expired` (its own long deadline). */
+  GANTRY_JOB_DEADLINE_S: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(24 * 3600),
+  /** The queue priority of asynchronous work (1 is the highest; synchronous requests default to their model's, 10). */
+  GANTRY_JOB_PRIORITY: z.coerce.number().int().min(1).max(2_097_151).default(1000),
+  /** Unfinished asynchronous jobs one tenant may have at once (past it: 429, limit `jobs_per_tenant`). */
+  GANTRY_MAX_JOBS_PER_TENANT: z.coerce.number().int().positive().max(10_000_000).default(10_000),
+  /** Most lines of one batch file. */
+  GANTRY_MAX_BATCH_LINES: z.coerce.number().int().positive().max(10_000_000).default(100_000),
+  /** Most bytes of one line of a batch file (one OIP JSON request). */
+  GANTRY_MAX_BATCH_LINE_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(4 * 1024 ** 2),
+  /** Most bytes of one batch file in all. */
+  GANTRY_MAX_BATCH_BYTES: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(1024 ** 3),
+  /** Lines packed into one queue job of a batch. */
+  GANTRY_BATCH_CHUNK_LINES: z.coerce.number().int().positive().max(1024).default(64),
+  /** Unfinished batches one tenant may have at once. */
+  GANTRY_MAX_BATCHES_PER_TENANT: z.coerce.number().int().positive().max(100_000).default(16),
+  // ----- Webhooks (docs/jobs.md "Webhooks") -----
+  /**
+   * Hosts, addresses or CIDR ranges a callback may reach although they are not public (loopback, private,
+   * link-local, metadata): comma-separated. Empty: public unicast addresses only.
+   */
+  GANTRY_WEBHOOK_ALLOW: z.string().default(''),
+  /** One delivery attempt (connect, send, answer) ends after this. */
+  GANTRY_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().positive().max(60_000).default(5000),
+  /** Delivery attempts in all, the first included. */
+  GANTRY_WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(30).default(8),
+  /** Wait before the second attempt; each later wait doubles, up to GANTRY_WEBHOOK_MAX_DELAY_MS. */
+  GANTRY_WEBHOOK_BASE_DELAY_MS: z.coerce.number().int().positive().default(1000),
+  GANTRY_WEBHOOK_MAX_DELAY_MS: z.coerce
+    .number()
+    .int()
+    .positive()
+    .default(10 * 60_000),
+  /** A receiver's answer is read at most this far. */
+  GANTRY_WEBHOOK_MAX_RESPONSE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1024 ** 2)
+    .default(4096),
+  /** A job's outputs go in its webhook (`includeResult`) only up to this many bytes of JSON response. */
+  GANTRY_WEBHOOK_MAX_RESULT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 ** 2)
+    .default(64 * 1024),
+  /** Deliveries one API process makes at once. */
+  GANTRY_WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(8),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -262,3 +262,49 @@ export function workerAnnouncementKey(prefix: string, workerId: string): string 
 export function workerAnnouncementsKey(prefix: string): string {
   return `${prefix}:workers{gantry}`;
 }
+
+// ----- Asynchronous jobs and batch files (src/jobs/) ---------------------------------------------------------------
+// Each job's and each batch's keys share the tag `{<id>}`, so the worker's write-once scripts touch one shard.
+
+/** Hash: an asynchronous job's record (state, times, attempts, error, what rendering its result needs). */
+export function asyncJobKey(prefix: string, id: string): string {
+  return `${prefix}:job{${id}}`;
+}
+
+/** String: an asynchronous job's answer as the worker wrote it (reply-codec.ts framing, one result). */
+export function asyncJobResultKey(prefix: string, id: string): string {
+  return `${prefix}:job{${id}}:result`;
+}
+
+/** List: the webhook deliveries of one asynchronous job or batch, oldest first (JSON each). */
+export function webhookDeliveriesKey(prefix: string, subject: { kind: 'job' | 'batch'; id: string }): string {
+  return `${prefix}:${subject.kind}{${subject.id}}:deliveries`;
+}
+
+/** Sorted set: one tenant's asynchronous jobs by creation time (ms), for listing. */
+export function tenantJobsKey(prefix: string, tenant: string): string {
+  return `${prefix}:jobs{${tenant}}`;
+}
+
+/** String: the job an Idempotency-Key made (`<job id> <body sha256>`), by tenant, key id and the key's sha256. */
+export function jobIdempotencyKey(prefix: string, tenant: string, keyId: string, idempotencyKeySha256: string): string {
+  return `${prefix}:job-idempotency{${tenant}}:${keyId}:${idempotencyKeySha256}`;
+}
+
+/** Hash: a batch's record (state, counts, model, version, callback, retention). */
+export function batchKey(prefix: string, id: string): string {
+  return `${prefix}:batch{${id}}`;
+}
+
+/** A key of one batch beside its record (`lines:<chunk>`, `results`, …): the batch store names the parts. */
+export function batchPartKey(prefix: string, id: string, part: string): string {
+  return `${prefix}:batch{${id}}:${part}`;
+}
+
+/** Sorted set: one tenant's batches by creation time (ms), for listing. */
+export function tenantBatchesKey(prefix: string, tenant: string): string {
+  return `${prefix}:batches{${tenant}}`;
+}
+
+/** The BullMQ queue of webhook deliveries: whoever finishes a job or batch adds, API processes deliver. */
+export const webhookQueueName = 'webhooks{gantry}';

@@ -78,6 +78,19 @@ export const maxReplyBytesPerRequest = 480 * 1024 ** 2;
  */
 export const maxPayloadBytesPerJob = 64 * 1024 ** 2;
 
+/**
+ * Where a job's answers go when nobody waits on a connection for them (asynchronous jobs and batch files,
+ * src/jobs/): instead of publishing to `replyTo`, the worker writes each answer once to Redis, where it lasts
+ * for the retention, and the job's record or the batch's progress moves on in the same script.
+ * - `job`: every request's correlationId is the id of an asynchronous job (src/jobs/job-store.ts).
+ * - `batch`: the requests are lines of one batch; each correlationId is the line's number (src/jobs/batch-store.ts).
+ */
+export const durableDestinationSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('job') }),
+  z.object({ kind: z.literal('batch'), batchId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), chunk: z.number().int().nonnegative() }),
+]);
+export type DurableDestination = z.infer<typeof durableDestinationSchema>;
+
 export const inferenceJobSchema = z
   .object({
     schemaVersion: z.literal(jobSchemaVersion),
@@ -96,6 +109,8 @@ export const inferenceJobSchema = z
     payload: z.string().optional(),
     /** A Redis key holding the same bytes raw: used for large jobs, so they never pass through JSON. */
     payloadKey: z.string().optional(),
+    /** Set for asynchronous work: the answers are written there, not published to `replyTo`. */
+    durable: durableDestinationSchema.optional(),
   })
   .refine((job) => (job.payload === undefined) !== (job.payloadKey === undefined), {
     message: 'exactly one of payload and payloadKey must be set',
