@@ -4,12 +4,13 @@ import type { ApiMetrics } from '../metrics/api-metrics.js';
 import { isNestingTooDeep } from '../protocol/json-tensor-codec.js';
 import { readScheduleParameters } from '../protocol/schedule-parameters.js';
 import { checkBytesElementCount, validateInputs } from '../protocol/validate-inputs.js';
-import type { InferenceProducer } from '../queue/inference-producer.js';
+import type { InferenceProducer, InferenceSubmission, ModelTarget } from '../queue/inference-producer.js';
 import { executionConfigOf } from '../registry/model-config.js';
 import type { InferenceCall, InferenceResult } from './inference-call.js';
 import { decodeInputs, describeInputs } from './input-decoding.js';
 import type { ModelCatalog } from './model-catalog.js';
-import { jsonOutputNames, presentOutputs, selectOutputs } from './output-selection.js';
+import { jsonOutputNames, selectOutputs } from './output-selection.js';
+import { renderResult, resultRendering, type ResultRendering } from './result-rendering.js';
 import { inCallersTerms, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
 import { ShadowTraffic } from './shadow-traffic.js';
@@ -33,6 +34,16 @@ export interface InferenceServiceDependencies {
   isAcceptingWork: () => boolean;
   /** Refuses (503) a model that workers run for but none serves (GANTRY_WORKER_MODELS); absent: never refused. */
   liveWorkers?: Pick<LiveWorkers, 'checkServed'>;
+}
+
+/**
+ * A call checked and decoded, ready to be queued durably (asynchronous jobs, batch lines): where it runs, what
+ * the queue job carries for it, and how its answer is written back (JSON-serializable, kept with the job).
+ */
+export interface PreparedInference {
+  target: ModelTarget;
+  submission: Omit<InferenceSubmission, 'signal'>;
+  rendering: ResultRendering;
 }
 
 /** The outcome label of `gantry_inference_requests_total` for an error. */
@@ -92,78 +103,106 @@ export class InferenceService {
   }
 
   async infer(call: InferenceCall): Promise<InferenceResult> {
-    const { catalog, producer, config, metrics, isAcceptingWork } = this.dependencies;
+    const { producer, metrics } = this.dependencies;
     const started = process.hrtime.bigint();
-    // Resolved in the caller's tenant before anything is looked up: another tenant's model is not found.
     const requested = requestedModel(call.principal, call.model);
-    const model = requested.qualified;
-    const version = checkVersion(call.version);
-    // Until the model is known the label stays generic: names as callers wrote them would make it unbounded.
     let labels = { model: '', version: '', protocol: call.protocol };
     try {
-      if (!isAcceptingWork()) throw errors.shuttingDown();
-      const { serving, traffic } = await catalog.route(model, version, call);
-      labels = { ...labels, model, version: serving.version };
-      await this.dependencies.liveWorkers?.checkServed(model);
-      if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
-      const modelConfig = await catalog.config(model);
-      const descriptors = describeInputs(call.inputs);
-      validateInputs(serving.signature, descriptors);
-      this.countingLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
-      const inputs = this.countingLimit('nesting_depth', () => decodeInputs(call.inputs, descriptors), isNestingTooDeep);
-      const selection = selectOutputs(serving.signature, call.outputs, call.parameters, call.protocol);
-      const schedule = readScheduleParameters(call.parameters);
-      const modelTimeoutMs = modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS;
-      const ownTimeoutMs = schedule.timeoutMicroseconds !== undefined ? schedule.timeoutMicroseconds / 1000 : modelTimeoutMs;
-      const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
-      // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
-      if (call.signal?.aborted === true) throw errors.cancelled();
-
-      const outputLimits = {
-        maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
-        maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
-        jsonOutputs: jsonOutputNames(selection),
-      };
-      const outcome = await producer.submit(
-        { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) },
-        {
-          inputs,
-          outputs: selection.names,
-          deadline: Date.now() + timeoutMs,
-          timeoutMs,
-          priority: schedule.priority ?? modelConfig.defaultPriority,
-          ...(call.signal === undefined ? {} : { signal: call.signal }),
-          maxQueueSize: modelConfig.maxQueueSize,
-          // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
-          outputLimits,
-        },
-      );
+      const prepared = await this.prepareCall(call, requested, undefined, (model, version) => (labels = { ...labels, model, version }));
+      const outcome = await producer.submit(prepared.target, { ...prepared.submission, ...(call.signal === undefined ? {} : { signal: call.signal }) });
       if (call.usage !== undefined) Object.assign(call.usage, { rows: outcome.rows, computeNs: outcome.computeNs });
-
-      const result: InferenceResult = {
-        modelName: requested.shown,
-        modelVersion: serving.version,
-        ...(call.id === undefined ? {} : { id: call.id }),
-        outputs: presentOutputs(outcome.outputs, selection, modelConfig.labels),
-      };
+      const result = renderResult(prepared.rendering, outcome.outputs);
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-      this.shadows.mirror(traffic, {
-        model,
-        version: serving.version,
-        modelConfig,
-        descriptors,
-        inputs,
-        outputNames: selection.names,
-        outputLimits,
+      this.shadows.mirror(prepared.traffic, {
+        model: prepared.target.model,
+        version: prepared.target.version,
+        modelConfig: prepared.modelConfig,
+        descriptors: prepared.descriptors,
+        inputs: prepared.submission.inputs,
+        outputNames: prepared.submission.outputs,
+        outputLimits: prepared.submission.outputLimits,
         outputs: outcome.outputs,
-        timeoutMs: modelTimeoutMs,
+        timeoutMs: prepared.modelTimeoutMs,
       });
       return result;
     } catch (error) {
       metrics.inferenceRequests.inc({ ...labels, outcome: outcomeLabel(error) });
       throw inCallersTerms(error, requested);
     }
+  }
+
+  /**
+   * Steps 1 to 4 without queueing: what asynchronous jobs and batch files do with a call before they queue it
+   * durably themselves (src/jobs/). The same checks, order and messages as a synchronous call; the deadline and
+   * priority are the caller's (`options`) instead of the model's timeout and default priority, and the request's
+   * own `priority` and `timeout` parameters still apply. Errors name the model as the caller wrote it.
+   */
+  async prepare(call: InferenceCall, options: { timeoutMs: number; priority: number }): Promise<PreparedInference> {
+    const requested = requestedModel(call.principal, call.model);
+    try {
+      const prepared = await this.prepareCall(call, requested, options);
+      return { target: prepared.target, submission: prepared.submission, rendering: prepared.rendering };
+    } catch (error) {
+      throw inCallersTerms(error, requested);
+    }
+  }
+
+  /** The steps before queueing; `onServing` learns the model and version as soon as they are known (metric labels). */
+  private async prepareCall(
+    call: InferenceCall,
+    requested: ReturnType<typeof requestedModel>,
+    durable?: { timeoutMs: number; priority: number },
+    onServing?: (model: string, version: string) => void,
+  ) {
+    const { catalog, config, isAcceptingWork } = this.dependencies;
+    // Resolved in the caller's tenant before anything is looked up: another tenant's model is not found.
+    const model = requested.qualified;
+    const version = checkVersion(call.version);
+    if (!isAcceptingWork()) throw errors.shuttingDown();
+    const { serving, traffic } = await catalog.route(model, version, call);
+    onServing?.(model, serving.version);
+    await this.dependencies.liveWorkers?.checkServed(model);
+    if (call.usage !== undefined) Object.assign(call.usage, { model, version: serving.version });
+    const modelConfig = await catalog.config(model);
+    const descriptors = describeInputs(call.inputs);
+    validateInputs(serving.signature, descriptors);
+    this.countingLimit('bytes_elements', () => checkBytesElementCount(descriptors, config.GANTRY_MAX_BYTES_ELEMENTS));
+    const inputs = this.countingLimit('nesting_depth', () => decodeInputs(call.inputs, descriptors), isNestingTooDeep);
+    const selection = selectOutputs(serving.signature, call.outputs, call.parameters, call.protocol);
+    const schedule = readScheduleParameters(call.parameters);
+    const modelTimeoutMs = modelConfig.inferTimeoutMs ?? config.GANTRY_INFER_TIMEOUT_MS;
+    const baseTimeoutMs = durable?.timeoutMs ?? modelTimeoutMs;
+    // A synchronous call's own `timeout` replaces its model's; a durable one's cannot outlast the job's deadline.
+    const requestedTimeoutMs = schedule.timeoutMicroseconds === undefined ? undefined : schedule.timeoutMicroseconds / 1000;
+    const ownTimeoutMs =
+      requestedTimeoutMs === undefined ? baseTimeoutMs : durable === undefined ? requestedTimeoutMs : Math.min(requestedTimeoutMs, baseTimeoutMs);
+    const timeoutMs = call.timeoutMs === undefined ? ownTimeoutMs : Math.min(ownTimeoutMs, call.timeoutMs);
+    // A signal aborted before submission fires no abort event: a caller already gone is not queued at all.
+    if (call.signal?.aborted === true) throw errors.cancelled();
+
+    const outputLimits = {
+      maxOutputBytes: config.GANTRY_MAX_RESPONSE_BYTES,
+      maxJsonOutputElements: config.GANTRY_MAX_JSON_OUTPUT_ELEMENTS,
+      jsonOutputs: jsonOutputNames(selection),
+    };
+    const target: ModelTarget = { model, version: serving.version, sha256: serving.sha256, settings: executionConfigOf(modelConfig) };
+    const submission = {
+      inputs,
+      outputs: selection.names,
+      deadline: Date.now() + timeoutMs,
+      timeoutMs,
+      priority: schedule.priority ?? durable?.priority ?? modelConfig.defaultPriority,
+      maxQueueSize: modelConfig.maxQueueSize,
+      // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
+      outputLimits,
+    } satisfies InferenceSubmission;
+    const rendering = resultRendering(
+      { modelName: requested.shown, modelVersion: serving.version, ...(call.id === undefined ? {} : { id: call.id }) },
+      selection,
+      modelConfig.labels,
+    );
+    return { target, submission, rendering, traffic, modelConfig, descriptors, modelTimeoutMs };
   }
 
   /** Runs `check`; when it throws a limit's error (all its errors, or those `isLimit` picks), counts the limit. */
