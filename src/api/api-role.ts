@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
+import { DurableProducer } from '../jobs/durable-producer.js';
 import { inferenceQueueName } from '../redis-keys.js';
 import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
@@ -180,6 +181,7 @@ export class ApiRole {
       modelConfigs,
       store,
       producer,
+      durable: new DurableProducer(redis, prefix, logger),
       inference,
       liveWorkers,
       metrics,
@@ -230,6 +232,7 @@ export class ApiRole {
       await this.app.close();
       this.stopControlPlane();
       await this.producer.close();
+      await this.services.durable.close();
       this.subscriber.disconnect();
       this.redis.disconnect();
     })();

@@ -26,6 +26,8 @@ import { tenantRoutes } from './routes/tenants.js';
 import { keyRoutes } from './routes/keys.js';
 import { limitRoutes } from './routes/limits.js';
 import { usageRoutes } from './routes/usage.js';
+import { jobRoutes } from './routes/jobs.js';
+import { batchRoutes } from './routes/batches.js';
 import type { ApiServices } from './services.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -97,5 +99,7 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(keyRoutes, services);
   await app.register(limitRoutes, services);
   await app.register(usageRoutes, services);
+  await app.register(jobRoutes, services);
+  await app.register(batchRoutes, services);
   return app;
 }

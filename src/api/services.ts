@@ -18,6 +18,7 @@ import type { UsageMeter } from '../usage/usage-meter.js';
 import type { ModelCatalog } from '../inference/model-catalog.js';
 import type { InferenceService } from '../inference/inference-service.js';
 import type { LiveWorkers } from '../workers-view/live-workers.js';
+import type { DurableProducer } from '../jobs/durable-producer.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {
@@ -35,6 +36,8 @@ export interface ApiServices {
   producer: InferenceProducer;
   /** The data plane: every inference call, whichever transport it came on, runs through it. */
   inference: InferenceService;
+  /** Queues asynchronous work (jobs, batch chunks) that survives every process: nothing waits for it here. */
+  durable: DurableProducer;
   /** The live workers and the models they serve (worker pools), read about once a second. */
   liveWorkers: LiveWorkers;
   metrics: ApiMetrics;

@@ -57,6 +57,18 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'PUT /v1/models/:model/traffic': writeModels,
   'DELETE /v1/models/:model/traffic': writeModels,
   'POST /v1/models/:model/versions/:version/warmup': writeModels,
+  // Asynchronous jobs and batch files: a caller's own (the routes narrow them to the caller's tenant and key)
+  'POST /v1/models/:model/jobs': ['infer'],
+  'POST /v1/models/:model/versions/:version/jobs': ['infer'],
+  'GET /v1/jobs': ['infer'],
+  'GET /v1/jobs/:jobId': ['infer'],
+  'GET /v1/jobs/:jobId/result': ['infer'],
+  'DELETE /v1/jobs/:jobId': ['infer'],
+  'POST /v1/models/:model/batches': ['infer'],
+  'GET /v1/batches': ['infer'],
+  'GET /v1/batches/:batchId': ['infer'],
+  'GET /v1/batches/:batchId/results': ['infer'],
+  'DELETE /v1/batches/:batchId': ['infer'],
   // Control plane: tenants are the admin's; keys are also a tenant's own (within its tenant, never more than it holds)
   'POST /v1/tenants': ['admin'],
   'GET /v1/tenants': ['admin'],

@@ -14,6 +14,8 @@ export interface DurableAnswer {
   stored: Buffer;
   /** The request's error, when it failed (also inside `stored`): decides succeeded or failed without decoding. */
   error?: WireError;
+  /** The request was not run because its job's deadline (GANTRY_JOB_DEADLINE_S) had passed: it ends `expired`. */
+  expired?: boolean;
 }
 
 /**
@@ -30,4 +32,30 @@ export interface DurableAnswer {
 export interface DurableWriter {
   begin(job: InferenceJob, destination: DurableDestination): Promise<Set<string>>;
   write(job: InferenceJob, destination: DurableDestination, answers: readonly DurableAnswer[]): Promise<FinishedSubject[]>;
+}
+
+/** Where webhooks of finished subjects are queued (webhooks/webhook-queue.ts). */
+export interface FinishedSubjectsQueue {
+  add(subjects: FinishedSubject[]): Promise<void>;
+}
+
+/**
+ * The worker's one entry to durable destinations: picks the writer of a job's destination kind, and queues a
+ * webhook for each subject a write finished. A webhook that cannot be queued fails the write (the job is then
+ * re-run, finds its answers written, and queues it again), so a finished subject never silently loses its hook.
+ */
+export class DurableResults {
+  constructor(
+    private readonly writers: { job: DurableWriter; batch: DurableWriter },
+    private readonly webhooks: FinishedSubjectsQueue | undefined,
+  ) {}
+
+  begin(job: InferenceJob & { durable: DurableDestination }): Promise<Set<string>> {
+    return this.writers[job.durable.kind].begin(job, job.durable);
+  }
+
+  async write(job: InferenceJob & { durable: DurableDestination }, answers: readonly DurableAnswer[]): Promise<void> {
+    const finished = await this.writers[job.durable.kind].write(job, job.durable, answers);
+    if (finished.length > 0) await this.webhooks?.add(finished);
+  }
 }

@@ -11,6 +11,8 @@ import { encodeReply, type InferenceReplyHeader, type InferenceResult } from '..
 import type { ModelRegistry } from '../registry/model-registry.js';
 import type { VersionWarmupSamples } from './version-warmup-samples.js';
 import { FencedOffError, type JobFence } from './job-fence.js';
+import type { DurableResults } from '../jobs/durable-writer.js';
+import { encodeStoredAnswer } from '../jobs/stored-answer.js';
 import type { BatchedResult } from './model-batcher.js';
 import type { SessionCache } from './session-cache.js';
 
@@ -56,6 +58,8 @@ export interface InferenceProcessorDependencies {
   logger: Logger;
   /** Asked before the run and before the answer; without one (tests), the job is always this worker's. */
   fence?: JobFence;
+  /** Where the answers of asynchronous work go (job-contracts.ts `durable`); a durable job fails without it. */
+  durable?: DurableResults;
 }
 
 function toWireError(error: unknown): WireError {
@@ -109,6 +113,18 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
     for (const request of job.requests) fail(request.correlationId, error, finishedAtMs);
   };
   let ran = false;
+  // Asynchronous work: only the requests still wanted run (not cancelled, not answered by an earlier attempt).
+  const durable = job.durable === undefined ? undefined : { job: { ...job, durable: job.durable }, results: dependencies.durable };
+  let wanted: Set<string> | undefined;
+  if (durable !== undefined) {
+    if (durable.results === undefined) throw new Error('a durable job reached a worker without a durable results writer');
+    wanted = await durable.results.begin(durable.job);
+    if (wanted.size === 0) {
+      if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
+      return;
+    }
+  }
+  const isWanted = (correlationId: string) => wanted === undefined || wanted.has(correlationId);
 
   try {
     if (dependencies.attempt !== undefined && dependencies.maxAttempts !== undefined && dependencies.attempt > dependencies.maxAttempts) {
@@ -118,6 +134,7 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
     } else if (startedAt > job.deadline) {
       // Nobody waits for this answer any more: dropping it keeps a backlog from growing into more timeouts.
       failAll(errors.deadlineExceeded(job.deadline - job.enqueuedAt).toWire());
+      for (const answer of answers) answer.expired = true;
     } else {
       const payload = await readPayload(job, redis);
       const model = await loadModel(job, dependencies);
@@ -126,18 +143,21 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
       const runs = await Promise.allSettled(
         job.requests.map((request, index) =>
-          model.batcher.submit(inputsByRequest[index]!, request.outputs, {
-            priority: job.priority,
-            deadline: job.deadline,
-            timeoutMs: job.deadline - job.enqueuedAt,
-            model: job.model,
-            version: job.version,
-          }),
+          !isWanted(request.correlationId)
+            ? Promise.reject(notWanted)
+            : model.batcher.submit(inputsByRequest[index]!, request.outputs, {
+                priority: job.priority,
+                deadline: job.deadline,
+                timeoutMs: job.deadline - job.enqueuedAt,
+                model: job.model,
+                version: job.version,
+              }),
         ),
       );
       const finishedAtMs = Date.now();
       runs.forEach((run, index) => {
         const correlationId = job.requests[index]!.correlationId;
+        if (run.status === 'rejected' && run.reason === notWanted) return;
         if (run.status === 'rejected') {
           fail(correlationId, toWireError(run.reason), finishedAtMs);
           return;
@@ -176,6 +196,21 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   // first), and the statistics are held until the completion succeeds (completion-gated-statistics.ts).
   await fence?.check('before_answer');
   record(job, answers, queueNs, ran, dependencies);
+  if (durable !== undefined) {
+    await durable.results!.write(
+      durable.job,
+      answers
+        .filter((answered) => isWanted(answered.result.correlationId))
+        .map((answered) => ({
+          correlationId: answered.result.correlationId,
+          stored: encodeStoredAnswer(answered.result, answered.bodies),
+          ...(answered.result.error === undefined ? {} : { error: answered.result.error }),
+          ...(answered.expired === true ? { expired: true } : {}),
+        })),
+    );
+    if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
+    return;
+  }
   // Timings go to the statistics in Redis, not to the API: the reply carries only results.
   for (const group of replyGroups(answers)) {
     await publishReply(
@@ -196,7 +231,12 @@ interface AnsweredRequest {
   finishedAtMs: number;
   /** The batcher's result, for a request that ran and succeeded. */
   run?: BatchedResult;
+  /** Not run: its job's deadline had passed (an asynchronous request then ends `expired`). */
+  expired?: boolean;
 }
+
+/** Stands for a request of a durable job that is no longer wanted (cancelled, answered already): not run. */
+const notWanted = Symbol('not wanted');
 
 /**
  * Statistics and metrics of a job's answers: a failed request counts as a failed inference (Triton's `fail`),

@@ -34,6 +34,9 @@ import { SessionCache } from './session-cache.js';
 import { shedQueuedJobs } from './shed-queued-jobs.js';
 import { StatisticsBuffer } from './statistics-buffer.js';
 import { CompletionGatedStatistics } from './completion-gated-statistics.js';
+import { DurableResults } from '../jobs/durable-writer.js';
+import { jobResultsWriter } from '../jobs/job-results.js';
+import { batchResultsWriter } from '../jobs/batch-results.js';
 import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
@@ -79,6 +82,8 @@ export class WorkerRole {
   private readonly statistics: StatisticsBuffer;
   /** Inference statistics wait here until BullMQ has completed their job (completion-gated-statistics.ts). */
   private readonly completedJobStatistics: CompletionGatedStatistics;
+  /** Where asynchronous jobs' and batch lines' answers are written (src/jobs/). */
+  private readonly durableResults: DurableResults;
   private sessions!: SessionCache;
   private blobs: BlobCache | undefined;
   private readonly warmupSamples: VersionWarmupSamples;
@@ -134,6 +139,10 @@ export class WorkerRole {
       logger,
     );
     this.completedJobStatistics = new CompletionGatedStatistics(this.statistics);
+    this.durableResults = new DurableResults(
+      { job: jobResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX), batch: batchResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX) },
+      undefined,
+    );
     this.watchdog = new RunWatchdog(
       { maxRunMs: config.GANTRY_MAX_RUN_MS, loadDeadlineMs: config.GANTRY_LOAD_DEADLINE_MS },
       { runStopped: errors.runStopped, loadStopped: errors.loadStopped },
@@ -285,6 +294,7 @@ export class WorkerRole {
       metrics: this.metrics,
       statistics: this.statistics,
       logger: this.logger,
+      durable: this.durableResults,
     };
   }
 
