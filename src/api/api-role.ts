@@ -6,6 +6,9 @@ import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
 import { DurableProducer } from '../jobs/durable-producer.js';
+import { JobService } from '../jobs/job-service.js';
+import { JobStore } from '../jobs/job-store.js';
+import { parseWebhookAllowList } from '../webhooks/webhook-target.js';
 import { inferenceQueueName } from '../redis-keys.js';
 import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
@@ -171,6 +174,15 @@ export class ApiRole {
     let role: ApiRole | undefined;
     const isAcceptingWork = () => role?.accepting ?? false;
     const inference = new InferenceService({ catalog, producer, config, metrics, isAcceptingWork, liveWorkers });
+    const durable = new DurableProducer(redis, prefix, logger);
+    const jobStore = new JobStore(redis, prefix);
+    const jobs = new JobService({
+      inference,
+      durable,
+      store: jobStore,
+      config,
+      onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
+    });
     const services: ApiServices = {
       config,
       redis,
@@ -181,7 +193,10 @@ export class ApiRole {
       modelConfigs,
       store,
       producer,
-      durable: new DurableProducer(redis, prefix, logger),
+      durable,
+      jobs,
+      jobStore,
+      webhookAllowList: parseWebhookAllowList(config.GANTRY_WEBHOOK_ALLOW),
       inference,
       liveWorkers,
       metrics,

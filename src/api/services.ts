@@ -19,6 +19,9 @@ import type { ModelCatalog } from '../inference/model-catalog.js';
 import type { InferenceService } from '../inference/inference-service.js';
 import type { LiveWorkers } from '../workers-view/live-workers.js';
 import type { DurableProducer } from '../jobs/durable-producer.js';
+import type { JobService } from '../jobs/job-service.js';
+import type { JobStore } from '../jobs/job-store.js';
+import type { WebhookAllowList } from '../webhooks/webhook-target.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {
@@ -38,6 +41,12 @@ export interface ApiServices {
   inference: InferenceService;
   /** Queues asynchronous work (jobs, batch chunks) that survives every process: nothing waits for it here. */
   durable: DurableProducer;
+  /** Asynchronous jobs: created, read, cancelled (src/jobs/job-service.ts). */
+  jobs: JobService;
+  /** The jobs' records in Redis (what the routes read beside the service: webhook deliveries). */
+  jobStore: JobStore;
+  /** GANTRY_WEBHOOK_ALLOW, parsed once: which non-public callback addresses are allowed. */
+  webhookAllowList: WebhookAllowList;
   /** The live workers and the models they serve (worker pools), read about once a second. */
   liveWorkers: LiveWorkers;
   metrics: ApiMetrics;

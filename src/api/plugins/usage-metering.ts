@@ -34,7 +34,13 @@ declare module 'fastify' {
 }
 
 /** The routes whose requests are metered: the inference calls. Management routes are rate-limited, not metered. */
-export const meteredRoutes: ReadonlySet<string> = new Set(['POST /v2/models/:model/infer', 'POST /v2/models/:model/versions/:version/infer']);
+export const meteredRoutes: ReadonlySet<string> = new Set([
+  'POST /v2/models/:model/infer',
+  'POST /v2/models/:model/versions/:version/infer',
+  // An asynchronous job is an inference request too: it counts against the same rates and quotas when it is made.
+  'POST /v1/models/:model/jobs',
+  'POST /v1/models/:model/versions/:version/jobs',
+]);
 
 export function isMeteredRoute(method: string, url: string): boolean {
   return meteredRoutes.has(`${method} ${url}`);

@@ -1,0 +1,229 @@
+/**
+ * Asynchronous jobs through a real gantry process (API + worker, BullMQ on Redis): created with one call (or
+ * `Prefer: respond-async` on infer), answered by the worker into Redis, read back exactly as the synchronous call
+ * answers; cancelled, expired, retained, idempotent, and another tenant's job is not found.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
+import { slowRequest } from '../helpers/reliability-harness.js';
+import { randomFloats } from './support.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('asynchronous jobs', () => {
+  let gantry: GantryProcess;
+
+  async function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, key?: string) {
+    const response = await fetch(`${gantry.baseUrl}${path}`, {
+      method,
+      headers: {
+        ...(key === undefined ? withAdminKey() : { authorization: `Bearer ${key}` }),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const text = await response.text();
+    let json: Json = {};
+    try {
+      json = JSON.parse(text) as Json;
+    } catch {
+      // Not JSON: the text says why.
+    }
+    return { status: response.status, headers: response.headers, body: json, text };
+  }
+
+  async function settled(id: string, key?: string): Promise<Json> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const reply = await request('GET', `/v1/jobs/${id}`, undefined, {}, key);
+      assert.equal(reply.status, 200, reply.text);
+      if (!['queued', 'running'].includes(reply.body.state as string)) return reply.body;
+      if (Date.now() > deadline) assert.fail(`job ${id} still ${reply.body.state}`);
+      await sleep(50);
+    }
+  }
+
+  const mlpRequest = (seed: number, extra: Json = {}) => ({
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 256], data: randomFloats(seed, 512) }],
+    ...extra,
+  });
+
+  before(async () => {
+    gantry = await startGantry({ env: { GANTRY_WORKER_CONCURRENCY: '1' } });
+    for (const [name, file] of [
+      ['mlp', 'tiny-mlp.onnx'],
+      ['slow', 'slow.onnx'],
+    ] as const) {
+      const upload = await uploadModel(gantry.baseUrl, name, fixturePath(file), '?wait=true');
+      assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    }
+  });
+  after(async () => {
+    await gantry?.cleanup();
+  });
+
+  test('a job answers 202 with its Location, runs, and its result is exactly what infer answers', async () => {
+    const body = mlpRequest(1, { id: 'job-request-1' });
+    const created = await request('POST', '/v1/models/mlp/jobs', body);
+    assert.equal(created.status, 202, created.text);
+    assert.equal(created.headers.get('location'), `/v1/jobs/${created.body.id}`);
+    assert.ok(['queued', 'running', 'succeeded'].includes(created.body.state as string), created.text);
+    assert.equal(created.body.model, 'mlp');
+    assert.equal(created.body.version, '1');
+
+    const job = await settled(created.body.id as string);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job));
+    assert.equal(job.attempts, 1);
+    for (const field of ['createdAt', 'startedAt', 'finishedAt', 'expiresAt'])
+      assert.ok(!Number.isNaN(Date.parse(job[field] as string)), `${field}: ${job[field]}`);
+
+    const result = await request('GET', `/v1/jobs/${created.body.id}/result`);
+    const synchronous = await inferJson(gantry.baseUrl, 'mlp', body);
+    assert.equal(result.status, 200, result.text);
+    assert.equal(synchronous.status, 200);
+    assert.deepEqual(result.body, synchronous.body, 'the same answer as the synchronous call');
+  });
+
+  test('binary outputs: the result comes in the binary extension, byte for byte as infer sends it', async () => {
+    const body = mlpRequest(2, { parameters: { binary_data_output: true } });
+    const created = await request('POST', '/v1/models/mlp/jobs', body);
+    assert.equal(created.status, 202, created.text);
+    await settled(created.body.id as string);
+    const fetchBytes = async (path: string, method: string, payload?: unknown) => {
+      const response = await fetch(`${gantry.baseUrl}${path}`, {
+        method,
+        headers: withAdminKey(payload === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(payload === undefined ? {} : { body: JSON.stringify(payload) }),
+      });
+      return { status: response.status, header: response.headers.get('inference-header-content-length'), bytes: Buffer.from(await response.arrayBuffer()) };
+    };
+    const result = await fetchBytes(`/v1/jobs/${created.body.id}/result`, 'GET');
+    const synchronous = await fetchBytes('/v2/models/mlp/infer', 'POST', body);
+    assert.equal(result.status, 200);
+    assert.ok(result.header !== null, 'a binary-extension answer');
+    assert.equal(result.header, synchronous.header);
+    assert.ok(result.bytes.equals(synchronous.bytes), 'identical bytes');
+  });
+
+  test('Prefer: respond-async on infer makes a job instead of waiting', async () => {
+    const created = await request('POST', '/v2/models/mlp/infer', mlpRequest(3), { prefer: 'respond-async, wait=0' });
+    assert.equal(created.status, 202, created.text);
+    assert.match(created.headers.get('location') ?? '', /^\/v1\/jobs\/[A-Za-z0-9_-]+$/);
+    assert.equal((await settled(created.body.id as string)).state, 'succeeded');
+  });
+
+  test('the result is 409 until the job has finished; a bad request is refused at once, as infer refuses it', async () => {
+    const created = await request('POST', '/v1/models/slow/jobs', slowRequest(100_000));
+    assert.equal(created.status, 202, created.text);
+    const early = await request('GET', `/v1/jobs/${created.body.id}/result`);
+    assert.equal(early.status, 409, early.text);
+    assert.match(early.body.error as string, /result is available once it has finished/);
+    assert.equal((await settled(created.body.id as string)).state, 'succeeded');
+
+    const bad = await request('POST', '/v1/models/mlp/jobs', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] });
+    const synchronous = await inferJson(gantry.baseUrl, 'mlp', { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 3], data: [1, 2, 3] }] });
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.body.error, synchronous.body.error);
+    const unknown = await request('POST', '/v1/models/nope/jobs', mlpRequest(4));
+    assert.equal(unknown.status, 404, unknown.text);
+  });
+
+  test('cancelling a queued job: it never runs; cancelling a finished one is refused', async () => {
+    // One slow job holds the only worker slot (concurrency 1), so the next one waits in the queue.
+    const blocker = await request('POST', '/v1/models/slow/jobs', slowRequest(300_000));
+    assert.equal(blocker.status, 202, blocker.text);
+    const queued = await request('POST', '/v1/models/slow/jobs', slowRequest(1000));
+    assert.equal(queued.status, 202, queued.text);
+    const cancelled = await request('DELETE', `/v1/jobs/${queued.body.id}`);
+    assert.equal(cancelled.status, 200, cancelled.text);
+    assert.equal(cancelled.body.state, 'cancelled');
+    assert.ok(['queued', 'running'].includes(cancelled.body.cancelledWhile as string), cancelled.text);
+
+    assert.equal((await settled(blocker.body.id as string)).state, 'succeeded');
+    await sleep(300);
+    const after = await request('GET', `/v1/jobs/${queued.body.id}`);
+    assert.equal(after.body.state, 'cancelled');
+    if (cancelled.body.cancelledWhile === 'queued') assert.equal(after.body.attempts, 0, 'a job cancelled while queued never ran');
+    const result = await request('GET', `/v1/jobs/${queued.body.id}/result`);
+    assert.equal(result.status, 409, result.text);
+    assert.match(result.body.error as string, /cancelled/);
+    const again = await request('DELETE', `/v1/jobs/${blocker.body.id}`);
+    assert.equal(again.status, 409, again.text);
+  });
+
+  test("a job whose deadline passes before it runs ends expired; its result is infer's timeout error", async () => {
+    const blocker = await request('POST', '/v1/models/slow/jobs', slowRequest(300_000));
+    // timeout (µs) bounds a job's deadline as it bounds a synchronous call's.
+    const hurried = await request('POST', '/v1/models/slow/jobs', slowRequest(10, { timeout: 50_000 }));
+    assert.equal(hurried.status, 202, hurried.text);
+    const job = await settled(hurried.body.id as string);
+    assert.equal(job.state, 'expired', JSON.stringify(job));
+    const result = await request('GET', `/v1/jobs/${hurried.body.id}/result`);
+    assert.equal(result.status, 504, result.text);
+    assert.equal(result.body.code, 'DEADLINE_EXCEEDED');
+    await settled(blocker.body.id as string);
+  });
+
+  test('Idempotency-Key: the same key and body answer the same job (200); another body is 409', async () => {
+    const body = mlpRequest(5);
+    const key = { 'idempotency-key': `key-${Date.now()}` };
+    const first = await request('POST', '/v1/models/mlp/jobs', body, key);
+    assert.equal(first.status, 202, first.text);
+    const again = await request('POST', '/v1/models/mlp/jobs', body, key);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.id, first.body.id);
+    const other = await request('POST', '/v1/models/mlp/jobs', mlpRequest(6), key);
+    assert.equal(other.status, 409, other.text);
+    assert.match(other.body.error as string, /Idempotency-Key was already used/);
+    const listed = await request('GET', '/v1/jobs?limit=1000');
+    assert.equal((listed.body.jobs as Json[]).filter((job) => job.id === first.body.id).length, 1, 'one job for the key');
+  });
+
+  test('retention: a result is kept for the asked seconds, then the job is gone', async () => {
+    const created = await request('POST', '/v1/models/mlp/jobs', { ...mlpRequest(7), retention: 1 });
+    assert.equal(created.status, 202, created.text);
+    assert.equal((await settled(created.body.id as string)).state, 'succeeded');
+    await sleep(1500);
+    const gone = await request('GET', `/v1/jobs/${created.body.id}`);
+    assert.equal(gone.status, 404, gone.text);
+    const tooLong = await request('POST', '/v1/models/mlp/jobs', { ...mlpRequest(8), retention: 10 ** 9 });
+    assert.equal(tooLong.status, 400, tooLong.text);
+    assert.match(tooLong.body.error as string, /GANTRY_JOB_MAX_RETENTION_S/);
+  });
+
+  test("listing pages through the caller's jobs with a cursor, filtered by state; another tenant sees none of them", async () => {
+    const ids: string[] = [];
+    for (let index = 0; index < 5; index += 1) ids.push((await request('POST', '/v1/models/mlp/jobs', mlpRequest(20 + index))).body.id as string);
+    for (const id of ids) await settled(id);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 50; page += 1) {
+      const reply = await request('GET', `/v1/jobs?state=succeeded&limit=2${cursor === undefined ? '' : `&cursor=${cursor}`}`);
+      assert.equal(reply.status, 200, reply.text);
+      for (const job of reply.body.jobs as Json[]) {
+        assert.equal(job.state, 'succeeded');
+        seen.push(job.id as string);
+      }
+      cursor = reply.body.nextCursor as string | undefined;
+      if (cursor === undefined) break;
+    }
+    assert.equal(new Set(seen).size, seen.length, 'no job listed twice');
+    for (const id of ids) assert.ok(seen.includes(id), `job ${id} listed`);
+
+    assert.equal((await request('POST', '/v1/tenants', { id: 'jobs-other' })).status, 201);
+    const keyReply = await request('POST', '/v1/keys', { tenant: 'jobs-other', name: 'other', scopes: ['infer'] });
+    assert.equal(keyReply.status, 201, keyReply.text);
+    const otherKey = keyReply.body.key as string;
+    const stranger = await request('GET', `/v1/jobs/${ids[0]}`, undefined, {}, otherKey);
+    assert.equal(stranger.status, 404, stranger.text);
+    assert.equal((await request('GET', `/v1/jobs/${ids[0]}/result`, undefined, {}, otherKey)).status, 404);
+    assert.equal((await request('DELETE', `/v1/jobs/${ids[0]}`, undefined, {}, otherKey)).status, 404);
+    const theirs = await request('GET', '/v1/jobs', undefined, {}, otherKey);
+    assert.deepEqual(theirs.body.jobs, []);
+  });
+});
