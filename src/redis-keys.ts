@@ -306,13 +306,5 @@ export function tenantBatchesKey(prefix: string, tenant: string): string {
   return `${prefix}:batches{${tenant}}`;
 }
 
-/**
- * Sorted set: the models that have durable work (asynchronous jobs, batch chunks) queued, scored by the latest
- * deadline of that work: workers started after the doorbell's lookback find their queues here.
- */
-export function durableModelsKey(prefix: string): string {
-  return `${prefix}:durable-models{gantry}`;
-}
-
 /** The BullMQ queue of webhook deliveries: whoever finishes a job or batch adds, API processes deliver. */
 export const webhookQueueName = 'webhooks{gantry}';

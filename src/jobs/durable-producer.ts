@@ -6,7 +6,7 @@ import type { DurableDestination } from '../queue/job-contracts.js';
 import { encodeInferenceJob } from '../queue/job-encoding.js';
 import { writeLargeValue, inlineValueLimitBytes } from '../queue/large-values.js';
 import { WorkDoorbell } from '../queue/work-doorbell.js';
-import { durableModelsKey, inferenceQueueName, payloadKey } from '../redis-keys.js';
+import { inferenceQueueName, payloadKey } from '../redis-keys.js';
 
 /** One request of a durable queue job: the id its answer is written under, and what runs. */
 export interface DurableRequest {
@@ -27,10 +27,8 @@ const durableJobRetention = { removeOnComplete: { age: 3600, count: 10_000 }, re
  * batcher. Nothing waits in this process: once `enqueue` resolves, the work survives the death of every process
  * (Redis persisting). The payload lives until the work's deadline; the job id is the caller's, so queueing the
  * same work twice (a retried submission) leaves one job.
- *
- * Models with durable work are also listed (durableModelsKey, scored by the latest deadline), because a worker
- * started after the doorbell's lookback would otherwise never hear of a queue that waits: workers read the list
- * when they start and now and then (worker/durable-work-scan.ts).
+ * A worker started long after the doorbell rang still finds the queue: it looks for queues holding jobs when
+ * it starts (worker/queued-work-scan.ts).
  */
 export class DurableProducer {
   private readonly queues = new Map<string, Queue>();
@@ -62,7 +60,6 @@ export class DurableProducer {
   async enqueue(target: ModelTarget, priority: number, requests: readonly DurableRequest[], destination: DurableDestination, jobId: string): Promise<void> {
     const { job, parts, payloadBytes } = encodeInferenceJob(target, priority, requests, '');
     job.durable = destination;
-    await this.redis.zadd(durableModelsKey(this.prefix), 'GT', job.deadline, target.model);
     if (payloadBytes <= inlineValueLimitBytes) {
       job.payload = Buffer.concat(parts, payloadBytes).toString('base64');
     } else {
