@@ -286,6 +286,14 @@ export function tenantJobsKey(prefix: string, tenant: string): string {
   return `${prefix}:jobs{${tenant}}`;
 }
 
+/**
+ * Sorted set: unfinished asynchronous jobs by creation time (ms), of one tenant (its cap) or, with no tenant, of
+ * the whole deployment (the jobs gauges). Entries a crash left behind are pruned when they are met.
+ */
+export function unfinishedJobsKey(prefix: string, tenant?: string): string {
+  return tenant === undefined ? `${prefix}:jobs-unfinished{gantry}` : `${prefix}:jobs-unfinished{${tenant}}`;
+}
+
 /** String: the job an Idempotency-Key made (`<job id> <body sha256>`), by tenant, key id and the key's sha256. */
 export function jobIdempotencyKey(prefix: string, tenant: string, keyId: string, idempotencyKeySha256: string): string {
   return `${prefix}:job-idempotency{${tenant}}:${keyId}:${idempotencyKeySha256}`;

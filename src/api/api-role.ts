@@ -3,12 +3,18 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import { loggerOptions, type Logger } from '../logger.js';
-import { createApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
+import { createApiMetrics, type ApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
 import { DurableProducer } from '../jobs/durable-producer.js';
 import { JobService } from '../jobs/job-service.js';
 import { JobStore } from '../jobs/job-store.js';
 import { parseWebhookAllowList } from '../webhooks/webhook-target.js';
+import { WebhookQueue } from '../webhooks/webhook-queue.js';
+import { WebhookDispatcher, webhookDispatcherOptions } from '../webhooks/webhook-dispatcher.js';
+import type { WebhookSource } from '../webhooks/webhook-source.js';
+import { createWebhookMetrics } from '../metrics/webhook-metrics.js';
+import { describeJobWebhook } from '../jobs/job-webhook.js';
+import { describeBatchWebhook } from '../jobs/batch-store.js';
 import { inferenceQueueName } from '../redis-keys.js';
 import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
@@ -53,6 +59,8 @@ export class ApiRole {
   private readonly blobCollector: BlobCollector;
   private accepting = true;
   private stopControlPlane: () => void = () => undefined;
+  /** Delivers the webhooks of finished jobs and batches (started by listen, closed by close). */
+  private webhooks: StartableWebhooks | undefined;
   private closing: Promise<void> | undefined;
   private readonly services: ApiServices;
   private readonly logger: Logger;
@@ -176,12 +184,15 @@ export class ApiRole {
     const inference = new InferenceService({ catalog, producer, config, metrics, isAcceptingWork, liveWorkers });
     const durable = new DurableProducer(redis, prefix, logger);
     const jobStore = new JobStore(redis, prefix);
+    const webhookQueue = new WebhookQueue(redis, prefix, logger);
     const jobs = new JobService({
+      webhooks: webhookQueue,
       inference,
       durable,
       store: jobStore,
       config,
       onLimitRejection: (limit) => metrics.limitRejections.inc({ limit }),
+      onCreated: (outcome) => metrics.asyncCreated.inc({ kind: 'job', outcome }),
     });
     const services: ApiServices = {
       config,
@@ -213,11 +224,15 @@ export class ApiRole {
     const app = await buildApp(services, { ...loggerOptions(config, 'api') });
     role = new ApiRole(app, services, subscriber, replies, logger);
     role.stopControlPlane = controlPlane.stop;
+    role.webhooks = startableWebhooks(config, jobStore, metrics, logger, webhookQueue);
     return role;
   }
 
   async listen(host: string, port: number): Promise<string> {
-    return this.app.listen({ host, port });
+    const address = await this.app.listen({ host, port });
+    // Webhooks of finished jobs are delivered by API processes (egress from where the API runs), once it serves.
+    await this.webhooks?.dispatcher.start();
+    return address;
   }
 
   /**
@@ -246,6 +261,7 @@ export class ApiRole {
       await this.blobCollector.stop();
       await this.app.close();
       this.stopControlPlane();
+      await this.webhooks?.close();
       await this.producer.close();
       await this.services.durable.close();
       this.subscriber.disconnect();
@@ -253,6 +269,46 @@ export class ApiRole {
     })();
     return this.closing;
   }
+}
+
+interface StartableWebhooks {
+  dispatcher: WebhookDispatcher;
+  close: () => Promise<void>;
+}
+
+/**
+ * The webhook dispatcher of this API process, on a connection of its own (BullMQ's consumer settings), with the
+ * job and batch stores as its source of what to deliver.
+ */
+function startableWebhooks(
+  config: Config & { REDIS_URL: string },
+  jobStore: JobStore,
+  metrics: ApiMetrics,
+  logger: Logger,
+  queue: WebhookQueue,
+): StartableWebhooks {
+  const connection = createRedis(config.REDIS_URL, 'consumer', 'api-webhooks', redisEndpointSettings(config));
+  connection.on('error', (error) => logger.warn({ connection: 'api-webhooks', err: error.message }, 'redis connection error'));
+  const source: WebhookSource = {
+    describe: (subject) =>
+      subject.kind === 'job'
+        ? describeJobWebhook(jobStore, subject.id, config.GANTRY_WEBHOOK_MAX_RESULT_BYTES)
+        : describeBatchWebhook(connection, config.GANTRY_QUEUE_PREFIX, subject.id),
+  };
+  const dispatcher = new WebhookDispatcher(
+    connection,
+    source,
+    { ...webhookDispatcherOptions(config), metrics: createWebhookMetrics(metrics.registry) },
+    logger,
+  );
+  return {
+    dispatcher,
+    close: async () => {
+      await dispatcher.close();
+      await queue.close();
+      connection.disconnect();
+    },
+  };
 }
 
 /** How long start-up waits for Redis before going on unready (the registry is then checked once it connects). */
@@ -301,6 +357,10 @@ function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): A
         pending.set(model, (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0));
       }
       return pending;
+    },
+    unfinishedWork: async () => {
+      const jobs = await new JobStore(redis, prefix).unfinished(undefined, { prune: true });
+      return new Map([['job', jobs]]);
     },
     versionsByState: async () => {
       const states = new Map<string, number>(modelStates.map((state) => [state, 0]));

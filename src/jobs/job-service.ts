@@ -22,6 +22,8 @@ export interface JobServiceDependencies {
   webhooks?: FinishedSubjectsQueue;
   /** Told when a limit refuses a creation (its label: `jobs_per_tenant`). */
   onLimitRejection?: (limit: string) => void;
+  /** Told of each creation: a new job, or one an Idempotency-Key answered again. */
+  onCreated?: (outcome: 'created' | 'replayed') => void;
 }
 
 /** What a creation asks for beside the inference call. */
@@ -76,10 +78,13 @@ export class JobService {
         const existing = await store.get(claim.id);
         if (existing === undefined)
           throw new GantryError(ErrorCode.Unavailable, 'A job with this Idempotency-Key is being created; retry shortly.', { retryAfterSeconds: 1 });
+        this.dependencies.onCreated?.('replayed');
         return { record: existing, created: false };
       }
     }
-    if ((await store.countUnfinished(principal.tenant, config.GANTRY_MAX_JOBS_PER_TENANT)) >= config.GANTRY_MAX_JOBS_PER_TENANT) {
+    const cap = config.GANTRY_MAX_JOBS_PER_TENANT;
+    const atCap = async (prune: boolean) => (await store.unfinished(principal.tenant, { prune })).count >= cap;
+    if ((await atCap(false)) && (await atCap(true))) {
       this.dependencies.onLimitRejection?.('jobs_per_tenant');
       throw errors.capReached(`unfinished asynchronous jobs of tenant '${principal.tenant}'`, config.GANTRY_MAX_JOBS_PER_TENANT, 'GANTRY_MAX_JOBS_PER_TENANT');
     }
@@ -110,8 +115,10 @@ export class JobService {
       );
     } catch (error) {
       await store.cancel(id).catch(() => undefined);
+      await store.markFinished(id, record.tenant).catch(() => undefined);
       throw error instanceof GantryError ? error : errors.queueUnavailable('Redis did not accept the job');
     }
+    this.dependencies.onCreated?.('created');
     return { record, created: true };
   }
 
@@ -143,6 +150,7 @@ export class JobService {
     if (finalJobStates.has(record.state)) throw errors.failedPrecondition(`Job '${id}' has already finished (${record.state}); there is nothing to cancel.`);
     const was = await store.cancel(id);
     if (was === undefined) throw jobNotFound(id);
+    await store.markFinished(id, record.tenant);
     if (was === 'queued') await durable.remove(record.model, queueJobIdOf(id));
     const cancelled = (await store.get(id)) ?? record;
     if (cancelled.state === 'cancelled' && record.callback !== undefined) await webhooks?.add([{ kind: 'job', id }]);

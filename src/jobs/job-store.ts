@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WireError } from '../errors.js';
-import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, tenantJobsKey, webhookDeliveriesKey } from '../redis-keys.js';
+import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, tenantJobsKey, unfinishedJobsKey, webhookDeliveriesKey } from '../redis-keys.js';
 import { recordFields, recordFromFields, type DeliveryView, type JobRecord, type JobState } from './job-record.js';
 
 /**
@@ -20,7 +20,8 @@ return 1`;
 /**
  * Writes a job's answer once, with its final state, unless the job already is final (answered by an earlier
  * run, cancelled): a re-run after a worker crash overwrites nothing. The result and the record then last for
- * the job's retention. Answers 1 when this call finished the job, 2 when it also has a callback, 0 otherwise.
+ * the job's retention. Answers {1, tenant} when this call finished the job, {2, tenant} when it also has a
+ * callback, 0 otherwise.
  * KEYS[1] record, KEYS[2] result; ARGV[1] stored answer, ARGV[2] state, ARGV[3] error JSON or '', ARGV[4] now.
  */
 const writeScript = `
@@ -31,8 +32,9 @@ redis.call('SET', KEYS[2], ARGV[1], 'PX', retention)
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'finishedAt', ARGV[4])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], retention)
-if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then return 2 end
-return 1`;
+local tenant = redis.call('HGET', KEYS[1], 'tenant')
+if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then return {2, tenant} end
+return {1, tenant}`;
 
 /**
  * Cancels a job that is not final: a queued one never runs, a running one finishes its run but its answer is
@@ -64,6 +66,9 @@ return ''`;
 export type IdempotencyClaim = { kind: 'new' } | { kind: 'same'; id: string } | { kind: 'different'; id: string };
 // 'same' may name a job whose record is still being written (a concurrent creation): the caller says so.
 
+/** Oldest unfinished entries checked against their records per pruning. */
+const pruneBatch = 100;
+
 /** How long a creation may take between claiming its Idempotency-Key and writing its record. */
 const claimCreationMs = 30_000;
 
@@ -86,7 +91,16 @@ export class JobStore {
     const key = asyncJobKey(this.prefix, record.id);
     const ttlMs = Math.max(1000, record.deadline - Date.now() + record.retentionMs);
     await this.redis.multi().hset(key, recordFields(record)).pexpire(key, ttlMs).exec();
-    await this.redis.zadd(tenantJobsKey(this.prefix, record.tenant), record.createdAt, record.id);
+    await Promise.all([
+      this.redis.zadd(tenantJobsKey(this.prefix, record.tenant), record.createdAt, record.id),
+      this.redis.zadd(unfinishedJobsKey(this.prefix, record.tenant), record.createdAt, record.id),
+      this.redis.zadd(unfinishedJobsKey(this.prefix), record.createdAt, record.id),
+    ]);
+  }
+
+  /** A job finished (answered, cancelled): it no longer counts as unfinished. */
+  async markFinished(id: string, tenant: string): Promise<void> {
+    await Promise.all([this.redis.zrem(unfinishedJobsKey(this.prefix, tenant), id), this.redis.zrem(unfinishedJobsKey(this.prefix), id)]);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -119,8 +133,10 @@ export class JobStore {
       state,
       error === undefined ? '' : JSON.stringify(error),
       String(Date.now()),
-    )) as number;
-    return { finished: outcome > 0, hasCallback: outcome === 2 };
+    )) as number | [number, string];
+    if (!Array.isArray(outcome)) return { finished: false, hasCallback: false };
+    await this.markFinished(id, outcome[1]);
+    return { finished: true, hasCallback: outcome[0] === 2 };
   }
 
   /** Cancels the job. @returns the state it was in, undefined when it does not exist. */
@@ -161,16 +177,21 @@ export class JobStore {
     return found;
   }
 
-  /** Unfinished jobs of a tenant: those whose records are listed and not final, counted up to `atMost`. */
-  async countUnfinished(tenant: string, atMost: number): Promise<number> {
-    const ids = await this.redis.zrevrange(tenantJobsKey(this.prefix, tenant), 0, atMost * 2);
-    let unfinished = 0;
-    for (const id of ids) {
-      const state = await this.redis.hget(asyncJobKey(this.prefix, id), 'state');
-      if (state === 'queued' || state === 'running') unfinished += 1;
-      if (unfinished >= atMost) break;
+  /**
+   * Unfinished jobs of a tenant (or of the deployment), and when the oldest was created. When asked to, the
+   * oldest entries are first checked against their records, and those a crash left behind (their job finished or
+   * gone) are dropped: a cap that seems reached is confirmed before it refuses anyone.
+   */
+  async unfinished(tenant: string | undefined, options: { prune: boolean }): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
+    const key = unfinishedJobsKey(this.prefix, tenant);
+    if (options.prune) {
+      const oldest = await this.redis.zrange(key, 0, pruneBatch - 1);
+      const states = await Promise.all(oldest.map((id) => this.redis.hget(asyncJobKey(this.prefix, id), 'state')));
+      const stale = oldest.filter((_, index) => states[index] !== 'queued' && states[index] !== 'running');
+      if (stale.length > 0) await this.redis.zrem(key, ...stale);
     }
-    return unfinished;
+    const [count, first] = await Promise.all([this.redis.zcard(key), this.redis.zrange(key, 0, 0, 'WITHSCORES')]);
+    return { count, oldestCreatedAt: first[1] === undefined ? undefined : Number(first[1]) };
   }
 
   /**

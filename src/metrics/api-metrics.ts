@@ -13,6 +13,8 @@ export interface ApiMetricSources {
   /** Waiting + prioritized + active jobs per model queue. */
   pendingByModel: () => Promise<Map<string, number>>;
   versionsByState: () => Promise<Map<string, number>>;
+  /** Unfinished asynchronous work by kind (`job`, `batch`): how many, and when the oldest was created (ms). */
+  unfinishedWork: () => Promise<Map<string, { count: number; oldestCreatedAt: number | undefined }>>;
 }
 
 /** Metrics the API process exports on /metrics. Labels are bounded: never request, job or key ids. */
@@ -138,6 +140,36 @@ export function createApiMetrics(sources: ApiMetricSources) {
       registers: [registry],
       collect() {
         this.set(sources.isRedisUp() ? 1 : 0);
+      },
+    }),
+    asyncCreated: new Counter({
+      name: 'gantry_async_created_total',
+      help: 'Asynchronous jobs and batches made, by kind (job, batch) and outcome (created; replayed: an Idempotency-Key answered an earlier one).',
+      labelNames: ['kind', 'outcome'] as const,
+      registers: [registry],
+    }),
+    asyncUnfinished: new Gauge({
+      name: 'gantry_async_unfinished',
+      help: 'Asynchronous jobs and batches queued or running, by kind (job, batch).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        if (!sources.isRedisUp()) return;
+        for (const [kind, { count }] of await sources.unfinishedWork().catch(() => new Map())) this.set({ kind }, count);
+      },
+    }),
+    asyncOldestAge: new Gauge({
+      name: 'gantry_async_oldest_unfinished_age_seconds',
+      help: 'Age of the oldest asynchronous job or batch still queued or running, by kind (0 when there is none).',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        if (!sources.isRedisUp()) return;
+        for (const [kind, { oldestCreatedAt }] of await sources.unfinishedWork().catch(() => new Map())) {
+          this.set({ kind }, oldestCreatedAt === undefined ? 0 : Math.max(0, (Date.now() - oldestCreatedAt) / 1000));
+        }
       },
     }),
     unservedModelRequests: new Counter({

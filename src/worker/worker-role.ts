@@ -37,6 +37,7 @@ import { CompletionGatedStatistics } from './completion-gated-statistics.js';
 import { DurableResults } from '../jobs/durable-writer.js';
 import { jobResultsWriter } from '../jobs/job-results.js';
 import { batchResultsWriter } from '../jobs/batch-results.js';
+import { WebhookQueue } from '../webhooks/webhook-queue.js';
 import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
@@ -84,6 +85,8 @@ export class WorkerRole {
   private readonly completedJobStatistics: CompletionGatedStatistics;
   /** Where asynchronous jobs' and batch lines' answers are written (src/jobs/). */
   private readonly durableResults: DurableResults;
+  /** Where the webhooks of jobs and batches this worker finished are queued (API processes deliver them). */
+  private readonly webhookQueue: WebhookQueue;
   private sessions!: SessionCache;
   private blobs: BlobCache | undefined;
   private readonly warmupSamples: VersionWarmupSamples;
@@ -139,9 +142,10 @@ export class WorkerRole {
       logger,
     );
     this.completedJobStatistics = new CompletionGatedStatistics(this.statistics);
+    this.webhookQueue = new WebhookQueue(this.connection, config.GANTRY_QUEUE_PREFIX, logger);
     this.durableResults = new DurableResults(
       { job: jobResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX), batch: batchResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX) },
-      undefined,
+      this.webhookQueue,
     );
     this.watchdog = new RunWatchdog(
       { maxRunMs: config.GANTRY_MAX_RUN_MS, loadDeadlineMs: config.GANTRY_LOAD_DEADLINE_MS },
@@ -432,6 +436,7 @@ export class WorkerRole {
         await endWorkerProcess('shutdown timeout with jobs still running', { restart: false });
       }
       await this.statistics.flush();
+      await this.webhookQueue.close();
       this.watchdog.stop();
       await this.sessions?.close();
       await this.httpServer?.close();

@@ -5,6 +5,9 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifyWebhookSignature, signatureHeader } from '../../src/webhooks/webhook-signature.js';
 import { fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { slowRequest } from '../helpers/reliability-harness.js';
 import { randomFloats } from './support.js';
@@ -54,7 +57,8 @@ describe('asynchronous jobs', () => {
   });
 
   before(async () => {
-    gantry = await startGantry({ env: { GANTRY_WORKER_CONCURRENCY: '1' } });
+    // The test's webhook receiver listens on loopback, which only an operator's allow-list opens.
+    gantry = await startGantry({ env: { GANTRY_WORKER_CONCURRENCY: '1', GANTRY_WEBHOOK_ALLOW: '127.0.0.1', GANTRY_WEBHOOK_BASE_DELAY_MS: '100' } });
     for (const [name, file] of [
       ['mlp', 'tiny-mlp.onnx'],
       ['slow', 'slow.onnx'],
@@ -225,5 +229,80 @@ describe('asynchronous jobs', () => {
     assert.equal((await request('DELETE', `/v1/jobs/${ids[0]}`, undefined, {}, otherKey)).status, 404);
     const theirs = await request('GET', '/v1/jobs', undefined, {}, otherKey);
     assert.deepEqual(theirs.body.jobs, []);
+  });
+
+  /** A webhook receiver on loopback answering `statuses` in turn (then 200), keeping what it was sent. */
+  async function receiver(statuses: number[]): Promise<{ url: string; received: Array<{ body: string; signature: string }>; server: Server }> {
+    const received: Array<{ body: string; signature: string }> = [];
+    const server = createServer((incoming: IncomingMessage, response) => {
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('end', () => {
+        received.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(incoming.headers[signatureHeader] ?? '') });
+        response.statusCode = statuses.shift() ?? 200;
+        response.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, received, server };
+  }
+
+  async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await check())) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+
+  test('webhook: the finished job is POSTed signed, with its result when asked; the signature verifies', async () => {
+    const hook = await receiver([]);
+    const secret = 'whsec-test-0123456789abcdef';
+    const body = mlpRequest(30);
+    const created = await request('POST', '/v1/models/mlp/jobs', { ...body, callback: { url: hook.url, secret, includeResult: true } });
+    assert.equal(created.status, 202, created.text);
+    await until(() => hook.received.length >= 1, 'the webhook');
+    const [delivery] = hook.received;
+    assert.ok(verifyWebhookSignature(delivery!.signature, secret, delivery!.body, Math.floor(Date.now() / 1000)), `signature ${delivery!.signature}`);
+    assert.ok(!verifyWebhookSignature(delivery!.signature, 'another-secret-0123456789', delivery!.body, Math.floor(Date.now() / 1000)));
+    const payload = JSON.parse(delivery!.body) as Json;
+    assert.equal(payload.type, 'job.finished');
+    assert.equal(payload.job.id, created.body.id);
+    assert.equal(payload.job.state, 'succeeded');
+    assert.equal(JSON.stringify(payload).includes(secret), false, 'the secret is never sent');
+    const synchronous = await inferJson(gantry.baseUrl, 'mlp', body);
+    assert.deepEqual(payload.result, synchronous.body, 'includeResult: the response infer gives');
+    await sleep(300);
+    assert.equal(hook.received.length, 1, 'delivered once');
+  });
+
+  test('webhook: a receiver failing twice then answering gets three attempts, each shown on the job', async () => {
+    const hook = await receiver([500, 503]);
+    const created = await request('POST', '/v1/models/mlp/jobs', { ...mlpRequest(31), callback: { url: hook.url } });
+    assert.equal(created.status, 202, created.text);
+    await until(() => hook.received.length >= 3, 'three attempts');
+    let deliveries: Json[] = [];
+    await until(async () => {
+      deliveries = (await request('GET', `/v1/jobs/${created.body.id}`)).body.deliveries as Json[];
+      return deliveries?.length === 3;
+    }, 'three recorded deliveries');
+    assert.deepEqual(
+      deliveries.map((delivery) => delivery.status),
+      [500, 503, 200],
+    );
+    for (const delivery of deliveries) assert.ok(!Number.isNaN(Date.parse(delivery.at as string)));
+    await sleep(500);
+    assert.equal(hook.received.length, 3, 'no attempt after the success');
+  });
+
+  test('webhook: a callback to a private or metadata address is refused when the job is made', async () => {
+    for (const url of ['http://169.254.169.254/latest/meta-data', 'http://10.1.2.3/hook', 'http://[::1]:9/hook', 'ftp://example.com/']) {
+      const refused = await request('POST', '/v1/models/mlp/jobs', { ...mlpRequest(32), callback: { url } });
+      assert.equal(refused.status, 400, `${url}: ${refused.text}`);
+      assert.match(refused.body.error as string, /not a public address|http or https/, url);
+    }
+    const viaHeaders = await request('POST', '/v2/models/mlp/infer', mlpRequest(33), { prefer: 'respond-async', 'gantry-callback-url': 'http://192.168.1.1/' });
+    assert.equal(viaHeaders.status, 400, viaHeaders.text);
   });
 });

@@ -235,7 +235,12 @@ describe('shadow copies at shutdown', { timeout: 60_000 }, () => {
   });
 
   test('shutdown cancels the copies in flight (counted as shed) instead of waiting for their deadline', async () => {
-    const metrics = createApiMetrics({ isRedisUp: () => true, pendingByModel: async () => new Map(), versionsByState: async () => new Map() });
+    const metrics = createApiMetrics({
+      isRedisUp: () => true,
+      pendingByModel: async () => new Map(),
+      versionsByState: async () => new Map(),
+      unfinishedWork: async () => new Map(),
+    });
     let accepting = true;
     const signature = {
       inputs: [{ name: 'input', datatype: 'FP32' as const, shape: [1, 4] }],
