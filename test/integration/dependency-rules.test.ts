@@ -109,8 +109,11 @@ function isDataPlaneInternal(file: string): boolean {
   );
 }
 
-/** Folders whose modules may import the data plane (src/inference/): its transports and the role that builds it. */
-const dataPlaneImporters = ['api/', 'grpc/', 'inference/'];
+/**
+ * Folders whose modules may import the data plane (src/inference/): its transports, the role that builds it, and
+ * asynchronous jobs and batch files (src/jobs/), which prepare calls through it and render their answers later.
+ */
+const dataPlaneImporters = ['api/', 'grpc/', 'inference/', 'jobs/'];
 
 /** Each transport module's direct imports of what only the data plane may use, as "from → to". */
 function transportViolations(graph: Graph): string[] {
