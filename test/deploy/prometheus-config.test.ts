@@ -48,6 +48,7 @@ const HISTOGRAMS = [
   'gantry_model_load_duration_seconds',
   'gantry_shadow_max_abs_difference',
   'gantry_shadow_request_duration_seconds',
+  'gantry_webhook_delivery_duration_seconds',
 ];
 const OTHERS = [
   'gantry_inference_requests_total',
@@ -59,6 +60,10 @@ const OTHERS = [
   'gantry_shadow_requests_total',
   'gantry_shadow_mismatches_total',
   'gantry_grpc_requests_total',
+  'gantry_async_unfinished',
+  'gantry_async_oldest_unfinished_age_seconds',
+  'gantry_async_created_total',
+  'gantry_webhook_deliveries_total',
   'up',
 ];
 const KNOWN = new Set([...OTHERS, ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`])]);
