@@ -80,17 +80,13 @@ return wanted`;
 
 /**
  * A worker's answers: each line's result is written once (a re-run after a crash overwrites nothing), counted
- * succeeded (s), failed (f) or expired (e, also failed). Answers 1 when this call finished the batch, 2 when it
- * wrote nothing because an earlier run of the same answers had already finished it (its webhook may not have
- * been queued: the caller queues it again, which the webhook queue ignores when it was), 0 otherwise.
- * KEYS[1..5] scriptKeys; ARGV: now, then per line: line number, kind, stored answer.
+ * succeeded (s), failed (f) or expired (e, also failed). Answers 1 when this call finished the batch (exactly
+ * one call does), else 0. KEYS[1..5] scriptKeys; ARGV: now, then per line: line number, kind, stored answer.
  */
 const writeScript = `${finishIfDone}
 if not redis.call('HGET', KEYS[1], 'total') then return 0 end
-local written = 0
 for i = 2, #ARGV, 3 do
   if redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 2]) == 1 then
-    written = written + 1
     local kind = ARGV[i + 1]
     if kind == 's' then
       redis.call('HINCRBY', KEYS[1], 'succeeded', 1)
@@ -102,7 +98,6 @@ for i = 2, #ARGV, 3 do
     redis.call('HINCRBY', KEYS[1], 'ranLines', 1)
   end
 end
-if written == 0 and redis.call('HEXISTS', KEYS[1], 'finishedAt') == 1 then return 2 end
 return finishIfDone(ARGV[1])`;
 
 /**
@@ -296,12 +291,12 @@ export class BatchStore {
     return (await this.redis.eval(beginScript, keys.length, ...keys, String(chunk), String(Date.now()), ...lines)) as string[];
   }
 
-  /** Writes a worker's answers (see writeScript); true when this call finished the batch (or a run of the same answers did). */
+  /** Writes a worker's answers (see writeScript); true when this call finished the batch. */
   async write(id: string, answers: ReadonlyArray<{ line: string; kind: 's' | 'f' | 'e'; stored: Buffer }>): Promise<boolean> {
     if (answers.length === 0) return false;
     const keys = this.keys(id);
     const values = answers.flatMap((answer) => [answer.line, answer.kind, answer.stored]);
-    return ((await this.redis.eval(writeScript, keys.length, ...keys, String(Date.now()), ...values)) as number) !== 0;
+    return ((await this.redis.eval(writeScript, keys.length, ...keys, String(Date.now()), ...values)) as number) === 1;
   }
 
   /** Cancels a batch (see cancelScript): its state before ('' when gone) and whether the cancel finished it. */

@@ -11,7 +11,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { inferenceQueueName } from '../../src/redis-keys.js';
 import { fixturePath, inferJson, scanKeys, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall, type HttpReply } from '../helpers/http.js';
 import { assertError, call, randomFloats, waitUntil } from './support.js';
@@ -185,6 +187,37 @@ describe('batch files (gantry start)', () => {
     }
   });
 
+  test('lines with their own output options, and exact 64-bit integers, are answered as /infer answers them', async () => {
+    const upload = await uploadModel(gantry.baseUrl, 'int64', fixturePath('identity-int64.onnx'));
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+    const exact = '{"id":"big","inputs":[{"name":"input","shape":[1,3],"datatype":"INT64","data":[9007199254740993,-9223372036854775808,42]}]}';
+    const created = await submit('int64', `${exact}\n${exact.replace('"big"', '"again"')}\n`);
+    assert.equal(created.status, 202, created.text);
+    await waitForFinish(created.body.id);
+    const text = (await results(created.body.id)).text;
+    const sync = await httpCall(gantry.baseUrl, 'POST', '/v2/models/int64/infer', {
+      headers: withAdminKey({ 'content-type': 'application/json' }),
+      body: exact,
+    });
+    assert.equal(sync.status, 200, sync.text);
+    // The response is /infer's text exactly: 2^53 + 1 and -2^63 survive (a JSON.parse round trip would round them).
+    assert.equal(text.split('\n')[0], `{"id":"big","response":${sync.text}}`);
+    assert.match(text, /9007199254740993,-9223372036854775808,42/);
+
+    const plain = mlpRequest(21);
+    const classified = { ...mlpRequest(22), outputs: [{ name: 'output', parameters: { classification: 3 } }] };
+    const mixed = await submit('mlp', jsonl([plain, classified, plain]));
+    assert.equal(mixed.status, 202, mixed.text);
+    await waitForFinish(mixed.body.id);
+    const lines = parseResults((await results(mixed.body.id)).text);
+    for (const [index, request] of [plain, classified, plain].entries()) {
+      const expected = await inferJson(gantry.baseUrl, 'mlp', request);
+      assert.equal(expected.status, 200, JSON.stringify(expected.body));
+      assert.deepEqual(lines[index]!.response, expected.body, `line ${index}`);
+    }
+    assert.equal((lines[1]!.response!.outputs as Array<{ datatype: string }>)[0]!.datatype, 'BYTES', 'classified');
+  });
+
   test('while a batch runs its finished prefix can be read; a cancel stops the chunks not started', async () => {
     const total = 4 * chunkLines;
     const created = await submit('slow', jsonl(Array.from({ length: total }, (_, line) => slowRequest(line))));
@@ -234,9 +267,24 @@ describe('batch files (gantry start)', () => {
       assert.equal(stats.status, 200, stats.text);
       return stats.body.model_stats[0].inference_stats.success.count as number;
     };
+    // The cancelled chunks' jobs are still taken by the worker (and end without running): wait for the queue to drain.
+    const queue = new Queue(inferenceQueueName('slow'), { connection: redis, prefix: gantry.prefix });
+    try {
+      await waitUntil(
+        async () => {
+          const counts = await queue.getJobCounts('active', 'wait', 'prioritized', 'delayed');
+          return Object.values(counts).every((count) => count === 0);
+        },
+        30_000,
+        'the slow queue to drain',
+      );
+    } finally {
+      await queue.close();
+    }
     await waitUntil(async () => (await successes()) >= finished.body.succeeded, 10_000, 'the statistics to count the lines that ran');
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.equal(await successes(), finished.body.succeeded);
+    assert.equal((await status(id)).body.succeeded, finished.body.succeeded, 'no line ran after the batch finished');
   });
 
   test("another tenant's key gets 404 for a batch, its results and its cancel, and does not list it", async () => {
