@@ -110,7 +110,7 @@ export class JobService {
         prepared.target,
         prepared.submission.priority,
         [{ correlationId: id, submission: prepared.submission }],
-        { kind: 'job' },
+        { kind: 'job', owner: { tenant: principal.tenant, keyId: principal.keyId } },
         queueJobIdOf(id),
       );
     } catch (error) {

@@ -85,9 +85,17 @@ export const maxPayloadBytesPerJob = 64 * 1024 ** 2;
  * - `job`: every request's correlationId is the id of an asynchronous job (src/jobs/job-store.ts).
  * - `batch`: the requests are lines of one batch; each correlationId is the line's number (src/jobs/batch-store.ts).
  */
+/** Who asked for asynchronous work: the worker meters its compute to them (the request was metered when it was made). */
+const workOwnerSchema = z.object({ tenant: z.string().max(64), keyId: z.string().max(128) });
+
 export const durableDestinationSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('job') }),
-  z.object({ kind: z.literal('batch'), batchId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), chunk: z.number().int().nonnegative() }),
+  z.object({ kind: z.literal('job'), owner: workOwnerSchema.optional() }),
+  z.object({
+    kind: z.literal('batch'),
+    batchId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    chunk: z.number().int().nonnegative(),
+    owner: workOwnerSchema.optional(),
+  }),
 ]);
 export type DurableDestination = z.infer<typeof durableDestinationSchema>;
 

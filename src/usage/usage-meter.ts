@@ -112,8 +112,12 @@ export class UsageMeter {
     this.timer.unref();
   }
 
-  /** Counts one request (in memory; Redis sees it at the next flush). */
-  record(event: UsageEvent, now = Date.now()): void {
+  /**
+   * Counts one request (in memory; Redis sees it at the next flush). `requests` is 0 for what a request used
+   * after it was counted: the compute of an asynchronous job, metered by the worker that ran it, while the job's
+   * request was counted when it was made.
+   */
+  record(event: UsageEvent, now = Date.now(), requests = 1): void {
     const hour = this.hourAt(now);
     const entryKey = `${hour}|${event.tenant}|${event.keyId}|${event.model}|${event.version}|${event.outcome}`;
     let entry = this.pending.get(entryKey);
@@ -121,14 +125,14 @@ export class UsageMeter {
       entry = { event, hour, day: dayOf(now), month: monthOf(now), requests: 0, rows: 0, computeNs: 0, bytesIn: 0, bytesOut: 0 };
       this.pending.set(entryKey, entry);
     }
-    entry.requests += 1;
+    entry.requests += requests;
     entry.rows += event.rows;
     entry.computeNs += event.computeNs;
     entry.bytesIn += event.bytesIn;
     entry.bytesOut += event.bytesOut;
     if (!isLimitRefusal(event.outcome)) {
-      addTo(this.unflushed, periodKey(event.tenant, 'day', entry.day), 1, event.computeNs);
-      addTo(this.unflushed, periodKey(event.tenant, 'month', entry.month), 1, event.computeNs);
+      addTo(this.unflushed, periodKey(event.tenant, 'day', entry.day), requests, event.computeNs);
+      addTo(this.unflushed, periodKey(event.tenant, 'month', entry.month), requests, event.computeNs);
     }
   }
 

@@ -22,13 +22,26 @@ export class CompletionGatedStatistics {
 
   /** A sink for one job's statistics; nothing reaches the shared sink before commit(job). */
   collectorFor(job: object): StatisticsSink {
-    const recordings: Recording[] = [];
-    this.pending.set(job, recordings);
+    const recordings = this.recordingsOf(job);
     return {
       recordRequest: (model: string, version: string, request: RequestStatistics) => recordings.push((sink) => sink.recordRequest(model, version, request)),
       recordExecution: (model: string, version: string, execution: ExecutionStatistics) =>
         recordings.push((sink) => sink.recordExecution(model, version, execution)),
     };
+  }
+
+  /** Holds anything else that must count once per job (the usage of asynchronous work) until commit(job). */
+  hold(job: object, action: () => void): void {
+    this.recordingsOf(job).push(() => action());
+  }
+
+  private recordingsOf(job: object): Recording[] {
+    let recordings = this.pending.get(job);
+    if (recordings === undefined) {
+      recordings = [];
+      this.pending.set(job, recordings);
+    }
+    return recordings;
   }
 
   /** The job is completed in Redis by this worker: its statistics count. */

@@ -60,6 +60,21 @@ export interface InferenceProcessorDependencies {
   fence?: JobFence;
   /** Where the answers of asynchronous work go (job-contracts.ts `durable`); a durable job fails without it. */
   durable?: DurableResults;
+  /**
+   * Meters what asynchronous work used to the one who asked for it (its request was metered when it was made); the
+   * worker counts it once BullMQ has completed the job. Absent: not metered (tests).
+   */
+  meterCompute?: (usage: ComputeUsage) => void;
+}
+
+/** The compute one request of asynchronous work used, for the usage meter. */
+export interface ComputeUsage {
+  tenant: string;
+  keyId: string;
+  model: string;
+  version: string;
+  rows: number;
+  computeNs: number;
 }
 
 function toWireError(error: unknown): WireError {
@@ -208,6 +223,13 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
           ...(answered.expired === true ? { expired: true } : {}),
         })),
     );
+    const owner = durable.job.durable.owner;
+    if (owner !== undefined && dependencies.meterCompute !== undefined) {
+      for (const { result } of answers) {
+        if (result.error !== undefined || result.computeNs === undefined) continue;
+        dependencies.meterCompute({ ...owner, model: job.model, version: job.version, rows: result.rows ?? 0, computeNs: result.computeNs });
+      }
+    }
     if (job.payloadKey !== undefined) await redis.del(job.payloadKey);
     return;
   }

@@ -38,6 +38,8 @@ import { DurableResults } from '../jobs/durable-writer.js';
 import { jobResultsWriter } from '../jobs/job-results.js';
 import { batchResultsWriter } from '../jobs/batch-results.js';
 import { WebhookQueue } from '../webhooks/webhook-queue.js';
+import { UsageMeter } from '../usage/usage-meter.js';
+import type { ComputeUsage } from './inference-processor.js';
 import { endWorkerProcess } from './worker-exit.js';
 import { WorkerRestart } from './worker-restart.js';
 import { startWorkerHttpServer, type WorkerHttpServer } from './worker-http-server.js';
@@ -87,6 +89,8 @@ export class WorkerRole {
   private readonly durableResults: DurableResults;
   /** Where the webhooks of jobs and batches this worker finished are queued (API processes deliver them). */
   private readonly webhookQueue: WebhookQueue;
+  /** Meters the compute of asynchronous work (synchronous requests are metered by the API that answered them). */
+  private readonly usage: UsageMeter;
   private sessions!: SessionCache;
   private blobs: BlobCache | undefined;
   private readonly warmupSamples: VersionWarmupSamples;
@@ -143,6 +147,12 @@ export class WorkerRole {
     );
     this.completedJobStatistics = new CompletionGatedStatistics(this.statistics);
     this.webhookQueue = new WebhookQueue(this.connection, config.GANTRY_QUEUE_PREFIX, logger);
+    this.usage = new UsageMeter(this.commands, {
+      prefix: config.GANTRY_QUEUE_PREFIX,
+      flushIntervalMs: config.GANTRY_USAGE_FLUSH_INTERVAL_MS,
+      retentionDays: config.GANTRY_USAGE_RETENTION_DAYS,
+      logger,
+    });
     this.durableResults = new DurableResults(
       { job: jobResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX), batch: batchResultsWriter(this.commands, config.GANTRY_QUEUE_PREFIX) },
       this.webhookQueue,
@@ -158,7 +168,10 @@ export class WorkerRole {
         activeJobs: () => this.activeJobs.size,
         failStranded: () =>
           this.sessions.rejectQueuedOfUnhealthy(errors.serverBusy('the worker is restarting to stop a model that ran past its limit', 'GANTRY_MAX_RUN_MS')),
-        flush: () => this.statistics.flush(),
+        flush: async () => {
+          await this.statistics.flush();
+          await this.usage.flush();
+        },
         exit: (reason) => endWorkerProcess(reason, { restart: true }),
       },
       logger,
@@ -267,6 +280,7 @@ export class WorkerRole {
     });
     this.consumers.start();
     this.doorbell.start();
+    this.usage.start();
     await this.announcer.start(this.patterns, device.name);
     void this.consumeQueuedWork();
     this.ready = true;
@@ -282,6 +296,25 @@ export class WorkerRole {
       // Their next job rings the doorbell anyway; only work queued long ago waits for it.
       this.logger.warn({ err: (error as Error).message }, 'could not look for jobs queued before this worker started');
     }
+  }
+
+  /** The compute of asynchronous work, metered to its owner (its request counted when it was made). */
+  private meterCompute(usage: ComputeUsage): void {
+    this.usage.record(
+      {
+        tenant: usage.tenant,
+        keyId: usage.keyId,
+        model: usage.model,
+        version: usage.version,
+        outcome: 'success',
+        rows: usage.rows,
+        computeNs: usage.computeNs,
+        bytesIn: 0,
+        bytesOut: 0,
+      },
+      Date.now(),
+      0,
+    );
   }
 
   private handleLoad(job: Job): Promise<void> {
@@ -398,7 +431,11 @@ export class WorkerRole {
           ? this.handleLoad(job)
           : handleInferenceJob(
               job,
-              { ...this.dependencies(), statistics: this.completedJobStatistics.collectorFor(job) },
+              {
+                ...this.dependencies(),
+                statistics: this.completedJobStatistics.collectorFor(job),
+                meterCompute: (usage) => this.completedJobStatistics.hold(job, () => this.meterCompute(usage)),
+              },
               { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS },
             ),
       ),
@@ -436,6 +473,7 @@ export class WorkerRole {
         await endWorkerProcess('shutdown timeout with jobs still running', { restart: false });
       }
       await this.statistics.flush();
+      await this.usage.close();
       await this.webhookQueue.close();
       this.watchdog.stop();
       await this.sessions?.close();

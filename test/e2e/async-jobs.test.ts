@@ -305,4 +305,33 @@ describe('asynchronous jobs', () => {
     const viaHeaders = await request('POST', '/v2/models/mlp/infer', mlpRequest(33), { prefer: 'respond-async', 'gantry-callback-url': 'http://192.168.1.1/' });
     assert.equal(viaHeaders.status, 400, viaHeaders.text);
   });
+
+  test("usage: a job's request counts when it is made, its rows and compute once the worker has run it", async () => {
+    assert.equal((await request('POST', '/v1/tenants', { id: 'jobs-usage' })).status, 201);
+    const keyReply = await request('POST', '/v1/keys', { tenant: 'jobs-usage', name: 'metered', scopes: ['infer'] });
+    assert.equal(keyReply.status, 201, keyReply.text);
+    const key = keyReply.body.key as string;
+    const upload = await fetch(`${gantry.baseUrl}/v1/models/jobs-usage~mlp/versions?wait=true`, {
+      method: 'POST',
+      headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
+      body: (await import('node:fs')).readFileSync(fixturePath('tiny-mlp.onnx')),
+    });
+    assert.equal(upload.status, 201, await upload.text());
+    const ids: string[] = [];
+    for (let index = 0; index < 3; index += 1) {
+      const created = await request('POST', '/v1/models/mlp/jobs', mlpRequest(40 + index), {}, key);
+      assert.equal(created.status, 202, created.text);
+      ids.push(created.body.id as string);
+    }
+    for (const id of ids) assert.equal((await settled(id, key)).state, 'succeeded');
+    let row: Json | undefined;
+    await until(async () => {
+      const report = await request('GET', '/v1/usage?groupBy=tenant');
+      row = (report.body.usage as Json[] | undefined)?.find((candidate) => candidate.tenant === 'jobs-usage');
+      // The API (requests) and the worker (rows, compute) flush on their own clocks.
+      return row !== undefined && row.rows === 6 && row.requests === 3;
+    }, 'the usage of three jobs of two rows');
+    assert.equal(row!.requests, 3, JSON.stringify(row));
+    assert.ok((row!.computeSeconds as number) > 0, JSON.stringify(row));
+  });
 });
