@@ -86,7 +86,11 @@ export class JobService {
     const atCap = async (prune: boolean) => (await store.unfinished(principal.tenant, { prune })).count >= cap;
     if ((await atCap(false)) && (await atCap(true))) {
       this.dependencies.onLimitRejection?.('jobs_per_tenant');
-      throw errors.capReached(`unfinished asynchronous jobs of tenant '${principal.tenant}'`, config.GANTRY_MAX_JOBS_PER_TENANT, 'GANTRY_MAX_JOBS_PER_TENANT');
+      throw new GantryError(
+        ErrorCode.ResourceExhausted,
+        `Tenant '${principal.tenant}' has ${cap} unfinished asynchronous jobs, the most GANTRY_MAX_JOBS_PER_TENANT allows; wait for some to finish or cancel some.`,
+        { retryAfterSeconds: 5 },
+      );
     }
     const prepared = await inference.prepare(call, { timeoutMs: config.GANTRY_JOB_DEADLINE_S * 1000, priority: config.GANTRY_JOB_PRIORITY });
     const record: JobRecord = {

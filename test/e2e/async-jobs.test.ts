@@ -335,3 +335,45 @@ describe('asynchronous jobs', () => {
     assert.ok((row!.computeSeconds as number) > 0, JSON.stringify(row));
   });
 });
+
+describe('asynchronous jobs: the per-tenant cap', () => {
+  let gantry: GantryProcess;
+  before(async () => {
+    gantry = await startGantry({ env: { GANTRY_MAX_JOBS_PER_TENANT: '2', GANTRY_WORKER_CONCURRENCY: '1' } });
+    const upload = await uploadModel(gantry.baseUrl, 'slow', fixturePath('slow.onnx'), '?wait=true');
+    assert.equal(upload.status, 201, JSON.stringify(upload.body));
+  });
+  after(async () => {
+    await gantry?.cleanup();
+  });
+
+  test('past GANTRY_MAX_JOBS_PER_TENANT unfinished jobs a creation gets 429 naming it; once they finish, jobs are taken again', async () => {
+    const create = async (iterations: number) => {
+      const response = await fetch(`${gantry.baseUrl}/v1/models/slow/jobs`, {
+        method: 'POST',
+        headers: withAdminKey({ 'content-type': 'application/json' }),
+        body: JSON.stringify(slowRequest(iterations)),
+      });
+      return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Json };
+    };
+    const first = await create(200_000);
+    const second = await create(1000);
+    assert.deepEqual([first.status, second.status], [202, 202]);
+    const refused = await create(1000);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.match(refused.body.error as string, /GANTRY_MAX_JOBS_PER_TENANT/);
+    assert.ok(refused.retryAfter !== null, 'Retry-After');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const states = await Promise.all(
+        [first, second].map(
+          async (job) => ((await (await fetch(`${gantry.baseUrl}/v1/jobs/${job.body.id}`, { headers: withAdminKey() })).json()) as Json).state,
+        ),
+      );
+      if (states.every((state) => state === 'succeeded')) break;
+      assert.ok(Date.now() < deadline, `jobs still ${states.join(', ')}`);
+      await sleep(100);
+    }
+    assert.equal((await create(1000)).status, 202, 'a finished job no longer counts');
+  });
+});
