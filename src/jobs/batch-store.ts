@@ -125,23 +125,32 @@ return {record[1], finishIfDone(ARGV[1])}`;
 
 /**
  * The first line at or after ARGV[1] that has no final result (neither written nor cancelled), looking at most
- * ARGV[2] lines: the end of the finished prefix, or where to look on. KEYS[1..5] scriptKeys.
+ * ARGV[2] lines: {the end of the finished prefix, 1}, or {where to look on, 0}. The prefix only grows (results are written
+ * once and kept), so where it ended last time (`prefixHint`) is where the scan starts: reading a running batch's
+ * results again and again does not scan its beginning each time. KEYS[1..5] scriptKeys.
  */
 const prefixScript = `
-local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
-local line = tonumber(ARGV[1])
+local record = redis.call('HMGET', KEYS[1], 'total', 'prefixHint')
+local total = tonumber(record[1] or '0')
+local line = math.max(tonumber(ARGV[1]), tonumber(record[2] or '0'))
 local stop = math.min(total, line + tonumber(ARGV[2]))
-while line < stop do
+local found = nil
+while line < stop and not found do
   local name = tostring(line)
   if redis.call('HEXISTS', KEYS[3], name) == 0 then
     local meta = redis.call('HGET', KEYS[2], name)
-    if not meta then return line end
-    local chunk = cjson.decode(meta).c
-    if chunk == nil or redis.call('SISMEMBER', KEYS[5], tostring(chunk)) == 0 then return line end
+    if not meta then
+      found = line
+    else
+      local chunk = cjson.decode(meta).c
+      if chunk == nil or redis.call('SISMEMBER', KEYS[5], tostring(chunk)) == 0 then found = line end
+    end
   end
-  line = line + 1
+  if not found then line = line + 1 end
 end
-return line`;
+if line > tonumber(record[2] or '0') then redis.call('HSET', KEYS[1], 'prefixHint', line) end
+if found or line >= total then return {line, 1} end
+return {line, 0}`;
 
 /** How long an upload may take: its keys expire this long after the batch was created unless it finished. */
 export const receivingTimeMs = 3600_000;
@@ -330,8 +339,8 @@ export class BatchStore {
     const keys = this.keys(record.id);
     let line = 0;
     for (;;) {
-      const next = (await this.redis.eval(prefixScript, keys.length, ...keys, String(line), String(prefixScanLines))) as number;
-      if (next >= total || next < line + prefixScanLines) return next;
+      const [next, done] = (await this.redis.eval(prefixScript, keys.length, ...keys, String(line), String(prefixScanLines))) as [number, number];
+      if (done === 1) return next;
       line = next;
     }
   }

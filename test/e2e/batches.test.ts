@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { inferenceQueueName } from '../../src/redis-keys.js';
+import { inferenceQueueName, webhookQueueName } from '../../src/redis-keys.js';
 import { fixturePath, inferJson, scanKeys, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall, type HttpReply } from '../helpers/http.js';
 import { assertError, call, randomFloats, waitUntil } from './support.js';
@@ -347,17 +347,32 @@ describe('batch files (gantry start)', () => {
     assert.equal(upload.status, 201, upload.text);
     const body = jsonl(Array.from({ length: 2 * chunkLines }, (_, line) => slowRequest(line)));
     const first = await submit('slow', body, acme);
-    const second = await submit('slow', body, acme);
+    const second = await submit('slow', body, { ...acme, 'gantry-callback-url': 'https://hooks.example.com/batches', 'gantry-callback-secret': 's3cret' });
     assert.equal(first.status, 202, first.text);
     assert.equal(second.status, 202, second.text);
+    assert.deepEqual(second.body.callback, { url: 'https://hooks.example.com/batches' });
+    assert.ok(!second.text.includes('s3cret'), 'the secret is never shown');
     assertError(await submit('slow', body, acme), 429, 'RESOURCE_EXHAUSTED', /GANTRY_MAX_BATCHES_PER_TENANT/);
+    // The worker takes one job at a time, oldest first, so no chunk of the second batch started (the first batch's
+    // chunks take over a second each): its cancel answers every line, finishes it and queues its webhook.
+    const cancelledIdle = await httpCall(gantry.baseUrl, 'DELETE', `/v1/batches/${second.body.id}`, { headers: acme });
+    assert.equal(cancelledIdle.status, 200, cancelledIdle.text);
+    assert.equal(cancelledIdle.body.state, 'cancelled');
+    assert.equal(cancelledIdle.body.cancelled, 2 * chunkLines, cancelledIdle.text);
+    assert.ok(cancelledIdle.body.finishedAt !== undefined, cancelledIdle.text);
+    const webhooks = new Queue(webhookQueueName, { connection: redis, prefix: gantry.prefix });
+    try {
+      const hook = await webhooks.getJob(`batch-${second.body.id}`);
+      assert.ok(hook !== undefined, 'the finished batch has a webhook queued');
+      assert.deepEqual({ kind: hook.data.kind, id: hook.data.id }, { kind: 'batch', id: second.body.id });
+    } finally {
+      await webhooks.close();
+    }
     // Another tenant is not held back by this one's batches.
     const mine = await submit('mlp', jsonl([mlpRequest(5)]));
     assert.equal(mine.status, 202, mine.text);
-    for (const id of [first.body.id, second.body.id]) {
-      const cancelled = await httpCall(gantry.baseUrl, 'DELETE', `/v1/batches/${id}`, { headers: acme });
-      assert.equal(cancelled.status, 200, cancelled.text);
-    }
+    const cancelled = await httpCall(gantry.baseUrl, 'DELETE', `/v1/batches/${first.body.id}`, { headers: acme });
+    assert.equal(cancelled.status, 200, cancelled.text);
     await waitForFinish(first.body.id);
     await waitForFinish(second.body.id);
     await waitForFinish(mine.body.id);
