@@ -27,7 +27,7 @@ export interface BatchRecord {
   model: string;
   /** The model's name as its caller sees it. */
   modelShown: string;
-  /** The pinned version every line runs on ('' until the first good line resolved it). */
+  /** The version every line runs on, resolved once when the batch was submitted. */
   version: string;
   state: BatchState;
   createdAt: number;

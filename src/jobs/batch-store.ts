@@ -168,6 +168,8 @@ export interface NewBatch {
   keyId: string;
   model: string;
   modelShown: string;
+  /** The version every line runs on. */
+  version: string;
   createdAt: number;
   retentionMs: number;
   deadline: number;
@@ -234,7 +236,7 @@ export class BatchStore {
       keyId: batch.keyId,
       model: batch.model,
       modelShown: batch.modelShown,
-      version: '',
+      version: batch.version,
       state: 'receiving',
       createdAt: String(batch.createdAt),
       retentionMs: String(batch.retentionMs),

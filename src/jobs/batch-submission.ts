@@ -41,9 +41,9 @@ export interface BatchSubmissionRequest {
   id: string;
   createdAt: number;
   principal: Principal;
-  /** The model as the path names it, and the version when the path names one. */
+  /** The model as the path names it, and the version every line runs on (resolved once for the batch). */
   model: string;
-  version?: string;
+  version: string;
   body: Readable;
   /** Kept up to date while reading: how many chunk inputs were written (what a failed upload leaves to remove). */
   progress?: { chunks: number };
@@ -114,8 +114,8 @@ function parseLine(line: Buffer, maxBytesElements: number): { body: InferRequest
  * hundred lines' metadata at once (never the whole body). Each line is one OIP JSON inference request, checked and
  * decoded by the inference service exactly as /infer would (`prepareLine`); a line that is not JSON, not a request, or
  * that the service refuses for its content fails alone: its error is its result. Good lines are packed in input
- * order into chunks of `chunkLines`, each written to the store as soon as it is full. The version is resolved by
- * the first good line and pinned: every later line is prepared for that version.
+ * order into chunks of `chunkLines`, each written to the store as soon as it is full. Every line is prepared for
+ * the batch's one version (`request.version`).
  *
  * @throws 413 naming the variable when a bound of the body is passed; the service's error when a line is refused
  *   for something that concerns the whole batch (unknown model, nothing READY: batchWideCodes); 400 for a body
@@ -123,7 +123,6 @@ function parseLine(line: Buffer, maxBytesElements: number): { body: InferRequest
  */
 export async function receiveBatch(dependencies: BatchSubmissionDependencies, request: BatchSubmissionRequest): Promise<ReceivedBatch> {
   const { prepareLine, store, chunkLines } = dependencies;
-  let pinnedVersion = request.version;
   let target: ModelTarget | undefined;
   let commonRendering: string | undefined;
   let rendering: Omit<ResultRendering, 'id'> | undefined;
@@ -166,7 +165,7 @@ export async function receiveBatch(dependencies: BatchSubmissionDependencies, re
         const prepared = await prepareLine({
           principal: request.principal,
           model: request.model,
-          ...(pinnedVersion === undefined ? {} : { version: pinnedVersion }),
+          version: request.version,
           body: parsed.body,
         });
         if (prepared.rendering.binary.length > 0) {
@@ -174,11 +173,7 @@ export async function receiveBatch(dependencies: BatchSubmissionDependencies, re
             'A batch line is answered as JSON: binary_data / binary_data_output (the binary extension) is not supported in batch files; remove it.',
           );
         }
-        if (target === undefined) {
-          // The first good line resolves the version (an alias, or the serving one): every later line runs on it.
-          target = prepared.target;
-          pinnedVersion = prepared.target.version;
-        }
+        target ??= prepared.target;
         const { id: requestId, ...shared } = prepared.rendering;
         const sharedJson = JSON.stringify(shared);
         if (commonRendering === undefined) {
@@ -213,7 +208,7 @@ export async function receiveBatch(dependencies: BatchSubmissionDependencies, re
     chunkLines,
     queuedLines,
     invalidLines,
-    version: pinnedVersion ?? '',
+    version: request.version,
     ...(target === undefined ? {} : { target }),
     ...(rendering === undefined ? {} : { rendering }),
   };

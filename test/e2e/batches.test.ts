@@ -309,6 +309,8 @@ describe('batch files (gantry start)', () => {
     assertError(await submit('mlp', jsonl([mlpRequest(1), longLine])), 413, 'PAYLOAD_TOO_LARGE', /GANTRY_MAX_BATCH_LINE_BYTES/);
     assertError(await submit('mlp', jsonl(Array.from({ length: maxLines + 1 }, () => '{}'))), 413, 'PAYLOAD_TOO_LARGE', /GANTRY_MAX_BATCH_LINES/);
     assertError(await submit('mlp', '\n\n'), 400, 'INVALID_ARGUMENT', /no lines/);
+    const asJson = await httpCall(gantry.baseUrl, 'POST', '/v1/models/mlp/batches', { headers: withAdminKey(), body: mlpRequest(1) });
+    assert.equal(asJson.status, 415, asJson.text);
     assertError(await submit('mlp', jsonl([mlpRequest(1)]), withAdminKey(), '?retention=999999999'), 400, 'INVALID_ARGUMENT', /GANTRY_JOB_MAX_RETENTION_S/);
     assertError(await submit('no-such-model', jsonl([mlpRequest(1)])), 404, 'NOT_FOUND');
     const afterwards = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?limit=100', { headers: withAdminKey() });

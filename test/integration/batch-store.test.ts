@@ -75,6 +75,7 @@ describe('batch store (real Redis)', () => {
       keyId: 'k1',
       model: target.model,
       modelShown: target.model,
+      version: '1',
       createdAt,
       retentionMs,
       deadline: createdAt + 60_000,
@@ -212,6 +213,7 @@ describe('batch store (real Redis)', () => {
       keyId: 'k1',
       model: target.model,
       modelShown: target.model,
+      version: '1',
       createdAt,
       retentionMs,
       deadline: createdAt,
@@ -273,7 +275,7 @@ describe('batch store (real Redis)', () => {
       const id = `list${index}${randomBytes(3).toString('hex')}`;
       // Two share a creation time: the cursor must still not repeat or skip one.
       const createdAt = base + Math.min(index, 3);
-      await store.create({ id, tenant, keyId: 'k', model: 'm', modelShown: 'm', createdAt, retentionMs, deadline: createdAt, priority: 1 });
+      await store.create({ id, tenant, keyId: 'k', model: 'm', modelShown: 'm', version: '1', createdAt, retentionMs, deadline: createdAt, priority: 1 });
       ids.push(id);
     }
     const seen: string[] = [];

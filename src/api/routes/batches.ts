@@ -5,7 +5,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isAdmin, tenantIdPattern, type Principal } from '../../auth/principal.js';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
-import { requestedModel } from '../../inference/requested-model.js';
+import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { renderResult } from '../../inference/result-rendering.js';
 import { restInferenceCall } from '../../inference/rest-call.js';
 import { enqueueBatchChunks, needsEnqueueResume } from '../../jobs/batch-enqueue.js';
@@ -27,7 +27,7 @@ const batchIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 const batchViewSchema = z.object({
   id: z.string(),
   model: z.string(),
-  version: z.string().describe('The version every line runs on (resolved by the first good line).'),
+  version: z.string().describe('The version every line runs on (resolved once, when the batch was submitted).'),
   state: z.enum(batchStates),
   createdAt: z.string(),
   startedAt: z.string().optional(),
@@ -117,7 +117,10 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
     await webhooks?.close();
   });
 
-  // The body reaches the handler as the raw stream: it is read line by line, never held whole (this context only).
+  // The body reaches the handler as the raw stream: it is read line by line, never held whole. Only JSONL is
+  // taken (this context only): any other type is refused with 415 before its body is read, rather than parsed
+  // whole by a default parser under this route's large body limit.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(batchMediaTypes, (_request, payload, done) => done(null, payload));
 
   /** The batch, when the caller may see it; 404 otherwise (also for another tenant's). */
@@ -162,6 +165,9 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       if (coding !== undefined && coding.toLowerCase() !== 'identity') {
         throw errors.invalidArgument(`A batch body is sent uncompressed: Content-Encoding '${coding.slice(0, 20)}' is not supported here.`);
       }
+      // The version is resolved once, before the body is read (404 for an unknown model, 503 when nothing is
+      // READY), and pinned: every line runs on it, however the model's aliases or traffic change meanwhile.
+      const serving = await forModel(model, () => services.catalog.serving(model.qualified));
       const unfinished = await store.countUnfinished(principal.tenant);
       if (unfinished >= config.GANTRY_MAX_BATCHES_PER_TENANT) {
         throw new GantryError(
@@ -181,6 +187,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         keyId: principal.keyId,
         model: model.qualified,
         modelShown: model.shown,
+        version: serving.version,
         createdAt,
         retentionMs,
         deadline: createdAt + deadlineMs,
@@ -204,6 +211,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
             createdAt,
             principal,
             model: request.params.model,
+            version: serving.version,
             body: request.body as Readable,
             progress,
           },
