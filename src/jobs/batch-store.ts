@@ -8,6 +8,7 @@ import { batchRecordFromFields, batchView, type BatchDelivery, type BatchRecord,
  *   rendering other than the batch's}` (no `c`: the line failed when the body was read);
  * - `results`: hash, line number → the line's answer in stored form (stored-answer.ts), written once;
  * - `started`, `cancelled`: sets of chunk numbers a worker started, or the cancel took before one did;
+ * - `sizes`: hash, chunk number → its lines (a chunk closes at GANTRY_BATCH_CHUNK_LINES lines or at a byte bound);
  * - `input:<chunk>`: a chunk's requests (batch-chunk-input.ts) between the end of the upload and its queueing;
  * - `enqueue-lease`: held by the one API process queueing the chunks.
  */
@@ -16,13 +17,14 @@ const part = {
   results: 'results',
   started: 'started',
   cancelled: 'cancelled',
+  sizes: 'sizes',
   lease: 'enqueue-lease',
   input: (chunk: number) => `input:${chunk}`,
 } as const;
 
-/** The keys every script that may finish a batch gets, in this order (KEYS[1..5]). */
+/** The keys every script that may finish a batch gets, in this order (KEYS[1..6]). */
 function scriptKeys(prefix: string, id: string): string[] {
-  return [batchKey(prefix, id), ...[part.lines, part.results, part.started, part.cancelled].map((name) => batchPartKey(prefix, id, name))];
+  return [batchKey(prefix, id), ...[part.lines, part.results, part.started, part.cancelled, part.sizes].map((name) => batchPartKey(prefix, id, name))];
 }
 
 /**
@@ -48,7 +50,7 @@ end
  * The upload is complete: `receiving` → `queued` with the counts, every key kept until the deadline plus the
  * retention. A batch whose lines all failed when read finishes here. Answers -1 when the record is gone or not
  * receiving (it expired: the upload took longer than its receiving time), else finishIfDone's answer.
- * KEYS[1..5] scriptKeys, KEYS[6..] the chunks' inputs; ARGV: now, total, chunks, chunkLines, queuedLines,
+ * KEYS[1..6] scriptKeys, KEYS[7..] the chunks' inputs; ARGV: now, total, chunks, chunkLines, queuedLines,
  * invalidLines, ttl ms, version, target JSON, rendering JSON ('' for none).
  */
 const openScript = `${finishIfDone}
@@ -62,7 +64,7 @@ return finishIfDone(ARGV[1])`;
 /**
  * A worker starts a chunk: answers the chunk's lines that have no result yet, unless the batch is gone or the
  * cancel took the chunk first (then none). The first start of a chunk counts its lines as started (running);
- * every start counts an attempt. KEYS[1..5] scriptKeys; ARGV: chunk, now, the chunk's line numbers.
+ * every start counts an attempt. KEYS[1..6] scriptKeys; ARGV: chunk, now, the chunk's line numbers.
  */
 const beginScript = `
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -81,7 +83,7 @@ return wanted`;
 /**
  * A worker's answers: each line's result is written once (a re-run after a crash overwrites nothing), counted
  * succeeded (s), failed (f) or expired (e, also failed). Answers 1 when this call finished the batch (exactly
- * one call does), else 0. KEYS[1..5] scriptKeys; ARGV: now, then per line: line number, kind, stored answer.
+ * one call does), else 0. KEYS[1..6] scriptKeys; ARGV: now, then per line: line number, kind, stored answer.
  */
 const writeScript = `${finishIfDone}
 if not redis.call('HGET', KEYS[1], 'total') then return 0 end
@@ -104,18 +106,17 @@ return finishIfDone(ARGV[1])`;
  * Cancels a batch: every chunk no worker started is taken (its lines end `cancelled` and never run; a worker
  * that starts it later finds it taken), chunks already started finish. Answers {state before, finished now}:
  * state '' when gone; a receiving or finished batch is left as it is.
- * KEYS[1..5] scriptKeys; ARGV: now.
+ * KEYS[1..6] scriptKeys; ARGV: now.
  */
 const cancelScript = `${finishIfDone}
-local record = redis.call('HMGET', KEYS[1], 'state', 'finishedAt', 'chunks', 'chunkLines', 'queuedLines')
+local record = redis.call('HMGET', KEYS[1], 'state', 'finishedAt', 'chunks')
 if not record[1] then return {'', 0} end
 if record[1] == 'receiving' or record[2] then return {record[1], 0} end
-local chunks, chunkLines, queued = tonumber(record[3]), tonumber(record[4]), tonumber(record[5])
 local taken = 0
-for chunk = 0, chunks - 1 do
+for chunk = 0, tonumber(record[3]) - 1 do
   local name = tostring(chunk)
   if redis.call('SISMEMBER', KEYS[4], name) == 0 and redis.call('SADD', KEYS[5], name) == 1 then
-    taken = taken + math.min(chunkLines, queued - chunk * chunkLines)
+    taken = taken + tonumber(redis.call('HGET', KEYS[6], name) or '0')
   end
 end
 redis.call('HINCRBY', KEYS[1], 'cancelledLines', taken)
@@ -127,7 +128,7 @@ return {record[1], finishIfDone(ARGV[1])}`;
  * The first line at or after ARGV[1] that has no final result (neither written nor cancelled), looking at most
  * ARGV[2] lines: {the end of the finished prefix, 1}, or {where to look on, 0}. The prefix only grows (results are written
  * once and kept), so where it ended last time (`prefixHint`) is where the scan starts: reading a running batch's
- * results again and again does not scan its beginning each time. KEYS[1..5] scriptKeys.
+ * results again and again does not scan its beginning each time. KEYS[1..6] scriptKeys.
  */
 const prefixScript = `
 local record = redis.call('HMGET', KEYS[1], 'total', 'prefixHint')
@@ -184,8 +185,8 @@ export interface ReceivedPart {
   lines: Array<[number, string]>;
   /** line number → stored answer, for lines that failed when read */
   results: Array<[number, Buffer]>;
-  /** A full chunk's requests, encoded (batch-chunk-input.ts). */
-  input?: { chunk: number; bytes: Buffer };
+  /** A full chunk's requests, encoded (batch-chunk-input.ts), and how many lines it holds. */
+  input?: { chunk: number; bytes: Buffer; lines: number };
 }
 
 /** What the end of an upload writes. */
@@ -267,7 +268,12 @@ export class BatchStore {
       pipeline.hset(resultsKey, ...received.results.flatMap(([line, stored]) => [String(line), stored]));
       pipeline.pexpireat(resultsKey, expireAt);
     }
-    if (received.input !== undefined) pipeline.set(batchPartKey(this.prefix, id, part.input(received.input.chunk)), received.input.bytes, 'PXAT', expireAt);
+    if (received.input !== undefined) {
+      const sizesKey = batchPartKey(this.prefix, id, part.sizes);
+      pipeline.set(batchPartKey(this.prefix, id, part.input(received.input.chunk)), received.input.bytes, 'PXAT', expireAt);
+      pipeline.hset(sizesKey, String(received.input.chunk), String(received.input.lines));
+      pipeline.pexpireat(sizesKey, expireAt);
+    }
     await pipeline.exec();
   }
 

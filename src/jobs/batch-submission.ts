@@ -7,6 +7,7 @@ import { splitBinaryBody } from '../protocol/binary-extension.js';
 import { checkJsonCost, couldExceedJsonCost, jsonCostBounds } from '../protocol/json-cost.js';
 import { inferRequestSchema, type InferRequestBody } from '../protocol/oip-schemas.js';
 import type { ModelTarget } from '../queue/inference-submission.js';
+import { maxPayloadBytesPerJob } from '../queue/job-contracts.js';
 import { encodeChunkInput } from './batch-chunk-input.js';
 import { readBatchLines, type BatchBodyLimits } from './batch-line-reader.js';
 import type { BatchOpening, BatchStore, ReceivedPart } from './batch-store.js';
@@ -32,6 +33,11 @@ export interface BatchSubmissionDependencies {
   limits: BatchBodyLimits;
   /** GANTRY_BATCH_CHUNK_LINES: good lines per queue job. */
   chunkLines: number;
+  /**
+   * A chunk also closes once its decoded inputs reach this many bytes (default maxPayloadBytesPerJob, a queue
+   * job's payload), so what one chunk holds here and in Redis is bounded by bytes, not by lines times line bytes.
+   */
+  maxChunkBytes?: number;
   /** GANTRY_MAX_BYTES_ELEMENTS: bounds the JSON of one line as /infer bounds a body. */
   maxBytesElements: number;
 }
@@ -114,7 +120,7 @@ function parseLine(line: Buffer, maxBytesElements: number): { body: InferRequest
  * hundred lines' metadata at once (never the whole body). Each line is one OIP JSON inference request, checked and
  * decoded by the inference service exactly as /infer would (`prepareLine`); a line that is not JSON, not a request, or
  * that the service refuses for its content fails alone: its error is its result. Good lines are packed in input
- * order into chunks of `chunkLines`, each written to the store as soon as it is full. Every line is prepared for
+ * order into chunks of `chunkLines` (or fewer, reaching `maxChunkBytes`), each written to the store as soon as it is full. Every line is prepared for
  * the batch's one version (`request.version`).
  *
  * @throws 413 naming the variable when a bound of the body is passed; the service's error when a line is refused
@@ -123,10 +129,12 @@ function parseLine(line: Buffer, maxBytesElements: number): { body: InferRequest
  */
 export async function receiveBatch(dependencies: BatchSubmissionDependencies, request: BatchSubmissionRequest): Promise<ReceivedBatch> {
   const { prepareLine, store, chunkLines } = dependencies;
+  const maxChunkBytes = dependencies.maxChunkBytes ?? maxPayloadBytesPerJob;
   let target: ModelTarget | undefined;
   let commonRendering: string | undefined;
   let rendering: Omit<ResultRendering, 'id'> | undefined;
   let chunk: DurableRequest[] = [];
+  let chunkBytes = 0;
   let chunks = 0;
   let queuedLines = 0;
   let invalidLines = 0;
@@ -141,8 +149,9 @@ export async function receiveBatch(dependencies: BatchSubmissionDependencies, re
   };
   const closeChunk = async () => {
     if (chunk.length === 0) return;
-    const input = { chunk: chunks, bytes: encodeChunkInput(chunk) };
+    const input = { chunk: chunks, bytes: encodeChunkInput(chunk), lines: chunk.length };
     chunk = [];
+    chunkBytes = 0;
     chunks += 1;
     if (request.progress !== undefined) request.progress.chunks = chunks;
     await flush(input);
@@ -190,13 +199,14 @@ export async function receiveBatch(dependencies: BatchSubmissionDependencies, re
           }),
         ]);
         chunk.push({ correlationId: String(line), submission: prepared.submission });
+        for (const input of prepared.submission.inputs) chunkBytes += input.data.byteLength;
         queuedLines += 1;
       } catch (error) {
         if (!(error instanceof GantryError) || batchWideCodes.has(error.code)) throw error;
         failLine(line, lineId, error.toWire());
       }
     }
-    if (chunk.length >= chunkLines) await closeChunk();
+    if (chunk.length >= chunkLines || chunkBytes >= maxChunkBytes) await closeChunk();
     else if (pending.lines.length >= writeEvery) await flush();
   }
   await closeChunk();

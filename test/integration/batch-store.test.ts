@@ -88,7 +88,7 @@ describe('batch store (real Redis)', () => {
       await store.writeReceived(id, createdAt, {
         lines: lines.map((line) => [line, JSON.stringify({ i: String(line), c: chunk })]),
         results: [],
-        input: { chunk, bytes: encodeChunkInput(lines.map(request)) },
+        input: { chunk, bytes: encodeChunkInput(lines.map(request)), lines: lines.length },
       });
     }
     const badLines = Array.from({ length: bad }, (_, index) => good + index);
@@ -219,7 +219,11 @@ describe('batch store (real Redis)', () => {
       deadline: createdAt,
       priority: 1,
     });
-    await store.writeReceived(id, createdAt, { lines: [[0, '{"i":"0","c":0}']], results: [], input: { chunk: 0, bytes: encodeChunkInput([request(0)]) } });
+    await store.writeReceived(id, createdAt, {
+      lines: [[0, '{"i":"0","c":0}']],
+      results: [],
+      input: { chunk: 0, bytes: encodeChunkInput([request(0)]), lines: 1 },
+    });
     assert.ok((await scanKeys(redis, `${prefix}:batch{${id}}*`)).length >= 3);
     await store.discard(id, 'acme', 1);
     assert.deepEqual(await scanKeys(redis, `${prefix}:batch{${id}}*`), []);
