@@ -85,6 +85,7 @@ describe('batch files (gantry start)', () => {
         GANTRY_MAX_BATCH_LINE_BYTES: String(maxLineBytes),
         GANTRY_MAX_BATCHES_PER_TENANT: '2',
         GANTRY_WORKER_CONCURRENCY: '1',
+        GANTRY_WEBHOOK_ALLOW: '127.0.0.1',
       },
     });
     redis = new Redis(gantry.redisUrl);
@@ -313,6 +314,8 @@ describe('batch files (gantry start)', () => {
     assert.equal(asJson.status, 415, asJson.text);
     assertError(await submit('mlp', jsonl([mlpRequest(1)]), withAdminKey(), '?retention=999999999'), 400, 'INVALID_ARGUMENT', /GANTRY_JOB_MAX_RETENTION_S/);
     assertError(await submit('no-such-model', jsonl([mlpRequest(1)])), 404, 'NOT_FOUND');
+    const privateHook = withAdminKey({ 'gantry-callback-url': 'http://10.1.2.3/hook' });
+    assertError(await submit('mlp', jsonl([mlpRequest(1)]), privateHook), 400, 'INVALID_ARGUMENT', /not a public address.*GANTRY_WEBHOOK_ALLOW/);
     const afterwards = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?limit=100', { headers: withAdminKey() });
     assert.deepEqual(
       afterwards.body.batches.map((batch: { id: string }) => batch.id),
@@ -349,10 +352,11 @@ describe('batch files (gantry start)', () => {
     assert.equal(upload.status, 201, upload.text);
     const body = jsonl(Array.from({ length: 2 * chunkLines }, (_, line) => slowRequest(line)));
     const first = await submit('slow', body, acme);
-    const second = await submit('slow', body, { ...acme, 'gantry-callback-url': 'https://hooks.example.com/batches', 'gantry-callback-secret': 's3cret' });
+    const hook = { 'gantry-callback-url': 'http://127.0.0.1:9/batches', 'gantry-callback-secret': 's3cret' };
+    const second = await submit('slow', body, { ...acme, ...hook });
     assert.equal(first.status, 202, first.text);
     assert.equal(second.status, 202, second.text);
-    assert.deepEqual(second.body.callback, { url: 'https://hooks.example.com/batches' });
+    assert.deepEqual(second.body.callback, { url: 'http://127.0.0.1:9/batches' });
     assert.ok(!second.text.includes('s3cret'), 'the secret is never shown');
     assertError(await submit('slow', body, acme), 429, 'RESOURCE_EXHAUSTED', /GANTRY_MAX_BATCHES_PER_TENANT/);
     // The worker takes one job at a time, oldest first, so no chunk of the second batch started (the first batch's
@@ -364,9 +368,9 @@ describe('batch files (gantry start)', () => {
     assert.ok(cancelledIdle.body.finishedAt !== undefined, cancelledIdle.text);
     const webhooks = new Queue(webhookQueueName, { connection: redis, prefix: gantry.prefix });
     try {
-      const hook = await webhooks.getJob(`batch-${second.body.id}`);
-      assert.ok(hook !== undefined, 'the finished batch has a webhook queued');
-      assert.deepEqual({ kind: hook.data.kind, id: hook.data.id }, { kind: 'batch', id: second.body.id });
+      const queued = await webhooks.getJob(`batch-${second.body.id}`);
+      assert.ok(queued !== undefined, 'the finished batch has a webhook queued');
+      assert.deepEqual({ kind: queued.data.kind, id: queued.data.id }, { kind: 'batch', id: second.body.id });
     } finally {
       await webhooks.close();
     }

@@ -16,6 +16,7 @@ import { receiveBatch } from '../../jobs/batch-submission.js';
 import type { Logger } from '../../logger.js';
 import { errorBodySchema } from '../../protocol/oip-schemas.js';
 import { WebhookQueue } from '../../webhooks/webhook-queue.js';
+import { resolveWebhookTarget } from '../../webhooks/webhook-target.js';
 import { modelParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
 
@@ -68,7 +69,7 @@ function headerValue(request: FastifyRequest, name: string): string | undefined 
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The callback of a batch from its headers, checked for form (where it may go is the dispatcher's SSRF guard's call). */
+/** The callback of a batch from its headers, checked for form (where it may go: the SSRF guard, resolveWebhookTarget). */
 function callbackOf(request: FastifyRequest): { callbackUrl?: string; callbackSecret?: string } {
   const url = headerValue(request, 'gantry-callback-url');
   const secret = headerValue(request, 'gantry-callback-secret');
@@ -161,6 +162,8 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         throw errors.invalidArgument(`retention ${retentionS} s is longer than GANTRY_JOB_MAX_RETENTION_S (${config.GANTRY_JOB_MAX_RETENTION_S} s).`);
       }
       const callback = callbackOf(request);
+      // The SSRF guard checks the callback now (400) as well as at each delivery (the dispatcher).
+      if (callback.callbackUrl !== undefined) await resolveWebhookTarget(callback.callbackUrl, services.webhookAllowList);
       const coding = headerValue(request, 'content-encoding');
       if (coding !== undefined && coding.toLowerCase() !== 'identity') {
         throw errors.invalidArgument(`A batch body is sent uncompressed: Content-Encoding '${coding.slice(0, 20)}' is not supported here.`);
