@@ -14,6 +14,7 @@ import http from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inferenceQueueName, webhookQueueName } from '../../src/redis-keys.js';
+import { verifyWebhookSignature } from '../../src/webhooks/webhook-signature.js';
 import { fixturePath, inferJson, scanKeys, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall, type HttpReply } from '../helpers/http.js';
 import { assertError, call, randomFloats, waitUntil } from './support.js';
@@ -286,6 +287,41 @@ describe('batch files (gantry start)', () => {
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.equal(await successes(), finished.body.succeeded);
     assert.equal((await status(id)).body.succeeded, finished.body.succeeded, 'no line ran after the batch finished');
+  });
+
+  test('a batch with a callback gets one signed batch.finished webhook, listed in its deliveries', async () => {
+    const received: Array<{ signature: string; body: string }> = [];
+    const receiver = http.createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      request.on('end', () => {
+        received.push({ signature: String(request.headers['gantry-signature'] ?? ''), body });
+        response.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (receiver.address() as { port: number }).port;
+      const created = await submit(
+        'mlp',
+        jsonl([mlpRequest(31), '{not json']),
+        withAdminKey({ 'gantry-callback-url': `http://127.0.0.1:${port}/hook`, 'gantry-callback-secret': 'batch-secret' }),
+      );
+      assert.equal(created.status, 202, created.text);
+      await waitUntil(async () => received.length > 0, 30_000, 'the webhook');
+      const [delivery] = received;
+      assert.ok(verifyWebhookSignature(delivery!.signature, 'batch-secret', delivery!.body, Math.floor(Date.now() / 1000)), delivery!.signature);
+      const body = JSON.parse(delivery!.body);
+      assert.equal(body.type, 'batch.finished');
+      assert.equal(body.batch.id, created.body.id);
+      assert.equal(body.batch.state, 'succeeded');
+      assert.deepEqual([body.batch.total, body.batch.succeeded, body.batch.failed], [2, 1, 1]);
+      await waitUntil(async () => (await status(created.body.id)).body.deliveries?.length === 1, 10_000, 'the delivery to be listed');
+      assert.equal((await status(created.body.id)).body.deliveries[0].status, 204);
+      assert.equal(received.length, 1, 'delivered once');
+    } finally {
+      await new Promise((resolve) => receiver.close(resolve));
+    }
   });
 
   test("another tenant's key gets 404 for a batch, its results and its cancel, and does not list it", async () => {
