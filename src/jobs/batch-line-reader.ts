@@ -20,8 +20,21 @@ function isBlank(line: Buffer): boolean {
   return true;
 }
 
-function tooLarge(message: string): GantryError {
-  return new GantryError(ErrorCode.PayloadTooLarge, message);
+/** The limit each refusal of the reader is, for `gantry_limit_rejections_total{limit}`. */
+const refusedLimits = new WeakMap<GantryError, BatchBodyLimit>();
+
+/** The bounds' names as gantry_limit_rejections_total labels them. */
+export type BatchBodyLimit = 'batch_line_bytes' | 'batch_lines' | 'batch_bytes';
+
+/** Which bound an error of {@link readBatchLines} is; undefined for any other error. */
+export function batchBodyLimitOf(error: unknown): BatchBodyLimit | undefined {
+  return error instanceof GantryError ? refusedLimits.get(error) : undefined;
+}
+
+function tooLarge(limit: BatchBodyLimit, message: string): GantryError {
+  const error = new GantryError(ErrorCode.PayloadTooLarge, message);
+  refusedLimits.set(error, limit);
+  return error;
 }
 
 /**
@@ -41,7 +54,8 @@ export async function* readBatchLines(body: Readable, limits: BatchBodyLimits): 
     if (line.length > 0 && line[line.length - 1] === carriageReturn) line = line.subarray(0, line.length - 1);
     if (isBlank(line)) return undefined;
     lines += 1;
-    if (lines > limits.maxLines) throw tooLarge(`The batch has more than GANTRY_MAX_BATCH_LINES (${limits.maxLines}) lines; split it into several batches.`);
+    if (lines > limits.maxLines)
+      throw tooLarge('batch_lines', `The batch has more than GANTRY_MAX_BATCH_LINES (${limits.maxLines}) lines; split it into several batches.`);
     return line;
   };
   const addPiece = (piece: Buffer) => {
@@ -49,14 +63,14 @@ export async function* readBatchLines(body: Readable, limits: BatchBodyLimits): 
     lineBytes += piece.length;
     // One byte of slack: a CRLF line's carriage return is not part of the line.
     if (lineBytes > limits.maxLineBytes + 1) {
-      throw tooLarge(`Line ${lines} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
+      throw tooLarge('batch_line_bytes', `Line ${lines} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
     }
     pieces.push(piece);
   };
   for await (const received of body) {
     const chunk = typeof received === 'string' ? Buffer.from(received, 'utf8') : (received as Buffer);
     bodyBytes += chunk.length;
-    if (bodyBytes > limits.maxBytes) throw tooLarge(`The batch body is larger than GANTRY_MAX_BATCH_BYTES (${limits.maxBytes} bytes).`);
+    if (bodyBytes > limits.maxBytes) throw tooLarge('batch_bytes', `The batch body is larger than GANTRY_MAX_BATCH_BYTES (${limits.maxBytes} bytes).`);
     let start = 0;
     for (;;) {
       const end = chunk.indexOf(newline, start);
@@ -66,7 +80,7 @@ export async function* readBatchLines(body: Readable, limits: BatchBodyLimits): 
       const line = finishLine();
       if (line !== undefined) {
         if (line.length > limits.maxLineBytes) {
-          throw tooLarge(`Line ${lines - 1} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
+          throw tooLarge('batch_line_bytes', `Line ${lines - 1} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
         }
         yield line;
       }
@@ -78,7 +92,7 @@ export async function* readBatchLines(body: Readable, limits: BatchBodyLimits): 
     const line = finishLine();
     if (line !== undefined) {
       if (line.length > limits.maxLineBytes)
-        throw tooLarge(`Line ${lines - 1} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
+        throw tooLarge('batch_line_bytes', `Line ${lines - 1} of the batch is longer than GANTRY_MAX_BATCH_LINE_BYTES (${limits.maxLineBytes} bytes).`);
       yield line;
     }
   }

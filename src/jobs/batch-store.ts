@@ -432,26 +432,53 @@ export class BatchStore {
     }
   }
 
-  /** Batches of the tenant not finished yet (receiving ones included). */
+  /** How many of the tenant's batches are not finished yet (receiving ones included). */
   async countUnfinished(tenant: string): Promise<number> {
+    return (await this.unfinished(tenant)).count;
+  }
+
+  /**
+   * The tenant's unfinished batches (receiving ones included) and when the oldest was created: read from the
+   * tenant's list and the records (a tenant holds its unfinished batches, at most GANTRY_MAX_BATCHES_PER_TENANT,
+   * and the finished ones it keeps for their retention). Entries whose records are gone are dropped on the way.
+   */
+  async unfinished(tenant: string): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
     const listKey = tenantBatchesKey(this.prefix, tenant);
-    const ids = await this.redis.zrange(listKey, 0, -1);
-    let unfinished = 0;
-    for (let start = 0; start < ids.length; start += 500) {
-      const slice = ids.slice(start, start + 500);
+    const entries = await this.redis.zrange(listKey, 0, -1, 'WITHSCORES');
+    let count = 0;
+    let oldestCreatedAt: number | undefined;
+    for (let start = 0; start < entries.length; start += 1000) {
+      const slice = entries.slice(start, start + 1000);
+      const ids = slice.filter((_, index) => index % 2 === 0);
       const pipeline = this.redis.pipeline();
-      for (const id of slice) pipeline.hmget(batchKey(this.prefix, id), 'state', 'finishedAt');
+      for (const id of ids) pipeline.hmget(batchKey(this.prefix, id), 'state', 'finishedAt');
       const answers = (await pipeline.exec()) ?? [];
       const gone: string[] = [];
       answers.forEach(([error, value], index) => {
         if (error !== null) return;
         const [state, finishedAt] = value as [string | null, string | null];
-        if (state === null) gone.push(slice[index]!);
-        else if (finishedAt === null) unfinished += 1;
+        if (state === null) gone.push(ids[index]!);
+        else if (finishedAt === null) {
+          count += 1;
+          const createdAt = Number(slice[index * 2 + 1]);
+          oldestCreatedAt = oldestCreatedAt === undefined ? createdAt : Math.min(oldestCreatedAt, createdAt);
+        }
       });
       if (gone.length > 0) await this.redis.zrem(listKey, ...gone);
     }
-    return unfinished;
+    return { count, oldestCreatedAt };
+  }
+
+  /** {@link unfinished} over several tenants together (the deployment's, for the metrics: pass every tenant). */
+  async unfinishedAcross(tenants: Iterable<string>): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
+    let count = 0;
+    let oldestCreatedAt: number | undefined;
+    for (const tenant of tenants) {
+      const found = await this.unfinished(tenant);
+      count += found.count;
+      if (found.oldestCreatedAt !== undefined) oldestCreatedAt = Math.min(oldestCreatedAt ?? Infinity, found.oldestCreatedAt);
+    }
+    return { count, oldestCreatedAt };
   }
 
   private async readMany(ids: readonly string[]): Promise<Array<BatchRecord | undefined>> {

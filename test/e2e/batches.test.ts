@@ -17,6 +17,7 @@ import { inferenceQueueName, webhookQueueName } from '../../src/redis-keys.js';
 import { verifyWebhookSignature } from '../../src/webhooks/webhook-signature.js';
 import { fixturePath, inferJson, scanKeys, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall, type HttpReply } from '../helpers/http.js';
+import { sampleValue } from '../helpers/metrics-text.js';
 import { assertError, call, randomFloats, waitUntil } from './support.js';
 
 const chunkLines = 16;
@@ -352,6 +353,8 @@ describe('batch files (gantry start)', () => {
     assertError(await submit('no-such-model', jsonl([mlpRequest(1)])), 404, 'NOT_FOUND');
     const privateHook = withAdminKey({ 'gantry-callback-url': 'http://10.1.2.3/hook' });
     assertError(await submit('mlp', jsonl([mlpRequest(1)]), privateHook), 400, 'INVALID_ARGUMENT', /not a public address.*GANTRY_WEBHOOK_ALLOW/);
+    const metrics = (await httpCall(gantry.baseUrl, 'GET', '/metrics', { headers: withAdminKey() })).text;
+    for (const limit of ['batch_line_bytes', 'batch_lines']) assert.ok(sampleValue(metrics, 'gantry_limit_rejections_total', { limit }) >= 1, limit);
     const afterwards = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?limit=100', { headers: withAdminKey() });
     assert.deepEqual(
       afterwards.body.batches.map((batch: { id: string }) => batch.id),
@@ -395,6 +398,9 @@ describe('batch files (gantry start)', () => {
     assert.deepEqual(second.body.callback, { url: 'http://127.0.0.1:9/batches' });
     assert.ok(!second.text.includes('s3cret'), 'the secret is never shown');
     assertError(await submit('slow', body, acme), 429, 'RESOURCE_EXHAUSTED', /GANTRY_MAX_BATCHES_PER_TENANT/);
+    const metrics = (await httpCall(gantry.baseUrl, 'GET', '/metrics', { headers: withAdminKey() })).text;
+    assert.ok(sampleValue(metrics, 'gantry_limit_rejections_total', { limit: 'batches_per_tenant' }) >= 1);
+    assert.ok(sampleValue(metrics, 'gantry_async_created_total', { kind: 'batch', outcome: 'created' }) >= 2);
     // The worker takes one job at a time, oldest first, so no chunk of the second batch started (the first batch's
     // chunks take over a second each): its cancel answers every line, finishes it and queues its webhook.
     const cancelledIdle = await httpCall(gantry.baseUrl, 'DELETE', `/v1/batches/${second.body.id}`, { headers: acme });

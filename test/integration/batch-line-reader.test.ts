@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { GantryError } from '../../src/errors.js';
-import { readBatchLines, type BatchBodyLimits } from '../../src/jobs/batch-line-reader.js';
+import { batchBodyLimitOf, readBatchLines, type BatchBodyLimits } from '../../src/jobs/batch-line-reader.js';
 
 const roomy: BatchBodyLimits = { maxLineBytes: 1000, maxLines: 1000, maxBytes: 1_000_000 };
 
@@ -39,6 +39,7 @@ describe('batch line reader', () => {
     const complete = await refusal(['ok\n', '01234567890\n'], limits);
     assert.equal(complete.code, 'PAYLOAD_TOO_LARGE');
     assert.match(complete.message, /Line 1 .*GANTRY_MAX_BATCH_LINE_BYTES \(10 bytes\)/);
+    assert.equal(batchBodyLimitOf(complete), 'batch_line_bytes');
     // Never ends: refused once the bytes so far pass the bound, without waiting for a line break.
     const endless = Readable.from(
       (function* () {
@@ -54,9 +55,12 @@ describe('batch line reader', () => {
     const lines = await refusal(['a\nb\n\nc\n'], { ...roomy, maxLines: 2 });
     assert.equal(lines.code, 'PAYLOAD_TOO_LARGE');
     assert.match(lines.message, /GANTRY_MAX_BATCH_LINES \(2\)/);
+    assert.equal(batchBodyLimitOf(lines), 'batch_lines');
     assert.deepEqual(await linesOf(['a\n\nb\n\n'], { ...roomy, maxLines: 2 }), ['a', 'b'], 'blank lines do not count');
     const bytes = await refusal(['aaaa\n', 'bbbb\n', 'cccc\n'], { ...roomy, maxBytes: 12 });
     assert.equal(bytes.code, 'PAYLOAD_TOO_LARGE');
     assert.match(bytes.message, /GANTRY_MAX_BATCH_BYTES \(12 bytes\)/);
+    assert.equal(batchBodyLimitOf(bytes), 'batch_bytes');
+    assert.equal(batchBodyLimitOf(new Error('other')), undefined);
   });
 });

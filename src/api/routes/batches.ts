@@ -9,6 +9,7 @@ import { forModel, requestedModel } from '../../inference/requested-model.js';
 import { renderResult } from '../../inference/result-rendering.js';
 import { restInferenceCall } from '../../inference/rest-call.js';
 import { enqueueBatchChunks, needsEnqueueResume } from '../../jobs/batch-enqueue.js';
+import { batchBodyLimitOf } from '../../jobs/batch-line-reader.js';
 import { batchStates, batchView, type BatchRecord } from '../../jobs/batch-record.js';
 import { batchResultLines } from '../../jobs/batch-results-stream.js';
 import { BatchStore, receivingTimeMs } from '../../jobs/batch-store.js';
@@ -173,6 +174,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       const serving = await forModel(model, () => services.catalog.serving(model.qualified));
       const unfinished = await store.countUnfinished(principal.tenant);
       if (unfinished >= config.GANTRY_MAX_BATCHES_PER_TENANT) {
+        services.metrics.limitRejections.inc({ limit: 'batches_per_tenant' });
         throw new GantryError(
           ErrorCode.ResourceExhausted,
           `Tenant '${principal.tenant}' has ${unfinished} unfinished batches, the most GANTRY_MAX_BATCHES_PER_TENANT (${config.GANTRY_MAX_BATCHES_PER_TENANT}) allows; wait for one to finish or cancel one.`,
@@ -222,6 +224,8 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       } catch (error) {
         // Refused or cut off: nothing of it was opened, so nothing runs; what was written goes now (or expires).
         await store.discard(id, principal.tenant, progress.chunks).catch(() => undefined);
+        const limit = batchBodyLimitOf(error);
+        if (limit !== undefined) services.metrics.limitRejections.inc({ limit });
         throw error;
       }
       // Kept until every line's deadline passed plus the retention; once finished, for the retention only.
@@ -239,6 +243,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         const record = await store.read(id);
         if (record !== undefined) await enqueueBatchChunks(store, services.durable, record, holder, logger);
       }
+      services.metrics.asyncCreated.inc({ kind: 'batch', outcome: 'created' });
       const record = await store.read(id);
       if (record === undefined) throw errors.internal('The batch disappeared right after it was created.');
       return reply
