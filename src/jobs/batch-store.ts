@@ -149,9 +149,19 @@ while line < stop and not found do
   end
   if not found then line = line + 1 end
 end
-if line > tonumber(record[2] or '0') then redis.call('HSET', KEYS[1], 'prefixHint', line) end
+-- Only on a record that is there: a hint alone would be a hash without a TTL, never removed.
+if record[1] and line > tonumber(record[2] or '0') then redis.call('HSET', KEYS[1], 'prefixHint', line) end
 if found or line >= total then return {line, 1} end
 return {line, 0}`;
+
+/**
+ * A chunk is in the queue: the count of queued chunks moves on (on a record that is there only: a field written
+ * to an expired record would make a hash without a TTL) and the chunk's input goes. KEYS: record, input; ARGV: count.
+ */
+const markEnqueuedScript = `
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'enqueued', ARGV[1]) end
+redis.call('DEL', KEYS[2])
+return 1`;
 
 /** How long an upload may take: its keys expire this long after the batch was created unless it finished. */
 export const receivingTimeMs = 3600_000;
@@ -371,11 +381,7 @@ export class BatchStore {
 
   /** Records that `chunk` is in the queue (chunks are queued in order: `enqueued` is the next to queue) and drops its input. */
   async markEnqueued(id: string, chunk: number): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(batchKey(this.prefix, id), 'enqueued', String(chunk + 1))
-      .del(batchPartKey(this.prefix, id, part.input(chunk)))
-      .exec();
+    await this.redis.eval(markEnqueuedScript, 2, batchKey(this.prefix, id), batchPartKey(this.prefix, id, part.input(chunk)), String(chunk + 1));
   }
 
   /** Takes (or renews, with the same `holder`) the right to queue a batch's chunks; false when another holds it. */

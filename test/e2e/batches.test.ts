@@ -428,4 +428,10 @@ describe('batch files (gantry start)', () => {
     assert.equal(third.status, 202, third.text);
     await waitForFinish(third.body.id);
   });
+
+  test('every key the batches above left in Redis expires (records, lines, results, chunk sets)', async () => {
+    const keys = await scanKeys(redis, `${gantry.prefix}:batch{*`);
+    assert.ok(keys.length > 0);
+    for (const key of keys) assert.ok((await redis.pttl(key)) > 0, `${key} has no TTL`);
+  });
 });

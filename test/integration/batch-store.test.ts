@@ -271,6 +271,18 @@ describe('batch store (real Redis)', () => {
     }
   });
 
+  test('every key a batch leaves expires; reading one that expired meanwhile creates nothing', async () => {
+    const { id } = await openedBatch(2);
+    const stale = (await store.read(id))!;
+    await redis.del(batchKey(prefix, id));
+    assert.equal(await store.finishedPrefix(stale), 0);
+    await store.markEnqueued(id, 0);
+    assert.equal(await redis.exists(batchKey(prefix, id)), 0, 'no record without a TTL was made');
+    for (const key of await scanKeys(redis, `${prefix}:batch{*`)) {
+      assert.ok((await redis.pttl(key)) > 0, `${key} has no TTL`);
+    }
+  });
+
   test('a tenant lists its batches newest first, page by page, and counts the unfinished ones', async () => {
     const tenant = `t${randomBytes(3).toString('hex')}`;
     const ids: string[] = [];
