@@ -265,6 +265,11 @@ const configSchema = z.object({
     .int()
     .positive()
     .default(24 * 3600),
+  /**
+   * Queue jobs of asynchronous work (a job, a batch chunk) one worker runs at once per model, in slots apart from
+   * GANTRY_WORKER_CONCURRENCY's: however large a batch, synchronous requests keep theirs.
+   */
+  GANTRY_ASYNC_WORKER_CONCURRENCY: z.coerce.number().int().positive().max(64).default(1),
   /** The queue priority of asynchronous work (1 is the highest; synchronous requests default to their model's, 10). */
   GANTRY_JOB_PRIORITY: z.coerce.number().int().min(1).max(2_097_151).default(1000),
   /** Unfinished asynchronous jobs one tenant may have at once (past it: 429, limit `jobs_per_tenant`). */

@@ -17,10 +17,22 @@ export function inferenceQueueName(model: string): string {
   return `infer{${model}}`;
 }
 
-/** One of BullMQ's own keys of a model's inference queue (`active`, `wait`, a job id…): for tests and repair. */
-export function inferenceQueueKey(prefix: string, model: string, part: string): string {
-  return `${prefix}:${inferenceQueueName(model)}:${part}`;
+/**
+ * The BullMQ queue of one model's asynchronous work (jobs, batch chunks): kept apart from the synchronous queue so
+ * that it is consumed with slots of its own (GANTRY_ASYNC_WORKER_CONCURRENCY) and never holds a synchronous
+ * request's slot for the length of a chunk.
+ */
+export function asyncInferenceQueueName(model: string): string {
+  return `infer-async{${model}}`;
 }
+
+/** One of BullMQ's own keys of a model's inference queue (`active`, `wait`, a job id…): for tests and repair. */
+export function inferenceQueueKey(prefix: string, model: string, part: string, kind: WorkKind = 'sync'): string {
+  return `${prefix}:${kind === 'sync' ? inferenceQueueName(model) : asyncInferenceQueueName(model)}:${part}`;
+}
+
+/** Which of a model's two queues: synchronous requests, or asynchronous work. */
+export type WorkKind = 'sync' | 'async';
 
 /** The queue of model load requests: API processes add, any worker consumes. */
 export const controlQueueName = 'control{gantry}';

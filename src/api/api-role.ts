@@ -15,7 +15,7 @@ import type { WebhookSource } from '../webhooks/webhook-source.js';
 import { createWebhookMetrics } from '../metrics/webhook-metrics.js';
 import { describeJobWebhook } from '../jobs/job-webhook.js';
 import { describeBatchWebhook } from '../jobs/batch-store.js';
-import { inferenceQueueName } from '../redis-keys.js';
+import { asyncInferenceQueueName, inferenceQueueName, type WorkKind } from '../redis-keys.js';
 import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { BlobCollector } from '../registry/blob-collector.js';
@@ -332,12 +332,13 @@ async function waitForRedis(redis: Redis, logger: Logger): Promise<void> {
  */
 function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): ApiMetricSources {
   const queues = new Map<string, Queue>();
-  const queueFor = (model: string) => {
-    let queue = queues.get(model);
+  const queueFor = (model: string, kind: WorkKind) => {
+    const name = kind === 'sync' ? inferenceQueueName(model) : asyncInferenceQueueName(model);
+    let queue = queues.get(name);
     if (queue === undefined) {
-      queue = new Queue(inferenceQueueName(model), { connection: redis, prefix });
+      queue = new Queue(name, { connection: redis, prefix });
       queue.on('error', () => undefined);
-      queues.set(model, queue);
+      queues.set(name, queue);
     }
     return queue;
   };
@@ -346,15 +347,20 @@ function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): A
     pendingByModel: async () => {
       const pending = new Map<string, number>();
       const models = await registry.listModelNames();
-      const listed = new Set(models);
-      for (const [model, queue] of queues) {
-        if (listed.has(model)) continue;
-        queues.delete(model);
+      const listed = new Set(models.flatMap((model) => [inferenceQueueName(model), asyncInferenceQueueName(model)]));
+      for (const [name, queue] of queues) {
+        if (listed.has(name)) continue;
+        queues.delete(name);
         queue.close().catch(() => undefined);
       }
+      // Both queues of a model: asynchronous work waiting is work an autoscaler should see too.
       for (const model of models) {
-        const counts = await queueFor(model).getJobCounts('waiting', 'prioritized', 'active');
-        pending.set(model, (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0));
+        let total = 0;
+        for (const kind of ['sync', 'async'] as const) {
+          const counts = await queueFor(model, kind).getJobCounts('waiting', 'prioritized', 'active');
+          total += (counts.waiting ?? 0) + (counts.prioritized ?? 0) + (counts.active ?? 0);
+        }
+        pending.set(model, total);
       }
       return pending;
     },

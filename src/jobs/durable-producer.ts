@@ -6,7 +6,7 @@ import type { DurableDestination } from '../queue/job-contracts.js';
 import { encodeInferenceJob } from '../queue/job-encoding.js';
 import { writeLargeValue, inlineValueLimitBytes } from '../queue/large-values.js';
 import { WorkDoorbell } from '../queue/work-doorbell.js';
-import { inferenceQueueName, payloadKey } from '../redis-keys.js';
+import { asyncInferenceQueueName, payloadKey } from '../redis-keys.js';
 
 /** One request of a durable queue job: the id its answer is written under, and what runs. */
 export interface DurableRequest {
@@ -22,9 +22,9 @@ export interface DurableRequest {
 const durableJobRetention = { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 3600, count: 1000 } } as const;
 
 /**
- * Queues asynchronous work (jobs, batch chunks) on its model's queue: the same job contract as synchronous
- * requests, with a durable destination instead of a reply channel, so the same workers run it with the same
- * batcher. Nothing waits in this process: once `enqueue` resolves, the work survives the death of every process
+ * Queues asynchronous work (jobs, batch chunks) on its model's asynchronous queue (asyncInferenceQueueName): the
+ * same job contract as synchronous requests, with a durable destination instead of a reply channel, so the same
+ * workers run it with the same batcher, in slots of its own (GANTRY_ASYNC_WORKER_CONCURRENCY). Nothing waits in this process: once `enqueue` resolves, the work survives the death of every process
  * (Redis persisting). The payload lives until the work's deadline; the job id is the caller's, so queueing the
  * same work twice (a retried submission) leaves one job.
  * A worker started long after the doorbell rang still finds the queue: it looks for queues holding jobs when
@@ -39,11 +39,11 @@ export class DurableProducer {
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {
-    this.doorbell = new WorkDoorbell(redis, prefix, logger);
+    this.doorbell = new WorkDoorbell(redis, prefix, logger, undefined, 'async');
   }
 
   private queueFor(model: string): Queue {
-    const name = inferenceQueueName(model);
+    const name = asyncInferenceQueueName(model);
     let queue = this.queues.get(name);
     if (queue === undefined) {
       queue = new Queue(name, { connection: this.redis, prefix: this.prefix });

@@ -45,7 +45,7 @@ export function createApiMetrics(sources: ApiMetricSources) {
     }),
     pendingRequests: new Gauge({
       name: 'gantry_pending_requests',
-      help: 'Jobs waiting, prioritized or active in each model queue (from BullMQ).',
+      help: "Jobs waiting, prioritized or active in each model's queues, synchronous and asynchronous (from BullMQ).",
       labelNames: ['model'] as const,
       registers: [registry],
       async collect() {

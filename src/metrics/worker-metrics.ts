@@ -83,12 +83,14 @@ export function createWorkerMetrics() {
     }),
     activeModelQueues: new Gauge({
       name: 'gantry_worker_active_model_queues',
-      help: 'Model queues this worker consumes now (each holds one blocking Redis connection; at most GANTRY_MAX_ACTIVE_MODEL_QUEUES).',
+      help: 'Model queues this worker consumes now, by kind (sync; async: jobs and batches), each holding one blocking Redis connection; at most GANTRY_MAX_ACTIVE_MODEL_QUEUES of each kind.',
+      labelNames: ['kind'] as const,
       registers: [registry],
     }),
     waitingModelQueues: new Gauge({
       name: 'gantry_worker_waiting_model_queues',
-      help: 'Models announced with work that wait for a free consumer slot (all GANTRY_MAX_ACTIVE_MODEL_QUEUES in use).',
+      help: 'Models announced with work that wait for a free consumer slot (all GANTRY_MAX_ACTIVE_MODEL_QUEUES in use), by kind (sync, async).',
+      labelNames: ['kind'] as const,
       registers: [registry],
     }),
     consumerConnectionFailures: new Counter({

@@ -1,7 +1,10 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { isValidQualifiedModelName } from '../auth/model-names.js';
-import { workDoorbellKey } from '../redis-keys.js';
+import { workDoorbellKey, type WorkKind } from '../redis-keys.js';
+
+/** The stream field a ring names its model in, by the queue that has work. */
+const ringField: Record<WorkKind, string> = { sync: 'model', async: 'async-model' };
 
 /**
  * Entries the doorbell stream keeps (approximately: MAXLEN ~). A worker reads it in pages of `readCount`, so it
@@ -28,6 +31,8 @@ export class WorkDoorbell {
     prefix: string,
     private readonly logger: Logger,
     private readonly ringIntervalMs = 1000,
+    /** Which of each model's queues this producer adds to. */
+    private readonly kind: WorkKind = 'sync',
   ) {
     this.key = workDoorbellKey(prefix);
     // A ring sent just before Redis lost its data (a restart without persistence) is gone: after a reconnect the
@@ -47,7 +52,7 @@ export class WorkDoorbell {
     const last = this.lastRungAt.get(model);
     if (last !== undefined && now - last < this.ringIntervalMs) return;
     this.lastRungAt.set(model, now);
-    this.redis.xadd(this.key, 'MAXLEN', '~', String(streamMaxEntries), '*', 'model', model).catch((error: Error) => {
+    this.redis.xadd(this.key, 'MAXLEN', '~', String(streamMaxEntries), '*', ringField[this.kind], model).catch((error: Error) => {
       // Ring again with the next job: until some worker hears it, this model's jobs wait in Redis.
       this.lastRungAt.delete(model);
       this.logger.warn({ model, err: error.message }, 'could not announce queued work to the workers');
@@ -75,7 +80,7 @@ export class DoorbellListener {
   constructor(
     private readonly redis: Redis,
     prefix: string,
-    private readonly onRung: (models: Set<string>) => void,
+    private readonly onRung: (models: Set<string>, kind: WorkKind) => void,
     private readonly logger: Logger,
     private readonly lookbackMs: number,
   ) {
@@ -94,16 +99,19 @@ export class DoorbellListener {
         const reply = (await this.redis.xread('COUNT', readCount, 'BLOCK', readBlockMs, 'STREAMS', this.key, lastId)) as
           [string, [string, string[]][]][] | null;
         failures = 0;
-        const models = new Set<string>();
+        const models = { sync: new Set<string>(), async: new Set<string>() };
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             lastId = id;
             const model = fields[1];
             // Anyone who can write to Redis can write here: only names a model could have are taken.
-            if (fields[0] === 'model' && model !== undefined && isValidQualifiedModelName(model)) models.add(model);
+            if (model === undefined || !isValidQualifiedModelName(model)) continue;
+            if (fields[0] === ringField.sync) models.sync.add(model);
+            else if (fields[0] === ringField.async) models.async.add(model);
           }
         }
-        if (models.size > 0) this.onRung(models);
+        if (models.sync.size > 0) this.onRung(models.sync, 'sync');
+        if (models.async.size > 0) this.onRung(models.async, 'async');
       } catch (error) {
         if (this.stopped) break;
         if (failures++ === 0) this.logger.warn({ err: (error as Error).message }, 'cannot read the work doorbell; retrying');

@@ -7,7 +7,7 @@ import type { Config } from '../config.js';
 import { errors } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from '../metrics/worker-metrics.js';
-import { controlQueueName, inferenceQueueName } from '../redis-keys.js';
+import { asyncInferenceQueueName, controlQueueName, inferenceQueueName, type WorkKind } from '../redis-keys.js';
 import { loadJobName } from '../queue/model-loader.js';
 import { createRedis, redisEndpointSettings } from '../queue/redis-connection.js';
 import { DoorbellListener } from '../queue/work-doorbell.js';
@@ -77,7 +77,8 @@ export class WorkerRole {
   /** The one blocking connection that reads the work doorbell. */
   private readonly doorbellConnection: Redis;
   private readonly doorbell: DoorbellListener;
-  private readonly consumers: ModelConsumerPool;
+  /** The consumers of each model's synchronous queue, and of its asynchronous one (slots of their own). */
+  private readonly consumers: Record<WorkKind, ModelConsumerPool>;
   private readonly registry: ModelRegistry;
   /** Opened by start() (the S3 store's SDK is imported only when asked for). */
   private store!: ModelStore;
@@ -127,19 +128,21 @@ export class WorkerRole {
     // A consumer's idle period must outlast a few lock periods, so the jobs of a worker that died are found
     // stalled (and re-run) by a consumer still open here.
     const idleMs = Math.max(config.GANTRY_MODEL_QUEUE_IDLE_MS, 3 * config.GANTRY_JOB_LOCK_MS);
-    this.consumers = new ModelConsumerPool(
-      { maxActive: config.GANTRY_MAX_ACTIVE_MODEL_QUEUES, idleMs, minHoldMs: consumerMinHoldMs, connectTimeoutMs: consumerConnectTimeoutMs },
-      {
-        open: (model) => this.openModelConsumer(model),
-        unserveable: (model, reason) => this.onUnserveable(model, reason),
-        sizes: (active, waiting) => {
-          this.metrics.activeModelQueues.set(active);
-          this.metrics.waitingModelQueues.set(waiting);
+    const pool = (kind: WorkKind) =>
+      new ModelConsumerPool(
+        { maxActive: config.GANTRY_MAX_ACTIVE_MODEL_QUEUES, idleMs, minHoldMs: consumerMinHoldMs, connectTimeoutMs: consumerConnectTimeoutMs },
+        {
+          open: (model) => this.openModelConsumer(model, kind),
+          unserveable: (model, reason) => this.onUnserveable(model, reason),
+          sizes: (active, waiting) => {
+            this.metrics.activeModelQueues.set({ kind }, active);
+            this.metrics.waitingModelQueues.set({ kind }, waiting);
+          },
         },
-      },
-      logger,
-    );
-    this.doorbell = new DoorbellListener(this.doorbellConnection, config.GANTRY_QUEUE_PREFIX, (models) => void this.onRung(models), logger, idleMs);
+        logger,
+      );
+    this.consumers = { sync: pool('sync'), async: pool('async') };
+    this.doorbell = new DoorbellListener(this.doorbellConnection, config.GANTRY_QUEUE_PREFIX, (models, kind) => void this.onRung(models, kind), logger, idleMs);
     const statisticsRedis = this.commands;
     this.statistics = new StatisticsBuffer(
       (model, version, increments, lastInferenceMs) => addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
@@ -207,7 +210,7 @@ export class WorkerRole {
   }
 
   private async stopTakingJobs(): Promise<void> {
-    await Promise.allSettled([this.consumers.pauseAll(), this.controlConsumer?.pause(true)]);
+    await Promise.allSettled([this.consumers.sync.pauseAll(), this.consumers.async.pauseAll(), this.controlConsumer?.pause(true)]);
   }
 
   async start(): Promise<void> {
@@ -278,7 +281,8 @@ export class WorkerRole {
       // An unreadable event changes nothing here: sessions are keyed by sha256 and age out of the LRU anyway.
       if (event !== undefined) this.onRegistryEvent(event);
     });
-    this.consumers.start();
+    this.consumers.sync.start();
+    this.consumers.async.start();
     this.doorbell.start();
     this.usage.start();
     await this.announcer.start(this.patterns, device.name);
@@ -290,8 +294,10 @@ export class WorkerRole {
   /** Opens the queues of served models that already hold jobs (older than the doorbell's look-back: queued-work-scan.ts). */
   private async consumeQueuedWork(): Promise<void> {
     try {
-      const models = await modelsWithQueuedWork(this.commands, this.config.GANTRY_QUEUE_PREFIX, this.registry, this.patterns);
-      if (models.size > 0 && this.closing === undefined) this.consumers.rung(models);
+      for (const kind of ['sync', 'async'] as const) {
+        const models = await modelsWithQueuedWork(this.commands, this.config.GANTRY_QUEUE_PREFIX, this.registry, this.patterns, kind);
+        if (models.size > 0 && this.closing === undefined) this.consumers[kind].rung(models);
+      }
     } catch (error) {
       // Their next job rings the doorbell anyway; only work queued long ago waits for it.
       this.logger.warn({ err: (error as Error).message }, 'could not look for jobs queued before this worker started');
@@ -384,7 +390,7 @@ export class WorkerRole {
     if (event.type === 'version-changed' || event.type === 'version-deleted' || event.type === 'version-created')
       this.warmupSamples.forget(event.name, event.version);
     if (event.type === 'model-deleted') this.warmupSamples.forget(event.name);
-    if (event.type === 'model-deleted') this.consumers.forget(event.name);
+    if (event.type === 'model-deleted') for (const kind of ['sync', 'async'] as const) this.consumers[kind].forget(event.name);
     // Sessions of deleted or unloaded versions are released at once instead of waiting for the LRU.
     if (event.type === 'version-deleted' && event.sha256 !== undefined) {
       this.sessions.evict(event.sha256);
@@ -402,11 +408,11 @@ export class WorkerRole {
   }
 
   /** Models announced with work: consumed if this worker serves them and they are registered (a ring for a deleted model opens nothing). */
-  private async onRung(rung: Set<string>): Promise<void> {
+  private async onRung(rung: Set<string>, kind: WorkKind): Promise<void> {
     if (this.closing !== undefined || this.restart.restarting) return;
     const models = new Set([...rung].filter((model) => patternsMatch(this.patterns, model)));
     if (models.size === 0) return;
-    const unknown = [...models].filter((model) => !this.consumers.isOpen(model));
+    const unknown = [...models].filter((model) => !this.consumers[kind].isOpen(model));
     try {
       const registered = await Promise.all(unknown.map((model) => this.registry.modelExists(model)));
       unknown.forEach((model, index) => {
@@ -416,29 +422,35 @@ export class WorkerRole {
       // Redis is away: the consumers opened anyway wait for it like every other consumer.
       this.logger.warn({ err: (error as Error).message }, 'could not check announced models against the registry');
     }
-    this.consumers.rung(models);
+    this.consumers[kind].rung(models);
   }
 
   /**
-   * A consumer for one model's queue, opened when the model has work (model-consumer-pool.ts). The queue carries
-   * the model's inference jobs and, where a worker pool serves it, its load jobs (named 'load').
+   * A consumer for one of a model's queues, opened when it has work (model-consumer-pool.ts). The synchronous
+   * queue carries the model's inference jobs and, where a worker pool serves it, its load jobs (named 'load'); the
+   * asynchronous one its jobs and batch chunks, in GANTRY_ASYNC_WORKER_CONCURRENCY slots of their own.
    */
-  private openModelConsumer(model: string): BullWorker {
-    this.logger.debug({ model }, 'consuming model queue');
-    return this.createConsumer(inferenceQueueName(model), (job) =>
-      this.consumers.track(model, () =>
-        job.name === loadJobName
-          ? this.handleLoad(job)
-          : handleInferenceJob(
-              job,
-              {
-                ...this.dependencies(),
-                statistics: this.completedJobStatistics.collectorFor(job),
-                meterCompute: (usage) => this.completedJobStatistics.hold(job, () => this.meterCompute(usage)),
-              },
-              { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS },
-            ),
-      ),
+  private openModelConsumer(model: string, kind: WorkKind): BullWorker {
+    this.logger.debug({ model, kind }, 'consuming model queue');
+    const queueName = kind === 'sync' ? inferenceQueueName(model) : asyncInferenceQueueName(model);
+    const concurrency = kind === 'sync' ? this.config.GANTRY_WORKER_CONCURRENCY : this.config.GANTRY_ASYNC_WORKER_CONCURRENCY;
+    return this.createConsumer(
+      queueName,
+      (job) =>
+        this.consumers[kind].track(model, () =>
+          job.name === loadJobName
+            ? this.handleLoad(job)
+            : handleInferenceJob(
+                job,
+                {
+                  ...this.dependencies(),
+                  statistics: this.completedJobStatistics.collectorFor(job),
+                  meterCompute: (usage) => this.completedJobStatistics.hold(job, () => this.meterCompute(usage)),
+                },
+                { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS },
+              ),
+        ),
+      concurrency,
     );
   }
 
@@ -461,7 +473,7 @@ export class WorkerRole {
       // BullMQ's close waits for the jobs in progress; a run inside onnxruntime that will not end in time (it
       // is stopped only at GANTRY_MAX_RUN_MS) must not hold the shutdown, and Node could not even exit meanwhile.
       const drained = await settlesWithin(
-        Promise.allSettled([this.consumers.closeAll(), this.controlConsumer?.close()]),
+        Promise.allSettled([this.consumers.sync.closeAll(), this.consumers.async.closeAll(), this.controlConsumer?.close()]),
         this.config.GANTRY_SHUTDOWN_TIMEOUT_MS,
       );
       if (!drained) {
