@@ -45,13 +45,9 @@ export async function enqueueBatchChunks(
         logger?.warn({ batchId: record.id, chunk }, 'a batch chunk has no input to queue');
         continue;
       }
-      await durable.enqueue(
-        current.target!,
-        current.priority,
-        decodeChunkInput(bytes),
-        { kind: 'batch', batchId: record.id, chunk },
-        batchChunkJobId(record.id, chunk),
-      );
+      // The owner: the worker that runs the chunk meters its compute to the batch's tenant and key.
+      const destination = { kind: 'batch' as const, batchId: record.id, chunk, owner: { tenant: current.tenant, keyId: current.keyId } };
+      await durable.enqueue(current.target!, current.priority, decodeChunkInput(bytes), destination, batchChunkJobId(record.id, chunk));
       await store.markEnqueued(record.id, chunk);
     }
     return true;

@@ -5,15 +5,15 @@
  * read while the batch runs; a cancel stops what has not started; another tenant sees nothing; limits refuse the
  * body before anything runs; a body cut off mid-upload leaves nothing behind.
  *
- * The worker takes one job at a time (GANTRY_WORKER_CONCURRENCY=1), so which chunks a cancel finds running is
- * known: the one running, no more.
+ * The worker takes one job at a time (GANTRY_WORKER_CONCURRENCY=1, GANTRY_ASYNC_WORKER_CONCURRENCY=1), so which
+ * chunks a cancel finds running is known: the one running, no more.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { inferenceQueueName, webhookQueueName } from '../../src/redis-keys.js';
+import { webhookQueueName } from '../../src/redis-keys.js';
 import { verifyWebhookSignature } from '../../src/webhooks/webhook-signature.js';
 import { fixturePath, inferJson, scanKeys, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { httpCall, type HttpReply } from '../helpers/http.js';
@@ -87,6 +87,7 @@ describe('batch files (gantry start)', () => {
         GANTRY_MAX_BATCH_LINE_BYTES: String(maxLineBytes),
         GANTRY_MAX_BATCHES_PER_TENANT: '2',
         GANTRY_WORKER_CONCURRENCY: '1',
+        GANTRY_ASYNC_WORKER_CONCURRENCY: '1',
         GANTRY_WEBHOOK_ALLOW: '127.0.0.1',
       },
     });
@@ -270,19 +271,27 @@ describe('batch files (gantry start)', () => {
       assert.equal(stats.status, 200, stats.text);
       return stats.body.model_stats[0].inference_stats.success.count as number;
     };
-    // The cancelled chunks' jobs are still taken by the worker (and end without running): wait for the queue to drain.
-    const queue = new Queue(inferenceQueueName('slow'), { connection: redis, prefix: gantry.prefix });
+    // The cancelled chunks' jobs are still taken by the worker (and end without running): wait for the model's
+    // queues (whatever they are named: BullMQ keeps `<prefix>:<queue>:meta` for each) to drain.
+    const queueNames = [
+      ...new Set((await scanKeys(redis, `${gantry.prefix}:*{slow}:meta`)).map((key) => key.slice(gantry.prefix.length + 1, -':meta'.length))),
+    ];
+    assert.ok(queueNames.length > 0);
+    const queues = queueNames.map((name) => new Queue(name, { connection: redis, prefix: gantry.prefix }));
     try {
       await waitUntil(
         async () => {
-          const counts = await queue.getJobCounts('active', 'wait', 'prioritized', 'delayed');
-          return Object.values(counts).every((count) => count === 0);
+          for (const queue of queues) {
+            const counts = await queue.getJobCounts('active', 'wait', 'prioritized', 'delayed');
+            if (Object.values(counts).some((count) => count !== 0)) return false;
+          }
+          return true;
         },
         30_000,
-        'the slow queue to drain',
+        'the slow queues to drain',
       );
     } finally {
-      await queue.close();
+      await Promise.all(queues.map((queue) => queue.close()));
     }
     await waitUntil(async () => (await successes()) >= finished.body.succeeded, 10_000, 'the statistics to count the lines that ran');
     await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -377,7 +386,7 @@ describe('batch files (gantry start)', () => {
     // ...and is gone once the connection drops, with nothing queued.
     request.destroy();
     await waitUntil(async () => (await scanKeys(redis, `${gantry.prefix}:batch{${id}}*`)).length === 0, 10_000, 'the cut-off batch to be removed');
-    assert.deepEqual(await scanKeys(redis, `${gantry.prefix}:infer{mlp}:batch-${id}-*`), []);
+    assert.deepEqual(await scanKeys(redis, `${gantry.prefix}:*{mlp}:batch-${id}-*`), [], 'no chunk job in any of the model queues');
     const listed = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?limit=100', { headers: withAdminKey() });
     assert.ok(!listed.text.includes(id), listed.text);
   });
