@@ -406,10 +406,15 @@ export class BatchStore {
   }
 
   /**
-   * The tenant's batches, newest first, `limit` at most, after `cursor` (the previous page's nextCursor). Batches
-   * whose records are gone (expired) are dropped from the tenant's list as they are met.
+   * The tenant's batches that `keep` keeps, newest first, `limit` at most, after `cursor` (the previous page's
+   * nextCursor). Batches whose records are gone (expired) are dropped from the tenant's list as they are met.
    */
-  async list(tenant: string, limit: number, cursor?: { createdAt: number; id: string }): Promise<BatchPage> {
+  async list(
+    tenant: string,
+    limit: number,
+    cursor?: { createdAt: number; id: string },
+    keep: (record: BatchRecord) => boolean = () => true,
+  ): Promise<BatchPage> {
     const listKey = tenantBatchesKey(this.prefix, tenant);
     const batches: BatchRecord[] = [];
     let max = cursor === undefined ? '+inf' : String(cursor.createdAt);
@@ -424,7 +429,7 @@ export class BatchStore {
       const gone = fresh.filter((_, index) => records[index] === undefined).map((member) => member.id);
       if (gone.length > 0) await this.redis.zrem(listKey, ...gone);
       for (const record of records) {
-        if (record === undefined || record.tenant !== tenant) continue;
+        if (record === undefined || record.tenant !== tenant || !keep(record)) continue;
         batches.push(record);
         if (batches.length === limit) {
           const last = record;

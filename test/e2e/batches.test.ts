@@ -147,6 +147,13 @@ describe('batch files (gantry start)', () => {
       listed.body.batches.some((batch: { id: string }) => batch.id === created.body.id),
       listed.text,
     );
+    const filtered = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?state=succeeded&model=mlp', { headers: withAdminKey() });
+    assert.deepEqual(
+      filtered.body.batches.map((batch: { id: string }) => batch.id),
+      [created.body.id],
+    );
+    const none = await httpCall(gantry.baseUrl, 'GET', '/v1/batches?state=running', { headers: withAdminKey() });
+    assert.deepEqual(none.body.batches, []);
   });
 
   test('a bad line fails alone with its reason; the others run', async () => {

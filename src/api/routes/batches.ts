@@ -62,6 +62,8 @@ const listQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().optional().describe("The previous page's nextCursor."),
   tenant: z.string().optional().describe("An admin's choice of tenant; a tenant's key always lists its own."),
+  state: z.enum(batchStates).optional().describe('Only batches in this state.'),
+  model: z.string().optional().describe('Only batches of this model (as the caller names it).'),
 });
 const errorResponses = { '4xx': errorBodySchema, '5xx': errorBodySchema };
 
@@ -258,14 +260,14 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
     {
       schema: {
         tags: ['batches'],
-        summary: "The caller's batches, newest first (cursor pagination)",
+        summary: "The caller's batches, newest first (cursor pagination; ?state, ?model)",
         querystring: listQuerySchema,
         response: { 200: z.object({ batches: z.array(batchViewSchema), nextCursor: z.string().optional() }), ...errorResponses },
       },
     },
     async (request) => {
       const principal = request.principal;
-      const { limit, cursor, tenant: askedTenant } = request.query;
+      const { limit, cursor, tenant: askedTenant, state, model } = request.query;
       let tenant = principal.tenant;
       if (askedTenant !== undefined && askedTenant !== principal.tenant) {
         if (!isAdmin(principal) || !tenantIdPattern.test(askedTenant)) throw errors.tenantNotFound(askedTenant);
@@ -279,7 +281,13 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         }
         after = { createdAt: Number(createdAt), id };
       }
-      const page = await store.list(tenant, limit, after);
+      const qualified = model === undefined ? undefined : requestedModel(principal, model).qualified;
+      const page = await store.list(
+        tenant,
+        limit,
+        after,
+        (record) => (state === undefined || record.state === state) && (qualified === undefined || record.model === qualified),
+      );
       return {
         batches: page.batches.map((record) => batchView(record)),
         ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
