@@ -407,6 +407,8 @@ describe('batch files (gantry start)', () => {
     assert.equal(upload.status, 201, upload.text);
     const body = jsonl(Array.from({ length: 2 * chunkLines }, (_, line) => slowRequest(line)));
     const first = await submit('slow', body, acme);
+    assert.equal(first.body.model, 'slow', 'its tenant sees the bare name');
+    assert.equal((await status(first.body.id)).body.model, 'acme~slow', 'an admin of another tenant sees the qualified name');
     const hook = { 'gantry-callback-url': 'http://127.0.0.1:9/batches', 'gantry-callback-secret': 's3cret' };
     const second = await submit('slow', body, { ...acme, ...hook });
     assert.equal(first.status, 202, first.text);

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { displayModelName } from '../../auth/model-names.js';
 import { isAdmin, tenantIdPattern, type Principal } from '../../auth/principal.js';
 import { ErrorCode, GantryError, errors } from '../../errors.js';
 import { forModel, requestedModel } from '../../inference/requested-model.js';
@@ -140,7 +141,10 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
     }
     return record;
   };
-  const viewOf = async (record: BatchRecord) => batchView(record, record.callbackUrl === undefined ? [] : await store.deliveries(record.id));
+  /** The record as `principal` sees it: the model under the name it uses (bare in its tenant, qualified for an admin elsewhere). */
+  const shownTo = (principal: Principal, record: BatchRecord): BatchRecord => ({ ...record, modelShown: displayModelName(principal, record.model) });
+  const viewOf = async (principal: Principal, record: BatchRecord) =>
+    batchView(shownTo(principal, record), record.callbackUrl === undefined ? [] : await store.deliveries(record.id));
 
   typed.post(
     '/v1/models/:model/batches',
@@ -251,7 +255,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       return reply
         .code(202)
         .header('location', `/v1/batches/${id}`)
-        .send(await viewOf(record));
+        .send(await viewOf(principal, record));
     },
   );
 
@@ -289,7 +293,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         (record) => (state === undefined || record.state === state) && (qualified === undefined || record.model === qualified),
       );
       return {
-        batches: page.batches.map((record) => batchView(record)),
+        batches: page.batches.map((record) => batchView(shownTo(principal, record))),
         ...(page.nextCursor === undefined ? {} : { nextCursor: page.nextCursor }),
       };
     },
@@ -305,7 +309,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
         response: { 200: batchViewSchema, ...errorResponses },
       },
     },
-    async (request) => viewOf(await readOwn(request.principal, request.params.batchId)),
+    async (request) => viewOf(request.principal, await readOwn(request.principal, request.params.batchId)),
   );
 
   typed.get(
@@ -350,7 +354,7 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       const { before, finished } = await store.cancel(record.id);
       if (before === '') throw batchNotFound(record.id);
       if (finished && record.callbackUrl !== undefined) await queueWebhook(record.id);
-      return viewOf((await store.read(record.id)) ?? record);
+      return viewOf(request.principal, (await store.read(record.id)) ?? record);
     },
   );
 }
