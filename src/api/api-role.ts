@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import { defaultTenant } from '../auth/principal.js';
 import { loggerOptions, type Logger } from '../logger.js';
 import { createApiMetrics, type ApiMetrics, type ApiMetricSources } from '../metrics/api-metrics.js';
 import { InferenceProducer } from '../queue/inference-producer.js';
@@ -14,8 +15,8 @@ import { WebhookDispatcher, webhookDispatcherOptions } from '../webhooks/webhook
 import type { WebhookSource } from '../webhooks/webhook-source.js';
 import { createWebhookMetrics } from '../metrics/webhook-metrics.js';
 import { describeJobWebhook } from '../jobs/job-webhook.js';
-import { describeBatchWebhook } from '../jobs/batch-store.js';
-import { asyncInferenceQueueName, inferenceQueueName, type WorkKind } from '../redis-keys.js';
+import { BatchStore, describeBatchWebhook } from '../jobs/batch-store.js';
+import { asyncInferenceQueueName, inferenceQueueName, tenantIndexKey, type WorkKind } from '../redis-keys.js';
 import { createRedis, redisEndpointSettings, waitForReady } from '../queue/redis-connection.js';
 import { ReplyListener } from '../queue/reply-listener.js';
 import { BlobCollector } from '../registry/blob-collector.js';
@@ -366,7 +367,13 @@ function scrapeSources(redis: Redis, registry: ModelRegistry, prefix: string): A
     },
     unfinishedWork: async () => {
       const jobs = await new JobStore(redis, prefix).unfinished(undefined, { prune: true });
-      return new Map([['job', jobs]]);
+      // Batches are few per tenant (GANTRY_MAX_BATCHES_PER_TENANT unfinished, the finished for their retention).
+      const tenants = [defaultTenant, ...(await redis.smembers(tenantIndexKey(prefix))).filter((tenant) => tenant !== defaultTenant)];
+      const batches = await new BatchStore(redis, prefix).unfinishedAcross(tenants);
+      return new Map([
+        ['job', jobs],
+        ['batch', batches],
+      ]);
     },
     versionsByState: async () => {
       const states = new Map<string, number>(modelStates.map((state) => [state, 0]));

@@ -39,10 +39,15 @@ export interface FinishedSubjectsQueue {
   add(subjects: FinishedSubject[]): Promise<void>;
 }
 
+/** Tries to queue a finished subject's webhook this many times (a short Redis hiccup) before failing the write. */
+const webhookQueueAttempts = 4;
+
 /**
  * The worker's one entry to durable destinations: picks the writer of a job's destination kind, and queues a
- * webhook for each subject a write finished. A webhook that cannot be queued fails the write (the job is then
- * re-run, finds its answers written, and queues it again), so a finished subject never silently loses its hook.
+ * webhook for each subject a write finished (the queue keeps one per subject, so queueing again is harmless).
+ * A webhook that cannot be queued after a few tries fails the write; the job is then re-run, and `begin` queues
+ * again the webhooks of the asynchronous jobs it finds already final, so a finished job never silently loses its
+ * hook. (A batch's is only retried here: its line answers do not say whether the batch as a whole is finished.)
  */
 export class DurableResults {
   constructor(
@@ -50,12 +55,32 @@ export class DurableResults {
     private readonly webhooks: FinishedSubjectsQueue | undefined,
   ) {}
 
-  begin(job: InferenceJob & { durable: DurableDestination }): Promise<Set<string>> {
-    return this.writers[job.durable.kind].begin(job, job.durable);
+  async begin(job: InferenceJob & { durable: DurableDestination }): Promise<Set<string>> {
+    const wanted = await this.writers[job.durable.kind].begin(job, job.durable);
+    if (job.durable.kind === 'job' && wanted.size < job.requests.length) {
+      const final = job.requests
+        .filter((request) => !wanted.has(request.correlationId))
+        .map((request) => ({ kind: 'job' as const, id: request.correlationId }));
+      await this.queueWebhooks(final);
+    }
+    return wanted;
   }
 
   async write(job: InferenceJob & { durable: DurableDestination }, answers: readonly DurableAnswer[]): Promise<void> {
     const finished = await this.writers[job.durable.kind].write(job, job.durable, answers);
-    if (finished.length > 0) await this.webhooks?.add(finished);
+    await this.queueWebhooks(finished);
+  }
+
+  private async queueWebhooks(subjects: FinishedSubject[]): Promise<void> {
+    if (subjects.length === 0 || this.webhooks === undefined) return;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await this.webhooks.add(subjects);
+        return;
+      } catch (error) {
+        if (attempt >= webhookQueueAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      }
+    }
   }
 }

@@ -34,7 +34,7 @@ function validationMessage(error: FastifyError): string {
 }
 
 /** Body types routes parse, in the order a 415 answer lists them. */
-const namedContentTypes = ['application/json', 'application/octet-stream', 'multipart/form-data'];
+const namedContentTypes = ['application/json', 'application/octet-stream', 'multipart/form-data', 'application/x-ndjson', 'application/jsonl'];
 
 /**
  * What a 415 says: the Content-Type sent (or that none was) and those the route takes, read from the parsers of
