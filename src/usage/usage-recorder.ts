@@ -17,6 +17,8 @@ export interface CallUsageRecord {
   outcome: UsageOutcome;
   bytesIn: number;
   bytesOut: number;
+  /** Inference requests the call stands for (a batch file's queued lines); 1 when unset. */
+  requests?: number;
 }
 
 export interface UsageRecorderOptions {
@@ -44,17 +46,21 @@ export class UsageRecorder {
 
   record(call: CallUsageRecord): void {
     const computeNs = call.computeNs ?? 0;
-    this.options.meter.record({
-      tenant: call.principal.tenant,
-      keyId: call.principal.keyId,
-      model: call.model ?? '',
-      version: call.version ?? '',
-      outcome: call.outcome,
-      rows: call.rows ?? 0,
-      computeNs,
-      bytesIn: call.bytesIn,
-      bytesOut: call.bytesOut,
-    });
+    this.options.meter.record(
+      {
+        tenant: call.principal.tenant,
+        keyId: call.principal.keyId,
+        model: call.model ?? '',
+        version: call.version ?? '',
+        outcome: call.outcome,
+        rows: call.rows ?? 0,
+        computeNs,
+        bytesIn: call.bytesIn,
+        bytesOut: call.bytesOut,
+      },
+      Date.now(),
+      call.requests ?? 1,
+    );
     const tenant = this.labels.labelFor(call.principal.tenant);
     this.options.tenantRequests.inc({ tenant });
     if (computeNs > 0) this.options.tenantComputeSeconds.inc({ tenant }, computeNs / 1e9);

@@ -447,6 +447,42 @@ describe('batch files (gantry start)', () => {
     await waitForFinish(third.body.id);
   });
 
+  test('usage and quotas: each queued line is an inference request; a tenant past its quota is refused before its body is read', async () => {
+    assert.equal((await call(gantry.baseUrl, 'POST', '/v1/tenants', { id: 'metered' })).status, 201);
+    const limits = await call(gantry.baseUrl, 'PUT', '/v1/tenants/metered/limits', { requestsPerDay: 5 });
+    assert.equal(limits.status, 200, limits.text);
+    const key = await call(gantry.baseUrl, 'POST', '/v1/keys', { tenant: 'metered', name: 'metered', scopes: ['models:write', 'infer'] });
+    assert.equal(key.status, 201, key.text);
+    const metered = { authorization: `Bearer ${key.body.key as string}` };
+    const upload = await httpCall(gantry.baseUrl, 'POST', '/v1/models/mlp/versions', {
+      headers: { ...metered, 'content-type': 'application/octet-stream' },
+      body: await import('node:fs/promises').then((fs) => fs.readFile(fixturePath('tiny-mlp.onnx'))),
+    });
+    assert.equal(upload.status, 201, upload.text);
+    // Three good lines and one the model refuses: three requests.
+    const first = await submit(
+      'mlp',
+      jsonl([mlpRequest(1), mlpRequest(2), { inputs: [{ name: 'nope', datatype: 'FP32', shape: [1], data: [1] }] }, mlpRequest(3)]),
+      metered,
+    );
+    assert.equal(first.status, 202, first.text);
+    await waitForFinish(first.body.id);
+    await waitUntil(
+      async () => {
+        const report = await call(gantry.baseUrl, 'GET', '/v1/usage?groupBy=tenant');
+        const row = (report.body.usage as Array<Record<string, number | string>>).find((candidate) => candidate.tenant === 'metered');
+        return row?.requests === 3 && row?.rows === 3;
+      },
+      10_000,
+      'the usage of three queued lines',
+    );
+    // Under the quota (3 of 5) when it is read: taken whole, although it goes past it.
+    const second = await submit('mlp', jsonl([mlpRequest(4), mlpRequest(5), mlpRequest(6)]), metered);
+    assert.equal(second.status, 202, second.text);
+    await waitForFinish(second.body.id);
+    assertError(await submit('mlp', jsonl([mlpRequest(7)]), metered), 429, 'RESOURCE_EXHAUSTED', /requestsPerDay|quota/);
+  });
+
   test('every key the batches above left in Redis expires (records, lines, results, chunk sets)', async () => {
     const keys = await scanKeys(redis, `${gantry.prefix}:batch{*`);
     assert.ok(keys.length > 0);

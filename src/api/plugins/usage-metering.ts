@@ -20,6 +20,8 @@ export interface RequestUsage {
   refusal?: 'rate_limited' | 'quota_exceeded';
   /** Set once the request was metered (so an aborted request whose answer is sent anyway is not counted twice). */
   metered?: boolean;
+  /** Inference requests this HTTP request stands for (a batch file: its queued lines); 1 when unset. */
+  requests?: number;
 }
 
 declare module 'fastify' {
@@ -40,6 +42,8 @@ export const meteredRoutes: ReadonlySet<string> = new Set([
   // An asynchronous job is an inference request too: it counts against the same rates and quotas when it is made.
   'POST /v1/models/:model/jobs',
   'POST /v1/models/:model/versions/:version/jobs',
+  // A batch file counts each line it queued (RequestUsage.requests); its quotas are checked before it is read.
+  'POST /v1/models/:model/batches',
 ]);
 
 export function isMeteredRoute(method: string, url: string): boolean {
@@ -103,6 +107,7 @@ async function usageMeteringPlugin(app: FastifyInstance, options: UsageMeteringO
       outcome: reply === undefined ? 'client_error' : outcomeOf(reply.statusCode, usage),
       bytesIn: Number(request.headers['content-length'] ?? 0) || 0,
       bytesOut: reply === undefined ? 0 : Number(reply.getHeader('content-length') ?? 0) || 0,
+      ...(usage.requests === undefined ? {} : { requests: usage.requests }),
     });
   };
 

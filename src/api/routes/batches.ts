@@ -237,6 +237,8 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
       // Kept until every line's deadline passed plus the retention; once finished, for the retention only.
       const ttlMs = Date.now() - createdAt + deadlineMs + retentionMs + 60_000;
       const opened = await store.open(id, received, ttlMs);
+      // Metered when answered (plugins/usage-metering.ts): each queued line is an inference request.
+      Object.assign((request.usage ??= {}), { model: model.qualified, version: received.version, requests: received.queuedLines });
       if (opened === 'gone') {
         throw new GantryError(
           ErrorCode.DeadlineExceeded,
