@@ -44,8 +44,23 @@ function resultLine(record: BatchRecord, meta: LineMeta, stored: Buffer | null, 
     { model_name: result.modelName, model_version: result.modelVersion, ...(result.id === undefined ? {} : { id: result.id }) },
     result.outputs,
   );
-  const response = encoded.serialized ?? JSON.stringify(encoded.json);
+  const response = encoded.serialized ?? JSON.stringify(inInferOrder(encoded.json as Record<string, unknown>));
   return `{"id":${JSON.stringify(meta.i)},"response":${response}}\n`;
+}
+
+/**
+ * The JSON response with its fields in the order /infer's response schema writes them (model_name, model_version,
+ * id, parameters, outputs; each output name, shape, datatype, parameters, data), so a line's response is the same
+ * text /infer answers, not only the same values.
+ */
+function inInferOrder(json: Record<string, unknown>): Record<string, unknown> {
+  const ordered = (value: Record<string, unknown>, keys: readonly string[]) =>
+    Object.fromEntries(keys.filter((key) => value[key] !== undefined).map((key) => [key, value[key]]));
+  const response = ordered(json, ['model_name', 'model_version', 'id', 'parameters']);
+  response.outputs = ((json.outputs as Array<Record<string, unknown>> | undefined) ?? []).map((output) =>
+    ordered(output, ['name', 'shape', 'datatype', 'parameters', 'data']),
+  );
+  return response;
 }
 
 /**

@@ -140,6 +140,12 @@ describe('batch files (gantry start)', () => {
       assert.equal(lines[line]!.id, (request.id as string | undefined) ?? String(line), `line ${line}'s id`);
       assert.deepEqual(lines[line]!.response, expected.body, `line ${line}'s response`);
     }
+    // Not only the same values: the same text /infer sends.
+    const firstSync = await httpCall(gantry.baseUrl, 'POST', '/v2/models/mlp/infer', {
+      headers: withAdminKey({ 'content-type': 'application/json' }),
+      body: JSON.stringify(requests[0]),
+    });
+    assert.equal(reply.text.split('\n')[0], `{"id":${JSON.stringify(lines[0]!.id)},"response":${firstSync.text}}`);
 
     const listed = await httpCall(gantry.baseUrl, 'GET', '/v1/batches', { headers: withAdminKey() });
     assert.equal(listed.status, 200, listed.text);
