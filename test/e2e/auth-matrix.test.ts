@@ -34,6 +34,9 @@ interface Keys {
 
 interface Ids {
   keys: Keys;
+  /** alpha's finished asynchronous job and batch. */
+  job: string;
+  batch: string;
 }
 
 /** How to call one route, and what its right key and the other tenant's key get. */
@@ -42,6 +45,8 @@ interface RouteCase {
   body?: unknown;
   /** Sends the model file as the raw body (an upload). */
   uploadsModel?: true;
+  /** Sends this text as a batch file (application/x-ndjson). */
+  jsonLines?: string;
   /** The right key is alpha's, unless the route needs admin (then the admin key). */
   right: number;
   /** What beta's key gets on alpha's resource (a route taking none of alpha's resources: its own answer). */
@@ -99,6 +104,18 @@ const cases: Record<string, RouteCase> = {
   'GET /v1/keys/:keyId/limits': { path: (ids) => `/v1/keys/${spareKey(0)(ids)}/limits`, right: 200, otherTenant: 404 },
   'PUT /v1/keys/:keyId/limits': { path: (ids) => `/v1/keys/${spareKey(0)(ids)}/limits`, body: {}, right: 200, otherTenant: 404 },
   'GET /v1/usage': { path: () => '/v1/usage', right: 200, otherTenant: 200 },
+  // Asynchronous jobs and batch files: the caller's own (ids: alpha's, finished, so a cancel is refused with 409)
+  'POST /v1/models/:model/jobs': { path: () => `/v1/models/${model}/jobs`, body: inferBody, right: 202, otherTenant: 404 },
+  'POST /v1/models/:model/versions/:version/jobs': { path: () => `/v1/models/${model}/versions/1/jobs`, body: inferBody, right: 202, otherTenant: 404 },
+  'GET /v1/jobs': { path: () => '/v1/jobs', right: 200, otherTenant: 200 },
+  'GET /v1/jobs/:jobId': { path: (ids) => `/v1/jobs/${ids.job}`, right: 200, otherTenant: 404 },
+  'GET /v1/jobs/:jobId/result': { path: (ids) => `/v1/jobs/${ids.job}/result`, right: 200, otherTenant: 404 },
+  'DELETE /v1/jobs/:jobId': { path: (ids) => `/v1/jobs/${ids.job}`, right: 409, otherTenant: 404 },
+  'POST /v1/models/:model/batches': { path: () => `/v1/models/${model}/batches`, jsonLines: `${JSON.stringify(inferBody)}\n`, right: 202, otherTenant: 404 },
+  'GET /v1/batches': { path: () => '/v1/batches', right: 200, otherTenant: 200 },
+  'GET /v1/batches/:batchId': { path: (ids) => `/v1/batches/${ids.batch}`, right: 200, otherTenant: 404 },
+  'GET /v1/batches/:batchId/results': { path: (ids) => `/v1/batches/${ids.batch}/results`, right: 200, otherTenant: 404 },
+  'DELETE /v1/batches/:batchId': { path: (ids) => `/v1/batches/${ids.batch}`, right: 409, otherTenant: 404 },
 };
 
 /** Routes that answer without a key (on a loopback bind /metrics is one of them: GANTRY_METRICS_PUBLIC). */
@@ -117,6 +134,8 @@ async function send(baseUrl: string, entry: string, spec: RouteCase, ids: Ids, k
   const method = entry.slice(0, entry.indexOf(' '));
   const headers: Record<string, string> = key === undefined ? {} : { authorization: `Bearer ${key}` };
   if (spec.uploadsModel === true) return rawCall(baseUrl, method, spec.path(ids), await readFile(modelFile), headers);
+  if (spec.jsonLines !== undefined)
+    return httpCall(baseUrl, method, spec.path(ids), { body: spec.jsonLines, headers: { ...headers, 'content-type': 'application/x-ndjson' } });
   return call(baseUrl, method, spec.path(ids), spec.body, headers);
 }
 
@@ -158,7 +177,22 @@ describe('every route × every kind of caller', { timeout: 180_000 }, () => {
       (await createKey(base, { tenant: 'alpha', name: 'spare 1', scopes: ['infer'] })).id,
     ];
     for (const name of [model, 'matrix-load', 'matrix-delete', 'matrix-delete-version']) await upload(base, name, alpha.key);
-    ids = { keys: { alpha, beta, single, expired: expired.key, revoked: revoked.key, spare } };
+    const alphaHeaders = { authorization: `Bearer ${alpha.key}` };
+    const job = await call(base, 'POST', `/v1/models/${model}/jobs`, inferBody, alphaHeaders);
+    assert.equal(job.status, 202, JSON.stringify(job.body));
+    const batch = await httpCall(base, 'POST', `/v1/models/${model}/batches`, {
+      body: `${JSON.stringify(inferBody)}\n`,
+      headers: { ...alphaHeaders, 'content-type': 'application/x-ndjson' },
+    });
+    assert.equal(batch.status, 202, batch.text);
+    await waitUntil(
+      async () =>
+        (await call(base, 'GET', `/v1/jobs/${job.body.id}`, undefined, alphaHeaders)).body.state === 'succeeded' &&
+        (await call(base, 'GET', `/v1/batches/${batch.body.id}`, undefined, alphaHeaders)).body.state === 'succeeded',
+      10_000,
+      "alpha's job and batch to finish",
+    );
+    ids = { keys: { alpha, beta, single, expired: expired.key, revoked: revoked.key, spare }, job: job.body.id, batch: batch.body.id };
     await waitUntil(
       async () => (await call(base, 'GET', '/v2', undefined, { authorization: `Bearer ${expired.key}` })).status === 401,
       5000,

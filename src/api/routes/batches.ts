@@ -11,7 +11,7 @@ import { renderResult } from '../../inference/result-rendering.js';
 import { restInferenceCall } from '../../inference/rest-call.js';
 import { enqueueBatchChunks, needsEnqueueResume } from '../../jobs/batch-enqueue.js';
 import { batchBodyLimitOf } from '../../jobs/batch-line-reader.js';
-import { batchStates, batchView, type BatchRecord } from '../../jobs/batch-record.js';
+import { batchStates, batchView, isFinished, type BatchRecord } from '../../jobs/batch-record.js';
 import { batchResultLines } from '../../jobs/batch-results-stream.js';
 import { BatchStore, receivingTimeMs } from '../../jobs/batch-store.js';
 import { receiveBatch } from '../../jobs/batch-submission.js';
@@ -353,6 +353,8 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
     async (request) => {
       const record = await readOwn(request.principal, request.params.batchId);
       if (record.state === 'receiving') throw errors.failedPrecondition(`Batch '${record.id}' is still being uploaded; cancel the upload instead.`);
+      // As for a job: a batch every line of which has its result has nothing left to cancel.
+      if (isFinished(record)) throw errors.failedPrecondition(`Batch '${record.id}' has already finished (${record.state}); there is nothing to cancel.`);
       const { before, finished } = await store.cancel(record.id);
       if (before === '') throw batchNotFound(record.id);
       if (finished && record.callbackUrl !== undefined) await queueWebhook(record.id);
