@@ -9,6 +9,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fixturePath, freePort, repositoryRoot, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
@@ -159,7 +161,8 @@ let prometheusDirectory: string | undefined;
 
 before(async () => {
   if (!havePrometheus) return;
-  gantry = await startGantry();
+  // The webhook panels need deliveries: the test's receiver listens on loopback, which the allow-list opens.
+  gantry = await startGantry({ env: { GANTRY_WEBHOOK_ALLOW: '127.0.0.1', GANTRY_WEBHOOK_BASE_DELAY_MS: '50' } });
 });
 
 after(async () => {
@@ -327,10 +330,27 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     // Traffic while Prometheus scrapes every second, so each rate() window holds several increasing samples:
     // successes, client errors, and a second version upload (gantry_model_load_duration_seconds must increase
     // inside the window too, or the load-time panel's rate() is all zeros and its quantile NaN).
+    // Asynchronous jobs with a callback feed the jobs and webhook panels (one receiver answer in three fails).
+    let hooksReceived = 0;
+    const receiver: Server = createServer((request, response) => {
+      request.resume();
+      request.on('end', () => {
+        hooksReceived += 1;
+        response.statusCode = hooksReceived % 3 === 0 ? 500 : 204;
+        response.end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    const callback = { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook` };
     const trafficUntil = Date.now() + 5_000;
     let uploadedSecond = false;
     while (Date.now() < trafficUntil) {
       await sendInferences(g.baseUrl, 10, 4);
+      const job = await httpCall(g.baseUrl, 'POST', `/v1/models/${modelName}/jobs`, {
+        headers: withAdminKey({ 'content-type': 'application/json' }),
+        body: { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: new Array(256).fill(0.5) }], callback },
+      });
+      assert.equal(job.status, 202, job.text);
       await sendBadRequests(g.baseUrl, requestIds);
       if (!uploadedSecond && Date.now() > trafficUntil - 3_500) {
         const second = await uploadModel(g.baseUrl, modelName, fixturePath('tiny-mlp.onnx'), '?duplicate=true');
@@ -341,6 +361,8 @@ test('API and worker /metrics, scraped by a real Prometheus, feed every dashboar
     }
     // Let the last increases land in a scrape.
     await new Promise((resolve) => setTimeout(resolve, 2_000));
+    receiver.close();
+    assert.ok(hooksReceived > 0, 'webhooks were delivered');
 
     const dashboard = JSON.parse(await readFile(path.join(repositoryRoot, 'deploy/grafana/dashboards/gantry.json'), 'utf8'));
     const queries = dashboardQueries(dashboard);
