@@ -306,6 +306,11 @@ export function unfinishedJobsKey(prefix: string, tenant?: string): string {
   return tenant === undefined ? `${prefix}:jobs-unfinished{gantry}` : `${prefix}:jobs-unfinished{${tenant}}`;
 }
 
+/** Sorted set: asynchronous jobs a worker is running now, by when it started them (for the jobs gauges). */
+export function runningJobsKey(prefix: string): string {
+  return `${prefix}:jobs-running{gantry}`;
+}
+
 /** String: the job an Idempotency-Key made (`<job id> <body sha256>`), by tenant, key id and the key's sha256. */
 export function jobIdempotencyKey(prefix: string, tenant: string, keyId: string, idempotencyKeySha256: string): string {
   return `${prefix}:job-idempotency{${tenant}}:${keyId}:${idempotencyKeySha256}`;

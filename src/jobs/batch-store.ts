@@ -453,10 +453,11 @@ export class BatchStore {
    * tenant's list and the records (a tenant holds its unfinished batches, at most GANTRY_MAX_BATCHES_PER_TENANT,
    * and the finished ones it keeps for their retention). Entries whose records are gone are dropped on the way.
    */
-  async unfinished(tenant: string): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
+  async unfinished(tenant: string): Promise<{ count: number; running: number; oldestCreatedAt: number | undefined }> {
     const listKey = tenantBatchesKey(this.prefix, tenant);
     const entries = await this.redis.zrange(listKey, 0, -1, 'WITHSCORES');
     let count = 0;
+    let running = 0;
     let oldestCreatedAt: number | undefined;
     for (let start = 0; start < entries.length; start += 1000) {
       const slice = entries.slice(start, start + 1000);
@@ -471,25 +472,28 @@ export class BatchStore {
         if (state === null) gone.push(ids[index]!);
         else if (finishedAt === null) {
           count += 1;
+          if (state === 'running') running += 1;
           const createdAt = Number(slice[index * 2 + 1]);
           oldestCreatedAt = oldestCreatedAt === undefined ? createdAt : Math.min(oldestCreatedAt, createdAt);
         }
       });
       if (gone.length > 0) await this.redis.zrem(listKey, ...gone);
     }
-    return { count, oldestCreatedAt };
+    return { count, running, oldestCreatedAt };
   }
 
   /** {@link unfinished} over several tenants together (the deployment's, for the metrics: pass every tenant). */
-  async unfinishedAcross(tenants: Iterable<string>): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
+  async unfinishedAcross(tenants: Iterable<string>): Promise<{ count: number; running: number; oldestCreatedAt: number | undefined }> {
     let count = 0;
+    let running = 0;
     let oldestCreatedAt: number | undefined;
     for (const tenant of tenants) {
       const found = await this.unfinished(tenant);
       count += found.count;
+      running += found.running;
       if (found.oldestCreatedAt !== undefined) oldestCreatedAt = Math.min(oldestCreatedAt ?? Infinity, found.oldestCreatedAt);
     }
-    return { count, oldestCreatedAt };
+    return { count, running, oldestCreatedAt };
   }
 
   private async readMany(ids: readonly string[]): Promise<Array<BatchRecord | undefined>> {

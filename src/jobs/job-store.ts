@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WireError } from '../errors.js';
-import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, tenantJobsKey, unfinishedJobsKey, webhookDeliveriesKey } from '../redis-keys.js';
+import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, runningJobsKey, tenantJobsKey, unfinishedJobsKey, webhookDeliveriesKey } from '../redis-keys.js';
 import { recordFields, recordFromFields, type DeliveryView, type JobRecord, type JobState } from './job-record.js';
 
 /**
@@ -100,7 +100,11 @@ export class JobStore {
 
   /** A job finished (answered, cancelled): it no longer counts as unfinished. */
   async markFinished(id: string, tenant: string): Promise<void> {
-    await Promise.all([this.redis.zrem(unfinishedJobsKey(this.prefix, tenant), id), this.redis.zrem(unfinishedJobsKey(this.prefix), id)]);
+    await Promise.all([
+      this.redis.zrem(unfinishedJobsKey(this.prefix, tenant), id),
+      this.redis.zrem(unfinishedJobsKey(this.prefix), id),
+      this.redis.zrem(runningJobsKey(this.prefix), id),
+    ]);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {
@@ -119,7 +123,10 @@ export class JobStore {
 
   /** A worker starts the job: true when it still wants running. */
   async begin(id: string): Promise<boolean> {
-    return (await this.redis.eval(beginScript, 1, asyncJobKey(this.prefix, id), String(Date.now()))) === 1;
+    const wanted = (await this.redis.eval(beginScript, 1, asyncJobKey(this.prefix, id), String(Date.now()))) === 1;
+    // Only for the gauges: an entry a crash leaves behind is pruned when it is met (unfinished()).
+    if (wanted) await this.redis.zadd(runningJobsKey(this.prefix), Date.now(), id);
+    return wanted;
   }
 
   /** A worker's answer, written once. @returns whether this call finished the job, and whether it has a callback. */
@@ -182,16 +189,26 @@ export class JobStore {
    * oldest entries are first checked against their records, and those a crash left behind (their job finished or
    * gone) are dropped: a cap that seems reached is confirmed before it refuses anyone.
    */
-  async unfinished(tenant: string | undefined, options: { prune: boolean }): Promise<{ count: number; oldestCreatedAt: number | undefined }> {
+  async unfinished(tenant: string | undefined, options: { prune: boolean }): Promise<{ count: number; running: number; oldestCreatedAt: number | undefined }> {
     const key = unfinishedJobsKey(this.prefix, tenant);
     if (options.prune) {
-      const oldest = await this.redis.zrange(key, 0, pruneBatch - 1);
-      const states = await Promise.all(oldest.map((id) => this.redis.hget(asyncJobKey(this.prefix, id), 'state')));
-      const stale = oldest.filter((_, index) => states[index] !== 'queued' && states[index] !== 'running');
-      if (stale.length > 0) await this.redis.zrem(key, ...stale);
+      await this.prune(key, ['queued', 'running']);
+      if (tenant === undefined) await this.prune(runningJobsKey(this.prefix), ['running']);
     }
-    const [count, first] = await Promise.all([this.redis.zcard(key), this.redis.zrange(key, 0, 0, 'WITHSCORES')]);
-    return { count, oldestCreatedAt: first[1] === undefined ? undefined : Number(first[1]) };
+    const [count, first, running] = await Promise.all([
+      this.redis.zcard(key),
+      this.redis.zrange(key, 0, 0, 'WITHSCORES'),
+      tenant === undefined ? this.redis.zcard(runningJobsKey(this.prefix)) : Promise.resolve(0),
+    ]);
+    return { count, running: Math.min(running, count), oldestCreatedAt: first[1] === undefined ? undefined : Number(first[1]) };
+  }
+
+  /** Drops the oldest entries of a job listing whose records are no longer in one of `states` (or gone). */
+  private async prune(key: string, states: readonly string[]): Promise<void> {
+    const oldest = await this.redis.zrange(key, 0, pruneBatch - 1);
+    const found = await Promise.all(oldest.map((id) => this.redis.hget(asyncJobKey(this.prefix, id), 'state')));
+    const stale = oldest.filter((_, index) => !states.includes(found[index] ?? ''));
+    if (stale.length > 0) await this.redis.zrem(key, ...stale);
   }
 
   /**

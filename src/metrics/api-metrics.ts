@@ -14,7 +14,7 @@ export interface ApiMetricSources {
   pendingByModel: () => Promise<Map<string, number>>;
   versionsByState: () => Promise<Map<string, number>>;
   /** Unfinished asynchronous work by kind (`job`, `batch`): how many, and when the oldest was created (ms). */
-  unfinishedWork: () => Promise<Map<string, { count: number; oldestCreatedAt: number | undefined }>>;
+  unfinishedWork: () => Promise<Map<string, { count: number; running: number; oldestCreatedAt: number | undefined }>>;
 }
 
 /** Metrics the API process exports on /metrics. Labels are bounded: never request, job or key ids. */
@@ -150,13 +150,16 @@ export function createApiMetrics(sources: ApiMetricSources) {
     }),
     asyncUnfinished: new Gauge({
       name: 'gantry_async_unfinished',
-      help: 'Asynchronous jobs and batches queued or running, by kind (job, batch).',
-      labelNames: ['kind'] as const,
+      help: 'Asynchronous jobs and batches not finished, by kind (job, batch) and state (queued; running: a worker has started it).',
+      labelNames: ['kind', 'state'] as const,
       registers: [registry],
       async collect() {
         this.reset();
         if (!sources.isRedisUp()) return;
-        for (const [kind, { count }] of await sources.unfinishedWork().catch(() => new Map())) this.set({ kind }, count);
+        for (const [kind, { count, running }] of await sources.unfinishedWork().catch(() => new Map())) {
+          this.set({ kind, state: 'running' }, running);
+          this.set({ kind, state: 'queued' }, Math.max(0, count - running));
+        }
       },
     }),
     asyncOldestAge: new Gauge({

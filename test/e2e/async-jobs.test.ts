@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { verifyWebhookSignature, signatureHeader } from '../../src/webhooks/webhook-signature.js';
 import { fixturePath, inferJson, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { slowRequest } from '../helpers/reliability-harness.js';
+import { sampleValue } from '../helpers/metrics-text.js';
 import { randomFloats } from './support.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -143,6 +144,10 @@ describe('asynchronous jobs', () => {
     assert.equal(blocker.status, 202, blocker.text);
     const queued = await request('POST', '/v1/models/slow/jobs', slowRequest(1000));
     assert.equal(queued.status, 202, queued.text);
+    await until(async () => (await request('GET', `/v1/jobs/${blocker.body.id}`)).body.state === 'running', 'the blocker to run');
+    const metrics = (await request('GET', '/metrics')).text;
+    assert.ok(sampleValue(metrics, 'gantry_async_unfinished', { kind: 'job', state: 'running' }) >= 1, 'a running job in the gauge');
+    assert.ok(sampleValue(metrics, 'gantry_async_unfinished', { kind: 'job', state: 'queued' }) >= 1, 'a queued job in the gauge');
     const cancelled = await request('DELETE', `/v1/jobs/${queued.body.id}`);
     assert.equal(cancelled.status, 200, cancelled.text);
     assert.equal(cancelled.body.state, 'cancelled');
