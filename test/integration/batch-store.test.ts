@@ -312,7 +312,7 @@ describe('batch store (real Redis)', () => {
       'newest first',
     );
     assert.equal(await store.countUnfinished(tenant), 5);
-    assert.deepEqual(await store.unfinishedAcross([tenant, `${tenant}x`]), { count: 5, oldestCreatedAt: base });
+    assert.deepEqual(await store.unfinishedAcross([tenant, `${tenant}x`]), { count: 5, running: 0, oldestCreatedAt: base });
     await redis.del(batchKey(prefix, ids[0]!));
     assert.equal(await store.countUnfinished(tenant), 4, 'an expired record is dropped from the list');
     assert.equal((await store.list(tenant, 10)).batches.length, 4);
