@@ -232,7 +232,7 @@ export class ApiRole {
   async listen(host: string, port: number): Promise<string> {
     const address = await this.app.listen({ host, port });
     // Webhooks of finished jobs are delivered by API processes (egress from where the API runs), once it serves.
-    await this.webhooks?.dispatcher.start();
+    await this.webhooks?.start();
     return address;
   }
 
@@ -273,13 +273,14 @@ export class ApiRole {
 }
 
 interface StartableWebhooks {
-  dispatcher: WebhookDispatcher;
+  start: () => Promise<void>;
   close: () => Promise<void>;
 }
 
 /**
  * The webhook dispatcher of this API process, on a connection of its own (BullMQ's consumer settings), with the
- * job and batch stores as its source of what to deliver.
+ * job and batch stores as its source of what to deliver. Made only when the API starts serving: an API that
+ * never listens (tests, `gantry repair`) opens no connection for it.
  */
 function startableWebhooks(
   config: Config & { REDIS_URL: string },
@@ -288,26 +289,31 @@ function startableWebhooks(
   logger: Logger,
   queue: WebhookQueue,
 ): StartableWebhooks {
-  const connection = createRedis(config.REDIS_URL, 'consumer', 'api-webhooks', redisEndpointSettings(config));
-  connection.on('error', (error) => logger.warn({ connection: 'api-webhooks', err: error.message }, 'redis connection error'));
-  const source: WebhookSource = {
-    describe: (subject) =>
-      subject.kind === 'job'
-        ? describeJobWebhook(jobStore, subject.id, config.GANTRY_WEBHOOK_MAX_RESULT_BYTES)
-        : describeBatchWebhook(connection, config.GANTRY_QUEUE_PREFIX, subject.id),
-  };
-  const dispatcher = new WebhookDispatcher(
-    connection,
-    source,
-    { ...webhookDispatcherOptions(config), metrics: createWebhookMetrics(metrics.registry) },
-    logger,
-  );
+  let started: { connection: Redis; dispatcher: WebhookDispatcher } | undefined;
   return {
-    dispatcher,
+    start: async () => {
+      if (started !== undefined) return;
+      const connection = createRedis(config.REDIS_URL, 'consumer', 'api-webhooks', redisEndpointSettings(config));
+      connection.on('error', (error) => logger.warn({ connection: 'api-webhooks', err: error.message }, 'redis connection error'));
+      const source: WebhookSource = {
+        describe: (subject) =>
+          subject.kind === 'job'
+            ? describeJobWebhook(jobStore, subject.id, config.GANTRY_WEBHOOK_MAX_RESULT_BYTES)
+            : describeBatchWebhook(connection, config.GANTRY_QUEUE_PREFIX, subject.id),
+      };
+      const dispatcher = new WebhookDispatcher(
+        connection,
+        source,
+        { ...webhookDispatcherOptions(config), metrics: createWebhookMetrics(metrics.registry) },
+        logger,
+      );
+      started = { connection, dispatcher };
+      await dispatcher.start();
+    },
     close: async () => {
-      await dispatcher.close();
+      await started?.dispatcher.close();
       await queue.close();
-      connection.disconnect();
+      started?.connection.disconnect();
     },
   };
 }
