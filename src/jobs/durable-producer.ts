@@ -22,6 +22,14 @@ export interface DurableRequest {
 const durableJobRetention = { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 3600, count: 1000 } } as const;
 
 /**
+ * A durable queue job whose processor failed (Redis went away between two of its steps) is tried again after a
+ * pause instead of failing for good: nobody waits on a connection to retry it. Its answers are written once
+ * whatever the number of tries, and a job started more than GANTRY_MAX_JOB_ATTEMPTS times is answered with an
+ * error (inference-processor.ts), so it ends `failed` rather than staying queued.
+ */
+const durableJobRetries = { attempts: 4, backoff: { type: 'exponential', delay: 1000 } } as const;
+
+/**
  * Queues asynchronous work (jobs, batch chunks) on its model's asynchronous queue (asyncInferenceQueueName): the
  * same job contract as synchronous requests, with a durable destination instead of a reply channel, so the same
  * workers run it with the same batcher, in slots of its own (GANTRY_ASYNC_WORKER_CONCURRENCY). Nothing waits in this process: once `enqueue` resolves, the work survives the death of every process
@@ -68,7 +76,7 @@ export class DurableProducer {
       await writeLargeValue(this.redis, key, parts, Math.max(1000, job.deadline - Date.now() + 60_000));
       job.payloadKey = key;
     }
-    await this.queueFor(target.model).add('infer', job, { ...durableJobRetention, priority, jobId });
+    await this.queueFor(target.model).add('infer', job, { ...durableJobRetention, ...durableJobRetries, priority, jobId });
     this.doorbell.ring(target.model);
   }
 

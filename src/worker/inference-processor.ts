@@ -118,16 +118,6 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
   const { redis, logger, fence } = dependencies;
   const startedAt = Date.now();
   const queueNs = Math.max(0, startedAt - job.enqueuedAt) * 1e6;
-  const answers: AnsweredRequest[] = [];
-  const fail = (correlationId: string, error: WireError, finishedAtMs: number) => {
-    answers.push({ result: { correlationId, error }, bodies: [], bytes: 0, finishedAtMs });
-  };
-  // Requests answered without running (crash-looping job, past deadline, model that cannot load) count too.
-  const failAll = (error: WireError) => {
-    const finishedAtMs = Date.now();
-    for (const request of job.requests) fail(request.correlationId, error, finishedAtMs);
-  };
-  let ran = false;
   // Asynchronous work: only the requests still wanted run (not cancelled, not answered by an earlier attempt).
   const durable = job.durable === undefined ? undefined : { job: { ...job, durable: job.durable }, results: dependencies.durable };
   let wanted: Set<string> | undefined;
@@ -140,6 +130,17 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
     }
   }
   const isWanted = (correlationId: string) => wanted === undefined || wanted.has(correlationId);
+  const answers: AnsweredRequest[] = [];
+  const fail = (correlationId: string, error: WireError, finishedAtMs: number) => {
+    answers.push({ result: { correlationId, error }, bodies: [], bytes: 0, finishedAtMs });
+  };
+  // Requests answered without running (crash-looping job, past deadline, model that cannot load) count too.
+  const failAll = (error: WireError) => {
+    const finishedAtMs = Date.now();
+    // A durable job's requests answered by an earlier attempt (or cancelled) are not answered, or counted, again.
+    for (const request of job.requests) if (isWanted(request.correlationId)) fail(request.correlationId, error, finishedAtMs);
+  };
+  let ran = false;
 
   try {
     if (dependencies.attempt !== undefined && dependencies.maxAttempts !== undefined && dependencies.attempt > dependencies.maxAttempts) {
