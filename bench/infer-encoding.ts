@@ -71,7 +71,7 @@ export interface ReceivedOutput {
 
 /**
  * Splits an answer in either encoding into its outputs (binary outputs follow the JSON header in order). How the
- * values are read is the caller's: the bench wants FP32 as float32, gpu-check every datatype as float64.
+ * values are read is the caller's: the bench wants FP32 as float32, gpu-check each datatype as itself.
  */
 export function splitInferResponse(body: Buffer, headerLength: string | null): ReceivedOutput[] {
   const jsonLength = headerLength === null ? body.byteLength : Number(headerLength);
