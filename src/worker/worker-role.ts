@@ -84,8 +84,8 @@ export class WorkerRole {
   private store!: ModelStore;
   private readonly metrics: WorkerMetrics;
   private readonly statistics: StatisticsBuffer;
-  /** Inference statistics wait here until BullMQ has completed their job (completion-gated-statistics.ts). */
-  private readonly completedJobStatistics: CompletionGatedStatistics;
+  /** Inference statistics and asynchronous usage wait here until BullMQ has completed their job (completion-gated-statistics.ts). */
+  private readonly completionGate: CompletionGatedStatistics;
   /** Where asynchronous jobs' and batch lines' answers are written (src/jobs/). */
   private readonly durableResults: DurableResults;
   /** Where the webhooks of jobs and batches this worker finished are queued (API processes deliver them). */
@@ -148,7 +148,7 @@ export class WorkerRole {
       (model, version, increments, lastInferenceMs) => addStatistics(statisticsRedis, config.GANTRY_QUEUE_PREFIX, model, version, increments, lastInferenceMs),
       logger,
     );
-    this.completedJobStatistics = new CompletionGatedStatistics(this.statistics);
+    this.completionGate = new CompletionGatedStatistics(this.statistics);
     this.webhookQueue = new WebhookQueue(this.connection, config.GANTRY_QUEUE_PREFIX, logger);
     this.usage = new UsageMeter(this.commands, {
       prefix: config.GANTRY_QUEUE_PREFIX,
@@ -374,13 +374,13 @@ export class WorkerRole {
     // BullMQ also reports jobs it failed itself (stalled too often), which this process may never have taken.
     consumer.on('failed', (job, error) => {
       this.activeJobs.delete(`${queueName}/${job?.id}`);
-      if (job !== undefined) this.completedJobStatistics.discard(job);
+      if (job !== undefined) this.completionGate.discard(job);
       this.logger.warn({ queue: queueName, jobId: job?.id, err: error.message }, 'job failed');
     });
     // Emitted once the job is recorded as completed in Redis: from then on it is never re-run.
     consumer.on('completed', (job) => {
       this.activeJobs.delete(`${queueName}/${job.id}`);
-      this.completedJobStatistics.commit(job);
+      this.completionGate.commit(job);
     });
     return consumer;
   }
@@ -444,8 +444,8 @@ export class WorkerRole {
                 job,
                 {
                   ...this.dependencies(),
-                  statistics: this.completedJobStatistics.collectorFor(job),
-                  meterCompute: (usage) => this.completedJobStatistics.hold(job, () => this.meterCompute(usage)),
+                  statistics: this.completionGate.collectorFor(job),
+                  meterCompute: (usage) => this.completionGate.hold(job, () => this.meterCompute(usage)),
                 },
                 { maxAttempts: this.config.GANTRY_MAX_JOB_ATTEMPTS, lockDurationMs: this.config.GANTRY_JOB_LOCK_MS },
               ),
