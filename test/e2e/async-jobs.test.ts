@@ -311,6 +311,26 @@ describe('asynchronous jobs', () => {
     assert.equal(viaHeaders.status, 400, viaHeaders.text);
   });
 
+  test('ten concurrent creations with one Idempotency-Key make one job; the others answer it or say to retry', async () => {
+    const body = mlpRequest(50);
+    const headers = { 'idempotency-key': `concurrent-${Date.now()}` };
+    const replies = await Promise.all(Array.from({ length: 10 }, () => request('POST', '/v1/models/mlp/jobs', body, headers)));
+    const statuses = replies.map((reply) => reply.status);
+    assert.equal(statuses.filter((status) => status === 202).length, 1, `one creation: ${statuses.join(',')}`);
+    assert.ok(
+      statuses.every((status) => [200, 202, 503].includes(status)),
+      statuses.join(','),
+    );
+    const id = replies.find((reply) => reply.status === 202)!.body.id as string;
+    for (const reply of replies.filter((candidate) => candidate.status === 200)) assert.equal(reply.body.id, id);
+    const again = await request('POST', '/v1/models/mlp/jobs', body, headers);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.id, id);
+    const listed = await request('GET', '/v1/jobs?limit=1000');
+    assert.equal((listed.body.jobs as Json[]).filter((job) => job.id === id).length, 1);
+    assert.equal((await settled(id)).state, 'succeeded');
+  });
+
   test("usage: a job's request counts when it is made, its rows and compute once the worker has run it", async () => {
     assert.equal((await request('POST', '/v1/tenants', { id: 'jobs-usage' })).status, 201);
     const keyReply = await request('POST', '/v1/keys', { tenant: 'jobs-usage', name: 'metered', scopes: ['infer'] });
@@ -344,7 +364,7 @@ describe('asynchronous jobs', () => {
 describe('asynchronous jobs: the per-tenant cap', () => {
   let gantry: GantryProcess;
   before(async () => {
-    gantry = await startGantry({ env: { GANTRY_MAX_JOBS_PER_TENANT: '2', GANTRY_WORKER_CONCURRENCY: '1' } });
+    gantry = await startGantry({ env: { GANTRY_MAX_JOBS_PER_TENANT: '2', GANTRY_WORKER_CONCURRENCY: '1', GANTRY_MAX_JSON_REQUEST_BYTES: '65536' } });
     const upload = await uploadModel(gantry.baseUrl, 'slow', fixturePath('slow.onnx'), '?wait=true');
     assert.equal(upload.status, 201, JSON.stringify(upload.body));
   });
@@ -380,5 +400,19 @@ describe('asynchronous jobs: the per-tenant cap', () => {
       await sleep(100);
     }
     assert.equal((await create(1000)).status, 202, 'a finished job no longer counts');
+  });
+
+  test('a job body over GANTRY_MAX_JSON_REQUEST_BYTES is refused with 413 before it is read, and no job is made', async () => {
+    const large = JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1, 40_000], data: new Array(40_000).fill(0.123456) }] });
+    const response = await fetch(`${gantry.baseUrl}/v1/models/slow/jobs`, {
+      method: 'POST',
+      headers: withAdminKey({ 'content-type': 'application/json' }),
+      body: large,
+    });
+    const body = (await response.json()) as Json;
+    assert.equal(response.status, 413, JSON.stringify(body));
+    assert.match(body.error as string, /GANTRY_MAX_JSON_REQUEST_BYTES/);
+    const listed = (await (await fetch(`${gantry.baseUrl}/v1/jobs?limit=1000`, { headers: withAdminKey() })).json()) as Json;
+    for (const job of listed.jobs as Json[]) assert.notEqual(job.state, 'queued', 'no job waits from the refused body');
   });
 });
