@@ -9,8 +9,8 @@ import { executionConfigOf } from '../registry/model-config.js';
 import type { InferenceCall, InferenceResult } from './inference-call.js';
 import { decodeInputs, describeInputs } from './input-decoding.js';
 import type { ModelCatalog } from './model-catalog.js';
-import { jsonOutputNames, selectOutputs } from './output-selection.js';
-import { renderResult, resultRendering, type ResultRendering } from './result-rendering.js';
+import { jsonOutputNames, presentOutputs, selectOutputs } from './output-selection.js';
+import { resultRendering, type ResultRendering } from './result-rendering.js';
 import { inCallersTerms, requestedModel } from './requested-model.js';
 import { checkVersion } from './requested-version.js';
 import { ShadowTraffic } from './shadow-traffic.js';
@@ -111,7 +111,11 @@ export class InferenceService {
       const prepared = await this.prepareCall(call, requested, undefined, (model, version) => (labels = { ...labels, model, version }));
       const outcome = await producer.submit(prepared.target, { ...prepared.submission, ...(call.signal === undefined ? {} : { signal: call.signal }) });
       if (call.usage !== undefined) Object.assign(call.usage, { rows: outcome.rows, computeNs: outcome.computeNs });
-      const result = renderResult(prepared.rendering, outcome.outputs);
+      // Answered at once: the outputs are presented from the selection itself, without the serializable rendering.
+      const result: InferenceResult = {
+        ...prepared.names,
+        outputs: presentOutputs(outcome.outputs, prepared.selection, prepared.modelConfig.labels),
+      };
       metrics.inferenceRequests.inc({ ...labels, outcome: 'success' });
       metrics.inferenceDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
       this.shadows.mirror(prepared.traffic, {
@@ -142,7 +146,11 @@ export class InferenceService {
     const requested = requestedModel(call.principal, call.model);
     try {
       const prepared = await this.prepareCall(call, requested, options);
-      return { target: prepared.target, submission: prepared.submission, rendering: prepared.rendering };
+      return {
+        target: prepared.target,
+        submission: prepared.submission,
+        rendering: resultRendering(prepared.names, prepared.selection, prepared.modelConfig.labels),
+      };
     } catch (error) {
       throw inCallersTerms(error, requested);
     }
@@ -197,12 +205,8 @@ export class InferenceService {
       // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
       outputLimits,
     } satisfies InferenceSubmission;
-    const rendering = resultRendering(
-      { modelName: requested.shown, modelVersion: serving.version, ...(call.id === undefined ? {} : { id: call.id }) },
-      selection,
-      modelConfig.labels,
-    );
-    return { target, submission, rendering, traffic, modelConfig, descriptors, modelTimeoutMs };
+    const names = { modelName: requested.shown, modelVersion: serving.version, ...(call.id === undefined ? {} : { id: call.id }) };
+    return { target, submission, names, selection, traffic, modelConfig, descriptors, modelTimeoutMs };
   }
 
   /** Runs `check`; when it throws a limit's error (all its errors, or those `isLimit` picks), counts the limit. */
