@@ -1,3 +1,4 @@
+import type { DeliveryAttempt } from '../webhooks/webhook-delivery.js';
 import type { ResultRendering } from '../inference/result-rendering.js';
 import type { ModelTarget } from '../queue/inference-submission.js';
 
@@ -10,13 +11,6 @@ import type { ModelTarget } from '../queue/inference-submission.js';
  */
 export const batchStates = ['receiving', 'queued', 'running', 'succeeded', 'cancelled', 'expired'] as const;
 export type BatchState = (typeof batchStates)[number];
-
-/** One webhook delivery attempt, as the webhook dispatcher records it. */
-export interface BatchDelivery {
-  at: string;
-  status?: number;
-  error?: string;
-}
 
 /** A batch's record as the store reads it (the hash batchKey). */
 export interface BatchRecord {
@@ -137,11 +131,11 @@ export interface BatchView {
   /** When the results expire (set once finished). */
   expiresAt?: string;
   callback?: { url: string };
-  deliveries?: BatchDelivery[];
+  deliveries?: DeliveryAttempt[];
 }
 
 /** The public view of a record: progress `{total, succeeded, failed, running}` and the rest. */
-export function batchView(record: BatchRecord, deliveries: readonly BatchDelivery[] = []): BatchView {
+export function batchView(record: BatchRecord, deliveries: readonly DeliveryAttempt[] = []): BatchView {
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
   const total = record.total ?? 0;
   // Lines of started chunks without a result yet (never negative, even in a record read mid-change).

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
-import { batchKey, batchPartKey, tenantBatchesKey, webhookDeliveriesKey } from '../redis-keys.js';
-import { batchRecordFromFields, batchView, type BatchDelivery, type BatchRecord, type BatchState } from './batch-record.js';
+import { batchKey, batchPartKey, tenantBatchesKey } from '../redis-keys.js';
+import { batchRecordFromFields, batchView, type BatchRecord, type BatchState } from './batch-record.js';
+import { readDeliveries } from '../webhooks/webhook-deliveries.js';
+import type { DeliveryAttempt } from '../webhooks/webhook-delivery.js';
 
 /**
  * The parts of a batch beside its record (batchPartKey), all under the batch's hash tag `{<id>}`:
@@ -172,22 +174,11 @@ const enqueueLeaseMs = 30_000;
 /** Lines the finished-prefix script looks at per call (a long scan is split so Redis is not held long). */
 const prefixScanLines = 10_000;
 
-/** What a new batch's record starts with. */
-export interface NewBatch {
-  id: string;
-  tenant: string;
-  keyId: string;
-  model: string;
-  modelShown: string;
-  /** The version every line runs on. */
-  version: string;
-  createdAt: number;
-  retentionMs: number;
-  deadline: number;
-  priority: number;
-  callbackUrl?: string;
-  callbackSecret?: string;
-}
+/** What a new batch's record starts with: the fields known before its body is read. */
+export type NewBatch = Pick<
+  BatchRecord,
+  'id' | 'tenant' | 'keyId' | 'model' | 'modelShown' | 'version' | 'createdAt' | 'retentionMs' | 'deadline' | 'priority' | 'callbackUrl' | 'callbackSecret'
+>;
 
 /** What the reading of a body hands the store now and then while receiving (all of it written in one go). */
 export interface ReceivedPart {
@@ -339,15 +330,8 @@ export class BatchStore {
   }
 
   /** The batch's webhook delivery attempts, oldest first. */
-  async deliveries(id: string): Promise<BatchDelivery[]> {
-    const entries = await this.redis.lrange(webhookDeliveriesKey(this.prefix, { kind: 'batch', id }), 0, -1);
-    return entries.flatMap((entry) => {
-      try {
-        return [JSON.parse(entry) as BatchDelivery];
-      } catch {
-        return [];
-      }
-    });
+  deliveries(id: string): Promise<DeliveryAttempt[]> {
+    return readDeliveries(this.redis, this.prefix, { kind: 'batch', id });
   }
 
   /** How many lines from the first on have their final result (all of them once the batch finished). */

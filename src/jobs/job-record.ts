@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { WireError } from '../errors.js';
 import type { ResultRendering } from '../inference/result-rendering.js';
+import type { DeliveryAttempt } from '../webhooks/webhook-delivery.js';
 
 /** An asynchronous job's states: queued → running → succeeded | failed; cancelled or expired instead of running. */
 export const jobStates = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired'] as const;
@@ -91,15 +92,8 @@ export function recordFromFields(fields: Record<string, string>): JobRecord | un
   };
 }
 
-/** One webhook delivery attempt as a job shows it. */
-export interface DeliveryView {
-  at: string;
-  status?: number;
-  error?: string;
-}
-
 /** What GET /v1/jobs/{id} answers: the record without what only Gantry needs (the secret, the rendering). */
-export function jobView(record: JobRecord, deliveries: readonly DeliveryView[] | undefined) {
+export function jobView(record: JobRecord, deliveries: readonly DeliveryAttempt[] | undefined) {
   const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
   return {
     id: record.id,

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { WireError } from '../errors.js';
-import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, runningJobsKey, tenantJobsKey, unfinishedJobsKey, webhookDeliveriesKey } from '../redis-keys.js';
-import { recordFields, recordFromFields, type DeliveryView, type JobRecord, type JobState } from './job-record.js';
+import { asyncJobKey, asyncJobResultKey, jobIdempotencyKey, runningJobsKey, tenantJobsKey, unfinishedJobsKey } from '../redis-keys.js';
+import { recordFields, recordFromFields, type JobRecord, type JobState } from './job-record.js';
+import { readDeliveries } from '../webhooks/webhook-deliveries.js';
+import type { DeliveryAttempt } from '../webhooks/webhook-delivery.js';
 
 /**
  * Marks a job running when a worker starts it; answers 1 when it still wants running. A job that is gone
@@ -72,9 +74,6 @@ const pruneBatch = 100;
 /** How long a creation may take between claiming its Idempotency-Key and writing its record. */
 const claimCreationMs = 30_000;
 
-/** The most deliveries kept per job (the newest). */
-const maxDeliveriesShown = 50;
-
 /**
  * The asynchronous jobs' records in Redis, one owner for every change to them: created by the API, started and
  * answered by workers (through job-results.ts), cancelled by the API. Each change that must not race another is
@@ -116,9 +115,8 @@ export class JobStore {
     return (await this.redis.getBuffer(asyncJobResultKey(this.prefix, id))) ?? undefined;
   }
 
-  async deliveries(id: string): Promise<DeliveryView[]> {
-    const entries = await this.redis.lrange(webhookDeliveriesKey(this.prefix, { kind: 'job', id }), -maxDeliveriesShown, -1);
-    return entries.map((entry) => JSON.parse(entry) as DeliveryView);
+  deliveries(id: string): Promise<DeliveryAttempt[]> {
+    return readDeliveries(this.redis, this.prefix, { kind: 'job', id });
   }
 
   /** A worker starts the job: true when it still wants running. */
