@@ -208,6 +208,7 @@ export class ApiRole {
       durable,
       jobs,
       jobStore,
+      webhooks: webhookQueue,
       webhookAllowList: parseWebhookAllowList(config.GANTRY_WEBHOOK_ALLOW),
       inference,
       liveWorkers,

@@ -22,6 +22,7 @@ import type { DurableProducer } from '../jobs/durable-producer.js';
 import type { JobService } from '../jobs/job-service.js';
 import type { JobStore } from '../jobs/job-store.js';
 import type { WebhookAllowList } from '../webhooks/webhook-target.js';
+import type { WebhookQueue } from '../webhooks/webhook-queue.js';
 
 /** What the routes need, built once by the API role and handed to each route plugin. */
 export interface ApiServices {
@@ -45,6 +46,8 @@ export interface ApiServices {
   jobs: JobService;
   /** The jobs' records in Redis (what the routes read beside the service: webhook deliveries). */
   jobStore: JobStore;
+  /** Queues the webhooks of jobs and batches this process finishes (a cancel); the dispatcher delivers them. */
+  webhooks: WebhookQueue;
   /** GANTRY_WEBHOOK_ALLOW, parsed once: which non-public callback addresses are allowed. */
   webhookAllowList: WebhookAllowList;
   /** The live workers and the models they serve (worker pools), read about once a second. */

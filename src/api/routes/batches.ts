@@ -17,7 +17,6 @@ import { BatchStore, receivingTimeMs } from '../../jobs/batch-store.js';
 import { receiveBatch } from '../../jobs/batch-submission.js';
 import type { Logger } from '../../logger.js';
 import { errorBodySchema } from '../../protocol/oip-schemas.js';
-import { WebhookQueue } from '../../webhooks/webhook-queue.js';
 import { resolveWebhookTarget } from '../../webhooks/webhook-target.js';
 import { modelParamsSchema } from '../route-params.js';
 import type { ApiServices } from '../services.js';
@@ -113,14 +112,8 @@ export async function batchRoutes(app: FastifyInstance, services: ApiServices): 
   const logger = app.log as unknown as Logger;
   // Identifies this process as the holder of an enqueue lease.
   const holder = randomBytes(8).toString('hex');
-  let webhooks: WebhookQueue | undefined;
-  const queueWebhook = async (id: string) => {
-    webhooks ??= new WebhookQueue(redis, prefix, logger);
-    await webhooks.add([{ kind: 'batch', id }]);
-  };
-  app.addHook('onClose', async () => {
-    await webhooks?.close();
-  });
+  // The API's one webhook queue (closed with the API role).
+  const queueWebhook = (id: string) => services.webhooks.add([{ kind: 'batch', id }]);
 
   // The body reaches the handler as the raw stream: it is read line by line, never held whole. Only JSONL is
   // taken (this context only): any other type is refused with 415 before its body is read, rather than parsed
