@@ -326,6 +326,15 @@ const configSchema = z.object({
   /** Deliveries one API process makes at once. */
   GANTRY_WEBHOOK_CONCURRENCY: z.coerce.number().int().positive().max(1000).default(8),
   GANTRY_PRETTY_LOGS: booleanFlag.default(false),
+  // Developer experience (issue 17): the access log, CORS, the web console and the per-model API docs.
+  /** `on`: one info line per answered request (method, route, model, version, status, duration, requestId, bytes). */
+  GANTRY_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
+  /** Comma-separated origins a browser app may call the API from (`https://app.example.com`); empty: CORS off. */
+  GANTRY_CORS_ORIGINS: z.string().default(''),
+  /** `on`: the web console is served at /console (it still needs a key for everything it shows). */
+  GANTRY_CONSOLE: z.enum(['on', 'off']).default('on'),
+  /** The OpenAPI document (/docs) describes an infer operation for at most this many READY models. */
+  GANTRY_OPENAPI_MAX_MODELS: z.coerce.number().int().min(0).max(10_000).default(100),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

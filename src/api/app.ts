@@ -2,7 +2,9 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import { createRequire } from 'node:module';
 import { metricsArePublic } from '../config.js';
+import accessLog from './plugins/access-log.js';
 import bodyTimeouts from './plugins/body-timeouts.js';
+import cors from './plugins/cors.js';
 import errorHandler from './plugins/error-handler.js';
 import httpMetrics from './plugins/http-metrics.js';
 import loadShedding from './plugins/load-shedding.js';
@@ -28,6 +30,7 @@ import { limitRoutes } from './routes/limits.js';
 import { usageRoutes } from './routes/usage.js';
 import { jobRoutes } from './routes/jobs.js';
 import { batchRoutes } from './routes/batches.js';
+import { consoleRoutes } from './routes/console.js';
 import type { ApiServices } from './services.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
@@ -70,6 +73,9 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
 
   await app.register(routeList);
   await app.register(errorHandler);
+  await app.register(accessLog, { enabled: config.GANTRY_ACCESS_LOG === 'on' });
+  // Before the principal: a preflight carries no key and must be answered, not refused.
+  await app.register(cors, { origins: config.GANTRY_CORS_ORIGINS });
   await app.register(bodyTimeouts, { bodyIdleTimeoutMs: config.GANTRY_BODY_IDLE_TIMEOUT_MS, metrics: services.metrics });
   await app.register(loadShedding, { maxEventLoopDelayMs: config.GANTRY_MAX_EVENT_LOOP_DELAY_MS });
   await app.register(openApi, { version: packageJson.version });
@@ -101,5 +107,6 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
   await app.register(usageRoutes, services);
   await app.register(jobRoutes, services);
   await app.register(batchRoutes, services);
+  await app.register(consoleRoutes, services);
   return app;
 }
