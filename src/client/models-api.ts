@@ -1,0 +1,111 @@
+import { GantryError } from './gantry-error.js';
+import { queryString, type HttpTransport } from './http-transport.js';
+import type { ModelDetail, ModelMetadata, ModelSummary, PushedVersion, VersionDetail } from './model-types.js';
+import { uploadBody, type UploadSource } from './upload-body.js';
+
+export interface PushOptions {
+  /** The model's name (a new name makes a model; an existing one gets a new version). */
+  name: string;
+  /** Wait until the version is READY or refused (the server's default, true); false answers at once (202, LOADING). */
+  wait?: boolean | undefined;
+  /** Make a new version even when one holds the same file already (otherwise that version answers, status 200). */
+  duplicate?: boolean | undefined;
+  /** Upload under this version number (above every number the model has had; PUT …/versions/{v}). */
+  version?: number | undefined;
+  /** A warm-up sample, an OIP inference request `{inputs: [{name, datatype, shape, data}]}` (sent as multipart). */
+  warmup?: object | undefined;
+  /** Called as the file's bytes are sent. */
+  onProgress?: ((sentBytes: number, totalBytes?: number) => void) | undefined;
+  signal?: AbortSignal | undefined;
+  /** A budget for the upload and its load, in ms; default none (a 1 GB file takes as long as it takes). */
+  timeoutMs?: number | undefined;
+}
+
+/** A segment of a URL path, encoded. */
+export function segment(value: string | number): string {
+  return encodeURIComponent(String(value));
+}
+
+/** The path of a model, or of one of its versions, under `root` (`/v1/models` or `/v2/models`). */
+export function modelPath(root: string, name: string, version?: string | number): string {
+  return version === undefined ? `${root}/${segment(name)}` : `${root}/${segment(name)}/versions/${segment(version)}`;
+}
+
+/** `client.models`: upload, list, inspect and delete models and versions, and their OIP metadata. */
+export class ModelsApi {
+  constructor(private readonly http: HttpTransport) {}
+
+  /** Every model the key may see, with its versions (GET /v1/models). */
+  async list(options: { signal?: AbortSignal } = {}): Promise<ModelSummary[]> {
+    const answer = await this.http.json<{ models: ModelSummary[] }>({ method: 'GET', path: '/v1/models', idempotent: true, signal: options.signal });
+    return answer.models;
+  }
+
+  /** A model with every version in full (GET /v1/models/{m}). */
+  get(name: string, options: { signal?: AbortSignal } = {}): Promise<ModelDetail> {
+    return this.http.json({ method: 'GET', path: modelPath('/v1/models', name), idempotent: true, signal: options.signal });
+  }
+
+  /** One version in full (GET /v1/models/{m}/versions/{v}). */
+  version(name: string, version: string | number, options: { signal?: AbortSignal } = {}): Promise<VersionDetail> {
+    return this.http.json({ method: 'GET', path: modelPath('/v1/models', name, version), idempotent: true, signal: options.signal });
+  }
+
+  /**
+   * Deletes a model with all its versions, or one version. `force` deletes a version even while aliases point at
+   * it (removing them) or the traffic policy names it.
+   */
+  async remove(name: string, options: { version?: string | number; force?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const path =
+      options.version === undefined ? modelPath('/v1/models', name) : modelPath('/v1/models', name, options.version) + queryString({ force: options.force });
+    await this.http.empty({ method: 'DELETE', path, idempotent: true, signal: options.signal });
+  }
+
+  /**
+   * Uploads an ONNX file as a new version, streamed (a file path is read in chunks, never whole), raw or as
+   * multipart with a warm-up sample. Retried on 429/503 when the source can be read again (a path or bytes).
+   * @returns the upload route's answer with its status (201 new, 202 still loading, 200 an identical version).
+   * @throws GantryError: 422 INVALID_MODEL when the file does not load, 413 past GANTRY_MAX_UPLOAD_BYTES, ...
+   */
+  async push(source: UploadSource, options: PushOptions): Promise<PushedVersion> {
+    if (typeof options?.name !== 'string' || options.name === '') {
+      throw new GantryError('models.push() needs options.name, the model to upload a version of.', { status: 0, code: 'INVALID_ARGUMENT' });
+    }
+    const body = await uploadBody(source, options.warmup, options.onProgress);
+    const query = queryString({ wait: options.wait, duplicate: options.duplicate });
+    const chosen = options.version !== undefined;
+    const response = await this.http.call({
+      method: chosen ? 'PUT' : 'POST',
+      path: (chosen ? modelPath('/v1/models', options.name, options.version) : `${modelPath('/v1/models', options.name)}/versions`) + query,
+      body,
+      // The same file again answers the version it made (200), unless a duplicate is asked for.
+      idempotent: options.duplicate !== true,
+      signal: options.signal,
+      timeoutMs: options.timeoutMs ?? 0,
+    });
+    const detail = (await response.json()) as VersionDetail & { existing?: true };
+    return { ...detail, status: response.status as PushedVersion['status'] };
+  }
+
+  /** The protocol's model metadata: name, versions, inputs and outputs (GET /v2/models/{m}[/versions/{v}]). */
+  metadata(name: string, version?: string | number, options: { signal?: AbortSignal } = {}): Promise<ModelMetadata> {
+    return this.http.json({ method: 'GET', path: modelPath('/v2/models', name, version), idempotent: true, signal: options.signal });
+  }
+
+  /** Whether the model (or version) is READY to infer; false while it loads or is unavailable. @throws GantryError 404 for an unknown model. */
+  async ready(name: string, version?: string | number, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    try {
+      const answer = await this.http.json<{ ready: boolean }>({
+        method: 'GET',
+        path: `${modelPath('/v2/models', name, version)}/ready`,
+        idempotent: true,
+        signal: options.signal,
+        retries: 0,
+      });
+      return answer.ready;
+    } catch (error) {
+      if (error instanceof GantryError && error.status === 503) return false;
+      throw error;
+    }
+  }
+}
