@@ -48,9 +48,11 @@ export function jsonBody(value: unknown): RequestBody {
 }
 
 /** Query text (`?a=1&b=2`) from the defined entries of `values`; empty when none. */
-export function queryString(values: Record<string, string | number | boolean | undefined>): string {
+export function queryString(values: object): string {
   const search = new URLSearchParams();
-  for (const [name, value] of Object.entries(values)) if (value !== undefined) search.set(name, String(value));
+  for (const [name, value] of Object.entries(values)) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') search.set(name, String(value));
+  }
   const text = search.toString();
   return text === '' ? '' : `?${text}`;
 }

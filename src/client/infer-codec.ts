@@ -29,6 +29,8 @@ export interface InferRequestParts {
   outputs?: string[] | undefined;
   /** Request parameters (priority, timeout, ...), sent as they are. */
   parameters?: Record<string, unknown> | undefined;
+  /** Further top-level fields (a job's `callback` and `retention`). */
+  fields?: Record<string, unknown> | undefined;
 }
 
 /** An encoded inference request: its body and the headers that describe it. */
@@ -57,6 +59,7 @@ export function encodeInferRequest(inputs: readonly EncodedInput[], parts: Infer
       : { name: input.name, datatype: input.datatype, shape: input.shape, data: encodeJsonData(input.datatype, input.bytes) },
   );
   if (parts.outputs !== undefined) header.outputs = parts.outputs.map((name) => ({ name }));
+  Object.assign(header, parts.fields);
   const headerText = JSON.stringify(header);
   if (!binaryInputs) return { body: headerText, headers: { 'content-type': 'application/json' }, binaryInputs };
   const headerBytes = Buffer.from(headerText, 'utf8');
@@ -90,7 +93,7 @@ interface WireOutput {
   data?: unknown;
 }
 
-interface WireResponse {
+export interface WireResponse {
   model_name?: unknown;
   model_version?: unknown;
   id?: unknown;
@@ -115,16 +118,19 @@ function holdsUnsafeNumber(data: unknown): boolean {
   return Array.isArray(data) && data.some((value) => typeof value === 'number' && !Number.isSafeInteger(value) && Number.isInteger(value));
 }
 
-/** Parses a JSON inference response, 64-bit integer outputs exactly (Gantry writes them as exact JSON numbers). */
-function parseResponseJson(text: string): WireResponse {
-  const parsed = JSON.parse(text) as WireResponse;
-  if (!Array.isArray(parsed.outputs)) return parsed;
-  const outputs = parsed.outputs as WireOutput[];
-  const rounded = outputs.some((output) => (output.datatype === 'INT64' || output.datatype === 'UINT64') && holdsUnsafeNumber(output.data));
-  if (!rounded) return parsed;
-  const exact = (JSON.parse(withLongIntegersQuoted(text)) as WireResponse).outputs as WireOutput[];
-  outputs.forEach((output, index) => {
-    if (output.datatype === 'INT64' || output.datatype === 'UINT64') output.data = exact[index]?.data;
+/**
+ * Parses JSON holding an inference response (at the top, or where `responseOf` finds it), its INT64/UINT64 outputs
+ * exactly: Gantry writes them as exact JSON numbers, which JSON.parse would round past 2^53.
+ */
+export function parseExactJson<T>(text: string, responseOf: (parsed: T) => WireResponse | undefined): T {
+  const parsed = JSON.parse(text) as T;
+  const outputs = responseOf(parsed)?.outputs;
+  if (!Array.isArray(outputs)) return parsed;
+  const sixtyFour = (output: WireOutput) => output.datatype === 'INT64' || output.datatype === 'UINT64';
+  if (!(outputs as WireOutput[]).some((output) => sixtyFour(output) && holdsUnsafeNumber(output.data))) return parsed;
+  const exact = responseOf(JSON.parse(withLongIntegersQuoted(text)) as T)?.outputs as WireOutput[] | undefined;
+  (outputs as WireOutput[]).forEach((output, index) => {
+    if (sixtyFour(output)) output.data = exact?.[index]?.data;
   });
   return parsed;
 }
@@ -149,25 +155,35 @@ export function decodeInferResponse(body: Uint8Array, headerLength: string | nul
   let jsonLength = buffer.byteLength;
   if (headerLength !== null) {
     jsonLength = Number(headerLength);
-    if (!Number.isSafeInteger(jsonLength) || jsonLength < 0 || jsonLength > buffer.byteLength)
-      malformedThrow(`Inference-Header-Content-Length ${headerLength.slice(0, 20)}`);
+    if (!Number.isSafeInteger(jsonLength) || jsonLength < 0 || jsonLength > buffer.byteLength) {
+      throw malformed(`Inference-Header-Content-Length ${headerLength.slice(0, 20)} does not fit the body`);
+    }
   }
   let wire: WireResponse;
   try {
-    wire = parseResponseJson(buffer.toString('utf8', 0, jsonLength));
+    wire = parseExactJson<WireResponse>(buffer.toString('utf8', 0, jsonLength), (parsed) => parsed);
   } catch {
     throw malformed('its JSON does not parse');
   }
-  if (!Array.isArray(wire.outputs) || typeof wire.model_name !== 'string') throw malformed('no model_name or outputs');
-  let offset = jsonLength;
+  return decodeWireResponse(wire, buffer.subarray(jsonLength), requestId);
+}
+
+/**
+ * Decodes a parsed inference response; outputs with `binary_data_size` take their bytes from `binary`, in order.
+ * @throws GantryError(INTERNAL) when it does not read as an inference response.
+ */
+export function decodeWireResponse(wire: WireResponse, binary: Buffer = Buffer.alloc(0), requestId?: string): InferResult {
+  if (typeof wire !== 'object' || wire === null || !Array.isArray(wire.outputs) || typeof wire.model_name !== 'string')
+    throw malformed('no model_name or outputs');
+  let offset = 0;
   const outputs = (wire.outputs as WireOutput[]).map((output, index): Tensor => {
     const { name, datatype, shape } = output;
     if (typeof name !== 'string' || !isDatatype(datatype) || !Array.isArray(shape)) throw malformed(`output ${index} lacks a name, datatype or shape`);
     const { [binaryDataSizeParameter]: size, ...parameters } = output.parameters ?? {};
     let bytes: Uint8Array;
     if (size !== undefined) {
-      if (typeof size !== 'number' || offset + size > buffer.byteLength) throw malformed(`output '${name}' has ${binaryDataSizeParameter} past the body`);
-      bytes = buffer.subarray(offset, offset + size);
+      if (typeof size !== 'number' || offset + size > binary.byteLength) throw malformed(`output '${name}' has ${binaryDataSizeParameter} past the body`);
+      bytes = binary.subarray(offset, offset + size);
       offset += size;
     } else {
       try {
@@ -193,8 +209,4 @@ export function decodeInferResponse(body: Uint8Array, headerLength: string | nul
       return found;
     },
   };
-}
-
-function malformedThrow(detail: string): never {
-  throw malformed(detail);
 }

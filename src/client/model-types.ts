@@ -80,3 +80,35 @@ export interface ServerMetadata {
   version: string;
   extensions: string[];
 }
+
+/** A name for a version (`production`, `canary`, …); unpinned requests follow `production`. */
+export interface ModelAlias {
+  alias: string;
+  version: string;
+  updatedAt: string;
+}
+
+/** A model's traffic policy: weighted splits, stickiness, a shadow version; `{}` when it has none. */
+export interface TrafficPolicy {
+  splits?: Array<{ version: string; weight: number }>;
+  /** "header:<name>", "key", or null (each request drawn anew). */
+  stickyBy?: string | null;
+  shadow?: { version: string; percent: number } | null;
+  updatedAt?: string;
+}
+
+/** A model's run-time configuration (PUT /v1/models/{m}/config takes any subset; null resets a field). */
+export interface ModelSettings {
+  maxBatchSize?: number;
+  preferredBatchSizes?: number[];
+  maxQueueDelayMicroseconds?: number;
+  instances?: number;
+  intraOpThreads?: number;
+  interOpThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  optimizedModelCache?: boolean;
+  inferTimeoutMs?: number;
+  maxQueueSize?: number;
+  defaultPriority?: number;
+  labels?: string[];
+}

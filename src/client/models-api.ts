@@ -1,6 +1,6 @@
 import { GantryError } from './gantry-error.js';
-import { queryString, type HttpTransport } from './http-transport.js';
-import type { ModelDetail, ModelMetadata, ModelSummary, PushedVersion, VersionDetail } from './model-types.js';
+import { jsonBody, queryString, type HttpTransport } from './http-transport.js';
+import type { ModelAlias, ModelDetail, ModelMetadata, ModelSettings, ModelSummary, PushedVersion, TrafficPolicy, VersionDetail } from './model-types.js';
 import { uploadBody, type UploadSource } from './upload-body.js';
 
 export interface PushOptions {
@@ -107,5 +107,77 @@ export class ModelsApi {
       if (error instanceof GantryError && error.status === 503) return false;
       throw error;
     }
+  }
+
+  /** The model's aliases (GET /v1/models/{m}/aliases). */
+  async aliases(name: string, options: { signal?: AbortSignal } = {}): Promise<ModelAlias[]> {
+    const answer = await this.http.json<{ aliases: ModelAlias[] }>({
+      method: 'GET',
+      path: `${modelPath('/v1/models', name)}/aliases`,
+      idempotent: true,
+      signal: options.signal,
+    });
+    return answer.aliases;
+  }
+
+  /** Points an alias at a version (creating or moving it): how a rollout or rollback is done. */
+  setAlias(name: string, alias: string, version: string | number, options: { signal?: AbortSignal } = {}): Promise<ModelAlias> {
+    return this.http.json({
+      method: 'PUT',
+      path: `${modelPath('/v1/models', name)}/aliases/${segment(alias)}`,
+      body: jsonBody({ version: String(version) }),
+      idempotent: true,
+      signal: options.signal,
+    });
+  }
+
+  removeAlias(name: string, alias: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.http.empty({ method: 'DELETE', path: `${modelPath('/v1/models', name)}/aliases/${segment(alias)}`, idempotent: true, signal: options.signal });
+  }
+
+  /** The model's traffic policy; `{}` when it has none. */
+  traffic(name: string, options: { signal?: AbortSignal } = {}): Promise<TrafficPolicy> {
+    return this.http.json({ method: 'GET', path: `${modelPath('/v1/models', name)}/traffic`, idempotent: true, signal: options.signal });
+  }
+
+  /** Replaces the model's traffic policy (splits, stickyBy, shadow). */
+  setTraffic(name: string, policy: Omit<TrafficPolicy, 'updatedAt'>, options: { signal?: AbortSignal } = {}): Promise<TrafficPolicy> {
+    return this.http.json({
+      method: 'PUT',
+      path: `${modelPath('/v1/models', name)}/traffic`,
+      body: jsonBody(policy),
+      idempotent: true,
+      signal: options.signal,
+    });
+  }
+
+  removeTraffic(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.http.empty({ method: 'DELETE', path: `${modelPath('/v1/models', name)}/traffic`, idempotent: true, signal: options.signal });
+  }
+
+  /** The model's configuration as Triton's ModelConfig JSON plus Gantry's settings (GET /v2/models/{m}[/versions/{v}]/config). */
+  config(name: string, version?: string | number, options: { signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+    return this.http.json({ method: 'GET', path: `${modelPath('/v2/models', name, version)}/config`, idempotent: true, signal: options.signal });
+  }
+
+  /** Changes the model's run-time settings (any subset; null resets a field to its default); answers them all. */
+  updateConfig(
+    name: string,
+    changes: { [Field in keyof ModelSettings]?: ModelSettings[Field] | null },
+    options: { signal?: AbortSignal } = {},
+  ): Promise<ModelSettings> {
+    return this.http.json({
+      method: 'PUT',
+      path: `${modelPath('/v1/models', name)}/config`,
+      body: jsonBody(changes),
+      idempotent: true,
+      signal: options.signal,
+    });
+  }
+
+  /** Triton's statistics of every version of a model, or of every model (GET /v2/models[/{m}[/versions/{v}]]/stats). */
+  stats(name?: string, version?: string | number, options: { signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+    const path = name === undefined ? '/v2/models/stats' : `${modelPath('/v2/models', name, version)}/stats`;
+    return this.http.json({ method: 'GET', path, idempotent: true, signal: options.signal });
   }
 }

@@ -125,6 +125,29 @@ function transportViolations(graph: Graph): string[] {
   return found.sort();
 }
 
+/**
+ * What the client (src/client/, exported by the package) may reach: itself, the protocol's codecs and the error
+ * vocabulary they use; and of packages only gRPC's. Listed as what is allowed rather than what is not, so a new
+ * server folder is kept out without anyone remembering to add it here.
+ */
+function isClientAllowed(file: string): boolean {
+  return file.startsWith('client/') || file.startsWith('protocol/') || file === 'errors.js';
+}
+const clientPackages = new Set(['@grpc/grpc-js', '@grpc/proto-loader']);
+
+/** Each file the client reaches that it may not, with the path that reaches it; and each package it may not use. */
+function clientViolations(runsGraph: Graph, packageImports: Map<string, string[]>, roots: string[]): string[] {
+  const found: string[] = [];
+  for (const root of roots) {
+    const outside = pathTo(runsGraph, root, (file) => !isClientAllowed(file));
+    if (outside !== undefined) found.push(outside.join(' → '));
+  }
+  for (const file of reachableFrom(runsGraph, roots)) {
+    for (const specifier of packageImports.get(file) ?? []) if (!clientPackages.has(specifier)) found.push(`${file} → ${specifier}`);
+  }
+  return [...new Set(found)].sort();
+}
+
 describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
   let files: string[];
   /** Imports only (madge's graph plus our own reading): what cycles are about. */
@@ -244,6 +267,29 @@ describe('dependency rules (dist/src)', { timeout: 120_000 }, () => {
       const transportPath = pathTo(runsGraph, root, (file) => file.startsWith('api/') || file.startsWith('grpc/') || file.startsWith('worker/'));
       assert.equal(transportPath, undefined, `${root} reaches transport or worker code: ${transportPath?.join(' → ')}`);
     }
+  });
+
+  test('the client (src/client/) reaches only itself, src/protocol/ and src/errors, and no package but gRPC', () => {
+    const roots = files.filter((file) => file.startsWith('client/'));
+    assert.ok(roots.includes('client/index.js'), 'dist/src/client/index.js is missing');
+    // Positive control: the walk does see the client's edges into the protocol's codecs.
+    assert.ok(
+      [...reachableFrom(runsGraph, roots)].some((file) => file.startsWith('protocol/')),
+      'the walk sees no client → protocol import',
+    );
+    assert.deepEqual(clientViolations(runsGraph, packageImports, roots), [], 'the client reaches server code or packages: it must build on the protocol alone');
+  });
+
+  test('the client rule catches a server import and a server package (self-check)', () => {
+    const planted: Graph = new Map([...runsGraph].map(([file, imports]) => [file, new Set(imports)]));
+    planted.get('client/index.js')!.add('protocol/planted.js');
+    planted.set('protocol/planted.js', new Set(['queue/inference-producer.js']));
+    const plantedPackages = new Map(packageImports);
+    plantedPackages.set('client/planted-redis.js', ['ioredis']);
+    planted.get('client/index.js')!.add('client/planted-redis.js');
+    const found = clientViolations(planted, plantedPackages, ['client/index.js']);
+    assert.ok(found.includes('client/index.js → protocol/planted.js → queue/inference-producer.js'), found.join('; '));
+    assert.ok(found.includes('client/planted-redis.js → ioredis'), found.join('; '));
   });
 
   test('only api/ and grpc/ import the data plane', () => {
