@@ -1,0 +1,233 @@
+/**
+ * `gantry batches submit|ls|show|wait|results|cancel`: batch files (docs/jobs.md), one OIP inference request per
+ * JSONL line. `submit` streams the file up and, unless --no-wait, shows the batch's progress (lines finished out
+ * of the total) until it ends.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { queryString } from '../../client/http-transport.js';
+import { booleanOption, stringOption, type ClientCommand, type Invocation } from '../command.js';
+import { ExitCode } from '../exit-codes.js';
+import { InputFileError } from '../input-file-error.js';
+import { formatFields, formatTable, printJson } from '../output.js';
+import { ProgressReporter } from '../progress.js';
+import { UsageError } from '../usage-error.js';
+
+interface BatchView {
+  id: string;
+  model: string;
+  version: string;
+  state: 'receiving' | 'queued' | 'running' | 'succeeded' | 'cancelled' | 'expired';
+  createdAt: string;
+  finishedAt?: string;
+  total: number;
+  succeeded: number;
+  failed: number;
+  running: number;
+  queued: number;
+  cancelled: number;
+  expired: number;
+  invalid: number;
+  expiresAt?: string;
+}
+
+const finalStates = new Set(['succeeded', 'cancelled', 'expired']);
+const batchPollMs = 500;
+
+function batchPath(id: string): string {
+  return `/v1/batches/${encodeURIComponent(id)}`;
+}
+
+/** Lines with an outcome: succeeded, failed (expired and invalid ones included) or cancelled. */
+function finishedLines(batch: BatchView): number {
+  return batch.succeeded + batch.failed + batch.cancelled;
+}
+
+function batchFields(batch: BatchView): string {
+  return formatFields([
+    ['id', batch.id],
+    ['model', `${batch.model} version ${batch.version}`],
+    ['state', batch.state],
+    [
+      'lines',
+      `${batch.total} (succeeded ${batch.succeeded}, failed ${batch.failed}, running ${batch.running}, queued ${batch.queued}, cancelled ${batch.cancelled})`,
+    ],
+    ['created', batch.createdAt],
+    ['finished', batch.finishedAt],
+    ['expires', batch.expiresAt],
+  ]);
+}
+
+function readBatch(invocation: Invocation, id: string): Promise<BatchView> {
+  return invocation.client().http.json<BatchView>({ method: 'GET', path: batchPath(id), idempotent: true });
+}
+
+/** Polls a batch until it ends, with progress on stderr; exit 1 when lines failed or it did not succeed. */
+async function waitWithProgress(invocation: Invocation, batch: BatchView, quiet: boolean): Promise<number> {
+  const progress = quiet ? undefined : new ProgressReporter(invocation.stderr, `Batch ${batch.id}`, { unit: 'items', noun: 'lines' });
+  let current = batch;
+  try {
+    while (!finalStates.has(current.state)) {
+      progress?.update(finishedLines(current), current.total);
+      await new Promise((resolve) => setTimeout(resolve, batchPollMs));
+      current = await readBatch(invocation, batch.id);
+    }
+    progress?.finish(finishedLines(current), current.total);
+  } finally {
+    progress?.abandon();
+  }
+  if (invocation.json) printJson(invocation.stdout, current);
+  else invocation.stdout.write(batchFields(current));
+  return current.state === 'succeeded' && current.failed === 0 ? ExitCode.Ok : ExitCode.Failure;
+}
+
+const submit: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'submit'],
+  summary: 'submits a JSONL file of inference requests and shows its progress until it ends',
+  synopsis: 'MODEL FILE.jsonl [--no-wait] [--retention S] [--quiet]',
+  details: [
+    'FILE.jsonl      one OIP inference request per line ({"inputs": [...]}), streamed up',
+    '--no-wait       answer once the batch is accepted',
+    '--retention S   seconds the results are kept once the batch finished',
+    '--quiet, -q     no progress',
+    '',
+    'Exit code 1 when any line failed or the batch was cancelled or expired; fetch the lines with batches results.',
+  ],
+  options: { 'no-wait': { type: 'boolean' }, retention: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } },
+  positionals: { min: 2, max: 2 },
+  async run(invocation) {
+    const [model, file] = invocation.positionals as [string, string];
+    const retentionText = stringOption(invocation.values, 'retention');
+    if (retentionText !== undefined && !/^[1-9]\d{0,9}$/.test(retentionText))
+      throw new UsageError(`--retention is a positive whole number of seconds, got '${retentionText.slice(0, 20)}'.`);
+    try {
+      if (!(await stat(file)).isFile()) throw new Error('not a file');
+    } catch (error) {
+      throw new InputFileError(`cannot read '${file.slice(0, 200)}' (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
+    }
+    const batch = await invocation.client().http.json<BatchView>({
+      method: 'POST',
+      path: `/v1/models/${encodeURIComponent(model)}/batches${queryString({ retention: retentionText })}`,
+      body: {
+        // Streamed from the file: a large batch is never held whole; a retry reads the file again.
+        make: () => ({ body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, headers: { 'content-type': 'application/x-ndjson' } }),
+        replayable: true,
+      },
+      idempotent: false,
+    });
+    if (booleanOption(invocation.values, 'no-wait')) {
+      if (invocation.json) printJson(invocation.stdout, batch);
+      else invocation.stdout.write(batchFields(batch));
+      return ExitCode.Ok;
+    }
+    return waitWithProgress(invocation, batch, booleanOption(invocation.values, 'quiet'));
+  },
+};
+
+const list: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'ls'],
+  summary: "the caller's batches, newest first",
+  synopsis: '[--state S] [--model M] [--limit N] [--cursor C] [--tenant T]',
+  options: { state: { type: 'string' }, model: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, tenant: { type: 'string' } },
+  positionals: { min: 0, max: 0 },
+  async run(invocation) {
+    const { values } = invocation;
+    const query = queryString({
+      state: stringOption(values, 'state'),
+      model: stringOption(values, 'model'),
+      limit: stringOption(values, 'limit'),
+      cursor: stringOption(values, 'cursor'),
+      tenant: stringOption(values, 'tenant'),
+    });
+    const page = await invocation
+      .client()
+      .http.json<{ batches: BatchView[]; nextCursor?: string }>({ method: 'GET', path: `/v1/batches${query}`, idempotent: true });
+    if (invocation.json) printJson(invocation.stdout, page);
+    else {
+      invocation.stdout.write(
+        formatTable(
+          ['ID', 'MODEL', 'VERSION', 'STATE', 'DONE', 'FAILED', 'CREATED'],
+          page.batches.map((batch) => [
+            batch.id,
+            batch.model,
+            batch.version,
+            batch.state,
+            `${finishedLines(batch)}/${batch.total}`,
+            batch.failed,
+            batch.createdAt,
+          ]),
+        ),
+      );
+      if (page.nextCursor !== undefined) invocation.stdout.write(`more: --cursor ${page.nextCursor}\n`);
+    }
+    return ExitCode.Ok;
+  },
+};
+
+const show: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'show'],
+  summary: "a batch's state and line counts",
+  synopsis: 'BATCH_ID',
+  positionals: { min: 1, max: 1 },
+  async run(invocation) {
+    const batch = await readBatch(invocation, invocation.positionals[0]!);
+    if (invocation.json) printJson(invocation.stdout, batch);
+    else invocation.stdout.write(batchFields(batch));
+    return ExitCode.Ok;
+  },
+};
+
+const wait: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'wait'],
+  summary: "shows a batch's progress until it ends (exit 1 if lines failed)",
+  synopsis: 'BATCH_ID [--quiet]',
+  options: { quiet: { type: 'boolean', short: 'q' } },
+  positionals: { min: 1, max: 1 },
+  async run(invocation) {
+    return waitWithProgress(invocation, await readBatch(invocation, invocation.positionals[0]!), booleanOption(invocation.values, 'quiet'));
+  },
+};
+
+const results: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'results'],
+  summary: "streams a batch's results (JSONL, one line per request, in order) to stdout or a file",
+  synopsis: 'BATCH_ID [--out FILE]',
+  details: ['--out FILE   write the results to FILE instead of stdout'],
+  options: { out: { type: 'string' } },
+  positionals: { min: 1, max: 1 },
+  async run(invocation) {
+    const response = await invocation
+      .client()
+      .http.call({ method: 'GET', path: `${batchPath(invocation.positionals[0]!)}/results`, headers: { accept: 'application/x-ndjson' }, idempotent: true });
+    const out = stringOption(invocation.values, 'out');
+    const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    if (out !== undefined) {
+      await pipeline(body, createWriteStream(out));
+      invocation.stderr.write(`wrote the results to ${out}\n`);
+    } else for await (const chunk of body) invocation.stdout.write(Buffer.from(chunk as Uint8Array).toString('utf8'));
+    return ExitCode.Ok;
+  },
+};
+
+const cancel: ClientCommand = {
+  kind: 'client',
+  words: ['batches', 'cancel'],
+  summary: 'cancels a batch: lines not yet run never run',
+  synopsis: 'BATCH_ID',
+  positionals: { min: 1, max: 1 },
+  async run(invocation) {
+    const batch = await invocation.client().http.json<BatchView>({ method: 'DELETE', path: batchPath(invocation.positionals[0]!), idempotent: true });
+    if (invocation.json) printJson(invocation.stdout, batch);
+    else invocation.stdout.write(batchFields(batch));
+    return ExitCode.Ok;
+  },
+};
+
+export const batchCommands: ClientCommand[] = [submit, list, show, wait, results, cancel];
