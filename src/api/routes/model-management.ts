@@ -67,7 +67,10 @@ const deleteVersionQuerySchema = z.object({
     .describe('true: delete even if aliases point at the version (removing them) or the traffic policy names it (leaving the policy as it is)'),
 });
 const uploadQuerySchema = z.object({
-  wait: z.enum(['true', 'false']).default('true'),
+  wait: z
+    .enum(['true', 'false'])
+    .default('true')
+    .describe('true: answer once a worker has loaded and warmed the version (201, READY or UNAVAILABLE with a reason); false: answer 202 at once (LOADING)'),
   duplicate: z
     .enum(['true', 'false'])
     .default('false')
