@@ -57,7 +57,8 @@ const shutdownCheckIntervalMs = 100;
  * in flight in this process, when shutdown began, when the shadow version is not READY, or when the model's queue
  * caps refuse it. Copies queue at the lowest priority, so every primary request overtakes them on the workers;
  * under a `maxQueueSize` they are admitted only while the model's queue is under half full, so they can take at
- * most half of its slots.
+ * most half of its slots. On the worker a copy runs as background work (session-cache.ts): on a session of its own
+ * in a thread at the lowest OS priority, so once running it still yields the CPU to every primary.
  */
 export class ShadowTraffic {
   /** One controller per shadow in flight: shutdown cancels them all. */
@@ -138,6 +139,8 @@ export class ShadowTraffic {
           deadline: Date.now() + primary.timeoutMs,
           timeoutMs: primary.timeoutMs,
           priority: shadowPriority,
+          // On the workers, at the lowest OS priority: a shadow takes only CPU the primaries leave idle.
+          background: true,
           signal,
           ...(maxQueueSize === undefined || maxQueueSize === 0 ? {} : { maxQueueSize: Math.floor(maxQueueSize / 2) || 1 }),
           outputLimits: primary.outputLimits,

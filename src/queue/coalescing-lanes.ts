@@ -27,6 +27,11 @@ interface Lane<Target, Request> {
   priority: number;
   inFlight: number;
   waiting: Request[];
+  /** How long a request of an idle lane may wait for others to leave with it (0: it leaves at once). */
+  gatherMs: number;
+  /** When the oldest request of the current gathering arrived (performance.now()), while one is under way. */
+  gatheringSince: number | undefined;
+  gatherTimer: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -35,6 +40,10 @@ interface Lane<Target, Request> {
  * together: in a second job once a quarter of a job's worth is waiting (at most `maxJobsInFlight` jobs out),
  * else in the next job when one comes back. So the Redis cost per request falls as load rises; the price is that
  * a request arriving while a slow job is out waits for it, even when another worker is idle.
+ *
+ * A lane given a gather time (work nobody waits on: shadow copies) does not send a lone request at once: what
+ * arrives within that time leaves in one job, so a copy of every request costs the queue a job per gathering
+ * instead of a job per copy.
  */
 export class CoalescingLanes<Target, Request extends LaneRequest> {
   /** Bounded by what is waiting or in flight: a lane goes when empty. */
@@ -49,14 +58,15 @@ export class CoalescingLanes<Target, Request extends LaneRequest> {
    * Adds a request to the lane `laneKey` names (requests of different versions, priorities or settings must get
    * different keys: they never share a job) and sends what is ready.
    */
-  add(laneKey: string, target: Target, priority: number, request: Request): void {
+  add(laneKey: string, target: Target, priority: number, request: Request, gatherMs = 0): void {
     let lane = this.lanes.get(laneKey);
     if (lane === undefined) {
-      lane = { key: laneKey, target, priority, inFlight: 0, waiting: [] };
+      lane = { key: laneKey, target, priority, inFlight: 0, waiting: [], gatherMs, gatheringSince: undefined, gatherTimer: undefined };
       this.lanes.set(laneKey, lane);
     }
     lane.target = target;
     lane.waiting.push(request);
+    lane.gatheringSince ??= performance.now();
     this.pump(lane);
   }
 
@@ -75,6 +85,7 @@ export class CoalescingLanes<Target, Request extends LaneRequest> {
     const enough = Math.max(1, Math.ceil(maxRequestsPerJob / 4));
     // Requests that settled while waiting (timed out, client gone) leave at once: they hold nothing any more.
     lane.waiting = lane.waiting.filter((request) => !request.settled);
+    if (this.stillGathering(lane)) return;
     while (
       lane.waiting.length > 0 &&
       (lane.inFlight === 0 || (lane.inFlight < maxJobsInFlight && (lane.waiting.length >= enough || waitingBytes(lane.waiting) >= maxPayloadBytesPerJob / 4)))
@@ -86,8 +97,30 @@ export class CoalescingLanes<Target, Request extends LaneRequest> {
         this.pump(lane);
       });
     }
+    if (lane.waiting.length === 0) lane.gatheringSince = undefined;
     // An empty lane is forgotten, so a caller trying every priority leaves nothing behind.
     if (lane.waiting.length === 0 && lane.inFlight === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
+  }
+
+  /**
+   * True while an idle lane with a gather time should wait for more requests: its oldest waiting request is younger
+   * than the gather time and less than a job's worth is waiting. A timer pumps the lane when the time is up.
+   */
+  private stillGathering(lane: Lane<Target, Request>): boolean {
+    if (lane.gatherMs === 0 || lane.inFlight > 0 || lane.waiting.length === 0) return false;
+    const { maxRequestsPerJob, maxPayloadBytesPerJob } = this.options;
+    if (lane.waiting.length >= maxRequestsPerJob || waitingBytes(lane.waiting) >= maxPayloadBytesPerJob / 4) return false;
+    const waitedMs = performance.now() - (lane.gatheringSince ?? 0);
+    if (waitedMs >= lane.gatherMs) return false;
+    if (lane.gatherTimer === undefined) {
+      lane.gatherTimer = setTimeout(() => {
+        lane.gatherTimer = undefined;
+        this.pump(lane);
+      }, lane.gatherMs - waitedMs);
+      // Nothing waits on gathered work: it must not keep a closing process alive (its requests have deadlines).
+      lane.gatherTimer.unref();
+    }
+    return true;
   }
 }
 

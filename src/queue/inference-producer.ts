@@ -15,6 +15,12 @@ import { inferenceQueueName, payloadKey } from '../redis-keys.js';
 import type { InferenceOutcome, ReplyListener } from './reply-listener.js';
 import { WorkDoorbell } from './work-doorbell.js';
 
+/**
+ * How long background work (shadow copies) gathers before it leaves in one job: nobody waits on it, and a job per
+ * copy would double the queue's work per request (measured with bench/shadow-overhead.ts).
+ */
+const backgroundGatherMs = 50;
+
 export type { InferenceSubmission, ModelTarget, OutputLimits } from './inference-submission.js';
 export type { InferenceOutcome } from './reply-listener.js';
 export { queuedRequestOverheadBytes } from './model-admission.js';
@@ -158,8 +164,10 @@ export class InferenceProducer {
     const pending = newPendingRequest(submission, admission, payloadBytes);
     pending.timer = setTimeout(() => this.settle(pending, errors.deadlineExceeded(submission.timeoutMs)), Math.max(0, submission.deadline - Date.now()));
     submission.signal?.addEventListener('abort', () => this.cancel(pending), { once: true });
-    // Requests of different versions, priorities or (after a config change) settings never share a job.
-    this.lanes.add(`${target.model}\u0000${target.version}\u0000${submission.priority}`, target, submission.priority, pending);
+    // Requests of different versions, priorities or (after a config change) settings never share a job, and
+    // background work never shares one with requests someone waits on.
+    const lane = `${target.model}\u0000${target.version}\u0000${submission.priority}${submission.background === true ? '\u0000background' : ''}`;
+    this.lanes.add(lane, target, submission.priority, pending, submission.background === true ? backgroundGatherMs : 0);
     return pending.outcome;
   }
 

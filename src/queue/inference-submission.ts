@@ -27,6 +27,11 @@ export interface InferenceSubmission {
   maxQueueSize?: number;
   /** What the worker may send back for this request; it answers OUTPUT_TOO_LARGE past these. */
   outputLimits?: OutputLimits;
+  /**
+   * Work nobody waits on (shadow copies): the worker runs it on the version's background session, a thread at the
+   * lowest OS scheduling priority, so it takes only CPU time that answered requests leave idle.
+   */
+  background?: boolean;
 }
 
 /** A request's output limits, carried in its job (job-contracts.ts) and checked by the worker. */

@@ -117,6 +117,8 @@ export const inferenceJobSchema = z
     payload: z.string().optional(),
     /** A Redis key holding the same bytes raw: used for large jobs, so they never pass through JSON. */
     payloadKey: z.string().optional(),
+    /** Work nobody waits on (shadow copies): run on the version's background session (see inference-submission.ts). */
+    background: z.boolean().optional(),
     /** Set for asynchronous work: the answers are written there, not published to `replyTo`. */
     durable: durableDestinationSchema.optional(),
   })

@@ -55,6 +55,8 @@ export function encodeInferenceJob(target: ModelTarget, priority: number, reques
     requests: queued,
     priority,
     settings: target.settings,
+    // Every request of a job shares its lane (inference-producer.ts), so the first one's says it for all.
+    ...(requests[0]?.submission.background === true ? { background: true } : {}),
   };
   return { job, parts, payloadBytes };
 }

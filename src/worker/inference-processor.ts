@@ -389,7 +389,8 @@ function observe(job: InferenceJob, result: BatchedResult, queueNs: number, fini
 async function loadModel(job: InferenceJob, dependencies: InferenceProcessorDependencies) {
   try {
     const warmupSample = await dependencies.warmupSamples?.of(job.model, job.version);
-    return (await dependencies.sessions.warmed(job.sha256, job.settings, warmupSample)).model;
+    // Background work (shadow copies) runs on sessions of its own at the lowest OS priority (session-cache.ts).
+    return (await dependencies.sessions.warmed(job.sha256, job.settings, warmupSample, job.background === true ? 'background' : 'foreground')).model;
   } catch (error) {
     if (error instanceof GantryError && error.code === ErrorCode.InvalidModel) {
       await dependencies.registry.lifecycle.markUnavailable(job.model, job.version, error.message);

@@ -20,6 +20,8 @@ export interface SessionSettings {
   interOpThreads?: number;
   /** Where onnxruntime writes the optimized graph, so a second load skips optimization. */
   optimizedModelPath?: string;
+  /** A background session (session-cache.ts): its thread, and the threads onnxruntime starts from it, run at the lowest OS priority. */
+  background?: boolean;
 }
 
 /** A warm-up runs `inputs` (a sample, checked against the signature first) or, without them, zero-filled inputs. */

@@ -84,11 +84,31 @@ export interface SessionCacheOptions {
   warmupSamples?: WarmupSampleStore;
 }
 
+/**
+ * Which sessions of a version run a job. `foreground`: the version's configured instances, for requests someone
+ * waits on. `background`: work nobody waits on (shadow copies), on a session of its own with one onnxruntime thread,
+ * in a thread at the lowest OS priority (instance-thread.ts), so it takes only CPU time the foreground leaves idle
+ * and never delays a foreground run already queued behind it in a batcher. It costs one more session of the model
+ * while background work uses it, counted against the same budgets and released like any other.
+ */
+export type SessionLane = 'foreground' | 'background';
+
+/** What a background session runs with: one instance, one thread each for onnxruntime's intra- and inter-op work. */
+function laneSettings(settings: ExecutionSettings, lane: SessionLane): ExecutionSettings {
+  return lane === 'foreground' ? settings : { ...settings, instances: 1, intraOpThreads: 1, interOpThreads: 1 };
+}
+
 /** Settings that need new sessions when they change; batching settings apply to the running batcher. */
-function sessionKey(sha256: string, settings: ExecutionSettings): string {
-  return [sha256, settings.instances, settings.intraOpThreads, settings.interOpThreads, settings.graphOptimizationLevel, settings.optimizedModelCache].join(
-    ':',
-  );
+function sessionKey(sha256: string, lane: SessionLane, settings: ExecutionSettings): string {
+  return [
+    sha256,
+    lane,
+    settings.instances,
+    settings.intraOpThreads,
+    settings.interOpThreads,
+    settings.graphOptimizationLevel,
+    settings.optimizedModelCache,
+  ].join(':');
 }
 
 /**
@@ -150,8 +170,8 @@ export class SessionCache {
   }
 
   /** Returns the loaded model for these settings, loading and warming it (zero-filled inputs) first if needed. */
-  async get(sha256: string, settings: ExecutionSettings): Promise<CachedModel> {
-    return (await this.warmed(sha256, settings)).model;
+  async get(sha256: string, settings: ExecutionSettings, lane: SessionLane = 'foreground'): Promise<CachedModel> {
+    return (await this.warmed(sha256, settings, undefined, lane)).model;
   }
 
   /**
@@ -159,8 +179,8 @@ export class SessionCache {
    * (`warmupSample`, its sha256), or zero-filled inputs without one. Each runs once per sessions.
    * @throws GantryError(INVALID_MODEL) when the sample cannot be read or fails: the version must not serve untested.
    */
-  async warmed(sha256: string, settings: ExecutionSettings, warmupSample?: string): Promise<WarmedModel> {
-    const model = await this.loaded(sha256, settings);
+  async warmed(sha256: string, settings: ExecutionSettings, warmupSample?: string, lane: SessionLane = 'foreground'): Promise<WarmedModel> {
+    const model = await this.loaded(sha256, laneSettings(settings, lane), lane);
     const key = warmupSample ?? zeroWarmup;
     let warming = model.warmups.get(key);
     if (warming === undefined) {
@@ -206,8 +226,8 @@ export class SessionCache {
     return model.instances.warm(sample);
   }
 
-  private async loaded(sha256: string, settings: ExecutionSettings): Promise<CachedModel> {
-    const key = sessionKey(sha256, settings);
+  private async loaded(sha256: string, settings: ExecutionSettings, lane: SessionLane): Promise<CachedModel> {
+    const key = sessionKey(sha256, lane, settings);
     const cached = this.cache.get(key);
     if (cached !== undefined && cached.instances.healthy) {
       cached.batcher.updateSettings(settings);
@@ -216,15 +236,17 @@ export class SessionCache {
     if (cached !== undefined) this.cache.delete(key);
     const inFlight = this.loading.get(key);
     if (inFlight !== undefined) return inFlight;
-    const load = this.load(sha256, settings, key).finally(() => this.loading.delete(key));
+    const load = this.load(sha256, settings, key, lane).finally(() => this.loading.delete(key));
     this.loading.set(key, load);
     return load;
   }
 
-  private async load(sha256: string, settings: ExecutionSettings, key: string): Promise<CachedModel> {
+  private async load(sha256: string, settings: ExecutionSettings, key: string, lane: SessionLane): Promise<CachedModel> {
     // The blob cache verifies the bytes (once per worker): a corrupted or swapped blob is reported, never executed.
     const blobPath = await this.blobs.localFile(sha256);
-    const { modelPath, sessionSettings, optimizedTarget } = await this.plan(sha256, settings, blobPath);
+    const planned = await this.plan(sha256, settings, blobPath);
+    const { modelPath, optimizedTarget } = planned;
+    const sessionSettings = lane === 'background' ? { ...planned.sessionSettings, background: true } : planned.sessionSettings;
     const threads = onnxruntimeThreadsOf(settings);
     const bytes = await this.estimatedBytes(modelPath, settings.instances);
     this.makeRoom(threads, bytes);
@@ -245,8 +267,8 @@ export class SessionCache {
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
     const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, memoryBytes: bytes, warmups: new Map() };
-    // Sessions of the same model under older settings are replaced, not kept beside the new ones.
-    for (const otherKey of [...this.cache.keys()]) if (otherKey.startsWith(`${sha256}:`)) this.cache.delete(otherKey);
+    // Sessions of the same model and lane under older settings are replaced, not kept beside the new ones.
+    for (const otherKey of [...this.cache.keys()]) if (otherKey !== key && otherKey.startsWith(`${sha256}:${lane}:`)) this.cache.delete(otherKey);
     this.cache.set(key, model);
     this.loadedBytes += bytes;
     this.options.onMemoryChange?.(this.loadedBytes);

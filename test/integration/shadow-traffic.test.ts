@@ -28,6 +28,7 @@ import type { TrafficPolicy } from '../../src/registry/traffic-policy.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import { adminAuthorization, deleteKeys, fixturePath, testAdminKey } from '../helpers/gantry-process.js';
 import { sampleValue } from '../helpers/metrics-text.js';
+import { threadNiceValues } from '../helpers/thread-nice.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 /** The in-flight cap of the role under test: small, so the cap test can reach it. */
@@ -135,6 +136,14 @@ describe('shadow traffic with a real worker', { timeout: 180_000 }, () => {
     assert.equal(sampleValue(after, 'gantry_shadow_mismatches_total', { model: 'shadowed', version: '2' }), 0);
     assert.equal(sampleValue(after, 'gantry_shadow_max_abs_difference_bucket', { model: 'shadowed', version: '2', le: '0' }), 5);
     assert.equal(sampleValue(after, 'gantry_shadow_request_duration_seconds_count', { model: 'shadowed', version: '2' }), 5);
+  });
+
+  test("the copies ran on the worker's background session: a thread of its own at nice 19, beside nice-0 primaries", async () => {
+    if (process.platform !== 'linux') return; // per-thread nice values are Linux's
+    // The worker runs in this process: its instance threads are this process's threads.
+    const niceValues = await threadNiceValues();
+    assert.ok(niceValues.includes(19), `a background instance thread runs the shadow copies (nice values: ${[...new Set(niceValues)].join(', ')})`);
+    assert.ok(niceValues.filter((nice) => nice === 0).length > niceValues.filter((nice) => nice === 19).length, 'everything else keeps nice 0');
   });
 
   test('a different shadow version: its answers count as mismatches, the primary answer is unchanged', async () => {

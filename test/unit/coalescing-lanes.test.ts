@@ -107,4 +107,40 @@ describe('CoalescingLanes', () => {
     await sent[2]!.finish();
     assert.equal(coalescing.size, 0);
   });
+  test("a lane with a gather time holds an idle lane's requests for it, then sends them in one job", async () => {
+    const { coalescing, sent, request } = lanes({ maxRequestsPerJob: 64, maxJobsInFlight: 2, maxPayloadBytesPerJob: 1 << 20 });
+    coalescing.add('shadow', 'target', 9, request('a'), 40);
+    coalescing.add('shadow', 'target', 9, request('b'), 40);
+    assert.equal(sent.length, 0, 'nothing leaves before the gather time is up');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    coalescing.add('shadow', 'target', 9, request('c'), 40);
+    assert.equal(sent.length, 0, 'a later request joins the gathering, which keeps its start');
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    assert.deepEqual(
+      sent.map((job) => job.ids),
+      [['a', 'b', 'c']],
+    );
+    coalescing.add('plain', 'target', 9, request('d'));
+    assert.equal(sent.length, 2, 'a lane without a gather time still sends a lone request at once');
+    await sent[0]!.finish();
+    await sent[1]!.finish();
+    assert.equal(coalescing.size, 0);
+  });
+
+  test("a gathering leaves early with a job's worth; settled requests leave it without being sent", async () => {
+    const { coalescing, sent, request } = lanes({ maxRequestsPerJob: 3, maxJobsInFlight: 1, maxPayloadBytesPerJob: 1 << 20 });
+    for (const id of ['a', 'b', 'c']) coalescing.add('shadow', 'target', 9, request(id), 10_000);
+    assert.deepEqual(
+      sent.map((job) => job.ids),
+      [['a', 'b', 'c']],
+      'a full job does not wait for the gather time',
+    );
+    const cancelled = request('gone');
+    coalescing.add('shadow', 'target', 9, cancelled, 30);
+    cancelled.settled = true;
+    await sent[0]!.finish();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(sent.length, 1, 'a settled request is never sent');
+    assert.equal(coalescing.size, 0, 'and its lane is forgotten');
+  });
 });
