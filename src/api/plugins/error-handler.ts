@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { ErrorCode, GantryError, errors, httpStatusFor, isRedisUnavailableError } from '../../errors.js';
+import type { RequestFailure } from '../request-failure.js';
 
 /** The Open Inference Protocol's error body, plus our machine-readable code and the request id. */
 export interface ErrorBody {
@@ -49,11 +50,33 @@ function unsupportedContentTypeMessage(request: FastifyRequest, server: FastifyI
   return `${what} is not supported here: ${route} ${takes}.`;
 }
 
+export interface ErrorHandlerOptions {
+  /**
+   * The access log is on (GANTRY_ACCESS_LOG): the request's access line carries the failure, so the handler writes
+   * no line of its own, and a request leaves one line whatever its outcome.
+   */
+  accessLog: boolean;
+}
+
 /**
  * The one place errors become HTTP responses. 4xx bodies say what was wrong; 5xx bodies stay generic and the
  * detail goes to the log.
  */
-async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
+async function errorHandlerPlugin(app: FastifyInstance, options: ErrorHandlerOptions): Promise<void> {
+  app.decorateRequest('failure', null);
+
+  /** Keeps the failure for the access line; logs it here only when no access line will carry it. */
+  const record = (request: FastifyRequest, failure: RequestFailure) => {
+    request.failure = failure;
+    // The access line carries it; but one of a client that left first is already written, and a fault must
+    // still reach the log (a refusal nobody received needs no second line).
+    if (options.accessLog && (request.accessLogged !== true || failure.fault === undefined)) return;
+    // Only a failure of Gantry's own is logged as one, with its stack. A refusal (503 load, 504 a caller's own
+    // timeout, 507 a full store) is an answer, logged like a 4xx, so an attack does not flood the log with stacks.
+    if (failure.fault !== undefined) request.log.error({ fault: failure.fault }, 'request failed');
+    else request.log.info({ code: failure.code, reason: failure.reason }, 'request rejected');
+  };
+
   app.setErrorHandler((error: FastifyError | GantryError, request, reply) => {
     let code: ErrorCode;
     let message: string;
@@ -85,18 +108,21 @@ async function errorHandlerPlugin(app: FastifyInstance): Promise<void> {
     }
     const status = (error as FastifyError).statusCode === 415 ? 415 : httpStatusFor(code);
     message = capped(message);
-    // Only a failure of Gantry's own is logged as one, with its stack. A refusal (503 load, 504 a caller's own
-    // timeout, 507 a full store) is an answer, logged like a 4xx, so an attack does not flood the log with stacks.
-    if (code === ErrorCode.Internal)
-      request.log.error({ err: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }, 'request failed');
-    else request.log.info({ code, reason: message }, 'request rejected');
+    record(
+      request,
+      code === ErrorCode.Internal
+        ? { code, reason: message, fault: { type: error.name, message: capped(error.message), stack: error.stack?.slice(0, 4000) } }
+        : { code, reason: message },
+    );
     if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
     const body: ErrorBody = { error: message, code, requestId: request.id };
     return reply.status(status).send(body);
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = { error: `No route ${request.method} ${request.url.split('?')[0]}.`, code: ErrorCode.NotFound, requestId: request.id };
+    const body: ErrorBody = { error: capped(`No route ${request.method} ${request.url.split('?')[0]}.`), code: ErrorCode.NotFound, requestId: request.id };
+    // Kept for the access line only: a scan of unknown paths is not worth a line of its own.
+    request.failure = { code: body.code, reason: body.error };
     return reply.status(404).send(body);
   });
 }
