@@ -1,5 +1,6 @@
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { z } from 'zod';
+import { parseCorsOrigins } from './cors-origins.js';
 import { RedisEndpointError, parseRedisUrl, redisUrlProblem, sentinelUrlOf } from './queue/redis-endpoint.js';
 import { parseModelPatterns } from './workers-view/model-patterns.js';
 
@@ -329,8 +330,21 @@ const configSchema = z.object({
   // Developer experience (issue 17): the access log, CORS, the web console and the per-model API docs.
   /** `on`: one info line per answered request (method, route, model, version, status, duration, requestId, bytes). */
   GANTRY_ACCESS_LOG: z.enum(['on', 'off']).default('on'),
-  /** Comma-separated origins a browser app may call the API from (`https://app.example.com`); empty: CORS off. */
-  GANTRY_CORS_ORIGINS: z.string().default(''),
+  /**
+   * Comma-separated exact origins a browser app may call the API from (`https://app.example.com`), or `*` for any;
+   * empty: CORS off (cors-origins.ts). Parsed to the list, `['*']` or `[]`.
+   */
+  GANTRY_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((text, context) => {
+      const parsed = parseCorsOrigins(text);
+      if (typeof parsed === 'string') {
+        context.addIssue({ code: 'custom', message: parsed });
+        return z.NEVER;
+      }
+      return parsed;
+    }),
   /** `on`: the web console is served at /console (it still needs a key for everything it shows). */
   GANTRY_CONSOLE: z.enum(['on', 'off']).default('on'),
   /** The OpenAPI document (/docs) describes an infer operation for at most this many READY models. */

@@ -98,6 +98,8 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /docs/static/index.html': 'public',
   'GET /docs/static/swagger-initializer.js': 'public',
   'GET /docs/static/*': 'public',
+  // CORS preflights (src/api/plugins/cors.ts): a browser sends them without the key, and they read nothing.
+  'OPTIONS *': 'public',
 };
 
 /** Needed by a route this table lacks: closed, never open. */
