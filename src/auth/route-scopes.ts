@@ -100,6 +100,10 @@ export const routeScopes: Readonly<Record<string, RouteRequirement>> = {
   'GET /docs/static/*': 'public',
   // CORS preflights (src/api/plugins/cors.ts): a browser sends them without the key, and they read nothing.
   'OPTIONS *': 'public',
+  // The web console's files (it asks for a key and sends it itself) and the live stats its charts draw.
+  'GET /console': 'public',
+  'GET /console/*': 'public',
+  'GET /v1/console/live-stats': readModels,
 };
 
 /** Needed by a route this table lacks: closed, never open. */
