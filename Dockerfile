@@ -23,6 +23,9 @@ RUN npm ci --no-audit --no-fund
 
 COPY tsconfig.json ./
 COPY src ./src
+# The web console's sources and its build script: npm run build bundles them into dist/console.
+COPY console ./console
+COPY scripts ./scripts
 RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund \
  && npm cache clean --force

@@ -16,4 +16,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },
   },
+  // The web console runs in the browser (bundled by scripts/build-console.mjs), not in Node.
+  { files: ['console/**'], languageOptions: { globals: globals.browser } },
 );
