@@ -84,7 +84,7 @@ const plainStepPercent = 10;
 
 /** One progress display. `update` as often as you like; `finish` prints the final state once and ends the line. */
 export class ProgressReporter {
-  private readonly startedAt = Date.now();
+  private readonly startedAt: number;
   private lastDrawAt = 0;
   private lastPlainPercent = -1;
   private drewOnTerminal = false;
@@ -94,7 +94,9 @@ export class ProgressReporter {
     private readonly output: ProgressOutput,
     private readonly label: string,
     private readonly options: { unit: 'bytes' | 'items'; noun?: string; now?: () => number } = { unit: 'bytes' },
-  ) {}
+  ) {
+    this.startedAt = this.now();
+  }
 
   private now(): number {
     return this.options.now?.() ?? Date.now();
@@ -130,7 +132,8 @@ export class ProgressReporter {
   }
 
   private drawTerminal(state: ProgressState): void {
-    const columns = this.output.columns ?? 80;
+    // A pseudo-terminal without a size (script(1), some CI runners) reports 0 columns.
+    const columns = this.output.columns !== undefined && this.output.columns > 0 ? this.output.columns : 80;
     const barWidth = Math.max(10, Math.min(30, columns - 70));
     // \r back to the start of the line, ESC[2K clears it: the line is redrawn in place.
     this.output.write(`\r\x1b[2K${renderBarLine(this.label, state, barWidth).slice(0, Math.max(20, columns - 1))}`);
