@@ -47,6 +47,8 @@ interface RouteCase {
   uploadsModel?: true;
   /** Sends this text as a batch file (application/x-ndjson). */
   jsonLines?: string;
+  /** A server-sent-event stream: the reply's body is its first `stats` event's data, then the stream is closed. */
+  eventStream?: true;
   /** The right key is alpha's, unless the route needs admin (then the admin key). */
   right: number;
   /** What beta's key gets on alpha's resource (a route taking none of alpha's resources: its own answer). */
@@ -116,6 +118,8 @@ const cases: Record<string, RouteCase> = {
   'GET /v1/batches/:batchId': { path: (ids) => `/v1/batches/${ids.batch}`, right: 200, otherTenant: 404 },
   'GET /v1/batches/:batchId/results': { path: (ids) => `/v1/batches/${ids.batch}/results`, right: 200, otherTenant: 404 },
   'DELETE /v1/batches/:batchId': { path: (ids) => `/v1/batches/${ids.batch}`, right: 409, otherTenant: 404 },
+  // The console's live stats: beta's stream shows beta's models only (alpha's have queue depths in every sample)
+  'GET /v1/console/live-stats': { path: () => '/v1/console/live-stats', eventStream: true, right: 200, otherTenant: 200 },
 };
 
 /** Routes that answer without a key (on a loopback bind /metrics is one of them: GANTRY_METRICS_PUBLIC). */
@@ -134,9 +138,31 @@ async function send(baseUrl: string, entry: string, spec: RouteCase, ids: Ids, k
   const method = entry.slice(0, entry.indexOf(' '));
   const headers: Record<string, string> = key === undefined ? {} : { authorization: `Bearer ${key}` };
   if (spec.uploadsModel === true) return rawCall(baseUrl, method, spec.path(ids), await readFile(modelFile), headers);
+  if (spec.eventStream === true) return firstEvent(baseUrl, spec.path(ids), headers);
   if (spec.jsonLines !== undefined)
     return httpCall(baseUrl, method, spec.path(ids), { body: spec.jsonLines, headers: { ...headers, 'content-type': 'application/x-ndjson' } });
   return call(baseUrl, method, spec.path(ids), spec.body, headers);
+}
+
+/** A stream's status and headers, with its first `stats` event's data as the body (an error answer: its JSON body). */
+async function firstEvent(baseUrl: string, urlPath: string, headers: Record<string, string>): Promise<JsonReply> {
+  const controller = new AbortController();
+  const response = await fetch(`${baseUrl}${urlPath}`, { headers, signal: controller.signal });
+  try {
+    if (response.status !== 200 || response.body === null) return { status: response.status, headers: response.headers, body: await response.json() };
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    for (;;) {
+      const event = /event: stats\ndata: (.*)\n\n/.exec(text);
+      if (event !== null) return { status: response.status, headers: response.headers, body: JSON.parse(event[1]!) };
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`${urlPath}: the stream ended before its first event: ${text}`);
+      text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    controller.abort();
+  }
 }
 
 function rawCall(baseUrl: string, method: string, urlPath: string, body: Buffer, headers: Record<string, string>): Promise<JsonReply> {
