@@ -81,11 +81,12 @@ const uploadBody = {
           warmup: {
             type: 'string',
             description:
-              'Optional warm-up sample, a JSON infer request body for this model (at most GANTRY_MAX_WARMUP_BYTES): run on every instance before the version is READY.',
+              'Optional warm-up sample, a JSON infer request body for this model (at most GANTRY_MAX_WARMUP_BYTES): run on every instance before the version is READY. Leave the field out for none (in /docs: untick "Send empty value"; an empty field is refused as a bad sample).',
+            example: '',
           },
         },
       },
-      encoding: { file: { contentType: 'application/octet-stream' }, warmup: { contentType: 'application/json' } },
+      // No `encoding`: swagger-ui would then send `warmup` as a second file part, which the upload refuses (one file).
     },
   },
 };
