@@ -15,12 +15,9 @@
  * request itself; with 0 (a closed loop) every shadow competes with the next primary for the same CPUs.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { Redis } from 'ioredis';
-import { ModelTraffic } from '../src/registry/model-traffic.js';
-import type { TrafficPolicy } from '../src/registry/traffic-policy.js';
+import { GantryClient, type TrafficPolicy } from '../src/client/index.js';
 import { heavyMlp } from '../support/heavy-mlp.js';
-import { adminAuthorization, fixturePath, startGantry } from '../support/gantry-process.js';
+import { fixturePath, startGantry, testAdminKey } from '../support/gantry-process.js';
 
 const [roundsText = '10', requestsText = '200', gapText = '0'] = process.argv.slice(2);
 const rounds = Number(roundsText);
@@ -36,44 +33,35 @@ function percentile(values: number[], fraction: number): number {
 }
 
 const gantry = await startGantry({ redisUrl, prefix: `bench-shadow-${randomBytes(3).toString('hex')}` });
-const redis = new Redis(redisUrl);
-const traffic = new ModelTraffic(redis, gantry.prefix);
+// The typed client (src/client/) makes the uploads, the policies and the requests.
+const client = new GantryClient({ url: gantry.baseUrl, key: testAdminKey, retries: 0 });
 
-async function upload(bytes: Uint8Array): Promise<void> {
-  const response = await fetch(`${gantry.baseUrl}/v1/models/${model}/versions?duplicate=true`, {
-    method: 'POST',
-    headers: { authorization: adminAuthorization, 'content-type': 'application/octet-stream' },
-    body: Buffer.from(bytes),
-  });
-  if (response.status !== 201) throw new Error(`upload answered ${response.status}: ${await response.text()}`);
+async function upload(source: string | Uint8Array): Promise<void> {
+  const pushed = await client.models.push(source, { name: model, duplicate: true });
+  if (pushed.status !== 201) throw new Error(`upload answered ${pushed.status} (${pushed.state})`);
 }
 
 /**
- * Sets (or, undefined, removes) the policy, then waits out the API's catalog cache (2 s), so the rounds after
- * follow it even if its registry event were missed.
+ * Sets (or, undefined, removes) the policy through the API, then waits out the API's catalog cache (2 s), so the
+ * rounds after follow it even if its registry event were missed.
  */
-async function usePolicy(policy: TrafficPolicy | undefined): Promise<void> {
-  if (policy === undefined) await traffic.remove(model);
-  else await traffic.set(model, policy);
+async function usePolicy(policy: Omit<TrafficPolicy, 'updatedAt'> | undefined): Promise<void> {
+  if (policy === undefined) await client.models.removeTraffic(model).catch(() => undefined);
+  else await client.models.setTraffic(model, policy);
   await new Promise((resolve) => setTimeout(resolve, 2500));
 }
 
-const body = JSON.stringify({
-  inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: Array.from({ length: 256 }, (_, index) => Math.round(Math.sin(index) * 1e4) / 1e4) }],
-});
+const inputs = {
+  input: { data: Float32Array.from({ length: 256 }, (_, index) => Math.round(Math.sin(index) * 1e4) / 1e4), shape: [1, 256] },
+};
 
 /** Milliseconds of each of `requests` sequential requests pinned to version 1. */
 async function round(): Promise<number[]> {
   const latencies: number[] = [];
   for (let index = 0; index < requests; index++) {
     const started = process.hrtime.bigint();
-    const response = await fetch(`${gantry.baseUrl}/v2/models/${model}/versions/1/infer`, {
-      method: 'POST',
-      headers: { authorization: adminAuthorization, 'content-type': 'application/json' },
-      body,
-    });
-    const text = await response.text();
-    if (response.status !== 200) throw new Error(`infer answered ${response.status}: ${text}`);
+    // Small enough for JSON: the client sends it as the REST JSON body (binary 'auto' stays JSON under 16 KiB).
+    await client.infer(model, inputs, { version: 1 });
     latencies.push(Number(process.hrtime.bigint() - started) / 1e6);
     if (gapMs > 0) await new Promise((resolve) => setTimeout(resolve, gapMs));
   }
@@ -81,10 +69,10 @@ async function round(): Promise<number[]> {
 }
 
 try {
-  await upload(await readFile(fixturePath('tiny-mlp.onnx')));
+  await upload(fixturePath('tiny-mlp.onnx'));
   await upload(heavyMlp());
-  await upload(await readFile(fixturePath('tiny-mlp.onnx')));
-  const sides = [
+  await upload(fixturePath('tiny-mlp.onnx'));
+  const sides: Array<{ label: string; policy: Omit<TrafficPolicy, 'updatedAt'> | undefined; latencies: number[] }> = [
     { label: 'no shadow', policy: undefined, latencies: [] as number[] },
     { label: '100% shadow on v2', policy: { shadow: { version: '2', percent: 100 } }, latencies: [] as number[] },
     { label: '100% shadow on v3', policy: { shadow: { version: '3', percent: 100 } }, latencies: [] as number[] },
@@ -101,7 +89,7 @@ try {
       side.latencies.push(...(await round()));
     }
   }
-  const metrics = await (await fetch(`${gantry.baseUrl}/metrics`, { headers: { authorization: adminAuthorization } })).text();
+  const metrics = await (await fetch(`${gantry.baseUrl}/metrics`, { headers: { authorization: `Bearer ${testAdminKey}` } })).text();
   const outcomes = metrics
     .split('\n')
     .filter((line) => line.startsWith('gantry_shadow_requests_total{') || line.startsWith('gantry_shadow_request_duration_seconds_sum{'))
@@ -115,6 +103,5 @@ try {
   report += `p50 ratio shadow on the identical v3 / no shadow: ${(light! / none!).toFixed(3)} (the gateway's own cost of a copy)\n${outcomes}\n`;
   process.stdout.write(report);
 } finally {
-  redis.disconnect();
   await gantry.cleanup();
 }
