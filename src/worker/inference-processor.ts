@@ -157,19 +157,14 @@ export async function processInferenceJob(job: InferenceJob, dependencies: Infer
       const inputsByRequest = splitInputs(job, payload);
       await fence?.check('before_run');
       // The payload is a view into ioredis's shared reply pool, so the instance thread gets a copy of it.
-      const runs = await Promise.allSettled(
-        job.requests.map((request, index) =>
-          !isWanted(request.correlationId)
-            ? Promise.reject(notWanted)
-            : model.batcher.submit(inputsByRequest[index]!, request.outputs, {
-                priority: job.priority,
-                deadline: job.deadline,
-                timeoutMs: job.deadline - job.enqueuedAt,
-                model: job.model,
-                version: job.version,
-              }),
-        ),
+      // The job's requests are queued together, so they run together instead of the first one alone.
+      const wantedIndexes = job.requests.flatMap((request, index) => (isWanted(request.correlationId) ? [index] : []));
+      const submitted = model.batcher.submitAll(
+        wantedIndexes.map((index) => ({ inputs: inputsByRequest[index]!, outputs: job.requests[index]!.outputs })),
+        { priority: job.priority, deadline: job.deadline, timeoutMs: job.deadline - job.enqueuedAt, model: job.model, version: job.version },
       );
+      const byRequest = new Map(wantedIndexes.map((index, position) => [index, submitted[position]!]));
+      const runs = await Promise.allSettled(job.requests.map((_request, index) => byRequest.get(index) ?? Promise.reject(notWanted)));
       const finishedAtMs = Date.now();
       runs.forEach((run, index) => {
         const correlationId = job.requests[index]!.correlationId;

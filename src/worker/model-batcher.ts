@@ -100,23 +100,37 @@ export class ModelBatcher {
    * while the instances are busy runs before lower-priority requests that were already waiting here.
    */
   submit(inputs: Tensor[], outputs: string[], options: SubmitOptions = {}): Promise<BatchedResult> {
-    return new Promise((resolve, reject) => {
-      this.insert({
-        priority: options.priority ?? 0,
-        deadline: options.deadline ?? Number.POSITIVE_INFINITY,
-        timeoutMs: options.timeoutMs ?? 0,
-        inputs,
-        outputs,
-        key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
-        rows: this.modelCanBatch ? batchRows(inputs) : 1,
-        enqueuedAt: performance.now(),
-        model: options.model,
-        version: options.version,
-        resolve,
-        reject,
-      });
-      this.pump();
-    });
+    return this.submitAll([{ inputs, outputs }], options)[0]!;
+  }
+
+  /**
+   * Queues several requests (a queue job's) before anything runs, so they can share one execution. Submitted one by
+   * one, the first would find an idle instance and run alone, and a job of n requests would take two executions
+   * (measured: ~1.75 executions per job under load, and 11.5 rows per execution where 20 were queued).
+   */
+  submitAll(requests: ReadonlyArray<{ inputs: Tensor[]; outputs: string[] }>, options: SubmitOptions = {}): Array<Promise<BatchedResult>> {
+    const enqueuedAt = performance.now();
+    const results = requests.map(
+      ({ inputs, outputs }) =>
+        new Promise<BatchedResult>((resolve, reject) => {
+          this.insert({
+            priority: options.priority ?? 0,
+            deadline: options.deadline ?? Number.POSITIVE_INFINITY,
+            timeoutMs: options.timeoutMs ?? 0,
+            inputs,
+            outputs,
+            key: this.modelCanBatch ? batchCompatibilityKey(inputs, outputs) : '',
+            rows: this.modelCanBatch ? batchRows(inputs) : 1,
+            enqueuedAt,
+            model: options.model,
+            version: options.version,
+            resolve,
+            reject,
+          });
+        }),
+    );
+    this.pump();
+    return results;
   }
 
   private insert(item: QueuedItem): void {

@@ -112,6 +112,30 @@ describe('dynamic batching on real onnxruntime', () => {
       t.diagnostic(`${batchedExecutions} executions for 50 requests (${totalRows} rows); ${exact}/50 bit-identical to the lone run`);
     });
 
+    test("a job's requests queued together (submitAll) run as one execution on an idle instance; one by one, the first runs alone", async () => {
+      const batcher = new ModelBatcher(model.instances, model.loaded.signature, batchingOn);
+      const inputs = Array.from({ length: 6 }, (_, index) => randomTensor('input', [1, 256], 3000 + index));
+      let executionsBefore = model.executions.length;
+      const together = await Promise.all(batcher.submitAll(inputs.map((input) => ({ inputs: [input], outputs: ['output'] }))));
+      assert.deepEqual(
+        model.executions.slice(executionsBefore).map((execution) => execution.shapes[0]![0]),
+        [6],
+        'one execution of all six rows',
+      );
+      assert.ok(together.every((result) => result.batchSize === 6 && result.rows === 1));
+      for (const [index, result] of together.entries()) {
+        const alone = await model.instances.run([inputs[index]!], ['output']);
+        assert.ok(maxDiff(result.outputs[0]!, alone.outputs[0]!) <= 1e-6, `request ${index} got its own rows back`);
+      }
+      // What the worker did before submitAll: the first submit finds the instance idle and runs alone.
+      executionsBefore = model.executions.length;
+      await Promise.all(inputs.map((input) => batcher.submit([input], ['output'])));
+      assert.deepEqual(
+        model.executions.slice(executionsBefore).map((execution) => execution.shapes[0]![0]),
+        [1, 5],
+      );
+    });
+
     test('maxBatchSize is respected: no execution exceeds it; a request larger than it still runs (alone)', async () => {
       const maxBatchSize = 8;
       const batcher = new ModelBatcher(model.instances, model.loaded.signature, { ...batchingOn, maxBatchSize });
