@@ -36,6 +36,8 @@ export const executionSettingsSchema = z.object({
   interOpThreads: z.number().int().min(0),
   graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']),
   optimizedModelCache: z.boolean(),
+  /** Whether onnxruntime's idle pool threads spin-wait for the next run (jobs from before this field: no). */
+  allowSpinning: z.boolean().default(false),
 });
 export type ExecutionSettings = z.infer<typeof executionSettingsSchema>;
 
@@ -48,6 +50,9 @@ export const defaultExecutionSettings: ExecutionSettings = {
   interOpThreads: 0,
   graphOptimizationLevel: 'all',
   optimizedModelCache: true,
+  // onnxruntime's own default spins its pool threads between runs: on a shared host that burns a core per idle
+  // session (measured: 7x the CPU of the runs themselves on the tiny MLP) for a few microseconds of latency.
+  allowSpinning: false,
 };
 
 const queuedRequestSchema = z.object({

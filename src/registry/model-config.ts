@@ -31,6 +31,8 @@ export const modelConfigSchema = z
     graphOptimizationLevel: z.enum(['disabled', 'basic', 'extended', 'all']).default(defaultExecutionSettings.graphOptimizationLevel),
     /** Keep onnxruntime's optimized model on disk so later loads skip the optimization. */
     optimizedModelCache: z.boolean().default(defaultExecutionSettings.optimizedModelCache),
+    /** Let onnxruntime's pool threads spin-wait between runs (its own default): lower latency on a dedicated host, a busy core per idle session. */
+    allowSpinning: z.boolean().default(defaultExecutionSettings.allowSpinning),
     /** Per-request inference timeout; absent = the server's GANTRY_INFER_TIMEOUT_MS. */
     inferTimeoutMs: z.number().int().min(1).max(3_600_000).optional(),
     /**
@@ -203,5 +205,6 @@ export function executionConfigOf(config: ModelConfig): ExecutionSettings {
     interOpThreads: config.interOpThreads,
     graphOptimizationLevel: config.graphOptimizationLevel,
     optimizedModelCache: config.optimizedModelCache,
+    allowSpinning: config.allowSpinning,
   };
 }

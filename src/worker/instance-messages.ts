@@ -20,6 +20,8 @@ export interface SessionSettings {
   interOpThreads?: number;
   /** Where onnxruntime writes the optimized graph, so a second load skips optimization. */
   optimizedModelPath?: string;
+  /** onnxruntime's session.intra_op/inter_op.allow_spinning: whether idle pool threads spin-wait (absent: no). */
+  allowSpinning?: boolean;
   /** A background session (session-cache.ts): its thread, and the threads onnxruntime starts from it, run at the lowest OS priority. */
   background?: boolean;
 }

@@ -87,9 +87,12 @@ function syntheticInputs(signature: ModelSignature): Record<string, ort.Tensor> 
 }
 
 function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+  const spinning = settings.allowSpinning === true ? '1' : '0';
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: settings.executionProviders,
     graphOptimizationLevel: settings.graphOptimizationLevel,
+    // Session config entries (onnxruntime_session_options_config_keys.h), flattened by onnxruntime-node.
+    extra: { session: { intra_op: { allow_spinning: spinning }, inter_op: { allow_spinning: spinning } } },
   };
   if (settings.intraOpThreads !== undefined) options.intraOpNumThreads = settings.intraOpThreads;
   if (settings.interOpThreads !== undefined) options.interOpNumThreads = settings.interOpThreads;

@@ -108,6 +108,7 @@ function sessionKey(sha256: string, lane: SessionLane, settings: ExecutionSettin
     settings.interOpThreads,
     settings.graphOptimizationLevel,
     settings.optimizedModelCache,
+    settings.allowSpinning,
   ].join(':');
 }
 
@@ -361,6 +362,7 @@ export class SessionCache {
     const sessionSettings: SessionSettings = {
       executionProviders: this.options.executionProviders,
       graphOptimizationLevel: settings.graphOptimizationLevel,
+      allowSpinning: settings.allowSpinning,
       ...(settings.intraOpThreads > 0 ? { intraOpThreads: settings.intraOpThreads } : {}),
       ...(settings.interOpThreads > 0 ? { interOpThreads: settings.interOpThreads } : {}),
     };

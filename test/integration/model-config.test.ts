@@ -69,6 +69,7 @@ describe('ModelConfigStore (real Redis)', () => {
       interOpThreads: 0,
       graphOptimizationLevel: 'all',
       optimizedModelCache: true,
+      allowSpinning: false,
       maxQueueSize: 1000,
       defaultPriority: 10,
     });
