@@ -25,9 +25,18 @@ function printedShape(shape: readonly number[]): string {
   return `[${shape.map((dimension) => (dimension < 0 ? '-1' : String(dimension))).join(', ')}]`;
 }
 
+/**
+ * Inputs or outputs one operation describes one by one. A model may declare thousands (nothing bounds them at
+ * upload): past this the table stops, saying how many more there are, and the request schema names no input, so one
+ * model cannot make every document of its tenant (and the admin's) megabytes long.
+ */
+export const maxTensorsDescribed = 64;
+
 function tensorTable(tensors: readonly TensorSpec[]): string {
-  const rows = tensors.map((tensor) => `| \`${tensor.name}\` | ${tensor.datatype} | \`${printedShape(tensor.shape)}\` |`);
-  return ['| name | datatype | shape |', '| --- | --- | --- |', ...rows].join('\n');
+  const rows = tensors.slice(0, maxTensorsDescribed).map((tensor) => `| \`${tensor.name}\` | ${tensor.datatype} | \`${printedShape(tensor.shape)}\` |`);
+  const more = tensors.length - rows.length;
+  const rest = more > 0 ? [`| … ${more} more (GET /v2/models/{model} lists them all) | | |`] : [];
+  return ['| name | datatype | shape |', '| --- | --- | --- |', ...rows, ...rest].join('\n');
 }
 
 /** The schema of one declared input: its name, datatype and rank fixed, its data as the protocol reads it. */
@@ -58,9 +67,12 @@ function inputSchema(input: TensorSpec): Record<string, unknown> {
  * @param needs the security requirement and scope sentence of the generic infer operation, shared by this one.
  */
 export function modelInferOperation(model: ServedModel, needs: { security: unknown; sentence: string }): Record<string, unknown> {
-  const example = exampleInferBody(model.signature);
-  const inputNames = model.signature.inputs.map((input) => input.name);
-  const outputNames = model.signature.outputs.map((output) => output.name);
+  const { inputs, outputs } = model.signature;
+  const described = inputs.length <= maxTensorsDescribed && outputs.length <= maxTensorsDescribed;
+  const example = described ? exampleInferBody(model.signature) : undefined;
+  const inputNames = inputs.map((input) => input.name);
+  const outputNames = outputs.map((output) => output.name);
+  const names = (all: string[]) => (all.length <= 4 ? all.join(', ') : `${all.slice(0, 3).join(', ')} and ${all.length - 3} more`);
   const description = [
     `Version ${model.version} serves unpinned requests now (\`POST /v2/models/${model.shown}/versions/{version}/infer\` names one).`,
     '',
@@ -72,9 +84,11 @@ export function modelInferOperation(model: ServedModel, needs: { security: unkno
     '',
     tensorTable(model.signature.outputs),
     '',
-    example === undefined
-      ? `No example: the inputs hold more than ${maxExampleElements} elements; send them with the binary tensor extension.`
-      : 'The example sets every dynamic dimension (-1) to 1 and fills each input with one value.',
+    !described
+      ? `No example: the model has more than ${maxTensorsDescribed} inputs or outputs.`
+      : example === undefined
+        ? `No example: the inputs hold more than ${maxExampleElements} elements; send them with the binary tensor extension.`
+        : 'The example sets every dynamic dimension (-1) to 1 and fills each input with one value.',
     '',
     needs.sentence,
   ].join('\n');
@@ -89,15 +103,17 @@ export function modelInferOperation(model: ServedModel, needs: { security: unkno
           type: 'array',
           minItems: 1,
           maxItems: inputNames.length,
-          items: model.signature.inputs.length === 1 ? inputSchema(model.signature.inputs[0]!) : { oneOf: model.signature.inputs.map(inputSchema) },
+          items: !described ? protocolSchemaRef('InferInput') : inputs.length === 1 ? inputSchema(inputs[0]!) : { oneOf: inputs.map(inputSchema) },
         },
         outputs: {
           type: 'array',
-          items: {
-            type: 'object',
-            required: ['name'],
-            properties: { name: { type: 'string', enum: outputNames }, parameters: protocolSchemaRef('InferOutputParameters') },
-          },
+          items: !described
+            ? protocolSchemaRef('InferRequestedOutput')
+            : {
+                type: 'object',
+                required: ['name'],
+                properties: { name: { type: 'string', enum: outputNames }, parameters: protocolSchemaRef('InferOutputParameters') },
+              },
         },
       },
     },
@@ -106,7 +122,7 @@ export function modelInferOperation(model: ServedModel, needs: { security: unkno
   return {
     tags: [servedModelsTag],
     operationId: `infer-${model.shown}`,
-    summary: `Infer with ${model.shown}: ${inputNames.join(', ')} → ${outputNames.join(', ')}`,
+    summary: `Infer with ${model.shown}: ${names(inputNames)} → ${names(outputNames)}`,
     description,
     security: needs.security,
     parameters: [inferenceHeaderLengthParameter],
