@@ -8,7 +8,8 @@
  * Prints one line per phase and the bounds: clients ≤ fixed + workers × GANTRY_MAX_ACTIVE_MODEL_QUEUES, idle
  * commands/s the same with 0 and with `models` models.
  */
-import { fixturePath, inferJson, startGantry, uploadModel, type GantryProcess } from '../support/gantry-process.js';
+import { GantryClient } from '../src/client/index.js';
+import { fixturePath, startGantry, testAdminKey, type GantryProcess } from '../support/gantry-process.js';
 import { eachLimited, measureRedisFootprint, trackPeakClients, type RedisFootprint } from '../support/redis-footprint.js';
 import { startPrivateRedis, sleep } from '../support/private-redis.js';
 
@@ -34,14 +35,16 @@ try {
   for (let index = 0; index < workerCount; index++) {
     processes.push(await startGantry({ command: 'worker', redisUrl: redis.url, prefix: api.prefix, dataDirectory: api.dataDirectory }));
   }
+  // No retries: a refusal is counted as one, not hidden by a second attempt.
+  const client = new GantryClient({ url: api.baseUrl, key: testAdminKey, retries: 0 });
   const empty = await measureRedisFootprint(redis.url, 5000);
   process.stdout.write(`${line('no models, idle', empty)}\n`);
 
   const names = Array.from({ length: modelCount }, (_, index) => `model-${index}`);
   const uploadStarted = Date.now();
   await eachLimited(names, 8, async (name) => {
-    const upload = await uploadModel(api.baseUrl, name, fixturePath('identity-float.onnx'));
-    if (upload.status !== 201) throw new Error(`upload of ${name}: ${upload.status} ${JSON.stringify(upload.body)}`);
+    const pushed = await client.models.push(fixturePath('identity-float.onnx'), { name });
+    if (pushed.status !== 201) throw new Error(`upload of ${name}: ${pushed.status} (${pushed.state})`);
   });
   process.stdout.write(`uploaded ${modelCount} models in ${((Date.now() - uploadStarted) / 1000).toFixed(1)} s\n`);
   const registered = await measureRedisFootprint(redis.url, 5000);
@@ -51,8 +54,7 @@ try {
   let failures = 0;
   const inferStarted = Date.now();
   await eachLimited(names, 32, async (name) => {
-    const reply = await inferJson(api.baseUrl, name, { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] });
-    if (reply.status !== 200) failures++;
+    await client.infer(name, { input: { data: new Float32Array([1, 2, 3, 4]), shape: [1, 4] } }).catch(() => failures++);
   });
   const peakClients = await peak.stop();
   process.stdout.write(
