@@ -221,6 +221,26 @@ describe('the web console in headless Chromium', { timeout: 240_000 }, () => {
     assert.equal(shots.length, shot, shots.join(', '));
   });
 
+  test('GANTRY_AUTH=off: the console asks for no key, lists models and streams live stats', async () => {
+    const keyless = await startGantry({ command: 'api', env: { GANTRY_AUTH: 'off' } });
+    const keylessPage = await context.newPage();
+    try {
+      await keylessPage.goto(`${keyless.baseUrl}/console/`);
+      await keylessPage.getByText('No models yet').waitFor();
+      assert.equal(await keylessPage.locator('#api-key').count(), 0, 'no key asked for');
+      await keylessPage.getByText('no key needed').waitFor();
+      await keylessPage.locator('[data-testid="nav-live"]').click();
+      await keylessPage.locator('[data-testid="live-view"]').waitFor();
+      // The first sample arrives (the stream needs no key either), and nothing is refused.
+      await keylessPage.getByText('Waiting for the first sample').waitFor({ state: 'detached' });
+      assert.equal(await keylessPage.locator('[role="alert"]').count(), 0);
+      await keylessPage.screenshot({ path: path.join(screenshotDirectory, `${String(++shot).padStart(2, '0')}-keyless-live.png`), fullPage: true });
+    } finally {
+      await keylessPage.close();
+      await keyless.cleanup();
+    }
+  });
+
   test(`live-stats: a stream per caller's models, at most ${maxLiveStatsStreams} per process (then 503), ended at shutdown`, async () => {
     const open: AbortController[] = [];
     const headers = { authorization: `Bearer ${testAdminKey}` };
