@@ -353,6 +353,9 @@ const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** Every environment variable the configuration reads (the README's configuration tables list exactly these; a test checks). */
+export const configVariableNames: readonly string[] = Object.keys(configSchema.shape);
 export type ConfigInput = Partial<Record<keyof Config, string | number | boolean | undefined>>;
 
 export class ConfigError extends Error {}
