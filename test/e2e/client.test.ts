@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { GantryClient, GantryError, GantryGrpcClient, binaryThresholdBytes } from '../../src/client/index.js';
 import { fixturePath, startGantry, testAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
-import { maxAbsDiff, ort, randomFloats } from './support.js';
+import { clientFor, maxAbsDiff, ort, randomFloats } from './support.js';
 
 /** A JSON part small enough that a 64 KiB+ tensor can only arrive as binary data (so 'auto' is seen to choose it). */
 const maxJsonRequestBytes = 48 * 1024;
@@ -40,7 +40,7 @@ async function expected(input: Float32Array, rows: number): Promise<Float32Array
 
 before(async () => {
   gantry = await startGantry({ env: { GANTRY_MAX_JSON_REQUEST_BYTES: String(maxJsonRequestBytes) } });
-  client = new GantryClient({ url: gantry.baseUrl, key: testAdminKey });
+  client = clientFor(gantry.baseUrl);
   reference = await ort.InferenceSession.create(fixturePath('tiny-mlp.onnx'));
 });
 
@@ -122,7 +122,7 @@ describe('client e2e', { timeout: 120_000 }, () => {
     // The id a caller chose (X-Request-Id) is the one the error carries.
     const traced = await rejection(client.infer('absent', { input: new Float32Array(1) }, { headers: { 'x-request-id': 'client-e2e-trace-1' } }));
     assert.equal(traced.requestId, 'client-e2e-trace-1');
-    const unauthenticated = await rejection(new GantryClient({ url: gantry.baseUrl, key: 'wrong' }).models.list());
+    const unauthenticated = await rejection(clientFor(gantry.baseUrl, 'wrong').models.list());
     assert.deepEqual([unauthenticated.status, unauthenticated.code], [401, 'UNAUTHENTICATED']);
   });
 
@@ -131,8 +131,8 @@ describe('client e2e', { timeout: 120_000 }, () => {
     const created = await client.keys.create({ tenant: 'client-rate', name: 'client e2e', scopes: ['models:read', 'models:write', 'infer'] });
     assert.match(created.key, /^gk_/);
     assert.equal((await client.keys.get(created.id)).tenant, 'client-rate');
-    const once = new GantryClient({ url: gantry.baseUrl, key: created.key, retries: 0 });
-    const patient = new GantryClient({ url: gantry.baseUrl, key: created.key, retries: 3 });
+    const once = clientFor(gantry.baseUrl, created.key, { retries: 0 });
+    const patient = clientFor(gantry.baseUrl, created.key, { retries: 3 });
     await patient.models.push(fixturePath('tiny-mlp.onnx'), { name: 'tiny-mlp' });
     const input = { input: { data: floats(256, 3), shape: [1, 256] } };
     // Three calls at once span at most two one-second windows, so two share one: without retries one is refused.

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { withAdminKey } from '../helpers/gantry-process.js';
+import { GantryClient } from '../../src/client/index.js';
+import { testAdminKey, withAdminKey } from '../helpers/gantry-process.js';
 import { assertErrorBody, httpCall, type HttpReply } from '../helpers/http.js';
 import type { JsonBody } from '../../support/json-body.js';
 
@@ -29,6 +30,14 @@ export type { HttpReply } from '../helpers/http.js';
 export function call(baseUrl: string, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = withAdminKey()): Promise<HttpReply> {
   if (body === undefined) return httpCall(baseUrl, method, urlPath, { headers });
   return httpCall(baseUrl, method, urlPath, { body, headers: { 'content-type': 'application/json', ...headers } });
+}
+
+/**
+ * The typed client (src/client/) for a gantry under test, with the test admin key unless `key` says otherwise: for
+ * tests that want typed tensors and GantryError rather than raw replies (`call` stays for status-level checks).
+ */
+export function clientFor(baseUrl: string, key: string = testAdminKey, options: { retries?: number; timeoutMs?: number } = {}): GantryClient {
+  return new GantryClient({ url: baseUrl, key, ...options });
 }
 
 export async function sha256OfFile(filePath: string): Promise<string> {
