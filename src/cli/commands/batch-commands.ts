@@ -3,11 +3,11 @@
  * JSONL line. `submit` streams the file up and, unless --no-wait, shows the batch's progress (lines finished out
  * of the total) until it ends.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { queryString } from '../../client/http-transport.js';
+import type { Batch, BatchState } from '../../client/index.js';
 import { booleanOption, stringOption, type ClientCommand, type Invocation } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { InputFileError } from '../input-file-error.js';
@@ -15,25 +15,6 @@ import { formatFields, formatTable, printJson } from '../output.js';
 import { ProgressReporter } from '../progress.js';
 import { UsageError } from '../usage-error.js';
 
-interface BatchView {
-  id: string;
-  model: string;
-  version: string;
-  state: 'receiving' | 'queued' | 'running' | 'succeeded' | 'cancelled' | 'expired';
-  createdAt: string;
-  finishedAt?: string;
-  total: number;
-  succeeded: number;
-  failed: number;
-  running: number;
-  queued: number;
-  cancelled: number;
-  expired: number;
-  invalid: number;
-  expiresAt?: string;
-}
-
-const finalStates = new Set(['succeeded', 'cancelled', 'expired']);
 const batchPollMs = 500;
 
 function batchPath(id: string): string {
@@ -41,11 +22,11 @@ function batchPath(id: string): string {
 }
 
 /** Lines with an outcome: succeeded, failed (expired and invalid ones included) or cancelled. */
-function finishedLines(batch: BatchView): number {
+function finishedLines(batch: Batch): number {
   return batch.succeeded + batch.failed + batch.cancelled;
 }
 
-function batchFields(batch: BatchView): string {
+function batchFields(batch: Batch): string {
   return formatFields([
     ['id', batch.id],
     ['model', `${batch.model} version ${batch.version}`],
@@ -60,20 +41,18 @@ function batchFields(batch: BatchView): string {
   ]);
 }
 
-function readBatch(invocation: Invocation, id: string): Promise<BatchView> {
-  return invocation.client().http.json<BatchView>({ method: 'GET', path: batchPath(id), idempotent: true });
+function readBatch(invocation: Invocation, id: string): Promise<Batch> {
+  return invocation.client().batches.get(id);
 }
 
 /** Polls a batch until it ends, with progress on stderr; exit 1 when lines failed or it did not succeed. */
-async function waitWithProgress(invocation: Invocation, batch: BatchView, quiet: boolean): Promise<number> {
+async function waitWithProgress(invocation: Invocation, batch: Batch, quiet: boolean): Promise<number> {
   const progress = quiet ? undefined : new ProgressReporter(invocation.stderr, `Batch ${batch.id}`, { unit: 'items', noun: 'lines' });
-  let current = batch;
+  let current: Batch;
   try {
-    while (!finalStates.has(current.state)) {
-      progress?.update(finishedLines(current), current.total);
-      await new Promise((resolve) => setTimeout(resolve, batchPollMs));
-      current = await readBatch(invocation, batch.id);
-    }
+    current = await invocation
+      .client()
+      .batches.wait(batch.id, { pollMs: batchPollMs, onProgress: (seen) => progress?.update(finishedLines(seen), seen.total) });
     progress?.finish(finishedLines(current), current.total);
   } finally {
     progress?.abandon();
@@ -108,16 +87,8 @@ const submit: ClientCommand = {
     } catch (error) {
       throw new InputFileError(`cannot read '${file.slice(0, 200)}' (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
     }
-    const batch = await invocation.client().http.json<BatchView>({
-      method: 'POST',
-      path: `/v1/models/${encodeURIComponent(model)}/batches${queryString({ retention: retentionText })}`,
-      body: {
-        // Streamed from the file: a large batch is never held whole; a retry reads the file again.
-        make: () => ({ body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>, headers: { 'content-type': 'application/x-ndjson' } }),
-        replayable: true,
-      },
-      idempotent: false,
-    });
+    // The client streams the file from disk: a large batch is never held whole.
+    const batch = await invocation.client().batches.submit(model, file, retentionText === undefined ? {} : { retention: Number(retentionText) });
     if (booleanOption(invocation.values, 'no-wait')) {
       if (invocation.json) printJson(invocation.stdout, batch);
       else invocation.stdout.write(batchFields(batch));
@@ -136,16 +107,19 @@ const list: ClientCommand = {
   positionals: { min: 0, max: 0 },
   async run(invocation) {
     const { values } = invocation;
-    const query = queryString({
-      state: stringOption(values, 'state'),
-      model: stringOption(values, 'model'),
-      limit: stringOption(values, 'limit'),
-      cursor: stringOption(values, 'cursor'),
-      tenant: stringOption(values, 'tenant'),
+    const text = (name: string) => stringOption(values, name);
+    const limitText = text('limit');
+    const limit = limitText === undefined ? undefined : Number(limitText);
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1))
+      throw new UsageError(`--limit is a positive whole number, got '${limitText!.slice(0, 20)}'.`);
+    const page = await invocation.client().batches.list({
+      // The server checks the state name (a 400 lists the valid ones).
+      ...(text('state') === undefined ? {} : { state: text('state') as BatchState }),
+      ...(text('model') === undefined ? {} : { model: text('model')! }),
+      ...(text('tenant') === undefined ? {} : { tenant: text('tenant')! }),
+      ...(text('cursor') === undefined ? {} : { cursor: text('cursor')! }),
+      ...(limit === undefined ? {} : { limit }),
     });
-    const page = await invocation
-      .client()
-      .http.json<{ batches: BatchView[]; nextCursor?: string }>({ method: 'GET', path: `/v1/batches${query}`, idempotent: true });
     if (invocation.json) printJson(invocation.stdout, page);
     else {
       invocation.stdout.write(
@@ -203,9 +177,15 @@ const results: ClientCommand = {
   options: { out: { type: 'string' } },
   positionals: { min: 1, max: 1 },
   async run(invocation) {
-    const response = await invocation
-      .client()
-      .http.call({ method: 'GET', path: `${batchPath(invocation.positionals[0]!)}/results`, headers: { accept: 'application/x-ndjson' }, idempotent: true });
+    // The lines exactly as the server sends them (batches.results() would decode them into typed arrays only for
+    // this to write them back); no time budget: a large batch's results take as long as they take.
+    const response = await invocation.client().http.call({
+      method: 'GET',
+      path: `${batchPath(invocation.positionals[0]!)}/results`,
+      headers: { accept: 'application/x-ndjson' },
+      idempotent: true,
+      timeoutMs: 0,
+    });
     const out = stringOption(invocation.values, 'out');
     const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     if (out !== undefined) {
@@ -223,7 +203,7 @@ const cancel: ClientCommand = {
   synopsis: 'BATCH_ID',
   positionals: { min: 1, max: 1 },
   async run(invocation) {
-    const batch = await invocation.client().http.json<BatchView>({ method: 'DELETE', path: batchPath(invocation.positionals[0]!), idempotent: true });
+    const batch = await invocation.client().batches.cancel(invocation.positionals[0]!);
     if (invocation.json) printJson(invocation.stdout, batch);
     else invocation.stdout.write(batchFields(batch));
     return ExitCode.Ok;

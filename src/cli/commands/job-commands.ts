@@ -2,36 +2,15 @@
  * `gantry jobs create|ls|show|result|cancel`: asynchronous inference jobs (docs/jobs.md). A job takes the same
  * inputs as `gantry infer`; its result is shown the same way.
  */
-import { jsonBody, queryString } from '../../client/http-transport.js';
-import { decodeInferResponse } from '../../client/infer-codec.js';
-import { encodeJsonData } from '../../protocol/json-tensor-codec.js';
+import type { Job, JobState } from '../../client/index.js';
 import { stringOption, type ClientCommand, type Invocation } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printJson } from '../output.js';
 import { UsageError } from '../usage-error.js';
+import { toClientInput } from '../input-arguments.js';
 import { inputDetails, presentResult, readInputs } from './infer-command.js';
 
-interface JobView {
-  id: string;
-  model: string;
-  version: string;
-  state: 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'expired';
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  attempts: number;
-  error?: { error: string; code: string };
-  expiresAt: string;
-}
-
-const finalStates = new Set(['succeeded', 'failed', 'cancelled', 'expired']);
-const jobPollMs = 250;
-
-function jobPath(id: string): string {
-  return `/v1/jobs/${encodeURIComponent(id)}`;
-}
-
-function jobFields(job: JobView): string {
+function jobFields(job: Job): string {
   return formatFields([
     ['id', job.id],
     ['model', `${job.model} version ${job.version}`],
@@ -54,22 +33,13 @@ function positiveInteger(name: string, text: string | undefined): number | undef
 
 /** Fetches a finished job's answer and shows it as `gantry infer` would. */
 async function showResult(invocation: Invocation, id: string): Promise<number> {
-  const response = await invocation.client().http.call({ method: 'GET', path: `${jobPath(id)}/result`, idempotent: true });
-  const body = new Uint8Array(await response.arrayBuffer());
-  await presentResult(
-    invocation,
-    decodeInferResponse(body, response.headers.get('inference-header-content-length'), response.headers.get('x-request-id') ?? undefined),
-  );
+  await presentResult(invocation, await invocation.client().jobs.result(id));
   return ExitCode.Ok;
 }
 
 /** Waits for a job to finish; a job that ended otherwise than succeeded exits 1 with its error. */
-async function waitAndShow(invocation: Invocation, job: JobView): Promise<number> {
-  let current = job;
-  while (!finalStates.has(current.state)) {
-    await new Promise((resolve) => setTimeout(resolve, jobPollMs));
-    current = await invocation.client().http.json<JobView>({ method: 'GET', path: jobPath(job.id), idempotent: true });
-  }
+async function waitAndShow(invocation: Invocation, job: Job): Promise<number> {
+  const current = await invocation.client().jobs.wait(job.id, { pollMs: 250 });
   if (current.state === 'succeeded') return showResult(invocation, current.id);
   if (invocation.json) printJson(invocation.stdout, current);
   else invocation.stdout.write(jobFields(current));
@@ -102,18 +72,10 @@ const create: ClientCommand = {
     const version = stringOption(invocation.values, 'version');
     const retention = positiveInteger('retention', stringOption(invocation.values, 'retention'));
     const tensors = await readInputs(invocation, model, version);
-    const inputs = tensors.map((tensor) => ({
-      name: tensor.name,
-      datatype: tensor.datatype,
-      shape: tensor.shape,
-      data: encodeJsonData(tensor.datatype, tensor.data),
-    }));
-    const modelPath = `/v1/models/${encodeURIComponent(model)}${version === undefined ? '' : `/versions/${encodeURIComponent(version)}`}/jobs`;
-    const job = await invocation.client().http.json<JobView>({
-      method: 'POST',
-      path: modelPath,
-      body: jsonBody({ inputs, ...(retention === undefined ? {} : { retention }) }),
-      idempotent: false,
+    const inputs = Object.fromEntries(tensors.map((tensor) => [tensor.name, toClientInput(tensor)]));
+    const job = await invocation.client().jobs.create(model, inputs, {
+      ...(version === undefined ? {} : { version }),
+      ...(retention === undefined ? {} : { retention }),
     });
     if (invocation.values.wait === true) return waitAndShow(invocation, job);
     if (invocation.json) printJson(invocation.stdout, job);
@@ -137,13 +99,17 @@ const list: ClientCommand = {
   positionals: { min: 0, max: 0 },
   async run(invocation) {
     const { values } = invocation;
-    const query = queryString({
-      state: stringOption(values, 'state'),
-      model: stringOption(values, 'model'),
-      limit: positiveInteger('limit', stringOption(values, 'limit')),
-      cursor: stringOption(values, 'cursor'),
+    const state = stringOption(values, 'state');
+    const model = stringOption(values, 'model');
+    const limit = positiveInteger('limit', stringOption(values, 'limit'));
+    const cursor = stringOption(values, 'cursor');
+    const page = await invocation.client().jobs.list({
+      // The server checks the state name (a 400 lists the valid ones).
+      ...(state === undefined ? {} : { state: state as JobState }),
+      ...(model === undefined ? {} : { model }),
+      ...(limit === undefined ? {} : { limit }),
+      ...(cursor === undefined ? {} : { cursor }),
     });
-    const page = await invocation.client().http.json<{ jobs: JobView[]; nextCursor?: string }>({ method: 'GET', path: `/v1/jobs${query}`, idempotent: true });
     if (invocation.json) printJson(invocation.stdout, page);
     else {
       invocation.stdout.write(
@@ -167,7 +133,7 @@ const show: ClientCommand = {
   options: { wait: { type: 'boolean' }, output: { type: 'string', multiple: true, short: 'o' } },
   positionals: { min: 1, max: 1 },
   async run(invocation) {
-    const job = await invocation.client().http.json<JobView>({ method: 'GET', path: jobPath(invocation.positionals[0]!), idempotent: true });
+    const job = await invocation.client().jobs.get(invocation.positionals[0]!);
     if (invocation.values.wait === true) return waitAndShow(invocation, job);
     if (invocation.json) printJson(invocation.stdout, job);
     else invocation.stdout.write(jobFields(job));
@@ -193,7 +159,7 @@ const cancel: ClientCommand = {
   synopsis: 'JOB_ID',
   positionals: { min: 1, max: 1 },
   async run(invocation) {
-    const job = await invocation.client().http.json<JobView>({ method: 'DELETE', path: jobPath(invocation.positionals[0]!), idempotent: true });
+    const job = await invocation.client().jobs.cancel(invocation.positionals[0]!);
     if (invocation.json) printJson(invocation.stdout, job);
     else invocation.stdout.write(jobFields(job));
     return ExitCode.Ok;

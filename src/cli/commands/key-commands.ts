@@ -1,25 +1,11 @@
 /** `gantry keys create|ls|show|revoke`: API keys. Only `create` ever prints a key (the server shows it that once). */
-import { jsonBody } from '../../client/http-transport.js';
+import type { ApiKey, CreatedKey, Scope } from '../../client/index.js';
 import { stringOption, stringOptions, type ClientCommand } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printJson } from '../output.js';
 import { UsageError } from '../usage-error.js';
 
-/** A key as the server shows it (never its secret, except `key` in the answer to create). */
-interface KeyView {
-  id: string;
-  tenant: string;
-  name: string;
-  scopes: string[];
-  models?: string[];
-  createdAt: string;
-  expiresAt?: string;
-  revokedAt?: string;
-  status: string;
-  key?: string;
-}
-
-function keyFields(key: KeyView): string {
+function keyFields(key: ApiKey): string {
   return formatFields([
     ['id', key.id],
     ['name', key.name],
@@ -62,22 +48,18 @@ const create: ClientCommand = {
     const models = stringOptions(values, 'model');
     const tenant = stringOption(values, 'tenant');
     const expiresAt = stringOption(values, 'expires');
-    const created = await invocation.client().http.json<KeyView>({
-      method: 'POST',
-      path: '/v1/keys',
-      body: jsonBody({
-        name,
-        scopes,
-        ...(tenant === undefined ? {} : { tenant }),
-        ...(models.length === 0 ? {} : { models }),
-        ...(expiresAt === undefined ? {} : { expiresAt }),
-      }),
-      idempotent: false,
+    // The server checks the scope names (a 400 lists the valid ones).
+    const created: CreatedKey = await invocation.client().keys.create({
+      name,
+      scopes: scopes as Scope[],
+      ...(tenant === undefined ? {} : { tenant }),
+      ...(models.length === 0 ? {} : { models }),
+      ...(expiresAt === undefined ? {} : { expiresAt }),
     });
     if (invocation.json) printJson(invocation.stdout, created);
     else {
       invocation.stdout.write(keyFields(created));
-      invocation.stdout.write(`key:     ${created.key ?? ''}\n`);
+      invocation.stdout.write(`key:     ${created.key}\n`);
       invocation.stderr.write('Keep the key now: it is not shown again.\n');
     }
     return ExitCode.Ok;
@@ -94,11 +76,7 @@ const list: ClientCommand = {
   positionals: { min: 0, max: 0 },
   async run(invocation) {
     const tenant = stringOption(invocation.values, 'tenant');
-    const { keys } = await invocation.client().http.json<{ keys: KeyView[] }>({
-      method: 'GET',
-      path: `/v1/keys${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`,
-      idempotent: true,
-    });
+    const keys = await invocation.client().keys.list(tenant === undefined ? {} : { tenant });
     if (invocation.json) printJson(invocation.stdout, { keys });
     else
       invocation.stdout.write(
@@ -111,7 +89,7 @@ const list: ClientCommand = {
   },
 };
 
-function oneKey(words: string[], summary: string, method: 'GET' | 'DELETE'): ClientCommand {
+function oneKey(words: string[], summary: string, action: 'get' | 'revoke'): ClientCommand {
   return {
     kind: 'client',
     words,
@@ -120,7 +98,7 @@ function oneKey(words: string[], summary: string, method: 'GET' | 'DELETE'): Cli
     positionals: { min: 1, max: 1 },
     async run(invocation) {
       const id = invocation.positionals[0]!;
-      const key = await invocation.client().http.json<KeyView>({ method, path: `/v1/keys/${encodeURIComponent(id)}`, idempotent: true });
+      const key = await invocation.client().keys[action](id);
       if (invocation.json) printJson(invocation.stdout, key);
       else invocation.stdout.write(keyFields(key));
       return ExitCode.Ok;
@@ -131,6 +109,6 @@ function oneKey(words: string[], summary: string, method: 'GET' | 'DELETE'): Cli
 export const keyCommands: ClientCommand[] = [
   create,
   list,
-  oneKey(['keys', 'show'], 'one key (never its secret)', 'GET'),
-  oneKey(['keys', 'revoke'], 'revokes a key: refused at once by every API process', 'DELETE'),
+  oneKey(['keys', 'show'], 'one key (never its secret)', 'get'),
+  oneKey(['keys', 'revoke'], 'revokes a key: refused at once by every API process', 'revoke'),
 ];

@@ -1,18 +1,10 @@
 /** `gantry tenants create|ls|show|disable|enable|rm`: tenants (admin key only). */
-import { jsonBody } from '../../client/http-transport.js';
+import type { Tenant } from '../../client/index.js';
 import { stringOption, type ClientCommand, type Invocation } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatFields, formatTable, printJson } from '../output.js';
 
-interface TenantView {
-  id: string;
-  name: string;
-  createdAt: string;
-  disabled: boolean;
-  limits: Record<string, unknown>;
-}
-
-function tenantFields(tenant: TenantView): string {
+function tenantFields(tenant: Tenant): string {
   const limits = Object.entries(tenant.limits ?? {});
   return formatFields([
     ['id', tenant.id],
@@ -23,11 +15,7 @@ function tenantFields(tenant: TenantView): string {
   ]);
 }
 
-function tenantPath(id: string): string {
-  return `/v1/tenants/${encodeURIComponent(id)}`;
-}
-
-function present(invocation: Invocation, tenant: TenantView): number {
+function present(invocation: Invocation, tenant: Tenant): number {
   if (invocation.json) printJson(invocation.stdout, tenant);
   else invocation.stdout.write(tenantFields(tenant));
   return ExitCode.Ok;
@@ -43,12 +31,7 @@ const create: ClientCommand = {
   positionals: { min: 1, max: 1 },
   async run(invocation) {
     const name = stringOption(invocation.values, 'name');
-    const tenant = await invocation.client().http.json<TenantView>({
-      method: 'POST',
-      path: '/v1/tenants',
-      body: jsonBody({ id: invocation.positionals[0], ...(name === undefined ? {} : { name }) }),
-      idempotent: false,
-    });
+    const tenant = await invocation.client().tenants.create({ id: invocation.positionals[0]!, ...(name === undefined ? {} : { name }) });
     return present(invocation, tenant);
   },
 };
@@ -60,7 +43,7 @@ const list: ClientCommand = {
   synopsis: '',
   positionals: { min: 0, max: 0 },
   async run(invocation) {
-    const { tenants } = await invocation.client().http.json<{ tenants: TenantView[] }>({ method: 'GET', path: '/v1/tenants', idempotent: true });
+    const tenants = await invocation.client().tenants.list();
     if (invocation.json) printJson(invocation.stdout, { tenants });
     else
       invocation.stdout.write(
@@ -80,10 +63,7 @@ const show: ClientCommand = {
   synopsis: 'ID',
   positionals: { min: 1, max: 1 },
   async run(invocation) {
-    return present(
-      invocation,
-      await invocation.client().http.json<TenantView>({ method: 'GET', path: tenantPath(invocation.positionals[0]!), idempotent: true }),
-    );
+    return present(invocation, await invocation.client().tenants.get(invocation.positionals[0]!));
   },
 };
 
@@ -95,12 +75,7 @@ function switchTenant(word: 'disable' | 'enable', summary: string): ClientComman
     synopsis: 'ID',
     positionals: { min: 1, max: 1 },
     async run(invocation) {
-      const tenant = await invocation.client().http.json<TenantView>({
-        method: 'PATCH',
-        path: tenantPath(invocation.positionals[0]!),
-        body: jsonBody({ disabled: word === 'disable' }),
-        idempotent: true,
-      });
+      const tenant = await invocation.client().tenants.update(invocation.positionals[0]!, { disabled: word === 'disable' });
       return present(invocation, tenant);
     },
   };
@@ -114,7 +89,7 @@ const remove: ClientCommand = {
   positionals: { min: 1, max: 1 },
   async run(invocation) {
     const id = invocation.positionals[0]!;
-    await invocation.client().http.empty({ method: 'DELETE', path: tenantPath(id), idempotent: true });
+    await invocation.client().tenants.remove(id);
     if (invocation.json) printJson(invocation.stdout, { deleted: { id } });
     else invocation.stdout.write(`Deleted tenant ${id}.\n`);
     return ExitCode.Ok;

@@ -1,32 +1,10 @@
 /** `gantry usage`: metered usage per tenant, key or model (GET /v1/usage), as a table, JSON or CSV. */
-import { queryString } from '../../client/http-transport.js';
+import type { UsageQuery } from '../../client/index.js';
 import { booleanOption, stringOption, type ClientCommand } from '../command.js';
 import { ExitCode } from '../exit-codes.js';
 import { formatTable, printJson } from '../output.js';
 import { formatBytes } from '../progress.js';
 import { UsageError } from '../usage-error.js';
-
-interface UsageRow {
-  hour?: string;
-  tenant: string;
-  key?: string;
-  model?: string;
-  requests: number;
-  rows: number;
-  computeSeconds: number;
-  bytesIn: number;
-  bytesOut: number;
-  outcomes: Record<string, number>;
-}
-
-interface UsageReport {
-  from: string;
-  to: string;
-  groupBy: string;
-  granularity: string;
-  usage: UsageRow[];
-  totals: Omit<UsageRow, 'tenant'>;
-}
 
 function oneOf(name: string, value: string | undefined, allowed: string[]): string | undefined {
   if (value !== undefined && !allowed.includes(value)) throw new UsageError(`--${name} is one of ${allowed.join(', ')}, got '${value.slice(0, 20)}'.`);
@@ -59,21 +37,23 @@ export const usageCommand: ClientCommand = {
     const { values } = invocation;
     const csv = booleanOption(values, 'csv');
     if (csv && invocation.json) throw new UsageError('--csv and --json are two formats: give one.');
-    const query = queryString({
-      from: stringOption(values, 'from'),
-      to: stringOption(values, 'to'),
-      groupBy: oneOf('group-by', stringOption(values, 'group-by'), ['tenant', 'key', 'model']),
-      granularity: booleanOption(values, 'hourly') ? 'hour' : undefined,
-      tenant: stringOption(values, 'tenant'),
-      format: csv ? 'csv' : undefined,
-    });
+    const from = stringOption(values, 'from');
+    const to = stringOption(values, 'to');
+    const groupBy = oneOf('group-by', stringOption(values, 'group-by'), ['tenant', 'key', 'model']) as UsageQuery['groupBy'];
+    const tenant = stringOption(values, 'tenant');
+    const query: UsageQuery = {
+      ...(from === undefined ? {} : { from }),
+      ...(to === undefined ? {} : { to }),
+      ...(groupBy === undefined ? {} : { groupBy }),
+      ...(booleanOption(values, 'hourly') ? { granularity: 'hour' as const } : {}),
+      ...(tenant === undefined ? {} : { tenant }),
+    };
     const client = invocation.client();
     if (csv) {
-      const response = await client.http.call({ method: 'GET', path: `/v1/usage${query}`, headers: { accept: 'text/csv' }, idempotent: true });
-      invocation.stdout.write(await response.text());
+      invocation.stdout.write(await client.usage.csv(query));
       return ExitCode.Ok;
     }
-    const report = await client.http.json<UsageReport>({ method: 'GET', path: `/v1/usage${query}`, idempotent: true });
+    const report = await client.usage.report(query);
     if (invocation.json) {
       printJson(invocation.stdout, report);
       return ExitCode.Ok;
