@@ -2,12 +2,10 @@
 import { html } from 'htm/preact';
 import type { ApiError } from '../api';
 
-/** The API's message; a 403 also says that the key lacks a scope, which is not a fault of the console. */
-export function ErrorBox(props: { error: ApiError | Error | undefined; what?: string }) {
+/** The API's own message: a 403's already names the scope the key lacks and what to do about it. */
+export function ErrorBox(props: { error: ApiError | Error | undefined }) {
   if (props.error === undefined) return null;
-  const status = 'status' in props.error ? props.error.status : 0;
-  const hint = status === 403 ? ` This key may not ${props.what ?? 'do that'}; use a key with the scope it names.` : '';
-  return html`<p class="error" role="alert" data-testid="error">${props.error.message}${hint}</p>`;
+  return html`<p class="error" role="alert" data-testid="error">${props.error.message}</p>`;
 }
 
 export function StateBadge(props: { state: string; testId?: string }) {

@@ -12,7 +12,7 @@ export function KeysView() {
   const keys = useRequest<KeyList>('/v1/keys');
   return html`<section data-testid="keys-view">
     <h2>API keys</h2>
-    <${ErrorBox} error=${keys.error} what="list keys (scope keys:write)" />
+    <${ErrorBox} error=${keys.error} />
     <${Loading} loading=${keys.loading} />
     ${
       keys.value === undefined

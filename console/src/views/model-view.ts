@@ -24,15 +24,16 @@ export function ModelView(props: { model: string }) {
   const traffic = useRequest<Record<string, unknown>>(`${modelPath(props.model)}/traffic`);
   return html`<section data-testid="model-view">
     <h2>${props.model} <a class="button" href=${linkTo('try', props.model)}>Try it</a></h2>
-    <${ErrorBox} error=${detail.error} what="read this model" />
+    <${ErrorBox} error=${detail.error} />
     <${Loading} loading=${detail.loading && detail.value === undefined} />
     ${(detail.value?.versions ?? []).map(
       (version) =>
         html`<article class="version">
           <h3>Version ${version.version} <${StateBadge} state=${version.state} /></h3>
           <p>
-            Warm-up: <${WarmupCell} version=${version} /> · ${formatBytes(version.size)} · uploaded ${formatDate(version.createdAt)} ·
-            ${version.platform}${version.sha256 === undefined ? '' : html` · <code title=${version.sha256}>${version.sha256.slice(0, 12)}…</code>`}
+            Warm-up: <${WarmupCell} version=${version} />
+            <span>${` · ${formatBytes(version.size)} · uploaded ${formatDate(version.createdAt)} · ${version.platform}`}</span>
+            ${version.sha256 === undefined ? null : html`<span> · </span><code title=${version.sha256}>${version.sha256.slice(0, 12)}…</code>`}
           </p>
           ${version.reason === undefined ? null : html`<p class="error">${version.reason}</p>`}
           ${version.unservedReason === undefined ? null : html`<p class="error">${version.unservedReason}</p>`}
@@ -40,7 +41,7 @@ export function ModelView(props: { model: string }) {
         </article>`,
     )}
     <h3>Aliases</h3>
-    <${ErrorBox} error=${aliases.error} what="read aliases" />
+    <${ErrorBox} error=${aliases.error} />
     ${
       aliases.value === undefined
         ? null
@@ -51,7 +52,7 @@ export function ModelView(props: { model: string }) {
             </ul>`
     }
     <h3>Traffic policy</h3>
-    <${ErrorBox} error=${traffic.error} what="read the traffic policy" />
+    <${ErrorBox} error=${traffic.error} />
     ${
       traffic.value === undefined
         ? null

@@ -54,7 +54,7 @@ export function ModelsView() {
   const { list, models } = useModelList();
   return html`<section>
     <h2>Models</h2>
-    <${ErrorBox} error=${list.error} what="list models" />
+    <${ErrorBox} error=${list.error} />
     <${Loading} loading=${list.loading && list.value === undefined} />
     ${list.value !== undefined && models.length === 0 ? html`<p class="muted">No models yet. <a href=${linkTo('upload')}>Upload one.</a></p>` : null}
     ${

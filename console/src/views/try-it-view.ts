@@ -65,7 +65,7 @@ export function TryItView(props: { model: string }) {
 
   return html`<section data-testid="try-it">
     <h2>Try ${props.model}</h2>
-    <${ErrorBox} error=${detail.error} what="read this model" />
+    <${ErrorBox} error=${detail.error} />
     <${Loading} loading=${detail.loading && detail.value === undefined} />
     ${
       version === undefined
@@ -91,7 +91,7 @@ export function TryItView(props: { model: string }) {
             <button type="submit" disabled=${busy} data-testid="try-submit">${busy ? 'Running…' : 'Run inference'}</button>
           </form>`
     }
-    <${ErrorBox} error=${error} what="run inferences" />
+    <${ErrorBox} error=${error} />
     ${
       answer === undefined
         ? null

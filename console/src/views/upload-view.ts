@@ -94,7 +94,7 @@ export function UploadView() {
       ${busy ? html`<button type="button" onClick=${() => abort.current?.abort()}>Cancel</button>` : null}
     </form>
     ${progress === undefined ? null : html`<${ProgressBar} progress=${progress} />`}
-    <${ErrorBox} error=${error} what="upload models" />
+    <${ErrorBox} error=${error} />
     ${
       version === undefined
         ? null

@@ -32,7 +32,7 @@ export function UsageView() {
   const report = useRequest<UsageReport>('/v1/usage?groupBy=model', 10_000);
   return html`<section data-testid="usage-view">
     <h2>Usage</h2>
-    <${ErrorBox} error=${report.error} what="read usage (scope usage:read)" />
+    <${ErrorBox} error=${report.error} />
     <${Loading} loading=${report.loading && report.value === undefined} />
     ${
       report.value === undefined
