@@ -28,7 +28,7 @@ export async function discardStream(stream: Readable): Promise<void> {
  * Reads a multipart model upload: the ONNX file in the field `file` and an optional warm-up sample in the text field
  * `warmup`, in either order. A sample before the file is checked before a byte of the file is stored (a bad one costs
  * no upload); one after it is checked once the file is stored, which is then given back if the sample is refused.
- * Other text fields are ignored. A refusal is thrown only after the rest of the body was read, so the client gets it.
+ * An empty `warmup` field counts as none. Other text fields are ignored. A refusal is thrown only after the rest of the body was read, so the client gets it.
  * @throws GantryError 400 without a file field, with two samples or a bad sample; 413 for a file or sample too large.
  */
 export async function readMultipartUpload<Stored>(
@@ -45,6 +45,8 @@ export async function readMultipartUpload<Stored>(
     for await (const part of request.parts() as AsyncIterableIterator<Multipart>) {
       if (part.type === 'field') {
         if (part.fieldname !== 'warmup' || refusal !== undefined) continue;
+        // An empty field is no sample: forms (swagger-ui's "Try it out" among them) send every field they show.
+        if (typeof part.value === 'string' && part.value.trim() === '') continue;
         if (warmupText !== undefined) refuse(errors.invalidArgument("Give one warm-up sample: the upload has more than one field 'warmup'."));
         else {
           try {

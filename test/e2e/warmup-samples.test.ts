@@ -129,6 +129,10 @@ describe('warm-up samples', () => {
     assert.equal(badAfter.status, 400, JSON.stringify(badAfter.body));
     assert.match(String(badAfter.body.error), /warm-up sample is not valid JSON/);
     assert.equal((await getVersion(gantry.baseUrl, 'vad-bad-after', '1')).status, 404);
+    // An empty field (a form sends every field it shows) is no sample: the zero-filled warm-up runs.
+    const empty = await uploadVad(gantry.baseUrl, 'vad-empty-sample', '');
+    assert.equal(empty.status, 201, JSON.stringify(empty.body));
+    assert.equal((empty.body.warmup as { status: string }).status, 'skipped');
 
     const twice = new FormData();
     twice.append('warmup', JSON.stringify(vadRequest()));
