@@ -26,7 +26,7 @@ const create: ClientCommand = {
   synopsis: '--name NAME --scope SCOPE [--scope …] [--tenant T] [--model M …] [--expires DATE]',
   details: [
     '--name NAME       what the key is for',
-    '--scope SCOPE     infer, models:read, models:write, keys:write, usage:read, admin; repeatable',
+    '--scope SCOPE     infer, models:read, models:write, keys:write, usage:read, metrics:read, admin; repeatable',
     "--tenant T        the key's tenant (an admin's choice; default: the caller's own)",
     "--model M         a model the key may use (default: all of the tenant's); repeatable",
     '--expires DATE    an ISO 8601 date-time after which the key is refused',
@@ -44,7 +44,7 @@ const create: ClientCommand = {
     const name = stringOption(values, 'name');
     const scopes = stringOptions(values, 'scope').flatMap((scope) => scope.split(','));
     if (name === undefined) throw new UsageError('--name is required: what the key is for.');
-    if (scopes.length === 0) throw new UsageError('--scope is required (infer, models:read, models:write, keys:write, usage:read, admin).');
+    if (scopes.length === 0) throw new UsageError('--scope is required (infer, models:read, models:write, keys:write, usage:read, metrics:read, admin).');
     const models = stringOptions(values, 'model');
     const tenant = stringOption(values, 'tenant');
     const expiresAt = stringOption(values, 'expires');
