@@ -64,7 +64,7 @@ export class GantryClient {
 
   /**
    * Runs an inference (POST /v2/models/{m}[/versions/{v}]/infer). Inputs are typed arrays or plain arrays, named
-   * as the model names them; outputs come back as typed arrays (INT64 exactly, as BigInt64Array). Inputs of 16 KiB
+   * as the model names them; outputs come back as typed arrays (INT64 exactly, as BigInt64Array). Inputs of 4 KiB
    * or more go as the binary tensor extension. Retried on 429/503 and, inference being idempotent in Gantry, on a
    * connection that failed before an answer.
    * @throws GantryError: status 0 INVALID_ARGUMENT for inputs refused before sending; Gantry's 400/404/503/504...

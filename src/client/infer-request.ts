@@ -9,7 +9,7 @@ export interface InferOptions {
   version?: string | number | undefined;
   /** Outputs to answer (default: all). */
   outputs?: string[] | undefined;
-  /** true: inputs as binary data; false: JSON; 'auto' (default): binary from 16 KiB of tensor data (binaryThresholdBytes). */
+  /** true: inputs as binary data; false: JSON; 'auto' (default): binary from 4 KiB of tensor data (binaryThresholdBytes). */
   binary?: boolean | 'auto' | undefined;
   /** Ask for outputs as binary data; default: as the inputs go. */
   binaryOutputs?: boolean | undefined;
