@@ -327,6 +327,7 @@ describe('gantry CLI against a real server', () => {
       await writeFile(path.join(directory, 'batch.jsonl'), `${lines.join('\n')}\n`);
       const submitted = await cli(['batches', 'submit', 'tiny-mlp', 'batch.jsonl']);
       assert.equal(submitted.code, 0, submitted.stderr);
+      assert.match(submitted.stderr, /^Uploading batch\.jsonl: 100% \([\d.]+ KB\/[\d.]+ KB, /m);
       assert.match(submitted.stderr, /^Batch \S+: 100% \(40\/40 lines, [\d.]+\/s\)$/m);
       assert.match(submitted.stdout, /^state: +succeeded\nlines: +40 \(succeeded 40, failed 0/m);
       const id = /^id: +(\S+)$/m.exec(submitted.stdout)![1]!;

@@ -5,6 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Batch, BatchState } from '../../client/index.js';
@@ -82,19 +83,33 @@ const submit: ClientCommand = {
     const retentionText = stringOption(invocation.values, 'retention');
     if (retentionText !== undefined && !/^[1-9]\d{0,9}$/.test(retentionText))
       throw new UsageError(`--retention is a positive whole number of seconds, got '${retentionText.slice(0, 20)}'.`);
+    let size: number;
     try {
-      if (!(await stat(file)).isFile()) throw new Error('not a file');
+      const info = await stat(file);
+      if (!info.isFile()) throw new Error('not a file');
+      size = info.size;
     } catch (error) {
       throw new InputFileError(`cannot read '${file.slice(0, 200)}' (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
     }
-    // The client streams the file from disk: a large batch is never held whole.
-    const batch = await invocation.client().batches.submit(model, file, retentionText === undefined ? {} : { retention: Number(retentionText) });
+    // The client streams the file from disk: a large batch is never held whole. Its upload shows progress too.
+    const quiet = booleanOption(invocation.values, 'quiet');
+    const upload = quiet ? undefined : new ProgressReporter(invocation.stderr, `Uploading ${path.basename(file)}`, { unit: 'bytes' });
+    let batch: Batch;
+    try {
+      batch = await invocation.client().batches.submit(model, file, {
+        ...(retentionText === undefined ? {} : { retention: Number(retentionText) }),
+        onProgress: (sent, total) => upload?.update(sent, total),
+      });
+      upload?.finish(size, size);
+    } finally {
+      upload?.abandon();
+    }
     if (booleanOption(invocation.values, 'no-wait')) {
       if (invocation.json) printJson(invocation.stdout, batch);
       else invocation.stdout.write(batchFields(batch));
       return ExitCode.Ok;
     }
-    return waitWithProgress(invocation, batch, booleanOption(invocation.values, 'quiet'));
+    return waitWithProgress(invocation, batch, quiet);
   },
 };
 
