@@ -129,7 +129,7 @@ describe('access log', () => {
     assert.equal(errorLines.length, errorsBefore, `no error line:\n${errorLines.map((entry) => JSON.stringify(entry)).join('\n')}`);
   });
 
-  test('a 404 of an unknown path: one info line with the (cut) url; an unknown model: one line with its code', async () => {
+  test('a 404 of an unknown path: one info line with the url (cut, without its query); an unknown model: one line with its code', async () => {
     const path = `/v9/${'x'.repeat(1000)}`;
     const unknownPath = await call(gantry.baseUrl, 'GET', path);
     assert.equal(unknownPath.status, 404);
@@ -138,6 +138,10 @@ describe('access log', () => {
     assert.equal(pathLine.code, 'NOT_FOUND');
     assert.equal(pathLine.route, undefined);
     assert.ok(typeof pathLine.url === 'string' && pathLine.url.length <= 200 && path.startsWith(pathLine.url), `url cut: ${pathLine.url}`);
+
+    const withQuery = await call(gantry.baseUrl, 'GET', '/v9/short?key=do-not-log-me');
+    const queryLine = await onlyLineOf(gantry, withQuery.body.requestId);
+    assert.equal(queryLine.url, '/v9/short', 'the query string is not logged');
 
     const unknownModel = await call(gantry.baseUrl, 'GET', '/v2/models/nobody');
     assert.equal(unknownModel.status, 404);
