@@ -1,6 +1,8 @@
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Metadata, credentials, loadPackageDefinition, status, type Client, type ServiceError } from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as GrpcJs from '@grpc/grpc-js';
+import type { Client, Metadata, ServiceError } from '@grpc/grpc-js';
+import type * as ProtoLoader from '@grpc/proto-loader';
 import { GantryError, invalidClientArgument } from './gantry-error.js';
 import { decodeWireResponse, type InferResult, type WireResponse } from './infer-codec.js';
 import type { InferOptions } from './infer-request.js';
@@ -28,19 +30,31 @@ export interface GrpcClientOptions {
   secure?: boolean | undefined;
 }
 
-/** The HTTP status REST answers for the same condition, so callers branch on one number over both transports. */
-const httpStatusByGrpc: Partial<Record<number, number>> = {
-  [status.INVALID_ARGUMENT]: 400,
-  [status.UNAUTHENTICATED]: 401,
-  [status.PERMISSION_DENIED]: 403,
-  [status.NOT_FOUND]: 404,
-  [status.ALREADY_EXISTS]: 409,
-  [status.FAILED_PRECONDITION]: 409,
-  [status.RESOURCE_EXHAUSTED]: 429,
-  [status.CANCELLED]: 499,
-  [status.UNIMPLEMENTED]: 501,
-  [status.UNAVAILABLE]: 503,
-  [status.DEADLINE_EXCEEDED]: 504,
+/**
+ * gRPC's packages, loaded when the first GantryGrpcClient is made rather than when the client is imported: they
+ * take ~180 ms to load, which a REST-only caller (the CLI) should not pay.
+ */
+// Named `require` so the dependency rule's reader (test/integration/dependency-rules.test.ts) sees what it loads.
+const require = createRequire(import.meta.url);
+let grpcModules: { grpc: typeof GrpcJs; protoLoader: typeof ProtoLoader } | undefined;
+function loadGrpc(): { grpc: typeof GrpcJs; protoLoader: typeof ProtoLoader } {
+  grpcModules ??= { grpc: require('@grpc/grpc-js') as typeof GrpcJs, protoLoader: require('@grpc/proto-loader') as typeof ProtoLoader };
+  return grpcModules;
+}
+
+/** The HTTP status REST answers for the same gRPC status name, so callers branch on one number over both transports. */
+const httpStatusByGrpcName: Partial<Record<string, number>> = {
+  INVALID_ARGUMENT: 400,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  FAILED_PRECONDITION: 409,
+  RESOURCE_EXHAUSTED: 429,
+  CANCELLED: 499,
+  UNIMPLEMENTED: 501,
+  UNAVAILABLE: 503,
+  DEADLINE_EXCEEDED: 504,
 };
 
 type UnaryMethod = (request: object, metadata: Metadata, options: { deadline: Date }, callback: (error: ServiceError | null, answer: unknown) => void) => void;
@@ -79,6 +93,7 @@ interface GrpcOutput {
  * `status` the HTTP status REST would answer for it.
  */
 export class GantryGrpcClient {
+  private readonly grpc: typeof GrpcJs;
   private readonly client: InferenceClient;
   private readonly key: string | undefined;
   private readonly timeoutMs: number;
@@ -86,6 +101,8 @@ export class GantryGrpcClient {
 
   constructor(options: GrpcClientOptions) {
     if (typeof options?.address !== 'string' || options.address === '') throw invalidClientArgument('GantryGrpcClient needs an address, host:port.');
+    const { grpc, protoLoader } = loadGrpc();
+    this.grpc = grpc;
     const definition = protoLoader.loadSync(['grpc_service.proto'], {
       keepCase: true,
       longs: String,
@@ -96,8 +113,11 @@ export class GantryGrpcClient {
       oneofs: true,
       includeDirs: [protoFolder],
     });
-    const inference = loadPackageDefinition(definition).inference as unknown as { GRPCInferenceService: new (...args: unknown[]) => InferenceClient };
-    this.client = new inference.GRPCInferenceService(options.address, options.secure === true ? credentials.createSsl() : credentials.createInsecure());
+    const inference = grpc.loadPackageDefinition(definition).inference as unknown as { GRPCInferenceService: new (...args: unknown[]) => InferenceClient };
+    this.client = new inference.GRPCInferenceService(
+      options.address,
+      options.secure === true ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+    );
     this.key = options.key;
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.retries = options.retries ?? 2;
@@ -196,7 +216,7 @@ export class GantryGrpcClient {
     for (let attempt = 0; ; attempt++) {
       try {
         return await new Promise((resolve, reject) => {
-          const metadata = new Metadata();
+          const metadata = new this.grpc.Metadata();
           if (this.key !== undefined) metadata.set('authorization', `Bearer ${this.key}`);
           this.client[method]!(request, metadata, { deadline: new Date(Date.now() + timeoutMs) }, (error, answer) =>
             error === null ? resolve(answer) : reject(error),
@@ -206,12 +226,13 @@ export class GantryGrpcClient {
         const serviceError = error as ServiceError;
         const retryAfter = serviceError.metadata?.get('retry-after')[0];
         const retryAfterSeconds = retryAfter === undefined ? undefined : Number(retryAfter.toString());
+        const { status } = this.grpc;
         const retryable = serviceError.code === status.UNAVAILABLE || serviceError.code === status.RESOURCE_EXHAUSTED;
         const failure = { kind: 'status' as const, status: retryable ? 503 : 400, retryAfterSeconds };
         // UNAVAILABLE also means "no connection": Gantry's methods here are reads and idempotent inference.
         if (!shouldRetry(failure, attempt, retries, true, true)) {
           throw new GantryError(serviceError.details ?? serviceError.message, {
-            status: httpStatusByGrpc[serviceError.code] ?? 500,
+            status: httpStatusByGrpcName[status[serviceError.code] ?? ''] ?? 500,
             code: status[serviceError.code] ?? 'UNKNOWN',
             retryAfterSeconds,
             cause: error,
