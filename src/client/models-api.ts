@@ -180,4 +180,48 @@ export class ModelsApi {
     const path = name === undefined ? '/v2/models/stats' : `${modelPath('/v2/models', name, version)}/stats`;
     return this.http.json({ method: 'GET', path, idempotent: true, signal: options.signal });
   }
+
+  /**
+   * Sets a version's warm-up sample (an inference request with JSON data) and reloads it so the sample runs on every
+   * instance; answers the version (202 while it still loads with `wait: false`).
+   */
+  async setWarmup(name: string, version: string | number, sample: object, options: { wait?: boolean; signal?: AbortSignal } = {}): Promise<VersionDetail> {
+    return this.http.json({
+      method: 'POST',
+      path: `${modelPath('/v1/models', name, version)}/warmup${queryString({ wait: options.wait })}`,
+      body: jsonBody(sample),
+      idempotent: true,
+      signal: options.signal,
+      timeoutMs: 0,
+    });
+  }
+
+  /** Every version of the caller's models with its state (Triton's repository index; `ready: true` lists READY ones only). */
+  repositoryIndex(options: { ready?: boolean; signal?: AbortSignal } = {}): Promise<Array<{ name: string; version: string; state: string; reason: string }>> {
+    const body = options.ready === undefined ? {} : { ready: options.ready };
+    return this.http.json({ method: 'POST', path: '/v2/repository/index', body: jsonBody(body), idempotent: true, signal: options.signal });
+  }
+
+  /** Loads (or reloads) every version of a model; answers once the newest is READY. */
+  load(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.http.empty({
+      method: 'POST',
+      path: `/v2/repository/models/${segment(name)}/load`,
+      body: jsonBody({}),
+      idempotent: true,
+      signal: options.signal,
+      timeoutMs: 0,
+    });
+  }
+
+  /** Unloads a model: every version becomes UNAVAILABLE (its files are kept; load() brings it back). */
+  unload(name: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    return this.http.empty({
+      method: 'POST',
+      path: `/v2/repository/models/${segment(name)}/unload`,
+      body: jsonBody({}),
+      idempotent: true,
+      signal: options.signal,
+    });
+  }
 }

@@ -220,6 +220,27 @@ describe('client e2e', { timeout: 120_000 }, () => {
     }
   });
 
+  test('warm-up samples (multipart push and setWarmup), unload and load', async () => {
+    const sample = { inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4] }] };
+    const pushed = await client.models.push(fixturePath('identity-float.onnx'), { name: 'warmed', warmup: sample });
+    assert.deepEqual([pushed.status, pushed.state, pushed.warmup?.status], [201, 'READY', 'ok']);
+    const refused = await rejection(client.models.push(fixturePath('identity-float.onnx'), { name: 'warmed', duplicate: true, warmup: { inputs: 'no' } }));
+    assert.deepEqual([refused.status, refused.code], [400, 'INVALID_ARGUMENT']);
+    const rewarmed = await client.models.setWarmup('tiny-mlp', 1, {
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 256], data: [...floats(256, 6)] }],
+    });
+    assert.equal(rewarmed.warmup?.status, 'ok');
+    await client.models.unload('warmed');
+    assert.equal(await client.models.ready('warmed'), false);
+    await client.models.load('warmed');
+    assert.equal(await client.models.ready('warmed'), true);
+    const index = await client.models.repositoryIndex({ ready: true });
+    assert.ok(
+      index.some((entry) => entry.name === 'warmed' && entry.state === 'READY'),
+      JSON.stringify(index),
+    );
+  });
+
   test('aliases, config and removal', async () => {
     const detail = await client.models.get('tiny-mlp');
     const version = detail.versions[0]!.version;
