@@ -113,10 +113,14 @@ async function accessLogPlugin(app: FastifyInstance, options: { enabled: boolean
     if (request.accessLogged) return;
     request.accessLogged = true;
     const answered = reply.raw.writableFinished;
-    // Not answered: the client left (499), unless Gantry ended it with an error of its own (a body timeout's 408).
-    const status = answered || request.failure !== null ? reply.statusCode : clientClosedStatus;
+    // Begun but not finished: a stream (server-sent events) its client closed, or a download cut short. Its status
+    // went out; the line keeps it.
+    const begun = !answered && reply.raw.headersSent;
+    // Not begun: the client left (499), unless Gantry ended it with an error of its own (a body timeout's 408).
+    const status = answered || begun || request.failure !== null ? reply.statusCode : clientClosedStatus;
     const line = lineOf(request, status, reply.elapsedTime, answered ? headerBytes(reply.getHeader('content-length')) : 0);
-    log[levelOf(line.status, line.code)](line, answered ? 'request answered' : 'request ended before its answer was sent');
+    const message = answered ? 'request answered' : begun ? 'connection closed while the answer was being sent' : 'request ended before its answer was sent';
+    log[levelOf(line.status, line.code)](line, message);
   };
 
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
