@@ -347,6 +347,8 @@ const configSchema = z.object({
     }),
   /** `on`: the web console is served at /console (it still needs a key for everything it shows). */
   GANTRY_CONSOLE: z.enum(['on', 'off']).default('on'),
+  /** Open live-stats streams (the console's Live view) per API process; past it 503 with Retry-After. */
+  GANTRY_MAX_CONSOLE_STREAMS: z.coerce.number().int().min(1).max(10_000).default(32),
   /** The OpenAPI document (/docs) describes an infer operation for at most this many READY models. */
   GANTRY_OPENAPI_MAX_MODELS: z.coerce.number().int().min(0).max(10_000).default(100),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

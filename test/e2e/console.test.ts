@@ -15,7 +15,9 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { inferJson, repositoryRoot, startGantry, testAdminKey, type GantryProcess } from '../helpers/gantry-process.js';
 import { call, randomFloats } from './support.js';
-import { maxLiveStatsStreams } from '../../src/api/console/live-stats-streams.js';
+
+/** GANTRY_MAX_CONSOLE_STREAMS of the deployment under test: small, so the limit test opens few streams. */
+const maxLiveStatsStreams = 6;
 
 const chromiumPath = '/usr/bin/chromium';
 const screenshotDirectory = path.join(repositoryRoot, 'test-artifacts/console');
@@ -64,7 +66,7 @@ describe('the web console in headless Chromium', { timeout: 240_000 }, () => {
     assert.ok(existsSync(path.join(repositoryRoot, 'dist/console/index.html')), 'the console is not built: run npm run build');
     await rm(screenshotDirectory, { recursive: true, force: true });
     await mkdir(screenshotDirectory, { recursive: true });
-    gantry = await startGantry();
+    gantry = await startGantry({ env: { GANTRY_MAX_CONSOLE_STREAMS: String(maxLiveStatsStreams) } });
     userDataDirectory = await mkdtemp(path.join(os.tmpdir(), 'gantry-chromium-'));
     context = await chromium.launchPersistentContext(userDataDirectory, {
       executablePath: chromiumPath,
@@ -262,6 +264,8 @@ describe('the web console in headless Chromium', { timeout: 240_000 }, () => {
       const first = await fetch(`${gantry.baseUrl}/v1/console/live-stats`, { headers });
       assert.equal(first.status, 503);
       await first.body?.cancel();
+      const metrics = await (await fetch(`${gantry.baseUrl}/metrics`, { headers })).text();
+      assert.match(metrics, /^gantry_limit_rejections_total\{limit="console_streams"\} [1-9]/m, 'the refusals are counted');
       // A stream's first event comes at once and names the model.
       open.pop()!.abort();
       const reader = await waitForStream(gantry.baseUrl, headers);

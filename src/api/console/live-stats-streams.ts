@@ -5,12 +5,6 @@ import type { LiveStatsSampler } from './live-stats-sampler.js';
 import { liveStatsFor } from './live-stats-view.js';
 
 /**
- * Open live-stats streams per API process. Each holds a connection and a share of every sample's serialization,
- * so a crowd of tabs (or a hostile client) is refused past this. A constant until a config variable exists.
- */
-export const maxLiveStatsStreams = 32;
-
-/**
  * A stream whose client does not read falls behind; past this many unsent bytes it is closed (the console
  * reconnects) instead of buffering without bound.
  */
@@ -23,9 +17,16 @@ export const maxUnsentBytes = 256 * 1024;
 export class LiveStatsStreams {
   private readonly open = new Set<() => void>();
 
+  /**
+   * @param maxStreams GANTRY_MAX_CONSOLE_STREAMS: each stream holds a connection and a share of every sample's
+   *   serialization, so a crowd of tabs (or a hostile client) is refused past it.
+   * @param onRefusal counts a stream refused at that limit (gantry_limit_rejections_total{limit="console_streams"}).
+   */
   constructor(
     private readonly sampler: LiveStatsSampler,
     private readonly isAcceptingWork: () => boolean,
+    private readonly maxStreams: number,
+    private readonly onRefusal: () => void = () => undefined,
   ) {}
 
   get openCount(): number {
@@ -35,12 +36,14 @@ export class LiveStatsStreams {
   /** Answers `request` with a stream of its caller's live stats (the handler of GET /v1/console/live-stats). */
   serve(request: FastifyRequest, reply: FastifyReply): FastifyReply {
     if (!this.isAcceptingWork()) throw errors.shuttingDown();
-    if (this.open.size >= maxLiveStatsStreams)
+    if (this.open.size >= this.maxStreams) {
+      this.onRefusal();
       throw new GantryError(
         ErrorCode.Unavailable,
-        `This API process already serves ${maxLiveStatsStreams} live-stats streams, its limit; close another console tab or retry later.`,
+        `This API process already serves ${this.maxStreams} live-stats streams, its limit (GANTRY_MAX_CONSOLE_STREAMS); close another console tab or retry later.`,
         { retryAfterSeconds: 5 },
       );
+    }
     const stream = new PassThrough();
     const principal = request.principal;
     let unsubscribe = () => undefined as void;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { errorBodySchema } from '../../protocol/oip-schemas.js';
 import { consoleAssets } from '../console/console-assets.js';
 import { LiveStatsSampler } from '../console/live-stats-sampler.js';
-import { LiveStatsStreams, maxLiveStatsStreams } from '../console/live-stats-streams.js';
+import { LiveStatsStreams } from '../console/live-stats-streams.js';
 import { maxModelsPerEvent } from '../console/live-stats-view.js';
 import type { ApiServices } from '../services.js';
 
@@ -22,7 +22,8 @@ export async function consoleRoutes(app: FastifyInstance, services: ApiServices)
   await app.register(consoleAssets);
 
   const sampler = new LiveStatsSampler(services.metrics, { intervalMs: sampleIntervalMs, windowIntervals });
-  const streams = new LiveStatsStreams(sampler, services.isAcceptingWork);
+  const maxStreams = services.config.GANTRY_MAX_CONSOLE_STREAMS;
+  const streams = new LiveStatsStreams(sampler, services.isAcceptingWork, maxStreams, () => services.metrics.limitRejections.inc({ limit: 'console_streams' }));
   // Before the server closes: it waits for open requests, and a stream never ends by itself.
   app.addHook('preClose', async () => {
     sampler.close();
@@ -39,7 +40,7 @@ export async function consoleRoutes(app: FastifyInstance, services: ApiServices)
           `A text/event-stream with one \`stats\` event a second: per model, the requests this API process answered (total, ` +
           `per second, errors), the p50/p90/p99 latency of its successful requests over the last ${windowIntervals} s, and the ` +
           `jobs waiting or running in the model's queues (all processes'). At most ${maxModelsPerEvent} models per event ` +
-          `(the busiest), and ${maxLiveStatsStreams} open streams per API process (then 503).`,
+          `(the busiest), and ${maxStreams} open streams per API process (GANTRY_MAX_CONSOLE_STREAMS; then 503).`,
         response: { 200: z.string().describe('text/event-stream'), '4xx': errorBodySchema, '5xx': errorBodySchema },
       },
     },
