@@ -1,5 +1,7 @@
+import { Readable } from 'node:stream';
 import { GantryError, errorFromResponse, parseRetryAfter } from './gantry-error.js';
 import { retryDelayMs, shouldRetry, type AttemptFailure } from './retry-policy.js';
+import { sendStreamed } from './streamed-request.js';
 
 /** How the client reaches Gantry. */
 export interface ClientOptions {
@@ -20,8 +22,8 @@ export const defaultRetries = 2;
 
 /** A body the transport can send again on a retry: made anew for each attempt. */
 export interface RequestBody {
-  /** Makes the body for one attempt (a string, bytes, or a stream read once). */
-  make: () => { body: string | Uint8Array | ReadableStream<Uint8Array>; headers?: Record<string, string> };
+  /** Makes the body for one attempt (a string, bytes, or a stream read once, sent by streamed-request.ts). */
+  make: () => { body: string | Uint8Array | Readable; headers?: Record<string, string> };
   /** Whether make() may be called again (false for a caller's own stream). */
   replayable: boolean;
 }
@@ -166,13 +168,13 @@ export class HttpTransport {
   private async send(options: CallOptions, signal: AbortSignal): Promise<Response> {
     const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: 'application/json', ...options.headers };
     if (this.key !== undefined) headers.authorization = `Bearer ${this.key}`;
-    const init: RequestInit & { duplex?: 'half' } = { method: options.method, headers, signal };
+    const init: RequestInit = { method: options.method, headers, signal };
     if (options.body !== undefined) {
       const made = options.body.make();
       Object.assign(headers, made.headers);
+      // A stream (an upload) is piped with backpressure: fetch would read it ahead of the socket.
+      if (made.body instanceof Readable) return sendStreamed(`${this.baseUrl}${options.path}`, options.method, headers, made.body, signal);
       init.body = made.body as BodyInit;
-      // A stream body is sent as it is read (fetch needs this said for a request stream).
-      if (made.body instanceof ReadableStream) init.duplex = 'half';
     }
     return fetch(`${this.baseUrl}${options.path}`, init);
   }

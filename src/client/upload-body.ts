@@ -1,5 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { invalidClientArgument } from './gantry-error.js';
 import type { RequestBody } from './http-transport.js';
 
@@ -9,30 +10,27 @@ export type UploadSource = string | Uint8Array | ReadableStream<Uint8Array>;
 /** Bytes read from a file per chunk: big enough for few system calls, small enough for smooth progress. */
 const chunkBytes = 256 * 1024;
 
-/** Streams parts in order, counting the file's bytes as fetch pulls them (so progress follows the socket). */
-function countedStream(parts: ReadonlyArray<Uint8Array | (() => AsyncIterable<Uint8Array>)>, onFileBytes: (bytes: number) => void): ReadableStream<Uint8Array> {
-  const iterator = (async function* () {
-    for (const part of parts) {
-      if (part instanceof Uint8Array) {
-        yield part;
-        continue;
+/**
+ * Streams parts in order, counting the file's bytes as they are read. The stream is piped to the socket with
+ * backpressure (streamed-request.ts), so a chunk is read only when the previous ones were sent: progress
+ * follows the socket, and memory holds a few chunks whatever the file's size.
+ */
+function countedStream(parts: ReadonlyArray<Uint8Array | (() => AsyncIterable<Uint8Array>)>, onFileBytes: (bytes: number) => void): Readable {
+  return Readable.from(
+    (async function* () {
+      for (const part of parts) {
+        if (part instanceof Uint8Array) {
+          yield part;
+          continue;
+        }
+        for await (const chunk of part()) {
+          yield chunk;
+          onFileBytes(chunk.byteLength);
+        }
       }
-      for await (const chunk of part()) {
-        yield chunk;
-        onFileBytes(chunk.byteLength);
-      }
-    }
-  })();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = await iterator.next();
-      if (next.done === true) controller.close();
-      else controller.enqueue(next.value);
-    },
-    async cancel() {
-      await iterator.return(undefined);
-    },
-  });
+    })(),
+    { objectMode: false, highWaterMark: 1 },
+  );
 }
 
 /** A file read in chunks, never whole: a 1 GB model costs one chunk of memory. */

@@ -226,6 +226,26 @@ describe('client uploads', () => {
     assert.equal(seen[0]!.headers['transfer-encoding'], 'chunked', 'a stream of unknown length goes chunked');
   });
 
+  test('a refusal answered before the body was read (413) reaches the caller with its message, not a reset', async () => {
+    const file = path.join(directory, 'large.onnx');
+    await writeFile(file, Buffer.alloc(32 * 1024 * 1024, 1));
+    reset(() => undefined); // the scripted handler stays out of it: `refuse` answers
+    // Answers as soon as the request's headers arrive, never reading the body (as Gantry does past its limits).
+    const refuse = (request: IncomingMessage, response: ServerResponse) => {
+      if (request.url?.startsWith('/v1/models/big/') !== true) return;
+      response.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+      response.end(JSON.stringify({ error: 'The upload exceeds GANTRY_MAX_UPLOAD_BYTES (1024 bytes).', code: 'PAYLOAD_TOO_LARGE', requestId: 'big-1' }));
+    };
+    server.on('request', refuse);
+    try {
+      const error = await rejection(new GantryClient({ url: baseUrl }).models.push(file, { name: 'big' }));
+      assert.deepEqual([error.status, error.code, error.requestId], [413, 'PAYLOAD_TOO_LARGE', 'big-1']);
+      assert.match(error.message, /GANTRY_MAX_UPLOAD_BYTES/);
+    } finally {
+      server.off('request', refuse);
+    }
+  });
+
   test('a missing file is refused before anything is sent', async () => {
     reset(() => assert.fail('nothing should be sent'));
     const error = await rejection(new GantryClient({ url: baseUrl }).models.push(path.join(directory, 'absent.onnx'), { name: 'm' }));
