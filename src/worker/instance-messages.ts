@@ -13,6 +13,9 @@ export interface ThreadTensor {
   byteLength: number;
 }
 
+/** `idle`: SCHED_IDLE (runs only on a core nothing else wants) plus nice 19; `nice`: nice 19 only (no chrt, not Linux). */
+export type BackgroundScheduling = 'idle' | 'nice';
+
 export interface SessionSettings {
   executionProviders: string[];
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
@@ -41,7 +44,14 @@ export interface RunTiming {
 }
 
 export type InstanceResponse =
-  | { id: number; ok: true; type: 'load'; signature: ModelSignature }
+  | {
+      id: number;
+      ok: true;
+      type: 'load';
+      signature: ModelSignature;
+      /** How a background session's thread is scheduled: `idle` (SCHED_IDLE and nice 19) or `nice` (nice 19 only). */
+      backgroundScheduling?: BackgroundScheduling;
+    }
   | { id: number; ok: true; type: 'warmup'; report: WarmupReport }
   | { id: number; ok: true; type: 'run'; outputs: ThreadTensor[]; timing: RunTiming }
   | { id: number; ok: false; error: WireError };

@@ -3,6 +3,8 @@
  * synchronous native call that blocks its event loop for the whole inference, so it must never run on the
  * worker process's main thread, which has to keep BullMQ's locks and Redis connections alive.
  */
+import { spawnSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import path from 'node:path';
 import { parentPort } from 'node:worker_threads';
@@ -14,7 +16,7 @@ import { maxElementsPerTensor, validateInputs } from '../protocol/validate-input
 import type { WarmupReport } from '../registry/warmup-report.js';
 import { readBytesStrings, writeBytesStrings } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
-import type { InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
+import type { BackgroundScheduling, InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
 
 if (parentPort === null) throw new Error('instance-thread must run as a worker thread');
 const port = parentPort;
@@ -106,11 +108,31 @@ function sessionOptions(settings: SessionSettings): ort.InferenceSession.Session
  */
 const backgroundNice = 19;
 
+/**
+ * Puts this thread (and the threads onnxruntime starts from it) at the lowest scheduling priority. Nice 19 alone still
+ * lets a running background thread hold a core for a while after a primary's thread wakes up (measured: a 100% slow
+ * shadow raised the primary's p50 by 13%); SCHED_IDLE is preempted at once by any normal thread (measured: 0%). Node
+ * has no call for the scheduling policy, so util-linux's `chrt` sets it on this thread's id, once per background
+ * session; where it is missing (or not Linux), nice 19 stays and the worker logs it.
+ */
+function scheduleAsBackground(): BackgroundScheduling {
+  setPriority(backgroundNice);
+  try {
+    // /proc/thread-self names this thread's task: `<pid>/task/<tid>`.
+    const threadId = readlinkSync('/proc/thread-self').split('/').pop()!;
+    const outcome = spawnSync('chrt', ['--idle', '--pid', '0', threadId], { stdio: 'ignore', timeout: 5000 });
+    return outcome.status === 0 ? 'idle' : 'nice';
+  } catch {
+    return 'nice';
+  }
+}
+
 async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promise<InstanceResponse> {
   let signature: ModelSignature;
-  // Set before the session exists: on Linux a nice value is per thread (pid 0 is this thread, not the process), and
-  // the threads onnxruntime starts for the session inherit it. Raising one's own nice value needs no privilege.
-  if (request.settings.background === true) setPriority(backgroundNice);
+  // Set before the session exists: on Linux nice values and scheduling policies are per thread (pid 0 is this
+  // thread, not the process), and the threads onnxruntime starts for the session inherit them. Lowering one's own
+  // priority needs no privilege.
+  const backgroundScheduling = request.settings.background === true ? scheduleAsBackground() : undefined;
   try {
     session = await ort.InferenceSession.create(request.modelPath, sessionOptions(request.settings));
     signature = readSignature(session);
@@ -126,7 +148,7 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
     return fail(request.id, ErrorCode.InvalidModel, message);
   }
   loadedSignature = signature;
-  return { id: request.id, ok: true, type: 'load', signature };
+  return { id: request.id, ok: true, type: 'load', signature, ...(backgroundScheduling === undefined ? {} : { backgroundScheduling }) };
 }
 
 /** Longest reason a warm-up report carries (onnxruntime's messages can be long). */

@@ -5,7 +5,15 @@ import type { Tensor } from '../protocol/tensor.js';
 import { decodeJsonData } from '../protocol/json-tensor-codec.js';
 import type { WarmupReport } from '../registry/warmup-report.js';
 import type { WarmupSample } from '../registry/warmup-samples.js';
-import type { InstanceRequest, InstanceRequestBody, InstanceResponse, RunTiming, SessionSettings, ThreadTensor } from './instance-messages.js';
+import type {
+  BackgroundScheduling,
+  InstanceRequest,
+  InstanceRequestBody,
+  InstanceResponse,
+  RunTiming,
+  SessionSettings,
+  ThreadTensor,
+} from './instance-messages.js';
 import type { CurrentWork, RunRequester, RunWatchdog, WatchedThread } from './run-watchdog.js';
 
 const threadScript = new URL('./instance-thread.js', import.meta.url);
@@ -126,6 +134,8 @@ class InstanceThread implements WatchedThread {
 
 export interface LoadedModel {
   signature: ModelSignature;
+  /** For a background session: how its thread could be scheduled (instance-thread.ts). */
+  backgroundScheduling?: BackgroundScheduling;
 }
 
 export interface RunOutput {
@@ -168,7 +178,10 @@ export class ModelInstances {
         const response = await thread.send({ type: 'load', modelPath, settings }, [], work);
         if (!response.ok) throw fromWire(response.error);
         if (response.type !== 'load') throw new Error('unexpected response to load');
-        loaded ??= { signature: response.signature };
+        loaded ??= {
+          signature: response.signature,
+          ...(response.backgroundScheduling === undefined ? {} : { backgroundScheduling: response.backgroundScheduling }),
+        };
       }
       return { instances, loaded: loaded! };
     } catch (error) {

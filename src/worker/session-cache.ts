@@ -129,6 +129,8 @@ export class SessionCache {
   private readonly releases = new Set<Promise<void>>();
   /** True while a delete is under way (the disposer then stops runs instead of letting them finish). */
   private unloading = false;
+  /** Whether the worker said once that background sessions could not get SCHED_IDLE. */
+  private warnedNiceOnly = false;
 
   constructor(
     private readonly blobs: BlobCache,
@@ -266,6 +268,13 @@ export class SessionCache {
       await isolated?.remove();
     }
     if (optimizedTarget !== undefined) await this.keepOptimized(optimizedTarget);
+    if (loaded.backgroundScheduling === 'nice' && !this.warnedNiceOnly) {
+      this.warnedNiceOnly = true;
+      this.logger.warn(
+        { sha256 },
+        "background sessions (shadow copies) run at nice 19 only: SCHED_IDLE could not be set (util-linux's chrt missing, or not Linux), so a running shadow may still delay primaries a little",
+      );
+    }
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
     const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, memoryBytes: bytes, warmups: new Map() };
     // Sessions of the same model and lane under older settings are replaced, not kept beside the new ones.

@@ -1,6 +1,6 @@
 /**
  * Background sessions (shadow copies, issue 14): the worker's SessionCache runs work nobody waits on on a session
- * of its own, one instance with one onnxruntime thread, in a thread at the lowest OS priority (nice 19), beside the
+ * of its own, one instance with one onnxruntime thread, in a thread at the lowest OS priority (nice 19 and SCHED_IDLE), beside the
  * version's foreground sessions and never replacing them. Real onnxruntime, real model files, real threads: the
  * nice values are read from /proc.
  */
@@ -16,7 +16,7 @@ import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { SessionCache } from '../../src/worker/session-cache.js';
 import { fixturePath } from '../helpers/gantry-process.js';
 import { localBlobs } from '../helpers/local-blobs.js';
-import { threadNiceValues } from '../helpers/thread-nice.js';
+import { schedIdle, threadNiceValues, threadScheduling } from '../helpers/thread-nice.js';
 
 let directory: string;
 let cache: SessionCache;
@@ -61,6 +61,11 @@ test('a background session is a session of its own, one instance, in a thread at
   assert.equal(background.instances.count, 1, 'one background instance, whatever the model configures');
   assert.equal(foreground.instances.count, 2);
   assert.ok((await niceThreads()) >= 1, 'the background instance thread runs at nice 19');
+  // SCHED_IDLE (set with util-linux's chrt, which Debian always has) on top: preempted at once by any normal thread.
+  assert.equal(background.backgroundScheduling, 'idle');
+  const idleThreads = (await threadScheduling()).filter((thread) => thread.policy === schedIdle);
+  assert.ok(idleThreads.length >= 1 && idleThreads.every((thread) => thread.nice === 19), 'the background thread is SCHED_IDLE');
+  assert.equal(foreground.backgroundScheduling, undefined, 'foreground sessions are scheduled normally');
   assert.equal(os.getPriority(), 0, "the process's main thread keeps nice 0");
 
   const [fromForeground, fromBackground] = await Promise.all([
