@@ -2,6 +2,7 @@ import type { Principal } from '../auth/principal.js';
 import type { DecodedInputData } from '../protocol/decoded-json-body.js';
 import type { Tensor } from '../protocol/tensor.js';
 import type { TypedContents } from '../protocol/typed-contents.js';
+import type { CallerGone } from '../queue/caller-gone.js';
 
 export type { TypedContents } from '../protocol/typed-contents.js';
 
@@ -90,7 +91,7 @@ export interface InferenceCall {
   /** The transport's own time limit (a gRPC deadline), in ms from now; the sooner of it and `timeout` wins. */
   timeoutMs?: number;
   /** Aborted when the caller goes away (HTTP connection closed, gRPC call cancelled): a queued request is dropped. */
-  signal?: AbortSignal;
+  signal?: CallerGone;
   /**
    * A value the call carries beside its tensors, by lower-case name: REST request headers, gRPC metadata. A model's
    * traffic split reads its sticky header here (`stickyBy: "header:x-user-id"`); undefined when absent.

@@ -4,6 +4,7 @@ import type { Datatype } from '../protocol/datatypes.js';
 import type { DecodedInputData } from '../protocol/decoded-json-body.js';
 import type { InferRequestBody } from '../protocol/oip-schemas.js';
 import type { CallInput, InferenceCall, InputContent } from './inference-call.js';
+import type { CallerGone } from '../queue/caller-gone.js';
 
 /** A REST inference request once its body was read: the JSON (or the JSON header) and what came with it. */
 export interface RestInferRequest {
@@ -17,7 +18,7 @@ export interface RestInferRequest {
   /** Inputs a parse thread already decoded (large bodies), by input index. */
   decoded?: Array<DecodedInputData | undefined> | undefined;
   /** Aborted when the client goes away before its answer was written. */
-  signal?: AbortSignal;
+  signal?: CallerGone;
   /** The request's headers (lower-case names, as Node gives them): what a sticky traffic split reads. */
   headers?: Readonly<Record<string, string | string[] | undefined>>;
 }

@@ -1,5 +1,6 @@
 import type { Tensor } from '../protocol/tensor.js';
 import type { ExecutionSettings } from './job-contracts.js';
+import type { CallerGone } from './caller-gone.js';
 
 /** The model version a request runs on, and the execution settings its job carries to the worker. */
 export interface ModelTarget {
@@ -22,7 +23,7 @@ export interface InferenceSubmission {
   /** BullMQ priority: 1 is the highest; lower-numbered jobs overtake queued higher-numbered ones. */
   priority: number;
   /** Aborted when the client goes away: a request not yet running is then dropped. */
-  signal?: AbortSignal;
+  signal?: CallerGone;
   /** Most requests of this model this API process keeps waiting or running; 0 is unbounded. */
   maxQueueSize?: number;
   /** What the worker may send back for this request; it answers OUTPUT_TOO_LARGE past these. */

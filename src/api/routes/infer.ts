@@ -1,21 +1,13 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { errorBodySchema, inferRequestSchema, inferResponseSchema, type InferRequestBody } from '../../protocol/oip-schemas.js';
+import { ConnectionClosed } from '../connection-closed.js';
 import { sendInferenceResult } from '../infer-reply.js';
 import { createJobFromRequest, jobCreatedSchema, wantsAsync } from '../job-creation.js';
 import { restInferenceCall } from '../../inference/rest-call.js';
 import { modelParamsSchema, modelVersionParamsSchema } from '../route-params.js';
 import { registerInferenceBodyReading } from '../inference-body.js';
 import type { ApiServices } from '../services.js';
-
-/** Aborts when the client closes the connection before its response was written. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) controller.abort();
-  });
-  return controller.signal;
-}
 
 /**
  * POST /v2/models/{m}[/versions/{v}]/infer — the protocol's inference call over REST, with JSON tensors or the
@@ -36,7 +28,7 @@ export async function inferRoutes(app: FastifyInstance, services: ApiServices): 
       body,
       binary: request.inferBody?.binary,
       decoded: request.inferBody?.decoded,
-      signal: clientGone(reply),
+      signal: new ConnectionClosed(reply.raw),
       headers: request.headers,
     });
     // The service fills it in as it learns the model and cost; plugins/usage-metering.ts meters it.
