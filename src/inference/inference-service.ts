@@ -201,6 +201,7 @@ export class InferenceService {
       deadline: Date.now() + timeoutMs,
       timeoutMs,
       priority: schedule.priority ?? durable?.priority ?? modelConfig.defaultPriority,
+      defaultPriority: modelConfig.defaultPriority,
       maxQueueSize: modelConfig.maxQueueSize,
       // The worker refuses outputs past these before sending them (classified outputs are small: not JSON-limited).
       outputLimits,

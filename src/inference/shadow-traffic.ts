@@ -139,6 +139,7 @@ export class ShadowTraffic {
           deadline: Date.now() + primary.timeoutMs,
           timeoutMs: primary.timeoutMs,
           priority: shadowPriority,
+          defaultPriority: primary.modelConfig.defaultPriority,
           // On the workers, at the lowest OS priority: a shadow takes only CPU the primaries leave idle.
           background: true,
           signal,

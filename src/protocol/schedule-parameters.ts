@@ -12,6 +12,8 @@ export interface ScheduleParameters {
  * queue can only order this many levels.
  */
 export const lowestPriority = 2 ** 21 - 1;
+/** A model's `defaultPriority` unless configured: 1–9 overtake requests that ask for none, 11 and more yield to them. */
+export const standardDefaultPriority = 10;
 
 function readNonNegativeInteger(parameters: Record<string, unknown>, name: string, maximum: number): number | undefined {
   const value = parameters[name];

@@ -7,6 +7,8 @@ import { CoalescingLanes, type LaneRequest } from './coalescing-lanes.js';
 import type { InferenceSubmission, ModelTarget } from './inference-submission.js';
 import { maxPayloadBytesPerJob } from './job-contracts.js';
 import { encodeInferenceJob, jobRetention } from './job-encoding.js';
+import { jobOrdering } from './job-ordering.js';
+import { standardDefaultPriority } from '../protocol/schedule-parameters.js';
 import { placeValue } from './large-values.js';
 import { ModelAdmission, type Admission } from './model-admission.js';
 import { ModelLoader, type LoadRouting } from './model-loader.js';
@@ -217,13 +219,15 @@ export class InferenceProducer {
       for (const pending of batch) pending.sentIn = sent;
       // A large payload's key is named after its job, so the job's id is chosen here; BullMQ numbers the others.
       const jobId = this.replies.ids.jobIdFor(requests[0]!.correlationId);
+      // Requests of a job share their priority; a default changed meanwhile only moves this one job.
+      const ordering = jobOrdering(priority, batch[0]!.submission.defaultPriority ?? standardDefaultPriority);
       const key = await placeValue(this.redis, parts, payloadBytes, () => payloadKey(this.options.prefix, target.model, jobId), job.deadline);
       if (key === undefined) {
         job.payload = Buffer.concat(parts, payloadBytes).toString('base64');
-        sent.jobId = (await queue.add('infer', job, { ...jobRetention, priority })).id;
+        sent.jobId = (await queue.add('infer', job, { ...jobRetention, ...ordering })).id;
       } else {
         job.payloadKey = key;
-        sent.jobId = (await queue.add('infer', job, { ...jobRetention, priority, jobId })).id;
+        sent.jobId = (await queue.add('infer', job, { ...jobRetention, ...ordering, jobId })).id;
       }
       this.doorbell.ring(target.model);
       // Cancelled while the job was being sent: take it back now that its id is known.

@@ -22,6 +22,11 @@ export interface InferenceSubmission {
   timeoutMs: number;
   /** BullMQ priority: 1 is the highest; lower-numbered jobs overtake queued higher-numbered ones. */
   priority: number;
+  /**
+   * The model's default priority (absent: the standard default): a job at it takes BullMQ's cheap path, one above
+   * it the front of the queue, one below it BullMQ's priority order (job-ordering.ts).
+   */
+  defaultPriority?: number;
   /** Aborted when the client goes away: a request not yet running is then dropped. */
   signal?: CallerGone;
   /** Most requests of this model this API process keeps waiting or running; 0 is unbounded. */

@@ -65,8 +65,8 @@ export class ModelLoader {
       if (route.queue === 'shared') {
         await this.queue().add(loadJobName, job, jobRetention);
       } else {
-        // No priority: BullMQ takes jobs without one before the model's prioritized inference jobs.
-        await this.routing!.modelQueue(target.model).add(loadJobName, job, jobRetention);
+        // At the front of the queue (job-ordering.ts): a load goes before the model's queued inference jobs.
+        await this.routing!.modelQueue(target.model).add(loadJobName, job, { ...jobRetention, lifo: true });
         this.routing!.doorbell.ring(target.model);
         // Live workers, none serving the model: the load stays queued for a worker started later, and the caller
         // hears why now instead of after the whole load timeout (an upload answers 202 LOADING).

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { defaultExecutionSettings, type ExecutionSettings } from '../queue/job-contracts.js';
 import { ErrorCode, GantryError, errors } from '../errors.js';
 import { modelConfigKey } from '../redis-keys.js';
-import { lowestPriority } from '../protocol/schedule-parameters.js';
+import { lowestPriority, standardDefaultPriority } from '../protocol/schedule-parameters.js';
 import { publishRegistryEvent } from './registry-events.js';
 import type { RegistryRecords } from './registry-records.js';
 import { onnxruntimeThreadsOf } from './thread-budget.js';
@@ -41,7 +41,7 @@ export const modelConfigSchema = z
      */
     maxQueueSize: z.number().int().min(0).max(1_000_000).default(1000),
     /** Priority of requests that do not name one (1 is the highest). */
-    defaultPriority: z.number().int().min(1).max(lowestPriority).default(10),
+    defaultPriority: z.number().int().min(1).max(lowestPriority).default(standardDefaultPriority),
     /** Class labels, index i naming class i (used by the classification extension). */
     labels: z.array(z.string()).max(100_000).optional(),
   })
