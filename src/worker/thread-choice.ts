@@ -7,8 +7,10 @@ import type * as ort from 'onnxruntime-node';
 
 /**
  * Below this median run time (milliseconds, with the share of cores) the session is reloaded with one intra-op
- * thread. Measured with bench/thread-choice.ts on 2 cores: the tiny MLP (~0.01 ms a run) costs about twice the CPU
- * per run with 2 threads and gets no faster; the PP-OCRv4 recognizer (~15 ms) runs faster with 2.
+ * thread. Measured with bench/thread-choice.ts on 2 shared cores, one run at a time: under ~1 ms a second thread
+ * gains little wall time and costs CPU (heavy MLP at batch 1, ~0.4 ms: 1.11x runs/s for 1.22-1.32x CPU per run; the
+ * tiny MLP, ~0.013 ms, is too small to split at all), while through Gantry the tiny MLP served 1.46-1.63x the
+ * requests with one thread (the pool's wake-ups compete with the worker's own threads). Longer runs keep the share.
  */
 export const lightRunThresholdMs = 1;
 
