@@ -21,6 +21,11 @@ export interface SessionSettings {
   graphOptimizationLevel: 'disabled' | 'basic' | 'extended' | 'all';
   intraOpThreads?: number;
   interOpThreads?: number;
+  /**
+   * The model's intra-op count is automatic: `intraOpThreads` is the instance's share of the cores, and the load
+   * times a few zero-filled runs and reloads with one thread when a run is light (thread-choice.ts).
+   */
+  autoIntraOpThreads?: boolean;
   /** Where onnxruntime writes the optimized graph, so a second load skips optimization. */
   optimizedModelPath?: string;
   /** onnxruntime's session.intra_op/inter_op.allow_spinning: whether idle pool threads spin-wait (absent: no). */
@@ -51,6 +56,10 @@ export type InstanceResponse =
       signature: ModelSignature;
       /** How a background session's thread is scheduled: `idle` (SCHED_IDLE and nice 19) or `nice` (nice 19 only). */
       backgroundScheduling?: BackgroundScheduling;
+      /** The intra-op threads the session runs with (absent: onnxruntime's own default, not set by Gantry). */
+      intraOpThreads?: number;
+      /** With automatic threads: the median zero-filled run, in milliseconds, the choice was made from. */
+      measuredRunMs?: number;
     }
   | { id: number; ok: true; type: 'warmup'; report: WarmupReport }
   | { id: number; ok: true; type: 'run'; outputs: ThreadTensor[]; timing: RunTiming }

@@ -17,6 +17,7 @@ import type { WarmupReport } from '../registry/warmup-report.js';
 import { readBytesStrings, writeBytesStrings } from '../protocol/bytes-elements.js';
 import type { ModelSignature, TensorSpec } from '../protocol/signature.js';
 import type { BackgroundScheduling, InstanceRequest, InstanceResponse, SessionSettings, ThreadTensor } from './instance-messages.js';
+import { chosenIntraOpThreads, medianRunMs } from './thread-choice.js';
 
 if (parentPort === null) throw new Error('instance-thread must run as a worker thread');
 const port = parentPort;
@@ -133,10 +134,12 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
   // thread, not the process), and the threads onnxruntime starts for the session inherit them. Lowering one's own
   // priority needs no privilege.
   const backgroundScheduling = request.settings.background === true ? scheduleAsBackground() : undefined;
+  let threads: ThreadChoice = { intraOpThreads: request.settings.intraOpThreads };
   try {
     session = await ort.InferenceSession.create(request.modelPath, sessionOptions(request.settings));
     signature = readSignature(session);
     rejectAbsurdShapes(signature);
+    if (request.settings.autoIntraOpThreads === true) threads = await chooseThreads(request.modelPath, request.settings, signature);
   } catch (error) {
     await session?.release().catch(() => undefined);
     session = undefined;
@@ -148,7 +151,47 @@ async function load(request: Extract<InstanceRequest, { type: 'load' }>): Promis
     return fail(request.id, ErrorCode.InvalidModel, message);
   }
   loadedSignature = signature;
-  return { id: request.id, ok: true, type: 'load', signature, ...(backgroundScheduling === undefined ? {} : { backgroundScheduling }) };
+  return {
+    id: request.id,
+    ok: true,
+    type: 'load',
+    signature,
+    ...(backgroundScheduling === undefined ? {} : { backgroundScheduling }),
+    ...(threads.intraOpThreads === undefined ? {} : { intraOpThreads: threads.intraOpThreads }),
+    ...(threads.measuredRunMs === undefined ? {} : { measuredRunMs: threads.measuredRunMs }),
+  };
+}
+
+interface ThreadChoice {
+  intraOpThreads: number | undefined;
+  measuredRunMs?: number;
+}
+
+/**
+ * Automatic intra-op threads: the session was loaded with the instance's share of the cores; a few zero-filled runs
+ * are timed on it, and when one is light (thread-choice.ts) the session is loaded again with one thread, since a
+ * pool's wake-ups then cost more CPU than the run itself. With a share of one there is nothing to choose. Zeros that
+ * the model rejects leave the share (nothing was measured). The inputs use 1 for dynamic dimensions, so this is the
+ * cost of the smallest input: a model whose runs grow with the batch may want an explicit count.
+ */
+async function chooseThreads(modelPath: string, settings: SessionSettings, signature: ModelSignature): Promise<ThreadChoice> {
+  const share = settings.intraOpThreads ?? 1;
+  if (share <= 1 || session === undefined) return { intraOpThreads: share };
+  let measuredRunMs: number;
+  try {
+    measuredRunMs = await medianRunMs(session, syntheticInputs(signature));
+  } catch {
+    return { intraOpThreads: share };
+  }
+  const chosen = chosenIntraOpThreads(share, measuredRunMs);
+  if (chosen !== share) {
+    // Released first, so the share's pool threads end before the new session starts its own.
+    const measured = session;
+    session = undefined;
+    await measured.release();
+    session = await ort.InferenceSession.create(modelPath, sessionOptions({ ...settings, intraOpThreads: chosen }));
+  }
+  return { intraOpThreads: chosen, measuredRunMs };
 }
 
 /** Longest reason a warm-up report carries (onnxruntime's messages can be long). */

@@ -136,6 +136,10 @@ export interface LoadedModel {
   signature: ModelSignature;
   /** For a background session: how its thread could be scheduled (instance-thread.ts). */
   backgroundScheduling?: BackgroundScheduling;
+  /** The intra-op threads each session runs with (absent: not set, onnxruntime's default). */
+  intraOpThreads?: number;
+  /** With automatic threads: the first instance's median zero-filled run (ms) the count was chosen from. */
+  measuredRunMs?: number;
 }
 
 export interface RunOutput {
@@ -170,18 +174,26 @@ export class ModelInstances {
     const work: CurrentWork = { kind: 'load', startedAt: performance.now(), requesters: [] };
     try {
       let loaded: LoadedModel | undefined;
+      let instanceSettings = settings;
       for (let index = 0; index < count; index++) {
         const thread = new InstanceThread(options.label ?? modelPath, options.watchdog, (error) => {
           instances.broken = error;
         });
         instances.threads.push(thread);
-        const response = await thread.send({ type: 'load', modelPath, settings }, [], work);
+        const response = await thread.send({ type: 'load', modelPath, settings: instanceSettings }, [], work);
         if (!response.ok) throw fromWire(response.error);
         if (response.type !== 'load') throw new Error('unexpected response to load');
         loaded ??= {
           signature: response.signature,
           ...(response.backgroundScheduling === undefined ? {} : { backgroundScheduling: response.backgroundScheduling }),
+          ...(response.intraOpThreads === undefined ? {} : { intraOpThreads: response.intraOpThreads }),
+          ...(response.measuredRunMs === undefined ? {} : { measuredRunMs: response.measuredRunMs }),
         };
+        // The first instance's measured choice holds for the others: the instances of a model run alike, and a
+        // choice near the threshold could otherwise differ between them by noise.
+        if (settings.autoIntraOpThreads === true && response.intraOpThreads !== undefined) {
+          instanceSettings = { ...settings, intraOpThreads: response.intraOpThreads, autoIntraOpThreads: false };
+        }
       }
       return { instances, loaded: loaded! };
     } catch (error) {

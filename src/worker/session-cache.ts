@@ -1,4 +1,5 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { ErrorCode, GantryError, errors } from '../errors.js';
@@ -6,7 +7,7 @@ import type { Logger } from '../logger.js';
 import type { ExecutionSettings } from '../queue/job-contracts.js';
 import { fileExists } from '../registry/file-model-store.js';
 import type { BlobCache } from './blob-cache.js';
-import { onnxruntimeThreadsOf } from '../registry/thread-budget.js';
+import { intraOpShare, onnxruntimeThreadsOf } from '../registry/thread-budget.js';
 import type { SessionSettings } from './instance-messages.js';
 import { ModelBatcher } from './model-batcher.js';
 import { IsolatedModelPaths } from './isolated-model-path.js';
@@ -82,6 +83,11 @@ export interface SessionCacheOptions {
   isolationDirectory?: string;
   /** Where warm-up samples are read (the shared data directory); without it, asking for a sample fails the load. */
   warmupSamples?: WarmupSampleStore;
+  /**
+   * The cores automatic intra-op threads are shared out of (intraOpShare) and the thread budget counts them by;
+   * default os.availableParallelism() of this process.
+   */
+  availableParallelism?: number;
 }
 
 /**
@@ -131,12 +137,14 @@ export class SessionCache {
   private unloading = false;
   /** Whether the worker said once that background sessions could not get SCHED_IDLE. */
   private warnedNiceOnly = false;
+  private readonly availableParallelism: number;
 
   constructor(
     private readonly blobs: BlobCache,
     private readonly options: SessionCacheOptions,
     private readonly logger: Logger,
   ) {
+    this.availableParallelism = options.availableParallelism ?? os.availableParallelism();
     this.isolation = new IsolatedModelPaths(options.isolationDirectory ?? path.join(options.cacheDirectory, 'loading'));
     this.cache = new LRUCache<string, CachedModel>({
       max: options.maxLoadedModels,
@@ -211,7 +219,13 @@ export class SessionCache {
     this.options.onWarmup?.(warmupSample === undefined ? 'zero-filled' : 'sample', report, (performance.now() - startedAt) / 1000);
     // One line per warm-up, so an operator (and the tests) can see that each worker warmed before serving.
     this.logger.info(
-      { sha256: model.sha256, warmupSample: warmupSample ?? 'zero-filled', instances: model.instances.count, warmup: report },
+      {
+        sha256: model.sha256,
+        warmupSample: warmupSample ?? 'zero-filled',
+        instances: model.instances.count,
+        intraOpThreads: model.intraOpThreads,
+        warmup: report,
+      },
       'warm-up ran on every instance',
     );
     return report;
@@ -250,7 +264,8 @@ export class SessionCache {
     const planned = await this.plan(sha256, settings, blobPath);
     const { modelPath, optimizedTarget } = planned;
     const sessionSettings = lane === 'background' ? { ...planned.sessionSettings, background: true } : planned.sessionSettings;
-    const threads = onnxruntimeThreadsOf(settings);
+    // Budgeted before the load at the share automatic threads start with: the measurement may only lower it.
+    const threads = onnxruntimeThreadsOf(settings, this.availableParallelism);
     const bytes = await this.estimatedBytes(modelPath, settings.instances);
     this.makeRoom(threads, bytes);
     this.reserved.set(key, { threads, bytes });
@@ -275,8 +290,20 @@ export class SessionCache {
         "background sessions (shadow copies) run at nice 19 only: SCHED_IDLE could not be set (util-linux's chrt missing, or not Linux), so a running shadow may still delay primaries a little",
       );
     }
+    if (settings.intraOpThreads === 0 && loaded.intraOpThreads !== undefined) {
+      // Once per load: what automatic threads came to, and the run time it was chosen from (absent: nothing to choose, or zeros rejected).
+      this.logger.info(
+        { sha256, lane, instances: settings.instances, intraOpThreads: loaded.intraOpThreads, measuredRunMs: loaded.measuredRunMs },
+        'automatic intra-op threads chosen',
+      );
+    }
+    // What the sessions really hold from now on: automatic threads may have come down to one.
+    const heldThreads =
+      settings.intraOpThreads === 0 && loaded.intraOpThreads !== undefined
+        ? onnxruntimeThreadsOf({ ...settings, intraOpThreads: loaded.intraOpThreads }, this.availableParallelism)
+        : threads;
     const batcher = new ModelBatcher(instances, loaded.signature, settings);
-    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads, memoryBytes: bytes, warmups: new Map() };
+    const model: CachedModel = { ...loaded, sha256, instances, batcher, threads: heldThreads, memoryBytes: bytes, warmups: new Map() };
     // Sessions of the same model and lane under older settings are replaced, not kept beside the new ones.
     for (const otherKey of [...this.cache.keys()]) if (otherKey !== key && otherKey.startsWith(`${sha256}:${lane}:`)) this.cache.delete(otherKey);
     this.cache.set(key, model);
@@ -372,8 +399,12 @@ export class SessionCache {
       executionProviders: this.options.executionProviders,
       graphOptimizationLevel: settings.graphOptimizationLevel,
       allowSpinning: settings.allowSpinning,
-      ...(settings.intraOpThreads > 0 ? { intraOpThreads: settings.intraOpThreads } : {}),
-      ...(settings.interOpThreads > 0 ? { interOpThreads: settings.interOpThreads } : {}),
+      // Automatic (0): the instance's share of the cores, measured down to one for a light model (thread-choice.ts);
+      // inter-op one, since the sessions run in sequential mode and start no inter-op pool.
+      ...(settings.intraOpThreads > 0
+        ? { intraOpThreads: settings.intraOpThreads }
+        : { intraOpThreads: intraOpShare(settings.instances, this.availableParallelism), autoIntraOpThreads: true }),
+      interOpThreads: settings.interOpThreads > 0 ? settings.interOpThreads : 1,
     };
     const cpuOnly = this.options.executionProviders.every((provider) => provider === 'cpu');
     if (!settings.optimizedModelCache || !cpuOnly || settings.graphOptimizationLevel === 'disabled') {
