@@ -1,13 +1,15 @@
 /**
- * `npm run bench [-- --quick] [-- --knobs]`: raw onnxruntime loop vs a plain Fastify+onnxruntime server vs Gantry
- * (`start` role: API + one worker over BullMQ/Redis) at 1 and 64 connections: the tiny MLP in JSON, the PaddleOCR
- * recognizer with the binary tensor extension in and out (full runs also in JSON), and the tiny MLP through Gantry
- * with dynamic batching off (PUT /v1/models/{m}/config {"maxBatchSize": 0}). Prints one markdown table, the
- * ratios and the target check, and writes bench/results/latest.json.
+ * `npm run bench [-- --quick] [-- --knobs] [-- --trace]`: issue 18's comparison. Raw onnxruntime loop vs the plain
+ * Fastify+onnxruntime server with onnxruntime's defaults vs the same server tuned (1 intra-op/inter-op thread, no
+ * spinning) vs Gantry (`start` role: API + one worker over BullMQ/Redis): the tiny MLP in JSON at 1 and 64
+ * connections (and Gantry with dynamic batching off at 64, through PUT /v1/models/{m}/config {"maxBatchSize": 0}),
+ * the PaddleOCR recognizer with the binary tensor extension at 1 and 16 (full runs also in JSON). Each point runs in
+ * alternating rounds (every target once per round, rotated); the table shows medians, ratios and each process's CPU
+ * per request; then the issue's targets, PASS or MISS. Writes bench/results/latest.json.
  *
  * `--knobs` instead restarts Gantry under each tuning variant (environment and model configuration) and drives the
  * tiny MLP at 64 connections through it (BENCH_KNOBS_MODEL=ocr-rec: the recognizer in binary), BENCH_KNOBS_REPEAT
- * rounds; writes bench/results/knobs-<model>.json.
+ * rounds; writes bench/results/knobs-<model>.json. `--trace` runs trace.ts (the single-request path, stage by stage).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
