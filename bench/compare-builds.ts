@@ -7,7 +7,7 @@
  * Each round starts a fresh gantry on the shared Redis (its own prefix and data dir), uploads the model, warms up
  * for 2 s and drives it with autocannon. Prints every round and the ratio of the median req/s (candidate/baseline).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,6 +15,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { deleteKeys, freePort, testAdminKey, withAdminKey } from '../support/gantry-process.js';
 import { benchInput, benchModels, benchRequest, repositoryRoot, type BenchModel } from './models.js';
+import { commandLine, cpuMicroseconds, descendants } from './process-cpu.js';
 
 const [baselineCli, candidateCli = path.join(repositoryRoot, 'dist/src/cli.js'), roundsText = '3', secondsText = '10', connectionsText = '64'] =
   process.argv.slice(2);
@@ -42,11 +43,9 @@ async function waitForReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error('gantry did not become ready within 30 s');
 }
 
-/** CPU time (user + system) of a process in ms, from /proc/<pid>/stat (fields 14 and 15, 100 ticks a second). */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+/** CPU time (user + system) of a process in µs, from /proc (NaN when unreadable, so the column shows it). */
+function cpuUs(pid: number): number {
+  return cpuMicroseconds(pid) ?? Number.NaN;
 }
 
 interface Round {
@@ -91,20 +90,16 @@ async function measure(cli: string): Promise<Round> {
     const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
     const options = { url: `${url}/v2/models/${tinyModel.name}/infer`, method: 'POST' as const, headers: request.headers, body: request.body, connections };
     await autocannon({ ...options, duration: 2 });
-    const workerPid = Number(
-      spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
-        .stdout.trim()
-        .split('\n')[0],
-    );
-    const before = [await cpuMs(child.pid!), await cpuMs(workerPid)];
+    const workerPid = descendants(child.pid!).find((pid) => commandLine(pid).includes('worker')) ?? Number.NaN;
+    const before = [cpuUs(child.pid!), cpuUs(workerPid)];
     const result = await autocannon({ ...options, duration: seconds });
-    const after = [await cpuMs(child.pid!), await cpuMs(workerPid)];
+    const after = [cpuUs(child.pid!), cpuUs(workerPid)];
     if (result.non2xx > 0 || result.errors > 0) process.stderr.write(`[compare] ${cli}: ${result.non2xx} non-2xx, ${result.errors} errors\n`);
     const answered = Math.max(1, result['2xx']);
     return {
       requestsPerSecond: result['2xx'] / result.duration,
-      apiMicroseconds: ((after[0]! - before[0]!) * 1000) / answered,
-      workerMicroseconds: ((after[1]! - before[1]!) * 1000) / answered,
+      apiMicroseconds: (after[0]! - before[0]!) / answered,
+      workerMicroseconds: (after[1]! - before[1]!) / answered,
     };
   } finally {
     child.kill('SIGTERM');

@@ -65,6 +65,18 @@ export function percentile(sorted: number[], p: number): number {
 /** Session options shared by the raw loop and the plain server; they match what Gantry's worker uses. */
 export const sessionOptions = { graphOptimizationLevel: 'all' as const };
 
+/**
+ * The "plain server, tuned" options: one intra-op and one inter-op thread and no spinning, as Gantry's worker sets
+ * its sessions up (src/worker/instance-thread.ts). onnxruntime's defaults (a pool of one thread per core that spins
+ * while waiting for work) compete with the HTTP thread for the cores, so a fair baseline is measured both ways.
+ */
+export const tunedSessionOptions = {
+  ...sessionOptions,
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+};
+
 /** The bench request in either encoding (see encodeInferRequest). */
 export function benchRequest(model: BenchModel, data: number[], encoding: Encoding): BenchRequest {
   return encodeInferRequest([benchInputTensor(model, data)], encoding);

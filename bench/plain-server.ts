@@ -7,14 +7,17 @@
  * sets `parameters.binary_data_output: true` the answer is a JSON header followed by the outputs' raw bytes, with
  * the same header. So the binary comparison with Gantry is like for like.
  *
- *   node dist/bench/plain-server.js <modelPath> <port> [modelName]
+ *   node dist/bench/plain-server.js <modelPath> <port> [modelName] [--tuned]
+ *
+ * `--tuned` ("plain server, tuned"): one intra-op and one inter-op thread and no spinning (tunedSessionOptions),
+ * as Gantry's worker runs its sessions; without it, onnxruntime's defaults.
  *
  * Prints "listening <port>" on stdout when it is ready.
  */
 import path from 'node:path';
 import Fastify, { type FastifyReply } from 'fastify';
 import ort from 'onnxruntime-node';
-import { inferenceHeaderContentLength, sessionOptions } from './models.js';
+import { inferenceHeaderContentLength, sessionOptions, tunedSessionOptions } from './models.js';
 
 interface InferInput {
   name: string;
@@ -29,14 +32,15 @@ interface InferBody {
   parameters?: { binary_data_output?: boolean };
 }
 
-const [modelPath, portText, nameArgument] = process.argv.slice(2);
+const tuned = process.argv.includes('--tuned');
+const [modelPath, portText, nameArgument] = process.argv.slice(2).filter((argument) => argument !== '--tuned');
 if (modelPath === undefined || portText === undefined) {
-  console.error('usage: node dist/bench/plain-server.js <modelPath> <port> [modelName]');
+  console.error('usage: node dist/bench/plain-server.js <modelPath> <port> [modelName] [--tuned]');
   process.exit(2);
 }
 const modelName = nameArgument ?? path.basename(modelPath, '.onnx');
 
-const session = await ort.InferenceSession.create(modelPath, sessionOptions);
+const session = await ort.InferenceSession.create(modelPath, tuned ? tunedSessionOptions : sessionOptions);
 const app = Fastify({ logger: false, bodyLimit: 256 * 1024 * 1024 });
 app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
