@@ -12,7 +12,6 @@
  * rounds; writes bench/results/knobs-<model>.json. `--trace` runs trace.ts (the single-request path, stage by stage).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
@@ -25,13 +24,13 @@ import {
   decodeInferResponse,
   inferenceHeaderContentLength,
   percentile,
-  repositoryRoot,
   type BenchModel,
   type BenchRequest,
   type Encoding,
 } from './models.js';
 import { commandLine, descendants, localRedisPid, perRequest, sampleGroups, type ProcessGroups } from './process-cpu.js';
 import { runTrace } from './trace.js';
+import { loadAverageText, writeBenchResults } from './results-file.js';
 import { referenceOutput, type RawLoopResult } from './raw-loop.js';
 
 const quick = process.argv.includes('--quick');
@@ -594,10 +593,7 @@ async function main(): Promise<void> {
     targets: targetLines,
     wallSeconds: (Date.now() - started) / 1000,
   };
-  const resultsDirectory = path.join(repositoryRoot, 'bench/results');
-  await mkdir(resultsDirectory, { recursive: true });
-  await writeFile(path.join(resultsDirectory, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  log(`wrote bench/results/latest.json; wall time ${results.wallSeconds.toFixed(0)} s`);
+  log(`wrote ${await writeBenchResults('latest.json', results)}; wall time ${results.wallSeconds.toFixed(0)} s`);
 }
 
 interface KnobVariant {
@@ -641,12 +637,7 @@ async function knobsMain(): Promise<void> {
   const request = benchRequest(model, benchInput(model.shape), encoding);
   const only = process.env.BENCH_KNOBS?.split(',').map((name) => name.trim());
   const variants = only === undefined ? knobVariants : knobVariants.filter((variant) => only.some((name) => variant.name.startsWith(name)));
-  log(
-    `knobs: ${model.name} ${encoding} x${connections}, ${seconds}s per variant, ${repeat} round(s); load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
+  log(`knobs: ${model.name} ${encoding} x${connections}, ${seconds}s per variant, ${repeat} round(s); load average ${loadAverageText()}`);
   const plainPort = await freePort();
   const plain = await spawnNode('plain-server.js', [model.path, String(plainPort), model.name], 'listening');
   cleanups.push(() => stopChild(plain.child));
@@ -700,17 +691,20 @@ async function knobsMain(): Promise<void> {
   console.log('');
   console.log(
     `plain server: ${plainRuns.map((run) => run.requestsPerSecond.toFixed(0)).join(', ')} req/s (before, then after each round; ratio uses the median). ` +
-      `Load average at end ${os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}.`,
+      `Load average at end ${loadAverageText()}.`,
   );
-  const resultsDirectory = path.join(repositoryRoot, 'bench/results');
-  await mkdir(resultsDirectory, { recursive: true });
-  await writeFile(
-    path.join(resultsDirectory, `knobs-${model.name}.json`),
-    `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), model: model.name, encoding, seconds, warmupSeconds, repeat, plainRuns, summary, wallSeconds: (Date.now() - started) / 1000 }, null, 2)}\n`,
-  );
+  await writeBenchResults(`knobs-${model.name}.json`, {
+    date: new Date().toISOString(),
+    machine: machine(),
+    model: model.name,
+    encoding,
+    seconds,
+    warmupSeconds,
+    repeat,
+    plainRuns,
+    summary,
+    wallSeconds: (Date.now() - started) / 1000,
+  });
 }
 
 async function cleanup(): Promise<void> {

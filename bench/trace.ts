@@ -9,7 +9,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -17,7 +16,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { deleteKeys, freePort, startGantry, uploadModel, withAdminKey, type GantryProcess } from '../support/gantry-process.js';
-import { benchInput, benchModels, benchRequest, percentile, repositoryRoot, tunedSessionOptions, type BenchModel, type BenchRequest } from './models.js';
+import { benchInput, benchModels, benchRequest, percentile, tunedSessionOptions, type BenchModel, type BenchRequest } from './models.js';
+import { loadAverageText, writeBenchResults } from './results-file.js';
 
 const benchDirectory = path.dirname(fileURLToPath(import.meta.url));
 const tinyModel = benchModels[0] as BenchModel;
@@ -135,12 +135,7 @@ export async function runTrace(): Promise<void> {
   const closers: Array<() => Promise<unknown>> = [];
   let gantry: GantryProcess | undefined;
   try {
-    log(
-      `${requests} requests per target after ${warmup} warm-up, ${rounds} alternating rounds; load average ${os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}`,
-    );
+    log(`${requests} requests per target after ${warmup} warm-up, ${rounds} alternating rounds; load average ${loadAverageText()}`);
     const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
     const urls = new Map<string, string>();
     for (const [label, extra] of [
@@ -272,18 +267,18 @@ export async function runTrace(): Promise<void> {
     console.log('');
     console.log(
       `gantry − plain server p50: ${(endToEnd - plain).toFixed(3)} ms; gantry − plain server, tuned p50: ${(endToEnd - tuned).toFixed(3)} ms. ` +
-        `Statistics are means over ${stageSums.success.count} requests; p50s are of sequential client-side timings. Load average ${os
-          .loadavg()
-          .map((l) => l.toFixed(2))
-          .join(' ')}.`,
+        `Statistics are means over ${stageSums.success.count} requests; p50s are of sequential client-side timings. Load average ${loadAverageText()}.`,
     );
-    const resultsDirectory = path.join(repositoryRoot, 'bench/results');
-    await mkdir(resultsDirectory, { recursive: true });
-    await writeFile(
-      path.join(resultsDirectory, 'trace.json'),
-      `${JSON.stringify({ date: new Date().toISOString(), requests: perRound * rounds, warmup, rounds, loadavg: os.loadavg(), stages, stageTotals: stageSums }, null, 2)}\n`,
-    );
-    log('wrote bench/results/trace.json');
+    const written = await writeBenchResults('trace.json', {
+      date: new Date().toISOString(),
+      requests: perRound * rounds,
+      warmup,
+      rounds,
+      loadavg: os.loadavg(),
+      stages,
+      stageTotals: stageSums,
+    });
+    log(`wrote ${written}`);
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     for (const child of children) await stop(child);
