@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
+import { procStatFields } from '../src/runtime/process-liveness.js';
 
 /** Clock ticks per second of /proc's times (sysconf(_SC_CLK_TCK)); 100 on every Linux this runs on, but ask once. */
 const ticksPerSecond = (() => {
@@ -18,19 +19,9 @@ const ticksPerSecond = (() => {
   }
 })();
 
-/** The fields of /proc/<pid>/stat after the command name (which may itself hold spaces and parentheses). */
-function statFields(pid: number): string[] | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return undefined;
-  }
-}
-
 /** CPU time (user + system) a process has used so far, in µs; undefined when it is gone or /proc is missing. */
 export function cpuMicroseconds(pid: number): number | undefined {
-  const fields = statFields(pid);
+  const fields = procStatFields(pid);
   // After the name: state(3) ppid(4) ... utime(14) stime(15), so utime and stime are fields[11] and fields[12].
   if (fields === undefined) return undefined;
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticksPerSecond;
@@ -61,7 +52,7 @@ export function descendants(pid: number): number[] {
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    const fields = statFields(Number(entry));
+    const fields = procStatFields(Number(entry));
     if (fields !== undefined) parentOf.set(Number(entry), Number(fields[1]));
   }
   const found: number[] = [];

@@ -5,7 +5,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
  * such process. The name sits in parentheses and may itself hold spaces and parentheses, so the fields start
  * after the last ')'.
  */
-function procStatFields(pid: number): string[] | undefined {
+export function procStatFields(pid: number): string[] | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return text.slice(text.lastIndexOf(')') + 2).split(' ');
