@@ -32,6 +32,7 @@ import { ModelRegistry } from '../../src/registry/model-registry.js';
 import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';
+import { readyProducerRedis } from '../helpers/ready-producer.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const mebibyte = 1024 ** 2;
@@ -87,7 +88,7 @@ describe('bounded API state and queue limits', { timeout: 180_000 }, () => {
     worker = new WorkerRole({ ...config, REDIS_URL: redisUrl }, logger);
     await worker.start();
     admin = new Redis(redisUrl);
-    producerRedis = createRedis(redisUrl, 'producer', 'test-producer');
+    producerRedis = await readyProducerRedis(redisUrl, 'test-producer');
     subscriber = createRedis(redisUrl, 'consumer', 'test-replies');
     replies = new ReplyListener(subscriber, producerRedis, prefix, logger);
     await replies.start();

@@ -25,6 +25,7 @@ import { FileModelStore } from '../../src/registry/file-model-store.js';
 import { WorkerRole } from '../../src/worker/worker-role.js';
 import type { Tensor } from '../../src/protocol/tensor.js';
 import { deleteKeys, fixturePath, scanKeys } from '../helpers/gantry-process.js';
+import { readyProducerRedis } from '../helpers/ready-producer.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 
@@ -92,7 +93,7 @@ describe('queue round trip: producer → BullMQ → WorkerRole → reply', { tim
     await worker.start();
 
     admin = new Redis(redisUrl);
-    producerRedis = createRedis(redisUrl, 'producer', 'test-producer');
+    producerRedis = await readyProducerRedis(redisUrl, 'test-producer');
     subscriber = createRedis(redisUrl, 'consumer', 'test-replies');
     replies = new ReplyListener(subscriber, producerRedis, prefix, logger);
     await replies.start();

@@ -27,6 +27,7 @@ import type { WebhookCall, WebhookSource } from '../../src/webhooks/webhook-sour
 import { signatureHeader, verifyWebhookSignature } from '../../src/webhooks/webhook-signature.js';
 import { deleteKeys } from '../helpers/gantry-process.js';
 import { waitUntil } from '../helpers/reliability-harness.js';
+import { readyProducerRedis } from '../helpers/ready-producer.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 const prefix = `test-webhook-dispatch-${randomBytes(4).toString('hex')}`;
@@ -83,7 +84,7 @@ before(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   consumerRedis = createRedis(redisUrl, 'consumer', 'test-webhook-dispatcher');
-  producerRedis = createRedis(redisUrl, 'producer', 'test-webhook-queue');
+  producerRedis = await readyProducerRedis(redisUrl, 'test-webhook-queue');
   queue = new WebhookQueue(producerRedis, prefix, logger);
   inspector = new Queue(webhookQueueName, { connection: producerRedis, prefix });
 });
