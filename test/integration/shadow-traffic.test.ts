@@ -29,6 +29,7 @@ import { WorkerRole } from '../../src/worker/worker-role.js';
 import { adminAuthorization, deleteKeys, fixturePath, testAdminKey } from '../helpers/gantry-process.js';
 import { sampleValue } from '../helpers/metrics-text.js';
 import { threadNiceValues } from '../helpers/thread-nice.js';
+import { waitForReady } from '../../src/queue/redis-connection.js';
 
 const redisUrl = 'redis://127.0.0.1:6379';
 /** The in-flight cap of the role under test: small, so the cap test can reach it. */
@@ -233,6 +234,8 @@ describe('shadow copies at shutdown', { timeout: 60_000 }, () => {
     const logger = createLogger(loadConfig({ LOG_LEVEL: 'silent', REDIS_URL: redisUrl }), 'test');
     const replies = new ReplyListener(subscriber, redis, prefix, logger);
     await replies.start();
+    // The producer refuses while its connection is still connecting.
+    await waitForReady(redis, 15_000);
     producer = new InferenceProducer(redis, replies, { prefix, maxRequestsPerJob: 1, maxJobsInFlight: 1 }, logger);
   });
 
