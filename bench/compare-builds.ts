@@ -2,7 +2,7 @@
  * `node dist/bench/compare-builds.js <baseline-cli.js> [candidate-cli.js] [rounds=3] [seconds=10] [connections=64]`
  *
  * Compares two builds of Gantry (two checkouts' `dist/src/cli.js`, e.g. main before and after a change) on the tiny
- * MLP in JSON through `gantry start`, alternating baseline and candidate rounds so that both see the same machine
+ * MLP in JSON (or, with BENCH_COMPARE_MODEL=ocr-rec, the PP-OCRv4 recognizer with binary tensors) through `gantry start`, alternating baseline and candidate rounds so that both see the same machine
  * (a 2-core VM's speed drifts by more than the differences worth finding). The candidate defaults to this checkout.
  * Each round starts a fresh gantry on the shared Redis (its own prefix and data dir), uploads the model, warms up
  * for 2 s and drives it with autocannon. Prints every round and the ratio of the median req/s (candidate/baseline).
@@ -27,7 +27,15 @@ const rounds = Number(roundsText);
 const seconds = Number(secondsText);
 const connections = Number(connectionsText);
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const tinyModel = benchModels[0] as BenchModel;
+const comparedModelName = process.env.BENCH_COMPARE_MODEL ?? 'tiny-mlp';
+const foundModel = benchModels.find((model) => model.name === comparedModelName);
+if (foundModel === undefined) {
+  process.stderr.write(`BENCH_COMPARE_MODEL must be one of: ${benchModels.map((model) => model.name).join(', ')}\n`);
+  process.exit(2);
+}
+const comparedModel: BenchModel = foundModel;
+// The tiny MLP is where the JSON path's cost shows; the recognizer's inputs are large, so it goes binary as bench/run.ts sends it.
+const encoding = comparedModel.name === 'tiny-mlp' ? 'json' : 'binary';
 
 async function waitForReady(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 30_000;
@@ -81,14 +89,14 @@ async function measure(cli: string): Promise<Round> {
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitForReady(url, child);
-    const upload = await fetch(`${url}/v1/models/${tinyModel.name}/versions`, {
+    const upload = await fetch(`${url}/v1/models/${comparedModel.name}/versions`, {
       method: 'POST',
       headers: withAdminKey({ 'content-type': 'application/octet-stream' }),
-      body: await readFile(tinyModel.path),
+      body: await readFile(comparedModel.path),
     });
     if (upload.status !== 201) throw new Error(`upload answered ${upload.status}: ${await upload.text()}`);
-    const request = benchRequest(tinyModel, benchInput(tinyModel.shape), 'json');
-    const options = { url: `${url}/v2/models/${tinyModel.name}/infer`, method: 'POST' as const, headers: request.headers, body: request.body, connections };
+    const request = benchRequest(comparedModel, benchInput(comparedModel.shape), encoding);
+    const options = { url: `${url}/v2/models/${comparedModel.name}/infer`, method: 'POST' as const, headers: request.headers, body: request.body, connections };
     await autocannon({ ...options, duration: 2 });
     const workerPid = descendants(child.pid!).find((pid) => commandLine(pid).includes('worker')) ?? Number.NaN;
     const before = [cpuUs(child.pid!), cpuUs(workerPid)];
@@ -131,7 +139,7 @@ for (let round = 1; round <= rounds; round++) {
 const summary = (rows: Round[], name: string) =>
   `${name} median ${median(rows.map((row) => row.requestsPerSecond)).toFixed(0)} req/s [${rows.map((row) => row.requestsPerSecond.toFixed(0)).join(', ')}]; ` +
   `CPU per request API ${median(rows.map((row) => row.apiMicroseconds)).toFixed(0)} µs, worker ${median(rows.map((row) => row.workerMicroseconds)).toFixed(0)} µs`;
-console.log(`tiny MLP JSON, ${connections} connections, ${seconds} s x ${rounds} rounds each`);
+console.log(`${comparedModel.name} ${encoding}, ${connections} connections, ${seconds} s x ${rounds} rounds each`);
 console.log(summary(baseline, 'baseline'));
 console.log(summary(candidate, 'candidate'));
 const ratio = median(candidate.map((row) => row.requestsPerSecond)) / median(baseline.map((row) => row.requestsPerSecond));
