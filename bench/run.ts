@@ -32,6 +32,7 @@ import { commandLine, descendants, localRedisPid, perRequest, sampleGroups, type
 import { runTrace } from './trace.js';
 import { loadAverageText, writeBenchResults } from './results-file.js';
 import { referenceOutput, type RawLoopResult } from './raw-loop.js';
+import { cpuKinds, format, targets, type Measured, type Row, type Target } from './targets.js';
 
 const quick = process.argv.includes('--quick');
 const knobs = process.argv.includes('--knobs');
@@ -43,7 +44,6 @@ const rounds = 3;
 
 const [tinyModel, ocrModel] = benchModels as [BenchModel, BenchModel];
 
-type Target = 'raw loop' | 'plain server' | 'plain server, tuned' | 'gantry' | 'gantry, batching off';
 const servedTargets: Target[] = ['plain server', 'plain server, tuned', 'gantry'];
 
 interface Point {
@@ -77,32 +77,6 @@ function durationFor(model: BenchModel): number {
 }
 const tolerance = 1e-4;
 const benchDirectory = path.dirname(new URL(import.meta.url).pathname);
-
-interface Measured {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  non2xx: number;
-  errors: number;
-  timeouts: number;
-  total: number;
-  /** Gantry only: inference_count / execution_count over the measured window (average rows per execution). */
-  averageBatch?: number;
-  /** CPU µs per answered request over the window, per process kind (api, worker, redis, plain, load generator). */
-  cpuMicroseconds?: Record<string, number>;
-}
-
-/** One target at one point: the medians of its rounds (sums for the error counts), and every round. */
-interface Row extends Measured {
-  model: string;
-  encoding: Encoding | '';
-  connections: number;
-  target: Target;
-  runs: Measured[];
-  gantryOverPlain?: number;
-  gantryOverTuned?: number;
-  gantryOverRaw?: number;
-}
 
 interface Counts {
   inference: number;
@@ -310,14 +284,6 @@ function summarize(point: Point, target: Target, runs: Measured[]): Row {
   };
 }
 
-function format(value: number | undefined, digits = 1): string {
-  if (value === undefined || !Number.isFinite(value)) return '';
-  return value.toFixed(digits);
-}
-
-/** The process kinds of the CPU columns, in table order. */
-const cpuKinds = ['api', 'worker', 'redis', 'plain', 'load generator'] as const;
-
 function table(rows: Row[]): string {
   const lines = [
     '| model | enc | conns | target | req/s | p50 ms | p99 ms | non-2xx | errors | avg batch | /plain | /plain tuned | /raw | ' +
@@ -334,78 +300,6 @@ function table(rows: Row[]): string {
     );
   }
   return lines.join('\n');
-}
-
-function find(rows: Row[], model: BenchModel, encoding: Encoding, connections: number, target: Target): Row | undefined {
-  return rows.find(
-    (r) => r.model === model.label && r.encoding === (target === 'raw loop' ? '' : encoding) && r.connections === connections && r.target === target,
-  );
-}
-
-/** The issue's Done-when targets, each PASS or MISS with the measured ratio or difference; `info` lines are not targets. */
-function targets(rows: Row[]): string[] {
-  const lines: string[] = [];
-  const check = (what: string, actual: number | undefined, goal: string, ok: (value: number) => boolean, info = false) => {
-    const known = actual !== undefined && Number.isFinite(actual);
-    const verdict = info ? 'info' : !known ? 'n/a ' : ok(actual) ? 'PASS' : 'MISS';
-    lines.push(`${verdict}  ${what}: ${known ? actual.toFixed(2) : 'n/a'} (${info ? 'for reference' : 'target'} ${goal})`);
-  };
-  const rate = (model: BenchModel, encoding: Encoding, connections: number, target: Target) =>
-    find(rows, model, encoding, connections, target)?.requestsPerSecond;
-  const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a / b);
-  const tinyGantry = rate(tinyModel, 'json', 64, 'gantry');
-  check('tiny MLP, json, 64 conns: gantry / plain server req/s', ratio(tinyGantry, rate(tinyModel, 'json', 64, 'plain server')), '>= 1.30', (v) => v >= 1.3);
-  check(
-    'tiny MLP, json, 64 conns: gantry / plain server, tuned req/s',
-    ratio(tinyGantry, rate(tinyModel, 'json', 64, 'plain server, tuned')),
-    '>= 1.00',
-    (v) => v >= 1,
-  );
-  const ocrGantry = rate(ocrModel, 'binary', 16, 'gantry');
-  check(
-    'PP-OCRv4 rec, binary, 16 conns: gantry / plain server req/s',
-    ratio(ocrGantry, rate(ocrModel, 'binary', 16, 'plain server')),
-    '>= 1.00',
-    (v) => v >= 1,
-  );
-  check(
-    'PP-OCRv4 rec, binary, 16 conns: gantry / plain server, tuned req/s',
-    ratio(ocrGantry, rate(ocrModel, 'binary', 16, 'plain server, tuned')),
-    '>= 1.00',
-    (v) => v >= 1,
-    true,
-  );
-  const p50 = (model: BenchModel, encoding: Encoding, target: Target) => find(rows, model, encoding, 1, target)?.p50Ms;
-  const difference = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? undefined : a - b);
-  check(
-    'tiny MLP, json, 1 conn: gantry p50 - plain server p50 (ms)',
-    difference(p50(tinyModel, 'json', 'gantry'), p50(tinyModel, 'json', 'plain server')),
-    '<= 1.00',
-    (v) => v <= 1,
-  );
-  check(
-    'tiny MLP, json, 1 conn: gantry p50 - plain server, tuned p50 (ms)',
-    difference(p50(tinyModel, 'json', 'gantry'), p50(tinyModel, 'json', 'plain server, tuned')),
-    '<= 1.00',
-    (v) => v <= 1,
-    true,
-  );
-  check(
-    'PP-OCRv4 rec, binary, 1 conn: gantry p50 - plain server p50 (ms)',
-    difference(p50(ocrModel, 'binary', 'gantry'), p50(ocrModel, 'binary', 'plain server')),
-    '<= 1.00',
-    (v) => v <= 1,
-    true,
-  );
-  const off = find(rows, tinyModel, 'json', 64, 'gantry, batching off');
-  const on = find(rows, tinyModel, 'json', 64, 'gantry');
-  check(
-    `tiny MLP, json, 64 conns: batching on / off req/s (avg batch ${format(on?.averageBatch, 2)} vs ${format(off?.averageBatch, 2)})`,
-    ratio(tinyGantry, off?.requestsPerSecond),
-    '>= 2.00',
-    (v) => v >= 2,
-  );
-  return lines;
 }
 
 async function startBenchGantry(redisUrl: string, env: Record<string, string> = {}): Promise<GantryProcess> {
