@@ -136,8 +136,8 @@ function cpuSum(row: Row | undefined, kinds: ReadonlyArray<(typeof cpuKinds)[num
  * every process shares, the load generator included (cores / the CPU per request of all of them). With the
  * worker's, Redis's and the load generator's CPU per request as measured, a target of `factor` times a measured
  * rate leaves the API at most min(1 s / goal, cores x 1 s / goal - the rest) per request. Where that is below what
- * a Gantry route costs that only answers HTTP (~74 µs here, GET /v2/health/live at 64 connections), no API can
- * reach the target with this queue on this machine. Batching on / off is bounded the same way with a free API:
+ * a Gantry route costs that only answers HTTP (74–116 µs here: bench/route-floor.ts), no API can reach the
+ * target with this queue on this machine. Batching on / off is bounded the same way with a free API:
  * the ratio of the two rows' worker + Redis + load generator CPU.
  */
 function ceilings(rows: Row[]): string[] {
