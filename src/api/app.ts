@@ -32,6 +32,7 @@ import { jobRoutes } from './routes/jobs.js';
 import { batchRoutes } from './routes/batches.js';
 import { consoleRoutes } from './routes/console.js';
 import type { ApiServices } from './services.js';
+import { lazyRequestLogger } from './lazy-request-logger.js';
 
 const packageJson = createRequire(import.meta.url)('../../../package.json') as { version: string };
 
@@ -53,6 +54,8 @@ export async function buildApp(services: ApiServices, logger: FastifyServerOptio
     // Fastify's own two lines per request are off: the access-log plugin writes one line per request instead
     // (GANTRY_ACCESS_LOG), with the model, the outcome and no child logger per request.
     logController: new LogController({ requestIdLogLabel: 'requestId', disableRequestLogging: true }),
+    // A request's child logger is made when it first logs a line (most never do): lazy-request-logger.ts.
+    childLoggerFactory: lazyRequestLogger,
     // The whole request (headers and body, an upload included) must arrive within this; then Node answers 408
     // and closes the connection. A client that disconnects mid-upload closes its socket, which ends the request
     // at once (the body's stream errors), so no timeout is needed for that.
