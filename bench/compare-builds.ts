@@ -2,8 +2,9 @@
  * `node dist/bench/compare-builds.js <baseline-cli.js> [candidate-cli.js] [rounds=3] [seconds=10] [connections=64]`
  *
  * Compares two builds of Gantry (two checkouts' `dist/src/cli.js`, e.g. main before and after a change) on the tiny
- * MLP in JSON (or, with BENCH_COMPARE_MODEL=ocr-rec, the PP-OCRv4 recognizer with binary tensors) through `gantry start`, alternating baseline and candidate rounds so that both see the same machine
- * (a 2-core VM's speed drifts by more than the differences worth finding). The candidate defaults to this checkout.
+ * MLP in JSON (or, with BENCH_COMPARE_MODEL=ocr-rec, the PP-OCRv4 recognizer with binary tensors) through `gantry
+ * start`, alternating baseline and candidate rounds so that both see the same machine (a 2-core VM's speed drifts
+ * by more than the differences worth finding). The candidate defaults to this checkout.
  * Each round starts a fresh gantry on the shared Redis (its own prefix and data dir), uploads the model, warms up
  * for 2 s and drives it with autocannon. Prints every round and the ratio of the median req/s (candidate/baseline).
  */
