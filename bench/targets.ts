@@ -53,7 +53,7 @@ export function find(rows: Row[], model: BenchModel, encoding: Encoding, connect
 }
 
 /** The issue's Done-when targets, each PASS or MISS with the measured ratio or difference; `info` lines are not targets. */
-export function targets(rows: Row[]): string[] {
+export function targets(rows: Row[], cores = os.availableParallelism()): string[] {
   const lines: string[] = [];
   const check = (what: string, actual: number | undefined, goal: string, ok: (value: number) => boolean, info = false) => {
     const known = actual !== undefined && Number.isFinite(actual);
@@ -115,7 +115,7 @@ export function targets(rows: Row[]): string[] {
     '>= 2.00',
     (v) => v >= 2,
   );
-  lines.push(...ceilings(rows));
+  lines.push(...ceilings(rows, cores));
   return lines;
 }
 
@@ -140,8 +140,7 @@ function cpuSum(row: Row | undefined, kinds: ReadonlyArray<(typeof cpuKinds)[num
  * target with this queue on this machine. Batching on / off is bounded the same way with a free API:
  * the ratio of the two rows' worker + Redis + load generator CPU.
  */
-function ceilings(rows: Row[]): string[] {
-  const cores = os.availableParallelism();
+function ceilings(rows: Row[], cores: number): string[] {
   const lines: string[] = [];
   const rest = (row: Row | undefined) => cpuSum(row, ['worker', 'redis', 'load generator']);
   const apiBudget = (what: string, gantry: Row | undefined, reference: Row | undefined, factor: number, unit: 'µs' | 'ms') => {
@@ -184,6 +183,7 @@ function ceilings(rows: Row[]): string[] {
 // Run directly: the verdicts of a results file written by run.ts.
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const file = process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bench/results/latest.json');
-  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[] };
-  process.stdout.write(`${targets(results.rows).join('\n')}\n`);
+  const results = JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[]; machine?: { cpus?: number } };
+  // The cores of the machine that measured, not of this one.
+  process.stdout.write(`${targets(results.rows, results.machine?.cpus).join('\n')}\n`);
 }
