@@ -26,8 +26,6 @@ interface Lane<Target, Request> {
   target: Target;
   priority: number;
   inFlight: number;
-  /** Requests carried by the jobs in flight. */
-  inFlightRequests: number;
   waiting: Request[];
   /** How long a request of an idle lane may wait for others to leave with it (0: it leaves at once). */
   gatherMs: number;
@@ -39,12 +37,9 @@ interface Lane<Target, Request> {
 /**
  * Packs requests for one model version and priority (a lane) into jobs. When nothing of a lane is in flight, a
  * request is sent at once, alone, so a lone request is never delayed. While one is out, requests wait and leave
- * together: in another job (at most `maxJobsInFlight` out) once as many are waiting as a job in flight carries on
- * average, or a quarter of a full job if that is fewer; else in the next job when one comes back. So the Redis cost
- * per request falls as load rises, and a lane with few callers still keeps a job queued behind the one a worker
- * runs: with a fixed quarter, 16 callers of a slow model never filled one (16 of 64), so the worker idled while each
- * reply travelled back and the next job came (docs/performance.md). The price is that a request arriving while a
- * slow job is out may wait for it, even when another worker is idle.
+ * together: in a second job once a quarter of a job's worth is waiting (at most `maxJobsInFlight` jobs out),
+ * else in the next job when one comes back. So the Redis cost per request falls as load rises; the price is that
+ * a request arriving while a slow job is out waits for it, even when another worker is idle.
  *
  * A lane given a gather time (work nobody waits on: shadow copies) does not send a lone request at once: what
  * arrives within that time leaves in one job, so a copy of every request costs the queue a job per gathering
@@ -66,7 +61,7 @@ export class CoalescingLanes<Target, Request extends LaneRequest> {
   add(laneKey: string, target: Target, priority: number, request: Request, gatherMs = 0): void {
     let lane = this.lanes.get(laneKey);
     if (lane === undefined) {
-      lane = { key: laneKey, target, priority, inFlight: 0, inFlightRequests: 0, waiting: [], gatherMs, gatheringSince: undefined, gatherTimer: undefined };
+      lane = { key: laneKey, target, priority, inFlight: 0, waiting: [], gatherMs, gatheringSince: undefined, gatherTimer: undefined };
       this.lanes.set(laneKey, lane);
     }
     lane.target = target;
@@ -81,41 +76,30 @@ export class CoalescingLanes<Target, Request extends LaneRequest> {
   }
 
   /**
-   * Sends waiting requests when it pays: at once when nothing of this lane is in flight, otherwise only once
-   * `enoughWaiting` are, so busy lanes send few, full jobs instead of alternating full jobs with lone requests.
+   * Sends waiting requests when it pays: at once when nothing of this lane is in flight, otherwise only once a
+   * quarter of a job's worth is waiting, so busy lanes send few, full jobs instead of alternating full jobs with
+   * lone requests.
    */
   private pump(lane: Lane<Target, Request>): void {
     const { maxRequestsPerJob, maxJobsInFlight, maxPayloadBytesPerJob } = this.options;
+    const enough = Math.max(1, Math.ceil(maxRequestsPerJob / 4));
     // Requests that settled while waiting (timed out, client gone) leave at once: they hold nothing any more.
     lane.waiting = lane.waiting.filter((request) => !request.settled);
     if (this.stillGathering(lane)) return;
     while (
       lane.waiting.length > 0 &&
-      (lane.inFlight === 0 ||
-        (lane.inFlight < maxJobsInFlight && (lane.waiting.length >= this.enoughWaiting(lane) || waitingBytes(lane.waiting) >= maxPayloadBytesPerJob / 4)))
+      (lane.inFlight === 0 || (lane.inFlight < maxJobsInFlight && (lane.waiting.length >= enough || waitingBytes(lane.waiting) >= maxPayloadBytesPerJob / 4)))
     ) {
       const batch = takeJob(lane.waiting, maxRequestsPerJob, maxPayloadBytesPerJob);
       lane.inFlight++;
-      lane.inFlightRequests += batch.length;
       void this.send(lane.target, lane.priority, batch).finally(() => {
         lane.inFlight--;
-        lane.inFlightRequests -= batch.length;
         this.pump(lane);
       });
     }
     if (lane.waiting.length === 0) lane.gatheringSince = undefined;
     // An empty lane is forgotten, so a caller trying every priority leaves nothing behind.
     if (lane.waiting.length === 0 && lane.inFlight === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
-  }
-
-  /**
-   * How many waiting requests make another job worth sending while some are in flight: as many as a job in flight
-   * carries on average (the load the lane's callers keep up), at most a quarter of a full job.
-   */
-  private enoughWaiting(lane: Lane<Target, Request>): number {
-    const quarterJob = Math.ceil(this.options.maxRequestsPerJob / 4);
-    const averageInFlight = Math.ceil(lane.inFlightRequests / Math.max(1, lane.inFlight));
-    return Math.max(1, Math.min(quarterJob, averageInFlight));
   }
 
   /**
