@@ -32,13 +32,33 @@ class LazyChildLogger implements FastifyBaseLogger {
     this.logger().level = level;
   }
 
-  readonly fatal: LogCall = (...args: Parameters<LogCall>) => this.write('fatal', args);
-  readonly error: LogCall = (...args: Parameters<LogCall>) => this.write('error', args);
-  readonly warn: LogCall = (...args: Parameters<LogCall>) => this.write('warn', args);
-  readonly info: LogCall = (...args: Parameters<LogCall>) => this.write('info', args);
-  readonly debug: LogCall = (...args: Parameters<LogCall>) => this.write('debug', args);
-  readonly trace: LogCall = (...args: Parameters<LogCall>) => this.write('trace', args);
-  readonly silent: LogCall = () => undefined;
+  // Methods on the prototype, not arrow properties: one of these is made per request, and pino's own methods are
+  // called on their logger too, so nothing detaches them.
+  fatal(...args: Parameters<LogCall>): void {
+    this.write('fatal', args);
+  }
+
+  error(...args: Parameters<LogCall>): void {
+    this.write('error', args);
+  }
+
+  warn(...args: Parameters<LogCall>): void {
+    this.write('warn', args);
+  }
+
+  info(...args: Parameters<LogCall>): void {
+    this.write('info', args);
+  }
+
+  debug(...args: Parameters<LogCall>): void {
+    this.write('debug', args);
+  }
+
+  trace(...args: Parameters<LogCall>): void {
+    this.write('trace', args);
+  }
+
+  silent(): void {}
 
   child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
     return this.logger().child(bindings, options);
